@@ -1,0 +1,53 @@
+# Build, test and run. PYTHON selects the interpreter machida3 embeds:
+# empty for the system's python3-embed, or a version such as 3.12.
+PYTHON ?=
+GO ?= go
+PYENV_CMD = env_exports=$$(build/python-env $(PYTHON)) && eval "$$env_exports"
+
+.PHONY: build machida3 tools test test-go test-py e2e demo setup fuzz-smoke vet clean
+
+build: machida3 tools
+
+machida3:
+	@$(PYENV_CMD) && $(GO) build -o bin/machida3 ./machida3
+
+tools:
+	$(GO) build -o bin/ ./cmd/...
+
+# Everything: Go unit tests (engine, bridge against a real interpreter,
+# host), the wallaroo package's unittest suite, and the end-to-end tests
+# that drive the built binaries.
+test: build test-py
+	@$(PYENV_CMD) && WALLAROO_BIN=$(CURDIR)/bin $(GO) test -count=1 ./...
+
+test-go:
+	@$(PYENV_CMD) && $(GO) test -count=1 ./...
+
+test-py:
+	cd pyapi && python3 -m unittest discover -s wallaroo/tests -t .
+
+e2e: build
+	WALLAROO_BIN=$(CURDIR)/bin $(GO) test -count=1 -v ./tests/...
+
+# Runs the word count example end to end and prints the counts.
+demo: build
+	examples/python/word_count/run.sh
+
+# Installs the Debian packages the build and tests need, if missing.
+setup:
+	@missing=""; for p in python3-dev pkg-config; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+	else echo "python3-dev and pkg-config are installed"; fi
+
+fuzz-smoke:
+	$(GO) test -run '^$$' -fuzz FuzzFramer -fuzztime 30s ./engine/source/
+
+vet:
+	@$(PYENV_CMD) && $(GO) vet ./...
+
+clean:
+	rm -rf bin .build

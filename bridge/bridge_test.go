@@ -1,0 +1,275 @@
+package bridge
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var testInterp *Interp
+
+func TestMain(m *testing.M) {
+	in, err := Start(Config{Path: []string{"testdata"}})
+	if err != nil {
+		panic(err)
+	}
+	testInterp = in
+	os.Exit(m.Run())
+}
+
+// do runs fn on the executor and fails the test on error.
+func do(t *testing.T, fn func(py *Py) error) {
+	t.Helper()
+	if err := testInterp.Do(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStart_SysArgvAndPath(t *testing.T) {
+	do(t, func(py *Py) error {
+		m, err := py.Exec("probe_argv", "import sys\nargv = sys.argv\npath0 = sys.path[0]\npath1 = sys.path[1]\n")
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(m)
+		for name, want := range map[string]string{"path0": "", "path1": "testdata"} {
+			v, err := py.GetAttr(m, name)
+			if err != nil {
+				return err
+			}
+			got, err := py.GoString(v)
+			py.DecRef(v)
+			if err != nil {
+				return err
+			}
+			if got != want {
+				t.Errorf("%s = %q, want %q", name, got, want)
+			}
+		}
+		argv, _ := py.GetAttr(m, "argv")
+		defer py.DecRef(argv)
+		if r := py.Repr(argv); r != "['']" {
+			t.Errorf("sys.argv = %s, want ['']", r)
+		}
+		if _, err := Start(Config{}); err == nil {
+			t.Errorf("second Start succeeded")
+		}
+		return nil
+	})
+}
+
+func TestCall_ConversionsAndRefcounts(t *testing.T) {
+	do(t, func(py *Py) error {
+		m, err := py.Exec("probe_calls", `
+def join(frames):
+    return b"|".join(frames)
+def pair(a, b):
+    return (a, b)
+def many(a, b, c):
+    return [a, b, c]
+def text():
+    return u"h\u00e9llo"
+`)
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(m)
+		join, _ := py.GetAttr(m, "join")
+		defer py.DecRef(join)
+		buf := []byte("abcdefg")
+		ends := []int32{1, 3, 3, 7}
+		before := py.RefCount(join)
+		r, err := py.CallFrames(join, buf, ends)
+		if err != nil {
+			return err
+		}
+		got, err := py.BytesView(r)
+		if err != nil {
+			return err
+		}
+		if string(got) != "a|bc||defg" {
+			t.Errorf("CallFrames = %q", got)
+		}
+		py.DecRef(r)
+		if after := py.RefCount(join); after != before {
+			t.Errorf("refcount of callable %d -> %d", before, after)
+		}
+
+		probe := py.Bytes([]byte("probe"))
+		defer py.DecRef(probe)
+		base := py.RefCount(probe)
+		for _, name := range []string{"pair", "many"} {
+			fn, _ := py.GetAttr(m, name)
+			args := []Object{probe, probe, probe}[:map[string]int{"pair": 2, "many": 3}[name]]
+			res, err := py.Call(fn, args...)
+			if err != nil {
+				return err
+			}
+			items, err := py.Items(res)
+			if err != nil {
+				return err
+			}
+			if len(items) != len(args) || !py.Same(items[0], probe) {
+				t.Errorf("%s returned %s", name, py.Repr(res))
+			}
+			for _, it := range items {
+				py.DecRef(it)
+			}
+			py.DecRef(res)
+			py.DecRef(fn)
+		}
+		if after := py.RefCount(probe); after != base {
+			t.Errorf("refcount of argument %d -> %d", base, after)
+		}
+
+		txt, err := py.CallMethod(m, "text")
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(txt)
+		s, err := py.GoString(txt)
+		if err != nil || s != "h\u00e9llo" {
+			t.Errorf("GoString = %q, %v", s, err)
+		}
+		if _, err := py.BytesView(txt); !errors.Is(err, ErrWrongType) {
+			t.Errorf("BytesView(str) err = %v", err)
+		}
+		n := py.Int(-42)
+		defer py.DecRef(n)
+		if v, err := py.GoInt(n); err != nil || v != -42 {
+			t.Errorf("GoInt = %d, %v", v, err)
+		}
+		if _, err := py.GoString(n); !errors.Is(err, ErrWrongType) || !strings.Contains(err.Error(), "int") {
+			t.Errorf("GoString(int) err = %v", err)
+		}
+		l, err := py.StrList([]string{"a", "b"})
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(l)
+		if py.Repr(l) != "['a', 'b']" {
+			t.Errorf("StrList = %s", py.Repr(l))
+		}
+		return nil
+	})
+}
+
+func TestErrors_TracebackAndClearedState(t *testing.T) {
+	do(t, func(py *Py) error {
+		m, err := py.Exec("probe_errors", `
+def inner(x):
+    raise ValueError("bad value %r" % (x,))
+def outer(x):
+    return inner(x)
+def leave():
+    raise SystemExit(3)
+def leave_none():
+    raise SystemExit()
+`)
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(m)
+		arg := py.Int(7)
+		defer py.DecRef(arg)
+		_, err = py.CallMethod(m, "outer", arg)
+		var pe *PyError
+		if !errors.As(err, &pe) {
+			t.Fatalf("err = %v, want *PyError", err)
+		}
+		if pe.Type != "ValueError" || pe.Message != "bad value 7" {
+			t.Errorf("PyError = %q %q", pe.Type, pe.Message)
+		}
+		for _, want := range []string{"Traceback (most recent call last)", "in outer", "in inner", "ValueError: bad value 7"} {
+			if !strings.Contains(pe.Traceback, want) {
+				t.Errorf("traceback lacks %q:\n%s", want, pe.Traceback)
+			}
+		}
+		_, err = py.CallMethod(m, "leave")
+		if !errors.As(err, &pe) || !pe.IsSystemExit || pe.ExitCode != 3 {
+			t.Errorf("SystemExit(3) gave %#v", err)
+		}
+		_, err = py.CallMethod(m, "leave_none")
+		if !errors.As(err, &pe) || !pe.IsSystemExit || pe.ExitCode != 0 {
+			t.Errorf("SystemExit() gave %#v", err)
+		}
+		if _, err := py.Import("no_such_module_xyz"); !errors.As(err, &pe) || !strings.Contains(pe.Type, "ModuleNotFoundError") {
+			t.Errorf("import error = %v", err)
+		}
+		if _, err := py.Exec("probe_syntax", "def f(:\n"); !errors.As(err, &pe) || pe.Type != "SyntaxError" {
+			t.Errorf("syntax error = %v", err)
+		}
+		// No exception may be left set: a fresh call must work.
+		ok, err := py.Exec("probe_after", "x = 1\n")
+		if err != nil {
+			t.Errorf("call after errors failed: %v", err)
+		}
+		py.DecRef(ok)
+		return nil
+	})
+}
+
+func TestDo_FromManyGoroutinesAndUnlocked(t *testing.T) {
+	do(t, func(py *Py) error {
+		m, err := py.Exec("probe_threads", `
+import threading
+counter = [0]
+def bump():
+    counter[0] += 1
+def start_thread():
+    ev = threading.Event()
+    t = threading.Thread(target=ev.set)
+    t.start()
+    return ev
+`)
+		py.DecRef(m)
+		return err
+	})
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 100; j++ {
+				_ = testInterp.Do(func(py *Py) error {
+					m, err := py.Import("probe_threads")
+					if err != nil {
+						return err
+					}
+					defer py.DecRef(m)
+					return py.CallMethodDiscard(m, "bump")
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	do(t, func(py *Py) error {
+		m, _ := py.Import("probe_threads")
+		defer py.DecRef(m)
+		c, _ := py.GetAttr(m, "counter")
+		defer py.DecRef(c)
+		if py.Repr(c) != "[800]" {
+			t.Errorf("counter = %s", py.Repr(c))
+		}
+		// A Python thread can run while the executor waits unlocked.
+		ev, err := py.CallMethod(m, "start_thread")
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(ev)
+		py.Unlocked(func() {})
+		timeout := py.Int(5)
+		defer py.DecRef(timeout)
+		r, err := py.CallMethod(ev, "wait", timeout)
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(r)
+		if py.Repr(r) != "True" {
+			t.Errorf("python thread did not run")
+		}
+		return nil
+	})
+}

@@ -1,0 +1,176 @@
+#include "shim.h"
+
+/* Start the interpreter without Python's own signal handlers: the Go
+ * runtime owns SIGINT/SIGTERM. Returns 0 on success. */
+int wb_init(void) {
+    Py_InitializeEx(0);
+    if (!Py_IsInitialized()) {
+        return -1;
+    }
+#if PY_MAJOR_VERSION < 3 || (PY_MAJOR_VERSION == 3 && PY_MINOR_VERSION < 7)
+    PyEval_InitThreads(); /* creates the GIL; implicit from 3.7 on */
+#endif
+    return 0;
+}
+
+PyThreadState *wb_save_thread(void) { return PyEval_SaveThread(); }
+void wb_restore_thread(PyThreadState *ts) { PyEval_RestoreThread(ts); }
+
+void wb_incref(PyObject *o) { Py_INCREF(o); }
+void wb_decref(PyObject *o) { Py_DECREF(o); }
+Py_ssize_t wb_refcnt(PyObject *o) { return Py_REFCNT(o); }
+PyObject *wb_none(void) { Py_INCREF(Py_None); return Py_None; }
+int wb_is_none(PyObject *o) { return o == Py_None; }
+
+/* wb_str makes the text type from UTF-8: str on Python 3, unicode-decoded
+ * then kept as byte str on Python 2 (the 2.7 host hands byte strings to
+ * application_setup, as machida did). */
+PyObject *wb_str(const char *s, Py_ssize_t n) {
+#if PY_MAJOR_VERSION >= 3
+    return PyUnicode_DecodeUTF8(s, n, "surrogateescape");
+#else
+    return PyString_FromStringAndSize(s, n);
+#endif
+}
+
+PyObject *wb_bytes(const char *s, Py_ssize_t n) {
+    return PyBytes_FromStringAndSize(s, n);
+}
+
+/* wb_frames_to_list builds a new list with one bytes object per frame:
+ * frame i is buf[ends[i-1]:ends[i]]. One cgo crossing per batch. */
+PyObject *wb_frames_to_list(const char *buf, const int32_t *ends, Py_ssize_t n) {
+    PyObject *list = PyList_New(n); /* new */
+    Py_ssize_t i;
+    int32_t start = 0;
+    if (list == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *b = PyBytes_FromStringAndSize(buf + start, ends[i] - start); /* new */
+        if (b == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, b); /* steals b */
+        start = ends[i];
+    }
+    return list;
+}
+
+/* wb_text_view gives a read-only view of text: UTF-8 of a str (and of a
+ * unicode on Python 2, if ASCII), or the raw bytes of a bytes object. The
+ * view lives as long as o. Returns 0, or -1 with an exception set, or -2
+ * when o is neither text nor bytes (no exception set). */
+int wb_text_view(PyObject *o, const char **out, Py_ssize_t *n) {
+#if PY_MAJOR_VERSION >= 3
+    if (PyUnicode_Check(o)) {
+        const char *s = PyUnicode_AsUTF8AndSize(o, n);
+        if (s == NULL) {
+            return -1;
+        }
+        *out = s;
+        return 0;
+    }
+#else
+    if (PyUnicode_Check(o)) {
+        return -2; /* caller encodes unicode explicitly on 2.7 */
+    }
+#endif
+    if (PyBytes_Check(o)) {
+        char *s = NULL;
+        if (PyBytes_AsStringAndSize(o, &s, n) < 0) {
+            return -1;
+        }
+        *out = s;
+        return 0;
+    }
+    return -2;
+}
+
+/* wb_bytes_view is wb_text_view restricted to bytes (2.7: str). */
+int wb_bytes_view(PyObject *o, const char **out, Py_ssize_t *n) {
+    char *s = NULL;
+    if (!PyBytes_Check(o)) {
+        return -2;
+    }
+    if (PyBytes_AsStringAndSize(o, &s, n) < 0) {
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+int wb_as_int64(PyObject *o, long long *out) {
+    long long v;
+#if PY_MAJOR_VERSION < 3
+    if (PyInt_Check(o)) {
+        *out = (long long)PyInt_AsLong(o);
+        return 0;
+    }
+#endif
+    if (!PyLong_Check(o)) {
+        return -2;
+    }
+    v = PyLong_AsLongLong(o);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int wb_is_list(PyObject *o) { return PyList_Check(o); }
+int wb_is_tuple(PyObject *o) { return PyTuple_Check(o); }
+int wb_is_int(PyObject *o) {
+#if PY_MAJOR_VERSION < 3
+    if (PyInt_Check(o)) return 1;
+#endif
+    return PyLong_Check(o);
+}
+int wb_is_text(PyObject *o) {
+#if PY_MAJOR_VERSION >= 3
+    return PyUnicode_Check(o);
+#else
+    return PyString_Check(o) || PyUnicode_Check(o);
+#endif
+}
+int wb_is_bytes(PyObject *o) { return PyBytes_Check(o); }
+int wb_is_callable(PyObject *o) { return PyCallable_Check(o); }
+
+/* wb_seq_item returns o[i] as a NEW reference (PySequence_GetItem). */
+PyObject *wb_seq_item(PyObject *o, Py_ssize_t i) { return PySequence_GetItem(o, i); }
+
+PyObject *wb_call0(PyObject *callable) { return PyObject_CallObject(callable, NULL); }
+PyObject *wb_call1(PyObject *callable, PyObject *a) {
+    return PyObject_CallFunctionObjArgs(callable, a, NULL);
+}
+PyObject *wb_call2(PyObject *callable, PyObject *a, PyObject *b) {
+    return PyObject_CallFunctionObjArgs(callable, a, b, NULL);
+}
+PyObject *wb_call_tuple(PyObject *callable, PyObject *args) {
+    return PyObject_CallObject(callable, args);
+}
+
+int wb_err_occurred(void) { return PyErr_Occurred() != NULL; }
+
+/* wb_err_fetch moves the pending exception into three NEW references
+ * (value and tb may be NULL) after normalising it, and clears it. */
+void wb_err_fetch(PyObject **type, PyObject **value, PyObject **tb) {
+    PyErr_Fetch(type, value, tb);
+    PyErr_NormalizeException(type, value, tb);
+#if PY_MAJOR_VERSION >= 3
+    if (*tb != NULL && *value != NULL) {
+        PyException_SetTraceback(*value, *tb);
+    }
+#endif
+}
+
+int wb_err_is_system_exit(PyObject *type) {
+    return type != NULL && PyErr_GivenExceptionMatches(type, PyExc_SystemExit);
+}
+
+void wb_err_set_runtime(const char *msg) { PyErr_SetString(PyExc_RuntimeError, msg); }
+
+/* wb_type_name returns the type's name; the pointer is owned by the type. */
+const char *wb_type_name(PyObject *o) { return Py_TYPE(o)->tp_name; }

@@ -1,0 +1,50 @@
+// Package source reads framed messages from the outside world and hands
+// them, in batches, to a Consumer. It is pure Go: it knows nothing of
+// Python; a decoder's framing reaches it as a header length and a
+// LengthFunc (ParseLengthFormat compiles the common struct formats, and the
+// host wraps the Python payload_length for the rest).
+//
+// # Framing
+//
+// A Framer describes a length-prefixed framing; a Stream applies it to one
+// byte stream. Feed accepts bytes cut at any offset and appends every
+// completed payload (header stripped) to a Batch. Zero-length payloads are
+// delivered as empty frames. A length above the limit, a negative length
+// or a LengthFunc error breaks the Stream: the frames before it are still
+// returned, and the connection is expected to close. Finish tells a clean
+// end (at a frame boundary) from a truncated one.
+//
+// # TCP source
+//
+// Use a TCP in this order:
+//
+//  1. NewTCP checks the configuration and applies defaults.
+//  2. Listen binds the socket (and logs "<name> source is listening"). A
+//     bind failure is a user configuration error, returned as
+//     "<name> source is unable to listen on <addr>: ...".
+//  3. Serve accepts and serves until its context ends, then closes the
+//     listener and every connection and returns once all its goroutines
+//     have exited.
+//
+// Goroutines: Serve runs the accept loop on the caller's goroutine and
+// starts one goroutine per connection, at most MaxConns at a time; further
+// connections stay in the kernel's backlog until one ends. Each connection
+// goroutine owns its socket, its read buffer and its Stream, and is the
+// only caller of Deliver for that connection, so batches from one
+// connection are delivered in order, one at a time. Batches from different
+// connections may be delivered concurrently.
+//
+// Buffers: each read of up to ReadBuffer bytes is framed into one or more
+// Batches (at most MaxBatch frames each), delivered at once, without
+// waiting for more input. Every Batch has freshly allocated Buf and Ends,
+// sized exactly; after Deliver the Consumer owns them and the source never
+// touches them again.
+//
+// Backpressure: while Deliver blocks, its connection is not read, so the
+// kernel buffers fill and the sender's writes block. Nothing is dropped.
+//
+// Failures: a framing error, a peer that closes in the middle of a frame,
+// a read error or a Deliver error closes that connection only, with a log
+// line naming the source, the remote address and the reason. A clean close
+// at a frame boundary is not logged.
+package source

@@ -1,0 +1,212 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"sync"
+
+	"github.com/wallaroo-go/machida/engine/sink"
+	"github.com/wallaroo-go/machida/engine/source"
+)
+
+// Processor runs the application's stages. Process is called from one
+// goroutine at a time. It runs every batch in order and appends the bytes
+// each sink must receive to out[i] (out has one entry per sink; the slices
+// it stores are owned by the caller afterwards). An error is fatal: it
+// means user code failed and the worker must stop.
+type Processor interface {
+	Process(batches []source.Batch, out [][]byte) error
+}
+
+// SourceConfig describes one TCP source listener.
+type SourceConfig struct {
+	Name       string // pipeline name
+	Addr       string
+	HeaderLen  int
+	Length     source.LengthFunc
+	MaxPayload int
+}
+
+// SinkConfig describes one TCP sink.
+type SinkConfig struct {
+	Name string
+	Addr string
+}
+
+// Config is everything Run needs.
+type Config struct {
+	Sources   []SourceConfig
+	Sinks     []SinkConfig
+	Processor Processor
+	// Console receives the lines operators and tools wait for (stdout).
+	Console io.Writer
+	// Log receives diagnostics (stderr).
+	Log *log.Logger
+	// QueueBatches bounds the batches waiting for the processor (default 64).
+	QueueBatches int
+	// MaxBatchesPerCall bounds how many queued batches one Process call
+	// takes (default 64).
+	MaxBatchesPerCall int
+	// OnReady, if set, is called once the worker is serving.
+	OnReady func()
+}
+
+func (c *Config) setDefaults() {
+	if c.QueueBatches <= 0 {
+		c.QueueBatches = 64
+	}
+	if c.MaxBatchesPerCall <= 0 {
+		c.MaxBatchesPerCall = 64
+	}
+	if c.Console == nil {
+		c.Console = io.Discard
+	}
+	if c.Log == nil {
+		c.Log = log.New(io.Discard, "", 0)
+	}
+}
+
+// ErrListen wraps a failure to bind a source listener (a user
+// configuration error: the address is taken or invalid).
+var ErrListen = errors.New("source listener")
+
+// queue is the bounded hand-off from the sources to the processor loop.
+type queue chan source.Batch
+
+func (q queue) Deliver(ctx context.Context, b source.Batch) error {
+	select {
+	case q <- b:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run runs the worker until ctx is cancelled (clean stop, nil error) or the
+// processor fails (its error is returned, after what was already produced
+// has been flushed to the sinks).
+func Run(ctx context.Context, cfg Config) error {
+	cfg.setDefaults()
+	sinkCtx, stopSinks := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSinks()
+
+	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE I: Initializing sinks ~~|")
+	sinks := make([]*sink.TCP, len(cfg.Sinks))
+	for i, sc := range cfg.Sinks {
+		sinks[i] = sink.NewTCP(sink.TCPConfig{Name: sc.Name, Addr: sc.Addr}, cfg.Log)
+		sinks[i].Start(sinkCtx)
+	}
+	closeSinks := func() {
+		for _, s := range sinks {
+			if err := s.Close(); err != nil {
+				cfg.Log.Printf("sink: %v", err)
+			}
+		}
+	}
+	for _, s := range sinks {
+		if err := s.WaitConnected(ctx); err != nil {
+			closeSinks()
+			return nil // stopped before the sinks came up
+		}
+	}
+
+	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE II: Initializing sources ~~|")
+	q := make(queue, cfg.QueueBatches)
+	srcCtx, stopSources := context.WithCancel(ctx)
+	defer stopSources()
+	sources := make([]*source.TCP, len(cfg.Sources))
+	for i, sc := range cfg.Sources {
+		s, err := source.NewTCP(source.TCPConfig{
+			Name: sc.Name, Index: i, Addr: sc.Addr, HeaderLen: sc.HeaderLen,
+			Length: sc.Length, MaxPayload: sc.MaxPayload,
+		}, q, cfg.Log)
+		if err == nil {
+			err = s.Listen()
+		}
+		if err != nil {
+			closeSinks()
+			return fmt.Errorf("%w: %v", ErrListen, err)
+		}
+		sources[i] = s
+	}
+
+	var wg sync.WaitGroup
+	for _, s := range sources {
+		wg.Add(1)
+		go func(s *source.TCP) {
+			defer wg.Done()
+			if err := s.Serve(srcCtx); err != nil && !errors.Is(err, context.Canceled) {
+				cfg.Log.Printf("source: %v", err)
+			}
+		}(s)
+	}
+	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE III: Application is ready to work! ~~|")
+	fmt.Fprintln(cfg.Console, "Application has successfully initialized")
+	if cfg.OnReady != nil {
+		cfg.OnReady()
+	}
+
+	// When the sources have stopped, close the queue so the loop drains it.
+	go func() {
+		wg.Wait()
+		close(q)
+	}()
+	err := loop(sinkCtx, cfg, q, sinks)
+	stopSources()
+	if err != nil {
+		// Drop what is queued (the processor is broken) but let the
+		// sources finish.
+		go func() {
+			for range q {
+			}
+		}()
+	}
+	wg.Wait()
+	for _, s := range sinks {
+		if ferr := s.Flush(sinkCtx); ferr != nil {
+			cfg.Log.Printf("sink: flush: %v", ferr)
+		}
+	}
+	closeSinks()
+	return err
+}
+
+// loop is the processor loop: it returns nil when q is closed and drained,
+// or the processor's error.
+func loop(ctx context.Context, cfg Config, q queue, sinks []*sink.TCP) error {
+	batches := make([]source.Batch, 0, cfg.MaxBatchesPerCall)
+	for {
+		b, ok := <-q
+		if !ok {
+			return nil
+		}
+		batches = append(batches[:0], b)
+	drain:
+		for len(batches) < cfg.MaxBatchesPerCall {
+			select {
+			case b, ok := <-q:
+				if !ok {
+					break drain
+				}
+				batches = append(batches, b)
+			default:
+				break drain
+			}
+		}
+		out := make([][]byte, len(sinks))
+		if err := cfg.Processor.Process(batches, out); err != nil {
+			return err
+		}
+		for i, o := range out {
+			if len(o) == 0 {
+				continue
+			}
+			if err := sinks[i].Write(ctx, o); err != nil {
+				return fmt.Errorf("sink %s: %w", cfg.Sinks[i].Name, err)
+			}
+		}
+	}
+}

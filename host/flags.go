@@ -1,0 +1,246 @@
+package host
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Options are the engine options of the Wallaroo 0.6 command line (runtime
+// spec 1.2) plus the host's own --application-module and --help.
+type Options struct {
+	Module             string
+	Help               bool
+	Metrics            string
+	Control            string
+	Data               string
+	MyControl          string
+	MyData             string
+	External           string
+	File               string
+	WorkerCount        int
+	ClusterInitializer bool
+	Name               string
+	ResilienceDir      string
+	ResilienceDOS      string
+	NoLocalFileIO      bool
+	EnableIOJournal    bool
+	RunWithResilience  bool
+	LogRotation        bool
+	EventLogFileSize   int
+	Join               string
+	StopPause          int64
+	SpikeSeed          int64
+	SpikeDrop          bool
+	SpikeProb          float64
+	SpikeMargin        int
+	TimeBetweenCkpt    int64
+
+	// AppArgs is what application_setup receives: argv[0] followed by every
+	// argument that is neither an engine option nor a --pony* flag, in order.
+	AppArgs []string
+	// Set records which engine options were given.
+	Set map[string]bool
+}
+
+// flagSpec is one engine option: its long name, short letter and whether it
+// takes a value.
+type flagSpec struct {
+	long, short string
+	value       bool
+}
+
+// engineFlags lists every option the engine consumes; all others reach
+// application_setup unchanged.
+var engineFlags = []flagSpec{
+	{"application-module", "", true},
+	{"help", "h", false},
+	{"metrics", "m", true},
+	{"control", "c", true},
+	{"data", "d", true},
+	{"my-control", "x", true},
+	{"my-data", "y", true},
+	{"external", "e", true},
+	{"file", "f", true},
+	{"worker-count", "w", true},
+	{"cluster-initializer", "t", false},
+	{"name", "n", true},
+	{"resilience-dir", "r", true},
+	{"resilience-dos-server", "", true},
+	{"resilience-no-local-file-io", "", false},
+	{"resilience-enable-io-journal", "", false},
+	{"run-with-resilience", "", false},
+	{"log-rotation", "", false},
+	{"event-log-file-size", "l", true},
+	{"join", "j", true},
+	{"stop-pause", "u", true},
+	{"spike-seed", "", true},
+	{"spike-drop", "", false},
+	{"spike-prob", "", true},
+	{"spike-margin", "", true},
+	{"time-between-checkpoints", "", true},
+}
+
+// ponyValueFlags are the Pony runtime options that take a value; every
+// other --pony* option is a bare flag. All of them are accepted and
+// dropped, as the Pony runtime consumed them before machida saw argv.
+var ponyValueFlags = map[string]bool{
+	"ponythreads": true, "ponyminthreads": true, "ponycdinterval": true,
+	"ponygcinitial": true, "ponygcfactor": true, "ponysuspendthreshold": true,
+	"ponymaxmem": true,
+}
+
+func lookupFlag(arg string) (spec flagSpec, name string, inline bool, ok bool) {
+	if strings.HasPrefix(arg, "--") {
+		name = strings.TrimPrefix(arg, "--")
+		if i := strings.IndexByte(name, '='); i >= 0 {
+			name, inline = name[:i], true
+		}
+		for _, f := range engineFlags {
+			if f.long == name {
+				return f, name, inline, true
+			}
+		}
+		return flagSpec{}, name, inline, false
+	}
+	if len(arg) >= 2 && arg[0] == '-' && arg[1] != '-' {
+		letter := arg[1:2]
+		for _, f := range engineFlags {
+			if f.short != "" && f.short == letter {
+				return f, letter, len(arg) > 2, true
+			}
+		}
+	}
+	return flagSpec{}, "", false, false
+}
+
+// ParseArgs splits argv (argv[0] first) into engine options and the
+// application's arguments, the way Wallaroo 0.6 did: engine options and
+// their values are removed, --pony* flags are dropped, and everything else
+// stays, in order, for application_setup. Both "--opt value" and
+// "--opt=value" work, and so do the short forms.
+func ParseArgs(argv []string) (*Options, error) {
+	if len(argv) == 0 {
+		argv = []string{"machida3"}
+	}
+	o := &Options{AppArgs: []string{argv[0]}, Set: map[string]bool{}}
+	var engine []string
+	args := argv[1:]
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if strings.HasPrefix(a, "--pony") {
+			name := strings.TrimPrefix(a, "--")
+			if !strings.Contains(name, "=") && ponyValueFlags[name] && i+1 < len(args) {
+				i++
+			}
+			continue
+		}
+		spec, _, inline, ok := lookupFlag(a)
+		if !ok {
+			o.AppArgs = append(o.AppArgs, a)
+			continue
+		}
+		engine = append(engine, a)
+		if spec.value && !inline {
+			if i+1 >= len(args) {
+				return nil, fmt.Errorf("option %s needs a value", a)
+			}
+			i++
+			engine = append(engine, args[i])
+		}
+	}
+	fs := pflag.NewFlagSet("machida", pflag.ContinueOnError)
+	fs.SetOutput(discard{})
+	fs.StringVar(&o.Module, "application-module", "", "")
+	fs.BoolVarP(&o.Help, "help", "h", false, "")
+	fs.StringVarP(&o.Metrics, "metrics", "m", "", "")
+	fs.StringVarP(&o.Control, "control", "c", "", "")
+	fs.StringVarP(&o.Data, "data", "d", "", "")
+	fs.StringVarP(&o.MyControl, "my-control", "x", "", "")
+	fs.StringVarP(&o.MyData, "my-data", "y", "", "")
+	fs.StringVarP(&o.External, "external", "e", "", "")
+	fs.StringVarP(&o.File, "file", "f", "", "")
+	fs.IntVarP(&o.WorkerCount, "worker-count", "w", 1, "")
+	fs.BoolVarP(&o.ClusterInitializer, "cluster-initializer", "t", false, "")
+	fs.StringVarP(&o.Name, "name", "n", "", "")
+	fs.StringVarP(&o.ResilienceDir, "resilience-dir", "r", "/tmp", "")
+	fs.StringVar(&o.ResilienceDOS, "resilience-dos-server", "", "")
+	fs.BoolVar(&o.NoLocalFileIO, "resilience-no-local-file-io", false, "")
+	fs.BoolVar(&o.EnableIOJournal, "resilience-enable-io-journal", false, "")
+	fs.BoolVar(&o.RunWithResilience, "run-with-resilience", false, "")
+	fs.BoolVar(&o.LogRotation, "log-rotation", false, "")
+	fs.IntVarP(&o.EventLogFileSize, "event-log-file-size", "l", 0, "")
+	fs.StringVarP(&o.Join, "join", "j", "", "")
+	fs.Int64VarP(&o.StopPause, "stop-pause", "u", 2_000_000_000, "")
+	fs.Int64Var(&o.SpikeSeed, "spike-seed", 0, "")
+	fs.BoolVar(&o.SpikeDrop, "spike-drop", false, "")
+	fs.Float64Var(&o.SpikeProb, "spike-prob", 0.001, "")
+	fs.IntVar(&o.SpikeMargin, "spike-margin", 10, "")
+	fs.Int64Var(&o.TimeBetweenCkpt, "time-between-checkpoints", 1_000_000_000, "")
+	if err := fs.Parse(engine); err != nil {
+		return nil, err
+	}
+	fs.Visit(func(f *pflag.Flag) { o.Set[f.Name] = true })
+	return o, nil
+}
+
+// Validate applies the 0.6 rules that a single worker can check. The
+// messages are 0.6's, printed after "Error: ".
+func (o *Options) Validate() error {
+	switch {
+	case o.Set["worker-count"] && o.WorkerCount < 1:
+		return fmt.Errorf("--worker-count must be at least 1, got %d", o.WorkerCount)
+	case o.Join != "" && o.ClusterInitializer:
+		return fmt.Errorf("a worker cannot both --join a cluster and be its --cluster-initializer")
+	case o.Set["worker-count"] && !o.ClusterInitializer && o.Join == "":
+		return fmt.Errorf("--worker-count is only valid with --cluster-initializer or --join")
+	case o.Data != "" && !o.ClusterInitializer:
+		return fmt.Errorf("only the cluster initializer takes --data; other workers use --my-data")
+	case o.Set["resilience-dir"] && strings.HasSuffix(o.ResilienceDir, "/") && o.ResilienceDir != "/":
+		return fmt.Errorf("--resilience-dir must not end in '/': %s", o.ResilienceDir)
+	}
+	return nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// helpText is printed by --help: the host's option, then the engine's.
+const helpText = `machida3: runs a Wallaroo 0.6 Python application.
+
+Usage: %[1]s --application-module MODULE [engine options] [application options]
+
+Machida options:
+  --application-module [Specify the Machida application module]
+
+Wallaroo options:
+  -i/--in                         [Sets the addresses for the source (read by the
+                                   application, e.g. with wallaroo.tcp_parse_input_addrs)]
+  -o/--out                        [Sets the addresses for the sinks (read by the application)]
+  -m/--metrics                    [Sets address for the metrics receiver]
+  -c/--control                    [Sets address of the initializer's control channel]
+  -d/--data                       [Sets address of the initializer's data channel]
+  -x/--my-control                 [Sets address for this worker's control channel]
+  -y/--my-data                    [Sets address for this worker's data channel]
+  -e/--external                   [Sets address for the external (operator) channel]
+  -w/--worker-count               [Sets the number of workers of the cluster]
+  -t/--cluster-initializer        [This worker is the cluster initializer]
+  -n/--name                       [Sets the name of this worker]
+  -r/--resilience-dir             [Sets the directory for recovery files (default /tmp)]
+  -j/--join                       [Join a running cluster through this control address]
+  -l/--event-log-file-size        [Rotate the event log at this size in bytes]
+  -u/--stop-pause                 [Accepted and ignored, as in 0.6]
+  -f/--file                       [Accepted and ignored, as in 0.6]
+  --run-with-resilience           [Enable checkpoints and recovery]
+  --log-rotation                  [Enable event log rotation]
+  --time-between-checkpoints      [Nanoseconds between checkpoints (default 1000000000)]
+  --resilience-dos-server, --resilience-no-local-file-io, --resilience-enable-io-journal,
+  --spike-seed, --spike-drop, --spike-prob, --spike-margin
+                                  [Accepted for compatibility]
+  -h/--help                       [Print this help and exit]
+
+Pony runtime options (--ponythreads, --ponynoblock, --ponypinasio, ...) are accepted
+and ignored. Every other option is passed to application_setup(args) unchanged.
+`

@@ -1,0 +1,201 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/wallaroo-go/machida/bridge"
+	"github.com/wallaroo-go/machida/engine/routing"
+	"github.com/wallaroo-go/machida/engine/topology"
+	"github.com/wallaroo-go/machida/engine/worker"
+)
+
+// Main runs the program with argv (argv[0] first) and returns the exit
+// status. prog is the binary's name for messages ("machida3").
+func Main(argv []string, prog string) int {
+	return run(argv, prog, os.Stdout, os.Stderr)
+}
+
+func run(argv []string, prog string, stdout, stderr io.Writer) int {
+	opts, err := ParseArgs(argv)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\nPlease use `--application-module=MODULE_NAME` to specify an application module (see %s --help)\n", err, prog)
+		return 1
+	}
+	if opts.Help {
+		fmt.Fprintf(stdout, helpText, prog)
+		return 0
+	}
+	if opts.Module == "" {
+		fmt.Fprintln(stderr, "Error: You must provide Machida with --application-module")
+		return 1
+	}
+	if err := opts.Validate(); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
+	apiDir, err := extractAPI()
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
+	in, err := bridge.Start(bridge.Config{Path: []string{apiDir}})
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: start Python: %v\n", err)
+		return 1
+	}
+	logger := log.New(stderr, "", log.LstdFlags)
+
+	var cfg worker.Config
+	status := -1
+	err = in.Do(func(py *bridge.Py) error {
+		cfg, status = build(in, py, opts, stdout, stderr)
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
+	if status >= 0 {
+		return status
+	}
+	cfg.Console = stdout
+	cfg.Log = logger
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err = worker.Run(ctx, cfg)
+	var ue *UserCodeError
+	switch {
+	case err == nil:
+		fmt.Fprintln(stdout, "Shutting down")
+		return 0
+	case errors.As(err, &ue):
+		var pe *bridge.PyError
+		if errors.As(err, &pe) {
+			fmt.Fprint(stderr, pe.Traceback)
+			if pe.IsSystemExit {
+				return pe.ExitCode
+			}
+		}
+		fmt.Fprintf(stderr, "error: %v; stopping the worker\n", err)
+		return 1
+	case errors.Is(err, worker.ErrListen):
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	default:
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
+}
+
+// build imports the module, calls application_setup and prepares the
+// worker configuration. It runs on the executor. A status >= 0 means stop
+// with that exit status (the reason was printed).
+func build(in *bridge.Interp, py *bridge.Py, opts *Options, stdout, stderr io.Writer) (worker.Config, int) {
+	var cfg worker.Config
+	mod, err := py.Import(opts.Module)
+	if err != nil {
+		printPyError(stderr, err)
+		fmt.Fprintf(stdout, "Could not load module '%s'\n", opts.Module)
+		fmt.Fprintf(stderr, "Error: could not import the application module %q (is its directory the working directory or on PYTHONPATH?)\n", opts.Module)
+		return cfg, exitFor(err)
+	}
+	if !py.HasAttr(mod, "application_setup") {
+		fmt.Fprintf(stderr, "Error: the application module %q has no application_setup(args) function\n", opts.Module)
+		return cfg, 1
+	}
+	args, err := py.StrList(opts.AppArgs)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return cfg, 1
+	}
+	defer py.DecRef(args)
+	app, err := py.CallMethod(mod, "application_setup", args)
+	if err != nil {
+		printPyError(stderr, err)
+		fmt.Fprintln(stdout, "Something went wrong while building the application")
+		fmt.Fprintf(stderr, "Error: application_setup of module %q failed: %v\n", opts.Module, err)
+		return cfg, exitFor(err)
+	}
+	tr := &translator{py: py}
+	spec, err := tr.spec(app)
+	py.DecRef(app)
+	if err == nil {
+		var paths []topology.Path
+		paths, err = spec.Compile()
+		if err == nil {
+			cfg, err = configure(in, py, spec, paths, opts)
+		}
+	}
+	if err != nil {
+		var pe *bridge.PyError
+		if errors.As(err, &pe) {
+			fmt.Fprint(stderr, pe.Traceback)
+		}
+		fmt.Fprintln(stdout, "Something went wrong while building the application")
+		fmt.Fprintf(stderr, "Error: %s\n", unwrapInvalid(err))
+		return cfg, 1
+	}
+	return cfg, -1
+}
+
+func unwrapInvalid(err error) string {
+	msg := err.Error()
+	prefix := topology.ErrInvalid.Error() + ": "
+	if len(msg) > len(prefix) && msg[:len(prefix)] == prefix {
+		return msg[len(prefix):]
+	}
+	return msg
+}
+
+// configure turns the compiled paths into the worker's configuration and
+// builds the processor.
+func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []topology.Path, opts *Options) (worker.Config, error) {
+	var cfg worker.Config
+	me := routing.WorkerName("initializer")
+	table, err := routing.NewTable(routing.DefaultPartitions, []routing.WorkerName{me})
+	if err != nil {
+		return cfg, err
+	}
+	for _, p := range paths {
+		n, fn, err := lengthFunc(in, py, p.Source.Decoder.(bridge.Object), p.Source.Name)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Sources = append(cfg.Sources, worker.SourceConfig{
+			Name: p.Source.Name, Addr: p.Source.Addr(), HeaderLen: n, Length: fn,
+		})
+	}
+	for _, sk := range paths[0].Sinks() {
+		cfg.Sinks = append(cfg.Sinks, worker.SinkConfig{Name: sk.Addr(), Addr: sk.Addr()})
+	}
+	proc, err := newProcessor(in, py, paths, table, me)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Processor = proc
+	return cfg, nil
+}
+
+func printPyError(w io.Writer, err error) {
+	var pe *bridge.PyError
+	if errors.As(err, &pe) && !pe.IsSystemExit {
+		fmt.Fprint(w, pe.Traceback)
+	}
+}
+
+// exitFor is 1, or the code of a SystemExit (argparse errors exit 2).
+func exitFor(err error) int {
+	var pe *bridge.PyError
+	if errors.As(err, &pe) && pe.IsSystemExit {
+		return pe.ExitCode
+	}
+	return 1
+}

@@ -1,0 +1,257 @@
+"""Private: runs an application's stages inside the interpreter.
+
+The Go host compiles the application tuple into one path per source (see
+the engine's topology package) and hands each path to a ``Path`` object
+here. The host then calls ``Path.process(frames)`` once per batch of
+framed payloads read from that source; the whole chain (decoder,
+computations, key extraction, keyed state, encoders) runs in this one call,
+stage after stage over the batch, so the GIL is taken once per batch and
+the per-message loop is plain Python.
+
+Keys are placed into partitions with ``zlib.crc32`` (the same function as
+the engine's routing package) and state is kept per state step, per
+partition, per key, so the engine can move partitions between workers.
+
+Nothing here is public API. This module runs unchanged on Python 2.7 and
+3.x.
+"""
+
+import sys
+import zlib
+
+_PY2 = sys.version_info[0] == 2
+if _PY2:
+    _text_type = unicode  # noqa: F821 (Python 2 only)
+else:
+    _text_type = str
+
+SINGLE_PARTITION_KEY = b"single-partition-key"
+
+_MISSING = object()
+
+
+def stock_length_fmt(decoder):
+    """Return the decoder's struct format if it frames with the stock
+    ``OctetDecoder.payload_length`` (so the engine may read the length in
+    Go), else None (the engine must call ``payload_length`` itself)."""
+    import wallaroo
+    fmt = getattr(decoder, "length_fmt", None)
+    if fmt is None:
+        fmt = getattr(decoder, "_length_fmt", None)
+    mine = getattr(type(decoder), "payload_length", None)
+    stock = getattr(wallaroo.OctetDecoder, "payload_length", None)
+    mine = getattr(mine, "__func__", mine)
+    stock = getattr(stock, "__func__", stock)
+    if fmt is None or mine is None or mine is not stock:
+        return None
+    if isinstance(fmt, bytes) and not _PY2:
+        fmt = fmt.decode("ascii")
+    return str(fmt)
+
+
+def _describe(obj):
+    try:
+        r = repr(obj)
+    except Exception:
+        return "<%s object>" % type(obj).__name__
+    if len(r) > 200:
+        r = r[:200] + "..."
+    return r
+
+
+def _as_key(key, stage):
+    if isinstance(key, bytes):
+        return key
+    if isinstance(key, _text_type):
+        return key.encode("utf-8")
+    raise TypeError(
+        "key extractor %s returned %s %s; a key must be str or bytes"
+        % (stage, type(key).__name__, _describe(key)))
+
+
+def _as_output(data, stage):
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, _text_type):
+        return data.encode("utf-8")
+    if isinstance(data, bytearray):
+        return bytes(data)
+    raise TypeError(
+        "encoder %s returned %s %s; an encoder must return bytes (or str, "
+        "written as UTF-8) or None" % (stage, type(data).__name__,
+                                         _describe(data)))
+
+
+class Runner(object):
+    """State shared by the paths of one application in this interpreter."""
+
+    def __init__(self, partitions, local):
+        self.partitions = partitions
+        self.local = list(local)
+        # step id -> list (one per partition) of dicts key -> state object
+        self.states = {}
+
+    def state_table(self, step_id):
+        table = self.states.get(step_id)
+        if table is None:
+            table = [None] * self.partitions
+            self.states[step_id] = table
+        return table
+
+    def path(self, source_name, decoder, stages, encoders):
+        return Path(self, source_name, decoder, stages, encoders)
+
+    def state_entities(self):
+        """{step id: sorted list of keys} of every state object here."""
+        out = {}
+        for step_id, table in self.states.items():
+            keys = []
+            for part in table:
+                if part:
+                    keys.extend(part.keys())
+            out[step_id] = sorted(keys)
+        return out
+
+
+# stage kinds, as the host passes them
+COMPUTATION = "computation"
+STATE = "state"
+KEY_BY = "key_by"
+
+
+class Path(object):
+    """The stages of one source, from its decoder to its encoders.
+
+    ``stages`` is a list of ``(kind, component, name, step_id, multi,
+    keyed)`` tuples; ``encoders`` one encoder per sink.
+    """
+
+    def __init__(self, runner, source_name, decoder, stages, encoders):
+        self.runner = runner
+        self.source_name = source_name
+        self.decoder = decoder
+        self.stages = []
+        for (kind, comp, name, step_id, multi, keyed) in stages:
+            if kind == COMPUTATION:
+                fn = comp.compute_multi if multi else comp.compute
+                self.stages.append((kind, fn, name, None, multi, False, comp))
+            elif kind == STATE:
+                fn = comp.compute_multi if multi else comp.compute
+                table = runner.state_table(step_id)
+                self.stages.append((kind, fn, name, table, multi, keyed, comp))
+            elif kind == KEY_BY:
+                self.stages.append((kind, comp.extract_key, name, None,
+                                    False, False, comp))
+            else:
+                raise ValueError("unknown stage kind %r" % (kind,))
+        self.encoders = [e.encode for e in encoders]
+        self.encoder_names = [
+            getattr(type(e), "__name__", "encoder") for e in encoders]
+        self.failed = None  # (stage description, message repr) after an error
+
+    def process(self, frames):
+        """Run one batch; return a tuple with one bytes per sink."""
+        stage = "decoder of source %r" % (self.source_name,)
+        x = _MISSING
+        try:
+            decode = self.decoder.decode
+            items = []
+            append = items.append
+            for x in frames:
+                y = decode(x)
+                if y is not None:
+                    append(y)
+            keys = None
+            partitions = self.runner.partitions
+            local = self.runner.local
+            for (kind, fn, name, table, multi, keyed, _comp) in self.stages:
+                if not items:
+                    break
+                stage = "%s %r" % (kind, name)
+                if kind == KEY_BY:
+                    keys = []
+                    kappend = keys.append
+                    for x in items:
+                        kappend(_as_key(fn(x), name))
+                    continue
+                out = []
+                append = out.append
+                okeys = []
+                kappend = okeys.append
+                if kind == COMPUTATION:
+                    if not multi:
+                        if keys is None:
+                            for x in items:
+                                y = fn(x)
+                                if y is not None:
+                                    append(y)
+                        else:
+                            for i, x in enumerate(items):
+                                y = fn(x)
+                                if y is not None:
+                                    append(y)
+                                    kappend(keys[i])
+                    else:
+                        for i, x in enumerate(items):
+                            ys = fn(x)
+                            if ys is None:
+                                continue
+                            if type(ys) is not list:
+                                raise TypeError(
+                                    "computation_multi %r must return a list "
+                                    "or None, got %s" % (name, type(ys).__name__))
+                            for y in ys:
+                                if y is not None:
+                                    append(y)
+                                    if keys is not None:
+                                        kappend(keys[i])
+                else:  # STATE
+                    make_state = _comp.initial_state
+                    for i, x in enumerate(items):
+                        k = keys[i] if keyed else SINGLE_PARTITION_KEY
+                        p = (zlib.crc32(k) & 0xffffffff) % partitions
+                        if not local[p]:
+                            raise RuntimeError(
+                                "partition %d of key %r is not owned by this "
+                                "worker" % (p, k))
+                        part = table[p]
+                        if part is None:
+                            part = table[p] = {}
+                        st = part.get(k, _MISSING)
+                        if st is _MISSING:
+                            st = part[k] = make_state()
+                        ys = fn(x, st)
+                        if ys is None:
+                            continue
+                        if not multi:
+                            append(ys)
+                            kappend(k)
+                        else:
+                            if type(ys) is not list:
+                                raise TypeError(
+                                    "state_computation_multi %r must return "
+                                    "a list or None, got %s"
+                                    % (name, type(ys).__name__))
+                            for y in ys:
+                                if y is not None:
+                                    append(y)
+                                    kappend(k)
+                items = out
+                keys = okeys if keys is not None or kind == STATE else None
+            results = []
+            for idx, encode in enumerate(self.encoders):
+                stage = "encoder %s" % (self.encoder_names[idx],)
+                chunks = []
+                cappend = chunks.append
+                for x in items:
+                    y = encode(x)
+                    if y is None:
+                        continue
+                    if type(y) is not bytes:
+                        y = _as_output(y, self.encoder_names[idx])
+                    cappend(y)
+                results.append(b"".join(chunks))
+            return tuple(results)
+        except Exception:
+            self.failed = (stage, None if x is _MISSING else _describe(x))
+            raise

@@ -1,0 +1,337 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	binDir = os.Getenv("WALLAROO_BIN")
+	if binDir == "" {
+		dir, err := os.MkdirTemp("", "e2e-bin-")
+		if err != nil {
+			panic(err)
+		}
+		defer os.RemoveAll(dir)
+		root := repoRoot()
+		for _, pkg := range []string{"./machida3", "./cmd/sender", "./cmd/data_receiver"} {
+			cmd := exec.Command("go", "build", "-o", dir+"/", pkg)
+			cmd.Dir = root
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Run(); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: building %s failed: %v (build with `make build` and set WALLAROO_BIN)\n", pkg, err)
+				os.Exit(1)
+			}
+		}
+		binDir = dir
+	}
+	os.Exit(m.Run())
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+func bin(name string) string { return filepath.Join(binDir, name) }
+
+// sharedData returns the path of a Wallaroo data file in ../shared/data,
+// skipping the test when the checkout has no shared/ beside it.
+func sharedData(t *testing.T, name string) string {
+	p := filepath.Join(repoRoot(), "..", "shared", "data", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("%s not available: %v", p, err)
+	}
+	return p
+}
+
+// freePort returns a loopback address nobody listens on right now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// syncBuf is a goroutine-safe output capture.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a started process with captured output.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdout syncBuf
+	stderr syncBuf
+	done   chan struct{}
+	err    error
+}
+
+// start runs a binary in dir (the example or testdata directory).
+func start(t *testing.T, dir string, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, done: make(chan struct{})}
+	p.cmd = exec.Command(bin(name), args...)
+	p.cmd.Dir = dir
+	p.cmd.Stdout = &p.stdout
+	p.cmd.Stderr = &p.stderr
+	p.cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	t.Logf("run (in %s): %s %s", dir, name, strings.Join(args, " "))
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("%s stdout:\n%s\n%s stderr:\n%s", name, p.stdout.String(), name, p.stderr.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+	default:
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// wait waits for exit and returns the exit code.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("process did not exit within %v\nstdout:\n%s\nstderr:\n%s", timeout, p.stdout.String(), p.stderr.String())
+	}
+	if p.err == nil {
+		return 0
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	p.t.Fatalf("wait: %v", p.err)
+	return -1
+}
+
+// waitOutput polls until stdout or stderr contains s.
+func (p *proc) waitOutput(s string, timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if strings.Contains(p.stdout.String(), s) || strings.Contains(p.stderr.String(), s) {
+			return
+		}
+		select {
+		case <-p.done:
+			if strings.Contains(p.stdout.String(), s) || strings.Contains(p.stderr.String(), s) {
+				return
+			}
+			p.t.Fatalf("process exited (%v) before printing %q\nstdout:\n%s\nstderr:\n%s", p.err, s, p.stdout.String(), p.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	p.t.Fatalf("no %q within %v\nstdout:\n%s\nstderr:\n%s", s, timeout, p.stdout.String(), p.stderr.String())
+}
+
+// sink is an in-test TCP listener collecting everything written to it.
+type sink struct {
+	l     net.Listener
+	mu    sync.Mutex
+	data  bytes.Buffer
+	conns int
+}
+
+func newSink(t *testing.T) *sink {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{l: l}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns++
+			s.mu.Unlock()
+			go func() {
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					s.mu.Lock()
+					s.data.Write(buf[:n])
+					s.mu.Unlock()
+					if err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	return s
+}
+
+func (s *sink) addr() string { return s.l.Addr().String() }
+
+func (s *sink) bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.data.Bytes()...)
+}
+
+// waitLines waits until the sink received at least n newline-terminated lines.
+func (s *sink) waitLines(t *testing.T, n int, timeout time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		lines := strings.Split(string(s.bytes()), "\n")
+		lines = lines[:len(lines)-1]
+		if len(lines) >= n {
+			return lines
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sink got %d lines, want %d, within %v", len(lines), n, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitFrames waits for at least n u32-BE-framed messages.
+func (s *sink) waitFrames(t *testing.T, n int, timeout time.Duration) [][]byte {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		frames := splitFrames(s.bytes())
+		if len(frames) >= n {
+			return frames
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sink got %d frames, want %d, within %v", len(frames), n, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func splitFrames(b []byte) [][]byte {
+	var out [][]byte
+	for len(b) >= 4 {
+		n := int(binary.BigEndian.Uint32(b))
+		if len(b) < 4+n {
+			break
+		}
+		out = append(out, b[4:4+n])
+		b = b[4+n:]
+	}
+	return out
+}
+
+// frame returns payload with a u32 big-endian length header.
+func frame(payload []byte) []byte {
+	out := make([]byte, 4+len(payload))
+	binary.BigEndian.PutUint32(out, uint32(len(payload)))
+	copy(out[4:], payload)
+	return out
+}
+
+// dial connects to a source, retrying briefly.
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dial %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// machida starts machida3 with the standard single-worker flags.
+func machida(t *testing.T, dir, module, in, out string, extra ...string) *proc {
+	t.Helper()
+	args := []string{"--application-module", module}
+	if in != "" {
+		args = append(args, "--in", in)
+	}
+	if out != "" {
+		args = append(args, "--out", out)
+	}
+	args = append(args, "--metrics", freePort(t), "--control", freePort(t), "--data", freePort(t),
+		"--name", "worker-name", "--external", freePort(t), "--cluster-initializer",
+		"--ponythreads=1", "--ponynoblock")
+	args = append(args, extra...)
+	return start(t, dir, "machida3", args...)
+}
+
+func testdataDir() string { return filepath.Join(repoRoot(), "tests", "e2e", "testdata") }
+
+func exampleDir(name string) string {
+	return filepath.Join(repoRoot(), "examples", "python", name)
+}
+
+// readLines returns the non-empty lines of a text file.
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if sc.Text() != "" {
+			out = append(out, sc.Text())
+		}
+	}
+	return out
+}
+
+var _ = io.EOF
