@@ -2,4 +2,4 @@ module github.com/wallaroo-go/machida
 
 go 1.26.8
 
-require github.com/spf13/pflag v1.1.0 // indirect
+require github.com/spf13/pflag v1.1.0

@@ -153,6 +153,7 @@ func (p *processor) Process(batches []source.Batch, out [][]byte) error {
 			b := &batches[i]
 			r, err := py.CallFrames(p.process[b.Source], b.Buf, b.Ends)
 			if err != nil {
+				p.salvage(py, b.Source, out)
 				return p.userError(py, b.Source, err)
 			}
 			err = p.collect(py, r, out)
@@ -181,6 +182,18 @@ func (p *processor) collect(py *bridge.Py, r bridge.Object, out [][]byte) error 
 		}
 	}
 	return nil
+}
+
+// salvage adds to out what the failed batch produced before the failure.
+func (p *processor) salvage(py *bridge.Py, src int, out [][]byte) {
+	sv, err := py.GetAttr(p.paths[src], "salvage")
+	if err != nil {
+		return
+	}
+	defer py.DecRef(sv)
+	if !py.IsNone(sv) {
+		_ = p.collect(py, sv, out)
+	}
 }
 
 // userError adds the runner's note of the failing stage and message.

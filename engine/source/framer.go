@@ -12,7 +12,8 @@ const DefaultMaxPayload = 16 << 20
 // Framer describes a length-prefixed framing: a fixed header of HeaderLen
 // bytes, from which Length computes the payload length, followed by that
 // many payload bytes. A Framer is a read-only description; the per
-// connection state lives in a Stream.
+// connection state lives in a Stream. Length is called on the Stream's
+// goroutine with a header slice that it must not retain.
 type Framer struct {
 	HeaderLen  int        // header bytes per frame, at least 1
 	Length     LengthFunc // payload length from the header bytes

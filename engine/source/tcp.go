@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -17,6 +18,9 @@ const (
 	DefaultReadBuffer = 64 << 10 // bytes per socket read
 	DefaultMaxBatch   = 1024     // frames per Batch
 )
+
+// maxBatchBytes is the most a Batch can hold: its offsets are int32.
+const maxBatchBytes = math.MaxInt32
 
 // TCPConfig configures a TCP source listener. Zero numeric fields take the
 // defaults above (DefaultMaxPayload for MaxPayload).
@@ -61,6 +65,9 @@ func NewTCP(cfg TCPConfig, consumer Consumer, logger *log.Logger) (*TCP, error) 
 		return nil, fmt.Errorf("%s source: no consumer", cfg.Name)
 	case cfg.MaxPayload < 0 || cfg.MaxConns < 0 || cfg.ReadBuffer < 0 || cfg.MaxBatch < 0:
 		return nil, fmt.Errorf("%s source: negative limit in %+v", cfg.Name, cfg)
+	case cfg.MaxPayload > maxBatchBytes-max(cfg.ReadBuffer, DefaultReadBuffer):
+		// A batch holds at most one split frame plus one read.
+		return nil, fmt.Errorf("%s source: payload limit %d is too large for a batch", cfg.Name, cfg.MaxPayload)
 	}
 	if cfg.MaxPayload == 0 {
 		cfg.MaxPayload = DefaultMaxPayload

@@ -474,6 +474,7 @@ func TestNewTCP_Validates(t *testing.T) {
 		{Name: "x", HeaderLen: 0, Length: length},
 		{Name: "x", HeaderLen: 4},
 		{Name: "x", HeaderLen: 4, Length: length, MaxConns: -1},
+		{Name: "x", HeaderLen: 4, Length: length, MaxPayload: 1 << 31},
 	} {
 		if _, err := NewTCP(cfg, cons, nil); err == nil {
 			t.Errorf("NewTCP(%+v) accepted", cfg)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"sync"
+	"time"
 
 	"github.com/wallaroo-go/machida/engine/sink"
 	"github.com/wallaroo-go/machida/engine/source"
@@ -16,7 +17,8 @@ import (
 // goroutine at a time. It runs every batch in order and appends the bytes
 // each sink must receive to out[i] (out has one entry per sink; the slices
 // it stores are owned by the caller afterwards). An error is fatal: it
-// means user code failed and the worker must stop.
+// means user code failed and the worker must stop. Even then out holds
+// what was produced before the failure, which the worker still delivers.
 type Processor interface {
 	Process(batches []source.Batch, out [][]byte) error
 }
@@ -50,6 +52,9 @@ type Config struct {
 	// MaxBatchesPerCall bounds how many queued batches one Process call
 	// takes (default 64).
 	MaxBatchesPerCall int
+	// FlushTimeout bounds how long Run waits at the end for the sinks to
+	// deliver what they hold (default 10s).
+	FlushTimeout time.Duration
 	// OnReady, if set, is called once the worker is serving.
 	OnReady func()
 }
@@ -60,6 +65,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBatchesPerCall <= 0 {
 		c.MaxBatchesPerCall = 64
+	}
+	if c.FlushTimeout <= 0 {
+		c.FlushTimeout = 10 * time.Second
 	}
 	if c.Console == nil {
 		c.Console = io.Discard
@@ -165,11 +173,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	wg.Wait()
-	for _, s := range sinks {
-		if ferr := s.Flush(sinkCtx); ferr != nil {
-			cfg.Log.Printf("sink: flush: %v", ferr)
+	// Give the sinks a bounded time to deliver what they hold: a sink whose
+	// peer is gone must not keep the worker from stopping.
+	flushCtx, cancelFlush := context.WithTimeout(sinkCtx, cfg.FlushTimeout)
+	defer cancelFlush()
+	for i, s := range sinks {
+		if ferr := s.Flush(flushCtx); ferr != nil {
+			cfg.Log.Printf("sink %s: output not delivered at shutdown: %v", cfg.Sinks[i].Name, ferr)
 		}
 	}
+	stopSinks()
 	closeSinks()
 	return err
 }
@@ -197,16 +210,19 @@ func loop(ctx context.Context, cfg Config, q queue, sinks []*sink.TCP) error {
 			}
 		}
 		out := make([][]byte, len(sinks))
-		if err := cfg.Processor.Process(batches, out); err != nil {
-			return err
-		}
+		perr := cfg.Processor.Process(batches, out)
+		// On a processor error, out still holds what was produced before
+		// the failure: deliver it before stopping.
 		for i, o := range out {
 			if len(o) == 0 {
 				continue
 			}
 			if err := sinks[i].Write(ctx, o); err != nil {
-				return fmt.Errorf("sink %s: %w", cfg.Sinks[i].Name, err)
+				return errors.Join(perr, fmt.Errorf("sink %s: %w", cfg.Sinks[i].Name, err))
 			}
+		}
+		if perr != nil {
+			return perr
 		}
 	}
 }

@@ -10,7 +10,8 @@ the result of :func:`build_application` from its ``application_setup(args)``::
         in_host, in_port = wallaroo.tcp_parse_input_addrs(args)[0]
         out_host, out_port = wallaroo.tcp_parse_output_addrs(args)[0]
         p = (wallaroo.source("Reverse",
-                             wallaroo.TCPSourceConfig(in_host, in_port, decode))
+                             wallaroo.TCPSourceConfig(in_host, in_port,
+                                                      decode))
              .to(reverse)
              .to_sink(wallaroo.TCPSinkConfig(out_host, out_port, encode)))
         return wallaroo.build_application("Reverse Word", p)
@@ -57,6 +58,22 @@ except ImportError:
     import pickle
 
 __version__ = "0.6.0"
+
+__all__ = [
+    "serialize", "deserialize", "source", "build_application",
+    "tcp_parse_input_addrs", "tcp_parse_output_addrs",
+    "kafka_parse_source_options", "kafka_parse_sink_options",
+    "attach_to_module", "Pipeline",
+    "computation", "computation_multi", "state_computation",
+    "state_computation_multi", "key_extractor", "decoder", "encoder",
+    "BaseWrapped", "Computation", "ComputationMulti", "StateComputation",
+    "StateComputationMulti", "KeyExtractor", "Encoder", "Decoder",
+    "OctetDecoder", "OctetEncoder", "ConnectorDecoder", "ConnectorEncoder",
+    "WallarooParameterError",
+    "TCPSourceConfig", "GenSourceConfig", "TCPSinkConfig",
+    "CustomKafkaSourceCLIParser", "CustomKafkaSinkCLIParser",
+    "DefaultKafkaSourceCLIParser", "DefaultKafkaSinkCLIParser",
+]
 
 _PY2 = sys.version_info[0] == 2
 
@@ -297,8 +314,8 @@ def attach_to_module(cls, cls_name, func, idx=None):
 def _wallaroo_wrap(name, func, base_cls, attrs=None):
     """Create, name and register a class of kind ``base_cls`` for ``func``.
 
-    ``attrs`` (a dict) become class attributes (the methods the host calls and the
-    decoration's settings). Everything lives on the class, so an instance's
+    ``attrs`` (a dict) become class attributes (the methods the host calls
+    and the decoration's settings). Everything lives on the class, so an instance's
     ``__dict__`` is empty and pickles as a bare reference to the class.
     """
     _C[base_cls] += 1
@@ -337,7 +354,9 @@ class _Params(object):
         self.required = required          # positional params without default
         self.positional = positional      # all positional params
         self.varargs = varargs            # has *args
-        self.kwonly_required = kwonly_required  # names; can't be passed positionally
+        # names of keyword-only parameters without default (the host
+        # passes everything positionally, so these can never be filled)
+        self.kwonly_required = kwonly_required
 
     def accepts(self, n):
         if self.kwonly_required:
@@ -346,8 +365,8 @@ class _Params(object):
 
     def describe(self):
         if self.kwonly_required:
-            return "has keyword-only parameter(s) without a default: {0}".format(
-                ", ".join(self.kwonly_required))
+            return ("has keyword-only parameter(s) without a default: "
+                    + ", ".join(self.kwonly_required))
         if self.varargs:
             return "takes at least {0} positional parameter(s)".format(
                 self.required)
@@ -435,8 +454,8 @@ def _validate_name(what, name):
     if not isinstance(name, _string_types):
         hint = ""
         if callable(name):
-            hint = " Write @wallaroo.{0}(\"my name\") above the function.".format(
-                what)
+            hint = (" Write @wallaroo.{0}(\"my name\") above the "
+                    "function.".format(what))
         raise _api_error("{0} expects a name string, got {1!r}.{2}",
                          what, name, hint)
 
@@ -751,15 +770,16 @@ class Pipeline(object):
 
     def to_sink(self, sink_config):
         """End the pipeline with one sink."""
-        return self._with_stage(("to_sink", _check_config("to_sink", sink_config)))
+        config = _check_config("to_sink", sink_config)
+        return self._with_stage(("to_sink", config))
 
     def to_sinks(self, sink_configs):
         """End the pipeline with several sinks; each output goes to all of them."""
         try:
             configs = list(sink_configs)
         except TypeError:
-            raise _api_error("to_sinks() expects a list of sink configurations, "
-                             "got {0!r}.", sink_configs)
+            raise _api_error("to_sinks() expects a list of sink "
+                             "configurations, got {0!r}.", sink_configs)
         # Improvement over 0.6: the empty list was accepted in Python and the
         # engine aborted later with the same sentence.
         if not configs:
@@ -771,7 +791,8 @@ class Pipeline(object):
     def merge(self, pipeline):
         """Combine this pipeline and ``pipeline``; later stages see both streams."""
         if not isinstance(pipeline, Pipeline):
-            raise _api_error("merge() expects a Pipeline, got {0!r}.", pipeline)
+            raise _api_error("merge() expects a Pipeline, got {0!r}.",
+                             pipeline)
         p = self.clone()
         p._pipeline_tree.merge(pipeline._pipeline_tree)
         return p
@@ -847,7 +868,8 @@ class TCPSourceConfig(object):
     """A TCP listener decoded with a ``@decoder``: ``("tcp", host, port, decoder)``."""
 
     def __init__(self, host, port, decoder):
-        self._host, self._port = _validate_address("TCPSourceConfig", host, port)
+        self._host, self._port = _validate_address("TCPSourceConfig", host,
+                                                   port)
         _require_methods("TCPSourceConfig", decoder,
                          ("header_length", "payload_length", "decode"),
                          "a decoder made with @wallaroo.decoder")
@@ -1049,7 +1071,8 @@ def _event_time_ms(event_time):
         return seconds * 1000 + event_time.microsecond // 1000
     if isinstance(event_time, datetime.date):
         return calendar.timegm(event_time.timetuple()) * 1000
-    if isinstance(event_time, _integer_types) and not isinstance(event_time, bool):
+    if (isinstance(event_time, _integer_types)
+            and not isinstance(event_time, bool)):
         return event_time
     raise TypeError("event_time must be an int (milliseconds since the epoch) "
                     "or a datetime, got {0!r}".format(event_time))

@@ -150,34 +150,63 @@ class Path(object):
         self.failed = None  # (stage description, message repr) after an error
 
     def process(self, frames):
-        """Run one batch; return a tuple with one bytes per sink."""
-        stage = "decoder of source %r" % (self.source_name,)
+        """Run one batch; return a tuple with one bytes per sink.
+
+        If user code raises, the exception propagates; before that,
+        ``failed`` is set to (stage description, repr of the message) and
+        ``salvage`` to the per-sink output of the messages that came before
+        the failing one at the failing stage, carried through the rest of
+        the path (so output produced before a failure is not lost).
+        """
+        self.failed = None
+        self.salvage = None
         x = _MISSING
+        items = []
         try:
             decode = self.decoder.decode
-            items = []
             append = items.append
             for x in frames:
                 y = decode(x)
                 if y is not None:
                     append(y)
-            keys = None
-            partitions = self.runner.partitions
-            local = self.runner.local
-            for (kind, fn, name, table, multi, keyed, _comp) in self.stages:
+        except Exception:
+            self.failed = ("decoder of source %r" % (self.source_name,),
+                           None if x is _MISSING else _describe(x))
+            self.salvage = self._salvage(items, None, 0)
+            raise
+        return self._run(items, None, 0, False)
+
+    def _salvage(self, items, keys, first):
+        try:
+            return self._run(items, keys, first, True)
+        except Exception:
+            return None
+
+    def _run(self, items, keys, first, salvaging):
+        """Run stages[first:] and the encoders over items (with their
+        keys, or None when no key_by was seen yet)."""
+        partitions = self.runner.partitions
+        local = self.runner.local
+        stages = self.stages
+        si = first
+        x = _MISSING
+        out = []
+        okeys = []
+        try:
+            while si < len(stages):
                 if not items:
                     break
-                stage = "%s %r" % (kind, name)
-                if kind == KEY_BY:
-                    keys = []
-                    kappend = keys.append
-                    for x in items:
-                        kappend(_as_key(fn(x), name))
-                    continue
+                (kind, fn, name, table, multi, keyed, comp) = stages[si]
                 out = []
                 append = out.append
                 okeys = []
                 kappend = okeys.append
+                if kind == KEY_BY:
+                    for x in items:
+                        kappend(_as_key(fn(x), name))
+                    keys = okeys
+                    si += 1
+                    continue
                 if kind == COMPUTATION:
                     if not multi:
                         if keys is None:
@@ -206,7 +235,7 @@ class Path(object):
                                     if keys is not None:
                                         kappend(keys[i])
                 else:  # STATE
-                    make_state = _comp.initial_state
+                    make_state = comp.initial_state
                     for i, x in enumerate(items):
                         k = keys[i] if keyed else SINGLE_PARTITION_KEY
                         p = (zlib.crc32(k) & 0xffffffff) % partitions
@@ -236,22 +265,61 @@ class Path(object):
                                 if y is not None:
                                     append(y)
                                     kappend(k)
+                    keys = okeys
                 items = out
-                keys = okeys if keys is not None or kind == STATE else None
-            results = []
-            for idx, encode in enumerate(self.encoders):
-                stage = "encoder %s" % (self.encoder_names[idx],)
-                chunks = []
-                cappend = chunks.append
+                if keys is not None and keys is not okeys:
+                    keys = okeys
+                si += 1
+            si = len(stages)
+            return self._encode(items, salvaging)
+        except Exception:
+            if not salvaging:
+                if si < len(stages):
+                    kind, name = stages[si][0], stages[si][2]
+                    self.failed = ("%s %r" % (kind, name),
+                                   None if x is _MISSING else _describe(x))
+                    if kind == KEY_BY:
+                        out, keys = items[:len(okeys)], okeys
+                    elif keys is not None and len(okeys) != len(out):
+                        okeys = None
+                    self.salvage = self._salvage(
+                        out, okeys if keys is not None else None, si + 1)
+            raise
+
+    def _encode(self, items, salvaging):
+        encoders = self.encoders
+        chunks = [[] for _ in encoders]
+        x = _MISSING
+        idx = 0
+        done = 0
+        try:
+            if len(encoders) == 1:
+                encode = encoders[0]
+                cappend = chunks[0].append
                 for x in items:
                     y = encode(x)
-                    if y is None:
-                        continue
-                    if type(y) is not bytes:
-                        y = _as_output(y, self.encoder_names[idx])
-                    cappend(y)
-                results.append(b"".join(chunks))
-            return tuple(results)
+                    if y is not None:
+                        if type(y) is not bytes:
+                            y = _as_output(y, self.encoder_names[0])
+                        cappend(y)
+                    done += 1
+            else:
+                for x in items:
+                    sizes = [len(c) for c in chunks]
+                    for idx, encode in enumerate(encoders):
+                        y = encode(x)
+                        if y is not None:
+                            if type(y) is not bytes:
+                                y = _as_output(y, self.encoder_names[idx])
+                            chunks[idx].append(y)
+                    done += 1
         except Exception:
-            self.failed = (stage, None if x is _MISSING else _describe(x))
+            if not salvaging:
+                self.failed = ("encoder %s" % (self.encoder_names[idx],),
+                               None if x is _MISSING else _describe(x))
+                if len(encoders) > 1:
+                    # drop the failing message's partial encodings
+                    chunks = [c[:n] for c, n in zip(chunks, sizes)]
+                self.salvage = tuple(b"".join(c) for c in chunks)
             raise
+        return tuple(b"".join(c) for c in chunks)

@@ -58,10 +58,11 @@ def stream_message_decoder(func):
     """
     name = wallaroo._func_name(func)
     wallaroo._validate_arity_compatability(name, func, 1)
+    methods = {"header_length": wallaroo._get_header_length,
+               "decode": wallaroo._connector_decode,
+               "decoder": wallaroo._connector_decoder}
     cls = wallaroo._wallaroo_wrap(name, func, wallaroo.ConnectorDecoder,
-                                  {"header_length": wallaroo._get_header_length,
-                                   "decode": wallaroo._connector_decode,
-                                   "decoder": wallaroo._connector_decoder})
+                                  methods)
     return cls()
 
 
@@ -263,8 +264,14 @@ class SinkConnector(object):
         self._open = []     # accepted connections still open
         self._buffers = {}  # accepted connection -> bytes not yet decoded
 
-    def listen(self, host=None, port=None, backlog=0):
-        """Listen for the workers' connections (``SO_REUSEADDR``)."""
+    def listen(self, host=None, port=None, backlog=16):
+        """Listen for the workers' connections (``SO_REUSEADDR``).
+
+        Host and port default to those of the application's config.
+        """
+        # Improvement over 0.6: its default backlog of 0 queues a single
+        # connection, so with several workers the others waited for TCP to
+        # retransmit their SYN (a second or more each).
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host or self._host,
@@ -291,7 +298,8 @@ class SinkConnector(object):
                 if payload is not None:
                     return self._decoder.decode(payload)
                 if conn not in self._open:
-                    del self._buffers[conn]  # closed, only a partial frame left
+                    # closed by the peer; only a partial frame is left
+                    del self._buffers[conn]
             wait = None
             if deadline is not None:
                 wait = max(deadline - time.time(), 0)
@@ -331,7 +339,8 @@ class SinkConnector(object):
         try:
             conn, _ = self._acceptor.accept()
         except socket.error as e:
-            if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
+            if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK,
+                           errno.ECONNABORTED):
                 return
             raise
         conn.setblocking(False)

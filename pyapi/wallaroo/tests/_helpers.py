@@ -42,6 +42,7 @@ def child_env():
 
 def run_python(source, cwd=None):
     """Run ``source`` in a fresh interpreter; return (rc, stdout, stderr) as text."""
+    source = "from __future__ import print_function\n" + source
     proc = subprocess.Popen([sys.executable, "-c", source], cwd=cwd,
                             env=child_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)

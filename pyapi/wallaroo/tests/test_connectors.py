@@ -336,7 +336,11 @@ class SinkConnectorTest(unittest.TestCase):
 
     def test_several_workers(self):
         first = socket.create_connection(self.address)
-        second = socket.create_connection(self.address)
+        try:
+            second = socket.create_connection(self.address)
+        except Exception:
+            first.close()
+            raise
         try:
             first.sendall(frame(b"a"))
             second.sendall(frame(b"b"))

@@ -2,6 +2,7 @@
 
 from __future__ import absolute_import, print_function
 
+import textwrap
 import unittest
 
 import wallaroo
@@ -266,6 +267,35 @@ class StageValidationTest(unittest.TestCase):
                             "build_application expects a name string")
         self.assertApiError(lambda: wallaroo.build_application("x", None),
                             "build_application expects a Pipeline")
+
+
+class ModuleDocExampleTest(unittest.TestCase):
+
+    def test_example_in_the_module_docstring_runs(self):
+        doc = wallaroo.__doc__
+        block = doc[doc.index("    import wallaroo"):doc.index("The public names")]
+        namespace = {}
+        exec(textwrap.dedent(block), namespace)
+        app = namespace["application_setup"](
+            ["app", "--in", "127.0.0.1:7010", "--out", "127.0.0.1:7002"])
+        name, root, vs, es = app
+        self.assertEqual((name, root, es), ("Reverse Word", 0, [[]]))
+        self.assertEqual([s[0] for s in vs[0]], ["source", "to", "to_sink"])
+        decode = vs[0][0][2][3]
+        self.assertEqual(decode.decode(b"abc"), u"abc")
+        self.assertEqual(vs[0][1][1].compute(u"abc"), u"cba")
+        self.assertEqual(vs[0][2][1][3].encode(u"x"), b"x\n")
+
+    def test_public_names(self):
+        for name in wallaroo.__all__:
+            self.assertTrue(hasattr(wallaroo, name), name)
+        self.assertEqual(wallaroo.__version__, "0.6.0")
+        import wallaroo.experimental as ex
+        for name in ("stream_message_decoder", "stream_message_encoder",
+                     "SourceConnectorConfig", "SinkConnectorConfig",
+                     "SourceConnector", "SinkConnector",
+                     "UnexpectedSocketError", "parse_connector_args"):
+            self.assertTrue(hasattr(ex, name), name)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ class UnbufferedTest(unittest.TestCase):
         # The child prints and then blocks on stdin; without the wrapper the
         # line would stay in its buffer until exit.
         source = textwrap.dedent("""
+            from __future__ import print_function
             import sys
             import wallaroo
             print(type(sys.stdout).__name__, type(sys.stderr).__name__)
@@ -36,7 +37,8 @@ class UnbufferedTest(unittest.TestCase):
             sys.stdout.writelines(["two ", "lines\\n"])
             sys.stdin.readline()
             """)
-        proc = subprocess.Popen([sys.executable, "-c", source],
+        # bufsize=0: our own select() must see every byte not yet read.
+        proc = subprocess.Popen([sys.executable, "-c", source], bufsize=0,
                                 env=child_env(), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:

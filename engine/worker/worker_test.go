@@ -1,0 +1,295 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wallaroo-go/machida/engine/source"
+)
+
+// upper is a Go processor: every frame comes out upper-cased with a
+// newline, on every sink; the frame "fail" is an error.
+type upper struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (u *upper) Process(batches []source.Batch, out [][]byte) error {
+	u.mu.Lock()
+	u.calls++
+	u.mu.Unlock()
+	for _, b := range batches {
+		for i := 0; i < b.Len(); i++ {
+			f := b.Frame(i)
+			if string(f) == "fail" {
+				return errors.New("processor failed on purpose")
+			}
+			for s := range out {
+				out[s] = append(out[s], bytes.ToUpper(f)...)
+				out[s] = append(out[s], '\n')
+			}
+		}
+	}
+	return nil
+}
+
+func frame(s string) []byte {
+	b := make([]byte, 4+len(s))
+	binary.BigEndian.PutUint32(b, uint32(len(s)))
+	copy(b[4:], s)
+	return b
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func length4(h []byte) (int, error) { return int(binary.BigEndian.Uint32(h)), nil }
+
+// collector accepts one sink connection and keeps what it reads.
+type collector struct {
+	l      net.Listener
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	paused chan struct{} // while open, the collector does not read
+}
+
+func newCollector(t *testing.T, paused bool) *collector {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{l: l, paused: make(chan struct{})}
+	if !paused {
+		close(c.paused)
+	}
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		<-c.paused
+		b := make([]byte, 4096)
+		for {
+			n, err := conn.Read(b)
+			c.mu.Lock()
+			c.buf.Write(b[:n])
+			c.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	return c
+}
+
+func (c *collector) text() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}
+
+func (c *collector) waitFor(t *testing.T, lines int) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := c.text(); strings.Count(s, "\n") >= lines {
+			return s
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("collector has %d lines, want %d", strings.Count(c.text(), "\n"), lines)
+	return ""
+}
+
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startWorker(t *testing.T, cfg Config) *running {
+	t.Helper()
+	ready := make(chan struct{})
+	cfg.OnReady = func() { close(ready) }
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- Run(ctx, cfg) }()
+	select {
+	case <-ready:
+	case err := <-r.done:
+		t.Fatalf("Run ended before ready: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("worker not ready")
+	}
+	t.Cleanup(cancel)
+	return r
+}
+
+func (r *running) stop(t *testing.T) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after cancel")
+		return nil
+	}
+}
+
+func TestRun_TwoSourcesTwoSinks(t *testing.T) {
+	a, b := freeAddr(t), freeAddr(t)
+	s1, s2 := newCollector(t, false), newCollector(t, false)
+	var console bytes.Buffer
+	r := startWorker(t, Config{
+		Sources: []SourceConfig{
+			{Name: "A", Addr: a, HeaderLen: 4, Length: length4},
+			{Name: "B", Addr: b, HeaderLen: 4, Length: length4},
+		},
+		Sinks:     []SinkConfig{{Name: "one", Addr: s1.l.Addr().String()}, {Name: "two", Addr: s2.l.Addr().String()}},
+		Processor: &upper{},
+		Console:   &console,
+	})
+	for _, addr := range []string{a, b} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(append(frame("x-"+addr[len(addr)-2:]), frame("y")...))
+		c.Close()
+	}
+	for _, s := range []*collector{s1, s2} {
+		got := s.waitFor(t, 4)
+		if strings.Count(got, "Y\n") != 2 || strings.Count(got, "X-") != 2 {
+			t.Errorf("sink got %q", got)
+		}
+	}
+	if err := r.stop(t); err != nil {
+		t.Errorf("Run = %v after cancel, want nil", err)
+	}
+	for _, want := range []string{"INIT PHASE III: Application is ready to work!", "Application has successfully initialized"} {
+		if !strings.Contains(console.String(), want) {
+			t.Errorf("console lacks %q:\n%s", want, console.String())
+		}
+	}
+}
+
+func TestRun_BackpressureReachesTheSenderAndLosesNothing(t *testing.T) {
+	in := freeAddr(t)
+	out := newCollector(t, true) // does not read until released
+	startWorker(t, Config{
+		Sources:      []SourceConfig{{Name: "S", Addr: in, HeaderLen: 4, Length: length4}},
+		Sinks:        []SinkConfig{{Name: "slow", Addr: out.l.Addr().String()}},
+		Processor:    &upper{},
+		QueueBatches: 2,
+	})
+	conn, err := net.Dial("tcp", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const total = 100000 // 100 MB: far more than every buffer on the way
+	msg := frame(strings.Repeat("m", 1000))
+	var sent atomic.Int64
+	wrote := make(chan error, 1)
+	go func() {
+		for i := 0; i < total; i++ {
+			if _, err := conn.Write(msg); err != nil {
+				wrote <- err
+				return
+			}
+			sent.Add(1)
+		}
+		wrote <- nil
+	}()
+	// The writer must stall: no progress for a while, long before the end.
+	last, still := int64(-1), 0
+	for still < 10 {
+		time.Sleep(50 * time.Millisecond)
+		n := sent.Load()
+		if n == total {
+			t.Fatalf("sent all %d messages into a sink that does not read", total)
+		}
+		if n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+	}
+	// Once the sink reads again the writer resumes and nothing is lost.
+	close(out.paused)
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("writer still blocked after the sink resumed (sent %d)", sent.Load())
+	}
+	got := out.waitFor(t, total)
+	if n := strings.Count(got, strings.Repeat("M", 1000)+"\n"); n != total {
+		t.Errorf("sink got %d messages, sent %d", n, total)
+	}
+}
+
+func TestRun_ProcessorErrorStopsAndKeepsEarlierOutput(t *testing.T) {
+	in := freeAddr(t)
+	out := newCollector(t, false)
+	r := startWorker(t, Config{
+		Sources:   []SourceConfig{{Name: "S", Addr: in, HeaderLen: 4, Length: length4}},
+		Sinks:     []SinkConfig{{Name: "o", Addr: out.l.Addr().String()}},
+		Processor: &upper{},
+	})
+	conn, err := net.Dial("tcp", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write(frame("before"))
+	out.waitFor(t, 1)
+	conn.Write(frame("fail"))
+	select {
+	case err := <-r.done:
+		if err == nil || !strings.Contains(err.Error(), "failed on purpose") {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not stop on a processor error")
+	}
+	if out.text() != "BEFORE\n" {
+		t.Errorf("sink = %q", out.text())
+	}
+}
+
+func TestRun_ListenErrorIsReported(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	out := newCollector(t, false)
+	err = Run(context.Background(), Config{
+		Sources:   []SourceConfig{{Name: "Taken", Addr: l.Addr().String(), HeaderLen: 4, Length: length4}},
+		Sinks:     []SinkConfig{{Name: "o", Addr: out.l.Addr().String()}},
+		Processor: &upper{},
+	})
+	if !errors.Is(err, ErrListen) || !strings.Contains(err.Error(), "Taken") {
+		t.Errorf("Run = %v, want ErrListen naming the source", err)
+	}
+}

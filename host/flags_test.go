@@ -1,0 +1,91 @@
+package host
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestParseArgs_SplitsEngineOptionsFromApplicationArgs(t *testing.T) {
+	argv := []string{"/bin/machida3",
+		"--application-module", "word_count", "--in", "127.0.0.1:7010", "--out=127.0.0.1:7002",
+		"-m", "127.0.0.1:5001", "--control=127.0.0.1:6000", "-d", "127.0.0.1:6001",
+		"--name", "w", "-e", "127.0.0.1:5050", "-t", "--worker-count=1",
+		"--ponythreads=1", "--ponythreads", "2", "--ponynoblock", "--ponypinasio",
+		"--depth", "3", "--gen-source", "-u", "7", "--time-between-checkpoints", "5",
+		"--resilience-dir=/tmp/r", "--run-with-resilience", "--kafka_source_topic", "t",
+	}
+	o, err := ParseArgs(argv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/bin/machida3", "--in", "127.0.0.1:7010", "--out=127.0.0.1:7002",
+		"--depth", "3", "--gen-source", "--kafka_source_topic", "t"}
+	if !slices.Equal(o.AppArgs, want) {
+		t.Errorf("AppArgs = %q\nwant      %q", o.AppArgs, want)
+	}
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"module", o.Module == "word_count"},
+		{"metrics", o.Metrics == "127.0.0.1:5001"},
+		{"control", o.Control == "127.0.0.1:6000"},
+		{"data", o.Data == "127.0.0.1:6001"},
+		{"name", o.Name == "w"},
+		{"external", o.External == "127.0.0.1:5050"},
+		{"initializer", o.ClusterInitializer},
+		{"worker count", o.WorkerCount == 1},
+		{"stop pause", o.StopPause == 7},
+		{"checkpoints", o.TimeBetweenCkpt == 5},
+		{"resilience dir", o.ResilienceDir == "/tmp/r"},
+		{"resilience", o.RunWithResilience},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s not parsed: %+v", c.name, o)
+		}
+	}
+	if err := o.Validate(); err != nil {
+		t.Errorf("Validate = %v", err)
+	}
+}
+
+func TestParseArgs_Errors(t *testing.T) {
+	cases := map[string][]string{
+		"missing value":  {"m", "--application-module"},
+		"bad int":        {"m", "--worker-count", "two"},
+		"bad int inline": {"m", "--worker-count=two"},
+	}
+	for name, argv := range cases {
+		if _, err := ParseArgs(argv); err == nil {
+			t.Errorf("%s: no error for %q", name, argv)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := map[string][]string{
+		"worker count zero":            {"m", "-t", "--worker-count", "0", "--data", "x"},
+		"join and initializer":         {"m", "-t", "--join", "h:1"},
+		"worker count on plain worker": {"m", "-w", "2"},
+		"data on plain worker":         {"m", "--data", "h:1"},
+		"resilience dir slash":         {"m", "-r", "/tmp/x/"},
+	}
+	for name, argv := range cases {
+		o, err := ParseArgs(argv)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if o.Validate() == nil {
+			t.Errorf("%s: Validate accepted %q", name, argv)
+		}
+	}
+	o, _ := ParseArgs([]string{"m", "--help"})
+	if !o.Help {
+		t.Error("--help not seen")
+	}
+	o, _ = ParseArgs([]string{"m", "-h"})
+	if !o.Help {
+		t.Error("-h not seen")
+	}
+}

@@ -1,0 +1,3 @@
+import wallaroo
+
+VALUE = 1

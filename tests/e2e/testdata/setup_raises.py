@@ -1,0 +1,5 @@
+import wallaroo
+
+
+def application_setup(args):
+    raise RuntimeError("no configuration for this application")
