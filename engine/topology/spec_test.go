@@ -6,7 +6,9 @@ import (
 	"testing"
 )
 
-func src(name string) *SourceSpec { return &SourceSpec{Name: name, Kind: "tcp", Host: "127.0.0.1", Port: "7010"} }
+func src(name string) *SourceSpec {
+	return &SourceSpec{Name: name, Kind: "tcp", Host: "127.0.0.1", Port: "7010"}
+}
 
 var (
 	comp  = Stage{Kind: Computation, Name: "c"}
