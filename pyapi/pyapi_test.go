@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -40,5 +41,33 @@ func TestEmbeddedFiles(t *testing.T) {
 		if slices.Contains([]string{"tests"}, n) {
 			t.Errorf("tests embedded: %s", n)
 		}
+	}
+}
+
+// TestPipInstallOffline installs the package into a fresh virtual
+// environment with pip, without any package index, and imports it from
+// elsewhere: `pip install ./pyapi` must work on a machine with no network.
+func TestPipInstallOffline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: creates a virtual environment")
+	}
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not on PATH")
+	}
+	venv := t.TempDir()
+	if out, err := exec.Command(py, "-m", "venv", venv).CombinedOutput(); err != nil {
+		t.Skipf("python3 -m venv unavailable: %v\n%s", err, out)
+	}
+	pip := exec.Command(venv+"/bin/pip", "install", "--no-index", "--disable-pip-version-check", "-q", ".")
+	if out, err := pip.CombinedOutput(); err != nil {
+		t.Fatalf("pip install --no-index ./pyapi failed: %v\n%s", err, out)
+	}
+	imp := exec.Command(venv+"/bin/python", "-c",
+		"import wallaroo, wallaroo.experimental, wallaroo._runner; print(wallaroo.__file__)")
+	imp.Dir = venv
+	out, err := imp.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "site-packages") {
+		t.Fatalf("installed package not importable: %v\n%s", err, out)
 	}
 }

@@ -35,14 +35,8 @@ def stock_length_fmt(decoder):
     ``OctetDecoder.payload_length`` (so the engine may read the length in
     Go), else None (the engine must call ``payload_length`` itself)."""
     import wallaroo
-    fmt = getattr(decoder, "length_fmt", None)
+    fmt = wallaroo._stock_length_fmt(decoder)
     if fmt is None:
-        fmt = getattr(decoder, "_length_fmt", None)
-    mine = getattr(type(decoder), "payload_length", None)
-    stock = getattr(wallaroo.OctetDecoder, "payload_length", None)
-    mine = getattr(mine, "__func__", mine)
-    stock = getattr(stock, "__func__", stock)
-    if fmt is None or mine is None or mine is not stock:
         return None
     if isinstance(fmt, bytes) and not _PY2:
         fmt = fmt.decode("ascii")
