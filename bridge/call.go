@@ -140,28 +140,6 @@ func (py *Py) CallFrames(fn Object, buf []byte, ends []int32) (Object, error) {
 	return Object{r}, nil
 }
 
-// CallFramesWith is CallFrames with a leading argument: fn(arg, frames).
-func (py *Py) CallFramesWith(fn Object, arg Object, buf []byte, ends []int32) (Object, error) {
-	var bp *C.char
-	if len(buf) > 0 {
-		bp = (*C.char)(unsafe.Pointer(&buf[0]))
-	}
-	var ep *C.int32_t
-	if len(ends) > 0 {
-		ep = (*C.int32_t)(unsafe.Pointer(&ends[0]))
-	}
-	list := C.wb_frames_to_list(bp, ep, C.Py_ssize_t(len(ends))) // new
-	if list == nil {
-		return Object{}, py.fetchError()
-	}
-	r := C.wb_call2(fn.p, arg.p, list)
-	C.wb_decref(list)
-	if r == nil {
-		return Object{}, py.fetchError()
-	}
-	return Object{r}, nil
-}
-
 // Exec runs Python source in the namespace of a new module called name and
 // returns that module (new reference). For small host-side helpers.
 func (py *Py) Exec(name, source string) (Object, error) {

@@ -2,6 +2,7 @@ package host
 
 import (
 	"fmt"
+	"github.com/wallaroo-go/machida/internal/ponyflag"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -82,15 +83,6 @@ var engineFlags = []flagSpec{
 	{"time-between-checkpoints", "", true},
 }
 
-// ponyValueFlags are the Pony runtime options that take a value; every
-// other --pony* option is a bare flag. All of them are accepted and
-// dropped, as the Pony runtime consumed them before machida saw argv.
-var ponyValueFlags = map[string]bool{
-	"ponythreads": true, "ponyminthreads": true, "ponycdinterval": true,
-	"ponygcinitial": true, "ponygcfactor": true, "ponysuspendthreshold": true,
-	"ponymaxmem": true,
-}
-
 func lookupFlag(arg string) (spec flagSpec, name string, inline bool, ok bool) {
 	if strings.HasPrefix(arg, "--") {
 		name = strings.TrimPrefix(arg, "--")
@@ -126,16 +118,10 @@ func ParseArgs(argv []string) (*Options, error) {
 	}
 	o := &Options{AppArgs: []string{argv[0]}, Set: map[string]bool{}}
 	var engine []string
-	args := argv[1:]
+	// The Pony runtime consumed its options before 0.6 saw argv.
+	args := ponyflag.Strip(argv[1:])
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if strings.HasPrefix(a, "--pony") {
-			name := strings.TrimPrefix(a, "--")
-			if !strings.Contains(name, "=") && ponyValueFlags[name] && i+1 < len(args) {
-				i++
-			}
-			continue
-		}
 		spec, _, inline, ok := lookupFlag(a)
 		if !ok {
 			o.AppArgs = append(o.AppArgs, a)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/wallaroo-go/machida/internal/ponyflag"
 	"io"
 	"net"
 	"strconv"
@@ -78,7 +79,7 @@ func parseFlags(args []string) (*config, error) {
 	cfg := &config{}
 	var help bool
 	fs := newFlagSet(cfg, &help)
-	if err := fs.Parse(stripPonyFlags(args)); err != nil {
+	if err := fs.Parse(ponyflag.Strip(args)); err != nil {
 		return nil, err
 	}
 	if help {
@@ -111,34 +112,6 @@ func parseFlags(args []string) (*config, error) {
 		}
 	}
 	return cfg, nil
-}
-
-// stripPonyFlags removes Pony runtime options, which Wallaroo 0.6 command
-// lines pass to every tool: "--ponyX=V", "--ponyX V" when V is a number, and
-// "--ponyX". Everything after "--" is kept as is. (The sender has the same
-// few lines; the two commands share no package.)
-func stripPonyFlags(args []string) []string {
-	out := make([]string, 0, len(args))
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			return append(out, args[i:]...)
-		}
-		if !strings.HasPrefix(a, "--pony") {
-			out = append(out, a)
-			continue
-		}
-		if !strings.Contains(a, "=") && i+1 < len(args) && isNumber(args[i+1]) {
-			i++
-		}
-	}
-	return out
-}
-
-// isNumber reports whether s is a number, as taken by numeric Pony options.
-func isNumber(s string) bool {
-	_, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64)
-	return err == nil
 }
 
 // decimalValue is a pflag.Value for a uint64 in decimal, with optional

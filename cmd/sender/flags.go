@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/wallaroo-go/machida/internal/ponyflag"
 	"io"
 	"net"
 	"strconv"
@@ -111,7 +112,7 @@ func parseFlags(args []string) (*config, error) {
 	var files string
 	var help bool
 	fs := newFlagSet(cfg, &files, &help)
-	if err := fs.Parse(stripPonyFlags(args)); err != nil {
+	if err := fs.Parse(ponyflag.Strip(args)); err != nil {
 		return nil, err
 	}
 	if help {
@@ -171,33 +172,6 @@ func (c *config) warnings() []string {
 		w = append(w, fmt.Sprintf("--msg-size %d differs from the --u64 record size %d; records are sent whole", c.msgSize, 12+len(c.partition)))
 	}
 	return w
-}
-
-// stripPonyFlags removes Pony runtime options, which Wallaroo 0.6 command
-// lines pass to every tool: "--ponyX=V", "--ponyX V" when V is a number, and
-// "--ponyX". Everything after "--" is kept as is.
-func stripPonyFlags(args []string) []string {
-	out := make([]string, 0, len(args))
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			return append(out, args[i:]...)
-		}
-		if !strings.HasPrefix(a, "--pony") {
-			out = append(out, a)
-			continue
-		}
-		if !strings.Contains(a, "=") && i+1 < len(args) && isNumber(args[i+1]) {
-			i++
-		}
-	}
-	return out
-}
-
-// isNumber reports whether s is a number, as taken by numeric Pony options.
-func isNumber(s string) bool {
-	_, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64)
-	return err == nil
 }
 
 // parseDecimal parses a non-negative decimal integer that may contain single

@@ -63,24 +63,6 @@ func TestParseFlags_Interval(t *testing.T) {
 	}
 }
 
-func TestStripPonyFlags(t *testing.T) {
-	tests := []struct {
-		in, want []string
-	}{
-		{[]string{"--ponythreads", "4", "-m", "1"}, []string{"-m", "1"}},
-		{[]string{"--ponythreads=4", "--ponynoblock", "--ponypinasio", "-m", "1"}, []string{"-m", "1"}},
-		{[]string{"-m", "1", "--ponynoblock"}, []string{"-m", "1"}},
-		{[]string{"--ponynoblock", "-m", "1"}, []string{"-m", "1"}},
-		{[]string{"--ponygcfactor", "1.5", "--ponycdinterval", "100_000"}, []string{}},
-		{[]string{"--", "--ponythreads", "4"}, []string{"--", "--ponythreads", "4"}},
-	}
-	for _, tt := range tests {
-		if got := stripPonyFlags(tt.in); !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("stripPonyFlags(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestUsage_ListsEveryFlag(t *testing.T) {
 	var files string
 	var help bool
