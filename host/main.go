@@ -165,6 +165,10 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 		return cfg, err
 	}
 	for _, p := range paths {
+		if p.Source.Kind == "gen" {
+			cfg.Sources = append(cfg.Sources, worker.SourceConfig{Name: p.Source.Name, Generator: true})
+			continue
+		}
 		n, fn, err := lengthFunc(in, py, p.Source.Decoder.(bridge.Object), p.Source.Name)
 		if err != nil {
 			return cfg, err

@@ -129,7 +129,11 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, table
 			return nil, err
 		}
 		keep(encList)
-		po, err := py.CallMethod(runner, "path", keep(py.Str(path.Source.Name)), path.Source.Decoder.(bridge.Object), stageList, encList)
+		method := "path"
+		if path.Source.Kind == "gen" {
+			method = "gen_path" // calls the generator's initial_value()
+		}
+		po, err := py.CallMethod(runner, method, keep(py.Str(path.Source.Name)), path.Source.Decoder.(bridge.Object), stageList, encList)
 		if err != nil {
 			return nil, fmt.Errorf("prepare pipeline %q: %w", path.Source.Name, err)
 		}
@@ -164,6 +168,37 @@ func (p *processor) Process(batches []source.Batch, out [][]byte) error {
 		}
 		return nil
 	})
+}
+
+// Generate implements worker.Processor for generator sources.
+func (p *processor) Generate(src int, max int, out [][]byte) (stopped bool, err error) {
+	err = p.in.Do(func(py *bridge.Py) error {
+		n := py.Int(int64(max))
+		defer py.DecRef(n)
+		r, err := py.CallMethod(p.paths[src], "generate", n)
+		if err != nil {
+			p.salvage(py, src, out)
+			return p.userError(py, src, err)
+		}
+		defer py.DecRef(r)
+		outs, err := py.Item(r, 0)
+		if err != nil {
+			return fmt.Errorf("runner result: %w", err)
+		}
+		err = p.collect(py, outs, out)
+		py.DecRef(outs)
+		if err != nil {
+			return err
+		}
+		done, err := py.Item(r, 1)
+		if err != nil {
+			return fmt.Errorf("runner result: %w", err)
+		}
+		defer py.DecRef(done)
+		stopped = py.Repr(done) == "True"
+		return nil
+	})
+	return stopped, err
 }
 
 func (p *processor) collect(py *bridge.Py, r bridge.Object, out [][]byte) error {

@@ -189,8 +189,16 @@ func (t *translator) sourceStage(st bridge.Object) (*topology.SourceSpec, error)
 			return nil, err
 		}
 		src.Decoder = cfg[3]
+	case "gen":
+		if len(cfg) != 2 {
+			return nil, bad("generator source %q: config must be (\"gen\", generator), got %s", name, t.py.Repr(args[1]))
+		}
+		if err := t.need(cfg[1], fmt.Sprintf("the generator of source %q", name), "an object with initial_value() and apply(value) in wallaroo.GenSourceConfig", "initial_value", "apply"); err != nil {
+			return nil, err
+		}
+		src.Decoder = cfg[1]
 	default:
-		return nil, bad("source %q: source kind %q is not supported by this engine yet (supported: tcp)", name, kind)
+		return nil, bad("source %q: source kind %q is not supported by this engine yet (supported: tcp, gen)", name, kind)
 	}
 	return src, nil
 }

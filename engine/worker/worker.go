@@ -21,11 +21,17 @@ import (
 // what was produced before the failure, which the worker still delivers.
 type Processor interface {
 	Process(batches []source.Batch, out [][]byte) error
+	// Generate makes up to max messages from generator source src, runs
+	// them, and appends the output to out like Process. stopped reports
+	// that the generator has no more values.
+	Generate(src int, max int, out [][]byte) (stopped bool, err error)
 }
 
-// SourceConfig describes one TCP source listener.
+// SourceConfig describes one source: a TCP listener, or (Generator) a
+// generator whose messages the processor makes itself.
 type SourceConfig struct {
 	Name       string // pipeline name
+	Generator  bool   // a GenSourceConfig source; the fields below are unused
 	Addr       string
 	HeaderLen  int
 	Length     source.LengthFunc
@@ -125,8 +131,13 @@ func Run(ctx context.Context, cfg Config) error {
 	q := make(queue, cfg.QueueBatches)
 	srcCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
-	sources := make([]*source.TCP, len(cfg.Sources))
+	var sources []*source.TCP
+	var gens []int
 	for i, sc := range cfg.Sources {
+		if sc.Generator {
+			gens = append(gens, i)
+			continue
+		}
 		s, err := source.NewTCP(source.TCPConfig{
 			Name: sc.Name, Index: i, Addr: sc.Addr, HeaderLen: sc.HeaderLen,
 			Length: sc.Length, MaxPayload: sc.MaxPayload,
@@ -138,7 +149,7 @@ func Run(ctx context.Context, cfg Config) error {
 			closeSinks()
 			return fmt.Errorf("%w: %v", ErrListen, err)
 		}
-		sources[i] = s
+		sources = append(sources, s)
 	}
 
 	var wg sync.WaitGroup
@@ -162,7 +173,7 @@ func Run(ctx context.Context, cfg Config) error {
 		wg.Wait()
 		close(q)
 	}()
-	err := loop(sinkCtx, cfg, q, sinks)
+	err := loop(srcCtx, sinkCtx, cfg, q, sinks, gens)
 	stopSources()
 	if err != nil {
 		// Drop what is queued (the processor is broken) but let the
@@ -187,14 +198,72 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
+// genBatch is how many messages one Generate call asks for.
+const genBatch = 256
+
 // loop is the processor loop: it returns nil when q is closed and drained,
-// or the processor's error.
-func loop(ctx context.Context, cfg Config, q queue, sinks []*sink.TCP) error {
+// or the processor's error. While generator sources are active and no
+// batch is waiting, it runs them; they stop when srcCtx ends.
+func loop(srcCtx, ctx context.Context, cfg Config, q queue, sinks []*sink.TCP, gens []int) error {
 	batches := make([]source.Batch, 0, cfg.MaxBatchesPerCall)
+	deliver := func(out [][]byte, perr error) error {
+		// On a processor error, out still holds what was produced before
+		// the failure: deliver it before stopping.
+		for i, o := range out {
+			if len(o) == 0 {
+				continue
+			}
+			if err := sinks[i].Write(ctx, o); err != nil {
+				return errors.Join(perr, fmt.Errorf("sink %s: %w", cfg.Sinks[i].Name, err))
+			}
+		}
+		return perr
+	}
+	qOpen := true
 	for {
-		b, ok := <-q
-		if !ok {
-			return nil
+		var b source.Batch
+		var ok bool
+		if len(gens) > 0 && srcCtx.Err() == nil {
+			got := false
+			if qOpen {
+				select {
+				case b, ok = <-q:
+					if !ok {
+						qOpen = false
+						continue
+					}
+					got = true
+				default:
+				}
+			}
+			if !got {
+				next := gens[:0]
+				for _, g := range gens {
+					out := make([][]byte, len(sinks))
+					stopped, perr := cfg.Processor.Generate(g, genBatch, out)
+					if err := deliver(out, perr); err != nil {
+						return err
+					}
+					if stopped {
+						fmt.Fprintln(cfg.Console, "GenSource produced a None. Stopping GenSource.")
+					} else {
+						next = append(next, g)
+					}
+				}
+				gens = next
+				continue
+			}
+		} else {
+			if qOpen {
+				b, ok = <-q
+			}
+			if !ok {
+				// Every source has ended (stopped, or only generators fed
+				// this worker and they are done): stay up until told to
+				// stop, as a 0.6 worker does.
+				<-srcCtx.Done()
+				return nil
+			}
 		}
 		batches = append(batches[:0], b)
 	drain:
@@ -210,19 +279,8 @@ func loop(ctx context.Context, cfg Config, q queue, sinks []*sink.TCP) error {
 			}
 		}
 		out := make([][]byte, len(sinks))
-		perr := cfg.Processor.Process(batches, out)
-		// On a processor error, out still holds what was produced before
-		// the failure: deliver it before stopping.
-		for i, o := range out {
-			if len(o) == 0 {
-				continue
-			}
-			if err := sinks[i].Write(ctx, o); err != nil {
-				return errors.Join(perr, fmt.Errorf("sink %s: %w", cfg.Sinks[i].Name, err))
-			}
-		}
-		if perr != nil {
-			return perr
+		if err := deliver(out, cfg.Processor.Process(batches, out)); err != nil {
+			return err
 		}
 	}
 }

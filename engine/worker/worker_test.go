@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -18,8 +19,23 @@ import (
 // upper is a Go processor: every frame comes out upper-cased with a
 // newline, on every sink; the frame "fail" is an error.
 type upper struct {
-	mu    sync.Mutex
-	calls int
+	mu        sync.Mutex
+	calls     int
+	generated int // messages made by Generate; it stops at genLimit
+}
+
+const genLimit = 1000
+
+func (u *upper) Generate(src int, max int, out [][]byte) (bool, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for i := 0; i < max && u.generated < genLimit; i++ {
+		u.generated++
+		for s := range out {
+			out[s] = append(out[s], fmt.Sprintf("G%d:%d\n", src, u.generated)...)
+		}
+	}
+	return u.generated >= genLimit, nil
 }
 
 func (u *upper) Process(batches []source.Batch, out [][]byte) error {
@@ -292,4 +308,53 @@ func TestRun_ListenErrorIsReported(t *testing.T) {
 	if !errors.Is(err, ErrListen) || !strings.Contains(err.Error(), "Taken") {
 		t.Errorf("Run = %v, want ErrListen naming the source", err)
 	}
+}
+
+func TestRun_GeneratorSourceRunsUntilItStops(t *testing.T) {
+	out := newCollector(t, false)
+	var console syncBuffer
+	r := startWorker(t, Config{
+		Sources:   []SourceConfig{{Name: "Gen", Generator: true}},
+		Sinks:     []SinkConfig{{Name: "o", Addr: out.l.Addr().String()}},
+		Processor: &upper{},
+		Console:   &console,
+	})
+	got := out.waitFor(t, genLimit)
+	if !strings.HasPrefix(got, "G0:1\nG0:2\n") || !strings.HasSuffix(got, fmt.Sprintf("G0:%d\n", genLimit)) {
+		t.Errorf("sink got %q...", got[:min(40, len(got))])
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(console.String(), "GenSource produced a None. Stopping GenSource.") {
+		if time.Now().After(deadline) {
+			t.Fatalf("console: %s", console.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The worker keeps running (other sources may exist) until stopped.
+	select {
+	case err := <-r.done:
+		t.Fatalf("Run returned %v after its generator stopped", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := r.stop(t); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

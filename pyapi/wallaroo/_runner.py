@@ -95,6 +95,14 @@ class Runner(object):
     def path(self, source_name, decoder, stages, encoders):
         return Path(self, source_name, decoder, stages, encoders)
 
+    def gen_path(self, source_name, generator, stages, encoders):
+        """A path fed by a GenSourceConfig generator instead of frames.
+        Calls ``generator.initial_value()`` now, once."""
+        path = Path(self, source_name, None, stages, encoders)
+        path.generator = generator
+        path.gen_value = generator.initial_value()
+        return path
+
     def state_entities(self):
         """{step id: sorted list of keys} of every state object here."""
         out = {}
@@ -142,6 +150,9 @@ class Path(object):
         self.encoder_names = [
             getattr(type(e), "__name__", "encoder") for e in encoders]
         self.failed = None  # (stage description, message repr) after an error
+        self.salvage = None
+        self.generator = None
+        self.gen_value = None
 
     def process(self, frames):
         """Run one batch; return a tuple with one bytes per sink.
@@ -169,6 +180,30 @@ class Path(object):
             self.salvage = self._salvage(items, None, 0)
             raise
         return self._run(items, None, 0, False)
+
+    def generate(self, n):
+        """Take up to n values from the generator and run them; return
+        (outputs, stopped). As in Wallaroo 0.6, the value after ``v`` is
+        computed with ``apply(v)`` before ``v`` is pushed; a None (from
+        ``initial_value`` or ``apply``) stops the source."""
+        self.failed = None
+        self.salvage = None
+        apply = self.generator.apply
+        items = []
+        append = items.append
+        v = self.gen_value
+        try:
+            while v is not None and len(items) < n:
+                nxt = apply(v)
+                append(v)
+                v = nxt
+        except Exception:
+            self.failed = ("generator of source %r (apply)" % (self.source_name,),
+                           _describe(v))
+            self.salvage = self._salvage(items, None, 0)
+            raise
+        self.gen_value = v
+        return self._run(items, None, 0, False), v is None
 
     def _salvage(self, items, keys, first):
         try:

@@ -57,7 +57,7 @@ def _encode(s):
 
 @wallaroo.encoder
 def _encode_text(s):
-    return s + "|"
+    return "%s|" % (s,)
 
 
 @wallaroo.encoder
@@ -157,6 +157,42 @@ class RunnerTest(unittest.TestCase):
         path = runner.path("src", _decode, stages, [_encode])
         with self.assertRaises(RuntimeError):
             path.process([b"a"])
+
+    def test_generator_path(self):
+        class Countdown(object):
+            def initial_value(self):
+                return 3
+
+            def apply(self, v):
+                return v - 1 if v > 1 else None
+
+        @wallaroo.computation(name="show")
+        def show(v):
+            return str(v)
+
+        runner = _runner.Runner(4, [True] * 4)
+        path = runner.gen_path("gen", Countdown(),
+                               [("computation", show, "show", "0.0", False, False)],
+                               [_encode])
+        self.assertEqual(path.generate(2), ((b"3\n2\n",), False))
+        self.assertEqual(path.generate(5), ((b"1\n",), True))
+
+    def test_generator_error(self):
+        class Broken(object):
+            def initial_value(self):
+                return 1
+
+            def apply(self, v):
+                if v == 2:
+                    raise ValueError("no more")
+                return v + 1
+
+        runner = _runner.Runner(4, [True] * 4)
+        path = runner.gen_path("gen", Broken(), [], [_encode_text])
+        with self.assertRaises(ValueError):
+            path.generate(10)
+        self.assertEqual(path.failed, ("generator of source 'gen' (apply)", "2"))
+        self.assertEqual(path.salvage, (b"1|",))
 
     def test_stock_length_fmt(self):
         self.assertEqual(_runner.stock_length_fmt(_decode), ">I")
