@@ -45,6 +45,7 @@ setup:
 
 fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz FuzzFramer -fuzztime 30s ./engine/source/
+	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s ./engine/external/
 
 vet:
 	@$(PYENV_CMD) && $(GO) vet ./...

@@ -185,6 +185,30 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 		return cfg, err
 	}
 	cfg.Processor = proc
+	cfg.Queries = proc
+	cfg.Name = string(me)
+	cfg.External = opts.External
+	seen := map[topology.StepID]bool{}
+	for _, p := range paths {
+		for _, st := range p.Stages {
+			if seen[st.ID] {
+				continue
+			}
+			seen[st.ID] = true
+			switch st.Kind {
+			case topology.StateComputation:
+				cfg.Stages.State = append(cfg.Stages.State, st.ID.Number())
+				proc.stageNumbers[st.ID.String()] = st.ID.Number()
+			case topology.Computation:
+				cfg.Stages.Stateless = append(cfg.Stages.Stateless, st.ID.Number())
+			}
+		}
+	}
+	for p, local := range table.Local(me) {
+		if local {
+			cfg.Partitions = append(cfg.Partitions, fmt.Sprint(p))
+		}
+	}
 	return cfg, nil
 }
 

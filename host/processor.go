@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/wallaroo-go/machida/bridge"
 	"github.com/wallaroo-go/machida/engine/routing"
@@ -20,6 +21,10 @@ type processor struct {
 	paths   []bridge.Object // runner Path objects, by source index
 	process []bridge.Object // their bound process methods
 	names   []string        // source names
+	runner  bridge.Object   // the wallaroo._runner.Runner (owned)
+	// stageNumbers maps the runner's step ids ("node.index") to the
+	// stage ids the external channel reports.
+	stageNumbers map[string]string
 }
 
 // UserCodeError is an exception raised by user code while processing.
@@ -85,7 +90,7 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, table
 	}
 	keep(runner)
 
-	p := &processor{in: in}
+	p := &processor{in: in, runner: py.IncRef(runner), stageNumbers: map[string]string{}}
 	for _, path := range paths {
 		var stages []bridge.Object
 		for _, st := range path.Stages {
@@ -168,6 +173,65 @@ func (p *processor) Process(batches []source.Batch, out [][]byte) error {
 		}
 		return nil
 	})
+}
+
+// StateEntities implements worker.Queries: the keys of every state object
+// this interpreter holds, per state stage id. Keys are shown as text
+// (UTF-8, invalid bytes replaced).
+func (p *processor) StateEntities() (map[string][]string, error) {
+	out := map[string][]string{}
+	err := p.in.Do(func(py *bridge.Py) error {
+		pairs, err := py.CallMethod(p.runner, "state_entity_pairs")
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(pairs)
+		list, err := py.Items(pairs)
+		if err != nil {
+			return err
+		}
+		for _, pair := range list {
+			err := func() error {
+				defer py.DecRef(pair)
+				step, err := py.Item(pair, 0)
+				if err != nil {
+					return err
+				}
+				defer py.DecRef(step)
+				keys, err := py.Item(pair, 1)
+				if err != nil {
+					return err
+				}
+				defer py.DecRef(keys)
+				id, err := py.GoString(step)
+				if err != nil {
+					return err
+				}
+				ks, err := py.Items(keys)
+				if err != nil {
+					return err
+				}
+				names := make([]string, 0, len(ks))
+				for _, k := range ks {
+					b, err := py.TextView(k)
+					if err == nil {
+						names = append(names, strings.ToValidUTF8(string(b), "\uFFFD"))
+					}
+					py.DecRef(k)
+				}
+				if n, ok := p.stageNumbers[id]; ok {
+					id = n
+				}
+				out[id] = names
+				return nil
+			}()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Generate implements worker.Processor for generator sources.

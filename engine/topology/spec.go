@@ -106,6 +106,11 @@ type StepID struct {
 
 func (id StepID) String() string { return fmt.Sprintf("%d.%d", id.Node, id.Index) }
 
+// Number is the stage's id as the external channel reports it: a decimal
+// integer (Wallaroo 0.6 used routing ids; tools only parse them as
+// integers).
+func (id StepID) Number() string { return fmt.Sprint(uint64(id.Node+1)<<16 | uint64(id.Index+1)) }
+
 // PathStage is a stage placed on a path.
 type PathStage struct {
 	Stage

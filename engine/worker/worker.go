@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wallaroo-go/machida/engine/external"
 	"github.com/wallaroo-go/machida/engine/sink"
 	"github.com/wallaroo-go/machida/engine/source"
 )
@@ -61,11 +62,27 @@ type Config struct {
 	// FlushTimeout bounds how long Run waits at the end for the sinks to
 	// deliver what they hold (default 10s).
 	FlushTimeout time.Duration
+	// Name is the worker's name in the cluster ("initializer").
+	Name string
+	// External is the address of the external (operator) channel; empty
+	// for none.
+	External string
+	// Stages and Partitions describe the application for the external
+	// channel's queries: stage ids, and the partitions this worker owns.
+	Stages     Stages
+	Partitions []string
+	// Queries answers the state-entity queries; may be nil.
+	Queries Queries
 	// OnReady, if set, is called once the worker is serving.
 	OnReady func()
 }
 
+func (c SourceConfig) maxConns() int { return source.DefaultMaxConns }
+
 func (c *Config) setDefaults() {
+	if c.Name == "" {
+		c.Name = "initializer"
+	}
 	if c.QueueBatches <= 0 {
 		c.QueueBatches = 64
 	}
@@ -83,8 +100,8 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// ErrListen wraps a failure to bind a source listener (a user
-// configuration error: the address is taken or invalid).
+// ErrListen wraps a failure to bind a source or external-channel listener
+// (a user configuration error: the address is taken or invalid).
 var ErrListen = errors.New("source listener")
 
 // queue is the bounded hand-off from the sources to the processor loop.
@@ -104,8 +121,35 @@ func (q queue) Deliver(ctx context.Context, b source.Batch) error {
 // has been flushed to the sinks).
 func Run(ctx context.Context, cfg Config) error {
 	cfg.setDefaults()
+	ctx, shutdown := context.WithCancel(ctx)
+	defer shutdown()
 	sinkCtx, stopSinks := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSinks()
+
+	// The external channel answers from the start (cluster-status says
+	// "not initialized" until the worker is ready) and can stop the worker.
+	st := &status{cfg: &cfg, shutdown: func(reason string) {
+		cfg.Log.Printf("shutting down: %s", reason)
+		shutdown()
+	}}
+	if cfg.External != "" {
+		ext := external.NewServer(external.Config{Addr: cfg.External}, st, cfg.Log)
+		if err := ext.Listen(); err != nil {
+			return fmt.Errorf("%w: %v", ErrListen, err)
+		}
+		extCtx, stopExt := context.WithCancel(context.WithoutCancel(ctx))
+		extDone := make(chan struct{})
+		go func() {
+			defer close(extDone)
+			if err := ext.Serve(extCtx); err != nil {
+				cfg.Log.Printf("external channel: %v", err)
+			}
+		}()
+		defer func() {
+			stopExt()
+			<-extDone
+		}()
+	}
 
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE I: Initializing sinks ~~|")
 	sinks := make([]*sink.TCP, len(cfg.Sinks))
@@ -162,6 +206,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}(s)
 	}
+	st.initialized.Store(true)
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE III: Application is ready to work! ~~|")
 	fmt.Fprintln(cfg.Console, "Application has successfully initialized")
 	if cfg.OnReady != nil {

@@ -103,6 +103,10 @@ class Runner(object):
         path.gen_value = generator.initial_value()
         return path
 
+    def state_entity_pairs(self):
+        """[(step id, sorted keys)] for every state step, sorted by id."""
+        return sorted(self.state_entities().items())
+
     def state_entities(self):
         """{step id: sorted list of keys} of every state object here."""
         out = {}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/wallaroo-go/machida/internal/ponyflag"
+)
+
+// usage is printed for --help (stdout) and a bad command line (stderr).
+const usage = `Usage: cluster_shutdown HOST:PORT
+
+Sends CleanShutdown to the external channel (--external) of any worker of
+a Wallaroo cluster; the whole cluster shuts down and deletes its recovery
+files. Pony runtime options (--pony*) are accepted and ignored.
+`
+
+// cleanShutdownID is the external channel message id of CleanShutdown.
+const cleanShutdownID = 3
+
+// dialTimeout bounds the connect.
+const dialTimeout = 10 * time.Second
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run is the whole command: it parses args, sends CleanShutdown and
+// returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	addr, err := parseArgs(args)
+	if errors.Is(err, pflag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n\n%s", err, usage)
+		return 1
+	}
+	if err := shutdown(addr); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// parseArgs returns the HOST:PORT argument, or pflag.ErrHelp for --help.
+func parseArgs(args []string) (string, error) {
+	fs := pflag.NewFlagSet("cluster_shutdown", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(ponyflag.Strip(args)); err != nil {
+		return "", err
+	}
+	switch fs.NArg() {
+	case 0:
+		return "", errors.New("missing HOST:PORT")
+	case 1:
+		return fs.Arg(0), nil
+	default:
+		return "", fmt.Errorf("unexpected argument %q", fs.Arg(1))
+	}
+}
+
+// shutdown connects to addr and writes one CleanShutdown frame with an
+// empty payload. Its errors are capitalised because run prints them after
+// "Error: ", reproducing the 0.6 tool's "Error: Unable to connect to ...".
+func shutdown(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, dialTimeout)
+	if err != nil {
+		return fmt.Errorf("Unable to connect to %s: %w", addr, err)
+	}
+	defer conn.Close()
+	conn.SetWriteDeadline(time.Now().Add(dialTimeout))
+	frame := binary.BigEndian.AppendUint32(nil, 2)
+	frame = binary.BigEndian.AppendUint16(frame, cleanShutdownID)
+	if _, err := conn.Write(frame); err != nil {
+		return fmt.Errorf("Unable to send CleanShutdown to %s: %w", addr, err)
+	}
+	if err := conn.Close(); err != nil {
+		return fmt.Errorf("Unable to send CleanShutdown to %s: close: %w", addr, err)
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/wallaroo-go/machida/internal/ponyflag"
+)
+
+// errHelp is returned by parseFlags when --help was given.
+var errHelp = errors.New("help requested")
+
+// defaultTimeout bounds the connect and the wait for a reply.
+const defaultTimeout = 10 * time.Second
+
+// msgType is one --type: what to send and what reply to expect.
+type msgType struct {
+	name    string
+	id      uint16
+	replies []uint16 // accepted reply ids; nil when there is no reply
+	header  string   // printed before the JSON without --json
+	payload func(message string) []byte
+}
+
+// Message ids of the external channel protocol (spec 3.7).
+const (
+	idPrint                    = 1
+	idRotateLog                = 2
+	idCleanShutdown            = 3
+	idClusterStatusNotReady    = 11
+	idReportStatus             = 16
+	boundaryCountStatus        = "boundary-count-status"
+	notInitializedClusterReply = `{"processing_messages": false}`
+)
+
+func text(m string) []byte { return []byte(m) }
+func empty(string) []byte  { return nil }
+
+// query returns a query type with an empty payload.
+func query(name string, id uint16, header string, replies ...uint16) msgType {
+	return msgType{name: name, id: id, replies: replies, header: header, payload: empty}
+}
+
+// msgTypes lists the --type values in the order usage shows them.
+var msgTypes = []msgType{
+	{name: "print", id: idPrint, payload: text},
+	{name: "rotate-log", id: idRotateLog, payload: text},
+	{name: "clean-shutdown", id: idCleanShutdown, payload: text},
+	query("partition-query", 7, "Partition query response:", 8),
+	query("partition-count-query", 12, "Partition count query response:", 13),
+	query("cluster-status-query", 9, "Cluster status query response:", 10, idClusterStatusNotReady),
+	query("source-ids-query", 14, "Source ids query response:", 15),
+	{name: boundaryCountStatus, id: idReportStatus, payload: func(string) []byte { return []byte(boundaryCountStatus) }},
+	query("state-entity-query", 17, "State entity query response:", 18),
+	query("state-entity-count-query", 21, "State entity count query response:", 22),
+	query("stateless-partition-query", 19, "Stateless partition query response:", 20),
+	query("stateless-partition-count-query", 23, "Stateless partition count query response:", 24),
+}
+
+// typeNames returns the valid --type values, comma-separated.
+func typeNames() string {
+	names := make([]string, len(msgTypes))
+	for i, t := range msgTypes {
+		names[i] = t.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// config is the validated command line.
+type config struct {
+	external string
+	typ      msgType
+	message  string
+	json     bool
+	timeout  time.Duration
+}
+
+// usage is the --help text. TestUsage_ListsEveryFlagAndType keeps it in
+// step with parseFlags and msgTypes.
+const usage = `Usage: external_sender --external H:P --type T [--message M] [--json]
+
+Sends one message to a Wallaroo worker's external channel. For queries it
+waits for the reply and prints it.
+
+Options:
+  -e, --external H:P     the worker's external channel address (required)
+  -t, --type T           message type (default print), one of:
+                           print                  log M on the worker
+                           rotate-log             rotate worker M's event log
+                           clean-shutdown         shut the whole cluster down
+                           boundary-count-status  the worker logs boundary counts
+                         queries, answered with JSON:
+                           partition-query, partition-count-query,
+                           cluster-status-query, source-ids-query,
+                           state-entity-query, state-entity-count-query,
+                           stateless-partition-query,
+                           stateless-partition-count-query
+  -m, --message M        text for print, worker name for rotate-log
+  -j, --json             print only the JSON of a query reply
+      --timeout D        connect and reply timeout (default 10s)
+      --help             print this help and exit
+
+Pony runtime options (--ponythreads N, --ponynoblock, any --pony*) are
+accepted and ignored.
+`
+
+// parseFlags parses and validates args (without the program name).
+func parseFlags(args []string) (*config, error) {
+	cfg := &config{timeout: defaultTimeout}
+	var typ string
+	var help bool
+	fs := pflag.NewFlagSet("external_sender", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVarP(&cfg.external, "external", "e", "", "")
+	fs.StringVarP(&typ, "type", "t", "print", "")
+	fs.StringVarP(&cfg.message, "message", "m", "", "")
+	fs.BoolVarP(&cfg.json, "json", "j", false, "")
+	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "")
+	fs.BoolVar(&help, "help", false, "")
+	if err := fs.Parse(ponyflag.Strip(args)); err != nil {
+		return nil, err
+	}
+	if help {
+		return nil, errHelp
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if !fs.Changed("external") {
+		return nil, errors.New("--external is required")
+	}
+	if _, _, err := net.SplitHostPort(cfg.external); err != nil {
+		return nil, fmt.Errorf("--external must be host:port: %w", err)
+	}
+	found := false
+	for _, t := range msgTypes {
+		if t.name == typ {
+			cfg.typ, found = t, true
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("unknown --type %q; valid types: %s", typ, typeNames())
+	}
+	if cfg.typ.id == idRotateLog && cfg.message == "" {
+		return nil, errors.New("--type rotate-log needs --message <worker name>")
+	}
+	if cfg.timeout <= 0 {
+		return nil, errors.New("--timeout must be greater than 0")
+	}
+	return cfg, nil
+}

@@ -1,0 +1,299 @@
+package e2e
+
+// Helpers for examples_test.go: running an example the way its README
+// does (data_receiver, machida3, sender), reading what the receiver wrote,
+// and comparing outputs as multisets or per key.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// exReceiver is a running data_receiver and the address it listens on.
+type exReceiver struct {
+	*proc
+	addr string
+}
+
+// exStartReceiver starts data_receiver in dir on a free port; extra are
+// more options (--framed, --expect N ...). Its data goes to its stdout.
+func exStartReceiver(t *testing.T, dir string, extra ...string) *exReceiver {
+	t.Helper()
+	addr := freePort(t)
+	args := append([]string{"--listen", addr, "--ponythreads=1", "--ponynoblock"}, extra...)
+	p := start(t, dir, "data_receiver", args...)
+	p.waitOutput("Listening on", 10*time.Second)
+	return &exReceiver{proc: p, addr: addr}
+}
+
+// lines returns the complete lines the receiver has written so far.
+func (r *exReceiver) lines() []string {
+	out := strings.Split(r.stdout.String(), "\n")
+	return out[:len(out)-1]
+}
+
+// waitLines waits until the receiver wrote at least n complete lines and
+// returns them all.
+func (r *exReceiver) waitLines(t *testing.T, n int, timeout time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		lines := r.lines()
+		if len(lines) >= n {
+			return lines
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("data_receiver wrote %d lines, want %d, within %v", len(lines), n, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// exStartWorker starts machida3 with the module of the example in dir and
+// waits until it is ready.
+func exStartWorker(t *testing.T, dir, module, in, out string, extra ...string) *proc {
+	t.Helper()
+	m := machida(t, dir, module, in, out, extra...)
+	m.waitOutput("Application has successfully initialized", 20*time.Second)
+	return m
+}
+
+// exSend runs the sender in dir with the given options (after --host and
+// --messages) and waits for it to exit 0.
+func exSend(t *testing.T, dir, host string, messages int, opts ...string) {
+	t.Helper()
+	args := append([]string{"--host", host, "--messages", strconv.Itoa(messages)}, opts...)
+	args = append(args, "--ponythreads=1", "--ponynoblock", "--no-write")
+	s := start(t, dir, "sender", args...)
+	if code := s.wait(30 * time.Second); code != 0 {
+		t.Fatalf("sender exited %d\nstderr:\n%s", code, s.stderr.String())
+	}
+}
+
+// exStop stops the worker with SIGTERM and expects exit status 0.
+func exStop(t *testing.T, m *proc) {
+	t.Helper()
+	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := m.wait(15 * time.Second); code != 0 {
+		t.Errorf("machida3 exited %d after SIGTERM, want 0", code)
+	}
+}
+
+// exReadFile reads a file or fails the test.
+func exReadFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// exFrames splits a file of u32-BE-framed records, failing on a torn end.
+func exFrames(t *testing.T, path string) [][]byte {
+	t.Helper()
+	b := exReadFile(t, path)
+	frames := splitFrames(b)
+	n := 0
+	for _, f := range frames {
+		n += 4 + len(f)
+	}
+	if n != len(b) {
+		t.Fatalf("%s: %d bytes after the last whole frame", path, len(b)-n)
+	}
+	return frames
+}
+
+// exFixedFrames splits a file of fixed-size framed records (what the
+// sender sends with --binary --msg-size size), checking every header.
+func exFixedFrames(t *testing.T, path string, size int) [][]byte {
+	t.Helper()
+	b := exReadFile(t, path)
+	if len(b)%size != 0 {
+		t.Fatalf("%s: %d bytes is not a whole number of %d-byte records", path, len(b), size)
+	}
+	var out [][]byte
+	for i := 0; i < len(b); i += size {
+		if n := binary.BigEndian.Uint32(b[i:]); int(n) != size-4 {
+			t.Fatalf("%s: record at byte %d announces %d bytes, want %d", path, i, n, size-4)
+		}
+		out = append(out, b[i+4:i+size])
+	}
+	return out
+}
+
+// exTextLines returns the non-empty lines of a text, without the newlines.
+func exTextLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// exSameMultiset reports, as a test error, the difference between two
+// collections of strings compared without order.
+func exSameMultiset(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	count := map[string]int{}
+	for _, s := range want {
+		count[s]++
+	}
+	for _, s := range got {
+		count[s]--
+	}
+	var missing, extra []string
+	for s, n := range count {
+		for ; n > 0; n-- {
+			missing = append(missing, s)
+		}
+		for ; n < 0; n++ {
+			extra = append(extra, s)
+		}
+	}
+	if len(missing) == 0 && len(extra) == 0 {
+		return
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	t.Errorf("%s: got %d items, want %d; %d missing (first: %q), %d unexpected (first: %q)",
+		what, len(got), len(want), len(missing), missing[:min(5, len(missing))],
+		len(extra), extra[:min(5, len(extra))])
+}
+
+// exSameSequences compares per-key sequences exactly (the order within a
+// key matters, the interleaving of keys does not).
+func exSameSequences(t *testing.T, what string, got, want map[string][]string) {
+	t.Helper()
+	keys := map[string]bool{}
+	for k := range got {
+		keys[k] = true
+	}
+	for k := range want {
+		keys[k] = true
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	bad := 0
+	for _, k := range sorted {
+		g, w := got[k], want[k]
+		if slices.Equal(g, w) {
+			continue
+		}
+		i := 0
+		for i < len(g) && i < len(w) && g[i] == w[i] {
+			i++
+		}
+		at := func(s []string) string {
+			if i < len(s) {
+				return strconv.Quote(s[i])
+			}
+			return "nothing"
+		}
+		t.Errorf("%s, key %q: %d items, want %d; item %d is %s, want %s",
+			what, k, len(g), len(w), i+1, at(g), at(w))
+		if bad++; bad == 5 {
+			t.Errorf("%s: more keys differ", what)
+			return
+		}
+	}
+}
+
+// exPython returns the path of a python3 to run an example's scripts with,
+// or skips the test.
+func exPython(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not found")
+	}
+	return p
+}
+
+// exValidate writes output to a file and runs the example's validate.py
+// on it with the given options, which must name the file as "{}".
+func exValidate(t *testing.T, dir string, output []byte, args ...string) {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Log("python3 not found: validate.py not run")
+		return
+	}
+	file := filepath.Join(t.TempDir(), "received")
+	if err := os.WriteFile(file, output, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	full := []string{"validate.py"}
+	for _, a := range args {
+		full = append(full, strings.ReplaceAll(a, "{}", file))
+	}
+	cmd := exec.Command(py, full...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Errorf("python3 %s (in %s): %v\n%s", strings.Join(full, " "), dir, err, out.String())
+	}
+}
+
+// exGenerate runs an example's gen.py with python into a temporary
+// directory (files named by the options, with "{}" standing for that
+// directory) and returns the directory.
+func exGenerate(t *testing.T, python, dir string, args ...string) string {
+	t.Helper()
+	tmp := t.TempDir()
+	full := []string{"gen.py"}
+	for _, a := range args {
+		full = append(full, strings.ReplaceAll(a, "{}", tmp))
+	}
+	cmd := exec.Command(python, full...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %s (in %s): %v\n%s", python, strings.Join(full, " "), dir, err, out)
+	}
+	return tmp
+}
+
+// exFloorMod is Python's %: the result has the sign of m.
+func exFloorMod(a, m int64) int64 {
+	r := a % m
+	if r != 0 && (r < 0) != (m < 0) {
+		r += m
+	}
+	return r
+}
+
+// exNextAmount is the alerts examples' recurrence,
+// ((a * 2305843009213693951 + 7) % 2500) - 1250 in Python arithmetic,
+// computed without overflow (only a's and the factor's residues matter).
+func exNextAmount(a int64) int64 {
+	const factor = 2305843009213693951
+	return exFloorMod(exFloorMod(a, 2500)*(factor%2500)+7, 2500) - 1250
+}
+
+func exPlural(n int, s string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, s)
+	}
+	return fmt.Sprintf("%d %ss", n, s)
+}
