@@ -16,8 +16,9 @@
 //  2. Any number of connections are served concurrently.
 //  3. Streaming mode (default) copies the received bytes unchanged. Each
 //     connection is buffered up to its last newline and whole lines are
-//     written, so lines from different connections never interleave; a final
-//     partial line is written when its connection closes. A partial line
+//     written, so lines from different connections never interleave; a
+//     partial line (binary output has no newlines) is written once its
+//     connection has been quiet for 100 ms, or when it closes. A partial line
 //     longer than maxPartialLine is written early to bound memory.
 //  4. --framed parses big-endian uint32 length frames and writes each payload
 //     followed by "\n". Frames of one read are written together. Bytes of an

@@ -52,8 +52,8 @@ Additions to Wallaroo 0.6:
 "Listening on H:P" (the bound address) is printed once listening: on stderr
 when the data goes to stdout, on stdout otherwise. Streaming mode writes whole
 lines per connection, so concurrent connections never interleave mid-line; a
-final partial line is written when its connection closes. Output is flushed
-at least every 50ms. SIGINT/SIGTERM flush and exit 0.
+partial line (e.g. binary output) is written after 100 ms without more data.
+Output is flushed at least every 50ms. SIGINT/SIGTERM flush and exit 0.
 
 Pony runtime options (--ponythreads N, --ponynoblock, any --pony*) are
 accepted and ignored.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -19,6 +20,9 @@ const (
 	maxPartialLine = 16 << 20
 	// flushEvery is the longest time data waits in the output buffer.
 	flushEvery = 50 * time.Millisecond
+	// partialIdle is how long an unterminated tail waits for its newline
+	// before it is written as it is (binary output has no newlines).
+	partialIdle = 100 * time.Millisecond
 )
 
 // receiver accepts connections and copies their data to out. Its methods
@@ -140,20 +144,36 @@ func readMore(conn net.Conn, buf []byte) (_ []byte, done bool, err error) {
 	if errors.Is(err, io.EOF) {
 		return buf, true, nil
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return buf, false, err
+	}
 	if err != nil {
 		return buf, true, fmt.Errorf("read: %w", err)
 	}
 	return buf, false, nil
 }
 
-// serveStream copies conn's bytes unchanged, in whole lines.
+// serveStream copies conn's bytes unchanged. It writes whole lines so
+// that connections do not interleave mid-line; a tail without a newline is
+// written once the connection has been quiet for partialIdle (binary
+// output has no newlines and must not wait for the connection to close).
 func (r *receiver) serveStream(conn net.Conn) error {
 	buf := make([]byte, 0, readSize)
 	for {
 		before := len(buf)
 		var done bool
 		var err error
+		if len(buf) > 0 {
+			conn.SetReadDeadline(time.Now().Add(partialIdle))
+		} else {
+			conn.SetReadDeadline(time.Time{})
+		}
 		buf, done, err = readMore(conn, buf)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			r.out.writeLines(buf)
+			buf = buf[:0]
+			continue
+		}
 		if i := bytes.LastIndexByte(buf[before:], '\n'); i >= 0 {
 			end := before + i + 1
 			r.out.writeLines(buf[:end])

@@ -60,7 +60,7 @@ type Config struct {
 	// takes (default 64).
 	MaxBatchesPerCall int
 	// FlushTimeout bounds how long Run waits at the end for the sinks to
-	// deliver what they hold (default 10s).
+	// deliver what they hold (default 5s).
 	FlushTimeout time.Duration
 	// Name is the worker's name in the cluster ("initializer").
 	Name string
@@ -90,7 +90,7 @@ func (c *Config) setDefaults() {
 		c.MaxBatchesPerCall = 64
 	}
 	if c.FlushTimeout <= 0 {
-		c.FlushTimeout = 10 * time.Second
+		c.FlushTimeout = 5 * time.Second
 	}
 	if c.Console == nil {
 		c.Console = io.Discard

@@ -7,7 +7,6 @@ package e2e
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -291,9 +290,8 @@ func exNextAmount(a int64) int64 {
 	return exFloorMod(exFloorMod(a, 2500)*(factor%2500)+7, 2500) - 1250
 }
 
-func exPlural(n int, s string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, s)
-	}
-	return fmt.Sprintf("%d %ss", n, s)
+// execOutput runs a program and returns its standard output.
+func execOutput(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).Output()
+	return string(out), err
 }
