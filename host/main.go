@@ -107,6 +107,15 @@ func build(in *bridge.Interp, py *bridge.Py, opts *Options, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "Error: could not import the application module %q (is its directory the working directory or on PYTHONPATH?)\n", opts.Module)
 		return cfg, exitFor(err)
 	}
+	// As 0.6 did, choose the serialisation hooks after the import and
+	// before application_setup: the module's serialize/deserialize if it
+	// defines both, else pickle.
+	hooks, err := serializationHooks(py, mod)
+	if err != nil {
+		printPyError(stderr, err)
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return cfg, 1
+	}
 	if !py.HasAttr(mod, "application_setup") {
 		fmt.Fprintf(stderr, "Error: the application module %q has no application_setup(args) function\n", opts.Module)
 		return cfg, 1
@@ -131,7 +140,7 @@ func build(in *bridge.Interp, py *bridge.Py, opts *Options, stdout, stderr io.Wr
 		var paths []topology.Path
 		paths, err = spec.Compile()
 		if err == nil {
-			cfg, err = configure(in, py, spec, paths, opts)
+			cfg, err = configure(in, py, spec, paths, opts, hooks)
 		}
 	}
 	if err != nil {
@@ -157,7 +166,7 @@ func unwrapInvalid(err error) string {
 
 // configure turns the compiled paths into the worker's configuration and
 // builds the processor.
-func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []topology.Path, opts *Options) (worker.Config, error) {
+func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []topology.Path, opts *Options, hooks bridge.Object) (worker.Config, error) {
 	var cfg worker.Config
 	me := routing.WorkerName("initializer")
 	table, err := routing.NewTable(routing.DefaultPartitions, []routing.WorkerName{me})
@@ -180,7 +189,7 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 	for _, sk := range paths[0].Sinks() {
 		cfg.Sinks = append(cfg.Sinks, worker.SinkConfig{Name: sk.Addr(), Addr: sk.Addr()})
 	}
-	proc, err := newProcessor(in, py, paths, table, me)
+	proc, err := newProcessor(in, py, paths, table, me, hooks)
 	if err != nil {
 		return cfg, err
 	}
@@ -210,6 +219,21 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 		}
 	}
 	return cfg, nil
+}
+
+// serializationHooks returns the (serialize, deserialize) pair for the
+// module as a new reference.
+func serializationHooks(py *bridge.Py, mod bridge.Object) (bridge.Object, error) {
+	runner, err := py.Import("wallaroo._runner")
+	if err != nil {
+		return bridge.Object{}, fmt.Errorf("import wallaroo._runner: %w", err)
+	}
+	defer py.DecRef(runner)
+	hooks, err := py.CallMethod(runner, "serialization_hooks", mod)
+	if err != nil {
+		return bridge.Object{}, fmt.Errorf("serialisation hooks: %w", err)
+	}
+	return hooks, nil
 }
 
 func printPyError(w io.Writer, err error) {

@@ -52,7 +52,7 @@ const (
 )
 
 // newProcessor builds the runner paths. Must run inside Do.
-func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, table routing.Table, me routing.WorkerName) (*processor, error) {
+func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, table routing.Table, me routing.WorkerName, hooks bridge.Object) (*processor, error) {
 	mod, err := py.Import("wallaroo._runner")
 	if err != nil {
 		return nil, fmt.Errorf("import wallaroo._runner: %w", err)
@@ -84,7 +84,10 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, table
 		return nil, err
 	}
 	keep(runnerCls)
-	runner, err := py.Call(runnerCls, keep(py.Int(int64(table.Partitions()))), localList)
+	if hooks.IsZero() {
+		hooks = keep(py.None())
+	}
+	runner, err := py.Call(runnerCls, keep(py.Int(int64(table.Partitions()))), localList, hooks)
 	if err != nil {
 		return nil, fmt.Errorf("create the runner: %w", err)
 	}

@@ -121,7 +121,7 @@ func newCountProcessor(t *testing.T) (*processor, []int) {
 		if err != nil {
 			return err
 		}
-		p, err = newProcessor(testInterp, py, paths, table, "w")
+		p, err = newProcessor(testInterp, py, paths, table, "w", bridge.Object{})
 		return err
 	})
 	if err != nil {

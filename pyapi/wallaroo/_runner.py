@@ -43,6 +43,27 @@ def stock_length_fmt(decoder):
     return str(fmt)
 
 
+def serialization_hooks(module):
+    """Choose how Python values are serialised when they leave this
+    interpreter (to another worker, or into a checkpoint), as Wallaroo 0.6
+    did: the module's own top-level ``serialize`` and ``deserialize`` if it
+    defines both, else ``wallaroo.serialize``/``wallaroo.deserialize``
+    (pickle). Raises TypeError if the module's hooks are not callable."""
+    import wallaroo
+    ser = getattr(module, "serialize", None)
+    de = getattr(module, "deserialize", None)
+    if ser is None or de is None:
+        return wallaroo.serialize, wallaroo.deserialize
+    for name, fn in (("serialize", ser), ("deserialize", de)):
+        if not callable(fn):
+            raise TypeError(
+                "module %s defines %s = %s, which is not callable; define "
+                "serialize(obj) -> bytes and deserialize(bytes) -> obj, or "
+                "neither (pickle is used then)"
+                % (getattr(module, "__name__", "?"), name, _describe(fn)))
+    return ser, de
+
+
 def _describe(obj):
     try:
         r = repr(obj)
@@ -79,9 +100,12 @@ def _as_output(data, stage):
 class Runner(object):
     """State shared by the paths of one application in this interpreter."""
 
-    def __init__(self, partitions, local):
+    def __init__(self, partitions, local, hooks=None):
         self.partitions = partitions
         self.local = list(local)
+        # (serialize, deserialize) for values that leave this interpreter;
+        # a single worker never needs them (as in 0.6).
+        self.serialize, self.deserialize = hooks or serialization_hooks(None)
         # step id -> list (one per partition) of dicts key -> state object
         self.states = {}
 

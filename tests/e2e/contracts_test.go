@@ -93,3 +93,26 @@ func TestBuildErrors_EngineRules(t *testing.T) {
 		})
 	}
 }
+
+// The module's own serialize/deserialize hooks are found at start-up (a
+// non-callable one is an error) and, on one worker, never called.
+func TestSerializationHooks(t *testing.T) {
+	s := newSink(t)
+	in := freePort(t)
+	m := machida(t, testdataDir(), "with_hooks", in, s.addr())
+	m.waitOutput("Application has successfully initialized", 20*time.Second)
+	c := dial(t, in)
+	defer c.Close()
+	send(t, c, "a", "b", "a")
+	if got := s.waitLines(t, 3, 10*time.Second); !slices.Equal(got, []string{"1", "1", "2"}) {
+		t.Errorf("sink got %q", got)
+	}
+
+	p := start(t, testdataDir(), "machida3", "--application-module", "broken_hooks")
+	if code := p.wait(20 * time.Second); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	if !strings.Contains(p.stderr.String(), "serialize = 'not a function', which is not callable") {
+		t.Errorf("stderr:\n%s", p.stderr.String())
+	}
+}

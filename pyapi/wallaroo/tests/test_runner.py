@@ -194,6 +194,30 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(path.failed, ("generator of source 'gen' (apply)", "2"))
         self.assertEqual(path.salvage, (b"1|",))
 
+    def test_serialization_hooks(self):
+        import pickle
+        import types
+        plain = types.ModuleType("plain")
+        self.assertEqual(_runner.serialization_hooks(plain),
+                         (wallaroo.serialize, wallaroo.deserialize))
+        self.assertEqual(wallaroo.deserialize(wallaroo.serialize([1, "a"])), [1, "a"])
+        one = types.ModuleType("one")
+        one.serialize = pickle.dumps  # only one of the two: pickle is used
+        self.assertEqual(_runner.serialization_hooks(one)[0], wallaroo.serialize)
+        both = types.ModuleType("both")
+        both.serialize = lambda o: b"x"
+        both.deserialize = lambda b: "y"
+        ser, de = _runner.serialization_hooks(both)
+        self.assertEqual((ser(1), de(b"")), (b"x", "y"))
+        runner = _runner.Runner(2, [True, True], (ser, de))
+        self.assertIs(runner.serialize, ser)
+        broken = types.ModuleType("broken")
+        broken.serialize = 5
+        broken.deserialize = pickle.loads
+        with self.assertRaises(TypeError) as ctx:
+            _runner.serialization_hooks(broken)
+        self.assertIn("not callable", str(ctx.exception))
+
     def test_stock_length_fmt(self):
         self.assertEqual(_runner.stock_length_fmt(_decode), ">I")
         self.assertEqual(_runner.stock_length_fmt(_short), "<H")
