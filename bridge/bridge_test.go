@@ -273,3 +273,36 @@ def start_thread():
 		return nil
 	})
 }
+
+// The error path releases everything: an exception whose frames hold a
+// probe object must not keep it alive once the PyError exists.
+func TestErrors_ReleaseTracebackFrames(t *testing.T) {
+	do(t, func(py *Py) error {
+		m, err := py.Exec("probe_error_refs", `
+def hold_and_raise(obj):
+    local_ref = obj
+    raise KeyError("x")
+`)
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(m)
+		probe := py.Bytes([]byte("held by a frame"))
+		defer py.DecRef(probe)
+		fn, _ := py.GetAttr(m, "hold_and_raise")
+		defer py.DecRef(fn)
+		gc, _ := py.Import("gc")
+		defer py.DecRef(gc)
+		before := py.RefCount(probe)
+		for i := 0; i < 100; i++ {
+			if _, err := py.Call(fn, probe); err == nil {
+				t.Fatal("no error")
+			}
+		}
+		py.CallMethodDiscard(gc, "collect")
+		if after := py.RefCount(probe); after != before {
+			t.Errorf("refcount of an object held by the failing frame %d -> %d after 100 errors", before, after)
+		}
+		return nil
+	})
+}

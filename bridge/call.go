@@ -149,7 +149,7 @@ func (py *Py) Exec(name, source string) (Object, error) {
 	defer C.free(unsafe.Pointer(cs))
 	cf := C.CString("<" + name + ">")
 	defer C.free(unsafe.Pointer(cf))
-	code := C.Py_CompileString(cs, cf, C.Py_file_input) // new
+	code := C.wb_compile(cs, cf) // new
 	if code == nil {
 		return Object{}, py.fetchError()
 	}

@@ -75,18 +75,22 @@ func (py *Py) exitCode(val Object) int {
 }
 
 // formatException renders traceback.format_exception(t, v, tb), falling
-// back to "Type: message" when formatting itself fails.
+// back to "Type: message" when formatting itself fails. It owns and
+// releases everything it creates, and leaves no exception set: a failure
+// while formatting is cleared, never reported.
 func (py *Py) formatException(t, v, tb Object, e *PyError) string {
 	fallback := e.Error() + "\n"
 	if py.traceback.IsZero() {
 		mod, err := py.importNoFetch("traceback")
 		if err != nil {
+			py.clearNoReport()
 			return fallback
 		}
-		py.traceback = mod
+		py.traceback = mod // owned by Py for the life of the process
 	}
 	fn, err := py.getAttrNoFetch(py.traceback, "format_exception")
 	if err != nil {
+		py.clearNoReport()
 		return fallback
 	}
 	defer py.DecRef(fn)
@@ -97,20 +101,27 @@ func (py *Py) formatException(t, v, tb Object, e *PyError) string {
 			defer py.DecRef(args[i])
 		}
 	}
-	lines := C.wb_call_tuple(fn.p, py.tupleNoFetch(args).p)
+	tuple := py.tupleNoFetch(args)
+	if tuple.IsZero() {
+		py.clearNoReport()
+		return fallback
+	}
+	defer py.DecRef(tuple)
+	lines := C.wb_call_tuple(fn.p, tuple.p) // new
 	if lines == nil {
-		C.wb_err_fetch(new(*C.PyObject), new(*C.PyObject), new(*C.PyObject))
+		py.clearNoReport()
 		return fallback
 	}
 	res := Object{lines}
 	defer py.DecRef(res)
-	var b strings.Builder
 	n, err := py.lenNoFetch(res)
 	if err != nil {
+		py.clearNoReport()
 		return fallback
 	}
+	var b strings.Builder
 	for i := 0; i < n; i++ {
-		item := Object{C.wb_seq_item(res.p, C.Py_ssize_t(i))}
+		item := Object{C.wb_seq_item(res.p, C.Py_ssize_t(i))} // new
 		if item.IsZero() {
 			py.clearNoReport()
 			return fallback
@@ -137,6 +148,7 @@ func (py *Py) strOf(o Object) string {
 func (py *Py) attrString(o Object, name, def string) string {
 	a, err := py.getAttrNoFetch(o, name)
 	if err != nil {
+		py.clearNoReport()
 		return def
 	}
 	defer py.DecRef(a)
@@ -147,9 +159,10 @@ func (py *Py) attrString(o Object, name, def string) string {
 	return s
 }
 
+// clearNoReport drops the pending exception, if any, releasing it.
 func (py *Py) clearNoReport() {
 	var t, v, tb *C.PyObject
-	C.wb_err_fetch(&t, &v, &tb)
+	C.wb_err_fetch(&t, &v, &tb) // three new references (or NULL)
 	py.DecRef(Object{t})
 	py.DecRef(Object{v})
 	py.DecRef(Object{tb})

@@ -174,3 +174,10 @@ void wb_err_set_runtime(const char *msg) { PyErr_SetString(PyExc_RuntimeError, m
 
 /* wb_type_name returns the type's name; the pointer is owned by the type. */
 const char *wb_type_name(PyObject *o) { return Py_TYPE(o)->tp_name; }
+
+/* wb_compile compiles a module's source (new reference, or NULL with an
+ * exception set). Py_CompileString is a macro before Python 3.10, so cgo
+ * cannot call it directly. */
+PyObject *wb_compile(const char *source, const char *filename) {
+    return Py_CompileStringExFlags(source, filename, Py_file_input, NULL, -1);
+}

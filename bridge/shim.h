@@ -46,4 +46,5 @@ int wb_err_is_system_exit(PyObject *type);
 void wb_err_set_runtime(const char *msg);
 
 const char *wb_type_name(PyObject *o);
+PyObject *wb_compile(const char *source, const char *filename);
 #endif

@@ -70,6 +70,11 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// After the first signal, a second one ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
 	err = worker.Run(ctx, cfg)
 	var ue *UserCodeError
 	switch {

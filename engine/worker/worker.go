@@ -56,12 +56,15 @@ type Config struct {
 	Log *log.Logger
 	// QueueBatches bounds the batches waiting for the processor (default 64).
 	QueueBatches int
+	// QueueBytes bounds the bytes of frames waiting for or in the
+	// processor (default 32 MiB).
+	QueueBytes int
 	// MaxBatchesPerCall bounds how many queued batches one Process call
 	// takes (default 64).
 	MaxBatchesPerCall int
-	// FlushTimeout bounds how long Run waits at the end for the sinks to
-	// deliver what they hold (default 5s).
-	FlushTimeout time.Duration
+	// ShutdownTimeout bounds how long a clean stop may take to process
+	// what the sources had queued and flush the sinks (default 5s).
+	ShutdownTimeout time.Duration
 	// Name is the worker's name in the cluster ("initializer").
 	Name string
 	// External is the address of the external (operator) channel; empty
@@ -89,8 +92,11 @@ func (c *Config) setDefaults() {
 	if c.MaxBatchesPerCall <= 0 {
 		c.MaxBatchesPerCall = 64
 	}
-	if c.FlushTimeout <= 0 {
-		c.FlushTimeout = 5 * time.Second
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 5 * time.Second
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = 32 << 20
 	}
 	if c.Console == nil {
 		c.Console = io.Discard
@@ -104,27 +110,90 @@ func (c *Config) setDefaults() {
 // (a user configuration error: the address is taken or invalid).
 var ErrListen = errors.New("source listener")
 
-// queue is the bounded hand-off from the sources to the processor loop.
-type queue chan source.Batch
+// queue is the bounded hand-off from the sources to the processor loop. It
+// bounds the bytes waiting or being processed (a batch larger than the
+// bound is let in when nothing else is queued) and the number of batches.
+type queue struct {
+	ch    chan source.Batch
+	max   int
+	mu    sync.Mutex
+	bytes int
+	space chan struct{} // closed and replaced whenever bytes are released
+}
 
-func (q queue) Deliver(ctx context.Context, b source.Batch) error {
+func newQueue(batches, maxBytes int) *queue {
+	return &queue{ch: make(chan source.Batch, batches), max: maxBytes, space: make(chan struct{})}
+}
+
+func batchBytes(b source.Batch) int { return len(b.Buf) + 4*len(b.Ends) }
+
+// Deliver implements source.Consumer: it blocks while the queue is full.
+func (q *queue) Deliver(ctx context.Context, b source.Batch) error {
+	n := batchBytes(b)
+	for {
+		q.mu.Lock()
+		if q.bytes == 0 || q.bytes+n <= q.max {
+			q.bytes += n
+			q.mu.Unlock()
+			break
+		}
+		space := q.space
+		q.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	select {
-	case q <- b:
+	case q.ch <- b:
 		return nil
 	case <-ctx.Done():
+		q.release(n)
 		return ctx.Err()
 	}
+}
+
+// release returns n bytes to the queue once a batch has been processed.
+func (q *queue) release(n int) {
+	q.mu.Lock()
+	q.bytes -= n
+	close(q.space)
+	q.space = make(chan struct{})
+	q.mu.Unlock()
 }
 
 // Run runs the worker until ctx is cancelled (clean stop, nil error) or the
 // processor fails (its error is returned, after what was already produced
 // has been flushed to the sinks).
+//
+// A clean stop first stops the sources, then processes what they had
+// queued and flushes the sinks, all within cfg.ShutdownTimeout; what is
+// left after that is dropped with a log line, so a stuck sink or slow user
+// code cannot keep the worker from exiting.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.setDefaults()
 	ctx, shutdown := context.WithCancel(ctx)
 	defer shutdown()
-	sinkCtx, stopSinks := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSinks()
+	// drainCtx bounds the work done after a stop was asked for: it ends
+	// ShutdownTimeout after ctx does.
+	drainCtx, endDrain := context.WithCancel(context.WithoutCancel(ctx))
+	defer endDrain()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-drainCtx.Done():
+			return
+		}
+		t := time.NewTimer(cfg.ShutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cfg.Log.Printf("shutdown: not finished after %v; dropping what is left", cfg.ShutdownTimeout)
+			endDrain()
+		case <-drainCtx.Done():
+		}
+	}()
 
 	// The external channel answers from the start (cluster-status says
 	// "not initialized" until the worker is ready) and can stop the worker.
@@ -155,11 +224,12 @@ func Run(ctx context.Context, cfg Config) error {
 	sinks := make([]*sink.TCP, len(cfg.Sinks))
 	for i, sc := range cfg.Sinks {
 		sinks[i] = sink.NewTCP(sink.TCPConfig{Name: sc.Name, Addr: sc.Addr}, cfg.Log)
-		sinks[i].Start(sinkCtx)
+		sinks[i].Start(drainCtx)
 	}
 	closeSinks := func() {
+		endDrain() // Close must not wait for a peer that is gone
 		for _, s := range sinks {
-			if err := s.Close(); err != nil {
+			if err := s.Close(); err != nil && !errors.Is(err, context.Canceled) {
 				cfg.Log.Printf("sink: %v", err)
 			}
 		}
@@ -172,7 +242,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE II: Initializing sources ~~|")
-	q := make(queue, cfg.QueueBatches)
+	q := newQueue(cfg.QueueBatches, cfg.QueueBytes)
 	srcCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
 	var sources []*source.TCP
@@ -216,29 +286,23 @@ func Run(ctx context.Context, cfg Config) error {
 	// When the sources have stopped, close the queue so the loop drains it.
 	go func() {
 		wg.Wait()
-		close(q)
+		close(q.ch)
 	}()
-	err := loop(srcCtx, sinkCtx, cfg, q, sinks, gens)
-	stopSources()
-	if err != nil {
-		// Drop what is queued (the processor is broken) but let the
-		// sources finish.
-		go func() {
-			for range q {
-			}
-		}()
-	}
+	err := loop(srcCtx, drainCtx, cfg, q, sinks, gens)
+	shutdown() // after an error too: starts the shutdown deadline
+	// Whatever the loop left (after an error, or past the shutdown
+	// deadline) is dropped, so that the sources can finish.
+	go func() {
+		for b := range q.ch {
+			q.release(batchBytes(b))
+		}
+	}()
 	wg.Wait()
-	// Give the sinks a bounded time to deliver what they hold: a sink whose
-	// peer is gone must not keep the worker from stopping.
-	flushCtx, cancelFlush := context.WithTimeout(sinkCtx, cfg.FlushTimeout)
-	defer cancelFlush()
 	for i, s := range sinks {
-		if ferr := s.Flush(flushCtx); ferr != nil {
+		if ferr := s.Flush(drainCtx); ferr != nil {
 			cfg.Log.Printf("sink %s: output not delivered at shutdown: %v", cfg.Sinks[i].Name, ferr)
 		}
 	}
-	stopSinks()
 	closeSinks()
 	return err
 }
@@ -246,10 +310,10 @@ func Run(ctx context.Context, cfg Config) error {
 // genBatch is how many messages one Generate call asks for.
 const genBatch = 256
 
-// loop is the processor loop: it returns nil when q is closed and drained,
-// or the processor's error. While generator sources are active and no
-// batch is waiting, it runs them; they stop when srcCtx ends.
-func loop(srcCtx, ctx context.Context, cfg Config, q queue, sinks []*sink.TCP, gens []int) error {
+// loop is the processor loop: it returns nil when q is closed and drained
+// or drainCtx ends, or the processor's error. While generator sources are
+// active and no batch is waiting, it runs them; they stop when srcCtx ends.
+func loop(srcCtx, drainCtx context.Context, cfg Config, q *queue, sinks []*sink.TCP, gens []int) error {
 	batches := make([]source.Batch, 0, cfg.MaxBatchesPerCall)
 	deliver := func(out [][]byte, perr error) error {
 		// On a processor error, out still holds what was produced before
@@ -258,7 +322,11 @@ func loop(srcCtx, ctx context.Context, cfg Config, q queue, sinks []*sink.TCP, g
 			if len(o) == 0 {
 				continue
 			}
-			if err := sinks[i].Write(ctx, o); err != nil {
+			if err := sinks[i].Write(drainCtx, o); err != nil {
+				if perr == nil && drainCtx.Err() != nil {
+					cfg.Log.Printf("sink %s: output not delivered at shutdown: %v", cfg.Sinks[i].Name, err)
+					return nil
+				}
 				return errors.Join(perr, fmt.Errorf("sink %s: %w", cfg.Sinks[i].Name, err))
 			}
 		}
@@ -266,13 +334,16 @@ func loop(srcCtx, ctx context.Context, cfg Config, q queue, sinks []*sink.TCP, g
 	}
 	qOpen := true
 	for {
+		if drainCtx.Err() != nil {
+			return nil
+		}
 		var b source.Batch
 		var ok bool
 		if len(gens) > 0 && srcCtx.Err() == nil {
 			got := false
 			if qOpen {
 				select {
-				case b, ok = <-q:
+				case b, ok = <-q.ch:
 					if !ok {
 						qOpen = false
 						continue
@@ -300,7 +371,11 @@ func loop(srcCtx, ctx context.Context, cfg Config, q queue, sinks []*sink.TCP, g
 			}
 		} else {
 			if qOpen {
-				b, ok = <-q
+				select {
+				case b, ok = <-q.ch:
+				case <-drainCtx.Done():
+					return nil
+				}
 			}
 			if !ok {
 				// Every source has ended (stopped, or only generators fed
@@ -314,7 +389,7 @@ func loop(srcCtx, ctx context.Context, cfg Config, q queue, sinks []*sink.TCP, g
 	drain:
 		for len(batches) < cfg.MaxBatchesPerCall {
 			select {
-			case b, ok := <-q:
+			case b, ok := <-q.ch:
 				if !ok {
 					break drain
 				}
@@ -324,7 +399,11 @@ func loop(srcCtx, ctx context.Context, cfg Config, q queue, sinks []*sink.TCP, g
 			}
 		}
 		out := make([][]byte, len(sinks))
-		if err := deliver(out, cfg.Processor.Process(batches, out)); err != nil {
+		perr := cfg.Processor.Process(batches, out)
+		for _, b := range batches {
+			q.release(batchBytes(b))
+		}
+		if err := deliver(out, perr); err != nil {
 			return err
 		}
 	}

@@ -358,3 +358,37 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A stop must not hang on a sink that does not read, nor on queued work:
+// what is not done within ShutdownTimeout is dropped.
+func TestRun_StopIsBoundedWithAStuckSink(t *testing.T) {
+	in := freeAddr(t)
+	out := newCollector(t, true) // never reads
+	r := startWorker(t, Config{
+		Sources:         []SourceConfig{{Name: "S", Addr: in, HeaderLen: 4, Length: length4}},
+		Sinks:           []SinkConfig{{Name: "stuck", Addr: out.l.Addr().String()}},
+		Processor:       &upper{},
+		ShutdownTimeout: 300 * time.Millisecond,
+	})
+	conn, err := net.Dial("tcp", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := frame(strings.Repeat("m", 10000))
+	go func() {
+		for {
+			if _, err := conn.Write(msg); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(time.Second) // let every buffer on the way fill up
+	start := time.Now()
+	if err := r.stop(t); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("stop took %v with a 300ms shutdown timeout", d)
+	}
+}
