@@ -9,6 +9,7 @@ PYENV_CMD = env_exports=$$(build/python-env $(PYTHON)) && eval "$$env_exports"
 build: machida3 tools
 
 machida3:
+	@case "$(PYTHON)" in 2*) echo "error: machida3 embeds Python 3 (PYTHON=$(PYTHON)); the Python 2.7 binary is machida" >&2; exit 1;; esac
 	@$(PYENV_CMD) && $(GO) build -o bin/machida3 ./machida3
 
 tools:
@@ -18,7 +19,7 @@ tools:
 # host), the wallaroo package's unittest suite, and the end-to-end tests
 # that drive the built binaries.
 test: build
-	@$(PYENV_CMD) && WALLAROO_BIN=$(CURDIR)/bin $(GO) test -count=1 ./...
+	@$(PYENV_CMD) && WALLAROO_BIN=$(CURDIR)/bin $(GO) test -race -count=1 ./...
 
 test-go:
 	@$(PYENV_CMD) && $(GO) test -count=1 ./...
@@ -35,13 +36,13 @@ demo: build
 
 # Installs the Debian packages the build and tests need, if missing.
 setup:
-	@missing=""; for p in python3-dev pkg-config; do \
+	@missing=""; for p in make gcc pkg-config python3-dev python3-venv; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
-	else echo "python3-dev and pkg-config are installed"; fi
+	else echo "the build and test packages are installed"; fi
 
 fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz FuzzFramer -fuzztime 30s ./engine/source/

@@ -1,5 +1,5 @@
 module github.com/wallaroo-go/machida
 
-go 1.26.8
+go 1.26
 
 require github.com/spf13/pflag v1.1.0

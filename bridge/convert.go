@@ -227,8 +227,8 @@ func (py *Py) GoInt(o Object) (int64, error) {
 	}
 }
 
-// Str_ returns str(o) as a Go string.
-func (py *Py) Str_(o Object) (string, error) {
+// StrValue returns str(o) as a Go string.
+func (py *Py) StrValue(o Object) (string, error) {
 	s := C.PyObject_Str(o.p) // new
 	if s == nil {
 		return "", py.fetchError()

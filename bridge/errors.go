@@ -138,7 +138,7 @@ func (py *Py) formatException(t, v, tb Object, e *PyError) string {
 
 // strOf returns str(o), or a placeholder when str() itself raises.
 func (py *Py) strOf(o Object) string {
-	s, err := py.Str_(o)
+	s, err := py.StrValue(o)
 	if err != nil {
 		return fmt.Sprintf("<unprintable %s object>", py.TypeName(o))
 	}

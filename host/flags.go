@@ -186,6 +186,16 @@ func (o *Options) Validate() error {
 	case o.Set["resilience-dir"] && strings.HasSuffix(o.ResilienceDir, "/") && o.ResilienceDir != "/":
 		return fmt.Errorf("--resilience-dir must not end in '/': %s", o.ResilienceDir)
 	}
+	// Refuse what would silently run as something else: this engine runs
+	// one worker, without checkpoints, so far.
+	switch {
+	case o.WorkerCount > 1:
+		return fmt.Errorf("--worker-count %d: clusters of more than one worker are not supported yet; run one worker (--worker-count 1)", o.WorkerCount)
+	case o.Join != "":
+		return fmt.Errorf("--join %s: joining a cluster is not supported yet; this engine runs single workers", o.Join)
+	case o.RunWithResilience:
+		return fmt.Errorf("--run-with-resilience: checkpoints and recovery are not supported yet; run without it")
+	}
 	return nil
 }
 

@@ -12,7 +12,7 @@ func TestParseArgs_SplitsEngineOptionsFromApplicationArgs(t *testing.T) {
 		"--name", "w", "-e", "127.0.0.1:5050", "-t", "--worker-count=1",
 		"--ponythreads=1", "--ponythreads", "2", "--ponynoblock", "--ponypinasio",
 		"--depth", "3", "--gen-source", "-u", "7", "--time-between-checkpoints", "5",
-		"--resilience-dir=/tmp/r", "--run-with-resilience", "--kafka_source_topic", "t",
+		"--resilience-dir=/tmp/r", "--kafka_source_topic", "t",
 	}
 	o, err := ParseArgs(argv)
 	if err != nil {
@@ -38,7 +38,6 @@ func TestParseArgs_SplitsEngineOptionsFromApplicationArgs(t *testing.T) {
 		{"stop pause", o.StopPause == 7},
 		{"checkpoints", o.TimeBetweenCkpt == 5},
 		{"resilience dir", o.ResilienceDir == "/tmp/r"},
-		{"resilience", o.RunWithResilience},
 	}
 	for _, c := range checks {
 		if !c.ok {

@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/wallaroo-go/machida/bridge"
@@ -25,7 +26,7 @@ func Main(argv []string, prog string) int {
 func run(argv []string, prog string, stdout, stderr io.Writer) int {
 	opts, err := ParseArgs(argv)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\nPlease use `--application-module=MODULE_NAME` to specify an application module (see %s --help)\n", err, prog)
+		fmt.Fprintf(stderr, "Error: %v (see %s --help)\n", err, prog)
 		return 1
 	}
 	if opts.Help {
@@ -109,7 +110,12 @@ func build(in *bridge.Interp, py *bridge.Py, opts *Options, stdout, stderr io.Wr
 	if err != nil {
 		printPyError(stderr, err)
 		fmt.Fprintf(stdout, "Could not load module '%s'\n", opts.Module)
-		fmt.Fprintf(stderr, "Error: could not import the application module %q (is its directory the working directory or on PYTHONPATH?)\n", opts.Module)
+		hint := "; the traceback above shows where it failed"
+		var pe *bridge.PyError
+		if errors.As(err, &pe) && pe.Type == "ModuleNotFoundError" && strings.Contains(pe.Message, "'"+strings.Split(opts.Module, ".")[0]+"'") {
+			hint = "; run machida3 from the module's directory or put that directory on PYTHONPATH"
+		}
+		fmt.Fprintf(stderr, "Error: could not import the application module %q: %v%s\n", opts.Module, err, hint)
 		return cfg, exitFor(err)
 	}
 	// As 0.6 did, choose the serialisation hooks after the import and

@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/wallaroo-go/machida/bridge"
@@ -294,7 +295,10 @@ func (p *processor) salvage(py *bridge.Py, src int, out [][]byte) {
 	}
 	defer py.DecRef(sv)
 	if !py.IsNone(sv) {
-		_ = p.collect(py, sv, out)
+		if err := p.collect(py, sv, out); err != nil {
+			// Not fatal on its own: the user error being reported is.
+			fmt.Fprintf(os.Stderr, "warning: output produced before the failure could not be read: %v\n", err)
+		}
 	}
 }
 

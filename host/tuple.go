@@ -295,7 +295,7 @@ func (t *translator) componentName(o bridge.Object) (string, error) {
 	if s, err := t.py.GoString(n); err == nil {
 		return s, nil
 	}
-	return t.py.Str_(n)
+	return t.py.StrValue(n)
 }
 
 func (t *translator) typeLabel(o bridge.Object) string {

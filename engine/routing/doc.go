@@ -9,4 +9,10 @@
 // Python's zlib.crc32, so the Python runner can place keys into partitions
 // inside the interpreter without a round trip to Go. Pure functions and
 // values; no I/O, no goroutines.
+//
+// Where it stands: the host builds the Table and hands the runner
+// (pyapi/wallaroo/_runner.py) the list of partitions this worker owns. The
+// runner hashes every key of a state computation to its partition, keeps
+// state per partition, and checks the partition is local; a non-local
+// partition is an error until clusters exist to forward it to its owner.
 package routing

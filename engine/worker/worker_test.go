@@ -376,14 +376,25 @@ func TestRun_StopIsBoundedWithAStuckSink(t *testing.T) {
 	}
 	defer conn.Close()
 	msg := frame(strings.Repeat("m", 10000))
+	var sent atomic.Int64
 	go func() {
 		for {
 			if _, err := conn.Write(msg); err != nil {
 				return
 			}
+			sent.Add(1)
 		}
 	}()
-	time.Sleep(time.Second) // let every buffer on the way fill up
+	// Wait until every buffer on the way is full: the writer stalls.
+	last, still := int64(-1), 0
+	for still < 6 {
+		time.Sleep(50 * time.Millisecond)
+		if n := sent.Load(); n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+	}
 	start := time.Now()
 	if err := r.stop(t); err != nil {
 		t.Errorf("Run = %v", err)

@@ -5,10 +5,7 @@
 // functions, safe for concurrent use.
 package ponyflag
 
-import (
-	"strconv"
-	"strings"
-)
+import "strings"
 
 // valueOptions are the Pony runtime options documented to take a value.
 var valueOptions = map[string]bool{
@@ -18,9 +15,10 @@ var valueOptions = map[string]bool{
 }
 
 // Strip returns args without Pony runtime options: "--ponyX=V", "--ponyX"
-// and "--ponyX V", where V is taken as the option's value when X is
-// documented to take one or V is a number. Arguments after "--" are kept
-// as they are. args must not include the program name.
+// and "--ponyX V", where V is taken as the option's value only when X is
+// documented to take one (so "--ponynoblock 5" keeps the 5 for the
+// application). Arguments after "--" are kept as they are. args must not
+// include the program name.
 func Strip(args []string) []string {
 	out := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
@@ -36,15 +34,9 @@ func Strip(args []string) []string {
 		if strings.Contains(name, "=") || i+1 >= len(args) {
 			continue
 		}
-		if valueOptions[name] || isNumber(args[i+1]) {
+		if valueOptions[name] {
 			i++
 		}
 	}
 	return out
-}
-
-// isNumber reports whether s is a number ("1", "0.5", "1_000").
-func isNumber(s string) bool {
-	_, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64)
-	return err == nil
 }

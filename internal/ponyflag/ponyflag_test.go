@@ -11,7 +11,7 @@ func TestStrip(t *testing.T) {
 		{[]string{"--ponythreads", "4", "-x"}, []string{"-x"}},
 		{[]string{"--ponyminthreads", "2", "--ponygcfactor", "1.5", "keep"}, []string{"keep"}},
 		{[]string{"--ponynoblock", "app-arg"}, []string{"app-arg"}},
-		{[]string{"--ponynoblock", "7"}, []string{}},
+		{[]string{"--ponynoblock", "7"}, []string{"7"}},
 		{[]string{"--", "--ponythreads=1"}, []string{"--", "--ponythreads=1"}},
 		{[]string{"--ponythreads"}, []string{}},
 		{[]string{"--pony-app-flag=1", "x"}, []string{"x"}},
