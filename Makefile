@@ -4,13 +4,22 @@ PYTHON ?=
 GO ?= go
 PYENV_CMD = env_exports=$$(build/python-env $(PYTHON)) && eval "$$env_exports"
 
-.PHONY: build machida3 tools test test-go test-py e2e demo setup fuzz-smoke vet clean
+.PHONY: build machida3 machida machida-if-present tools test test-py2 test-pythons test-go test-py e2e demo setup fuzz-smoke vet clean
 
-build: machida3 tools
+build: machida3 machida-if-present tools
 
 machida3:
 	@case "$(PYTHON)" in 2*) echo "error: machida3 embeds Python 3 (PYTHON=$(PYTHON)); the Python 2.7 binary is machida" >&2; exit 1;; esac
 	@$(PYENV_CMD) && $(GO) build -o bin/machida3 ./machida3
+
+# machida is machida3's program built against Python 2.7 (-tags py2).
+machida:
+	@env_exports=$$(build/python-env 2.7) && eval "$$env_exports" && $(GO) build -tags py2 -o bin/machida ./machida
+
+# make build includes machida when a Python 2.7 with its library is found.
+machida-if-present:
+	@if build/python-env 2.7 >/dev/null 2>&1; then $(MAKE) --no-print-directory machida; \
+	else echo "note: no Python 2.7 embedding library found; skipped bin/machida (make machida says why)"; fi
 
 tools:
 	$(GO) build -o bin/ ./cmd/...
@@ -20,6 +29,12 @@ tools:
 # that drive the built binaries.
 test: build
 	@$(PYENV_CMD) && WALLAROO_BIN=$(CURDIR)/bin $(GO) test -race -count=1 ./...
+	@if [ -x bin/machida ]; then $(MAKE) --no-print-directory test-py2; fi
+
+# The bridge and host tests built against Python 2.7 (the end-to-end suite
+# already ran with bin/machida as part of `make test`).
+test-py2:
+	@env_exports=$$(build/python-env 2.7) && eval "$$env_exports" && $(GO) test -tags py2 -count=1 ./bridge/ ./host/
 
 test-go:
 	@$(PYENV_CMD) && $(GO) test -count=1 ./...
@@ -29,6 +44,11 @@ test-py:
 
 e2e: build
 	WALLAROO_BIN=$(CURDIR)/bin $(GO) test -count=1 -v ./tests/...
+
+# Builds machida3 against each Python 3 from 3.8 to 3.13 found and runs the
+# bridge, host and end-to-end tests with each; prints a table.
+test-pythons:
+	build/test-pythons
 
 # Runs the word count example end to end and prints the counts.
 demo: build

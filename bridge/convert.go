@@ -44,7 +44,7 @@ func (py *Py) Bytes(b []byte) Object {
 
 // Int returns a new int object.
 func (py *Py) Int(v int64) Object {
-	o := C.PyLong_FromLongLong(C.longlong(v))
+	o := C.wb_int(C.longlong(v))
 	if o == nil {
 		panic(fmt.Sprintf("bridge: cannot create int: %v", py.fetchError()))
 	}

@@ -179,5 +179,20 @@ const char *wb_type_name(PyObject *o) { return Py_TYPE(o)->tp_name; }
  * exception set). Py_CompileString is a macro before Python 3.10, so cgo
  * cannot call it directly. */
 PyObject *wb_compile(const char *source, const char *filename) {
+#if PY_MAJOR_VERSION >= 3
     return Py_CompileStringExFlags(source, filename, Py_file_input, NULL, -1);
+#else
+    return Py_CompileStringFlags(source, filename, Py_file_input, NULL);
+#endif
+}
+
+/* wb_int makes an int: a plain int on Python 2 when it fits (not a long,
+ * whose repr ends in L), an int on Python 3. */
+PyObject *wb_int(long long v) {
+#if PY_MAJOR_VERSION < 3
+    if (v >= LONG_MIN && v <= LONG_MAX) {
+        return PyInt_FromLong((long)v);
+    }
+#endif
+    return PyLong_FromLongLong(v);
 }

@@ -204,7 +204,7 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // helpText is printed by --help: the host's option, then the engine's.
-const helpText = `machida3: runs a Wallaroo 0.6 Python application.
+const helpText = `%[1]s: runs a Wallaroo 0.6 Python application.
 
 Usage: %[1]s --application-module MODULE [engine options] [application options]
 

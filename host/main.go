@@ -106,13 +106,19 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 // with that exit status (the reason was printed).
 func build(in *bridge.Interp, py *bridge.Py, opts *Options, stdout, stderr io.Writer) (worker.Config, int) {
 	var cfg worker.Config
+	var exit *bridge.PyError
 	mod, err := py.Import(opts.Module)
+	if errors.As(err, &exit) && exit.IsSystemExit {
+		return cfg, exit.ExitCode
+	}
 	if err != nil {
 		printPyError(stderr, err)
 		fmt.Fprintf(stdout, "Could not load module '%s'\n", opts.Module)
 		hint := "; the traceback above shows where it failed"
 		var pe *bridge.PyError
-		if errors.As(err, &pe) && pe.Type == "ModuleNotFoundError" && strings.Contains(pe.Message, "'"+strings.Split(opts.Module, ".")[0]+"'") {
+		top := strings.Split(opts.Module, ".")[0]
+		if errors.As(err, &pe) && strings.HasPrefix(pe.Message, "No module named") &&
+			(strings.Contains(pe.Message, "'"+top+"'") || strings.HasSuffix(pe.Message, " "+top)) {
 			hint = "; run machida3 from the module's directory or put that directory on PYTHONPATH"
 		}
 		fmt.Fprintf(stderr, "Error: could not import the application module %q: %v%s\n", opts.Module, err, hint)
@@ -138,6 +144,11 @@ func build(in *bridge.Interp, py *bridge.Py, opts *Options, stdout, stderr io.Wr
 	}
 	defer py.DecRef(args)
 	app, err := py.CallMethod(mod, "application_setup", args)
+	if errors.As(err, &exit) && exit.IsSystemExit {
+		// As under CPython: SystemExit ends the process with its code
+		// (argparse has already printed its usage).
+		return cfg, exit.ExitCode
+	}
 	if err != nil {
 		printPyError(stderr, err)
 		fmt.Fprintln(stdout, "Something went wrong while building the application")

@@ -2,26 +2,53 @@ package pyapi
 
 import (
 	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 )
 
-// TestUnittestSuite runs the wallaroo package's own unittest suite with the
-// python3 on PATH, so `go test ./...` covers the Python API too.
+// interpreters returns the python3 on PATH and every interpreter from 2.7
+// and 3.8 to 3.13 under $PYENV_ROOT (or ~/.pyenv), by path.
+func interpreters() []string {
+	var out []string
+	if p, err := exec.LookPath("python3"); err == nil {
+		out = append(out, p)
+	}
+	root := os.Getenv("PYENV_ROOT")
+	if root == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			root = filepath.Join(home, ".pyenv")
+		}
+	}
+	for _, v := range []string{"2.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"} {
+		matches, _ := filepath.Glob(filepath.Join(root, "versions", v+".*", "bin", "python"))
+		out = append(out, matches...)
+	}
+	return out
+}
+
+// TestUnittestSuite runs the wallaroo package's own unittest suite under
+// every interpreter found, so `go test ./...` covers the Python API on
+// Python 2.7 and 3.x alike.
 func TestUnittestSuite(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not on PATH")
+	pys := interpreters()
+	if len(pys) == 0 {
+		t.Skip("no Python interpreter found")
 	}
-	cmd := exec.Command(py, "-m", "unittest", "discover", "-s", "wallaroo/tests", "-t", ".")
-	cmd.Env = append(cmd.Environ(), "PYTHONDONTWRITEBYTECODE=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s -m unittest failed: %v\n%s", py, err, out)
+	for _, py := range pys {
+		t.Run(py, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(py, "-m", "unittest", "discover", "-s", "wallaroo/tests", "-t", ".")
+			cmd.Env = append(cmd.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s -m unittest failed: %v\n%s", py, err, out)
+			}
+		})
 	}
-	t.Logf("%s", out)
 }
 
 func TestEmbeddedFiles(t *testing.T) {

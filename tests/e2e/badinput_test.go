@@ -41,7 +41,7 @@ func TestArgs_EngineAndPonyOptionsRemoved(t *testing.T) {
 	if err := json.Unmarshal([]byte(line), &args); err != nil {
 		t.Fatalf("app did not print its args: %q", m.stdout.String())
 	}
-	if !strings.HasSuffix(args[0], "machida3") {
+	if !strings.HasSuffix(args[0], hostBinary) {
 		t.Errorf("args[0] = %q, want the program path", args[0])
 	}
 	for _, want := range []string{"--in", in, "--out", "--my-app-flag", "7"} {
@@ -114,7 +114,7 @@ func TestUserException_TracebackStageAndExit1(t *testing.T) {
 		"in check",
 		"ValueError: the message said boom",
 		"check for boom",
-		"b'boom'",
+		bytesRepr("boom"),
 	} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
@@ -172,7 +172,7 @@ func TestStartupErrors(t *testing.T) {
 		{name: "no module", args: []string{"--in", "127.0.0.1:1"}, code: 1,
 			stderr: []string{"Error: You must provide Machida with --application-module"}},
 		{name: "module not found", args: []string{"--application-module", "no_such_app_module"}, code: 1,
-			stderr: []string{"No module named 'no_such_app_module'", "could not import"},
+			stderr: []string{"No module named", "no_such_app_module", "could not import", "PYTHONPATH"},
 			stdout: []string{"Could not load module 'no_such_app_module'"}},
 		{name: "syntax error", args: []string{"--application-module", "syntax_error"}, code: 1,
 			stderr: []string{"SyntaxError", "syntax_error.py"},

@@ -55,7 +55,7 @@ func TestContracts_StateClassNeedingArgumentStops(t *testing.T) {
 	if code := m.wait(20 * time.Second); code != 1 {
 		t.Errorf("exit code %d, want 1", code)
 	}
-	for _, w := range []string{"TypeError", "start", "state 'use'"} {
+	for _, w := range []string{"TypeError", "__init__", "state 'use'"} {
 		if !strings.Contains(m.stderr.String(), w) {
 			t.Errorf("stderr lacks %q:\n%s", w, m.stderr.String())
 		}

@@ -102,7 +102,7 @@ func TestUserErrors(t *testing.T) {
 		want         []string
 	}{
 		{"decoder raises", "header_formats", nil, []string{"raise"},
-			[]string{"ValueError: the decoder was told to raise", "decoder", "b'raise'"}},
+			[]string{"ValueError: the decoder was told to raise", "decoder", bytesRepr("raise")}},
 		{"key extractor returns a float", "bad_key", nil, []string{"k"},
 			[]string{"key extractor", "returned float", "must be str or bytes"}},
 		{"encoder returns a list", "bad_encoder", nil, []string{"k"},

@@ -19,6 +19,10 @@ import (
 
 var binDir string
 
+// hostBinary is the binary the suite runs applications with: machida3, or
+// machida (Python 2.7) when WALLAROO_HOST says so.
+var hostBinary = "machida3"
+
 func TestMain(m *testing.M) {
 	binDir = os.Getenv("WALLAROO_BIN")
 	if binDir == "" {
@@ -39,7 +43,36 @@ func TestMain(m *testing.M) {
 		}
 		binDir = dir
 	}
-	os.Exit(m.Run())
+	if h := os.Getenv("WALLAROO_HOST"); h != "" {
+		hostBinary = h
+	}
+	code := m.Run()
+	// Where the Python 2.7 binary was built too, the whole suite runs
+	// again with it, in a child process of this test binary.
+	if os.Getenv("WALLAROO_HOST") == "" {
+		if _, err := os.Stat(bin("machida")); err == nil {
+			fmt.Fprintln(os.Stderr, "e2e: running the suite again with machida (Python 2.7)")
+			cmd := exec.Command(os.Args[0], os.Args[1:]...)
+			cmd.Env = append(os.Environ(), "WALLAROO_HOST=machida", "WALLAROO_BIN="+binDir)
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			if err := cmd.Run(); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: the suite failed with machida: %v\n", err)
+				code = 1
+			}
+		}
+	}
+	os.Exit(code)
+}
+
+// py2 reports whether the suite runs the Python 2.7 binary.
+func py2() bool { return hostBinary == "machida" }
+
+// bytesRepr is repr() of a byte string on the host's Python.
+func bytesRepr(s string) string {
+	if py2() {
+		return "'" + s + "'"
+	}
+	return "b'" + s + "'"
 }
 
 func repoRoot() string {
@@ -103,6 +136,9 @@ type proc struct {
 func start(t *testing.T, dir string, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, done: make(chan struct{})}
+	if name == "machida3" {
+		name = hostBinary
+	}
 	p.cmd = exec.Command(bin(name), args...)
 	p.cmd.Dir = dir
 	p.cmd.Stdout = &p.stdout
