@@ -209,7 +209,11 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 		})
 	}
 	for _, sk := range paths[0].Sinks() {
-		cfg.Sinks = append(cfg.Sinks, worker.SinkConfig{Name: sk.Addr(), Addr: sk.Addr()})
+		name := sk.Addr()
+		if sk.Name != "" {
+			name = sk.Name + " (" + sk.Addr() + ")"
+		}
+		cfg.Sinks = append(cfg.Sinks, worker.SinkConfig{Name: name, Addr: sk.Addr()})
 	}
 	proc, err := newProcessor(in, py, paths, table, me, hooks)
 	if err != nil {

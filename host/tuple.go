@@ -189,6 +189,24 @@ func (t *translator) sourceStage(st bridge.Object) (*topology.SourceSpec, error)
 			return nil, err
 		}
 		src.Decoder = cfg[3]
+	case "source_connector":
+		// ("source_connector", name, host, port, encoder, decoder): the
+		// engine listens like a TCP source; the connector script connects
+		// and streams frames that the (connector) decoder frames and
+		// decodes. The encoder is the script's, not the engine's.
+		if len(cfg) != 6 {
+			return nil, bad("source connector %q: config must be (\"source_connector\", name, host, port, encoder, decoder), got %s", name, t.py.Repr(args[1]))
+		}
+		if src.Host, err = t.str(cfg[2], fmt.Sprintf("the host of source connector %q", name)); err != nil {
+			return nil, err
+		}
+		if src.Port, err = t.portString(cfg[3], fmt.Sprintf("the port of source connector %q", name)); err != nil {
+			return nil, err
+		}
+		if err := t.need(cfg[5], fmt.Sprintf("the decoder of source connector %q", name), "@wallaroo.experimental.stream_message_decoder", "header_length", "decode"); err != nil {
+			return nil, err
+		}
+		src.Decoder = cfg[5]
 	case "gen":
 		if len(cfg) != 2 {
 			return nil, bad("generator source %q: config must be (\"gen\", generator), got %s", name, t.py.Repr(args[1]))
@@ -198,7 +216,7 @@ func (t *translator) sourceStage(st bridge.Object) (*topology.SourceSpec, error)
 		}
 		src.Decoder = cfg[1]
 	default:
-		return nil, bad("source %q: source kind %q is not supported by this engine yet (supported: tcp, gen)", name, kind)
+		return nil, bad("source %q: source kind %q is not supported by this engine yet (supported: tcp, gen, source_connector)", name, kind)
 	}
 	return src, nil
 }
@@ -344,8 +362,28 @@ func (t *translator) sink(c bridge.Object) (topology.SinkSpec, error) {
 			return sk, err
 		}
 		sk.Encoder = cfg[3]
+	case "sink_connector":
+		// ("sink_connector", name, host, port, encoder, decoder): every
+		// worker connects to the sink script's port and writes the
+		// (connector) encoder's frames verbatim, like a TCP sink.
+		if len(cfg) != 6 {
+			return sk, bad("sink connector: config must be (\"sink_connector\", name, host, port, encoder, decoder), got %s", t.py.Repr(c))
+		}
+		if sk.Name, err = t.str(cfg[1], "the name of a sink connector"); err != nil {
+			return sk, err
+		}
+		if sk.Host, err = t.str(cfg[2], "the host of sink connector "+sk.Name); err != nil {
+			return sk, err
+		}
+		if sk.Port, err = t.portString(cfg[3], "the port of sink connector "+sk.Name); err != nil {
+			return sk, err
+		}
+		if err := t.need(cfg[4], "the encoder of sink connector "+sk.Name, "@wallaroo.experimental.stream_message_encoder", "encode"); err != nil {
+			return sk, err
+		}
+		sk.Encoder = cfg[4]
 	default:
-		return sk, bad("sink kind %q is not supported by this engine yet (supported: tcp)", kind)
+		return sk, bad("sink kind %q is not supported by this engine yet (supported: tcp, sink_connector)", kind)
 	}
 	return sk, nil
 }

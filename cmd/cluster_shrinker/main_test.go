@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/wallaroo-go/machida/internal/extframe"
+
 	"bytes"
 	"encoding/binary"
 	"io"
@@ -33,7 +35,7 @@ func fakeWorker(t *testing.T, reply func(id uint16, payload []byte) []byte) (str
 		var seen bytes.Buffer
 		r := io.TeeReader(conn, &seen)
 		for {
-			id, payload, err := readFrame(r)
+			id, payload, err := extframe.Read(r)
 			if err != nil {
 				break
 			}
@@ -58,7 +60,7 @@ func received(t *testing.T, got <-chan []byte) []byte {
 }
 
 func replyWith(id uint16, payload string) func(uint16, []byte) []byte {
-	return func(uint16, []byte) []byte { return appendFrame(nil, id, []byte(payload)) }
+	return func(uint16, []byte) []byte { return extframe.Append(nil, id, []byte(payload)) }
 }
 
 // frame4 returns the expected ShrinkRequest frame for a JSON payload.
@@ -142,7 +144,7 @@ func TestRun_BadReplies(t *testing.T) {
 					return
 				}
 				defer conn.Close() // answer once, then hang up
-				if id, p, err := readFrame(conn); err == nil {
+				if id, p, err := extframe.Read(conn); err == nil {
 					conn.Write(tc.reply(id, p))
 				}
 			}()

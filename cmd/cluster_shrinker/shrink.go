@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/wallaroo-go/machida/internal/extframe"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,7 +58,7 @@ func shrink(cfg *config, stdout io.Writer) error {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(cfg.timeout))
-	if _, err := conn.Write(appendFrame(nil, idShrinkRequest, request(cfg))); err != nil {
+	if _, err := conn.Write(extframe.Append(nil, idShrinkRequest, request(cfg))); err != nil {
 		return fmt.Errorf("unable to send the shrink request to %s: %w", cfg.external, err)
 	}
 
@@ -64,7 +66,7 @@ func shrink(cfg *config, stdout io.Writer) error {
 	if cfg.query {
 		want = idShrinkQueryResponse
 	}
-	id, payload, err := readFrame(conn)
+	id, payload, err := extframe.Read(conn)
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Errorf("no reply from %s within %v", cfg.external, cfg.timeout)

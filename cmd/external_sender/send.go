@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/wallaroo-go/machida/internal/extframe"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -21,7 +23,7 @@ func send(cfg *config, stdout io.Writer) error {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(cfg.timeout))
-	if _, err := conn.Write(appendFrame(nil, cfg.typ.id, cfg.typ.payload(cfg.message))); err != nil {
+	if _, err := conn.Write(extframe.Append(nil, cfg.typ.id, cfg.typ.payload(cfg.message))); err != nil {
 		return fmt.Errorf("unable to send %s to %s: %w", cfg.typ.name, cfg.external, err)
 	}
 	if cfg.typ.replies == nil {
@@ -45,7 +47,7 @@ func send(cfg *config, stdout io.Writer) error {
 // awaitReply reads the reply to cfg's query and returns the JSON to
 // print, compacted to one line.
 func awaitReply(conn net.Conn, cfg *config) ([]byte, error) {
-	id, payload, err := readFrame(conn)
+	id, payload, err := extframe.Read(conn)
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return nil, fmt.Errorf("no reply from %s within %v", cfg.external, cfg.timeout)

@@ -62,6 +62,7 @@ func (s SourceSpec) Addr() string { return s.Host + ":" + s.Port }
 // SinkSpec describes one sink.
 type SinkSpec struct {
 	Kind    string // "tcp", "kafka", "kafka-internal", "sink_connector"
+	Name    string // the connector's name (sink connectors)
 	Host    string
 	Port    string
 	Encoder any // opaque user encoder
