@@ -68,6 +68,15 @@ fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz FuzzFramer -fuzztime 30s ./engine/source/
 	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s ./engine/external/
 
+# Benchmarks machida3 against the plain-Python ceiling and a hand-written
+# asyncio server on word count and market spread, prints a table and writes
+# it as JSON to bench/out/ (see bench/README.md). About 7 minutes;
+# BENCH_QUICK=1 for about 2; BENCH_DURATION=N sets the memory check's
+# seconds; BENCH_ARGS passes flags (go run ./bench -h lists them).
+.PHONY: bench
+bench: build
+	BENCH_QUICK="$(BENCH_QUICK)" BENCH_DURATION="$(BENCH_DURATION)" $(GO) run ./bench $(BENCH_ARGS)
+
 vet:
 	@$(PYENV_CMD) && $(GO) vet ./...
 

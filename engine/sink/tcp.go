@@ -286,8 +286,11 @@ func (s *TCP) run(ctx context.Context) {
 
 // serve writes queued chunks to conn until the connection fails (returning
 // why), ctx ends or Close stops it (returning nil). On failure *inflight
-// holds exactly the bytes not yet written, to be written first on the
-// next connection.
+// holds the chunks not yet completely written, to be written first on the
+// next connection. A chunk the failure cut is kept whole: each chunk is
+// whole frames (one Write), so a new connection always starts at a frame
+// boundary; the cut chunk's frames that did reach the old peer may arrive
+// twice (at least once, never a torn frame).
 func (s *TCP) serve(ctx context.Context, conn net.Conn, inflight *net.Buffers) error {
 	// The peer never sends anything we need, but reading tells us at
 	// once when it closes or resets the connection, instead of at the
@@ -314,6 +317,7 @@ func (s *TCP) serve(ctx context.Context, conn net.Conn, inflight *net.Buffers) e
 	}()
 
 	var batch [][]byte // backing array of *inflight, recycled as the next queue
+	var whole [][]byte // the chunks of the current write, as they were before it
 	for {
 		if len(*inflight) == 0 {
 			s.mu.Lock()
@@ -337,10 +341,20 @@ func (s *TCP) serve(ctx context.Context, conn net.Conn, inflight *net.Buffers) e
 			}
 		}
 
+		// Remember the chunks whole: a chunk cut by a failure is sent again
+		// from its start on the next connection.
+		whole = append(whole[:0], *inflight...)
 		before := buffersLen(*inflight)
 		n, err := inflight.WriteTo(conn)
 		if after := buffersLen(*inflight); before-after != int(n) {
 			panic(fmt.Sprintf("sink: net.Buffers.WriteTo reported %d bytes but consumed %d", n, before-after))
+		}
+		if err != nil && len(*inflight) > 0 {
+			if cut := len(whole) - len(*inflight); len((*inflight)[0]) != len(whole[cut]) {
+				partial := len(whole[cut]) - len((*inflight)[0])
+				(*inflight)[0] = whole[cut]
+				n -= int64(partial) // not delivered: it goes again, whole
+			}
 		}
 		s.mu.Lock()
 		s.written += n

@@ -57,7 +57,7 @@ type Config struct {
 	// QueueBatches bounds the batches waiting for the processor (default 64).
 	QueueBatches int
 	// QueueBytes bounds the bytes of frames waiting for or in the
-	// processor (default 32 MiB).
+	// processor (default 8 MiB).
 	QueueBytes int
 	// MaxBatchesPerCall bounds how many queued batches one Process call
 	// takes (default 64).
@@ -96,7 +96,7 @@ func (c *Config) setDefaults() {
 		c.ShutdownTimeout = 5 * time.Second
 	}
 	if c.QueueBytes <= 0 {
-		c.QueueBytes = 32 << 20
+		c.QueueBytes = 8 << 20
 	}
 	if c.Console == nil {
 		c.Console = io.Discard

@@ -29,7 +29,8 @@ own argv and uses the encoder, host and port of the connector with that name.
 Improvements over 0.6 (each is marked in the code): a sink connector inside
 ``to_sinks`` is found; a peer that closes is dropped from ``read``'s
 ``select`` set instead of making it spin; the "not found" error lists the
-connectors the application does define.
+connectors the application does define; the application module is also
+found in the working directory; ``listen`` queues more than one worker.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -37,6 +38,7 @@ from __future__ import absolute_import, division, print_function
 import argparse
 import errno
 import importlib
+import os
 import select
 import socket
 import struct
@@ -123,6 +125,14 @@ class UnexpectedSocketError(Exception):
     """The listening socket of a SinkConnector reported an error."""
 
 
+class _ConnectorLookupError(RuntimeError):
+    """The application module does not define the connector asked for.
+
+    A RuntimeError, as in 0.6; its own class so that scripts can tell it
+    from a RuntimeError raised by the application's code.
+    """
+
+
 def parse_connector_args(args, required_params=None, optional_params=None):
     """Parse a connector script's command line.
 
@@ -136,11 +146,14 @@ def parse_connector_args(args, required_params=None, optional_params=None):
     """
     required_params = list(required_params or [])
     optional_params = list(optional_params or [])
-    pre = argparse.ArgumentParser(prog="connector", add_help=False)
+    prog = "connector"
+    if args and not args[0].startswith("-"):
+        prog = os.path.basename(args[0])  # the script, as in sys.argv
+    pre = argparse.ArgumentParser(prog=prog, add_help=False)
     pre.add_argument("--connector", dest="connector_name")
     connector = pre.parse_known_args(args)[0].connector_name
 
-    parser = argparse.ArgumentParser(prog="connector")
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--application-module", dest="application",
                         required=True,
                         help="the Wallaroo application module")
@@ -162,8 +175,9 @@ def _connector_configs(app, kind):
         nodes = app[2]
         iter(nodes)
     except (TypeError, IndexError, KeyError):
-        raise RuntimeError("application_setup must return the result of "
-                           "wallaroo.build_application, got {0!r}".format(app))
+        raise _ConnectorLookupError(
+            "application_setup must return the result of "
+            "wallaroo.build_application, got {0!r}".format(app))
     for stages in nodes:
         for stage in stages:
             if stage[0] == "source":
@@ -180,17 +194,38 @@ def _connector_configs(app, kind):
                     yield config
 
 
+def _import_application(name):
+    """Import the application module from sys.path or the working directory.
+
+    A script's own directory, not the working directory, heads ``sys.path``
+    (``connectors/udp_source`` puts ``connectors/`` there), so the working
+    directory is appended when it is missing: an application module beside
+    the user is found as the engine finds it. Improvement over 0.6, which
+    needed the directory on PYTHONPATH.
+    """
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.append(cwd)
+    return importlib.import_module(name)
+
+
 def _load_connector(args, required_params, optional_params, kind):
     args = args or sys.argv
     params = parse_connector_args(args, required_params, optional_params)
-    module = importlib.import_module(params.application)
-    app = module.application_setup(args)
+    module = _import_application(params.application)
+    setup = getattr(module, "application_setup", None)
+    if not callable(setup):
+        raise _ConnectorLookupError(
+            "application module {0!r} ({1}) has no application_setup("
+            "args) function".format(params.application,
+                                    getattr(module, "__file__", "?")))
+    app = setup(args)
     configs = list(_connector_configs(app, kind))
     for config in configs:
         if config[1] == params.connector_name:
             return params, config
     what = kind.replace("_", " ")
-    raise RuntimeError(
+    raise _ConnectorLookupError(
         "Unable to find a {0} with the name {1!r} in application module {2!r}"
         " (its {0}s: {3})".format(
             what, params.connector_name, params.application,

@@ -6,9 +6,11 @@ import argparse
 import datetime
 import os
 import pickle
+import shutil
 import socket
 import struct
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -16,7 +18,12 @@ import unittest
 
 import wallaroo
 import wallaroo.experimental as ex
-from wallaroo.tests._helpers import quiet_stderr
+from wallaroo.tests._helpers import quiet_stderr, run_python
+
+try:
+    from StringIO import StringIO as _StringIO  # Python 2: str and unicode
+except ImportError:
+    from io import StringIO as _StringIO
 
 
 @ex.stream_message_encoder
@@ -150,6 +157,19 @@ class ArgsTest(unittest.TestCase):
         self.assertEqual((params.host, params.port, params.password),
                          ("h", "1", None))
 
+    def test_usage_names_the_script(self):
+        saved = sys.stderr
+        sys.stderr = captured = _StringIO()
+        try:
+            with self.assertRaises(SystemExit):
+                ex.parse_connector_args(
+                    ["/opt/connectors/udp_source", "--application-module",
+                     "m", "--connector", "feed"], required_params=["host"])
+        finally:
+            sys.stderr = saved
+        self.assertIn("usage: udp_source", captured.getvalue())
+        self.assertIn("--feed-host", captured.getvalue())
+
     def test_missing_required_exits_2(self):
         for args in (["p", "--connector", "feed"],
                      ["p", "--application-module", "m"],
@@ -237,6 +257,73 @@ class DiscoveryTest(unittest.TestCase):
     def test_bad_application_result(self):
         with self.assertRaises(RuntimeError):
             list(ex._connector_configs(None, "sink_connector"))
+
+    def test_lookup_errors_have_their_own_class(self):
+        # Scripts tell "no such connector" from a RuntimeError of the app.
+        with self.assertRaises(ex._ConnectorLookupError):
+            ex.SinkConnector(connector_args("nope"))
+        self.assertTrue(issubclass(ex._ConnectorLookupError, RuntimeError))
+
+    def test_module_without_application_setup(self):
+        module = types.ModuleType("wallaroo_tests_no_setup")
+        sys.modules[module.__name__] = module
+        try:
+            with self.assertRaises(RuntimeError) as ctx:
+                ex.SourceConnector(["connector", "--application-module",
+                                    module.__name__, "--connector", "feed"])
+        finally:
+            del sys.modules[module.__name__]
+        self.assertIn("has no application_setup(args) function",
+                      str(ctx.exception))
+
+    def test_application_module_in_the_working_directory(self):
+        # A script's directory heads sys.path, not the working directory;
+        # the runtime must still find an application module there.
+        work = tempfile.mkdtemp()
+        try:
+            with open(os.path.join(work, "cwd_connector_app.py"), "w") as f:
+                f.write(CWD_APP)
+            rc, out, err = run_python(
+                "import os, sys\n"
+                "sys.path = [p for p in sys.path\n"
+                "            if p not in ('', os.getcwd())]\n"
+                "sys.path.insert(0, {0!r})\n"
+                "import wallaroo.experimental as ex\n"
+                "src = ex.SourceConnector(['/x/script', "
+                "'--application-module', 'cwd_connector_app', "
+                "'--connector', 'here'])\n"
+                "print(src._port)\n".format(PACKAGE_DIR), cwd=work)
+        finally:
+            shutil.rmtree(work)
+        self.assertEqual((rc, out.strip()), (0, "7123"), err)
+
+
+# The directory that holds the wallaroo package under test.
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(
+    wallaroo.__file__)))
+
+CWD_APP = """
+import wallaroo
+import wallaroo.experimental as ex
+
+
+@ex.stream_message_encoder
+def enc(data):
+    return data
+
+
+@ex.stream_message_decoder
+def dec(data):
+    return data
+
+
+def application_setup(args):
+    p = (wallaroo.source("here", ex.SourceConnectorConfig("here", enc, dec,
+                                                         7123))
+         .to_sink(wallaroo.TCPSinkConfig("127.0.0.1", "1",
+                                         wallaroo.encoder(lambda d: d))))
+    return wallaroo.build_application("cwd app", p)
+"""
 
 
 class SourceConnectorTest(unittest.TestCase):

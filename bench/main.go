@@ -1,0 +1,283 @@
+// Command bench measures machida3 against two baselines, side by side, on
+// the word count and market spread examples (issue #5). Run it with
+// `make bench` (or `go run ./bench` from the repository root after
+// `make build`).
+//
+// For every workload it measures, each several times (median reported):
+//
+//  1. ceiling: the application's own user functions in a plain Python loop
+//     over the same messages, in one process, with the interpreter that
+//     machida3 embeds (bench/ceiling.py);
+//  2. machida3 at saturation, one worker: every input byte written as fast
+//     as the sockets take it, timed from the first byte sent to the last
+//     output byte received;
+//  3. asyncio: a hand-written asyncio TCP server running the same
+//     functions (bench/asyncio_app.py), measured exactly like machida3.
+//
+// Then latency (p50/p99/p99.9, send to receive on loopback, at a fixed
+// rate of half of the system's own saturation throughput) for machida3 and
+// asyncio, and a memory check: machida3 at saturation for a while,
+// sampling its RSS every second.
+//
+// This program is the sender and the receiver (in-process, on loopback
+// ports it picks), starts every process it measures and stops each by its
+// PID. It prints a table and writes it as JSON to bench/out/.
+//
+// Settings come from flags, or from the environment when the flag is not
+// given: BENCH_QUICK=1 (a run of about two minutes), BENCH_DURATION
+// (seconds of the memory check), BENCH_REPS, BENCH_WORKLOADS
+// (word_count,market_spread), BENCH_PERF=1 (perf record machida3 during
+// the memory check).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	root      string // repository root
+	machida   string // bin/machida3
+	outDir    string // bench/out
+	countThis string // Wallaroo's count_this.txt
+	quick     bool
+	reps      int
+	satSec    float64 // a saturation run lasts about this long at the ceiling's rate
+	latSec    float64 // one latency window
+	latWins   int     // latency windows (the median of each percentile is reported)
+	warmSec   float64 // warm-up before the latency windows
+	memWarm   float64 // warm-up before the memory check (the queues fill, the heaps settle)
+	memSec    float64 // memory check duration
+	workloads []string
+	perf      bool
+	latFrac   float64 // latency rate as a fraction of the saturation rate
+	latDump   bool    // write every latency sample to bench/out/latency-*.csv
+	latTick   time.Duration
+	phases    map[string]bool
+}
+
+func envString(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envBool(name string) bool {
+	v := strings.ToLower(os.Getenv(name))
+	return v == "1" || v == "true" || v == "yes" || v == "on"
+}
+
+func envFloat(name string, def float64) float64 {
+	if v := os.Getenv(name); v != "" {
+		if f, err := strconv.ParseFloat(strings.TrimSuffix(v, "s"), 64); err == nil {
+			return f
+		}
+		fatalf("%s=%q is not a number of seconds", name, v)
+	}
+	return def
+}
+
+func parseConfig() *config {
+	c := &config{}
+	quick := flag.Bool("quick", envBool("BENCH_QUICK"), "short run (about 2 minutes); env BENCH_QUICK=1")
+	reps := flag.Int("reps", 0, "runs of each throughput measurement (default 3); env BENCH_REPS")
+	mem := flag.Float64("duration", 0, "seconds of the memory check at saturation (default 60, quick 10); env BENCH_DURATION")
+	sat := flag.Float64("sat-seconds", 0, "target length of one saturation run at the ceiling's rate (default 4, quick 1)")
+	lat := flag.Float64("lat-seconds", 0, "length of one latency window (default 6, quick 1.5)")
+	wins := flag.Int("lat-windows", 3, "latency windows per system (median of each percentile)")
+	wl := flag.String("workloads", envString("BENCH_WORKLOADS", "word_count,market_spread"), "comma-separated workloads; env BENCH_WORKLOADS")
+	perf := flag.Bool("perf", envBool("BENCH_PERF"), "perf record machida3 during the memory check (needs perf); env BENCH_PERF=1")
+	latFrac := flag.Float64("lat-fraction", 0.5, "latency runs at this fraction of each system's saturation rate")
+	latTick := flag.Duration("lat-tick", 200*time.Microsecond, "the latency pacer writes the due messages this often (shorter: smoother load, more driver CPU)")
+	latDump := flag.Bool("lat-dump", false, "write every latency sample (send time, latency) to bench/out/latency-<workload>-<system>-<window>.csv")
+	phases := flag.String("phases", "throughput,latency,memory", "what to measure (latency needs throughput)")
+	countThis := flag.String("count-this", envString("BENCH_COUNT_THIS", ""), "Wallaroo's count_this.txt (default ../shared/data/count_this.txt from the repository root)")
+	flag.Parse()
+
+	c.quick = *quick
+	c.reps = *reps
+	if c.reps <= 0 {
+		c.reps = int(envFloat("BENCH_REPS", 3))
+	}
+	if c.reps <= 0 {
+		c.reps = 1
+	}
+	c.memSec, c.satSec, c.latSec, c.warmSec, c.memWarm = 60, 4, 6, 3, 10
+	if c.quick {
+		c.memSec, c.satSec, c.latSec, c.warmSec, c.memWarm = 10, 1, 1.5, 1, 3
+	}
+	c.memSec = envFloat("BENCH_DURATION", c.memSec)
+	if *mem > 0 {
+		c.memSec = *mem
+	}
+	if *sat > 0 {
+		c.satSec = *sat
+	}
+	if *lat > 0 {
+		c.latSec = *lat
+	}
+	c.latWins = max(*wins, 1)
+	c.perf = *perf
+	c.latFrac = *latFrac
+	c.latDump = *latDump
+	c.latTick = max(*latTick, 10*time.Microsecond)
+	if c.latFrac <= 0 || c.latFrac > 1 {
+		fatalf("-lat-fraction must be in (0, 1]")
+	}
+	c.phases = map[string]bool{}
+	for _, p := range strings.Split(*phases, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "throughput", "latency", "memory":
+			c.phases[p] = true
+		case "":
+		default:
+			fatalf("unknown phase %q (have throughput, latency, memory)", p)
+		}
+	}
+	if c.phases["latency"] && !c.phases["throughput"] {
+		fatalf("-phases: latency needs throughput (it runs at a fraction of the saturation rate)")
+	}
+	for _, w := range strings.Split(*wl, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			if _, ok := workloadSpecs[w]; !ok {
+				fatalf("unknown workload %q (have word_count, market_spread)", w)
+			}
+			c.workloads = append(c.workloads, w)
+		}
+	}
+
+	root, err := findRoot()
+	if err != nil {
+		fatalf("%v", err)
+	}
+	c.root = root
+	c.machida = filepath.Join(root, "bin", "machida3")
+	if _, err := os.Stat(c.machida); err != nil {
+		fatalf("%s not found: run make build first (make bench does)", c.machida)
+	}
+	c.outDir = filepath.Join(root, "bench", "out")
+	c.countThis = *countThis
+	if c.countThis == "" {
+		c.countThis = filepath.Join(root, "..", "shared", "data", "count_this.txt")
+	}
+	return c
+}
+
+// findRoot walks up from the working directory to the directory holding
+// this module's go.mod.
+func findRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/wallaroo-go/machida") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("run from inside the repository (no go.mod of github.com/wallaroo-go/machida above %s)", dir)
+		}
+		dir = parent
+	}
+}
+
+func fatalf(format string, args ...any) {
+	stopAll()
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+// logf prints progress on stderr, so the table on stdout stays clean.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func main() {
+	cfg := parseConfig()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		stopAll()
+		fmt.Fprintf(os.Stderr, "bench: stopped by %v\n", s)
+		os.Exit(130)
+	}()
+
+	began := time.Now()
+	py, err := detectPython(cfg)
+	if err != nil {
+		fatalf("finding the embedded Python: %v", err)
+	}
+	logf("machida3 embeds Python %s; baselines run with %s", py.Short, py.Path)
+
+	tmp, err := os.MkdirTemp("", "machida-bench-")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	res := &results{
+		StartedAt: began.UTC().Format(time.RFC3339),
+		CPUs:      runtime.NumCPU(),
+		Machida3:  cfg.machida,
+		Python:    py,
+		Settings: settings{
+			Quick: cfg.quick, Reps: cfg.reps, SaturationSeconds: cfg.satSec,
+			LatencyWindowSeconds: cfg.latSec, LatencyWindows: cfg.latWins,
+			WarmupSeconds: cfg.warmSec, MemorySeconds: cfg.memSec, MemoryWarmupSeconds: cfg.memWarm,
+			LatencyFraction: cfg.latFrac, LatencyTickMicros: cfg.latTick.Microseconds(),
+		},
+		Targets: defaultTargets,
+	}
+	if h, err := os.Hostname(); err == nil {
+		res.Host = h
+	}
+	for _, name := range cfg.workloads {
+		spec := workloadSpecs[name]
+		logf("=== %s ===", name)
+		wr := runWorkload(cfg, py, spec, filepath.Join(tmp, name))
+		res.Workloads = append(res.Workloads, wr)
+		stopAll()
+	}
+	res.Seconds = time.Since(began).Seconds()
+
+	table := renderTable(res)
+	fmt.Print(table)
+	if err := os.MkdirAll(cfg.outDir, 0o755); err != nil {
+		fatalf("%v", err)
+	}
+	res.Table = table
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	name := filepath.Join(cfg.outDir, "bench-"+began.Format("20060102-150405")+".json")
+	for _, p := range []string{name, filepath.Join(cfg.outDir, "latest.json")} {
+		if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
+			fatalf("%v", err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(cfg.outDir, "latest.txt"), []byte(table), 0o644); err != nil {
+		fatalf("%v", err)
+	}
+	fmt.Printf("\nwritten: %s (also latest.json, latest.txt); %.0f s in all\n", relPath(cfg.root, name), res.Seconds)
+}
+
+func relPath(root, p string) string {
+	if r, err := filepath.Rel(root, p); err == nil {
+		return r
+	}
+	return p
+}
