@@ -102,19 +102,27 @@ class Runner(object):
 
     def __init__(self, partitions, local, hooks=None):
         self.partitions = partitions
-        self.local = list(local)
+        self.local = [bool(x) for x in local]
+        # With every partition local (one worker), the generated loops skip
+        # the partition check altogether.
+        self.all_local = all(self.local)
         # (serialize, deserialize) for values that leave this interpreter;
         # a single worker never needs them (as in 0.6).
         self.serialize, self.deserialize = hooks or serialization_hooks(None)
-        # step id -> list (one per partition) of dicts key -> state object
+        # step id -> dict key (bytes) -> state object
         self.states = {}
 
     def state_table(self, step_id):
         table = self.states.get(step_id)
         if table is None:
-            table = [None] * self.partitions
+            table = {}
             self.states[step_id] = table
         return table
+
+    def partition_of(self, key):
+        """The partition of a key (bytes), as the engine's routing package
+        computes it."""
+        return (zlib.crc32(key) & 0xffffffff) % self.partitions
 
     def path(self, source_name, decoder, stages, encoders):
         return Path(self, source_name, decoder, stages, encoders)
@@ -133,14 +141,8 @@ class Runner(object):
 
     def state_entities(self):
         """{step id: sorted list of keys} of every state object here."""
-        out = {}
-        for step_id, table in self.states.items():
-            keys = []
-            for part in table:
-                if part:
-                    keys.extend(part.keys())
-            out[step_id] = sorted(keys)
-        return out
+        return dict((step_id, sorted(table.keys()))
+                    for step_id, table in self.states.items())
 
 
 # stage kinds, as the host passes them
@@ -149,65 +151,163 @@ STATE = "state"
 KEY_BY = "key_by"
 
 
+def _not_local(runner, key):
+    raise RuntimeError(
+        "partition %d of key %r is not owned by this worker"
+        % (runner.partition_of(key), key))
+
+
+def _not_a_list(what, name, value):
+    raise TypeError("%s %r must return a list or None, got %s"
+                    % (what, name, type(value).__name__))
+
+
 class Path(object):
     """The stages of one source, from its decoder to its encoders.
 
     ``stages`` is a list of ``(kind, component, name, step_id, multi,
     keyed)`` tuples; ``encoders`` one encoder per sink.
+
+    The stages are compiled into one Python function (see ``_compile``)
+    that takes each message of a batch through every stage before the next
+    message: the same loop a user would write by hand, with no per-stage
+    lists and no dispatch on stage kinds. Keys are normalised to bytes
+    (str keys as UTF-8), so "a" and b"a" are one key.
     """
 
     def __init__(self, runner, source_name, decoder, stages, encoders):
         self.runner = runner
         self.source_name = source_name
         self.decoder = decoder
-        self.stages = []
-        for (kind, comp, name, step_id, multi, keyed) in stages:
-            if kind == COMPUTATION:
-                fn = comp.compute_multi if multi else comp.compute
-                self.stages.append((kind, fn, name, None, multi, False, comp))
-            elif kind == STATE:
-                fn = comp.compute_multi if multi else comp.compute
-                table = runner.state_table(step_id)
-                self.stages.append((kind, fn, name, table, multi, keyed, comp))
-            elif kind == KEY_BY:
-                self.stages.append((kind, comp.extract_key, name, None,
-                                    False, False, comp))
-            else:
-                raise ValueError("unknown stage kind %r" % (kind,))
-        self.encoders = [e.encode for e in encoders]
-        self.encoder_names = [
-            getattr(type(e), "__name__", "encoder") for e in encoders]
-        self.failed = None  # (stage description, message repr) after an error
-        self.salvage = None
         self.generator = None
         self.gen_value = None
+        self.failed = None  # (stage description, message repr) after an error
+        self.salvage = None  # per-sink output made before the error
+        self.stage_names = []
+        self._run = self._compile(stages, encoders)
+
+    def _compile(self, stages, encoders):
+        env = {
+            "_MISSING": _MISSING, "_SPK": SINGLE_PARTITION_KEY,
+            "_as_key": _as_key, "_as_output": _as_output, "bytes": bytes,
+            "list": list, "type": type, "_not_a_list": _not_a_list,
+            "_not_local": _not_local, "_runner": self.runner,
+        }
+        names = ["decoder of source %r" % (self.source_name,)]
+        if self.decoder is None:
+            names[0] = "generator of source %r (apply)" % (self.source_name,)
+        else:
+            env["_decode"] = self.decoder.decode
+        check_local = not self.runner.all_local
+        lines = []
+        emit = lines.append
+
+        def code(depth, text):
+            emit("    " * depth + text)
+
+        # Per message: v is the value, k its key (None before a key_by).
+        depth = 4
+        if self.decoder is not None:
+            code(depth, "_st = 0")
+            code(depth, "v = _decode(_x)")
+            code(depth, "if v is None: continue")
+        else:
+            code(depth, "v = _x")
+        code(depth, "k = None")
+        for i, (kind, comp, name, step_id, multi, keyed) in enumerate(stages):
+            n = i + 1
+            names.append("%s %r" % (kind, name))
+            code(depth, "_st = %d; _x = v" % n)
+            if kind == KEY_BY:
+                env["_f%d" % n] = comp.extract_key
+                env["_n%d" % n] = name
+                code(depth, "k = _f%d(v)" % n)
+                code(depth, "if type(k) is not bytes: k = _as_key(k, _n%d)" % n)
+                continue
+            if kind == COMPUTATION:
+                env["_f%d" % n] = comp.compute_multi if multi else comp.compute
+                call = "_f%d(v)" % n
+                what = "computation_multi"
+            elif kind == STATE:
+                env["_f%d" % n] = comp.compute_multi if multi else comp.compute
+                env["_t%d" % n] = self.runner.state_table(step_id)
+                env["_i%d" % n] = comp.initial_state
+                key = "k" if keyed else "_SPK"
+                if not keyed:
+                    code(depth, "k = _SPK")
+                if check_local:
+                    env["_local"] = self.runner.local
+                    env["_P"] = self.runner.partitions
+                    env["_crc"] = zlib.crc32
+                    code(depth, "if not _local[(_crc(k) & 0xffffffff) % _P]: _not_local(_runner, k)")
+                code(depth, "s = _t%d.get(%s, _MISSING)" % (n, key))
+                code(depth, "if s is _MISSING: s = _t%d[%s] = _i%d()" % (n, key, n))
+                call = "_f%d(v, s)" % n
+                what = "state_computation_multi"
+            else:
+                raise ValueError("unknown stage kind %r" % (kind,))
+            env["_n%d" % n] = name
+            if not multi:
+                code(depth, "v = " + call)
+                code(depth, "if v is None: continue")
+            else:
+                code(depth, "vs = " + call)
+                code(depth, "if vs is None: continue")
+                code(depth, "if type(vs) is not list: _not_a_list(%r, _n%d, vs)" % (what, n))
+                code(depth, "for v in vs:")
+                depth += 1
+                code(depth, "if v is None: continue")
+        # Encoders: every encoding of a message is made before any is kept,
+        # so an encoder failing leaves no half-written message behind.
+        first_enc = len(stages) + 1
+        for j, enc in enumerate(encoders):
+            n = first_enc + j
+            names.append("encoder %s" % (getattr(type(enc), "__name__", "encoder"),))
+            env["_e%d" % j] = enc.encode
+            env["_en%d" % j] = names[-1]
+            code(depth, "_st = %d; _x = v" % n)
+            code(depth, "e%d = _e%d(v)" % (j, j))
+            code(depth, "if e%d is not None and type(e%d) is not bytes: e%d = _as_output(e%d, _en%d)" % (j, j, j, j, j))
+        for j in range(len(encoders)):
+            code(depth, "if e%d is not None: _a%d(e%d)" % (j, j, j))
+        self.stage_names = names
+
+        outs = ", ".join("_o%d" % j for j in range(len(encoders)))
+        src = ["def _make():", "    def _run(_frames, _salvage):"]
+        for j in range(len(encoders)):
+            src.append("        _o%d = []; _a%d = _o%d.append" % (j, j, j))
+        src.append("        _st = 0; _x = None")
+        src.append("        try:")
+        src.append("            for _x in _frames:")
+        src.extend(lines)
+        src.append("        except Exception:")
+        src.append("            _salvage(_st, _x, (%s%s))" % (outs, "," if len(encoders) == 1 else ""))
+        src.append("            raise")
+        src.append("        return (%s%s)" % (", ".join('b"".join(_o%d)' % j for j in range(len(encoders))),
+                                          "," if len(encoders) == 1 else ""))
+        src.append("    return _run")
+        text = "\n".join(src) + "\n"
+        codeobj = compile(text, "<wallaroo runner: %s>" % (self.source_name,), "exec")
+        exec(codeobj, env)
+        self.source_text = text
+        return env["_make"]()
+
+    def _note_failure(self, stage, x, outs):
+        self.failed = (self.stage_names[stage],
+                       None if x is None else _describe(x))
+        self.salvage = tuple(b"".join(o) for o in outs)
 
     def process(self, frames):
         """Run one batch; return a tuple with one bytes per sink.
 
         If user code raises, the exception propagates; before that,
         ``failed`` is set to (stage description, repr of the message) and
-        ``salvage`` to the per-sink output of the messages that came before
-        the failing one at the failing stage, carried through the rest of
-        the path (so output produced before a failure is not lost).
+        ``salvage`` to the per-sink output of the messages before the
+        failing one (so output produced before a failure is not lost).
         """
         self.failed = None
         self.salvage = None
-        x = _MISSING
-        items = []
-        try:
-            decode = self.decoder.decode
-            append = items.append
-            for x in frames:
-                y = decode(x)
-                if y is not None:
-                    append(y)
-        except Exception:
-            self.failed = ("decoder of source %r" % (self.source_name,),
-                           None if x is _MISSING else _describe(x))
-            self.salvage = self._salvage(items, None, 0)
-            raise
-        return self._run(items, None, 0, False)
+        return self._run(frames, self._note_failure)
 
     def generate(self, n):
         """Take up to n values from the generator and run them; return
@@ -226,157 +326,11 @@ class Path(object):
                 append(v)
                 v = nxt
         except Exception:
-            self.failed = ("generator of source %r (apply)" % (self.source_name,),
-                           _describe(v))
-            self.salvage = self._salvage(items, None, 0)
+            self.failed = (self.stage_names[0], _describe(v))
+            try:
+                self.salvage = self._run(items, lambda *a: None)
+            except Exception:
+                self.salvage = None
             raise
         self.gen_value = v
-        return self._run(items, None, 0, False), v is None
-
-    def _salvage(self, items, keys, first):
-        try:
-            return self._run(items, keys, first, True)
-        except Exception:
-            return None
-
-    def _run(self, items, keys, first, salvaging):
-        """Run stages[first:] and the encoders over items (with their
-        keys, or None when no key_by was seen yet)."""
-        partitions = self.runner.partitions
-        local = self.runner.local
-        stages = self.stages
-        si = first
-        x = _MISSING
-        out = []
-        okeys = []
-        try:
-            while si < len(stages):
-                if not items:
-                    break
-                (kind, fn, name, table, multi, keyed, comp) = stages[si]
-                out = []
-                append = out.append
-                okeys = []
-                kappend = okeys.append
-                if kind == KEY_BY:
-                    for x in items:
-                        kappend(_as_key(fn(x), name))
-                    keys = okeys
-                    si += 1
-                    continue
-                if kind == COMPUTATION:
-                    if not multi:
-                        if keys is None:
-                            for x in items:
-                                y = fn(x)
-                                if y is not None:
-                                    append(y)
-                        else:
-                            for i, x in enumerate(items):
-                                y = fn(x)
-                                if y is not None:
-                                    append(y)
-                                    kappend(keys[i])
-                    else:
-                        for i, x in enumerate(items):
-                            ys = fn(x)
-                            if ys is None:
-                                continue
-                            if type(ys) is not list:
-                                raise TypeError(
-                                    "computation_multi %r must return a list "
-                                    "or None, got %s" % (name, type(ys).__name__))
-                            for y in ys:
-                                if y is not None:
-                                    append(y)
-                                    if keys is not None:
-                                        kappend(keys[i])
-                else:  # STATE
-                    make_state = comp.initial_state
-                    for i, x in enumerate(items):
-                        k = keys[i] if keyed else SINGLE_PARTITION_KEY
-                        p = (zlib.crc32(k) & 0xffffffff) % partitions
-                        if not local[p]:
-                            raise RuntimeError(
-                                "partition %d of key %r is not owned by this "
-                                "worker" % (p, k))
-                        part = table[p]
-                        if part is None:
-                            part = table[p] = {}
-                        st = part.get(k, _MISSING)
-                        if st is _MISSING:
-                            st = part[k] = make_state()
-                        ys = fn(x, st)
-                        if ys is None:
-                            continue
-                        if not multi:
-                            append(ys)
-                            kappend(k)
-                        else:
-                            if type(ys) is not list:
-                                raise TypeError(
-                                    "state_computation_multi %r must return "
-                                    "a list or None, got %s"
-                                    % (name, type(ys).__name__))
-                            for y in ys:
-                                if y is not None:
-                                    append(y)
-                                    kappend(k)
-                    keys = okeys
-                items = out
-                if keys is not None and keys is not okeys:
-                    keys = okeys
-                si += 1
-            si = len(stages)
-            return self._encode(items, salvaging)
-        except Exception:
-            if not salvaging:
-                if si < len(stages):
-                    kind, name = stages[si][0], stages[si][2]
-                    self.failed = ("%s %r" % (kind, name),
-                                   None if x is _MISSING else _describe(x))
-                    if kind == KEY_BY:
-                        out, keys = items[:len(okeys)], okeys
-                    elif keys is not None and len(okeys) != len(out):
-                        okeys = None
-                    self.salvage = self._salvage(
-                        out, okeys if keys is not None else None, si + 1)
-            raise
-
-    def _encode(self, items, salvaging):
-        encoders = self.encoders
-        chunks = [[] for _ in encoders]
-        x = _MISSING
-        idx = 0
-        done = 0
-        try:
-            if len(encoders) == 1:
-                encode = encoders[0]
-                cappend = chunks[0].append
-                for x in items:
-                    y = encode(x)
-                    if y is not None:
-                        if type(y) is not bytes:
-                            y = _as_output(y, self.encoder_names[0])
-                        cappend(y)
-                    done += 1
-            else:
-                for x in items:
-                    sizes = [len(c) for c in chunks]
-                    for idx, encode in enumerate(encoders):
-                        y = encode(x)
-                        if y is not None:
-                            if type(y) is not bytes:
-                                y = _as_output(y, self.encoder_names[idx])
-                            chunks[idx].append(y)
-                    done += 1
-        except Exception:
-            if not salvaging:
-                self.failed = ("encoder %s" % (self.encoder_names[idx],),
-                               None if x is _MISSING else _describe(x))
-                if len(encoders) > 1:
-                    # drop the failing message's partial encodings
-                    chunks = [c[:n] for c, n in zip(chunks, sizes)]
-                self.salvage = tuple(b"".join(c) for c in chunks)
-            raise
-        return tuple(b"".join(c) for c in chunks)
+        return self._run(items, self._note_failure), v is None
