@@ -25,7 +25,7 @@ if _PY2:
 else:
     _text_type = str
 
-SINGLE_PARTITION_KEY = b"single-partition-key"
+SINGLE_PARTITION_KEY = str("single-partition-key")
 
 _MISSING = object()
 
@@ -75,13 +75,27 @@ def _describe(obj):
 
 
 def _as_key(key, stage):
-    if isinstance(key, bytes):
+    """Normalise a key to the native str: text on Python 3 (bytes decoded
+    as UTF-8, undecodable bytes kept by surrogateescape, so no two keys
+    merge), bytes on Python 2 (unicode encoded as UTF-8). So "a" and b"a"
+    are one key, and the common case, a str key, costs nothing: its hash
+    is cached."""
+    if isinstance(key, str):
         return key
-    if isinstance(key, _text_type):
+    if _PY2 and isinstance(key, _text_type):
         return key.encode("utf-8")
+    if not _PY2 and isinstance(key, bytes):
+        return key.decode("utf-8", "surrogateescape")
     raise TypeError(
         "key extractor %s returned %s %s; a key must be str or bytes"
         % (stage, type(key).__name__, _describe(key)))
+
+
+def _key_bytes(key):
+    """The bytes of a normalised key (what the engine hashes and shows)."""
+    if _PY2:
+        return key
+    return key.encode("utf-8", "surrogateescape")
 
 
 def _as_output(data, stage):
@@ -120,9 +134,9 @@ class Runner(object):
         return table
 
     def partition_of(self, key):
-        """The partition of a key (bytes), as the engine's routing package
-        computes it."""
-        return (zlib.crc32(key) & 0xffffffff) % self.partitions
+        """The partition of a key (a native str, see _as_key), as the
+        engine's routing package computes it from the key's bytes."""
+        return (zlib.crc32(_key_bytes(key)) & 0xffffffff) % self.partitions
 
     def path(self, source_name, decoder, stages, encoders):
         return Path(self, source_name, decoder, stages, encoders)
@@ -140,8 +154,9 @@ class Runner(object):
         return sorted(self.state_entities().items())
 
     def state_entities(self):
-        """{step id: sorted list of keys} of every state object here."""
-        return dict((step_id, sorted(table.keys()))
+        """{step id: sorted list of keys (bytes)} of every state object
+        here."""
+        return dict((step_id, sorted(_key_bytes(k) for k in table))
                     for step_id, table in self.states.items())
 
 
@@ -171,8 +186,8 @@ class Path(object):
     The stages are compiled into one Python function (see ``_compile``)
     that takes each message of a batch through every stage before the next
     message: the same loop a user would write by hand, with no per-stage
-    lists and no dispatch on stage kinds. Keys are normalised to bytes
-    (str keys as UTF-8), so "a" and b"a" are one key.
+    lists and no dispatch on stage kinds. Keys are normalised to the
+    native str (see _as_key), so "a" and b"a" are one key.
     """
 
     def __init__(self, runner, source_name, decoder, stages, encoders):
@@ -190,8 +205,9 @@ class Path(object):
         env = {
             "_MISSING": _MISSING, "_SPK": SINGLE_PARTITION_KEY,
             "_as_key": _as_key, "_as_output": _as_output, "bytes": bytes,
-            "list": list, "type": type, "_not_a_list": _not_a_list,
+            "list": list, "type": type, "str": str, "_not_a_list": _not_a_list,
             "_not_local": _not_local, "_runner": self.runner,
+            "_text": _text_type,
         }
         names = ["decoder of source %r" % (self.source_name,)]
         if self.decoder is None:
@@ -222,7 +238,7 @@ class Path(object):
                 env["_f%d" % n] = comp.extract_key
                 env["_n%d" % n] = name
                 code(depth, "k = _f%d(v)" % n)
-                code(depth, "if type(k) is not bytes: k = _as_key(k, _n%d)" % n)
+                code(depth, "if type(k) is not str: k = _as_key(k, _n%d)" % n)
                 continue
             if kind == COMPUTATION:
                 env["_f%d" % n] = comp.compute_multi if multi else comp.compute
@@ -237,9 +253,7 @@ class Path(object):
                     code(depth, "k = _SPK")
                 if check_local:
                     env["_local"] = self.runner.local
-                    env["_P"] = self.runner.partitions
-                    env["_crc"] = zlib.crc32
-                    code(depth, "if not _local[(_crc(k) & 0xffffffff) % _P]: _not_local(_runner, k)")
+                    code(depth, "if not _local[_runner.partition_of(k)]: _not_local(_runner, k)")
                 code(depth, "s = _t%d.get(%s, _MISSING)" % (n, key))
                 code(depth, "if s is _MISSING: s = _t%d[%s] = _i%d()" % (n, key, n))
                 call = "_f%d(v, s)" % n
