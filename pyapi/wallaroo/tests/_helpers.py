@@ -9,8 +9,9 @@ import sys
 
 import wallaroo
 
-PYAPI_DIR = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(wallaroo.__file__))))
+# The directory holding the wallaroo package (pyapi/): what a child
+# interpreter needs on its path.
+PYAPI_DIR = os.path.dirname(os.path.dirname(os.path.abspath(wallaroo.__file__)))
 
 
 def next_name(base, func_name):
