@@ -10,6 +10,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/wallaroo-go/machida/engine/connset"
 )
 
 // Config configures the external channel server.
@@ -26,9 +28,7 @@ type Server struct {
 
 	ln net.Listener // set by Listen
 
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{} // connections being served
-	shutdown bool                  // Serve is ending; close new connections
+	conns connset.Set // connections being served
 }
 
 // NewServer returns a server that is not yet listening. status answers
@@ -37,7 +37,7 @@ func NewServer(cfg Config, status Status, logger *log.Logger) *Server {
 	if logger == nil {
 		logger = log.New(io.Discard, "", 0)
 	}
-	return &Server{cfg: cfg, status: status, log: logger, conns: make(map[net.Conn]struct{})}
+	return &Server{cfg: cfg, status: status, log: logger}
 }
 
 // Listen binds the listening socket and logs the bound address.
@@ -99,48 +99,23 @@ func (s *Server) Serve(ctx context.Context) error {
 			continue
 		}
 		backoff = 0
-		if !s.track(conn) {
+		if !s.conns.Add(conn) {
 			conn.Close()
 			return nil
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer s.untrack(conn)
+			defer s.conns.Remove(conn)
 			s.serveConn(ctx, conn)
 		}()
 	}
 }
 
-// track registers a connection, or reports false if Serve is ending.
-func (s *Server) track(conn net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.shutdown {
-		return false
-	}
-	s.conns[conn] = struct{}{}
-	return true
-}
-
-// untrack closes a connection and forgets it.
-func (s *Server) untrack(conn net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, conn)
-	s.mu.Unlock()
-	conn.Close()
-}
-
 // closeAll closes the listener and every connection being served, which
 // ends Accept, Read and Write calls in progress.
 func (s *Server) closeAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.shutdown = true
-	s.ln.Close()
-	for conn := range s.conns {
-		conn.Close()
-	}
+	s.conns.CloseAll(s.ln)
 }
 
 // serveConn handles the requests of one connection, one at a time, until

@@ -10,6 +10,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/wallaroo-go/machida/engine/connset"
 )
 
 // Defaults applied by NewTCP to zero TCPConfig fields.
@@ -48,9 +50,7 @@ type TCP struct {
 
 	ln net.Listener // set by Listen
 
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{} // connections being served
-	shutdown bool                  // Serve's context ended; close new connections
+	conns connset.Set // connections being served
 }
 
 // NewTCP checks cfg, applies defaults and returns a source that is not yet
@@ -89,7 +89,6 @@ func NewTCP(cfg TCPConfig, consumer Consumer, logger *log.Logger) (*TCP, error) 
 		framer:   Framer{HeaderLen: cfg.HeaderLen, Length: cfg.Length, MaxPayload: cfg.MaxPayload},
 		consumer: consumer,
 		log:      logger,
-		conns:    make(map[net.Conn]struct{}),
 	}, nil
 }
 
@@ -162,7 +161,7 @@ func (t *TCP) Serve(ctx context.Context) error {
 			continue
 		}
 		backoff = 0
-		if !t.track(conn) {
+		if !t.conns.Add(conn) {
 			conn.Close()
 			<-sem
 			return nil
@@ -172,42 +171,16 @@ func (t *TCP) Serve(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			defer t.untrack(conn)
+			defer t.conns.Remove(conn)
 			t.serveConn(ctx, conn)
 		}()
 	}
 }
 
-// track registers a connection, or reports false if Serve is shutting
-// down.
-func (t *TCP) track(conn net.Conn) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.shutdown {
-		return false
-	}
-	t.conns[conn] = struct{}{}
-	return true
-}
-
-// untrack closes a connection and forgets it.
-func (t *TCP) untrack(conn net.Conn) {
-	t.mu.Lock()
-	delete(t.conns, conn)
-	t.mu.Unlock()
-	conn.Close()
-}
-
 // closeAll closes the listener and every connection being served, which
 // ends Accept and Read calls in progress.
 func (t *TCP) closeAll() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.shutdown = true
-	t.ln.Close()
-	for conn := range t.conns {
-		conn.Close()
-	}
+	t.conns.CloseAll(t.ln)
 }
 
 // serveConn reads one connection until it ends, delivering a batch of the
