@@ -144,6 +144,17 @@ func (py *Py) Items(o Object) ([]Object, error) {
 	return out, nil
 }
 
+// Truth returns bool(o); an exception while testing counts as false and is
+// cleared.
+func (py *Py) Truth(o Object) bool {
+	r := C.PyObject_IsTrue(o.p)
+	if r < 0 {
+		py.clearNoReport()
+		return false
+	}
+	return r == 1
+}
+
 // IsList reports whether o is exactly a list (or a subclass).
 func (py *Py) IsList(o Object) bool { return C.wb_is_list(o.p) != 0 }
 

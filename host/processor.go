@@ -263,7 +263,7 @@ func (p *processor) Generate(src int, max int, out [][]byte) (stopped bool, err 
 			return fmt.Errorf("runner result: %w", err)
 		}
 		defer py.DecRef(done)
-		stopped = py.Repr(done) == "True"
+		stopped = py.Truth(done)
 		return nil
 	})
 	return stopped, err
