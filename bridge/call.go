@@ -116,10 +116,11 @@ func (py *Py) CallMethodDiscard(o Object, name string, args ...Object) error {
 	return err
 }
 
-// CallFrames calls fn(frames) where frames is a new list of bytes objects,
-// frame i being buf[ends[i-1]:ends[i]]. The list is built in C with one cgo
-// crossing; it is released after the call. Returns fn's result (new).
-func (py *Py) CallFrames(fn Object, buf []byte, ends []int32) (Object, error) {
+// CallFrames calls fn(frames, extra...) where frames is a new list of bytes
+// objects, frame i being buf[ends[i-1]:ends[i]]. The list is built in C
+// with one cgo crossing; it is released after the call. extra is borrowed.
+// Returns fn's result (new).
+func (py *Py) CallFrames(fn Object, buf []byte, ends []int32, extra ...Object) (Object, error) {
 	var bp *C.char
 	if len(buf) > 0 {
 		bp = (*C.char)(unsafe.Pointer(&buf[0]))
@@ -131,6 +132,12 @@ func (py *Py) CallFrames(fn Object, buf []byte, ends []int32) (Object, error) {
 	list := C.wb_frames_to_list(bp, ep, C.Py_ssize_t(len(ends))) // new
 	if list == nil {
 		return Object{}, py.fetchError()
+	}
+	if len(extra) > 0 {
+		args := append([]Object{{list}}, extra...)
+		r, err := py.Call(fn, args...)
+		C.wb_decref(list)
+		return r, err
 	}
 	r := C.wb_call1(fn.p, list)
 	C.wb_decref(list)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -51,12 +51,12 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: start Python: %v\n", err)
 		return 1
 	}
-	logger := log.New(stderr, "", log.LstdFlags)
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
 
 	var cfg worker.Config
 	status := -1
 	err = in.Do(func(py *bridge.Py) error {
-		cfg, status = build(in, py, opts, stdout, stderr)
+		cfg, status = build(in, py, opts, stdout, stderr, logger)
 		return nil
 	})
 	if err != nil {
@@ -104,7 +104,7 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 // build imports the module, calls application_setup and prepares the
 // worker configuration. It runs on the executor. A status >= 0 means stop
 // with that exit status (the reason was printed).
-func build(in *bridge.Interp, py *bridge.Py, opts *Options, stdout, stderr io.Writer) (worker.Config, int) {
+func build(in *bridge.Interp, py *bridge.Py, opts *Options, stdout, stderr io.Writer, logger *slog.Logger) (worker.Config, int) {
 	var cfg worker.Config
 	var exit *bridge.PyError
 	mod, err := py.Import(opts.Module)
@@ -162,7 +162,7 @@ func build(in *bridge.Interp, py *bridge.Py, opts *Options, stdout, stderr io.Wr
 		var paths []topology.Path
 		paths, err = spec.Compile()
 		if err == nil {
-			cfg, err = configure(in, py, spec, paths, opts, hooks)
+			cfg, err = configure(in, py, spec, paths, opts, hooks, logger)
 		}
 	}
 	if err != nil {
@@ -188,7 +188,7 @@ func unwrapInvalid(err error) string {
 
 // configure turns the compiled paths into the worker's configuration and
 // builds the processor.
-func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []topology.Path, opts *Options, hooks bridge.Object) (worker.Config, error) {
+func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []topology.Path, opts *Options, hooks bridge.Object, logger *slog.Logger) (worker.Config, error) {
 	var cfg worker.Config
 	me := routing.WorkerName("initializer")
 	table, err := routing.NewTable(routing.DefaultPartitions, []routing.WorkerName{me})
@@ -215,7 +215,7 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 		}
 		cfg.Sinks = append(cfg.Sinks, worker.SinkConfig{Name: name, Addr: sk.Addr()})
 	}
-	proc, err := newProcessor(in, py, paths, table, me, hooks)
+	proc, err := newProcessor(in, py, paths, table.Partitions(), hooks, logger)
 	if err != nil {
 		return cfg, err
 	}

@@ -3,26 +3,41 @@ package host
 import (
 	"errors"
 	"fmt"
-	"os"
+	"io"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/wallaroo-go/machida/bridge"
 	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/source"
 	"github.com/wallaroo-go/machida/engine/topology"
+	"github.com/wallaroo-go/machida/engine/work"
 )
 
-// processor implements worker.Processor with the private runner module
-// wallaroo._runner: one runner Path per source, whose process(frames) runs
-// a whole batch through the application in one call. It holds owned
-// references (paths, bound methods) for the life of the process; they are
-// only touched inside Interp.Do.
+// processor implements work.Processor with the private runner module
+// wallaroo._runner: one runner Path per source, cut into the segments of
+// topology.Path.Segments, whose process(frames, ts) runs a whole batch
+// through the application in one call. It holds owned references (the
+// runner, paths, bound methods) for the life of the process; they are
+// only touched inside Interp.Do, i.e. on the executor with the GIL held.
+// The loop goroutine calls Process/Generate/SetOwnership one at a time;
+// StateEntities and the partition methods may come from other goroutines
+// (each is one Do).
 type processor struct {
 	in      *bridge.Interp
+	log     *slog.Logger
 	paths   []bridge.Object // runner Path objects, by source index
 	process []bridge.Object // their bound process methods
 	names   []string        // source names
 	runner  bridge.Object   // the wallaroo._runner.Runner (owned)
+	resume  bridge.Object   // runner.resume (owned)
+	take    bridge.Object   // runner.take_envelopes (owned)
+	// allLocal is true while every partition and spread segment is
+	// owned here: then no envelope can be made and take_envelopes is
+	// not called. Written by SetOwnership, read by Process (one
+	// goroutine).
+	allLocal bool
 	// stageNumbers maps the runner's step ids ("node.index") to the
 	// stage ids the external channel reports.
 	stageNumbers map[string]string
@@ -46,14 +61,24 @@ func (e *UserCodeError) Error() string {
 
 func (e *UserCodeError) Unwrap() error { return e.Err }
 
-const (
-	kindComputation = "computation"
-	kindState       = "state"
-	kindKeyBy       = "key_by"
-)
+// runnerKinds are the constants of wallaroo._runner that must equal the
+// engine's values: the typed contract between the two sides.
+var runnerKinds = map[string]int{
+	"COMPUTATION": int(topology.Computation),
+	"STATE":       int(topology.StateComputation),
+	"KEY_BY":      int(topology.KeyBy),
+	"SEG_SOURCE":  int(topology.SegSource),
+	"SEG_SPREAD":  int(topology.SegSpread),
+	"SEG_KEYED":   int(topology.SegKeyed),
+	"SEG_SINGLE":  int(topology.SegSingle),
+}
 
-// newProcessor builds the runner paths. Must run inside Do.
-func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, table routing.Table, me routing.WorkerName, hooks bridge.Object) (*processor, error) {
+// newProcessor builds the runner paths, every partition local. Must run
+// inside Do.
+func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, partitions int, hooks bridge.Object, logger *slog.Logger) (*processor, error) {
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	mod, err := py.Import("wallaroo._runner")
 	if err != nil {
 		return nil, fmt.Errorf("import wallaroo._runner: %w", err)
@@ -66,69 +91,88 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, table
 		}
 	}()
 	keep := func(o bridge.Object) bridge.Object { tmp = append(tmp, o); return o }
-
-	local := make([]bridge.Object, 0, table.Partitions())
-	for _, l := range table.Local(me) {
-		v := int64(0)
-		if l {
-			v = 1
+	for name, want := range runnerKinds {
+		o, err := py.GetAttr(mod, name)
+		if err != nil {
+			return nil, fmt.Errorf("wallaroo._runner does not match this engine: %w", err)
 		}
-		local = append(local, keep(py.Int(v)))
+		got, err := py.GoInt(keep(o))
+		if err != nil || int(got) != want {
+			return nil, fmt.Errorf("wallaroo._runner does not match this engine: %s is %d, the engine's is %d", name, got, want)
+		}
 	}
-	localList, err := py.NewList(local)
+	cls := func(name string) (bridge.Object, error) {
+		o, err := py.GetAttr(mod, name)
+		if err != nil {
+			return bridge.Object{}, err
+		}
+		return keep(o), nil
+	}
+	runnerCls, err := cls("Runner")
 	if err != nil {
 		return nil, err
 	}
-	keep(localList)
-	runnerCls, err := py.GetAttr(mod, "Runner")
+	stageCls, err := cls("Stage")
 	if err != nil {
 		return nil, err
 	}
-	keep(runnerCls)
+	segCls, err := cls("Segment")
+	if err != nil {
+		return nil, err
+	}
 	if hooks.IsZero() {
 		hooks = keep(py.None())
 	}
-	runner, err := py.Call(runnerCls, keep(py.Int(int64(table.Partitions()))), localList, hooks)
+	runner, err := py.Call(runnerCls, keep(py.Int(int64(partitions))), hooks)
 	if err != nil {
 		return nil, fmt.Errorf("create the runner: %w", err)
 	}
 	keep(runner)
 
-	p := &processor{in: in, runner: py.IncRef(runner), stageNumbers: map[string]string{}}
+	p := &processor{in: in, log: logger, runner: py.IncRef(runner), allLocal: true, stageNumbers: map[string]string{}}
+	if p.resume, err = py.GetAttr(runner, "resume"); err != nil {
+		return nil, err
+	}
+	if p.take, err = py.GetAttr(runner, "take_envelopes"); err != nil {
+		return nil, err
+	}
+	flag := func(b bool) bridge.Object {
+		if b {
+			return keep(py.Int(1))
+		}
+		return keep(py.Int(0))
+	}
 	for _, path := range paths {
 		var stages []bridge.Object
 		for _, st := range path.Stages {
-			var kind string
-			switch st.Kind {
-			case topology.Computation:
-				kind = kindComputation
-			case topology.StateComputation:
-				kind = kindState
-			case topology.KeyBy:
-				kind = kindKeyBy
-			case topology.ToSink:
+			if st.Kind == topology.ToSink {
 				continue
 			}
-			flag := func(b bool) bridge.Object {
-				if b {
-					return keep(py.Int(1))
-				}
-				return keep(py.Int(0))
-			}
-			tup, err := py.NewTuple([]bridge.Object{
-				keep(py.Str(kind)), st.Component.(bridge.Object), keep(py.Str(st.Name)),
-				keep(py.Str(st.ID.String())), flag(st.Multi), flag(st.Keyed),
-			})
+			so, err := py.Call(stageCls, keep(py.Int(int64(st.Kind))), st.Component.(bridge.Object),
+				keep(py.Str(st.Name)), keep(py.Str(st.ID.String())), flag(st.Multi), flag(st.Keyed))
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("stage %q of pipeline %q: %w", st.Name, path.Source.Name, err)
 			}
-			stages = append(stages, keep(tup))
+			stages = append(stages, keep(so))
+		}
+		var segs []bridge.Object
+		for _, sg := range path.Segments() {
+			so, err := py.Call(segCls, keep(py.Int(int64(sg.Kind))), keep(py.Int(int64(sg.Start))))
+			if err != nil {
+				return nil, fmt.Errorf("segment of pipeline %q: %w", path.Source.Name, err)
+			}
+			segs = append(segs, keep(so))
 		}
 		stageList, err := py.NewList(stages)
 		if err != nil {
 			return nil, err
 		}
 		keep(stageList)
+		segList, err := py.NewList(segs)
+		if err != nil {
+			return nil, err
+		}
+		keep(segList)
 		var encoders []bridge.Object
 		for _, sk := range path.Sinks() {
 			encoders = append(encoders, sk.Encoder.(bridge.Object))
@@ -142,7 +186,7 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, table
 		if path.Source.Kind == "gen" {
 			method = "gen_path" // calls the generator's initial_value()
 		}
-		po, err := py.CallMethod(runner, method, keep(py.Str(path.Source.Name)), path.Source.Decoder.(bridge.Object), stageList, encList)
+		po, err := py.CallMethod(runner, method, keep(py.Str(path.Source.Name)), path.Source.Decoder.(bridge.Object), stageList, encList, segList)
 		if err != nil {
 			return nil, fmt.Errorf("prepare pipeline %q: %w", path.Source.Name, err)
 		}
@@ -158,25 +202,213 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, table
 	return p, nil
 }
 
-// Process implements worker.Processor: one Do (one GIL acquisition) for
-// all the batches, one runner call per batch.
-func (p *processor) Process(batches []source.Batch, out [][]byte) error {
+// Process implements work.Processor: one Do (one GIL acquisition) for
+// all the items, one runner call per item, then one take_envelopes if
+// any partition is owned elsewhere.
+func (p *processor) Process(items []work.Item, out *work.Output) error {
 	return p.in.Do(func(py *bridge.Py) error {
-		for i := range batches {
-			b := &batches[i]
-			r, err := py.CallFrames(p.process[b.Source], b.Buf, b.Ends)
+		err := p.processItems(py, items, out)
+		if !p.allLocal {
+			// Envelopes made before a failure are routed too.
+			if terr := p.takeEnvelopes(py, out); terr != nil && err == nil {
+				err = terr
+			}
+		}
+		return err
+	})
+}
+
+func (p *processor) processItems(py *bridge.Py, items []work.Item, out *work.Output) error {
+	for i := range items {
+		it := &items[i]
+		switch it.Kind {
+		case work.KindBatch:
+			b := &it.Batch
+			ts := py.Int(b.Ingest)
+			r, err := py.CallFrames(p.process[b.Source], b.Buf, b.Ends, ts)
+			py.DecRef(ts)
 			if err != nil {
-				p.salvage(py, b.Source, out)
+				p.salvage(py, b.Source, out.Sinks)
 				return p.userError(py, b.Source, err)
 			}
-			err = p.collect(py, r, out)
+			err = p.collect(py, r, out.Sinks)
 			py.DecRef(r)
 			if err != nil {
 				return err
 			}
+		case work.KindEnvelopes:
+			if err := p.resumeEnvelopes(py, it.Envelopes, out); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("host: Process given a %v item", it.Kind)
 		}
+	}
+	return nil
+}
+
+// resumeEnvelopes runs a batch of envelopes from the segments they name.
+func (p *processor) resumeEnvelopes(py *bridge.Py, e work.Envelopes, out *work.Output) error {
+	data := py.Bytes(e.Data)
+	r, err := py.Call(p.resume, data)
+	py.DecRef(data)
+	if err != nil {
+		fp, ferr := py.GetAttr(p.runner, "failed_path")
+		if ferr == nil {
+			defer py.DecRef(fp)
+			if !py.IsNone(fp) {
+				if pi, gerr := py.GoInt(fp); gerr == nil && int(pi) < len(p.paths) {
+					p.salvage(py, int(pi), out.Sinks)
+					return p.userError(py, int(pi), err)
+				}
+			}
+		}
+		return fmt.Errorf("resume %d envelopes: %w", e.Count, err)
+	}
+	defer py.DecRef(r)
+	runs, err := py.Items(r)
+	if err != nil {
+		return fmt.Errorf("runner resume result: %w", err)
+	}
+	var first error
+	for _, run := range runs {
+		if first == nil {
+			outs, err := py.Item(run, 1)
+			if err == nil {
+				err = p.collect(py, outs, out.Sinks)
+				py.DecRef(outs)
+			}
+			if err != nil {
+				first = fmt.Errorf("runner resume result: %w", err)
+			}
+		}
+		py.DecRef(run)
+	}
+	return first
+}
+
+// takeEnvelopes moves the runner's outbox into out.Envelopes.
+func (p *processor) takeEnvelopes(py *bridge.Py, out *work.Output) error {
+	r, err := py.Call(p.take)
+	if err != nil {
+		return fmt.Errorf("serialise envelopes: %w", err)
+	}
+	defer py.DecRef(r)
+	batches, err := py.Items(r)
+	if err != nil {
+		return fmt.Errorf("serialise envelopes: %w", err)
+	}
+	var first error
+	for _, b := range batches {
+		if first == nil {
+			first = p.envelopeBatch(py, b, out)
+		}
+		py.DecRef(b)
+	}
+	return first
+}
+
+func (p *processor) envelopeBatch(py *bridge.Py, b bridge.Object, out *work.Output) error {
+	var vals [3]bridge.Object
+	for i := range vals {
+		o, err := py.Item(b, i)
+		if err != nil {
+			return fmt.Errorf("envelope batch: %w", err)
+		}
+		defer py.DecRef(o)
+		vals[i] = o
+	}
+	dest, err := py.GoInt(vals[0])
+	if err != nil {
+		return fmt.Errorf("envelope batch destination: %w", err)
+	}
+	n, err := py.GoInt(vals[1])
+	if err != nil {
+		return fmt.Errorf("envelope batch count: %w", err)
+	}
+	data, err := py.BytesView(vals[2])
+	if err != nil {
+		return fmt.Errorf("envelope batch data: %w", err)
+	}
+	out.Envelopes = append(out.Envelopes, work.Envelopes{Dest: work.Dest(dest), Count: int(n), Data: append([]byte(nil), data...)})
+	return nil
+}
+
+// SetOwnership implements work.Processor: the runner compiles its loops
+// again for the new table.
+func (p *processor) SetOwnership(o work.Ownership) error {
+	return p.in.Do(func(py *bridge.Py) error {
+		ints := func(ds []work.Dest) (bridge.Object, error) {
+			objs := make([]bridge.Object, len(ds))
+			for i, d := range ds {
+				objs[i] = py.Int(int64(d))
+			}
+			l, err := py.NewList(objs)
+			for _, o := range objs {
+				py.DecRef(o)
+			}
+			return l, err
+		}
+		owner, err := ints(o.Owner)
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(owner)
+		spread, err := ints(o.Spread)
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(spread)
+		epoch := py.Int(int64(o.Epoch))
+		defer py.DecRef(epoch)
+		if err := py.CallMethodDiscard(p.runner, "set_ownership", owner, epoch, spread); err != nil {
+			return fmt.Errorf("ownership epoch %d: %w", o.Epoch, err)
+		}
+		p.allLocal = o.AllLocal()
 		return nil
 	})
+}
+
+// ExportPartition returns the state of one partition of a state stage as
+// bytes (the module's serialize per state object, or one pickle).
+func (p *processor) ExportPartition(step topology.StepID, part routing.PartitionID) ([]byte, error) {
+	var data []byte
+	err := p.in.Do(func(py *bridge.Py) error {
+		id := py.Str(step.String())
+		defer py.DecRef(id)
+		n := py.Int(int64(part))
+		defer py.DecRef(n)
+		r, err := py.CallMethod(p.runner, "export_partition", id, n)
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(r)
+		v, err := py.BytesView(r)
+		data = append([]byte(nil), v...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("export partition %d of step %s: %w", part, step, err)
+	}
+	return data, nil
+}
+
+// ImportPartition adds state exported by ExportPartition (on this worker
+// or another); it refuses keys that belong to another partition.
+func (p *processor) ImportPartition(step topology.StepID, part routing.PartitionID, data []byte) error {
+	err := p.in.Do(func(py *bridge.Py) error {
+		id := py.Str(step.String())
+		defer py.DecRef(id)
+		n := py.Int(int64(part))
+		defer py.DecRef(n)
+		b := py.Bytes(data)
+		defer py.DecRef(b)
+		return py.CallMethodDiscard(p.runner, "import_partition", id, n, b)
+	})
+	if err != nil {
+		return fmt.Errorf("import partition %d of step %s: %w", part, step, err)
+	}
+	return nil
 }
 
 // StateEntities implements worker.Queries: the keys of every state object
@@ -238,35 +470,48 @@ func (p *processor) StateEntities() (map[string][]string, error) {
 	return out, err
 }
 
-// Generate implements worker.Processor for generator sources.
-func (p *processor) Generate(src int, max int, out [][]byte) (stopped bool, err error) {
+// Generate implements work.Processor for generator sources.
+func (p *processor) Generate(src int, max int, out *work.Output) (stopped bool, err error) {
 	err = p.in.Do(func(py *bridge.Py) error {
-		n := py.Int(int64(max))
-		defer py.DecRef(n)
-		r, err := py.CallMethod(p.paths[src], "generate", n)
-		if err != nil {
-			p.salvage(py, src, out)
-			return p.userError(py, src, err)
+		err := p.generate(py, src, max, out, &stopped)
+		if !p.allLocal {
+			if terr := p.takeEnvelopes(py, out); terr != nil && err == nil {
+				err = terr
+			}
 		}
-		defer py.DecRef(r)
-		outs, err := py.Item(r, 0)
-		if err != nil {
-			return fmt.Errorf("runner result: %w", err)
-		}
-		err = p.collect(py, outs, out)
-		py.DecRef(outs)
-		if err != nil {
-			return err
-		}
-		done, err := py.Item(r, 1)
-		if err != nil {
-			return fmt.Errorf("runner result: %w", err)
-		}
-		defer py.DecRef(done)
-		stopped = py.Truth(done)
-		return nil
+		return err
 	})
 	return stopped, err
+}
+
+func (p *processor) generate(py *bridge.Py, src int, max int, out *work.Output, stopped *bool) error {
+	n := py.Int(int64(max))
+	defer py.DecRef(n)
+	ts := py.Int(time.Now().UnixNano())
+	defer py.DecRef(ts)
+	r, err := py.CallMethod(p.paths[src], "generate", n, ts)
+	if err != nil {
+		p.salvage(py, src, out.Sinks)
+		return p.userError(py, src, err)
+	}
+	defer py.DecRef(r)
+	outs, err := py.Item(r, 0)
+	if err != nil {
+		return fmt.Errorf("runner result: %w", err)
+	}
+	err = p.collect(py, outs, out.Sinks)
+	py.DecRef(outs)
+	if err != nil {
+		return err
+	}
+	done, err := py.Item(r, 1)
+	if err != nil {
+		return fmt.Errorf("runner result: %w", err)
+	}
+	defer py.DecRef(done)
+	// The runner returns a real bool (v is None), so bool() cannot raise.
+	*stopped = py.Truth(done)
+	return nil
 }
 
 func (p *processor) collect(py *bridge.Py, r bridge.Object, out [][]byte) error {
@@ -297,7 +542,7 @@ func (p *processor) salvage(py *bridge.Py, src int, out [][]byte) {
 	if !py.IsNone(sv) {
 		if err := p.collect(py, sv, out); err != nil {
 			// Not fatal on its own: the user error being reported is.
-			fmt.Fprintf(os.Stderr, "warning: output produced before the failure could not be read: %v\n", err)
+			p.log.Warn("output produced before the failure could not be read", "pipeline", p.names[src], "err", err)
 		}
 	}
 }

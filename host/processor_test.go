@@ -10,6 +10,7 @@ import (
 	"github.com/wallaroo-go/machida/bridge"
 	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/source"
+	"github.com/wallaroo-go/machida/engine/work"
 )
 
 var testInterp *bridge.Interp
@@ -80,18 +81,33 @@ func batchOf(msgs ...string) source.Batch {
 	return b
 }
 
+func items(bs ...source.Batch) []work.Item {
+	var its []work.Item
+	for _, b := range bs {
+		its = append(its, work.BatchItem(0, b))
+	}
+	return its
+}
+
+// countModule is countApp imported (owned; only touched inside Do).
+var countModule bridge.Object
+
 // newCountProcessor builds the processor for countApp.
 func newCountProcessor(t *testing.T) (*processor, []int) {
 	t.Helper()
 	var p *processor
 	var headers []int
 	err := testInterp.Do(func(py *bridge.Py) error {
-		mod, err := py.Exec("count_app", countApp)
-		if err != nil {
-			return err
+		// One module for every processor of the test binary, as a worker
+		// imports its module once (pickle finds classes by module name).
+		if countModule.IsZero() {
+			mod, err := py.Exec("count_app", countApp)
+			if err != nil {
+				return err
+			}
+			countModule = mod
 		}
-		defer py.DecRef(mod)
-		app, err := py.CallMethod(mod, "app")
+		app, err := py.CallMethod(countModule, "app")
 		if err != nil {
 			return err
 		}
@@ -121,7 +137,7 @@ func newCountProcessor(t *testing.T) (*processor, []int) {
 		if err != nil {
 			return err
 		}
-		p, err = newProcessor(testInterp, py, paths, table, "w", bridge.Object{})
+		p, err = newProcessor(testInterp, py, paths, table.Partitions(), bridge.Object{}, nil)
 		return err
 	})
 	if err != nil {
@@ -135,8 +151,9 @@ func TestProcessor_RunsTheWholePathPerBatch(t *testing.T) {
 	if len(headers) != 1 || headers[0] != 4 {
 		t.Fatalf("header lengths = %v", headers)
 	}
-	out := make([][]byte, 2)
-	err := p.Process([]source.Batch{batchOf("apple avocado", "skip", "banana"), batchOf("apricot")}, out)
+	o := work.NewOutput(2)
+	err := p.Process(items(batchOf("apple avocado", "skip", "banana"), batchOf("apricot")), o)
+	out := o.Sinks
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,8 +167,9 @@ func TestProcessor_RunsTheWholePathPerBatch(t *testing.T) {
 
 func TestProcessor_ErrorNamesStageAndKeepsEarlierOutput(t *testing.T) {
 	p, _ := newCountProcessor(t)
-	out := make([][]byte, 2)
-	err := p.Process([]source.Batch{batchOf("cat", "dog boom", "ant")}, out)
+	o := work.NewOutput(2)
+	err := p.Process(items(batchOf("cat", "dog boom", "ant")), o)
+	out := o.Sinks
 	var ue *UserCodeError
 	if !errors.As(err, &ue) {
 		t.Fatalf("err = %v, want *UserCodeError", err)
@@ -173,8 +191,7 @@ func TestProcessor_NoReferenceLeaks(t *testing.T) {
 	p, _ := newCountProcessor(t)
 	run := func(n int) {
 		for i := 0; i < n; i++ {
-			out := make([][]byte, 2)
-			if err := p.Process([]source.Batch{batchOf("alpha beta", "gamma delta epsilon")}, out); err != nil {
+			if err := p.Process(items(batchOf("alpha beta", "gamma delta epsilon")), work.NewOutput(2)); err != nil {
 				t.Fatal(err)
 			}
 		}

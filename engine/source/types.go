@@ -11,6 +11,9 @@ type Batch struct {
 	Source int     // index of the source in the application (topology order)
 	Buf    []byte  // payload bytes, back to back
 	Ends   []int32 // end offset of each frame in Buf
+	// Ingest is when the batch entered the engine (Unix nanoseconds); the
+	// consumer sets it if the source left it zero.
+	Ingest int64
 }
 
 // Len returns the number of frames in the batch.

@@ -5,28 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/wallaroo-go/machida/engine/external"
 	"github.com/wallaroo-go/machida/engine/sink"
 	"github.com/wallaroo-go/machida/engine/source"
+	"github.com/wallaroo-go/machida/engine/work"
 )
 
-// Processor runs the application's stages. Process is called from one
-// goroutine at a time. It runs every batch in order and appends the bytes
-// each sink must receive to out[i] (out has one entry per sink; the slices
-// it stores are owned by the caller afterwards). An error is fatal: it
-// means user code failed and the worker must stop. Even then out holds
-// what was produced before the failure, which the worker still delivers.
-type Processor interface {
-	Process(batches []source.Batch, out [][]byte) error
-	// Generate makes up to max messages from generator source src, runs
-	// them, and appends the output to out like Process. stopped reports
-	// that the generator has no more values.
-	Generate(src int, max int, out [][]byte) (stopped bool, err error)
-}
+// Processor runs the application's segments: see work.Processor.
+type Processor = work.Processor
 
 // SourceConfig describes one source: a TCP listener, or (Generator) a
 // generator whose messages the processor makes itself.
@@ -53,8 +43,15 @@ type Config struct {
 	// Console receives the lines operators and tools wait for (stdout).
 	Console io.Writer
 	// Log receives diagnostics (stderr).
-	Log *log.Logger
-	// QueueBatches bounds the batches waiting for the processor (default 64).
+	Log *slog.Logger
+	// Ownership, if set, is installed before the first item is processed
+	// (partitions marked as owned by another destination loop back into
+	// this processor when Route is nil: the single-worker test hook).
+	Ownership *work.Ownership
+	// Route sends envelopes bound for other destinations; nil loops them
+	// back (one worker).
+	Route func(ctx context.Context, e work.Envelopes) error
+	// QueueBatches bounds the items waiting for the processor (default 64).
 	QueueBatches int
 	// QueueBytes bounds the bytes of frames waiting for or in the
 	// processor (default 8 MiB).
@@ -102,66 +99,13 @@ func (c *Config) setDefaults() {
 		c.Console = io.Discard
 	}
 	if c.Log == nil {
-		c.Log = log.New(io.Discard, "", 0)
+		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 }
 
 // ErrListen wraps a failure to bind a source or external-channel listener
 // (a user configuration error: the address is taken or invalid).
 var ErrListen = errors.New("source listener")
-
-// queue is the bounded hand-off from the sources to the processor loop. It
-// bounds the bytes waiting or being processed (a batch larger than the
-// bound is let in when nothing else is queued) and the number of batches.
-type queue struct {
-	ch    chan source.Batch
-	max   int
-	mu    sync.Mutex
-	bytes int
-	space chan struct{} // closed and replaced whenever bytes are released
-}
-
-func newQueue(batches, maxBytes int) *queue {
-	return &queue{ch: make(chan source.Batch, batches), max: maxBytes, space: make(chan struct{})}
-}
-
-func batchBytes(b source.Batch) int { return len(b.Buf) + 4*len(b.Ends) }
-
-// Deliver implements source.Consumer: it blocks while the queue is full.
-func (q *queue) Deliver(ctx context.Context, b source.Batch) error {
-	n := batchBytes(b)
-	for {
-		q.mu.Lock()
-		if q.bytes == 0 || q.bytes+n <= q.max {
-			q.bytes += n
-			q.mu.Unlock()
-			break
-		}
-		space := q.space
-		q.mu.Unlock()
-		select {
-		case <-space:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	select {
-	case q.ch <- b:
-		return nil
-	case <-ctx.Done():
-		q.release(n)
-		return ctx.Err()
-	}
-}
-
-// release returns n bytes to the queue once a batch has been processed.
-func (q *queue) release(n int) {
-	q.mu.Lock()
-	q.bytes -= n
-	close(q.space)
-	q.space = make(chan struct{})
-	q.mu.Unlock()
-}
 
 // Run runs the worker until ctx is cancelled (clean stop, nil error) or the
 // processor fails (its error is returned, after what was already produced
@@ -173,6 +117,9 @@ func (q *queue) release(n int) {
 // code cannot keep the worker from exiting.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.setDefaults()
+	// The edge packages (sources, sinks, external channel) log through a
+	// *log.Logger that writes into the same slog handler.
+	plog := slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)
 	ctx, shutdown := context.WithCancel(ctx)
 	defer shutdown()
 	// drainCtx bounds the work done after a stop was asked for: it ends
@@ -189,7 +136,7 @@ func Run(ctx context.Context, cfg Config) error {
 		defer t.Stop()
 		select {
 		case <-t.C:
-			cfg.Log.Printf("shutdown: not finished after %v; dropping what is left", cfg.ShutdownTimeout)
+			cfg.Log.Warn("shutdown: not finished in time; dropping what is left", "timeout", cfg.ShutdownTimeout)
 			endDrain()
 		case <-drainCtx.Done():
 		}
@@ -198,11 +145,11 @@ func Run(ctx context.Context, cfg Config) error {
 	// The external channel answers from the start (cluster-status says
 	// "not initialized" until the worker is ready) and can stop the worker.
 	st := &status{cfg: &cfg, shutdown: func(reason string) {
-		cfg.Log.Printf("shutting down: %s", reason)
+		cfg.Log.Info("shutting down", "reason", reason)
 		shutdown()
 	}}
 	if cfg.External != "" {
-		ext := external.NewServer(external.Config{Addr: cfg.External}, st, cfg.Log)
+		ext := external.NewServer(external.Config{Addr: cfg.External}, st, plog)
 		if err := ext.Listen(); err != nil {
 			return fmt.Errorf("%w: %v", ErrListen, err)
 		}
@@ -211,7 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 		go func() {
 			defer close(extDone)
 			if err := ext.Serve(extCtx); err != nil {
-				cfg.Log.Printf("external channel: %v", err)
+				cfg.Log.Error("external channel", "err", err)
 			}
 		}()
 		defer func() {
@@ -223,14 +170,14 @@ func Run(ctx context.Context, cfg Config) error {
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE I: Initializing sinks ~~|")
 	sinks := make([]*sink.TCP, len(cfg.Sinks))
 	for i, sc := range cfg.Sinks {
-		sinks[i] = sink.NewTCP(sink.TCPConfig{Name: sc.Name, Addr: sc.Addr}, cfg.Log)
+		sinks[i] = sink.NewTCP(sink.TCPConfig{Name: sc.Name, Addr: sc.Addr}, plog)
 		sinks[i].Start(drainCtx)
 	}
 	closeSinks := func() {
 		endDrain() // Close must not wait for a peer that is gone
 		for _, s := range sinks {
 			if err := s.Close(); err != nil && !errors.Is(err, context.Canceled) {
-				cfg.Log.Printf("sink: %v", err)
+				cfg.Log.Warn("sink close", "err", err)
 			}
 		}
 	}
@@ -242,7 +189,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE II: Initializing sources ~~|")
-	q := newQueue(cfg.QueueBatches, cfg.QueueBytes)
+	q := work.NewQueue(cfg.QueueBatches, cfg.QueueBytes)
 	srcCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
 	var sources []*source.TCP
@@ -255,7 +202,7 @@ func Run(ctx context.Context, cfg Config) error {
 		s, err := source.NewTCP(source.TCPConfig{
 			Name: sc.Name, Index: i, Addr: sc.Addr, HeaderLen: sc.HeaderLen,
 			Length: sc.Length, MaxPayload: sc.MaxPayload,
-		}, q, cfg.Log)
+		}, q, plog)
 		if err == nil {
 			err = s.Listen()
 		}
@@ -272,9 +219,19 @@ func Run(ctx context.Context, cfg Config) error {
 		go func(s *source.TCP) {
 			defer wg.Done()
 			if err := s.Serve(srcCtx); err != nil && !errors.Is(err, context.Canceled) {
-				cfg.Log.Printf("source: %v", err)
+				cfg.Log.Error("source", "err", err)
 			}
 		}(s)
+	}
+	if cfg.Ownership != nil {
+		// Before any source item: the queue is empty and nobody else
+		// calls the processor yet.
+		if err := cfg.Processor.SetOwnership(*cfg.Ownership); err != nil {
+			stopSources()
+			wg.Wait()
+			closeSinks()
+			return fmt.Errorf("install the ownership table: %w", err)
+		}
 	}
 	st.initialized.Store(true)
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE III: Application is ready to work! ~~|")
@@ -286,125 +243,36 @@ func Run(ctx context.Context, cfg Config) error {
 	// When the sources have stopped, close the queue so the loop drains it.
 	go func() {
 		wg.Wait()
-		close(q.ch)
+		q.Close()
 	}()
-	err := loop(srcCtx, drainCtx, cfg, q, sinks, gens)
+	ws := make([]work.Sink, len(sinks))
+	names := make([]string, len(sinks))
+	for i, s := range sinks {
+		ws[i] = s
+		names[i] = cfg.Sinks[i].Name
+	}
+	err := work.Loop(srcCtx, drainCtx, work.LoopConfig{
+		Processor: cfg.Processor, Queue: q, Sinks: ws, SinkNames: names,
+		Generators: gens, MaxItemsPerCall: cfg.MaxBatchesPerCall,
+		Route: cfg.Route, Log: cfg.Log, Console: cfg.Console,
+	})
 	shutdown() // after an error too: starts the shutdown deadline
 	// Whatever the loop left (after an error, or past the shutdown
 	// deadline) is dropped, so that the sources can finish.
+	dropped := make(chan [2]int, 1)
 	go func() {
-		for b := range q.ch {
-			q.release(batchBytes(b))
-		}
+		n, b := q.Discard()
+		dropped <- [2]int{n, b}
 	}()
 	wg.Wait()
+	if d := <-dropped; d[0] > 0 {
+		cfg.Log.Warn("stopped with input not processed", "items", d[0], "bytes", d[1])
+	}
 	for i, s := range sinks {
 		if ferr := s.Flush(drainCtx); ferr != nil {
-			cfg.Log.Printf("sink %s: output not delivered at shutdown: %v", cfg.Sinks[i].Name, ferr)
+			cfg.Log.Warn("output not delivered at shutdown", "sink", cfg.Sinks[i].Name, "err", ferr)
 		}
 	}
 	closeSinks()
 	return err
-}
-
-// genBatch is how many messages one Generate call asks for.
-const genBatch = 256
-
-// loop is the processor loop: it returns nil when q is closed and drained
-// or drainCtx ends, or the processor's error. While generator sources are
-// active and no batch is waiting, it runs them; they stop when srcCtx ends.
-func loop(srcCtx, drainCtx context.Context, cfg Config, q *queue, sinks []*sink.TCP, gens []int) error {
-	batches := make([]source.Batch, 0, cfg.MaxBatchesPerCall)
-	deliver := func(out [][]byte, perr error) error {
-		// On a processor error, out still holds what was produced before
-		// the failure: deliver it before stopping.
-		for i, o := range out {
-			if len(o) == 0 {
-				continue
-			}
-			if err := sinks[i].Write(drainCtx, o); err != nil {
-				if perr == nil && drainCtx.Err() != nil {
-					cfg.Log.Printf("sink %s: output not delivered at shutdown: %v", cfg.Sinks[i].Name, err)
-					return nil
-				}
-				return errors.Join(perr, fmt.Errorf("sink %s: %w", cfg.Sinks[i].Name, err))
-			}
-		}
-		return perr
-	}
-	qOpen := true
-	for {
-		if drainCtx.Err() != nil {
-			return nil
-		}
-		var b source.Batch
-		var ok bool
-		if len(gens) > 0 && srcCtx.Err() == nil {
-			got := false
-			if qOpen {
-				select {
-				case b, ok = <-q.ch:
-					if !ok {
-						qOpen = false
-						continue
-					}
-					got = true
-				default:
-				}
-			}
-			if !got {
-				next := gens[:0]
-				for _, g := range gens {
-					out := make([][]byte, len(sinks))
-					stopped, perr := cfg.Processor.Generate(g, genBatch, out)
-					if err := deliver(out, perr); err != nil {
-						return err
-					}
-					if stopped {
-						fmt.Fprintln(cfg.Console, "GenSource produced a None. Stopping GenSource.")
-					} else {
-						next = append(next, g)
-					}
-				}
-				gens = next
-				continue
-			}
-		} else {
-			if qOpen {
-				select {
-				case b, ok = <-q.ch:
-				case <-drainCtx.Done():
-					return nil
-				}
-			}
-			if !ok {
-				// Every source has ended (stopped, or only generators fed
-				// this worker and they are done): stay up until told to
-				// stop, as a 0.6 worker does.
-				<-srcCtx.Done()
-				return nil
-			}
-		}
-		batches = append(batches[:0], b)
-	drain:
-		for len(batches) < cfg.MaxBatchesPerCall {
-			select {
-			case b, ok := <-q.ch:
-				if !ok {
-					break drain
-				}
-				batches = append(batches, b)
-			default:
-				break drain
-			}
-		}
-		out := make([][]byte, len(sinks))
-		perr := cfg.Processor.Process(batches, out)
-		for _, b := range batches {
-			q.release(batchBytes(b))
-		}
-		if err := deliver(out, perr); err != nil {
-			return err
-		}
-	}
 }

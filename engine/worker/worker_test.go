@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wallaroo-go/machida/engine/source"
+	"github.com/wallaroo-go/machida/engine/work"
 )
 
 // upper is a Go processor: every frame comes out upper-cased with a
@@ -26,7 +26,10 @@ type upper struct {
 
 const genLimit = 1000
 
-func (u *upper) Generate(src int, max int, out [][]byte) (bool, error) {
+func (u *upper) SetOwnership(work.Ownership) error { return nil }
+
+func (u *upper) Generate(src int, max int, o *work.Output) (bool, error) {
+	out := o.Sinks
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for i := 0; i < max && u.generated < genLimit; i++ {
@@ -38,11 +41,13 @@ func (u *upper) Generate(src int, max int, out [][]byte) (bool, error) {
 	return u.generated >= genLimit, nil
 }
 
-func (u *upper) Process(batches []source.Batch, out [][]byte) error {
+func (u *upper) Process(items []work.Item, o *work.Output) error {
+	out := o.Sinks
 	u.mu.Lock()
 	u.calls++
 	u.mu.Unlock()
-	for _, b := range batches {
+	for _, it := range items {
+		b := it.Batch
 		for i := 0; i < b.Len(); i++ {
 			f := b.Frame(i)
 			if string(f) == "fail" {

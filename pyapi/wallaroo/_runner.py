@@ -1,21 +1,40 @@
 """Private: runs an application's stages inside the interpreter.
 
 The Go host compiles the application tuple into one path per source (see
-the engine's topology package) and hands each path to a ``Path`` object
-here. The host then calls ``Path.process(frames)`` once per batch of
-framed payloads read from that source; the whole chain (decoder,
+the engine's topology package), cut into segments where a message may
+change owner (before every state computation, and before the first
+stateless chain after a source or a merge), and hands each path to a
+``Path`` object here. The host calls ``Path.process(frames, ts)`` once per
+batch of framed payloads read from that source; the whole chain (decoder,
 computations, key extraction, keyed state, encoders) runs in this one call,
-stage after stage over the batch, so the GIL is taken once per batch and
-the per-message loop is plain Python.
+message after message, so the GIL is taken once per batch and the
+per-message loop is plain Python with no per-stage lists.
 
-Keys are placed into partitions with ``zlib.crc32`` (the same function as
-the engine's routing package) and state is kept per state step, per
-partition, per key, so the engine can move partitions between workers.
+Ownership. The engine owns the table ``owner[partition]``: 0 means this
+interpreter, any other number a destination the engine routes to (another
+worker, or another interpreter). The runner compiles the table into the
+loops: a segment boundary whose partitions are all local compiles to
+nothing, so one worker pays nothing for the cuts; when the table changes
+(``Runner.set_ownership``) every loop is compiled again. A message whose
+partition is not local leaves the loop as an envelope record ``(path,
+segment, partition, key, ingest time, value)``; ``Runner.take_envelopes``
+serialises the records of a batch per destination, in one pickle when the
+module uses pickle (one call of its own ``serialize`` per value otherwise),
+and ``Runner.resume`` runs such a batch from the segment each record names.
+
+State. A state step keeps a dict key -> state object (the hot path looks a
+key up once) and an index partition -> keys, updated when a key is first
+seen, so a partition can be exported to bytes and imported elsewhere
+(migration, checkpoints). Keys are placed into partitions with
+``zlib.crc32`` of their bytes, the same function as the engine's routing
+package.
 
 Nothing here is public API. This module runs unchanged on Python 2.7 and
 3.x.
 """
 
+import itertools
+import pickle
 import sys
 import zlib
 
@@ -111,43 +130,196 @@ def _as_output(data, stage):
                                          _describe(data)))
 
 
-class Runner(object):
-    """State shared by the paths of one application in this interpreter."""
+# Stage kinds, with the values of the engine's topology.StageKind (the host
+# checks they agree when it loads this module).
+COMPUTATION = 1
+STATE = 2
+KEY_BY = 3
+_STAGE_KINDS = {COMPUTATION: "computation", STATE: "state", KEY_BY: "key_by"}
 
-    def __init__(self, partitions, local, hooks=None):
+# Segment kinds, with the values of the engine's topology.SegmentKind.
+SEG_SOURCE = 1
+SEG_SPREAD = 2
+SEG_KEYED = 3
+SEG_SINGLE = 4
+_SEGMENT_KINDS = {SEG_SOURCE: "source", SEG_SPREAD: "spread",
+                  SEG_KEYED: "keyed", SEG_SINGLE: "single-partition"}
+
+# The partition of an envelope bound for a spread segment: any worker may
+# run it.
+ANY_PARTITION = -1
+
+# Envelope batch formats (first byte of what take_envelopes returns).
+_FMT_PICKLE = b"P"  # the records, values included, in one pickle
+_FMT_HOOKS = b"H"   # one pickle of the records, each value serialised alone
+
+
+class Stage(object):
+    """One stage of a path, as the host describes it."""
+
+    __slots__ = ("kind", "component", "name", "step_id", "multi", "keyed")
+
+    def __init__(self, kind, component, name, step_id, multi, keyed):
+        if kind not in _STAGE_KINDS:
+            raise ValueError("unknown stage kind %r (expected one of %s)"
+                             % (kind, sorted(_STAGE_KINDS)))
+        self.kind = kind
+        self.component = component
+        self.name = name
+        self.step_id = step_id
+        self.multi = bool(multi)
+        self.keyed = bool(keyed)
+
+    def describe(self):
+        return "%s %r" % (_STAGE_KINDS[self.kind], self.name)
+
+
+class Segment(object):
+    """A run of a path's stages that runs in one place: from stage index
+    ``start`` to the next segment's start."""
+
+    __slots__ = ("kind", "start")
+
+    def __init__(self, kind, start):
+        if kind not in _SEGMENT_KINDS:
+            raise ValueError("unknown segment kind %r (expected one of %s)"
+                             % (kind, sorted(_SEGMENT_KINDS)))
+        self.kind = kind
+        self.start = int(start)
+
+
+def _single_segment(stages):
+    """The segments of a path whose host gave none: the source segment,
+    then a cut before each state stage (tests use this)."""
+    segs = [Segment(SEG_SOURCE, 0)]
+    for i, st in enumerate(stages):
+        if st.kind == STATE:
+            segs.append(Segment(SEG_KEYED if st.keyed else SEG_SINGLE, i))
+    return segs
+
+
+class Runner(object):
+    """State and ownership shared by the paths of one application in this
+    interpreter. Driven by one thread (the host's executor)."""
+
+    def __init__(self, partitions, hooks=None):
         self.partitions = partitions
-        self.local = [bool(x) for x in local]
-        # With every partition local (one worker), the generated loops skip
-        # the partition check altogether.
-        self.all_local = all(self.local)
+        # owner[p]: 0 for this interpreter, else the destination number
+        # the engine routes envelopes to.
+        self.owner = [0] * partitions
+        self.epoch = 0
+        # Destinations a spread segment's messages are dealt to in turn
+        # (0 = here); [0] (or empty) keeps them all here.
+        self.spread = [0]
+        self.all_local = True
         # (serialize, deserialize) for values that leave this interpreter;
         # a single worker never needs them (as in 0.6).
         self.serialize, self.deserialize = hooks or serialization_hooks(None)
-        # step id -> dict key (bytes) -> state object
+        self._pickled = self.serialize is _stock_serialize()
+        # step id -> {key: state}, and step id -> {partition: set(keys)}
         self.states = {}
+        self.index = {}
+        self.paths = []
+        # destination -> [envelope record] made since take_envelopes
+        self.outbox = {}
 
-    def state_table(self, step_id):
-        table = self.states.get(step_id)
-        if table is None:
-            table = {}
-            self.states[step_id] = table
-        return table
+    # -- ownership -----------------------------------------------------
+
+    def set_ownership(self, owner, epoch, spread=None):
+        """Install a new ownership table (a list of destination numbers,
+        one per partition, 0 = here) and the spread destinations, and
+        compile every path's loops for it."""
+        owner = [int(o) for o in owner]
+        if len(owner) != self.partitions:
+            raise ValueError("ownership table has %d entries for %d partitions"
+                             % (len(owner), self.partitions))
+        spread = [int(d) for d in (spread or [0])]
+        self.owner = owner
+        self.epoch = int(epoch)
+        self.spread = spread
+        self.all_local = not any(owner) and not any(spread)
+        for path in self.paths:
+            path.compile()
 
     def partition_of(self, key):
         """The partition of a key (a native str, see _as_key), as the
         engine's routing package computes it from the key's bytes."""
         return (zlib.crc32(_key_bytes(key)) & 0xffffffff) % self.partitions
 
-    def path(self, source_name, decoder, stages, encoders):
-        return Path(self, source_name, decoder, stages, encoders)
+    # -- state -----------------------------------------------------------
 
-    def gen_path(self, source_name, generator, stages, encoders):
-        """A path fed by a GenSourceConfig generator instead of frames.
-        Calls ``generator.initial_value()`` now, once."""
-        path = Path(self, source_name, None, stages, encoders)
-        path.generator = generator
-        path.gen_value = generator.initial_value()
-        return path
+    def state_table(self, step_id):
+        table = self.states.get(step_id)
+        if table is None:
+            table = {}
+            self.states[step_id] = table
+            self.index[step_id] = {}
+        return table
+
+    def creator(self, step_id, initial_state):
+        """A function key -> new state object that also files the key
+        under its partition (called once per key, off the hot path)."""
+        table = self.state_table(step_id)
+        index = self.index[step_id]
+        partition_of = self.partition_of
+
+        def create(key):
+            s = initial_state()
+            table[key] = s
+            p = partition_of(key)
+            keys = index.get(p)
+            if keys is None:
+                keys = index[p] = set()
+            keys.add(key)
+            return s
+        return create
+
+    def export_partition(self, step_id, partition):
+        """The state objects of one partition of a state step, as bytes
+        (the module's serialize per state object, or one pickle)."""
+        table = self.states.get(step_id, {})
+        keys = sorted(self.index.get(step_id, {}).get(partition, ()))
+        if self._pickled:
+            return _FMT_PICKLE + pickle.dumps(
+                [(k, table[k]) for k in keys], 2)
+        ser = self.serialize
+        return _FMT_HOOKS + pickle.dumps(
+            [(k, _as_output(ser(table[k]), "serialize")) for k in keys], 2)
+
+    def import_partition(self, step_id, partition, data):
+        """Add the state objects exported by export_partition; a key
+        already here is replaced. Refuses keys of another partition, and
+        a step this application does not have here."""
+        table = self.states.get(step_id)
+        if table is None:
+            raise ValueError("no state step %s here (state steps: %s)"
+                             % (step_id, ", ".join(sorted(self.states)) or "none"))
+        index = self.index[step_id]
+        fmt, records = _load(data, "partition %d of step %s"
+                             % (partition, step_id))
+        if fmt == _FMT_HOOKS:
+            de = self.deserialize
+            records = [(k, de(v)) for k, v in records]
+        keys = index.setdefault(partition, set())
+        for k, s in records:
+            k = _as_key(k, "imported state")
+            if self.partition_of(k) != partition:
+                raise ValueError("key %r of step %s belongs to partition %d, "
+                                 "not %d" % (k, step_id, self.partition_of(k),
+                                             partition))
+            table[k] = s
+            keys.add(k)
+        return len(records)
+
+    def drop_partition(self, step_id, partition):
+        """Forget the state of one partition (after it moved away)."""
+        table = self.states.get(step_id, {})
+        for k in self.index.get(step_id, {}).pop(partition, ()):
+            table.pop(k, None)
+
+    def state_partitions(self, step_id):
+        """Sorted partitions that hold state of the step here."""
+        return sorted(p for p, ks in self.index.get(step_id, {}).items() if ks)
 
     def state_entity_pairs(self):
         """[(step id, sorted keys)] for every state step, sorted by id."""
@@ -159,17 +331,107 @@ class Runner(object):
         return dict((step_id, sorted(_key_bytes(k) for k in table))
                     for step_id, table in self.states.items())
 
+    # -- paths and envelopes -------------------------------------------
 
-# stage kinds, as the host passes them
-COMPUTATION = "computation"
-STATE = "state"
-KEY_BY = "key_by"
+    def path(self, source_name, decoder, stages, encoders, segments=None):
+        p = Path(self, len(self.paths), source_name, decoder, stages,
+                 encoders, segments)
+        self.paths.append(p)
+        return p
+
+    def gen_path(self, source_name, generator, stages, encoders,
+                 segments=None):
+        """A path fed by a GenSourceConfig generator instead of frames.
+        Calls ``generator.initial_value()`` now, once."""
+        p = Path(self, len(self.paths), source_name, None, stages, encoders,
+                 segments)
+        p.generator = generator
+        p.gen_value = generator.initial_value()
+        self.paths.append(p)
+        return p
+
+    def take_envelopes(self):
+        """[(destination, count, bytes)] of the envelope records made
+        since the last call, one entry per destination, serialised."""
+        if not self.outbox:
+            return []
+        out = []
+        for dest in sorted(self.outbox):
+            recs = self.outbox[dest]
+            if not recs:
+                continue
+            if self._pickled:
+                data = _FMT_PICKLE + pickle.dumps(recs, 2)
+            else:
+                ser = self.serialize
+                data = _FMT_HOOKS + pickle.dumps(
+                    [(p, s, q, k, t, _as_output(ser(v), "serialize"))
+                     for (p, s, q, k, t, v) in recs], 2)
+            out.append((dest, len(recs), data))
+        # Cleared in place: the compiled loops hold this dict.
+        self.outbox.clear()
+        return out
+
+    def resume(self, data):
+        """Run a batch of envelope records (bytes from take_envelopes,
+        made here or on another worker) from the segment each names.
+        Returns [(path index, per-sink outputs)]: one entry per run of
+        records of one path. If user code raises, the exception
+        propagates with the failing path's ``failed`` and ``salvage`` set,
+        and ``self.failed_path`` is that path's index."""
+        self.failed_path = None
+        fmt, recs = _load(data, "envelope batch")
+        if fmt == _FMT_HOOKS:
+            de = self.deserialize
+            recs = [(p, s, q, k, t, de(v)) for (p, s, q, k, t, v) in recs]
+        results = []
+        i, n = 0, len(recs)
+        while i < n:
+            pi, seg = recs[i][0], recs[i][1]
+            j = i
+            items = []
+            while j < n and recs[j][0] == pi and recs[j][1] == seg:
+                r = recs[j]
+                items.append((r[3], r[5], r[4]))
+                j += 1
+            if not 0 <= pi < len(self.paths):
+                raise ValueError("envelope for path %d; this application has "
+                                 "%d" % (pi, len(self.paths)))
+            path = self.paths[pi]
+            try:
+                results.append((pi, path.resume(seg, items)))
+            except Exception:
+                self.failed_path = pi
+                raise
+            i = j
+        return results
 
 
-def _not_local(runner, key):
-    raise RuntimeError(
-        "partition %d of key %r is not owned by this worker"
-        % (runner.partition_of(key), key))
+def _load(data, what):
+    """(format, records) of bytes made by export_partition or
+    take_envelopes; ValueError naming what if they are not."""
+    fmt, body = data[:1], data[1:]
+    if fmt not in (_FMT_PICKLE, _FMT_HOOKS):
+        raise ValueError("%s starts with %r, not a known format (%r or %r)"
+                         % (what, fmt, _FMT_PICKLE, _FMT_HOOKS))
+    try:
+        records = pickle.loads(body)
+    except Exception as e:
+        raise ValueError("%s is corrupt: %s: %s" % (what, type(e).__name__, e))
+    if not isinstance(records, list):
+        raise ValueError("%s is corrupt: holds %s, not a list"
+                         % (what, type(records).__name__))
+    return fmt, records
+
+
+_stock = []
+
+
+def _stock_serialize():
+    if not _stock:
+        import wallaroo
+        _stock.append(wallaroo.serialize)
+    return _stock[0]
 
 
 def _not_a_list(what, name, value):
@@ -178,90 +440,154 @@ def _not_a_list(what, name, value):
 
 
 class Path(object):
-    """The stages of one source, from its decoder to its encoders.
+    """The stages of one source, from its decoder to its encoders, cut
+    into segments.
 
-    ``stages`` is a list of ``(kind, component, name, step_id, multi,
-    keyed)`` tuples; ``encoders`` one encoder per sink.
+    ``stages`` is a list of ``Stage``; ``segments`` a list of ``Segment``
+    (the engine's cut; if None, a cut before each state stage);
+    ``encoders`` one encoder per sink.
 
-    The stages are compiled into one Python function (see ``_compile``)
-    that takes each message of a batch through every stage before the next
-    message: the same loop a user would write by hand, with no per-stage
-    lists and no dispatch on stage kinds. Keys are normalised to the
-    native str (see _as_key), so "a" and b"a" are one key.
+    For each segment the path compiles one Python function (see
+    ``_compile``) that takes each message of a batch from that segment
+    through every stage to the encoders before the next message: the same
+    loop a user would write by hand, with no per-stage lists and no
+    dispatch on stage kinds. At a segment boundary whose owner is not
+    local, the message leaves the loop as an envelope record.
     """
 
-    def __init__(self, runner, source_name, decoder, stages, encoders):
+    def __init__(self, runner, index, source_name, decoder, stages,
+                 encoders, segments=None):
         self.runner = runner
+        self.index = index
         self.source_name = source_name
         self.decoder = decoder
+        self.stages = list(stages)
+        for st in self.stages:
+            if not isinstance(st, Stage):
+                raise TypeError("a path's stages must be Stage objects, got %s"
+                                % type(st).__name__)
+        self.segments = list(segments) if segments is not None else \
+            _single_segment(self.stages)
+        if not self.segments or self.segments[0].start != 0:
+            raise ValueError("a path's first segment must start at stage 0")
+        self.encoders = list(encoders)
         self.generator = None
         self.gen_value = None
         self.failed = None  # (stage description, message repr) after an error
         self.salvage = None  # per-sink output made before the error
-        self.stage_names = []
-        self._run = self._compile(stages, encoders)
+        self.stage_names = ["decoder of source %r" % (source_name,)]
+        if decoder is None:
+            self.stage_names[0] = "generator of source %r (apply)" % (source_name,)
+        self.stage_names.extend(st.describe() for st in self.stages)
+        self.stage_names.extend(
+            "encoder %s" % (getattr(type(e), "__name__", "encoder"),)
+            for e in self.encoders)
+        self.source_text = []
+        self._entries = []
+        self.compile()
 
-    def _compile(self, stages, encoders):
+    def compile(self):
+        """(Re)build the loops for the runner's current ownership."""
+        self.source_text = []
+        self._entries = [self._compile(i) for i in range(len(self.segments))]
+        self._run = self._entries[0]
+
+    def _boundary(self, code, depth, seg_index, seg, env):
+        """Code at the start of segment seg_index (inside the loop of an
+        earlier segment): leave as an envelope if it does not run here."""
+        runner = self.runner
+        if seg.kind == SEG_SPREAD:
+            if not any(runner.spread):
+                return
+            env["_cyc"] = itertools.cycle(runner.spread)
+            code(depth, "_d = next(_cyc)")
+            code(depth, "if _d: _emit(_d, (%d, %d, -1, k, _ts, v)); continue"
+                 % (self.index, seg_index))
+            return
+        if seg.kind == SEG_SINGLE:
+            p = runner.partition_of(SINGLE_PARTITION_KEY)
+            d = runner.owner[p]
+            if d:
+                code(depth, "_emit(%d, (%d, %d, %d, _SPK, _ts, v)); continue"
+                     % (d, self.index, seg_index, p))
+            return
+        if seg.kind == SEG_KEYED:
+            if not any(runner.owner):
+                return
+            env["_own"] = runner.owner
+            env["_part"] = runner.partition_of
+            code(depth, "_p = _part(k); _d = _own[_p]")
+            code(depth, "if _d: _emit(_d, (%d, %d, _p, k, _ts, v)); continue"
+                 % (self.index, seg_index))
+
+    def _compile(self, entry):
+        """The function that runs messages from segment ``entry`` on. The
+        source entry (0) takes (frames, ts, salvage); a later one takes
+        (items, salvage) with items (key, value, ingest ts)."""
         env = {
             "_MISSING": _MISSING, "_SPK": SINGLE_PARTITION_KEY,
             "_as_key": _as_key, "_as_output": _as_output, "bytes": bytes,
             "list": list, "type": type, "str": str, "_not_a_list": _not_a_list,
-            "_not_local": _not_local, "_runner": self.runner,
             "_text": _text_type,
         }
-        names = ["decoder of source %r" % (self.source_name,)]
-        if self.decoder is None:
-            names[0] = "generator of source %r (apply)" % (self.source_name,)
-        else:
-            env["_decode"] = self.decoder.decode
-        check_local = not self.runner.all_local
+        ob = self.runner.outbox
+
+        def emit(d, rec):
+            lst = ob.get(d)
+            if lst is None:
+                lst = ob[d] = []
+            lst.append(rec)
         lines = []
-        emit = lines.append
 
         def code(depth, text):
-            emit("    " * depth + text)
+            lines.append("    " * depth + text)
 
-        # Per message: v is the value, k its key (None before a key_by).
+        starts = dict((s.start, (i, s)) for i, s in enumerate(self.segments)
+                      if i > 0)
+        first = self.segments[entry].start
         depth = 4
-        if self.decoder is not None:
-            code(depth, "_st = 0")
-            code(depth, "v = _decode(_x)")
-            code(depth, "if v is None: continue")
+        if entry == 0:
+            if self.decoder is not None:
+                env["_decode"] = self.decoder.decode
+                code(depth, "_st = 0")
+                code(depth, "v = _decode(_x)")
+                code(depth, "if v is None: continue")
+            else:
+                code(depth, "v = _x")
+            code(depth, "k = None")
         else:
-            code(depth, "v = _x")
-        code(depth, "k = None")
-        for i, (kind, comp, name, step_id, multi, keyed) in enumerate(stages):
+            code(depth, "k, v, _ts = _x")
+        for i in range(first, len(self.stages)):
+            st = self.stages[i]
             n = i + 1
-            names.append("%s %r" % (kind, name))
+            if i in starts and starts[i][0] > entry:
+                self._boundary(code, depth, starts[i][0], starts[i][1], env)
             code(depth, "_st = %d; _x = v" % n)
-            if kind == KEY_BY:
-                env["_f%d" % n] = comp.extract_key
-                env["_n%d" % n] = name
+            if st.kind == KEY_BY:
+                env["_f%d" % n] = st.component.extract_key
+                env["_n%d" % n] = st.name
                 code(depth, "k = _f%d(v)" % n)
                 code(depth, "if type(k) is not str: k = _as_key(k, _n%d)" % n)
                 continue
-            if kind == COMPUTATION:
-                env["_f%d" % n] = comp.compute_multi if multi else comp.compute
+            if st.kind == COMPUTATION:
+                comp = st.component
+                env["_f%d" % n] = comp.compute_multi if st.multi else comp.compute
                 call = "_f%d(v)" % n
                 what = "computation_multi"
-            elif kind == STATE:
-                env["_f%d" % n] = comp.compute_multi if multi else comp.compute
-                env["_t%d" % n] = self.runner.state_table(step_id)
-                env["_i%d" % n] = comp.initial_state
-                key = "k" if keyed else "_SPK"
-                if not keyed:
+            else:  # STATE
+                comp = st.component
+                env["_f%d" % n] = comp.compute_multi if st.multi else comp.compute
+                env["_t%d" % n] = self.runner.state_table(st.step_id)
+                env["_c%d" % n] = self.runner.creator(st.step_id,
+                                                      comp.initial_state)
+                if not st.keyed:
                     code(depth, "k = _SPK")
-                if check_local:
-                    env["_local"] = self.runner.local
-                    code(depth, "if not _local[_runner.partition_of(k)]: _not_local(_runner, k)")
-                code(depth, "s = _t%d.get(%s, _MISSING)" % (n, key))
-                code(depth, "if s is _MISSING: s = _t%d[%s] = _i%d()" % (n, key, n))
+                code(depth, "s = _t%d.get(k, _MISSING)" % n)
+                code(depth, "if s is _MISSING: s = _c%d(k)" % n)
                 call = "_f%d(v, s)" % n
                 what = "state_computation_multi"
-            else:
-                raise ValueError("unknown stage kind %r" % (kind,))
-            env["_n%d" % n] = name
-            if not multi:
+            env["_n%d" % n] = st.name
+            if not st.multi:
                 code(depth, "v = " + call)
                 code(depth, "if v is None: continue")
             else:
@@ -273,46 +599,51 @@ class Path(object):
                 code(depth, "if v is None: continue")
         # Encoders: every encoding of a message is made before any is kept,
         # so an encoder failing leaves no half-written message behind.
-        first_enc = len(stages) + 1
-        for j, enc in enumerate(encoders):
+        first_enc = len(self.stages) + 1
+        for j, enc in enumerate(self.encoders):
             n = first_enc + j
-            names.append("encoder %s" % (getattr(type(enc), "__name__", "encoder"),))
             env["_e%d" % j] = enc.encode
-            env["_en%d" % j] = names[-1]
+            env["_en%d" % j] = self.stage_names[n]
             code(depth, "_st = %d; _x = v" % n)
             code(depth, "e%d = _e%d(v)" % (j, j))
             code(depth, "if e%d is not None and type(e%d) is not bytes: e%d = _as_output(e%d, _en%d)" % (j, j, j, j, j))
-        for j in range(len(encoders)):
+        for j in range(len(self.encoders)):
             code(depth, "if e%d is not None: _a%d(e%d)" % (j, j, j))
-        self.stage_names = names
 
-        outs = ", ".join("_o%d" % j for j in range(len(encoders)))
-        src = ["def _make():", "    def _run(_frames, _salvage):"]
-        for j in range(len(encoders)):
+        nenc = len(self.encoders)
+        outs = ", ".join("_o%d" % j for j in range(nenc))
+        comma = "," if nenc == 1 else ""
+        if entry == 0:
+            src = ["def _make(_emit):", "    def _run(_frames, _ts, _salvage):"]
+        else:
+            src = ["def _make(_emit):", "    def _run(_frames, _salvage):"]
+        for j in range(nenc):
             src.append("        _o%d = []; _a%d = _o%d.append" % (j, j, j))
-        src.append("        _st = 0; _x = None")
+        src.append("        _st = %d; _x = None" % (first if entry else 0))
         src.append("        try:")
         src.append("            for _x in _frames:")
         src.extend(lines)
         src.append("        except Exception:")
-        src.append("            _salvage(_st, _x, (%s%s))" % (outs, "," if len(encoders) == 1 else ""))
+        src.append("            _salvage(_st, _x, (%s%s))" % (outs, comma))
         src.append("            raise")
-        src.append("        return (%s%s)" % (", ".join('b"".join(_o%d)' % j for j in range(len(encoders))),
-                                          "," if len(encoders) == 1 else ""))
+        src.append("        return (%s%s)" % (", ".join('b"".join(_o%d)' % j for j in range(nenc)), comma))
         src.append("    return _run")
         text = "\n".join(src) + "\n"
-        codeobj = compile(text, "<wallaroo runner: %s>" % (self.source_name,), "exec")
+        codeobj = compile(text, "<wallaroo runner: %s, segment %d>"
+                          % (self.source_name, entry), "exec")
         exec(codeobj, env)
-        self.source_text = text
-        return env["_make"]()
+        self.source_text.append(text)
+        return env["_make"](emit)
 
     def _note_failure(self, stage, x, outs):
         self.failed = (self.stage_names[stage],
                        None if x is None else _describe(x))
         self.salvage = tuple(b"".join(o) for o in outs)
 
-    def process(self, frames):
-        """Run one batch; return a tuple with one bytes per sink.
+    def process(self, frames, ts=0):
+        """Run one batch of frames read at ``ts`` (the engine's ingest
+        time); return a tuple with one bytes per sink. Messages that leave
+        at a boundary wait in the runner's outbox (take_envelopes).
 
         If user code raises, the exception propagates; before that,
         ``failed`` is set to (stage description, repr of the message) and
@@ -321,13 +652,26 @@ class Path(object):
         """
         self.failed = None
         self.salvage = None
-        return self._run(frames, self._note_failure)
+        return self._run(frames, ts, self._note_failure)
 
-    def generate(self, n):
+    def resume(self, segment, items):
+        """Run (key, value, ingest ts) items from segment ``segment`` on;
+        return the per-sink outputs like process."""
+        if not 0 < segment < len(self._entries):
+            raise ValueError("envelope for segment %d of pipeline %r, which "
+                             "has segments 1 to %d"
+                             % (segment, self.source_name,
+                                len(self._entries) - 1))
+        self.failed = None
+        self.salvage = None
+        return self._entries[segment](items, self._note_failure)
+
+    def generate(self, n, ts=0):
         """Take up to n values from the generator and run them; return
         (outputs, stopped). As in Wallaroo 0.6, the value after ``v`` is
         computed with ``apply(v)`` before ``v`` is pushed; a None (from
-        ``initial_value`` or ``apply``) stops the source."""
+        ``initial_value`` or ``apply``) stops the source. ``stopped`` is a
+        real bool: the truth of the generator's values is never asked."""
         self.failed = None
         self.salvage = None
         apply = self.generator.apply
@@ -342,9 +686,9 @@ class Path(object):
         except Exception:
             self.failed = (self.stage_names[0], _describe(v))
             try:
-                self.salvage = self._run(items, lambda *a: None)
+                self.salvage = self._run(items, ts, lambda *a: None)
             except Exception:
                 self.salvage = None
             raise
         self.gen_value = v
-        return self._run(items, self._note_failure), v is None
+        return self._run(items, ts, self._note_failure), v is None

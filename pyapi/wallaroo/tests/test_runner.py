@@ -81,18 +81,25 @@ class _CustomLength(wallaroo.OctetDecoder):
         return bs
 
 
+C, S, K = _runner.COMPUTATION, _runner.STATE, _runner.KEY_BY
+
+
+def _stages(tuples):
+    return [_runner.Stage(*t) for t in tuples]
+
+
 def _path(stages, encoders, runner=None):
-    runner = runner or _runner.Runner(8, [True] * 8)
-    return runner, runner.path("src", _decode, stages, encoders)
+    runner = runner or _runner.Runner(8)
+    return runner, runner.path("src", _decode, _stages(stages), encoders)
 
 
 class RunnerTest(unittest.TestCase):
     def test_keyed_state_filters_and_fan_out(self):
         stages = [
-            ("computation", _split, "split", "0.0", True, False),
-            ("computation", _drop_x, "drop x", "0.1", False, False),
-            ("key_by", _first, "first", "0.2", False, False),
-            ("state", _count, "count", "0.3", False, True),
+            (C, _split, "split", "0.0", True, False),
+            (C, _drop_x, "drop x", "0.1", False, False),
+            (K, _first, "first", "0.2", False, False),
+            (S, _count, "count", "0.3", False, True),
         ]
         runner, path = _path(stages, [_encode, _encode_text])
         out = path.process([b"apple xenon avocado", b"skip", b"banana"])
@@ -104,30 +111,30 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(path.process([b"apricot"])[0], b"apricot:3\n")
 
     def test_unkeyed_state_uses_single_partition_key(self):
-        stages = [("state", _count, "count", "1.0", False, False)]
+        stages = [(S, _count, "count", "1.0", False, False)]
         runner, path = _path(stages, [_encode])
         path.process([b"a", b"b"])
         self.assertEqual(runner.state_entities(),
                          {"1.0": [b"single-partition-key"]})
 
     def test_state_multi_skips_none(self):
-        stages = [("key_by", _first, "k", "0.0", False, False),
-                  ("state", _twice, "twice", "0.1", True, True)]
+        stages = [(K, _first, "k", "0.0", False, False),
+                  (S, _twice, "twice", "0.1", True, True)]
         _, path = _path(stages, [_encode])
         self.assertEqual(path.process([b"ab"]), (b"ab\nAB\n",))
 
     def test_str_and_bytes_keys_are_one_key(self):
-        runner = _runner.Runner(4, [True] * 4)
-        stages = [("key_by", _first, "k", "0.0", False, False),
-                  ("state", _count, "count", "0.1", False, True)]
-        path = runner.path("src", _decode, stages, [_encode])
+        runner = _runner.Runner(4)
+        stages = [(K, _first, "k", "0.0", False, False),
+                  (S, _count, "count", "0.1", False, True)]
+        path = runner.path("src", _decode, _stages(stages), [_encode])
         path.process([b"q1"])
         path.process([b"q2"])
         self.assertEqual(runner.state_entities(), {"0.1": [b"q"]})
 
     def test_error_records_stage_input_and_salvage(self):
-        stages = [("key_by", _first, "k", "0.0", False, False),
-                  ("state", _count, "count", "0.1", False, True)]
+        stages = [(K, _first, "k", "0.0", False, False),
+                  (S, _count, "count", "0.1", False, True)]
         _, path = _path(stages, [_encode])
         with self.assertRaises(KeyError):
             path.process([b"cat", b"dog", b"boom", b"ant"])
@@ -145,18 +152,25 @@ class RunnerTest(unittest.TestCase):
         @wallaroo.computation_multi(name="tuple maker")
         def tuple_maker(x):
             return (x, x)
-        _, path = _path([("computation", tuple_maker, "tuple maker", "0.0",
+        _, path = _path([(C, tuple_maker, "tuple maker", "0.0",
                           True, False)], [_encode])
         with self.assertRaises(TypeError) as ctx:
             path.process([b"a"])
         self.assertIn("must return a list", str(ctx.exception))
 
-    def test_remote_partition_is_refused(self):
-        runner = _runner.Runner(2, [False, False])
-        stages = [("state", _count, "count", "0.0", False, False)]
-        path = runner.path("src", _decode, stages, [_encode])
-        with self.assertRaises(RuntimeError):
-            path.process([b"a"])
+    def test_remote_single_partition_leaves_as_envelope(self):
+        runner = _runner.Runner(2)
+        stages = [(S, _count, "count", "0.0", False, False)]
+        path = runner.path("src", _decode, _stages(stages), [_encode])
+        runner.set_ownership([3, 3], 1)
+        self.assertEqual(path.process([b"a", b"b"], 7), (b"",))
+        envs = runner.take_envelopes()
+        self.assertEqual([(d, n) for d, n, _ in envs], [(3, 2)])
+        self.assertEqual(runner.take_envelopes(), [])
+        # Resumed here, they reach the state stage with the single key.
+        self.assertEqual(runner.resume(envs[0][2]), [(0, (b"a:1\nb:2\n",))])
+        self.assertEqual(runner.state_entities(),
+                         {"0.0": [b"single-partition-key"]})
 
     def test_generator_path(self):
         class Countdown(object):
@@ -170,9 +184,9 @@ class RunnerTest(unittest.TestCase):
         def show(v):
             return str(v)
 
-        runner = _runner.Runner(4, [True] * 4)
+        runner = _runner.Runner(4)
         path = runner.gen_path("gen", Countdown(),
-                               [("computation", show, "show", "0.0", False, False)],
+                               _stages([(C, show, "show", "0.0", False, False)]),
                                [_encode])
         self.assertEqual(path.generate(2), ((b"3\n2\n",), False))
         self.assertEqual(path.generate(5), ((b"1\n",), True))
@@ -187,7 +201,7 @@ class RunnerTest(unittest.TestCase):
                     raise ValueError("no more")
                 return v + 1
 
-        runner = _runner.Runner(4, [True] * 4)
+        runner = _runner.Runner(4)
         path = runner.gen_path("gen", Broken(), [], [_encode_text])
         with self.assertRaises(ValueError):
             path.generate(10)
@@ -209,7 +223,7 @@ class RunnerTest(unittest.TestCase):
         both.deserialize = lambda b: "y"
         ser, de = _runner.serialization_hooks(both)
         self.assertEqual((ser(1), de(b"")), (b"x", "y"))
-        runner = _runner.Runner(2, [True, True], (ser, de))
+        runner = _runner.Runner(2, (ser, de))
         self.assertIs(runner.serialize, ser)
         broken = types.ModuleType("broken")
         broken.serialize = 5
@@ -217,6 +231,128 @@ class RunnerTest(unittest.TestCase):
         with self.assertRaises(TypeError) as ctx:
             _runner.serialization_hooks(broken)
         self.assertIn("not callable", str(ctx.exception))
+
+    def _loopback_run(self, owner, spread, batches, hooks=None):
+        """Run batches through a split/drop/key/count/upper path, with
+        envelopes looped back into the same runner; return the sink
+        output as lines."""
+        @wallaroo.computation(name="upper")
+        def upper(s):
+            return s.upper()
+        runner = _runner.Runner(16, hooks)
+        stages = _stages([(C, _split, "split", "0.0", True, False),
+                          (C, _drop_x, "drop x", "0.1", False, False),
+                          (K, _first, "first", "0.2", False, False),
+                          (S, _count, "count", "0.3", False, True),
+                          (C, upper, "upper", "0.4", False, False)])
+        segs = [_runner.Segment(_runner.SEG_SOURCE, 0),
+                _runner.Segment(_runner.SEG_SPREAD, 0),
+                _runner.Segment(_runner.SEG_KEYED, 3)]
+        path = runner.path("src", _decode, stages, [_encode], segs)
+        runner.set_ownership(owner, 1, spread)
+        out = []
+        sent = [0]
+        for b in batches:
+            out.append(path.process(b, 5)[0])
+            envs = runner.take_envelopes()
+            while envs:
+                for dest, n, data in envs:
+                    sent[0] += n
+                    for pi, outs in runner.resume(data):
+                        out.append(outs[0])
+                envs = runner.take_envelopes()
+        return b"".join(out).decode("utf-8").splitlines(), sent[0], runner
+
+    def test_envelopes_loop_back_to_the_same_output(self):
+        import random
+        rnd = random.Random(7)
+        words = ["apple", "avocado", "banana", "cherry", "xray", "date",
+                 "elder", "fig", "grape", "kiwi", u"\u00e9clair"]
+        batches = [[(" ".join(rnd.choice(words) for _ in range(rnd.randint(1, 6)))
+                     ).encode("utf-8") for _ in range(rnd.randint(1, 8))]
+                   for _ in range(40)]
+        fused, n0, _ = self._loopback_run([0] * 16, [0], batches)
+        self.assertEqual(n0, 0)
+        owner = [(p % 3) for p in range(16)]  # dests 1 and 2 "elsewhere"
+        split, n1, runner = self._loopback_run(owner, [0], batches)
+        self.assertGreater(n1, 0)
+        self.assertEqual(sorted(fused), sorted(split))
+
+        def per_key(lines):
+            d = {}
+            for line in lines:
+                d.setdefault(line[0], []).append(line)
+            return d
+        self.assertEqual(per_key(fused), per_key(split))
+        # Same with the module's own hooks: one call per value.
+        hooks = (lambda o: wallaroo.serialize(o), wallaroo.deserialize)
+        hooked, n2, _ = self._loopback_run(owner, [0], batches, hooks)
+        self.assertEqual(n1, n2)
+        self.assertEqual(per_key(fused), per_key(hooked))
+        # A spread chain deals messages to every destination: no order
+        # between them (as 0.6's random partitioner), but the same words
+        # and the same totals per key.
+        spread, n3, sr = self._loopback_run(owner, [0, 1, 2], batches)
+        self.assertGreater(n3, n1)
+
+        def words(lines):
+            return sorted(line.split(":")[0] for line in lines)
+        self.assertEqual(words(fused), words(spread))
+        _, _, fr = self._loopback_run([0] * 16, [0], batches)
+        self.assertEqual(dict((k, s.n) for k, s in fr.states["0.3"].items()),
+                         dict((k, s.n) for k, s in sr.states["0.3"].items()))
+
+    def test_all_local_compiles_no_boundary_code(self):
+        _, _, runner = self._loopback_run([0] * 16, [0], [])
+        text = "".join(runner.paths[0].source_text)
+        self.assertNotIn("_emit", text.replace("def _make(_emit):", ""))
+        runner.set_ownership([1] * 16, 2, [0, 1])
+        text = "".join(runner.paths[0].source_text)
+        self.assertIn("_emit(_d", text)
+        self.assertEqual(runner.epoch, 2)
+
+    def test_partition_export_import_round_trip(self):
+        batches = [[b"apple avocado banana", b"cherry apple"]]
+        _, _, a = self._loopback_run([0] * 16, [0], batches)
+        b = _runner.Runner(16)
+        b.state_table("0.3")
+        moved = 0
+        for p in a.state_partitions("0.3"):
+            data = a.export_partition("0.3", p)
+            self.assertIsInstance(data, bytes)
+            moved += b.import_partition("0.3", p, data)
+            a.drop_partition("0.3", p)
+        self.assertEqual(moved, 3)
+        self.assertEqual(a.state_entities(), {"0.3": []})
+        self.assertEqual(b.state_entities(), {"0.3": [b"a", b"b", b"c"]})
+        self.assertEqual(b.states["0.3"]["a"].n, 3)
+        # A key filed under the wrong partition is refused.
+        data = b.export_partition("0.3", b.partition_of("a"))
+        wrong = (b.partition_of("a") + 1) % 16
+        c = _runner.Runner(16)
+        c.state_table("0.3")
+        with self.assertRaises(ValueError) as ctx:
+            c.import_partition("0.3", wrong, data)
+        self.assertIn("belongs to partition", str(ctx.exception))
+        with self.assertRaises(ValueError) as ctx:
+            b.import_partition("0.3", 0, b"Zjunk")
+        self.assertIn("not a known format", str(ctx.exception))
+        with self.assertRaises(ValueError) as ctx:
+            b.import_partition("0.3", 0, b"Pjunk")
+        self.assertIn("corrupt", str(ctx.exception))
+        with self.assertRaises(ValueError) as ctx:
+            b.import_partition("9.9", 0, data)
+        self.assertIn("no state step 9.9", str(ctx.exception))
+
+    def test_typed_stages_and_segments(self):
+        with self.assertRaises(ValueError):
+            _runner.Stage(9, _count, "x", "0.0", False, False)
+        with self.assertRaises(ValueError):
+            _runner.Segment(0, 0)
+        with self.assertRaises(TypeError):
+            _runner.Runner(4).path("src", _decode, [("computation", _split)], [])
+        with self.assertRaises(ValueError):
+            _runner.Runner(4).set_ownership([0, 0], 1)
 
     def test_stock_length_fmt(self):
         self.assertEqual(_runner.stock_length_fmt(_decode), ">I")

@@ -1,0 +1,161 @@
+package work
+
+import (
+	"fmt"
+
+	"github.com/wallaroo-go/machida/engine/barrier"
+	"github.com/wallaroo-go/machida/engine/source"
+)
+
+// Dest numbers a destination of the ownership table: 0 is the processor
+// itself (this interpreter), any other value a place the engine routes
+// envelopes to (another interpreter of this worker, or another worker).
+type Dest int
+
+// Here is the processor's own destination number.
+const Here Dest = 0
+
+// AnyPartition is the partition of an envelope bound for a spread
+// segment (the first stateless chain after a source or a merge), which
+// any worker may run.
+const AnyPartition = -1
+
+// Envelopes is a batch of messages that left the processor at segment
+// boundaries bound for one destination. Each message is an envelope:
+// (path, segment, partition or AnyPartition, key, ingest time, value);
+// Data holds them serialised by the processor (the Python runner pickles
+// the whole batch at once, or calls the module's own serialize per
+// value), opaque to the engine, which only routes them by Dest.
+type Envelopes struct {
+	Dest  Dest
+	Count int    // envelopes in Data
+	Data  []byte // owned by whoever holds the batch
+}
+
+// Ownership is the table that says where each partition's segments run,
+// with an epoch that grows with every change. Owner[p] is the
+// destination of partition p (Here for local); Spread lists the
+// destinations a spread segment's messages are dealt to in turn (empty
+// or [Here] keeps them all local).
+type Ownership struct {
+	Epoch  uint64
+	Owner  []Dest
+	Spread []Dest
+}
+
+// AllLocal reports whether every partition and spread segment runs here.
+func (o Ownership) AllLocal() bool {
+	for _, d := range o.Owner {
+		if d != Here {
+			return false
+		}
+	}
+	for _, d := range o.Spread {
+		if d != Here {
+			return false
+		}
+	}
+	return true
+}
+
+// Kind says what an Item carries.
+type Kind uint8
+
+const (
+	// KindBatch: frames read from a source connection.
+	KindBatch Kind = iota + 1
+	// KindEnvelopes: messages that resume at a segment here.
+	KindEnvelopes
+	// KindBarrier: a barrier, aligned over the loop's inputs.
+	KindBarrier
+	// KindOwnership: a new ownership table, applied in order.
+	KindOwnership
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindBatch:
+		return "batch"
+	case KindEnvelopes:
+		return "envelopes"
+	case KindBarrier:
+		return "barrier"
+	case KindOwnership:
+		return "ownership"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Item is one element of the processor loop's queue: a sum type whose
+// Kind says which one field is set. Input numbers the upstream it came
+// from (0 for this worker's own sources; peers get their own numbers), so
+// barriers can be aligned per input.
+type Item struct {
+	Kind      Kind
+	Input     int
+	Batch     source.Batch
+	Envelopes Envelopes
+	Barrier   barrier.Barrier
+	Ownership Ownership
+}
+
+// BatchItem, EnvelopesItem, BarrierItem and OwnershipItem build items.
+func BatchItem(input int, b source.Batch) Item { return Item{Kind: KindBatch, Input: input, Batch: b} }
+
+// EnvelopesItem wraps a batch of envelopes arriving from input.
+func EnvelopesItem(input int, e Envelopes) Item {
+	return Item{Kind: KindEnvelopes, Input: input, Envelopes: e}
+}
+
+// BarrierItem wraps a barrier arriving from input.
+func BarrierItem(input int, b barrier.Barrier) Item {
+	return Item{Kind: KindBarrier, Input: input, Barrier: b}
+}
+
+// OwnershipItem wraps an ownership change.
+func OwnershipItem(o Ownership) Item { return Item{Kind: KindOwnership, Ownership: o} }
+
+// size is the bytes an item holds while queued (for the byte bound).
+func (it *Item) size() int {
+	switch it.Kind {
+	case KindBatch:
+		return len(it.Batch.Buf) + 4*len(it.Batch.Ends)
+	case KindEnvelopes:
+		return len(it.Envelopes.Data)
+	}
+	return 0
+}
+
+// Output collects what one Process or Generate call produced: the bytes
+// for each sink (Sinks[i] for sink i; the slices are the caller's
+// afterwards) and the envelopes bound elsewhere.
+type Output struct {
+	Sinks     [][]byte
+	Envelopes []Envelopes
+}
+
+// NewOutput returns an Output for n sinks.
+func NewOutput(n int) *Output { return &Output{Sinks: make([][]byte, n)} }
+
+// Reset empties o for reuse, keeping nothing it handed out.
+func (o *Output) Reset() {
+	for i := range o.Sinks {
+		o.Sinks[i] = nil
+	}
+	o.Envelopes = o.Envelopes[:0]
+}
+
+// Processor runs the application's segments (the user code). It is
+// called from one goroutine at a time (the loop). An error is fatal: user
+// code failed and the worker must stop; even then out holds what was
+// produced before the failure, which the loop still delivers.
+type Processor interface {
+	// Process runs the data items (KindBatch, KindEnvelopes) in order.
+	Process(items []Item, out *Output) error
+	// Generate makes up to max messages from generator source src and
+	// runs them. stopped reports that the generator has no more values.
+	Generate(src int, max int, out *Output) (stopped bool, err error)
+	// SetOwnership installs a new ownership table; later items are
+	// routed by it.
+	SetOwnership(o Ownership) error
+}

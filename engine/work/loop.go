@@ -1,0 +1,320 @@
+package work
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/wallaroo-go/machida/engine/barrier"
+)
+
+// Sink receives the bytes one sink must write, in order. Write blocks
+// while the sink is full (backpressure) and fails only when ctx ends or
+// the sink is closed.
+type Sink interface {
+	Write(ctx context.Context, b []byte) error
+}
+
+// internalInput marks items the loop made itself (envelopes looped back
+// to this processor): they belong to work already admitted, so a barrier
+// never holds them.
+const internalInput = -1
+
+// LoopConfig is what Loop needs. The loop owns nothing it is given; it
+// runs on the caller's goroutine.
+type LoopConfig struct {
+	Processor Processor
+	Queue     *Queue
+	Sinks     []Sink
+	SinkNames []string // for log lines; one per sink
+	// Generators lists the source indices of generator sources; the loop
+	// runs them in turn with the queued work.
+	Generators []int
+	// MaxItemsPerCall bounds how many data items one Process call takes
+	// (default 64); GenBatch how many messages one Generate call asks for
+	// (default 256).
+	MaxItemsPerCall int
+	GenBatch        int
+	// Inputs is the number of upstreams barriers are aligned over
+	// (default 1: this worker's own sources, input 0).
+	Inputs int
+	// Route sends envelopes bound for a destination other than Here. If
+	// nil, every destination is looped back into this processor: a single
+	// process, or a test that marks partitions as owned elsewhere.
+	Route func(ctx context.Context, e Envelopes) error
+	// OnBarrier acts on a barrier once it has arrived on every input,
+	// before later items flow (a checkpoint, a rescale, a rollback). nil:
+	// nothing to do. An error stops the loop.
+	OnBarrier func(b barrier.Barrier) error
+	// ExitWhenDrained makes Loop return once the queue is closed and all
+	// is processed, instead of staying up until srcCtx ends (tests).
+	ExitWhenDrained bool
+	// Log receives diagnostics; Console the lines tools wait for.
+	Log     *slog.Logger
+	Console io.Writer
+}
+
+func (c *LoopConfig) setDefaults() {
+	if c.MaxItemsPerCall <= 0 {
+		c.MaxItemsPerCall = 64
+	}
+	if c.GenBatch <= 0 {
+		c.GenBatch = 256
+	}
+	if c.Inputs <= 0 {
+		c.Inputs = 1
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Console == nil {
+		c.Console = io.Discard
+	}
+}
+
+// loop is the state of one Loop run; only its goroutine touches it.
+type loop struct {
+	cfg     LoopConfig
+	// local holds work taken before the queue: envelopes looped back to
+	// this processor (first: they continue items already processed),
+	// items released after a barrier, and an item put back while
+	// gathering a run of data items.
+	local   []Item
+	held    [][]Item
+	aligner *barrier.Aligner
+	gens    []int
+	qOpen   bool
+	out     *Output
+}
+
+// Loop is the processor loop. It takes items in order (first those it
+// made itself, then the queue), hands runs of data items to
+// Processor.Process in one call (never waiting for more), writes what
+// comes out to the sinks and routes envelopes, aligns barriers per input,
+// applies ownership changes in order, and runs generator sources in turn
+// with the queued work so neither starves the other.
+//
+// It returns nil when drainCtx ends, or when the queue is closed and
+// drained and srcCtx has ended; the processor's (or a sink's, or
+// OnBarrier's) error otherwise, after delivering what was produced before
+// the failure. Generators stop when srcCtx ends.
+func Loop(srcCtx, drainCtx context.Context, cfg LoopConfig) error {
+	cfg.setDefaults()
+	l := &loop{
+		cfg:     cfg,
+		held:    make([][]Item, cfg.Inputs),
+		aligner: barrier.NewAligner(cfg.Inputs),
+		gens:    append([]int(nil), cfg.Generators...),
+		qOpen:   true,
+		out:     NewOutput(len(cfg.Sinks)),
+	}
+	return l.run(srcCtx, drainCtx)
+}
+
+// next returns the next item: one the loop made or held first, then the
+// queue. With block false it returns ok=false when nothing is ready.
+func (l *loop) next(ctx context.Context, block bool) (it Item, ok bool) {
+	if len(l.local) > 0 {
+		it = l.local[0]
+		l.local[0] = Item{}
+		l.local = l.local[1:]
+		return it, true
+	}
+	if !l.qOpen {
+		return Item{}, false
+	}
+	if !block {
+		select {
+		case it, ok = <-l.cfg.Queue.ch:
+			if !ok {
+				l.qOpen = false
+			}
+			return it, ok
+		default:
+			return Item{}, false
+		}
+	}
+	select {
+	case it, ok = <-l.cfg.Queue.ch:
+		if !ok {
+			l.qOpen = false
+		}
+		return it, ok
+	case <-ctx.Done():
+		return Item{}, false
+	}
+}
+
+func (l *loop) generating(srcCtx context.Context) bool {
+	return len(l.gens) > 0 && srcCtx.Err() == nil && !l.aligner.Held(0)
+}
+
+func (l *loop) run(srcCtx, drainCtx context.Context) error {
+	items := make([]Item, 0, l.cfg.MaxItemsPerCall)
+	for {
+		if drainCtx.Err() != nil {
+			return nil
+		}
+		gen := l.generating(srcCtx)
+		it, ok := l.next(drainCtx, !gen)
+		if !ok {
+			if gen {
+				if err := l.generate(drainCtx); err != nil {
+					return err
+				}
+				continue
+			}
+			if drainCtx.Err() != nil {
+				return nil
+			}
+			// The queue is closed and nothing is left: every source has
+			// ended. Stay up until told to stop, as a 0.6 worker does.
+			if !l.cfg.ExitWhenDrained {
+				<-srcCtx.Done()
+			}
+			return nil
+		}
+		if it.Input != internalInput && l.aligner.Held(it.Input) {
+			l.held[it.Input] = append(l.held[it.Input], it)
+			continue
+		}
+		switch it.Kind {
+		case KindBarrier:
+			if err := l.barrier(it); err != nil {
+				return err
+			}
+			continue
+		case KindOwnership:
+			if err := l.cfg.Processor.SetOwnership(it.Ownership); err != nil {
+				return fmt.Errorf("apply ownership epoch %d: %w", it.Ownership.Epoch, err)
+			}
+			continue
+		case KindBatch, KindEnvelopes:
+		default:
+			return fmt.Errorf("work: queue item of unknown kind %v", it.Kind)
+		}
+		items = append(items[:0], it)
+	gather:
+		for len(items) < l.cfg.MaxItemsPerCall {
+			more, ok := l.next(drainCtx, false)
+			if !ok {
+				break
+			}
+			switch {
+			case more.Kind != KindBatch && more.Kind != KindEnvelopes,
+				more.Input != internalInput && l.aligner.Held(more.Input):
+				l.local = append([]Item{more}, l.local...)
+				break gather
+			}
+			items = append(items, more)
+		}
+		l.out.Reset()
+		perr := l.cfg.Processor.Process(items, l.out)
+		for i := range items {
+			if items[i].Input != internalInput {
+				l.cfg.Queue.done(&items[i])
+			}
+			items[i] = Item{}
+		}
+		if err := l.deliver(drainCtx, perr); err != nil {
+			return err
+		}
+		// Fairness: one generator round after each run of queued work.
+		if l.generating(srcCtx) {
+			if err := l.generate(drainCtx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// generate runs one round of every active generator.
+func (l *loop) generate(ctx context.Context) error {
+	next := l.gens[:0]
+	for _, g := range l.gens {
+		l.out.Reset()
+		stopped, perr := l.cfg.Processor.Generate(g, l.cfg.GenBatch, l.out)
+		if err := l.deliver(ctx, perr); err != nil {
+			return err
+		}
+		if stopped {
+			fmt.Fprintln(l.cfg.Console, "GenSource produced a None. Stopping GenSource.")
+		} else {
+			next = append(next, g)
+		}
+	}
+	l.gens = next
+	return nil
+}
+
+// barrier aligns b; once it has arrived on every input, acts on it and
+// lets the held items flow again (ahead of the queue, in their order).
+func (l *loop) barrier(it Item) error {
+	complete, err := l.aligner.Arrive(it.Input, it.Barrier)
+	if err != nil {
+		return err
+	}
+	if !complete {
+		return nil
+	}
+	if l.cfg.OnBarrier != nil {
+		if err := l.cfg.OnBarrier(it.Barrier); err != nil {
+			return fmt.Errorf("%v: %w", it.Barrier, err)
+		}
+	}
+	l.aligner.Done()
+	var released []Item
+	for in := range l.held {
+		released = append(released, l.held[in]...)
+		l.held[in] = nil
+	}
+	l.local = append(released, l.local...)
+	return nil
+}
+
+// deliver writes l.out to the sinks and routes its envelopes. On a
+// processor error (perr), out still holds what was produced before the
+// failure: it is delivered before the error is returned.
+func (l *loop) deliver(ctx context.Context, perr error) error {
+	for i, o := range l.out.Sinks {
+		if len(o) == 0 {
+			continue
+		}
+		if err := l.cfg.Sinks[i].Write(ctx, o); err != nil {
+			name := fmt.Sprint(i)
+			if i < len(l.cfg.SinkNames) {
+				name = l.cfg.SinkNames[i]
+			}
+			if perr == nil && ctx.Err() != nil {
+				l.cfg.Log.Warn("output not delivered at shutdown", "sink", name, "bytes", len(o), "err", err)
+				return nil
+			}
+			return errors.Join(perr, fmt.Errorf("sink %s: %w", name, err))
+		}
+	}
+	var back []Item
+	defer func() {
+		if len(back) > 0 {
+			l.local = append(back, l.local...)
+		}
+	}()
+	for _, e := range l.out.Envelopes {
+		if e.Dest == Here {
+			return errors.Join(perr, fmt.Errorf("work: the processor made envelopes for itself (%d of them)", e.Count))
+		}
+		if l.cfg.Route == nil {
+			back = append(back, Item{Kind: KindEnvelopes, Input: internalInput, Envelopes: e})
+			continue
+		}
+		if err := l.cfg.Route(ctx, e); err != nil {
+			if perr == nil && ctx.Err() != nil {
+				l.cfg.Log.Warn("envelopes not delivered at shutdown", "dest", e.Dest, "count", e.Count, "err", err)
+				return nil
+			}
+			return errors.Join(perr, fmt.Errorf("route %d envelopes to destination %d: %w", e.Count, e.Dest, err))
+		}
+	}
+	return perr
+}

@@ -1,0 +1,181 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wallaroo-go/machida/engine/enginetest"
+	"github.com/wallaroo-go/machida/engine/routing"
+	"github.com/wallaroo-go/machida/engine/topology"
+	"github.com/wallaroo-go/machida/engine/work"
+)
+
+// runLoop runs batches through p with the engine's own loop; envelopes
+// for any destination loop back into p. Returns the lines of each sink.
+func runLoop(t *testing.T, p *processor, own *work.Ownership, batches [][]string) [][]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	q := work.NewQueue(8, 1<<20)
+	go func() {
+		if own != nil {
+			if err := q.Put(ctx, work.OwnershipItem(*own)); err != nil {
+				return
+			}
+		}
+		for _, b := range batches {
+			if err := q.Deliver(ctx, batchOf(b...)); err != nil {
+				return
+			}
+		}
+		q.Close()
+	}()
+	sinks := []*enginetest.ListSink{{}, {}}
+	err := work.Loop(ctx, ctx, work.LoopConfig{
+		Processor: p, Queue: q, Sinks: []work.Sink{sinks[0], sinks[1]},
+		MaxItemsPerCall: 3, ExitWhenDrained: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the loop did not finish in time")
+	}
+	// Sink 0 writes "word:n\n", sink 1 "WORD:N|".
+	var upper []string
+	for _, l := range sinks[1].Lines() {
+		upper = append(upper, strings.Split(strings.TrimSuffix(l, "|"), "|")...)
+	}
+	return [][]string{sinks[0].Lines(), upper}
+}
+
+func wordBatches(seed int64, n int) [][]string {
+	rnd := rand.New(rand.NewSource(seed))
+	vocab := []string{"apple", "avocado", "banana", "cherry", "date", "elder", "fig", "grape", "kiwi", "éclair", "ñandú"}
+	var out [][]string
+	for i := 0; i < n; i++ {
+		var lines []string
+		for l := rnd.Intn(4) + 1; l > 0; l-- {
+			var ws []string
+			for w := rnd.Intn(6) + 1; w > 0; w-- {
+				ws = append(ws, vocab[rnd.Intn(len(vocab))])
+			}
+			lines = append(lines, strings.Join(ws, " "))
+		}
+		out = append(out, lines)
+	}
+	return out
+}
+
+// byKey groups "word:n" lines by the word's first letter (countApp's key).
+func byKey(lines []string) map[string][]string {
+	m := map[string][]string{}
+	for _, l := range lines {
+		r := []rune(strings.ToLower(l))
+		m[string(r[0])] = append(m[string(r[0])], l)
+	}
+	return m
+}
+
+func TestSegments_EnvelopesLoopBackThroughTheRunner(t *testing.T) {
+	in := wordBatches(11, 80)
+	fused, _ := newCountProcessor(t)
+	want := runLoop(t, fused, nil, in)
+	if len(want[0]) == 0 {
+		t.Fatal("no output")
+	}
+	// Two of every three partitions owned by "another interpreter"
+	// (destinations 1 and 2), which the loop routes back here.
+	split, _ := newCountProcessor(t)
+	own := work.Ownership{Epoch: 2, Owner: make([]work.Dest, routing.DefaultPartitions)}
+	for p := range own.Owner {
+		own.Owner[p] = work.Dest(p % 3)
+	}
+	got := runLoop(t, split, &own, in)
+	for s := range want {
+		w, g := append([]string(nil), want[s]...), append([]string(nil), got[s]...)
+		sort.Strings(w)
+		sort.Strings(g)
+		if strings.Join(w, "\n") != strings.Join(g, "\n") {
+			t.Errorf("sink %d: the multiset of outputs differs", s)
+		}
+		wk, gk := byKey(want[s]), byKey(got[s])
+		for k := range wk {
+			if strings.Join(wk[k], ",") != strings.Join(gk[k], ",") {
+				t.Errorf("sink %d key %q: order differs:\n fused %v\n split %v", s, k, wk[k], gk[k])
+			}
+		}
+	}
+	ents, err := split.StateEntities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnts, err := fused.StateEntities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ents) != fmt.Sprint(wantEnts) {
+		t.Errorf("state keys %v, want %v", ents, wantEnts)
+	}
+	// With the spread chain dealt over three destinations too, every
+	// word still comes out once.
+	spread, _ := newCountProcessor(t)
+	own.Spread = []work.Dest{0, 1, 2}
+	got = runLoop(t, spread, &own, in)
+	words := func(lines []string) string {
+		var ws []string
+		for _, l := range lines {
+			ws = append(ws, l[:strings.LastIndex(l, ":")])
+		}
+		sort.Strings(ws)
+		return strings.Join(ws, " ")
+	}
+	if words(got[0]) != words(want[0]) {
+		t.Error("spread run: the words that came out differ")
+	}
+}
+
+func TestSegments_PartitionExportImportRoundTrip(t *testing.T) {
+	a, _ := newCountProcessor(t)
+	runLoop(t, a, nil, [][]string{{"apple avocado banana", "cherry apple"}})
+	b, _ := newCountProcessor(t)
+	step := topology.StepID{Node: 0, Index: 2} // countApp's "count" stage
+	if err := b.ImportPartition(topology.StepID{Node: 5, Index: 5}, 0, []byte("P")); err == nil || !strings.Contains(err.Error(), "no state step") {
+		t.Errorf("import into an unknown step: %v", err)
+	}
+	moved := 0
+	for part := 0; part < routing.DefaultPartitions; part++ {
+		data, err := a.ExportPartition(step, routing.PartitionID(part))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.ImportPartition(step, routing.PartitionID(part), data); err != nil {
+			t.Fatal(err)
+		}
+		moved++
+	}
+	ea, _ := a.StateEntities()
+	eb, _ := b.StateEntities()
+	if fmt.Sprint(ea) != fmt.Sprint(eb) || len(ea) == 0 {
+		t.Fatalf("after import: %v, want %v", eb, ea)
+	}
+	// The counts moved too: the next "apple" is the third a-word... in b.
+	out := runLoop(t, b, nil, [][]string{{"apricot"}})
+	if len(out[0]) != 1 || out[0][0] != "apricot:4" {
+		t.Errorf("after import, b counts %v, want [apricot:4]", out[0])
+	}
+	// A corrupt or misplaced partition is refused with a clear error.
+	pa := routing.PartitionOf([]byte("a"), routing.DefaultPartitions)
+	data, _ := a.ExportPartition(step, pa)
+	if err := b.ImportPartition(step, (pa+1)%routing.DefaultPartitions, data); err == nil || !strings.Contains(err.Error(), "belongs to partition") {
+		t.Errorf("misplaced import: %v", err)
+	}
+	if err := b.ImportPartition(step, pa, []byte("Pnot a pickle")); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("corrupt import: %v", err)
+	}
+}
