@@ -76,7 +76,7 @@ func (c *LoopConfig) setDefaults() {
 
 // loop is the state of one Loop run; only its goroutine touches it.
 type loop struct {
-	cfg     LoopConfig
+	cfg LoopConfig
 	// local holds work taken before the queue: envelopes looped back to
 	// this processor (first: they continue items already processed),
 	// items released after a barrier, and an item put back while
