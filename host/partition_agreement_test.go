@@ -135,22 +135,10 @@ func TestPartitionAgreement_PythonAndGoPlaceKeysAlike(t *testing.T) {
 		}
 		runners := make([]bridge.Object, len(counts))
 		for i, n := range counts {
-			local := make([]bridge.Object, n)
-			for p := range local {
-				local[p] = py.Int(1)
-			}
-			localList, err := py.NewList(local)
-			for _, o := range local {
-				py.DecRef(o)
-			}
-			if err != nil {
-				return err
-			}
-			refs = append(refs, localList)
 			count := py.Int(int64(n))
 			refs = append(refs, count)
-			if runners[i], err = keep(py.Call(cls, count, localList, hooks)); err != nil {
-				return fmt.Errorf("Runner(%d, local, hooks): %w", n, err)
+			if runners[i], err = keep(py.Call(cls, count, hooks)); err != nil {
+				return fmt.Errorf("Runner(%d, hooks): %w", n, err)
 			}
 		}
 
