@@ -29,10 +29,10 @@
 //
 // Pure functions and values; no I/O, no goroutines.
 //
-// Where it stands: the host builds a one-worker Table and hands the runner
-// (pyapi/wallaroo/_runner.py) the list of partitions this worker owns. The
-// runner hashes every key of a state computation to its partition, keeps
-// state per partition, and checks the partition is local; a non-local
-// partition is an error until clusters exist to forward it to its owner.
-// Nothing calls Rebalance yet.
+// Where it stands: the host builds a one-worker Table. The processor
+// loop (engine/work) runs with an Ownership, a table of destinations per
+// partition made from a Table by work.OwnershipOf; the Python runner
+// compiles it into its loops (nothing at all when every partition is
+// local) and sends a message whose partition is owned elsewhere out as
+// an envelope. Nothing calls Rebalance yet: the cluster does next.
 package routing

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/wallaroo-go/machida/engine/barrier"
+	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/source"
 )
 
@@ -41,6 +42,29 @@ type Ownership struct {
 	Epoch  uint64
 	Owner  []Dest
 	Spread []Dest
+}
+
+// OwnershipOf makes the ownership table of worker me from a partition
+// table: Here for me's partitions, dest(owner) for the others. Spread
+// deals the spread segments over every worker of the table in its order
+// (me included, as Here).
+func OwnershipOf(t routing.Table, me routing.WorkerName, dest func(routing.WorkerName) Dest) Ownership {
+	o := Ownership{Epoch: t.Epoch(), Owner: make([]Dest, t.Partitions())}
+	for p := range o.Owner {
+		if w := t.Owner(routing.PartitionID(p)); w != me {
+			o.Owner[p] = dest(w)
+		}
+	}
+	if ws := t.Workers(); len(ws) > 1 {
+		for _, w := range ws {
+			if w == me {
+				o.Spread = append(o.Spread, Here)
+			} else {
+				o.Spread = append(o.Spread, dest(w))
+			}
+		}
+	}
+	return o
 }
 
 // AllLocal reports whether every partition and spread segment runs here.
