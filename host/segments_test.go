@@ -3,12 +3,15 @@ package host
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/wallaroo-go/machida/bridge"
 	"github.com/wallaroo-go/machida/engine/enginetest"
 	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/topology"
@@ -178,4 +181,52 @@ func TestSegments_PartitionExportImportRoundTrip(t *testing.T) {
 	if err := b.ImportPartition(step, pa, []byte("Pnot a pickle")); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("corrupt import: %v", err)
 	}
+}
+
+func TestProcessor_WarningsGoToTheInjectedLogger(t *testing.T) {
+	p, _ := newCountProcessor(t)
+	var buf syncBuf
+	p.log = slog.New(slog.NewTextHandler(&buf, nil))
+	err := testInterp.Do(func(py *bridge.Py) error {
+		// A salvage that is not bytes per sink cannot be delivered: the
+		// processor says so through its logger, not on os.Stderr.
+		bad, err := py.Exec("bad_salvage", "value = (1, 2)\n")
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(bad)
+		v, err := py.GetAttr(bad, "value")
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(v)
+		if err := py.SetAttr(p.paths[0], "salvage", v); err != nil {
+			return err
+		}
+		p.salvage(py, 0, make([][]byte, 2))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "output produced before the failure could not be read") {
+		t.Errorf("logger got %q", buf.String())
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
