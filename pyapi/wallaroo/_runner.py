@@ -473,6 +473,7 @@ class Path(object):
         self.encoders = list(encoders)
         self.generator = None
         self.gen_value = None
+        self._raw = {}  # connection -> bytes of an unfinished frame (frame_raw)
         self.failed = None  # (stage description, message repr) after an error
         self.salvage = None  # per-sink output made before the error
         self.stage_names = ["decoder of source %r" % (source_name,)]
@@ -653,6 +654,56 @@ class Path(object):
         self.failed = None
         self.salvage = None
         return self._run(frames, ts, self._note_failure)
+
+    def frame_raw(self, conn, chunk, ts, closed, header_length, max_payload):
+        """Frame bytes read from one connection of a source whose decoder
+        has its own ``payload_length`` (so the engine cannot frame it in
+        Go), then run the frames like process. ``conn`` names the
+        connection; what is left of a frame waits for its next chunk.
+        Returns (outputs, reason): reason is None, or why the stream can
+        no longer be framed (payload_length raised, or returned a bad
+        length); the engine then closes that connection. The frames before
+        the bad header are processed. With ``closed`` the connection has
+        ended: its leftover bytes are dropped (reason says how many)."""
+        pending = self._raw
+        buf = pending.pop(conn, b"") + chunk if conn in pending else chunk
+        plen = self.decoder.payload_length
+        frames = []
+        pos = 0
+        reason = None
+        end = len(buf)
+        while end - pos >= header_length:
+            header = buf[pos:pos + header_length]
+            try:
+                n = plen(header)
+            except Exception as e:
+                reason = ("payload_length(%r) raised %s: %s"
+                          % (header, type(e).__name__, e))
+                break
+            if type(n) is not int and not (_PY2 and isinstance(n, long)):  # noqa: F821
+                reason = ("payload_length(%r) returned %s %s, not an int"
+                          % (header, type(n).__name__, _describe(n)))
+                break
+            if n < 0 or n > max_payload:
+                reason = ("payload_length(%r) returned %d, outside 0 to %d"
+                          % (header, n, max_payload))
+                break
+            if end - pos - header_length < n:
+                break
+            start = pos + header_length
+            frames.append(buf[start:start + n])
+            pos = start + n
+        if reason is None:
+            if closed:
+                if pos < end:
+                    reason = ("connection closed with %d bytes of an "
+                              "unfinished frame" % (end - pos))
+            elif pos < end:
+                pending[conn] = buf[pos:]
+        self.failed = None
+        self.salvage = None
+        outs = self._run(frames, ts, self._note_failure)
+        return outs, reason
 
     def resume(self, segment, items):
         """Run (key, value, ingest ts) items from segment ``segment`` on;

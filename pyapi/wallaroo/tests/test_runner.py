@@ -354,6 +354,40 @@ class RunnerTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             _runner.Runner(4).set_ownership([0, 0], 1)
 
+    def test_frame_raw_keeps_partial_frames_per_connection(self):
+        class Dec(wallaroo.OctetDecoder):
+            def header_length(self):
+                return 2
+
+            def payload_length(self, bs):
+                if bs == b"!!":
+                    raise ValueError("bad header")
+                if bs == b"??":
+                    return "three"
+                return int(bs)
+
+            def decode(self, bs):
+                return bs.decode("ascii")
+        runner = _runner.Runner(4)
+        path = runner.path("src", Dec(), [], [_encode])
+        self.assertEqual(path.frame_raw(1, b"03abc0", 0, False, 2, 100),
+                         ((b"abc\n",), None))
+        # Another connection's bytes do not mix with connection 1's.
+        self.assertEqual(path.frame_raw(2, b"01z", 0, False, 2, 100),
+                         ((b"z\n",), None))
+        self.assertEqual(path.frame_raw(1, b"2hi", 0, False, 2, 100),
+                         ((b"hi\n",), None))
+        outs, reason = path.frame_raw(1, b"01x!!zz", 0, False, 2, 100)
+        self.assertEqual(outs, (b"x\n",))
+        self.assertIn("raised ValueError: bad header", reason)
+        self.assertIn("not an int",
+                      path.frame_raw(3, b"??", 0, False, 2, 100)[1])
+        self.assertIn("outside 0 to 50",
+                      path.frame_raw(4, b"99", 0, False, 2, 50)[1])
+        self.assertIn("3 bytes of an unfinished frame",
+                      path.frame_raw(5, b"05abc", 0, True, 2, 100)[1])
+        self.assertEqual(path._raw, {})
+
     def test_stock_length_fmt(self):
         self.assertEqual(_runner.stock_length_fmt(_decode), ">I")
         self.assertEqual(_runner.stock_length_fmt(_short), "<H")
