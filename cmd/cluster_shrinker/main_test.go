@@ -35,7 +35,8 @@ func fakeWorker(t *testing.T, reply func(id uint16, payload []byte) []byte) (str
 		var seen bytes.Buffer
 		r := io.TeeReader(conn, &seen)
 		for {
-			id, payload, err := extframe.Read(r)
+			f, err := extframe.Read(r, extframe.MaxRequestLen)
+			id, payload := uint16(f.ID), f.Payload
 			if err != nil {
 				break
 			}
@@ -60,7 +61,7 @@ func received(t *testing.T, got <-chan []byte) []byte {
 }
 
 func replyWith(id uint16, payload string) func(uint16, []byte) []byte {
-	return func(uint16, []byte) []byte { return extframe.Append(nil, id, []byte(payload)) }
+	return func(uint16, []byte) []byte { return extframe.Append(nil, extframe.MsgID(id), []byte(payload)) }
 }
 
 // frame4 returns the expected ShrinkRequest frame for a JSON payload.
@@ -144,8 +145,8 @@ func TestRun_BadReplies(t *testing.T) {
 					return
 				}
 				defer conn.Close() // answer once, then hang up
-				if id, p, err := extframe.Read(conn); err == nil {
-					conn.Write(tc.reply(id, p))
+				if f, err := extframe.Read(conn, extframe.MaxRequestLen); err == nil {
+					conn.Write(tc.reply(uint16(f.ID), f.Payload))
 				}
 			}()
 			addr := ln.Addr().String()

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/wallaroo-go/machida/internal/extframe"
-
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,13 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
-)
 
-// Message ids of the external channel protocol (spec 3.7).
-const (
-	idShrinkRequest       = 4
-	idShrinkQueryResponse = 5
-	idShrinkErrorResponse = 6
+	"github.com/wallaroo-go/machida/internal/extframe"
 )
 
 // shrinkRequest is the JSON payload of a ShrinkRequest.
@@ -58,15 +51,16 @@ func shrink(cfg *config, stdout io.Writer) error {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(cfg.timeout))
-	if _, err := conn.Write(extframe.Append(nil, idShrinkRequest, request(cfg))); err != nil {
+	if _, err := conn.Write(extframe.Append(nil, extframe.MsgShrinkRequest, request(cfg))); err != nil {
 		return fmt.Errorf("unable to send the shrink request to %s: %w", cfg.external, err)
 	}
 
-	want := uint16(idShrinkErrorResponse)
+	want := extframe.MsgShrinkErrorResponse
 	if cfg.query {
-		want = idShrinkQueryResponse
+		want = extframe.MsgShrinkQueryResponse
 	}
-	id, payload, err := extframe.Read(conn)
+	f, err := extframe.Read(conn, extframe.MaxReplyLen)
+	id, payload := f.ID, f.Payload
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Errorf("no reply from %s within %v", cfg.external, cfg.timeout)
@@ -75,7 +69,7 @@ func shrink(cfg *config, stdout io.Writer) error {
 	case err != nil:
 		return fmt.Errorf("invalid reply from %s: %w", cfg.external, err)
 	case id != want:
-		return fmt.Errorf("unexpected reply from %s: message id %d (%q), want %d", cfg.external, id, truncate(payload, 200), want)
+		return fmt.Errorf("unexpected reply from %s: message id %d (%q), want %d", cfg.external, uint16(id), truncate(payload, 200), uint16(want))
 	}
 
 	var line string

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"github.com/wallaroo-go/machida/internal/extframe"
 	"github.com/wallaroo-go/machida/internal/ponyflag"
 )
 
@@ -20,9 +20,6 @@ Sends CleanShutdown to the external channel (--external) of any worker of
 a Wallaroo cluster; the whole cluster shuts down and deletes its recovery
 files. Pony runtime options (--pony*) are accepted and ignored.
 `
-
-// cleanShutdownID is the external channel message id of CleanShutdown.
-const cleanShutdownID = 3
 
 // dialTimeout bounds the connect.
 const dialTimeout = 10 * time.Second
@@ -76,9 +73,7 @@ func shutdown(addr string) error {
 	}
 	defer conn.Close()
 	conn.SetWriteDeadline(time.Now().Add(dialTimeout))
-	frame := binary.BigEndian.AppendUint32(nil, 2)
-	frame = binary.BigEndian.AppendUint16(frame, cleanShutdownID)
-	if _, err := conn.Write(frame); err != nil {
+	if _, err := conn.Write(extframe.Append(nil, extframe.MsgCleanShutdown, nil)); err != nil {
 		return fmt.Errorf("Unable to send CleanShutdown to %s: %w", addr, err)
 	}
 	if err := conn.Close(); err != nil {

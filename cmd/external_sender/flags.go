@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"github.com/wallaroo-go/machida/internal/extframe"
 	"github.com/wallaroo-go/machida/internal/ponyflag"
 )
 
@@ -21,19 +22,13 @@ const defaultTimeout = 10 * time.Second
 // msgType is one --type: what to send and what reply to expect.
 type msgType struct {
 	name    string
-	id      uint16
-	replies []uint16 // accepted reply ids; nil when there is no reply
-	header  string   // printed before the JSON without --json
+	id      extframe.MsgID
+	replies []extframe.MsgID // accepted reply ids; nil when there is no reply
+	header  string           // printed before the JSON without --json
 	payload func(message string) []byte
 }
 
-// Message ids of the external channel protocol (spec 3.7).
 const (
-	idPrint                    = 1
-	idRotateLog                = 2
-	idCleanShutdown            = 3
-	idClusterStatusNotReady    = 11
-	idReportStatus             = 16
 	boundaryCountStatus        = "boundary-count-status"
 	notInitializedClusterReply = `{"processing_messages": false}`
 )
@@ -42,24 +37,26 @@ func text(m string) []byte { return []byte(m) }
 func empty(string) []byte  { return nil }
 
 // query returns a query type with an empty payload.
-func query(name string, id uint16, header string, replies ...uint16) msgType {
+func query(name string, id extframe.MsgID, header string, replies ...extframe.MsgID) msgType {
 	return msgType{name: name, id: id, replies: replies, header: header, payload: empty}
 }
 
 // msgTypes lists the --type values in the order usage shows them.
 var msgTypes = []msgType{
-	{name: "print", id: idPrint, payload: text},
-	{name: "rotate-log", id: idRotateLog, payload: text},
-	{name: "clean-shutdown", id: idCleanShutdown, payload: text},
-	query("partition-query", 7, "Partition query response:", 8),
-	query("partition-count-query", 12, "Partition count query response:", 13),
-	query("cluster-status-query", 9, "Cluster status query response:", 10, idClusterStatusNotReady),
-	query("source-ids-query", 14, "Source ids query response:", 15),
-	{name: boundaryCountStatus, id: idReportStatus, payload: func(string) []byte { return []byte(boundaryCountStatus) }},
-	query("state-entity-query", 17, "State entity query response:", 18),
-	query("state-entity-count-query", 21, "State entity count query response:", 22),
-	query("stateless-partition-query", 19, "Stateless partition query response:", 20),
-	query("stateless-partition-count-query", 23, "Stateless partition count query response:", 24),
+	{name: "print", id: extframe.MsgPrint, payload: text},
+	{name: "rotate-log", id: extframe.MsgRotateLog, payload: text},
+	{name: "clean-shutdown", id: extframe.MsgCleanShutdown, payload: text},
+	query("partition-query", extframe.MsgPartitionQuery, "Partition query response:", extframe.MsgPartitionQueryResponse),
+	query("partition-count-query", extframe.MsgPartitionCountQuery, "Partition count query response:", extframe.MsgPartitionCountQueryResponse),
+	query("cluster-status-query", extframe.MsgClusterStatusQuery, "Cluster status query response:",
+		extframe.MsgClusterStatusQueryResponse, extframe.MsgClusterStatusQueryResponseNotInitialized),
+	query("source-ids-query", extframe.MsgSourceIDsQuery, "Source ids query response:", extframe.MsgSourceIDsQueryResponse),
+	{name: boundaryCountStatus, id: extframe.MsgReportStatus, payload: func(string) []byte { return []byte(boundaryCountStatus) }},
+	query("state-entity-query", extframe.MsgStateEntityQuery, "State entity query response:", extframe.MsgStateEntityQueryResponse),
+	query("state-entity-count-query", extframe.MsgStateEntityCountQuery, "State entity count query response:", extframe.MsgStateEntityCountQueryResponse),
+	query("stateless-partition-query", extframe.MsgStatelessPartitionQuery, "Stateless partition query response:", extframe.MsgStatelessPartitionQueryResponse),
+	query("stateless-partition-count-query", extframe.MsgStatelessPartitionCountQuery, "Stateless partition count query response:",
+		extframe.MsgStatelessPartitionCountQueryResponse),
 }
 
 // typeNames returns the valid --type values, comma-separated.
@@ -147,7 +144,7 @@ func parseFlags(args []string) (*config, error) {
 	if !found {
 		return nil, fmt.Errorf("unknown --type %q; valid types: %s", typ, typeNames())
 	}
-	if cfg.typ.id == idRotateLog && cfg.message == "" {
+	if cfg.typ.id == extframe.MsgRotateLog && cfg.message == "" {
 		return nil, errors.New("--type rotate-log needs --message <worker name>")
 	}
 	if cfg.timeout <= 0 {

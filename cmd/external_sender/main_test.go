@@ -34,7 +34,8 @@ func fakeWorker(t *testing.T, reply func(id uint16, payload []byte) []byte) (str
 		var seen bytes.Buffer
 		r := io.TeeReader(conn, &seen)
 		for {
-			id, payload, err := extframe.Read(r)
+			f, err := extframe.Read(r, extframe.MaxRequestLen)
+			id, payload := uint16(f.ID), f.Payload
 			if err != nil {
 				break
 			}
@@ -61,7 +62,7 @@ func received(t *testing.T, got <-chan []byte) []byte {
 
 // replyWith answers every request with one frame.
 func replyWith(id uint16, payload string) func(uint16, []byte) []byte {
-	return func(uint16, []byte) []byte { return extframe.Append(nil, id, []byte(payload)) }
+	return func(uint16, []byte) []byte { return extframe.Append(nil, extframe.MsgID(id), []byte(payload)) }
 }
 
 func noReply(uint16, []byte) []byte { return nil }
@@ -172,7 +173,7 @@ func TestRun_MessagesWithoutReply(t *testing.T) {
 
 func TestRun_ZeroLengthFrameBeforeReplySkipped(t *testing.T) {
 	addr, _ := fakeWorker(t, func(uint16, []byte) []byte {
-		return extframe.Append([]byte{0, 0, 0, 0}, 15, []byte(`{"source_ids":[]}`))
+		return extframe.Append([]byte{0, 0, 0, 0}, extframe.MsgSourceIDsQueryResponse, []byte(`{"source_ids":[]}`))
 	})
 	code, stdout, stderr := runTool("-e", addr, "-t", "source-ids-query", "-j")
 	if code != 0 || stdout != "{\"source_ids\":[]}\n" {
@@ -208,8 +209,8 @@ func TestRun_BadReplies(t *testing.T) {
 				// Answer the request, then close: a worker that sent a
 				// truncated frame and hung up.
 				defer conn.Close()
-				if id, p, err := extframe.Read(conn); err == nil {
-					conn.Write(tc.reply(id, p))
+				if f, err := extframe.Read(conn, extframe.MaxRequestLen); err == nil {
+					conn.Write(tc.reply(uint16(f.ID), f.Payload))
 				}
 			}()
 			addr := ln.Addr().String()

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/wallaroo-go/machida/internal/extframe"
-
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -12,6 +10,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/wallaroo-go/machida/internal/extframe"
 )
 
 // send writes cfg's message to the worker and, for a query, prints the
@@ -47,7 +47,8 @@ func send(cfg *config, stdout io.Writer) error {
 // awaitReply reads the reply to cfg's query and returns the JSON to
 // print, compacted to one line.
 func awaitReply(conn net.Conn, cfg *config) ([]byte, error) {
-	id, payload, err := extframe.Read(conn)
+	f, err := extframe.Read(conn, extframe.MaxReplyLen)
+	id, payload := f.ID, f.Payload
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return nil, fmt.Errorf("no reply from %s within %v", cfg.external, cfg.timeout)
@@ -56,13 +57,13 @@ func awaitReply(conn net.Conn, cfg *config) ([]byte, error) {
 	case err != nil:
 		return nil, fmt.Errorf("invalid reply from %s: %w", cfg.external, err)
 	case !slices.Contains(cfg.typ.replies, id):
-		return nil, fmt.Errorf("unexpected reply from %s: message id %d, want %d", cfg.external, id, cfg.typ.replies[0])
-	case id == idClusterStatusNotReady:
+		return nil, fmt.Errorf("unexpected reply from %s: message id %d, want %d", cfg.external, uint16(id), uint16(cfg.typ.replies[0]))
+	case id == extframe.MsgClusterStatusQueryResponseNotInitialized:
 		return []byte(notInitializedClusterReply), nil
 	}
 	var line bytes.Buffer
 	if err := json.Compact(&line, payload); err != nil {
-		return nil, fmt.Errorf("invalid reply from %s: message id %d: payload is not JSON (%v): %q", cfg.external, id, err, truncate(payload, 200))
+		return nil, fmt.Errorf("invalid reply from %s: message id %d: payload is not JSON (%v): %q", cfg.external, uint16(id), err, truncate(payload, 200))
 	}
 	return line.Bytes(), nil
 }

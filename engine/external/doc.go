@@ -8,12 +8,13 @@
 // # Wire format
 //
 // Every message in either direction is one frame: a big-endian uint32
-// length (2 + payload length), a big-endian uint16 message id (MsgID) and
-// the payload, text or JSON without a terminator. A frame whose length is
-// 0 is skipped. A length of 1 (no room for the id) or above MaxFrameLen is
-// malformed: the connection is closed and the reason logged. A client may
-// send any number of requests on one connection; replies come back on it
-// in request order. ReadFrame and AppendFrame are the codec.
+// length (2 + payload length), a big-endian uint16 message id
+// (extframe.MsgID) and the payload, text or JSON without a terminator. A
+// frame whose length is 0 is skipped. A length of 1 (no room for the id)
+// or above extframe.MaxRequestLen is malformed: the connection is closed
+// and the reason logged. A client may send any number of requests on one
+// connection; replies come back on it in request order. The codec and the
+// message ids live in internal/extframe, which the operator tools share.
 //
 // # Use
 //
@@ -26,8 +27,8 @@
 //
 // # Ownership and goroutines
 //
-// Serve runs the accept loop on the caller's goroutine and starts one
-// goroutine per connection. A connection goroutine owns its socket: it
+// Serve runs the accept loop (engine/connset) on the caller's goroutine
+// and starts one goroutine per connection. A connection goroutine owns its socket: it
 // reads one request, calls the Status, writes the reply, then reads the
 // next, so requests on one connection are handled one at a time and in
 // order. Different connections are handled concurrently, which is why

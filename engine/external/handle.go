@@ -5,113 +5,115 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+
+	"github.com/wallaroo-go/machida/internal/extframe"
 )
 
-// shrinkRequest is the JSON payload of MsgShrinkRequest.
+// shrinkRequest is the JSON payload of extframe.MsgShrinkRequest.
 type shrinkRequest struct {
 	Query     bool     `json:"query"`
 	NodeNames []string `json:"node_names"`
 	NodeCount int      `json:"node_count"`
 }
 
-// shrinkQueryResponse is the JSON payload of MsgShrinkQueryResponse.
+// shrinkQueryResponse is the JSON payload of extframe.MsgShrinkQueryResponse.
 type shrinkQueryResponse struct {
 	NodeNames []string `json:"node_names"`
 	NodeCount int      `json:"node_count"`
 }
 
-// clusterStatus is the JSON payload of MsgClusterStatusQueryResponse.
+// clusterStatus is the JSON payload of extframe.MsgClusterStatusQueryResponse.
 type clusterStatus struct {
 	WorkerCount        int      `json:"worker_count"`
 	WorkerNames        []string `json:"worker_names"`
 	ProcessingMessages bool     `json:"processing_messages"`
 }
 
-// partitions is the JSON payload of MsgPartitionQueryResponse (T is a
-// list of step ids) and MsgPartitionCountQueryResponse (T is a count).
+// partitions is the JSON payload of extframe.MsgPartitionQueryResponse (T is a
+// list of step ids) and extframe.MsgPartitionCountQueryResponse (T is a count).
 type partitions[T any] struct {
 	State     map[string]map[string]T `json:"state_partitions"`
 	Stateless map[string]map[string]T `json:"stateless_partitions"`
 }
 
-// sourceIDs is the JSON payload of MsgSourceIDsQueryResponse.
+// sourceIDs is the JSON payload of extframe.MsgSourceIDsQueryResponse.
 type sourceIDs struct {
 	SourceIDs []string `json:"source_ids"`
 }
 
 // handle carries out one request from peer and returns the reply, or
 // ok == false when there is none.
-func (s *Server) handle(f Frame, peer net.Addr) (id MsgID, reply []byte, ok bool) {
+func (s *Server) handle(f extframe.Frame, peer net.Addr) (id extframe.MsgID, reply []byte, ok bool) {
 	st := s.status
 	switch f.ID {
-	case MsgPrint:
+	case extframe.MsgPrint:
 		s.log.Printf("$$$ ExternalPrint: %s $$$", f.Payload)
-	case MsgRotateLog:
+	case extframe.MsgRotateLog:
 		worker := string(f.Payload)
 		s.log.Printf("external channel: RotateLog for worker %q from %s", worker, peer)
 		if !st.RotateLog(worker) {
 			s.log.Printf("external channel: RotateLog for worker %q not done: log rotation is not supported (is --log-rotation on?)", worker)
 		}
-	case MsgCleanShutdown:
+	case extframe.MsgCleanShutdown:
 		reason := fmt.Sprintf("CleanShutdown from external channel client %s", peer)
 		if len(f.Payload) > 0 {
 			reason += ": " + string(f.Payload)
 		}
 		s.log.Printf("external channel: %s", reason)
 		st.Shutdown(reason)
-	case MsgShrinkRequest:
+	case extframe.MsgShrinkRequest:
 		return s.shrink(f.Payload, peer)
-	case MsgPartitionQuery:
-		return MsgPartitionQueryResponse, encode(partitions[[]string]{
+	case extframe.MsgPartitionQuery:
+		return extframe.MsgPartitionQueryResponse, encode(partitions[[]string]{
 			State:     byWorker(st.Worker(), st.StateSteps(), list),
 			Stateless: byWorker(st.Worker(), st.StatelessSteps(), list),
 		}), true
-	case MsgPartitionCountQuery:
-		return MsgPartitionCountQueryResponse, encode(partitions[int]{
+	case extframe.MsgPartitionCountQuery:
+		return extframe.MsgPartitionCountQueryResponse, encode(partitions[int]{
 			State:     byWorker(st.Worker(), st.StateSteps(), count),
 			Stateless: byWorker(st.Worker(), st.StatelessSteps(), count),
 		}), true
-	case MsgClusterStatusQuery:
+	case extframe.MsgClusterStatusQuery:
 		if !st.Initialized() {
-			return MsgClusterStatusQueryResponseNotInitialized, nil, true
+			return extframe.MsgClusterStatusQueryResponseNotInitialized, nil, true
 		}
 		workers, processing := st.Cluster()
-		return MsgClusterStatusQueryResponse, encode(clusterStatus{
+		return extframe.MsgClusterStatusQueryResponse, encode(clusterStatus{
 			WorkerCount:        len(workers),
 			WorkerNames:        list(workers),
 			ProcessingMessages: processing,
 		}), true
-	case MsgSourceIDsQuery:
-		return MsgSourceIDsQueryResponse, encode(sourceIDs{list(st.SourceIDs())}), true
-	case MsgReportStatus:
+	case extframe.MsgSourceIDsQuery:
+		return extframe.MsgSourceIDsQueryResponse, encode(sourceIDs{list(st.SourceIDs())}), true
+	case extframe.MsgReportStatus:
 		s.log.Printf("external channel: ReportStatus %q from %s", f.Payload, peer)
-	case MsgStateEntityQuery:
-		return MsgStateEntityQueryResponse, stateEntitiesReply(s, list), true
-	case MsgStateEntityCountQuery:
-		return MsgStateEntityCountQueryResponse, stateEntitiesReply(s, count), true
-	case MsgStatelessPartitionQuery:
-		return MsgStatelessPartitionQueryResponse, encode(byWorker(st.Worker(), st.StatelessSteps(), list)), true
-	case MsgStatelessPartitionCountQuery:
-		return MsgStatelessPartitionCountQueryResponse, encode(byWorker(st.Worker(), st.StatelessSteps(), count)), true
+	case extframe.MsgStateEntityQuery:
+		return extframe.MsgStateEntityQueryResponse, stateEntitiesReply(s, list), true
+	case extframe.MsgStateEntityCountQuery:
+		return extframe.MsgStateEntityCountQueryResponse, stateEntitiesReply(s, count), true
+	case extframe.MsgStatelessPartitionQuery:
+		return extframe.MsgStatelessPartitionQueryResponse, encode(byWorker(st.Worker(), st.StatelessSteps(), list)), true
+	case extframe.MsgStatelessPartitionCountQuery:
+		return extframe.MsgStatelessPartitionCountQueryResponse, encode(byWorker(st.Worker(), st.StatelessSteps(), count)), true
 	default:
 		s.log.Printf("external channel: ignoring message %s (%d payload bytes) from %s: not a request", f.ID, len(f.Payload), peer)
 	}
 	return 0, nil, false
 }
 
-// shrink handles a MsgShrinkRequest payload.
-func (s *Server) shrink(payload []byte, peer net.Addr) (MsgID, []byte, bool) {
+// shrink handles a extframe.MsgShrinkRequest payload.
+func (s *Server) shrink(payload []byte, peer net.Addr) (extframe.MsgID, []byte, bool) {
 	var req shrinkRequest
 	if err := json.Unmarshal(payload, &req); err != nil {
 		s.log.Printf("external channel: invalid ShrinkRequest %q from %s: %v", payload, peer, err)
-		return MsgShrinkErrorResponse, []byte("Invalid shrink request: " + err.Error()), true
+		return extframe.MsgShrinkErrorResponse, []byte("Invalid shrink request: " + err.Error()), true
 	}
 	if req.Query {
 		eligible := list(s.status.ShrinkQuery())
-		return MsgShrinkQueryResponse, encode(shrinkQueryResponse{eligible, len(eligible)}), true
+		return extframe.MsgShrinkQueryResponse, encode(shrinkQueryResponse{eligible, len(eligible)}), true
 	}
 	s.log.Printf("external channel: ShrinkRequest from %s: node_names %q, node_count %d", peer, req.NodeNames, req.NodeCount)
-	return MsgShrinkErrorResponse, []byte(s.status.Shrink(list(req.NodeNames), req.NodeCount)), true
+	return extframe.MsgShrinkErrorResponse, []byte(s.status.Shrink(list(req.NodeNames), req.NodeCount)), true
 }
 
 // stateEntitiesReply answers a state entity query with f applied to each

@@ -8,10 +8,9 @@ import (
 	"io"
 	"log"
 	"net"
-	"sync"
-	"time"
 
 	"github.com/wallaroo-go/machida/engine/connset"
+	"github.com/wallaroo-go/machida/internal/extframe"
 )
 
 // Config configures the external channel server.
@@ -27,8 +26,6 @@ type Server struct {
 	log    *log.Logger
 
 	ln net.Listener // set by Listen
-
-	conns connset.Set // connections being served
 }
 
 // NewServer returns a server that is not yet listening. status answers
@@ -73,49 +70,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.ln == nil {
 		return errors.New("external channel: Serve called before Listen")
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	stop := context.AfterFunc(ctx, s.closeAll)
-	defer stop()
-	defer s.closeAll() // covers returns on a listener failure
-
-	var backoff time.Duration
-	for {
-		conn, err := s.ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("external channel on %s: %w", s.ln.Addr(), err)
-			}
-			// Probably out of file descriptors: wait and retry, as
-			// net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Printf("external channel: accept on %s failed: %v; retrying in %v", s.ln.Addr(), err, backoff)
-			if !sleepCtx(ctx, backoff) {
-				return nil
-			}
-			continue
-		}
-		backoff = 0
-		if !s.conns.Add(conn) {
-			conn.Close()
-			return nil
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer s.conns.Remove(conn)
-			s.serveConn(ctx, conn)
-		}()
-	}
-}
-
-// closeAll closes the listener and every connection being served, which
-// ends Accept, Read and Write calls in progress.
-func (s *Server) closeAll() {
-	s.conns.CloseAll(s.ln)
+	return connset.Serve(ctx, s.ln, connset.Config{Label: "external channel", Log: s.log},
+		func(conn net.Conn) { s.serveConn(ctx, conn) })
 }
 
 // serveConn handles the requests of one connection, one at a time, until
@@ -124,7 +80,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	r := bufio.NewReader(conn)
 	peer := conn.RemoteAddr()
 	for {
-		f, err := ReadFrame(r)
+		f, err := extframe.Read(r, extframe.MaxRequestLen)
 		switch {
 		case err == nil:
 		case ctx.Err() != nil, errors.Is(err, io.EOF):
@@ -137,23 +93,11 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		if !ok {
 			continue
 		}
-		if _, err := conn.Write(AppendFrame(nil, id, reply)); err != nil {
+		if _, err := conn.Write(extframe.Append(nil, id, reply)); err != nil {
 			if ctx.Err() == nil {
 				s.log.Printf("external channel: closing connection from %s: write %s: %v", peer, id, err)
 			}
 			return
 		}
-	}
-}
-
-// sleepCtx waits for d or until ctx ends, reporting false if ctx ended.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

@@ -3,6 +3,7 @@ package external
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wallaroo-go/machida/internal/extframe"
 )
 
 // fakeStatus is an in-memory Status. Fields are set before the server
@@ -142,9 +145,9 @@ func send(t *testing.T, c net.Conn, b []byte) {
 	}
 }
 
-func recv(t *testing.T, c net.Conn) Frame {
+func recv(t *testing.T, c net.Conn) extframe.Frame {
 	t.Helper()
-	f, err := ReadFrame(c)
+	f, err := extframe.Read(c, extframe.MaxRequestLen)
 	if err != nil {
 		t.Fatalf("read reply: %v", err)
 	}
@@ -152,9 +155,9 @@ func recv(t *testing.T, c net.Conn) Frame {
 }
 
 // ask sends one request and returns the reply.
-func ask(t *testing.T, c net.Conn, id MsgID, payload string) Frame {
+func ask(t *testing.T, c net.Conn, id extframe.MsgID, payload string) extframe.Frame {
 	t.Helper()
-	send(t, c, AppendFrame(nil, id, []byte(payload)))
+	send(t, c, extframe.Append(nil, id, []byte(payload)))
 	return recv(t, c)
 }
 
@@ -174,32 +177,32 @@ func TestServer_Queries(t *testing.T) {
 	addr, _ := startServer(t, newFakeStatus())
 	cases := []struct {
 		name    string
-		req     MsgID
+		req     extframe.MsgID
 		payload string
-		id      MsgID
+		id      extframe.MsgID
 		want    string
 	}{
-		{"partition-query", MsgPartitionQuery, "", MsgPartitionQueryResponse,
+		{"partition-query", extframe.MsgPartitionQuery, "", extframe.MsgPartitionQueryResponse,
 			`{"state_partitions":{"111":{"w1":["1","2"]},"222":{"w1":[]}},"stateless_partitions":{"333":{"w1":["3"]}}}`},
-		{"partition-count-query", MsgPartitionCountQuery, "", MsgPartitionCountQueryResponse,
+		{"partition-count-query", extframe.MsgPartitionCountQuery, "", extframe.MsgPartitionCountQueryResponse,
 			`{"state_partitions":{"111":{"w1":2},"222":{"w1":0}},"stateless_partitions":{"333":{"w1":1}}}`},
-		{"cluster-status-query", MsgClusterStatusQuery, "", MsgClusterStatusQueryResponse,
+		{"cluster-status-query", extframe.MsgClusterStatusQuery, "", extframe.MsgClusterStatusQueryResponse,
 			`{"worker_count":2,"worker_names":["initializer","w1"],"processing_messages":true}`},
-		{"source-ids-query", MsgSourceIDsQuery, "", MsgSourceIDsQueryResponse,
+		{"source-ids-query", extframe.MsgSourceIDsQuery, "", extframe.MsgSourceIDsQueryResponse,
 			`{"source_ids":["s1","s2"]}`},
-		{"state-entity-query", MsgStateEntityQuery, "", MsgStateEntityQueryResponse,
+		{"state-entity-query", extframe.MsgStateEntityQuery, "", extframe.MsgStateEntityQueryResponse,
 			`{"111":["a","b"],"222":[]}`},
-		{"state-entity-count-query", MsgStateEntityCountQuery, "", MsgStateEntityCountQueryResponse,
+		{"state-entity-count-query", extframe.MsgStateEntityCountQuery, "", extframe.MsgStateEntityCountQueryResponse,
 			`{"111":2,"222":0}`},
-		{"stateless-partition-query", MsgStatelessPartitionQuery, "", MsgStatelessPartitionQueryResponse,
+		{"stateless-partition-query", extframe.MsgStatelessPartitionQuery, "", extframe.MsgStatelessPartitionQueryResponse,
 			`{"333":{"w1":["3"]}}`},
-		{"stateless-partition-count-query", MsgStatelessPartitionCountQuery, "", MsgStatelessPartitionCountQueryResponse,
+		{"stateless-partition-count-query", extframe.MsgStatelessPartitionCountQuery, "", extframe.MsgStatelessPartitionCountQueryResponse,
 			`{"333":{"w1":1}}`},
-		{"shrink query", MsgShrinkRequest, `{"query": true, "node_names": [], "node_count": 0}`, MsgShrinkQueryResponse,
+		{"shrink query", extframe.MsgShrinkRequest, `{"query": true, "node_names": [], "node_count": 0}`, extframe.MsgShrinkQueryResponse,
 			`{"node_names":["w1","w2"],"node_count":2}`},
-		{"shrink by count", MsgShrinkRequest, `{"query": false, "node_names": [], "node_count": 1}`, MsgShrinkErrorResponse,
+		{"shrink by count", extframe.MsgShrinkRequest, `{"query": false, "node_names": [], "node_count": 1}`, extframe.MsgShrinkErrorResponse,
 			`Shrinking by 1 workers!`},
-		{"query payload ignored", MsgSourceIDsQuery, "junk", MsgSourceIDsQueryResponse,
+		{"query payload ignored", extframe.MsgSourceIDsQuery, "junk", extframe.MsgSourceIDsQueryResponse,
 			`{"source_ids":["s1","s2"]}`},
 	}
 	for _, tc := range cases {
@@ -217,21 +220,21 @@ func TestServer_EmptyStatusGivesEmptyCollections(t *testing.T) {
 	addr, _ := startServer(t, &fakeStatus{initialized: true, worker: "initializer"})
 	c := dial(t, addr)
 	for _, tc := range []struct {
-		req  MsgID
+		req  extframe.MsgID
 		want string
 	}{
-		{MsgPartitionQuery, `{"state_partitions":{},"stateless_partitions":{}}`},
-		{MsgPartitionCountQuery, `{"state_partitions":{},"stateless_partitions":{}}`},
-		{MsgClusterStatusQuery, `{"worker_count":0,"worker_names":[],"processing_messages":false}`},
-		{MsgSourceIDsQuery, `{"source_ids":[]}`},
-		{MsgStateEntityQuery, `{}`},
-		{MsgStateEntityCountQuery, `{}`},
-		{MsgStatelessPartitionQuery, `{}`},
-		{MsgStatelessPartitionCountQuery, `{}`},
-		{MsgShrinkRequest, `{"node_names":[],"node_count":0}`},
+		{extframe.MsgPartitionQuery, `{"state_partitions":{},"stateless_partitions":{}}`},
+		{extframe.MsgPartitionCountQuery, `{"state_partitions":{},"stateless_partitions":{}}`},
+		{extframe.MsgClusterStatusQuery, `{"worker_count":0,"worker_names":[],"processing_messages":false}`},
+		{extframe.MsgSourceIDsQuery, `{"source_ids":[]}`},
+		{extframe.MsgStateEntityQuery, `{}`},
+		{extframe.MsgStateEntityCountQuery, `{}`},
+		{extframe.MsgStatelessPartitionQuery, `{}`},
+		{extframe.MsgStatelessPartitionCountQuery, `{}`},
+		{extframe.MsgShrinkRequest, `{"node_names":[],"node_count":0}`},
 	} {
 		payload := ""
-		if tc.req == MsgShrinkRequest {
+		if tc.req == extframe.MsgShrinkRequest {
 			payload = `{"query":true}`
 		}
 		if got := ask(t, c, tc.req, payload); string(got.Payload) != tc.want {
@@ -244,9 +247,9 @@ func TestServer_ClusterStatusBeforeInitialized(t *testing.T) {
 	st := newFakeStatus()
 	st.initialized = false
 	addr, _ := startServer(t, st)
-	got := ask(t, dial(t, addr), MsgClusterStatusQuery, "")
-	if got.ID != MsgClusterStatusQueryResponseNotInitialized || len(got.Payload) != 0 {
-		t.Fatalf("reply %s %q, want %s with no payload", got.ID, got.Payload, MsgClusterStatusQueryResponseNotInitialized)
+	got := ask(t, dial(t, addr), extframe.MsgClusterStatusQuery, "")
+	if got.ID != extframe.MsgClusterStatusQueryResponseNotInitialized || len(got.Payload) != 0 {
+		t.Fatalf("reply %s %q, want %s with no payload", got.ID, got.Payload, extframe.MsgClusterStatusQueryResponseNotInitialized)
 	}
 }
 
@@ -255,9 +258,9 @@ func TestServer_StateEntitiesErrorRepliesEmptyObject(t *testing.T) {
 	st.entitiesErr = errors.New("steps did not answer")
 	addr, logs := startServer(t, st)
 	c := dial(t, addr)
-	for req, id := range map[MsgID]MsgID{
-		MsgStateEntityQuery:      MsgStateEntityQueryResponse,
-		MsgStateEntityCountQuery: MsgStateEntityCountQueryResponse,
+	for req, id := range map[extframe.MsgID]extframe.MsgID{
+		extframe.MsgStateEntityQuery:      extframe.MsgStateEntityQueryResponse,
+		extframe.MsgStateEntityCountQuery: extframe.MsgStateEntityCountQueryResponse,
 	} {
 		if got := ask(t, c, req, ""); got.ID != id || string(got.Payload) != "{}" {
 			t.Errorf("%s: reply %s %s, want %s {}", req, got.ID, got.Payload, id)
@@ -274,12 +277,12 @@ func TestServer_ShrinkRequests(t *testing.T) {
 	addr, logs := startServer(t, st)
 	c := dial(t, addr)
 
-	got := ask(t, c, MsgShrinkRequest, `{"query":false,"node_names":["initializer"],"node_count":0}`)
-	if got.ID != MsgShrinkErrorResponse || string(got.Payload) != "Invalid shrink targets!" {
+	got := ask(t, c, extframe.MsgShrinkRequest, `{"query":false,"node_names":["initializer"],"node_count":0}`)
+	if got.ID != extframe.MsgShrinkErrorResponse || string(got.Payload) != "Invalid shrink targets!" {
 		t.Fatalf("reply %s %q", got.ID, got.Payload)
 	}
-	got = ask(t, c, MsgShrinkRequest, `{"node_count":3}`)
-	if got.ID != MsgShrinkErrorResponse {
+	got = ask(t, c, extframe.MsgShrinkRequest, `{"node_count":3}`)
+	if got.ID != extframe.MsgShrinkErrorResponse {
 		t.Fatalf("reply %s %q", got.ID, got.Payload)
 	}
 	shrinks, _ := st.calls()
@@ -288,8 +291,8 @@ func TestServer_ShrinkRequests(t *testing.T) {
 		t.Fatalf("Shrink calls %q, want %q", shrinks, want)
 	}
 
-	got = ask(t, c, MsgShrinkRequest, `{"query":`)
-	if got.ID != MsgShrinkErrorResponse || !strings.HasPrefix(string(got.Payload), "Invalid shrink request: ") {
+	got = ask(t, c, extframe.MsgShrinkRequest, `{"query":`)
+	if got.ID != extframe.MsgShrinkErrorResponse || !strings.HasPrefix(string(got.Payload), "Invalid shrink request: ") {
 		t.Fatalf("reply to bad JSON %s %q", got.ID, got.Payload)
 	}
 	if shrinks, _ := st.calls(); len(shrinks) != 2 {
@@ -304,13 +307,13 @@ func TestServer_SeveralRequestsOnOneConnection(t *testing.T) {
 	addr, _ := startServer(t, newFakeStatus())
 	c := dial(t, addr)
 	var b []byte
-	b = AppendFrame(b, MsgSourceIDsQuery, nil)
-	b = AppendFrame(b, MsgPrint, []byte("no reply"))
-	b = AppendFrame(b, MsgClusterStatusQuery, nil)
-	b = AppendFrame(b, MsgReportStatus, []byte("boundary-count-status"))
-	b = AppendFrame(b, MsgStatelessPartitionCountQuery, nil)
+	b = extframe.Append(b, extframe.MsgSourceIDsQuery, nil)
+	b = extframe.Append(b, extframe.MsgPrint, []byte("no reply"))
+	b = extframe.Append(b, extframe.MsgClusterStatusQuery, nil)
+	b = extframe.Append(b, extframe.MsgReportStatus, []byte("boundary-count-status"))
+	b = extframe.Append(b, extframe.MsgStatelessPartitionCountQuery, nil)
 	send(t, c, b) // one write
-	for _, want := range []MsgID{MsgSourceIDsQueryResponse, MsgClusterStatusQueryResponse, MsgStatelessPartitionCountQueryResponse} {
+	for _, want := range []extframe.MsgID{extframe.MsgSourceIDsQueryResponse, extframe.MsgClusterStatusQueryResponse, extframe.MsgStatelessPartitionCountQueryResponse} {
 		if got := recv(t, c); got.ID != want {
 			t.Fatalf("reply %s, want %s", got.ID, want)
 		}
@@ -321,7 +324,7 @@ func TestServer_ZeroLengthFramesIgnored(t *testing.T) {
 	addr, _ := startServer(t, newFakeStatus())
 	c := dial(t, addr)
 	send(t, c, []byte{0, 0, 0, 0, 0, 0, 0, 0})
-	if got := ask(t, c, MsgSourceIDsQuery, ""); got.ID != MsgSourceIDsQueryResponse {
+	if got := ask(t, c, extframe.MsgSourceIDsQuery, ""); got.ID != extframe.MsgSourceIDsQueryResponse {
 		t.Fatalf("reply %s", got.ID)
 	}
 }
@@ -331,13 +334,13 @@ func TestServer_PrintReportStatusAndRotateLogAreLogged(t *testing.T) {
 	addr, logs := startServer(t, st)
 	c := dial(t, addr)
 	var b []byte
-	b = AppendFrame(b, MsgPrint, []byte("hello there"))
-	b = AppendFrame(b, MsgReportStatus, []byte("boundary-count-status"))
-	b = AppendFrame(b, MsgRotateLog, []byte("w1"))
+	b = extframe.Append(b, extframe.MsgPrint, []byte("hello there"))
+	b = extframe.Append(b, extframe.MsgReportStatus, []byte("boundary-count-status"))
+	b = extframe.Append(b, extframe.MsgRotateLog, []byte("w1"))
 	send(t, c, b)
 	// Requests on a connection are handled in order: once this reply is
 	// here, the ones before it are done.
-	ask(t, c, MsgSourceIDsQuery, "")
+	ask(t, c, extframe.MsgSourceIDsQuery, "")
 	for _, want := range []string{"$$$ ExternalPrint: hello there $$$\n", `ReportStatus "boundary-count-status"`, `RotateLog for worker "w1"`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
@@ -356,8 +359,8 @@ func TestServer_RotateLogUnsupportedIsLogged(t *testing.T) {
 	st.canRotate = false
 	addr, logs := startServer(t, st)
 	c := dial(t, addr)
-	send(t, c, AppendFrame(nil, MsgRotateLog, []byte("initializer")))
-	ask(t, c, MsgSourceIDsQuery, "")
+	send(t, c, extframe.Append(nil, extframe.MsgRotateLog, []byte("initializer")))
+	ask(t, c, extframe.MsgSourceIDsQuery, "")
 	if !strings.Contains(logs.String(), `RotateLog for worker "initializer" not done`) {
 		t.Errorf("log lacks the refusal:\n%s", logs)
 	}
@@ -371,7 +374,7 @@ func TestServer_CleanShutdownCallsStatus(t *testing.T) {
 		st := newFakeStatus()
 		addr, _ := startServer(t, st)
 		c := dial(t, addr)
-		send(t, c, AppendFrame(nil, MsgCleanShutdown, []byte(tc.payload)))
+		send(t, c, extframe.Append(nil, extframe.MsgCleanShutdown, []byte(tc.payload)))
 		select {
 		case reason := <-st.shutdowns:
 			if !strings.HasPrefix(reason, "CleanShutdown from external channel client 127.0.0.1:") || !strings.HasSuffix(reason, tc.suffix) {
@@ -381,16 +384,16 @@ func TestServer_CleanShutdownCallsStatus(t *testing.T) {
 			t.Fatal("Shutdown not called within 10s")
 		}
 		// The connection stays usable (the worker ends it by shutting down).
-		ask(t, c, MsgSourceIDsQuery, "")
+		ask(t, c, extframe.MsgSourceIDsQuery, "")
 	}
 }
 
 func TestServer_UnknownIDIgnored(t *testing.T) {
 	addr, logs := startServer(t, newFakeStatus())
 	c := dial(t, addr)
-	send(t, c, AppendFrame(nil, 99, []byte("??")))
-	send(t, c, AppendFrame(nil, MsgSourceIDsQueryResponse, []byte("{}"))) // a reply id sent to the worker
-	if got := ask(t, c, MsgSourceIDsQuery, ""); got.ID != MsgSourceIDsQueryResponse {
+	send(t, c, extframe.Append(nil, 99, []byte("??")))
+	send(t, c, extframe.Append(nil, extframe.MsgSourceIDsQueryResponse, []byte("{}"))) // a reply id sent to the worker
+	if got := ask(t, c, extframe.MsgSourceIDsQuery, ""); got.ID != extframe.MsgSourceIDsQueryResponse {
 		t.Fatalf("reply %s", got.ID)
 	}
 	for _, want := range []string{"ignoring message MsgID(99) (2 payload bytes)", "ignoring message SourceIdsQueryResponse"} {
@@ -407,22 +410,22 @@ func TestServer_MalformedFrameClosesOnlyThatConnection(t *testing.T) {
 		log  string
 	}{
 		{"length 1", rawFrame(1, 0), "length 1 leaves no room"},
-		{"length above 1 MiB", rawFrame(MaxFrameLen + 1), fmt.Sprintf("length %d exceeds", MaxFrameLen+1)},
+		{"length above 1 MiB", rawFrame(extframe.MaxRequestLen + 1), fmt.Sprintf("length %d exceeds", extframe.MaxRequestLen+1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, logs := startServer(t, newFakeStatus())
 			good := dial(t, addr)
-			ask(t, good, MsgSourceIDsQuery, "")
+			ask(t, good, extframe.MsgSourceIDsQuery, "")
 			bad := dial(t, addr)
 			send(t, bad, tc.in)
 			expectClosed(t, bad)
 			if !strings.Contains(logs.String(), "closing connection from 127.0.0.1:") || !strings.Contains(logs.String(), tc.log) {
 				t.Errorf("log lacks the reason %q:\n%s", tc.log, logs)
 			}
-			if got := ask(t, good, MsgClusterStatusQuery, ""); got.ID != MsgClusterStatusQueryResponse {
+			if got := ask(t, good, extframe.MsgClusterStatusQuery, ""); got.ID != extframe.MsgClusterStatusQueryResponse {
 				t.Fatalf("other connection: reply %s", got.ID)
 			}
-			if got := ask(t, dial(t, addr), MsgClusterStatusQuery, ""); got.ID != MsgClusterStatusQueryResponse {
+			if got := ask(t, dial(t, addr), extframe.MsgClusterStatusQuery, ""); got.ID != extframe.MsgClusterStatusQueryResponse {
 				t.Fatalf("new connection: reply %s", got.ID)
 			}
 		})
@@ -450,12 +453,12 @@ func TestServer_ConcurrentConnections(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 20 {
-				if _, err := c.Write(AppendFrame(nil, MsgPartitionQuery, nil)); err != nil {
+				if _, err := c.Write(extframe.Append(nil, extframe.MsgPartitionQuery, nil)); err != nil {
 					errs <- err
 					return
 				}
-				f, err := ReadFrame(c)
-				if err != nil || f.ID != MsgPartitionQueryResponse {
+				f, err := extframe.Read(c, extframe.MaxRequestLen)
+				if err != nil || f.ID != extframe.MsgPartitionQueryResponse {
 					errs <- fmt.Errorf("reply %v, %v", f.ID, err)
 					return
 				}
@@ -478,7 +481,7 @@ func TestServer_ServeEndsWithContext(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
 	c := dial(t, s.Addr().String())
-	ask(t, c, MsgSourceIDsQuery, "")
+	ask(t, c, extframe.MsgSourceIDsQuery, "")
 	cancel()
 	select {
 	case err := <-done:
@@ -511,5 +514,42 @@ func TestServer_ListenErrors(t *testing.T) {
 	}
 	if err := s.Serve(context.Background()); err == nil || !strings.Contains(err.Error(), "before Listen") {
 		t.Fatalf("Serve before Listen: %v", err)
+	}
+}
+
+// rawFrame returns a frame with an explicit length field.
+func rawFrame(length uint32, body ...byte) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, length), body...)
+}
+
+// The shape 0.6 tools see from one worker: every stage lists its worker
+// with 10 step ids (partition queries) or the count 10.
+func TestServer_PartitionQueriesTenStepsPerStage(t *testing.T) {
+	st := newFakeStatus()
+	st.worker = "initializer"
+	st.state = map[string][]string{
+		"111": {"1110", "1111", "1112", "1113", "1114", "1115", "1116", "1117", "1118", "1119"},
+		"222": {"2220", "2221", "2222", "2223", "2224", "2225", "2226", "2227", "2228", "2229"},
+	}
+	st.stateless = map[string][]string{"333": {"3330", "3331", "3332", "3333", "3334", "3335", "3336", "3337", "3338", "3339"}}
+	addr, _ := startServer(t, st)
+	c := dial(t, addr)
+	for _, tc := range []struct {
+		req, id extframe.MsgID
+		want    string
+	}{
+		{extframe.MsgPartitionQuery, extframe.MsgPartitionQueryResponse,
+			`{"state_partitions":{"111":{"initializer":["1110","1111","1112","1113","1114","1115","1116","1117","1118","1119"]},"222":{"initializer":["2220","2221","2222","2223","2224","2225","2226","2227","2228","2229"]}},` +
+				`"stateless_partitions":{"333":{"initializer":["3330","3331","3332","3333","3334","3335","3336","3337","3338","3339"]}}}`},
+		{extframe.MsgPartitionCountQuery, extframe.MsgPartitionCountQueryResponse,
+			`{"state_partitions":{"111":{"initializer":10},"222":{"initializer":10}},"stateless_partitions":{"333":{"initializer":10}}}`},
+		{extframe.MsgStatelessPartitionQuery, extframe.MsgStatelessPartitionQueryResponse,
+			`{"333":{"initializer":["3330","3331","3332","3333","3334","3335","3336","3337","3338","3339"]}}`},
+		{extframe.MsgStatelessPartitionCountQuery, extframe.MsgStatelessPartitionCountQueryResponse,
+			`{"333":{"initializer":10}}`},
+	} {
+		if got := ask(t, c, tc.req, ""); got.ID != tc.id || string(got.Payload) != tc.want {
+			t.Errorf("%s: reply %s %s\nwant     %s %s", tc.req, got.ID, got.Payload, tc.id, tc.want)
+		}
 	}
 }

@@ -16,6 +16,7 @@ const (
 	DefaultRetryMin   = 100 * time.Millisecond
 	DefaultRetryMax   = 2 * time.Second
 	DefaultQueueBytes = 4 << 20
+	DefaultMaxWrite   = 64 << 10
 )
 
 // dialTimeout bounds one connection attempt, so that an address that
@@ -32,6 +33,7 @@ type TCPConfig struct {
 	RetryMin   time.Duration // first pause after a failed connection attempt
 	RetryMax   time.Duration // the pause doubles up to this
 	QueueBytes int           // bytes queued and not yet written before Write blocks
+	MaxWrite   int           // bytes handed to the kernel per write call
 }
 
 // TCP is a TCP sink client: it connects to Addr, reconnects when the
@@ -42,12 +44,16 @@ type TCP struct {
 	cfg  TCPConfig
 	log  *log.Logger
 	dial func(ctx context.Context) (net.Conn, error) // replaced in tests
+	// unacked reports the bytes of conn's stream the peer has not
+	// acknowledged yet, or false if that cannot be known now
+	// (sendQueueLen; replaced in tests).
+	unacked func(conn net.Conn) (int, bool)
 
 	mu       sync.Mutex
 	queue    [][]byte        // chunks not yet taken by the writer goroutine
 	queued   int             // bytes enqueued and not yet written (queue and in flight)
 	enqueued int64           // bytes ever enqueued
-	written  int64           // bytes ever written to a socket
+	written  int64           // stream offset up to which bytes were accepted by a kernel
 	closed   bool            // Close was called: Write refuses
 	ctx      context.Context // Start's context; nil before Start
 	stopErr  error           // why the writer goroutine stopped; nil while it runs
@@ -72,6 +78,9 @@ func NewTCP(cfg TCPConfig, logger *log.Logger) *TCP {
 	if cfg.QueueBytes <= 0 {
 		cfg.QueueBytes = DefaultQueueBytes
 	}
+	if cfg.MaxWrite <= 0 {
+		cfg.MaxWrite = DefaultMaxWrite
+	}
 	if logger == nil {
 		logger = log.New(io.Discard, "", 0)
 	}
@@ -80,6 +89,7 @@ func NewTCP(cfg TCPConfig, logger *log.Logger) *TCP {
 		cfg:       cfg,
 		log:       logger,
 		dial:      func(ctx context.Context) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", cfg.Addr) },
+		unacked:   sendQueueLen,
 		changed:   make(chan struct{}),
 		wake:      make(chan struct{}, 1),
 		connected: make(chan struct{}),
@@ -166,7 +176,9 @@ func (s *TCP) Write(ctx context.Context, p []byte) error {
 }
 
 // Flush waits until every byte enqueued before the call has been written
-// to a socket (accepted by the kernel; not necessarily received). It fails
+// to a socket (accepted by the kernel; not necessarily received, and sent
+// again on the next connection if the peer had not acknowledged it when
+// the connection failed). It fails
 // if ctx ends or the writer goroutine stops first. Safe for concurrent
 // use.
 func (s *TCP) Flush(ctx context.Context) error {
@@ -230,7 +242,7 @@ var errStopped = errors.New("sink stopped")
 // run is the writer goroutine: connect, write until the connection fails,
 // reconnect after a pause, until ctx ends or Close stops it.
 func (s *TCP) run(ctx context.Context) {
-	var inflight net.Buffers // chunks taken from the queue, not yet fully written
+	var out outbox // what is to be (re-)sent, kept across connections
 	reason := errStopped
 	defer func() {
 		s.mu.Lock()
@@ -272,7 +284,8 @@ func (s *TCP) run(ctx context.Context) {
 			close(s.connected)
 		}
 
-		err = s.serve(ctx, conn, &inflight)
+		out.rewind()
+		err = s.serve(ctx, conn, &out)
 		switch {
 		case ctx.Err() != nil:
 			reason = ctx.Err()
@@ -280,21 +293,110 @@ func (s *TCP) run(ctx context.Context) {
 		case err == nil: // stopped by Close
 			return
 		}
-		s.log.Printf("%s: connection to %s lost: %v; reconnecting", s.label(), s.cfg.Addr, err)
+		if resend := out.sentTo - out.start; resend > 0 {
+			s.log.Printf("%s: connection to %s lost: %v; reconnecting (%d bytes the peer did not acknowledge will be sent again)", s.label(), s.cfg.Addr, err, resend)
+		} else {
+			s.log.Printf("%s: connection to %s lost: %v; reconnecting", s.label(), s.cfg.Addr, err)
+		}
+	}
+}
+
+// outbox is the writer goroutine's view of the output stream: the chunks
+// from the first one the peer may not have received (not known to be
+// acknowledged) to the last one taken from the queue, in stream order.
+// Offsets are positions in the stream of every byte ever enqueued (the
+// same as TCP.enqueued and TCP.written). Only the writer goroutine uses it.
+type outbox struct {
+	chunks  [][]byte
+	start   int64 // stream offset of chunks[0]: always a chunk boundary
+	end     int64 // stream offset after the last chunk
+	sentTo  int64 // the current connection's kernel has accepted the stream up to here
+	ackedTo int64 // the current connection's peer is known to have acknowledged up to here
+	idx     int   // chunks[idx][off] is the byte at sentTo
+	off     int
+}
+
+// add appends chunks taken from the queue.
+func (o *outbox) add(q [][]byte) {
+	for _, c := range q {
+		o.chunks = append(o.chunks, c)
+		o.end += int64(len(c))
+	}
+}
+
+// rewind starts a new connection from o.start, the start of the first
+// chunk not known to be acknowledged: a chunk boundary, so a frame
+// boundary when every chunk is whole frames.
+func (o *outbox) rewind() {
+	o.sentTo, o.ackedTo, o.idx, o.off = o.start, o.start, 0, 0
+}
+
+// next returns the next bytes to write, at most max.
+func (o *outbox) next(max int) net.Buffers {
+	var bufs net.Buffers
+	for i, off := o.idx, o.off; i < len(o.chunks) && max > 0; i, off = i+1, 0 {
+		b := o.chunks[i][off:]
+		if len(b) > max {
+			b = b[:max]
+		}
+		bufs = append(bufs, b)
+		max -= len(b)
+	}
+	return bufs
+}
+
+// advance records that the kernel accepted n more bytes.
+func (o *outbox) advance(n int) {
+	o.sentTo += int64(n)
+	for n > 0 {
+		k := min(n, len(o.chunks[o.idx])-o.off)
+		n -= k
+		o.off += k
+		if o.off == len(o.chunks[o.idx]) {
+			o.idx, o.off = o.idx+1, 0
+		}
+	}
+}
+
+// ack records that the peer acknowledged the stream up to to, and drops
+// the chunks it acknowledged completely.
+func (o *outbox) ack(to int64) {
+	o.ackedTo = max(o.ackedTo, min(to, o.sentTo))
+	drop := 0
+	for drop < o.idx && o.start+int64(len(o.chunks[drop])) <= o.ackedTo {
+		o.start += int64(len(o.chunks[drop]))
+		o.chunks[drop] = nil
+		drop++
+	}
+	o.chunks = o.chunks[drop:]
+	o.idx -= drop
+	if len(o.chunks) == 0 {
+		o.chunks = nil // let a grown backing array go
+	}
+}
+
+// learnAcks updates o from the kernel's count of the bytes of conn's
+// stream that the peer has not acknowledged; if that cannot be known now
+// (the connection was reset), o keeps what it knew.
+func (s *TCP) learnAcks(conn net.Conn, o *outbox) {
+	if n, ok := s.unacked(conn); ok {
+		o.ack(o.sentTo - int64(n))
 	}
 }
 
 // serve writes queued chunks to conn until the connection fails (returning
-// why), ctx ends or Close stops it (returning nil). On failure *inflight
-// holds the chunks not yet completely written, to be written first on the
-// next connection. A chunk the failure cut is kept whole: each chunk is
-// whole frames (one Write), so a new connection always starts at a frame
-// boundary; the cut chunk's frames that did reach the old peer may arrive
-// twice (at least once, never a torn frame).
-func (s *TCP) serve(ctx context.Context, conn net.Conn, inflight *net.Buffers) error {
+// why), ctx ends or Close stops it (returning nil). It hands the kernel at
+// most MaxWrite bytes per write call and, after each, learns how far the
+// peer has acknowledged; on a failure out still holds everything from the
+// first chunk the peer did not acknowledge completely, for the next
+// connection to send again (see the package documentation).
+func (s *TCP) serve(ctx context.Context, conn net.Conn, out *outbox) error {
 	// The peer never sends anything we need, but reading tells us at
 	// once when it closes or resets the connection, instead of at the
-	// next write (whose bytes the kernel would take and then lose).
+	// next write (whose bytes the kernel would take and then lose). The
+	// reader does not close conn, so that the writer can still ask the
+	// kernel what the peer acknowledged; it ends a blocked write with a
+	// deadline instead.
 	broken := make(chan error, 1)
 	go func() {
 		var buf [512]byte
@@ -304,35 +406,39 @@ func (s *TCP) serve(ctx context.Context, conn net.Conn, inflight *net.Buffers) e
 					err = errors.New("closed by peer")
 				}
 				broken <- err
-				conn.Close() // also ends a write blocked on a dead peer
+				conn.SetWriteDeadline(time.Now()) // ends a write blocked on a dead peer
 				return
 			}
 		}
 	}()
 	stopWatch := context.AfterFunc(ctx, func() { conn.Close() })
+	var failure error
 	defer func() {
 		stopWatch()
+		if failure != nil {
+			s.learnAcks(conn, out)
+		}
 		conn.Close()
 		<-broken // the reader has exited
 	}()
 
-	var batch [][]byte // backing array of *inflight, recycled as the next queue
-	var whole [][]byte // the chunks of the current write, as they were before it
 	for {
-		if len(*inflight) == 0 {
+		if out.sentTo == out.end {
 			s.mu.Lock()
 			if len(s.queue) > 0 {
-				*inflight = s.queue
-				s.queue, batch = batch[:0], s.queue
+				out.add(s.queue)
+				clear(s.queue)
+				s.queue = s.queue[:0]
 			}
 			s.mu.Unlock()
 		}
-		if len(*inflight) == 0 {
+		if out.sentTo == out.end {
 			select {
 			case <-s.wake:
 				continue
 			case err := <-broken:
 				broken <- err // for the deferred wait
+				failure = err
 				return err
 			case <-s.stop:
 				return nil
@@ -340,34 +446,40 @@ func (s *TCP) serve(ctx context.Context, conn net.Conn, inflight *net.Buffers) e
 				return nil
 			}
 		}
+		select {
+		case err := <-broken: // found out between writes
+			broken <- err
+			failure = err
+			return err
+		default:
+		}
 
-		// Remember the chunks whole: a chunk cut by a failure is sent again
-		// from its start on the next connection.
-		whole = append(whole[:0], *inflight...)
-		before := buffersLen(*inflight)
-		n, err := inflight.WriteTo(conn)
-		if after := buffersLen(*inflight); before-after != int(n) {
+		bufs := out.next(s.cfg.MaxWrite)
+		before := buffersLen(bufs)
+		n, err := bufs.WriteTo(conn)
+		if after := buffersLen(bufs); before-after != int(n) {
 			panic(fmt.Sprintf("sink: net.Buffers.WriteTo reported %d bytes but consumed %d", n, before-after))
 		}
-		if err != nil && len(*inflight) > 0 {
-			if cut := len(whole) - len(*inflight); len((*inflight)[0]) != len(whole[cut]) {
-				partial := len(whole[cut]) - len((*inflight)[0])
-				(*inflight)[0] = whole[cut]
-				n -= int64(partial) // not delivered: it goes again, whole
-			}
+		out.advance(int(n))
+		if err == nil {
+			s.learnAcks(conn, out)
 		}
 		s.mu.Lock()
-		s.written += n
-		s.queued -= int(n)
-		s.broadcastLocked()
+		if out.sentTo > s.written {
+			s.queued -= int(out.sentTo - s.written)
+			s.written = out.sentTo
+			s.broadcastLocked()
+		}
 		s.mu.Unlock()
 		if err != nil {
 			select {
 			case rerr := <-broken: // the reader saw the reason first
 				broken <- rerr
+				failure = rerr
 				return fmt.Errorf("write: %w", rerr)
 			default:
 			}
+			failure = err
 			return fmt.Errorf("write: %w", err)
 		}
 	}

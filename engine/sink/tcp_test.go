@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -252,10 +253,10 @@ func TestTCP_ReconnectsAndSendsTheRest(t *testing.T) {
 	}
 	// The second receiver gets one contiguous run of the stream that ends
 	// with the last byte: everything from where the sink found out the
-	// first connection was gone, from the start of the chunk being written
-	// then. Bytes the kernel accepted for the dead connection are lost
-	// (TCP gives no way to know); nothing is reordered, and a new
-	// connection never starts inside a chunk.
+	// first connection's peer last acknowledged, from the start of that
+	// chunk. Bytes the receiving host acknowledged but the receiver never
+	// read are lost (TCP gives no way to know); nothing is reordered, and
+	// a new connection never starts inside a chunk.
 	if !bytes.HasSuffix(all, second) {
 		t.Fatalf("second receiver's %d bytes are not the end of the stream", len(second))
 	}
@@ -458,5 +459,143 @@ func TestTCP_CloseBeforeStart(t *testing.T) {
 	}
 	if err := s.Close(); err == nil || !strings.Contains(err.Error(), "1 bytes unwritten") {
 		t.Fatalf("Close before Start with data: %v", err)
+	}
+}
+
+// kernelConn stands for a socket whose kernel accepts every write at
+// once (as a send buffer with room does) and whose peer the test kills.
+type kernelConn struct {
+	net.Conn // nil: only the methods below are used
+	mu       sync.Mutex
+	got      bytes.Buffer
+	writes   []int // size of each Write call
+	dead     chan struct{}
+	once     sync.Once
+}
+
+func newKernelConn() *kernelConn { return &kernelConn{dead: make(chan struct{})} }
+
+func (c *kernelConn) Write(p []byte) (int, error) {
+	select {
+	case <-c.dead:
+		return 0, syscall.EPIPE
+	default:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got.Write(p)
+	c.writes = append(c.writes, len(p))
+	return len(p), nil
+}
+
+func (c *kernelConn) Read([]byte) (int, error) {
+	<-c.dead
+	return 0, syscall.ECONNRESET
+}
+
+func (c *kernelConn) kill()                            { c.once.Do(func() { close(c.dead) }) }
+func (c *kernelConn) Close() error                     { c.kill(); return nil }
+func (c *kernelConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *kernelConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *kernelConn) accepted() int                    { c.mu.Lock(); defer c.mu.Unlock(); return c.got.Len() }
+func (c *kernelConn) bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.got.Bytes())
+}
+
+// The kernel accepted everything for a connection whose peer had
+// acknowledged only part of it when the connection was reset: the next
+// connection starts again at the start of the chunk holding the first
+// unacknowledged byte, a chunk boundary, and sends everything after it;
+// nothing before that boundary is sent twice.
+func TestTCP_ResendsWhatThePeerDidNotAcknowledge(t *testing.T) {
+	first, second := newKernelConn(), newKernelConn()
+	conns := make(chan *kernelConn, 2)
+	conns <- first
+	conns <- second
+	want := []byte("0123456789abcdefghijklmnopqrstuvwxyz")
+	const acked = 12 // in the middle of the second chunk
+	queried := make(chan struct{}, 100)
+	s, logs := startSink(t, TCPConfig{Addr: "kernel"}, func(s *TCP) {
+		s.dial = func(ctx context.Context) (net.Conn, error) {
+			select {
+			case c := <-conns:
+				return c, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		s.unacked = func(conn net.Conn) (int, bool) {
+			c := conn.(*kernelConn)
+			select {
+			case <-c.dead:
+				return 0, false // reset: the kernel no longer knows
+			default:
+			}
+			if c == first && c.accepted() == len(want) {
+				queried <- struct{}{}
+			}
+			return max(c.accepted()-acked, 0), true
+		}
+	})
+	ctx := ctxLimit(t)
+	for _, chunk := range [][]byte{want[:7], want[7:20], want[20:]} {
+		if err := s.Write(ctx, chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-queried: // the sink knows the peer acknowledged 12 bytes
+	case <-time.After(waitLimit):
+		t.Fatal("the sink never asked how much the peer acknowledged after writing everything")
+	}
+	first.kill()
+	logs.waitFor(t, "lost", 1)
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitLimit)
+	for second.accepted() < len(want)-7 {
+		if time.Now().After(deadline) {
+			t.Fatalf("second connection got %q", second.bytes())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := string(first.bytes()); got != string(want) {
+		t.Fatalf("first connection got %q, want %q", got, want)
+	}
+	if got := string(second.bytes()); got != string(want[7:]) {
+		t.Fatalf("second connection got %q, want %q: from the chunk holding the first unacknowledged byte", got, want[7:])
+	}
+}
+
+// No write call hands the kernel more than MaxWrite bytes, however large
+// the chunk, and the bytes still arrive whole and in order.
+func TestTCP_CapsEachWrite(t *testing.T) {
+	conn := newKernelConn()
+	s, _ := startSink(t, TCPConfig{Addr: "kernel"}, func(s *TCP) {
+		s.dial = func(context.Context) (net.Conn, error) { return conn, nil }
+	})
+	ctx := ctxLimit(t)
+	big := bytes.Repeat([]byte("0123456789"), 30000) // 300 kB in one chunk
+	if err := s.Write(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, []byte("tail")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := conn.bytes(); !bytes.Equal(got, append(bytes.Clone(big), "tail"...)) {
+		t.Fatalf("got %d bytes, not the stream", len(got))
+	}
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	for i, n := range conn.writes {
+		if n > DefaultMaxWrite {
+			t.Fatalf("write %d handed %d bytes to the kernel, cap %d", i, n, DefaultMaxWrite)
+		}
 	}
 }

@@ -18,15 +18,20 @@
 //
 // Use a TCP in this order:
 //
-//  1. NewTCP checks the configuration and applies defaults.
+//  1. NewTCP checks the configuration and applies defaults. An invalid
+//     configuration is an error wrapping ErrConfig (a wiring bug or a bad
+//     decoder definition), never a listen error.
 //  2. Listen binds the socket (and logs "<name> source is listening"). A
 //     bind failure is a user configuration error, returned as
 //     "<name> source is unable to listen on <addr>: ...".
-//  3. Serve accepts and serves until its context ends, then closes the
-//     listener and every connection and returns once all its goroutines
-//     have exited.
+//  3. Serve(stop, drain) accepts and serves until stop ends, then closes
+//     the listener and every socket and returns once all its goroutines
+//     have exited (see Stopping). A source that will not be served after
+//     all (another part of the worker failed to start) is closed with
+//     Close instead, which frees its port.
 //
-// Goroutines: Serve runs the accept loop on the caller's goroutine and
+// Goroutines: Serve runs the accept loop (engine/connset) on the caller's
+// goroutine and
 // starts one goroutine per connection, at most MaxConns at a time; further
 // connections stay in the kernel's backlog until one ends. Each connection
 // goroutine owns its socket, its read buffer and its Stream, and is the
@@ -42,6 +47,17 @@
 //
 // Backpressure: while Deliver blocks, its connection is not read, so the
 // kernel buffers fill and the sender's writes block. Nothing is dropped.
+//
+// Stopping: when stop ends, the listener and every socket are closed, so
+// no connection reads again, but each connection goroutine still frames
+// the bytes it had already read and delivers them: Deliver is always
+// called with the drain context, so a batch blocked in Deliver at the stop
+// is not lost either. Only a frame cut by the stop (its bytes had not all
+// arrived) is dropped, with a log line. When drain ends as well, a
+// connection still delivering gives up and logs what it drops: the frames
+// and payload bytes of the batch it held and the bytes not yet framed.
+// Pass a drain context that outlives stop by the time the consumer needs
+// to take what is in flight (the worker's shutdown deadline).
 //
 // Failures: a framing error, a peer that closes in the middle of a frame,
 // a read error or a Deliver error closes that connection only, with a log

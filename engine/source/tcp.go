@@ -8,8 +8,6 @@ import (
 	"log"
 	"math"
 	"net"
-	"sync"
-	"time"
 
 	"github.com/wallaroo-go/machida/engine/connset"
 )
@@ -20,6 +18,10 @@ const (
 	DefaultReadBuffer = 64 << 10 // bytes per socket read
 	DefaultMaxBatch   = 1024     // frames per Batch
 )
+
+// ErrConfig is wrapped by NewTCP's errors: the configuration is invalid
+// (an engine wiring bug or a bad decoder definition, not a bind failure).
+var ErrConfig = errors.New("invalid source configuration")
 
 // maxBatchBytes is the most a Batch can hold: its offsets are int32.
 const maxBatchBytes = math.MaxInt32
@@ -49,8 +51,6 @@ type TCP struct {
 	log      *log.Logger
 
 	ln net.Listener // set by Listen
-
-	conns connset.Set // connections being served
 }
 
 // NewTCP checks cfg, applies defaults and returns a source that is not yet
@@ -58,16 +58,16 @@ type TCP struct {
 func NewTCP(cfg TCPConfig, consumer Consumer, logger *log.Logger) (*TCP, error) {
 	switch {
 	case cfg.HeaderLen < 1:
-		return nil, fmt.Errorf("%s source: header length %d, want at least 1", cfg.Name, cfg.HeaderLen)
+		return nil, fmt.Errorf("%s source: %w: header length %d, want at least 1", cfg.Name, ErrConfig, cfg.HeaderLen)
 	case cfg.Length == nil:
-		return nil, fmt.Errorf("%s source: no length function", cfg.Name)
+		return nil, fmt.Errorf("%s source: %w: no length function", cfg.Name, ErrConfig)
 	case consumer == nil:
-		return nil, fmt.Errorf("%s source: no consumer", cfg.Name)
+		return nil, fmt.Errorf("%s source: %w: no consumer", cfg.Name, ErrConfig)
 	case cfg.MaxPayload < 0 || cfg.MaxConns < 0 || cfg.ReadBuffer < 0 || cfg.MaxBatch < 0:
-		return nil, fmt.Errorf("%s source: negative limit in %+v", cfg.Name, cfg)
+		return nil, fmt.Errorf("%s source: %w: negative limit in %+v", cfg.Name, ErrConfig, cfg)
 	case cfg.MaxPayload > maxBatchBytes-max(cfg.ReadBuffer, DefaultReadBuffer):
 		// A batch holds at most one split frame plus one read.
-		return nil, fmt.Errorf("%s source: payload limit %d is too large for a batch", cfg.Name, cfg.MaxPayload)
+		return nil, fmt.Errorf("%s source: %w: payload limit %d is too large for a batch", cfg.Name, ErrConfig, cfg.MaxPayload)
 	}
 	if cfg.MaxPayload == 0 {
 		cfg.MaxPayload = DefaultMaxPayload
@@ -108,6 +108,21 @@ func (t *TCP) Listen() error {
 	return nil
 }
 
+// Close closes the listener of a source that will not be served (the
+// worker failed to start after Listen), so its port is free again. Serve
+// closes the listener itself; Close is for the case where Serve is never
+// called. Close before Listen, or twice, does nothing.
+func (t *TCP) Close() error {
+	if t.ln == nil {
+		return nil
+	}
+	err := t.ln.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
 // Addr returns the bound address (useful with port 0), or nil before
 // Listen.
 func (t *TCP) Addr() net.Addr {
@@ -117,75 +132,32 @@ func (t *TCP) Addr() net.Addr {
 	return t.ln.Addr()
 }
 
-// Serve accepts and serves connections until ctx ends; then it closes the
-// listener and every connection, waits for all its goroutines and returns
-// nil. Connection goroutines pass ctx to Consumer.Deliver. It returns an
-// error only if Listen was not called or the listener fails for good
-// (closed by someone else). Call it once.
-func (t *TCP) Serve(ctx context.Context) error {
+// Serve accepts and serves connections until stop ends. Then every
+// connection stops reading its socket, frames what it had already read and
+// delivers it with drain (Consumer.Deliver is always called with drain, so
+// a Deliver blocked at the stop keeps its batch); Serve closes the
+// listener and every socket, waits for all its goroutines and returns nil.
+// Only when drain ends too is what is left dropped, with a log line
+// counting the frames and bytes lost. drain should outlive stop (pass the
+// same context for both to drop at once). Serve returns an error only if
+// Listen was not called or the listener fails for good (closed by someone
+// else). Call it once.
+func (t *TCP) Serve(stop, drain context.Context) error {
 	if t.ln == nil {
 		return fmt.Errorf("%s source: Serve called before Listen", t.cfg.Name)
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	stop := context.AfterFunc(ctx, t.closeAll)
-	defer stop()
-	defer t.closeAll() // covers returns on a listener failure
-
-	// A slot in sem is taken before Accept, so once MaxConns connections
-	// are being served the next one stays in the kernel backlog.
-	sem := make(chan struct{}, t.cfg.MaxConns)
-	var backoff time.Duration
-	for {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		conn, err := t.ln.Accept()
-		if err != nil {
-			<-sem
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("%s source on %s: %w", t.cfg.Name, t.ln.Addr(), err)
-			}
-			// Probably out of file descriptors: wait and retry, as
-			// net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			t.log.Printf("%s source: accept on %s failed: %v; retrying in %v", t.cfg.Name, t.ln.Addr(), err, backoff)
-			if !sleepCtx(ctx, backoff) {
-				return nil
-			}
-			continue
-		}
-		backoff = 0
-		if !t.conns.Add(conn) {
-			conn.Close()
-			<-sem
-			return nil
-		}
+	cfg := connset.Config{Label: t.cfg.Name + " source", MaxConns: t.cfg.MaxConns, Log: t.log}
+	return connset.Serve(stop, t.ln, cfg, func(conn net.Conn) {
 		t.log.Printf("%s source accepted a connection from %s", t.cfg.Name, conn.RemoteAddr())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			defer t.conns.Remove(conn)
-			t.serveConn(ctx, conn)
-		}()
-	}
+		t.serveConn(stop, drain, conn)
+	})
 }
 
-// closeAll closes the listener and every connection being served, which
-// ends Accept and Read calls in progress.
-func (t *TCP) closeAll() {
-	t.conns.CloseAll(t.ln)
-}
-
-// serveConn reads one connection until it ends, delivering a batch of the
-// frames completed by each read. While Deliver blocks, nothing is read.
-func (t *TCP) serveConn(ctx context.Context, conn net.Conn) {
+// serveConn reads one connection until it ends or stop does, delivering a
+// batch of the frames completed by each read. While Deliver blocks,
+// nothing is read. After stop it reads no more but still frames and
+// delivers (with drain) the bytes it had read.
+func (t *TCP) serveConn(stop, drain context.Context, conn net.Conn) {
 	stream := t.framer.NewStream()
 	buf := make([]byte, t.cfg.ReadBuffer)
 	for {
@@ -196,8 +168,10 @@ func (t *TCP) serveConn(ctx context.Context, conn net.Conn) {
 			k, ferr := stream.Feed(&b, p, t.cfg.MaxBatch)
 			p = p[k:]
 			if b.Len() > 0 {
-				if err := t.consumer.Deliver(ctx, b); err != nil {
-					if ctx.Err() == nil {
+				if err := t.consumer.Deliver(drain, b); err != nil {
+					if drain.Err() != nil {
+						t.dropped(conn, b, p, stream)
+					} else {
 						t.closed(conn, fmt.Errorf("deliver: %w", err))
 					}
 					return
@@ -209,9 +183,15 @@ func (t *TCP) serveConn(ctx context.Context, conn net.Conn) {
 			}
 		}
 		switch {
+		case stop.Err() != nil:
+			// Stopping: what was read is delivered; the socket is (or
+			// is about to be) closed by Serve, so read no more. A frame
+			// cut by the stop cannot be delivered.
+			if err := stream.Finish(); err != nil {
+				t.log.Printf("%s source: stopped reading from %s inside a frame (%v); its bytes are dropped", t.cfg.Name, conn.RemoteAddr(), err)
+			}
+			return
 		case rerr == nil:
-		case ctx.Err() != nil:
-			return // shutting down; closeAll closed the socket
 		case errors.Is(rerr, io.EOF):
 			if err := stream.Finish(); err != nil {
 				t.closed(conn, err)
@@ -224,19 +204,18 @@ func (t *TCP) serveConn(ctx context.Context, conn net.Conn) {
 	}
 }
 
+// dropped logs what a connection loses when drain ends with batch b
+// undelivered and rest not yet framed.
+func (t *TCP) dropped(conn net.Conn, b Batch, rest []byte, stream *Stream) {
+	partial := ""
+	if err := stream.Finish(); err != nil {
+		partial = fmt.Sprintf(", and a partial frame (%v)", err)
+	}
+	t.log.Printf("%s source: shutdown deadline passed; dropping what was read from %s and not delivered: %d frames (%d payload bytes) and %d bytes not yet framed%s",
+		t.cfg.Name, conn.RemoteAddr(), b.Len(), len(b.Buf), len(rest), partial)
+}
+
 // closed logs why a connection is being closed.
 func (t *TCP) closed(conn net.Conn, reason error) {
 	t.log.Printf("%s source: connection from %s closed: %v", t.cfg.Name, conn.RemoteAddr(), reason)
-}
-
-// sleepCtx waits for d or until ctx ends, reporting false if ctx ended.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -106,7 +106,7 @@ type harness struct {
 	addr    string
 	logs    *logLines
 	cons    *chanConsumer
-	cancel  context.CancelFunc
+	cancel  context.CancelFunc // ends Serve's stop and drain contexts
 	serveCh chan error
 }
 
@@ -136,7 +136,7 @@ func startTCP(t *testing.T, cfg TCPConfig, cons *chanConsumer) *harness {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{src: src, addr: src.Addr().String(), logs: logs, cons: cons, cancel: cancel, serveCh: make(chan error, 1)}
-	go func() { h.serveCh <- src.Serve(ctx) }()
+	go func() { h.serveCh <- src.Serve(ctx, ctx) }()
 	t.Cleanup(func() { h.stop(t) })
 	return h
 }
@@ -448,6 +448,9 @@ func TestTCP_CancelShutsDown(t *testing.T) {
 	if n, _ := h.logs.count("closed:"); n != 0 {
 		t.Fatal("shutdown logged connection failures")
 	}
+	// Stop and drain ended together: the blocked batch is dropped, and
+	// the log says so.
+	h.logs.waitFor(t, "dropping what was read from", 1)
 }
 
 func TestTCP_ListenFailure(t *testing.T) {
@@ -462,7 +465,7 @@ func TestTCP_ListenFailure(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("Listen on a taken port: %v, want prefix %q", err, want)
 	}
-	if err := src.Serve(context.Background()); err == nil {
+	if err := src.Serve(context.Background(), context.Background()); err == nil {
 		t.Fatal("Serve without a listener succeeded")
 	}
 }
@@ -483,4 +486,195 @@ func TestNewTCP_Validates(t *testing.T) {
 	if _, err := NewTCP(TCPConfig{Name: "x", HeaderLen: 4, Length: length}, nil, nil); err == nil {
 		t.Error("NewTCP without a consumer accepted")
 	}
+}
+
+// pipeListener is a net.Listener whose connections are net.Pipe ends the
+// test hands over: a Write to the other end returns only once the source
+// has read all of it, so the test knows what sits in the source's buffer.
+type pipeListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
+
+// pipeSource serves a source on a pipeListener with separate stop and
+// drain contexts and returns the client end of one connection.
+type pipeSource struct {
+	logs    *logLines
+	stop    context.CancelFunc
+	drain   context.CancelFunc
+	serveCh chan error
+	client  net.Conn
+}
+
+func startPipeSource(t *testing.T, cons Consumer) *pipeSource {
+	t.Helper()
+	fr := be32(t)
+	logs := newLogLines()
+	src, err := NewTCP(TCPConfig{Name: "Drain", HeaderLen: fr.HeaderLen, Length: fr.Length, MaxBatch: 1},
+		cons, log.New(io.MultiWriter(logs, testWriter{t}), "", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := newPipeListener()
+	src.ln = ln
+	stopCtx, stop := context.WithCancel(context.Background())
+	drainCtx, drain := context.WithCancel(context.Background())
+	ps := &pipeSource{logs: logs, stop: stop, drain: drain, serveCh: make(chan error, 1)}
+	go func() { ps.serveCh <- src.Serve(stopCtx, drainCtx) }()
+	client, server := net.Pipe()
+	ln.conns <- server
+	ps.client = client
+	t.Cleanup(func() {
+		stop()
+		drain()
+		client.Close()
+		select {
+		case <-ps.serveCh:
+		case <-time.After(waitLimit):
+			t.Error("Serve did not return")
+		}
+	})
+	return ps
+}
+
+func (ps *pipeSource) served(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-ps.serveCh:
+		if err != nil {
+			t.Fatalf("Serve = %v", err)
+		}
+		ps.serveCh <- nil // for the cleanup
+	case <-time.After(waitLimit):
+		t.Fatal("Serve did not return")
+	}
+}
+
+// writeAll writes p and returns once the source has read all of it.
+func (ps *pipeSource) writeAll(t *testing.T, p []byte) {
+	t.Helper()
+	ps.client.SetWriteDeadline(time.Now().Add(waitLimit))
+	if _, err := ps.client.Write(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stopped waits until the source has stopped reading: a write to its
+// connection fails because Serve closed it.
+func (ps *pipeSource) stopped(t *testing.T) {
+	t.Helper()
+	ps.client.SetWriteDeadline(time.Now().Add(waitLimit))
+	if _, err := ps.client.Write(frame32("after the stop")); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("write after the stop: %v, want io.ErrClosedPipe (the source closed its socket)", err)
+	}
+}
+
+// A stop stops reading but delivers, with the drain context, everything
+// already read: the batch blocked in Deliver and the frames behind it in
+// the read buffer. Only the partial frame at the end is dropped, logged.
+func TestTCP_StopDeliversWhatWasRead(t *testing.T) {
+	gate := make(chan struct{})
+	cons := &chanConsumer{batches: make(chan Batch, 16), gate: gate, entered: make(chan struct{}, 1)}
+	ps := startPipeSource(t, cons)
+	ps.writeAll(t, append(frame32("a", "b", "c"), frame32("partial")[:6]...))
+	select {
+	case <-cons.entered: // "a" is blocked in Deliver; "b", "c" are in the buffer
+	case <-time.After(waitLimit):
+		t.Fatal("Deliver never called")
+	}
+	ps.stop()
+	ps.stopped(t)
+	close(gate) // the consumer takes batches again after the stop
+	ps.served(t)
+	close(cons.batches)
+	var got []string
+	for b := range cons.batches {
+		got = append(got, frames(t, b)...)
+	}
+	if want := []string{"a", "b", "c"}; !slices.Equal(got, want) {
+		t.Fatalf("delivered %q after the stop, want %q", got, want)
+	}
+	ps.logs.waitFor(t, "Drain source: stopped reading from pipe inside a frame (truncated frame: got 2 of 7 payload bytes)", 1)
+	if n, _ := ps.logs.count("dropping"); n != 0 {
+		t.Fatal("frames reported dropped although the drain context was alive")
+	}
+}
+
+// When the drain context ends too, what is left is dropped and counted.
+func TestTCP_DrainEndDropsAndCounts(t *testing.T) {
+	cons := &chanConsumer{batches: make(chan Batch, 16), gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	ps := startPipeSource(t, cons)
+	ps.writeAll(t, frame32("a", "b", "c"))
+	select {
+	case <-cons.entered:
+	case <-time.After(waitLimit):
+		t.Fatal("Deliver never called")
+	}
+	ps.stop()
+	ps.stopped(t)
+	ps.drain()
+	ps.served(t)
+	if len(cons.batches) != 0 {
+		t.Fatal("a batch was delivered through a closed gate")
+	}
+	ps.logs.waitFor(t, "Drain source: shutdown deadline passed; dropping what was read from pipe and not delivered: 1 frames (1 payload bytes) and 10 bytes not yet framed", 1)
+}
+
+func TestNewTCP_ConfigErrorsAreErrConfig(t *testing.T) {
+	_, err := NewTCP(TCPConfig{Name: "Words", HeaderLen: 0}, &chanConsumer{}, nil)
+	if !errors.Is(err, ErrConfig) || err.Error() != "Words source: invalid source configuration: header length 0, want at least 1" {
+		t.Fatalf("NewTCP = %v, want ErrConfig naming the source", err)
+	}
+}
+
+func TestTCP_CloseFreesThePortWithoutServe(t *testing.T) {
+	fr := be32(t)
+	src, err := NewTCP(TCPConfig{Name: "Unserved", Addr: "127.0.0.1:0", HeaderLen: fr.HeaderLen, Length: fr.Length}, &chanConsumer{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatalf("Close before Listen = %v", err)
+	}
+	if err := src.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	addr := src.Addr().String()
+	if err := src.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("port still taken after Close: %v", err)
+	}
+	ln.Close()
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/wallaroo-go/machida/engine/external"
@@ -41,24 +42,42 @@ func (s *status) Cluster() ([]string, bool) {
 
 func (s *status) Worker() string { return s.cfg.Name }
 
-// StateSteps lists, per state stage, the partitions this worker owns: a
-// state stage keeps its keys per partition.
-func (s *status) StateSteps() map[string][]string {
-	out := make(map[string][]string, len(s.cfg.Stages.State))
-	for _, st := range s.cfg.Stages.State {
-		out[st] = append([]string(nil), s.cfg.Partitions...)
+// StepsPerStage is how many steps each state and stateless stage reports
+// on this worker: Wallaroo 0.6 runs `parallelism` (default 10) step actors
+// per stage on every worker (spec 2.3), and tools and tests expect that
+// count from the partition queries.
+const StepsPerStage = 10
+
+// stepIDs returns the StepsPerStage step ids of a stage: the stage's
+// decimal id with one more digit, 0 to 9 (stage*10 + i). They are
+// decimal, stable across queries and runs, and distinct: the last digit
+// tells the steps of a stage apart, the rest is the stage id, and stage
+// ids are distinct.
+func stepIDs(stage string) []string {
+	ids := make([]string, StepsPerStage)
+	for i := range ids {
+		ids[i] = stage + strconv.Itoa(i)
+	}
+	return ids
+}
+
+// stageSteps maps every stage to its step ids.
+func stageSteps(stages []string) map[string][]string {
+	out := make(map[string][]string, len(stages))
+	for _, st := range stages {
+		out[st] = stepIDs(st)
 	}
 	return out
 }
 
-// StatelessSteps lists one step per stateless stage: one interpreter runs
-// every stateless stage of this worker.
+// StateSteps lists, per state stage, the StepsPerStage steps 0.6 would
+// run on this worker. (Keys are kept per partition, Config.Partitions;
+// steps are what the partition queries report.)
+func (s *status) StateSteps() map[string][]string { return stageSteps(s.cfg.Stages.State) }
+
+// StatelessSteps lists, per stateless stage, its StepsPerStage steps.
 func (s *status) StatelessSteps() map[string][]string {
-	out := make(map[string][]string, len(s.cfg.Stages.Stateless))
-	for _, st := range s.cfg.Stages.Stateless {
-		out[st] = []string{st + "0"}
-	}
-	return out
+	return stageSteps(s.cfg.Stages.Stateless)
 }
 
 // SourceIDs lists the connection slots of every TCP source (MaxConns

@@ -151,7 +151,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.External != "" {
 		ext := external.NewServer(external.Config{Addr: cfg.External}, st, plog)
 		if err := ext.Listen(); err != nil {
-			return fmt.Errorf("%w: %v", ErrListen, err)
+			return fmt.Errorf("%w: %w", ErrListen, err)
 		}
 		extCtx, stopExt := context.WithCancel(context.WithoutCancel(ctx))
 		extDone := make(chan struct{})
@@ -204,11 +204,16 @@ func Run(ctx context.Context, cfg Config) error {
 			Length: sc.Length, MaxPayload: sc.MaxPayload,
 		}, q, plog)
 		if err == nil {
-			err = s.Listen()
+			if err = s.Listen(); err != nil {
+				err = fmt.Errorf("%w: %w", ErrListen, err)
+			}
 		}
-		if err != nil {
+		if err != nil { // a NewTCP error (source.ErrConfig) is not a listen error
+			for _, s := range sources {
+				s.Close()
+			}
 			closeSinks()
-			return fmt.Errorf("%w: %v", ErrListen, err)
+			return err
 		}
 		sources = append(sources, s)
 	}
@@ -218,7 +223,7 @@ func Run(ctx context.Context, cfg Config) error {
 		wg.Add(1)
 		go func(s *source.TCP) {
 			defer wg.Done()
-			if err := s.Serve(srcCtx); err != nil && !errors.Is(err, context.Canceled) {
+			if err := s.Serve(srcCtx, drainCtx); err != nil && !errors.Is(err, context.Canceled) {
 				cfg.Log.Error("source", "err", err)
 			}
 		}(s)

@@ -10,9 +10,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/wallaroo-go/machida/engine/source"
 	"github.com/wallaroo-go/machida/engine/work"
 )
 
@@ -407,4 +409,66 @@ func TestRun_StopIsBoundedWithAStuckSink(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("stop took %v with a 300ms shutdown timeout", d)
 	}
+}
+
+// A listen failure of a later source frees the ports of the sources bound
+// before it, and the error keeps its cause (errors.Is sees through it).
+func TestRun_ListenErrorFreesEarlierListeners(t *testing.T) {
+	a := freeAddr(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	out := newCollector(t, false)
+	err = Run(context.Background(), Config{
+		Sources: []SourceConfig{
+			{Name: "First", Addr: a, HeaderLen: 4, Length: length4},
+			{Name: "Second", Addr: taken.Addr().String(), HeaderLen: 4, Length: length4},
+		},
+		Sinks:     []SinkConfig{{Name: "o", Addr: out.l.Addr().String()}},
+		Processor: &upper{},
+	})
+	if !errors.Is(err, ErrListen) || !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "Second") {
+		t.Fatalf("Run = %v, want ErrListen wrapping EADDRINUSE, naming the second source", err)
+	}
+	l, err := net.Listen("tcp", a)
+	if err != nil {
+		t.Fatalf("the first source's port is still taken after Run failed: %v", err)
+	}
+	l.Close()
+}
+
+func TestRun_ExternalListenErrorWrapsItsCause(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	err = Run(context.Background(), Config{External: taken.Addr().String(), Processor: &upper{}})
+	if !errors.Is(err, ErrListen) || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Run = %v, want ErrListen wrapping EADDRINUSE", err)
+	}
+}
+
+// A source configuration the engine cannot use is not a listen error.
+func TestRun_SourceConfigErrorIsNotAListenError(t *testing.T) {
+	a := freeAddr(t)
+	out := newCollector(t, false)
+	err := Run(context.Background(), Config{
+		Sources: []SourceConfig{
+			{Name: "Good", Addr: a, HeaderLen: 4, Length: length4},
+			{Name: "Headless", Addr: freeAddr(t), HeaderLen: 0, Length: length4},
+		},
+		Sinks:     []SinkConfig{{Name: "o", Addr: out.l.Addr().String()}},
+		Processor: &upper{},
+	})
+	if !errors.Is(err, source.ErrConfig) || errors.Is(err, ErrListen) || !strings.Contains(err.Error(), "Headless") {
+		t.Fatalf("Run = %v, want source.ErrConfig (not ErrListen) naming the source", err)
+	}
+	l, err := net.Listen("tcp", a)
+	if err != nil {
+		t.Fatalf("the first source's port is still taken after Run failed: %v", err)
+	}
+	l.Close()
 }

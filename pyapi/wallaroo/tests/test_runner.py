@@ -384,7 +384,7 @@ class RunnerTest(unittest.TestCase):
                       path.frame_raw(3, b"??", 0, False, 2, 100)[1])
         self.assertIn("outside 0 to 50",
                       path.frame_raw(4, b"99", 0, False, 2, 50)[1])
-        self.assertIn("3 bytes of an unfinished frame",
+        self.assertIn("5 bytes of an unfinished frame",
                       path.frame_raw(5, b"05abc", 0, True, 2, 100)[1])
         self.assertEqual(path._raw, {})
 
