@@ -13,6 +13,7 @@ import (
 
 	"github.com/wallaroo-go/machida/bridge"
 	"github.com/wallaroo-go/machida/engine/routing"
+	"github.com/wallaroo-go/machida/engine/source"
 	"github.com/wallaroo-go/machida/engine/topology"
 	"github.com/wallaroo-go/machida/engine/worker"
 )
@@ -195,18 +196,21 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 	if err != nil {
 		return cfg, err
 	}
+	var headerLens []int
 	for _, p := range paths {
 		if p.Source.Kind == "gen" {
 			cfg.Sources = append(cfg.Sources, worker.SourceConfig{Name: p.Source.Name, Generator: true})
+			headerLens = append(headerLens, 0)
 			continue
 		}
-		n, fn, err := lengthFunc(in, py, p.Source.Decoder.(bridge.Object), p.Source.Name)
+		fr, err := framingOf(py, p.Source.Decoder.(bridge.Object), p.Source.Name)
 		if err != nil {
 			return cfg, err
 		}
 		cfg.Sources = append(cfg.Sources, worker.SourceConfig{
-			Name: p.Source.Name, Addr: p.Source.Addr(), HeaderLen: n, Length: fn,
+			Name: p.Source.Name, Addr: p.Source.Addr(), HeaderLen: fr.HeaderLen, Length: fr.Length, Raw: fr.Raw,
 		})
+		headerLens = append(headerLens, fr.HeaderLen)
 	}
 	for _, sk := range paths[0].Sinks() {
 		name := sk.Addr()
@@ -218,6 +222,10 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 	proc, err := newProcessor(in, py, paths, table.Partitions(), hooks, logger)
 	if err != nil {
 		return cfg, err
+	}
+	for _, n := range headerLens {
+		proc.headerLen = append(proc.headerLen, n)
+		proc.maxPayload = append(proc.maxPayload, source.DefaultMaxPayload)
 	}
 	cfg.Processor = proc
 	cfg.Queries = proc

@@ -1,7 +1,6 @@
 package host
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,6 +37,9 @@ type processor struct {
 	// not called. Written by SetOwnership, read by Process (one
 	// goroutine).
 	allLocal bool
+	// headerLen and maxPayload frame raw batches, by source index.
+	headerLen  []int
+	maxPayload []int
 	// stageNumbers maps the runner's step ids ("node.index") to the
 	// stage ids the external channel reports.
 	stageNumbers map[string]string
@@ -224,6 +226,12 @@ func (p *processor) processItems(py *bridge.Py, items []work.Item, out *work.Out
 		switch it.Kind {
 		case work.KindBatch:
 			b := &it.Batch
+			if b.Raw {
+				if err := p.frameRaw(py, b, out); err != nil {
+					return err
+				}
+				continue
+			}
 			ts := py.Int(b.Ingest)
 			r, err := py.CallFrames(p.process[b.Source], b.Buf, b.Ends, ts)
 			py.DecRef(ts)
@@ -242,6 +250,54 @@ func (p *processor) processItems(py *bridge.Py, items []work.Item, out *work.Out
 			}
 		default:
 			return fmt.Errorf("host: Process given a %v item", it.Kind)
+		}
+	}
+	return nil
+}
+
+// frameRaw frames and runs a raw batch (a source whose decoder has its own
+// payload_length) in the runner; a stream that cannot be framed is
+// rejected (its connection closed with the reason), not a user error.
+func (p *processor) frameRaw(py *bridge.Py, b *source.Batch, out *work.Output) error {
+	src := b.Source
+	args := []bridge.Object{
+		py.Int(int64(b.Conn)), py.Bytes(b.Buf), py.Int(b.Ingest), py.Int(0),
+		py.Int(int64(p.headerLen[src])), py.Int(int64(p.maxPayload[src])),
+	}
+	if b.Closed {
+		args[3] = py.Int(1)
+	}
+	defer func() {
+		for _, a := range args {
+			py.DecRef(a)
+		}
+	}()
+	r, err := py.CallMethod(p.paths[src], "frame_raw", args...)
+	if err != nil {
+		p.salvage(py, src, out.Sinks)
+		return p.userError(py, src, err)
+	}
+	defer py.DecRef(r)
+	outs, err := py.Item(r, 0)
+	if err != nil {
+		return fmt.Errorf("runner result: %w", err)
+	}
+	err = p.collect(py, outs, out.Sinks)
+	py.DecRef(outs)
+	if err != nil {
+		return err
+	}
+	reason, err := py.Item(r, 1)
+	if err != nil {
+		return fmt.Errorf("runner result: %w", err)
+	}
+	defer py.DecRef(reason)
+	if !py.IsNone(reason) {
+		msg, _ := py.GoString(reason)
+		if b.Reject != nil {
+			b.Reject(msg)
+		} else {
+			p.log.Warn("a stream cannot be framed", "pipeline", p.names[src], "reason", msg)
 		}
 	}
 	return nil
@@ -571,32 +627,41 @@ func (p *processor) userError(py *bridge.Py, src int, err error) error {
 	return ue
 }
 
-// lengthFunc returns how the source frames this decoder: in Go when the
-// decoder uses the stock payload_length with a plain integer format, else
-// by calling its payload_length on the executor for every header.
-func lengthFunc(in *bridge.Interp, py *bridge.Py, decoder bridge.Object, srcName string) (int, source.LengthFunc, error) {
+// framing says how a source's frames are found: in Go when the decoder
+// uses the stock payload_length with a plain integer format (Length set),
+// else by the runner inside the interpreter, per chunk of bytes read
+// (Raw: the decoder's own payload_length is called there, with no round
+// trip per frame).
+type framing struct {
+	HeaderLen int
+	Length    source.LengthFunc
+	Raw       bool
+}
+
+// framingOf inspects a source's decoder. Must run inside Do.
+func framingOf(py *bridge.Py, decoder bridge.Object, srcName string) (framing, error) {
 	hlo, err := py.CallMethod(decoder, "header_length")
 	if err != nil {
-		return 0, nil, fmt.Errorf("the decoder of source %q: header_length() failed: %w", srcName, err)
+		return framing{}, fmt.Errorf("the decoder of source %q: header_length() failed: %w", srcName, err)
 	}
 	hl, err := py.GoInt(hlo)
 	py.DecRef(hlo)
 	if err != nil || hl < 1 || hl > 8 {
-		return 0, nil, bad("the decoder of source %q: header_length() must return an int from 1 to 8, got %v", srcName, hl)
+		return framing{}, bad("the decoder of source %q: header_length() must return an int from 1 to 8, got %v", srcName, hl)
 	}
 	mod, err := py.Import("wallaroo._runner")
 	if err != nil {
-		return 0, nil, err
+		return framing{}, err
 	}
 	defer py.DecRef(mod)
 	fn, err := py.GetAttr(mod, "stock_length_fmt")
 	if err != nil {
-		return 0, nil, err
+		return framing{}, err
 	}
 	defer py.DecRef(fn)
 	fo, err := py.Call(fn, decoder)
 	if err != nil {
-		return 0, nil, fmt.Errorf("the decoder of source %q: %w", srcName, err)
+		return framing{}, fmt.Errorf("the decoder of source %q: %w", srcName, err)
 	}
 	defer py.DecRef(fo)
 	if !py.IsNone(fo) {
@@ -605,37 +670,11 @@ func lengthFunc(in *bridge.Interp, py *bridge.Py, decoder bridge.Object, srcName
 			n, f, perr := source.ParseLengthFormat(format)
 			if perr == nil {
 				if n != int(hl) {
-					return 0, nil, bad("the decoder of source %q: header_length %d does not match length_fmt %q, which reads %d bytes", srcName, hl, format, n)
+					return framing{}, bad("the decoder of source %q: header_length %d does not match length_fmt %q, which reads %d bytes", srcName, hl, format, n)
 				}
-				return n, f, nil
+				return framing{HeaderLen: n, Length: f}, nil
 			}
 		}
 	}
-	// Custom payload_length: call Python per header.
-	dec := py.IncRef(decoder)
-	return int(hl), func(header []byte) (int, error) {
-		var n int64
-		err := in.Do(func(py *bridge.Py) error {
-			h := py.Bytes(header)
-			defer py.DecRef(h)
-			r, err := py.CallMethod(dec, "payload_length", h)
-			if err != nil {
-				return err
-			}
-			defer py.DecRef(r)
-			n, err = py.GoInt(r)
-			return err
-		})
-		if err != nil {
-			var pe *bridge.PyError
-			if errors.As(err, &pe) {
-				return 0, fmt.Errorf("payload_length() raised %s", pe.Error())
-			}
-			return 0, fmt.Errorf("payload_length(): %w", err)
-		}
-		if n < 0 {
-			return 0, fmt.Errorf("payload_length() returned %d", n)
-		}
-		return int(n), nil
-	}, nil
+	return framing{HeaderLen: int(hl), Raw: true}, nil
 }

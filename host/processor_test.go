@@ -122,16 +122,18 @@ func newCountProcessor(t *testing.T) (*processor, []int) {
 			return err
 		}
 		for _, path := range paths {
-			n, fn, err := lengthFunc(testInterp, py, path.Source.Decoder.(bridge.Object), path.Source.Name)
+			fr, err := framingOf(py, path.Source.Decoder.(bridge.Object), path.Source.Name)
 			if err != nil {
 				return err
 			}
 			hdr := make([]byte, 4)
 			binary.BigEndian.PutUint32(hdr, 77)
-			if got, err := fn(hdr); err != nil || got != 77 {
+			if fr.Raw || fr.Length == nil {
+				t.Errorf("stock framing read as raw: %+v", fr)
+			} else if got, err := fr.Length(hdr); err != nil || got != 77 {
 				t.Errorf("length func = %d, %v", got, err)
 			}
-			headers = append(headers, n)
+			headers = append(headers, fr.HeaderLen)
 		}
 		table, err := routing.NewTable(routing.DefaultPartitions, []routing.WorkerName{"w"})
 		if err != nil {

@@ -8,6 +8,8 @@ import (
 	"log"
 	"math"
 	"net"
+	"sync"
+	"sync/atomic"
 
 	"github.com/wallaroo-go/machida/engine/connset"
 )
@@ -33,7 +35,10 @@ type TCPConfig struct {
 	Index      int        // Batch.Source of every batch delivered
 	Addr       string     // host:port to listen on; port 0 picks a free one
 	HeaderLen  int        // frame header bytes (the decoder's header_length)
-	Length     LengthFunc // payload length from a header
+	Length     LengthFunc // payload length from a header (unused when Raw)
+	// Raw delivers each read as a raw Batch (see Batch.Raw) for the
+	// consumer to frame, instead of framing here.
+	Raw bool
 	MaxPayload int        // largest payload accepted; a larger one closes the connection
 	MaxConns   int        // connections served at once; more wait un-accepted
 	ReadBuffer int        // bytes read from a socket at a time
@@ -50,7 +55,8 @@ type TCP struct {
 	consumer Consumer
 	log      *log.Logger
 
-	ln net.Listener // set by Listen
+	ln    net.Listener // set by Listen
+	conns atomic.Uint64 // numbers the connections of raw batches
 }
 
 // NewTCP checks cfg, applies defaults and returns a source that is not yet
@@ -59,7 +65,7 @@ func NewTCP(cfg TCPConfig, consumer Consumer, logger *log.Logger) (*TCP, error) 
 	switch {
 	case cfg.HeaderLen < 1:
 		return nil, fmt.Errorf("%s source: %w: header length %d, want at least 1", cfg.Name, ErrConfig, cfg.HeaderLen)
-	case cfg.Length == nil:
+	case cfg.Length == nil && !cfg.Raw:
 		return nil, fmt.Errorf("%s source: %w: no length function", cfg.Name, ErrConfig)
 	case consumer == nil:
 		return nil, fmt.Errorf("%s source: %w: no consumer", cfg.Name, ErrConfig)
@@ -158,6 +164,10 @@ func (t *TCP) Serve(stop, drain context.Context) error {
 // nothing is read. After stop it reads no more but still frames and
 // delivers (with drain) the bytes it had read.
 func (t *TCP) serveConn(stop, drain context.Context, conn net.Conn) {
+	if t.cfg.Raw {
+		t.serveRaw(stop, drain, conn)
+		return
+	}
 	stream := t.framer.NewStream()
 	buf := make([]byte, t.cfg.ReadBuffer)
 	for {
@@ -196,6 +206,50 @@ func (t *TCP) serveConn(stop, drain context.Context, conn net.Conn) {
 			if err := stream.Finish(); err != nil {
 				t.closed(conn, err)
 			}
+			return
+		default:
+			t.closed(conn, rerr)
+			return
+		}
+	}
+}
+
+// serveRaw reads one connection of a Raw source: every read is delivered
+// as it came, then a Closed batch when the connection ends (EOF, error,
+// stop, or Reject).
+func (t *TCP) serveRaw(stop, drain context.Context, conn net.Conn) {
+	id := t.conns.Add(1)
+	var once sync.Once
+	reject := func(reason string) {
+		once.Do(func() {
+			t.closed(conn, errors.New(reason))
+			conn.Close()
+		})
+	}
+	deliver := func(b Batch) bool {
+		b.Source, b.Raw, b.Conn, b.Reject = t.cfg.Index, true, id, reject
+		if err := t.consumer.Deliver(drain, b); err != nil {
+			if drain.Err() != nil {
+				t.log.Printf("%s source: shutdown deadline passed; dropping %d bytes read from %s and not delivered", t.cfg.Name, len(b.Buf), conn.RemoteAddr())
+			} else {
+				t.closed(conn, fmt.Errorf("deliver: %w", err))
+			}
+			return false
+		}
+		return true
+	}
+	defer deliver(Batch{Closed: true})
+	buf := make([]byte, t.cfg.ReadBuffer)
+	for {
+		n, rerr := conn.Read(buf)
+		if n > 0 && !deliver(Batch{Buf: append([]byte(nil), buf[:n]...)}) {
+			return
+		}
+		switch {
+		case stop.Err() != nil:
+			return
+		case rerr == nil:
+		case errors.Is(rerr, io.EOF), errors.Is(rerr, net.ErrClosed):
 			return
 		default:
 			t.closed(conn, rerr)

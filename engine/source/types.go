@@ -14,6 +14,17 @@ type Batch struct {
 	// Ingest is when the batch entered the engine (Unix nanoseconds); the
 	// consumer sets it if the source left it zero.
 	Ingest int64
+	// Raw batches come from a source whose frames only the application
+	// can find (a decoder with its own payload_length): Buf is bytes as
+	// read from connection Conn, Ends is empty, and the consumer frames
+	// them, keeping a partial frame per connection. Closed marks the
+	// connection's end (Buf then empty). Reject closes the connection
+	// with a logged reason when its bytes cannot be framed; it may be
+	// called from any goroutine, more than once.
+	Raw    bool
+	Conn   uint64
+	Closed bool
+	Reject func(reason string)
 }
 
 // Len returns the number of frames in the batch.

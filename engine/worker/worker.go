@@ -27,6 +27,9 @@ type SourceConfig struct {
 	HeaderLen  int
 	Length     source.LengthFunc
 	MaxPayload int
+	// Raw: the processor frames this source's bytes itself (a decoder
+	// with its own payload_length), see source.Batch.Raw.
+	Raw bool
 }
 
 // SinkConfig describes one TCP sink.
@@ -201,7 +204,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		s, err := source.NewTCP(source.TCPConfig{
 			Name: sc.Name, Index: i, Addr: sc.Addr, HeaderLen: sc.HeaderLen,
-			Length: sc.Length, MaxPayload: sc.MaxPayload,
+			Length: sc.Length, MaxPayload: sc.MaxPayload, Raw: sc.Raw,
 		}, q, plog)
 		if err == nil {
 			if err = s.Listen(); err != nil {

@@ -474,6 +474,7 @@ class Path(object):
         self.generator = None
         self.gen_value = None
         self._raw = {}  # connection -> bytes of an unfinished frame (frame_raw)
+        self._rejected = set()  # connections frame_raw gave up on
         self.failed = None  # (stage description, message repr) after an error
         self.salvage = None  # per-sink output made before the error
         self.stage_names = ["decoder of source %r" % (source_name,)]
@@ -666,6 +667,12 @@ class Path(object):
         the bad header are processed. With ``closed`` the connection has
         ended: its leftover bytes are dropped (reason says how many)."""
         pending = self._raw
+        if conn in self._rejected:
+            # Bytes read before the engine closed the connection: they
+            # follow a header that could not be read, so cannot be framed.
+            if closed:
+                self._rejected.discard(conn)
+            return self._run([], ts, self._note_failure), None
         buf = pending.pop(conn, b"") + chunk if conn in pending else chunk
         plen = self.decoder.payload_length
         frames = []
@@ -693,6 +700,8 @@ class Path(object):
             start = pos + header_length
             frames.append(buf[start:start + n])
             pos = start + n
+        if reason is not None and not closed:
+            self._rejected.add(conn)
         if reason is None:
             if closed:
                 if pos < end:

@@ -387,6 +387,13 @@ class RunnerTest(unittest.TestCase):
         self.assertIn("5 bytes of an unfinished frame",
                       path.frame_raw(5, b"05abc", 0, True, 2, 100)[1])
         self.assertEqual(path._raw, {})
+        # After a rejection, later chunks of that connection are dropped
+        # until it is closed.
+        self.assertEqual(path.frame_raw(1, b"01y", 0, False, 2, 100),
+                         ((b"",), None))
+        path.frame_raw(1, b"", 0, True, 2, 100)
+        self.assertEqual(path.frame_raw(1, b"01y", 0, False, 2, 100),
+                         ((b"y\n",), None))
 
     def test_stock_length_fmt(self):
         self.assertEqual(_runner.stock_length_fmt(_decode), ">I")
