@@ -306,3 +306,51 @@ def hold_and_raise(obj):
 		return nil
 	})
 }
+
+// bool() that raises is an error, never "false" (a generator stop flag
+// read as false would mean "go on").
+func TestTruth_ReturnsExceptions(t *testing.T) {
+	do(t, func(py *Py) error {
+		m, err := py.Exec("probe_truth", `
+class Raises(object):
+    def __bool__(self):
+        raise ValueError("no truth here")
+    __nonzero__ = __bool__
+class Empty(object):
+    def __len__(self):
+        return 0
+raises, empty, one = Raises(), Empty(), 1
+`)
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(m)
+		for _, c := range []struct {
+			name string
+			want bool
+		}{{"empty", false}, {"one", true}} {
+			o, err := py.GetAttr(m, c.name)
+			if err != nil {
+				return err
+			}
+			got, err := py.Truth(o)
+			py.DecRef(o)
+			if got != c.want || err != nil {
+				t.Errorf("Truth(%s) = %v, %v; want %v", c.name, got, err, c.want)
+			}
+		}
+		o, err := py.GetAttr(m, "raises")
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(o)
+		got, err := py.Truth(o)
+		var pe *PyError
+		if !errors.As(err, &pe) || pe.Type != "ValueError" || pe.Message != "no truth here" || got {
+			t.Errorf("Truth(raises) = %v, %v; want false and the ValueError", got, err)
+		}
+		after, err := py.Exec("probe_truth_after", "x = 1\n")
+		py.DecRef(after)
+		return err
+	})
+}

@@ -263,7 +263,10 @@ func (p *processor) Generate(src int, max int, out [][]byte) (stopped bool, err 
 			return fmt.Errorf("runner result: %w", err)
 		}
 		defer py.DecRef(done)
-		stopped = py.Truth(done)
+		stopped, err = py.Truth(done)
+		if err != nil {
+			return &UserCodeError{Source: p.names[src], Stage: "the generator's stop test", Err: err}
+		}
 		return nil
 	})
 	return stopped, err
