@@ -2,15 +2,28 @@ package bridge
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 var testInterp *Interp
 
+// deadline bounds every wait in these tests: generous, so that only a
+// stuck executor reaches it.
+const deadline = 30 * time.Second
+
+// retryEnv makes the test binary a child that exercises a failed Start.
+const retryEnv = "BRIDGE_TEST_START_RETRY"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(retryEnv) != "" {
+		os.Exit(startRetryChild())
+	}
 	in, err := Start(Config{Path: []string{"testdata"}})
 	if err != nil {
 		panic(err)
@@ -19,12 +32,104 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// do runs fn on the executor and fails the test on error.
+// do runs fn on the executor and fails the test on error. Inside fn,
+// report with t.Errorf and stop by returning an error: t.Fatal there ends
+// the executor's goroutine (Do survives that, but the report is worse).
 func do(t *testing.T, fn func(py *Py) error) {
 	t.Helper()
-	if err := testInterp.Do(fn); err != nil {
+	if err := doErr(t, fn); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// doErr runs fn on the executor and returns Do's error; a Do that has not
+// returned within the deadline fails the test instead of hanging it.
+func doErr(t *testing.T, fn func(py *Py) error) error {
+	t.Helper()
+	return await(t, "Do", func() error { return testInterp.Do(fn) })
+}
+
+// await runs f on a goroutine and returns its result, failing the test if
+// f has not returned within the deadline.
+func await(t *testing.T, what string, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	return awaitChan(t, what, done)
+}
+
+func awaitChan(t *testing.T, what string, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(deadline):
+		t.Fatalf("%s did not return within %v", what, deadline)
+		return nil
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes. It never
+// fails the test itself, so it may run inside Do.
+func eventually(cond func() bool) bool {
+	end := time.Now().Add(deadline)
+	for !cond() {
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if !eventually(cond) {
+		t.Fatalf("timed out after %v waiting for %s", deadline, what)
+	}
+}
+
+// pipe is an OS pipe whose ends the tests hand to Python as descriptors or
+// use from Go as files with deadlines.
+type pipe struct {
+	r, w int
+}
+
+func newPipe(t *testing.T) pipe {
+	t.Helper()
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	p := pipe{r: fds[0], w: fds[1]}
+	t.Cleanup(func() {
+		syscall.Close(p.r)
+		syscall.Close(p.w)
+	})
+	return p
+}
+
+// goFile wraps a duplicate of fd in a pollable *os.File, so reads honour
+// deadlines; the duplicate is closed with the test.
+func goFile(t *testing.T, fd int) *os.File {
+	t.Helper()
+	dup, err := syscall.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.CloseOnExec(dup)
+	if err := syscall.SetNonblock(dup, true); err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(dup), "pipe")
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func appliedInterrupts() int {
+	testInterp.mu.Lock()
+	defer testInterp.mu.Unlock()
+	return testInterp.applied
 }
 
 func TestStart_SysArgvAndPath(t *testing.T) {
@@ -177,7 +282,7 @@ def leave_none():
 		_, err = py.CallMethod(m, "outer", arg)
 		var pe *PyError
 		if !errors.As(err, &pe) {
-			t.Fatalf("err = %v, want *PyError", err)
+			return fmt.Errorf("err = %v, want *PyError", err)
 		}
 		if pe.Type != "ValueError" || pe.Message != "bad value 7" {
 			t.Errorf("PyError = %q %q", pe.Type, pe.Message)
@@ -211,29 +316,24 @@ def leave_none():
 	})
 }
 
-func TestDo_FromManyGoroutinesAndUnlocked(t *testing.T) {
+func TestDo_FromManyGoroutines(t *testing.T) {
 	do(t, func(py *Py) error {
 		m, err := py.Exec("probe_threads", `
-import threading
 counter = [0]
 def bump():
     counter[0] += 1
-def start_thread():
-    ev = threading.Event()
-    t = threading.Thread(target=ev.set)
-    t.start()
-    return ev
 `)
 		py.DecRef(m)
 		return err
 	})
 	var wg sync.WaitGroup
+	errs := make(chan error, 8)
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 100; j++ {
-				_ = testInterp.Do(func(py *Py) error {
+				err := testInterp.Do(func(py *Py) error {
 					m, err := py.Import("probe_threads")
 					if err != nil {
 						return err
@@ -241,34 +341,33 @@ def start_thread():
 					defer py.DecRef(m)
 					return py.CallMethodDiscard(m, "bump")
 				})
+				if err != nil {
+					errs <- err
+					return
+				}
 			}
 		}()
 	}
-	wg.Wait()
+	if err := await(t, "800 Do calls", func() error { wg.Wait(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 	do(t, func(py *Py) error {
-		m, _ := py.Import("probe_threads")
+		m, err := py.Import("probe_threads")
+		if err != nil {
+			return err
+		}
 		defer py.DecRef(m)
-		c, _ := py.GetAttr(m, "counter")
+		c, err := py.GetAttr(m, "counter")
+		if err != nil {
+			return err
+		}
 		defer py.DecRef(c)
 		if py.Repr(c) != "[800]" {
 			t.Errorf("counter = %s", py.Repr(c))
-		}
-		// A Python thread can run while the executor waits unlocked.
-		ev, err := py.CallMethod(m, "start_thread")
-		if err != nil {
-			return err
-		}
-		defer py.DecRef(ev)
-		py.Unlocked(func() {})
-		timeout := py.Int(5)
-		defer py.DecRef(timeout)
-		r, err := py.CallMethod(ev, "wait", timeout)
-		if err != nil {
-			return err
-		}
-		defer py.DecRef(r)
-		if py.Repr(r) != "True" {
-			t.Errorf("python thread did not run")
 		}
 		return nil
 	})
@@ -296,7 +395,7 @@ def hold_and_raise(obj):
 		before := py.RefCount(probe)
 		for i := 0; i < 100; i++ {
 			if _, err := py.Call(fn, probe); err == nil {
-				t.Fatal("no error")
+				return errors.New("hold_and_raise did not raise")
 			}
 		}
 		py.CallMethodDiscard(gc, "collect")
@@ -304,5 +403,53 @@ def hold_and_raise(obj):
 			t.Errorf("refcount of an object held by the failing frame %d -> %d after 100 errors", before, after)
 		}
 		return nil
+	})
+}
+
+// bool() that raises is an error, never "false" (a generator stop flag
+// read as false would mean "go on").
+func TestTruth_ReturnsExceptions(t *testing.T) {
+	do(t, func(py *Py) error {
+		m, err := py.Exec("probe_truth", `
+class Raises(object):
+    def __bool__(self):
+        raise ValueError("no truth here")
+    __nonzero__ = __bool__
+class Empty(object):
+    def __len__(self):
+        return 0
+raises, empty, one = Raises(), Empty(), 1
+`)
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(m)
+		for _, c := range []struct {
+			name string
+			want bool
+		}{{"empty", false}, {"one", true}} {
+			o, err := py.GetAttr(m, c.name)
+			if err != nil {
+				return err
+			}
+			got, err := py.Truth(o)
+			py.DecRef(o)
+			if got != c.want || err != nil {
+				t.Errorf("Truth(%s) = %v, %v; want %v", c.name, got, err, c.want)
+			}
+		}
+		o, err := py.GetAttr(m, "raises")
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(o)
+		got, err := py.Truth(o)
+		var pe *PyError
+		if !errors.As(err, &pe) || pe.Type != "ValueError" || pe.Message != "no truth here" || got {
+			t.Errorf("Truth(raises) = %v, %v; want false and the ValueError", got, err)
+		}
+		after, err := py.Exec("probe_truth_after", "x = 1\n")
+		py.DecRef(after)
+		return err
 	})
 }

@@ -144,15 +144,15 @@ func (py *Py) Items(o Object) ([]Object, error) {
 	return out, nil
 }
 
-// Truth returns bool(o); an exception while testing counts as false and is
-// cleared.
-func (py *Py) Truth(o Object) bool {
+// Truth returns bool(o). An exception raised while testing (a __bool__ or
+// __len__ that raises) is returned as *PyError: it is never read as an
+// answer.
+func (py *Py) Truth(o Object) (bool, error) {
 	r := C.PyObject_IsTrue(o.p)
 	if r < 0 {
-		py.clearNoReport()
-		return false
+		return false, py.fetchError()
 	}
-	return r == 1
+	return r == 1, nil
 }
 
 // IsList reports whether o is exactly a list (or a subclass).

@@ -20,6 +20,9 @@ type PyError struct {
 	// CPython would exit with (None → 0, an int → itself, other → 1).
 	IsSystemExit bool
 	ExitCode     int
+	// Interrupted is set when the exception is the one Interp.Interrupt
+	// raises (machida_bridge.WorkerStopping, or a subclass).
+	Interrupted bool
 }
 
 func (e *PyError) Error() string {
@@ -49,6 +52,7 @@ func (py *Py) fetchError() error {
 		e.IsSystemExit = true
 		e.ExitCode = py.exitCode(val)
 	}
+	e.Interrupted = C.wb_err_matches(t, py.in.stopping.p) != 0 // both borrowed
 	e.Traceback = py.formatException(typ, val, trace, e)
 	return e
 }

@@ -16,6 +16,63 @@ int wb_init(void) {
 PyThreadState *wb_save_thread(void) { return PyEval_SaveThread(); }
 void wb_restore_thread(PyThreadState *ts) { PyEval_RestoreThread(ts); }
 
+/* wb_thread_ident is the calling OS thread's identifier as Python knows it
+ * (threading.get_ident()). Needs no GIL. It is a long before 3.7. */
+unsigned long wb_thread_ident(void) { return (unsigned long)PyThread_get_thread_ident(); }
+
+/* wb_new_thread_state makes a thread state for the calling thread in the
+ * interpreter of like (borrowed). Needs no GIL; the caller then takes the
+ * GIL with it through wb_restore_thread. The result is owned by the
+ * interpreter's list of thread states. */
+PyThreadState *wb_new_thread_state(PyThreadState *like) {
+#if PY_VERSION_HEX >= 0x03090000
+    return PyThreadState_New(PyThreadState_GetInterpreter(like));
+#else
+    return PyThreadState_New(like->interp);
+#endif
+}
+
+/* wb_gil_ensure and wb_gil_release bracket Python use on a thread that is
+ * not the executor (PyGILState_Ensure/Release); both must run on the same
+ * OS thread, which the Go caller locks. */
+int wb_gil_ensure(void) { return (int)PyGILState_Ensure(); }
+void wb_gil_release(int state) { PyGILState_Release((PyGILState_STATE)state); }
+
+/* wb_async_raise sets cls.stop_message to msg and schedules cls (borrowed;
+ * an exception class, as PyThreadState_SetAsyncExc requires: it raises it
+ * with no arguments) in the thread ident. GIL held, any thread. Returns
+ * the number of thread states changed (1 when ident is a Python thread),
+ * or -1 when the message could not be set (the exception is cleared). */
+int wb_async_raise(unsigned long ident, PyObject *cls, const char *msg, Py_ssize_t n) {
+    int r;
+    PyObject *m = wb_str(msg, n); /* new */
+    if (m == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    r = PyObject_SetAttrString(cls, "stop_message", m);
+    Py_DECREF(m);
+    if (r < 0) {
+        PyErr_Clear();
+        return -1;
+    }
+#if PY_VERSION_HEX < 0x03070000
+    return PyThreadState_SetAsyncExc((long)ident, cls);
+#else
+    return PyThreadState_SetAsyncExc(ident, cls);
+#endif
+}
+
+/* wb_async_clear drops an exception scheduled by wb_async_raise that has
+ * not been raised yet. GIL held, any thread. */
+void wb_async_clear(unsigned long ident) {
+#if PY_VERSION_HEX < 0x03070000
+    PyThreadState_SetAsyncExc((long)ident, NULL);
+#else
+    PyThreadState_SetAsyncExc(ident, NULL);
+#endif
+}
+
 void wb_incref(PyObject *o) { Py_INCREF(o); }
 void wb_decref(PyObject *o) { Py_DECREF(o); }
 Py_ssize_t wb_refcnt(PyObject *o) { return Py_REFCNT(o); }
@@ -168,6 +225,12 @@ void wb_err_fetch(PyObject **type, PyObject **value, PyObject **tb) {
 
 int wb_err_is_system_exit(PyObject *type) {
     return type != NULL && PyErr_GivenExceptionMatches(type, PyExc_SystemExit);
+}
+
+/* wb_err_matches reports whether the exception type (borrowed) is cls
+ * (borrowed) or a subclass of it. */
+int wb_err_matches(PyObject *type, PyObject *cls) {
+    return type != NULL && cls != NULL && PyErr_GivenExceptionMatches(type, cls);
 }
 
 void wb_err_set_runtime(const char *msg) { PyErr_SetString(PyExc_RuntimeError, msg); }

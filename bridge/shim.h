@@ -2,17 +2,27 @@
  * returns a PyObject* returns a NEW reference, or NULL with a Python
  * exception set (the Go caller then calls fetchError). Arguments are
  * BORROWED unless a comment says otherwise. All of them must be called
- * with the GIL held, on the executor thread. */
+ * with the GIL held, on the executor thread, except those in the
+ * "threads" group below, whose comments in shim.c say what they need. */
 #ifndef WB_SHIM_H
 #define WB_SHIM_H
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pythread.h>
 #include <stdint.h>
 
 int wb_init(void);
 PyThreadState *wb_save_thread(void);
 void wb_restore_thread(PyThreadState *ts);
+
+/* threads */
+unsigned long wb_thread_ident(void);
+PyThreadState *wb_new_thread_state(PyThreadState *like);
+int wb_gil_ensure(void);
+void wb_gil_release(int state);
+int wb_async_raise(unsigned long ident, PyObject *cls, const char *msg, Py_ssize_t n);
+void wb_async_clear(unsigned long ident);
 
 void wb_incref(PyObject *o);
 void wb_decref(PyObject *o);
@@ -43,6 +53,7 @@ PyObject *wb_call_tuple(PyObject *callable, PyObject *args);
 int wb_err_occurred(void);
 void wb_err_fetch(PyObject **type, PyObject **value, PyObject **tb);
 int wb_err_is_system_exit(PyObject *type);
+int wb_err_matches(PyObject *type, PyObject *cls);
 void wb_err_set_runtime(const char *msg);
 
 const char *wb_type_name(PyObject *o);

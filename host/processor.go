@@ -565,8 +565,10 @@ func (p *processor) generate(py *bridge.Py, src int, max int, out *work.Output, 
 		return fmt.Errorf("runner result: %w", err)
 	}
 	defer py.DecRef(done)
-	// The runner returns a real bool (v is None), so bool() cannot raise.
-	*stopped = py.Truth(done)
+	*stopped, err = py.Truth(done)
+	if err != nil {
+		return &UserCodeError{Source: p.names[src], Stage: "the generator's stop test", Err: err}
+	}
 	return nil
 }
 
