@@ -16,6 +16,7 @@ import (
 	"github.com/wallaroo-go/machida/engine/source"
 	"github.com/wallaroo-go/machida/engine/topology"
 	"github.com/wallaroo-go/machida/engine/worker"
+	"github.com/wallaroo-go/machida/internal/logline"
 )
 
 // Main runs the program with argv (argv[0] first) and returns the exit
@@ -52,7 +53,7 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: start Python: %v\n", err)
 		return 1
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	logger := slog.New(logline.New(stderr, slog.LevelInfo))
 
 	var cfg worker.Config
 	status := -1

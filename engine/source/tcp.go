@@ -31,18 +31,18 @@ const maxBatchBytes = math.MaxInt32
 // TCPConfig configures a TCP source listener. Zero numeric fields take the
 // defaults above (DefaultMaxPayload for MaxPayload).
 type TCPConfig struct {
-	Name       string     // pipeline (source) name, used in log lines and errors
-	Index      int        // Batch.Source of every batch delivered
-	Addr       string     // host:port to listen on; port 0 picks a free one
-	HeaderLen  int        // frame header bytes (the decoder's header_length)
-	Length     LengthFunc // payload length from a header (unused when Raw)
+	Name      string     // pipeline (source) name, used in log lines and errors
+	Index     int        // Batch.Source of every batch delivered
+	Addr      string     // host:port to listen on; port 0 picks a free one
+	HeaderLen int        // frame header bytes (the decoder's header_length)
+	Length    LengthFunc // payload length from a header (unused when Raw)
 	// Raw delivers each read as a raw Batch (see Batch.Raw) for the
 	// consumer to frame, instead of framing here.
-	Raw bool
-	MaxPayload int        // largest payload accepted; a larger one closes the connection
-	MaxConns   int        // connections served at once; more wait un-accepted
-	ReadBuffer int        // bytes read from a socket at a time
-	MaxBatch   int        // frames per delivered Batch
+	Raw        bool
+	MaxPayload int // largest payload accepted; a larger one closes the connection
+	MaxConns   int // connections served at once; more wait un-accepted
+	ReadBuffer int // bytes read from a socket at a time
+	MaxBatch   int // frames per delivered Batch
 }
 
 // TCP is a TCP source: it listens, accepts up to MaxConns connections at a
@@ -55,7 +55,7 @@ type TCP struct {
 	consumer Consumer
 	log      *log.Logger
 
-	ln    net.Listener // set by Listen
+	ln    net.Listener  // set by Listen
 	conns atomic.Uint64 // numbers the connections of raw batches
 }
 

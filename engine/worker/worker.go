@@ -122,7 +122,7 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.setDefaults()
 	// The edge packages (sources, sinks, external channel) log through a
 	// *log.Logger that writes into the same slog handler.
-	plog := slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)
+	plog := slog.NewLogLogger(cfg.Log.Handler(), slog.LevelInfo)
 	ctx, shutdown := context.WithCancel(ctx)
 	defer shutdown()
 	// drainCtx bounds the work done after a stop was asked for: it ends
