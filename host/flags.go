@@ -193,10 +193,25 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--worker-count %d: clusters of more than one worker are not supported yet; run one worker (--worker-count 1)", o.WorkerCount)
 	case o.Join != "":
 		return fmt.Errorf("--join %s: joining a cluster is not supported yet; this engine runs single workers", o.Join)
+	case o.clusterMember():
+		return fmt.Errorf("--control %s: this worker is started as a member of a cluster (no --cluster-initializer) "+
+			"whose initializer's control channel is there; clusters are not supported yet; "+
+			"run one worker, started with --cluster-initializer", o.Control)
 	case o.RunWithResilience:
 		return fmt.Errorf("--run-with-resilience: checkpoints and recovery are not supported yet; run without it")
 	}
 	return nil
+}
+
+// clusterMember reports whether the command line starts a member of a
+// cluster, the way Wallaroo's harness starts workers 2..N (runtime spec
+// 1.4, 7.1): not the initializer, not joining, and --control naming the
+// initializer to connect to. A one-worker cluster is always started with
+// --cluster-initializer; a start with neither --cluster-initializer nor
+// --control (or --control "0", 0.6's "unset") still runs as a single
+// worker.
+func (o *Options) clusterMember() bool {
+	return !o.ClusterInitializer && o.Join == "" && o.Control != "" && o.Control != "0"
 }
 
 type discard struct{}

@@ -2,6 +2,7 @@ package host
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -86,5 +87,71 @@ func TestValidate(t *testing.T) {
 	o, _ = ParseArgs([]string{"m", "-h"})
 	if !o.Help {
 		t.Error("-h not seen")
+	}
+}
+
+// A worker started as a member of a cluster (Wallaroo's harness starts
+// workers 2..N like this, runtime spec 7.1) is refused until clusters
+// exist; the harness's initializer of a one-worker cluster, and a start
+// with neither --cluster-initializer nor --control, still run.
+func TestValidate_ClusterMemberIsRefused(t *testing.T) {
+	harnessWorker := []string{"/bin/machida3", "--application-module", "app",
+		"--in", "127.0.0.1:20000", "--out", "127.0.0.1:20001", "--metrics", "127.0.0.1:20002",
+		"--resilience-dir", "/tmp/res-data.x", "--name", "worker1",
+		"--my-control", "127.0.0.1:20006", "--my-data", "127.0.0.1:20007", "--external", "127.0.0.1:20008",
+		"--control", "127.0.0.1:20003", "--ponythreads=1", "--ponypinasio", "--ponynoblock"}
+	refused := map[string][]string{
+		"harness worker": harnessWorker,
+		"book worker 2": {"m", "--control", "127.0.0.1:6500", "--my-control", "127.0.0.1:6503",
+			"--my-data", "127.0.0.1:6504", "--name", "Worker2"},
+		"short and inline forms": {"m", "-n", "w2", "-c=127.0.0.1:6500"},
+	}
+	for name, argv := range refused {
+		o, err := ParseArgs(argv)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		err = o.Validate()
+		if err == nil {
+			t.Errorf("%s: Validate accepted %q", name, argv)
+			continue
+		}
+		for _, want := range []string{"--control " + o.Control + ": ",
+			"this worker is started as a member of a cluster (no --cluster-initializer)",
+			"clusters are not supported yet"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error %q lacks %q", name, err, want)
+			}
+		}
+	}
+
+	accepted := map[string][]string{
+		"harness initializer of one worker": {"/bin/machida3", "--application-module", "app",
+			"--in", "127.0.0.1:20000", "--out", "127.0.0.1:20001", "--metrics", "127.0.0.1:20002",
+			"--resilience-dir", "/tmp/res-data.x", "--name", "initializer", "--worker-count", "1",
+			"--data", "127.0.0.1:20004", "--external", "127.0.0.1:20005", "--cluster-initializer",
+			"--control", "127.0.0.1:20003", "--ponythreads=1", "--ponypinasio", "--ponynoblock"},
+		"book single worker": {"m", "--out", "127.0.0.1:7002", "--metrics", "127.0.0.1:5001",
+			"--control", "127.0.0.1:6000", "--data", "127.0.0.1:6001", "--cluster-initializer", "--ponythreads", "1"},
+		"neither initializer nor control": {"m", "--in", "127.0.0.1:7010", "--out", "127.0.0.1:7002"},
+		"control 0 (0.6's unset)":         {"m", "--control", "0"},
+	}
+	for name, argv := range accepted {
+		o, err := ParseArgs(argv)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := o.Validate(); err != nil {
+			t.Errorf("%s: Validate = %v", name, err)
+		}
+	}
+
+	// A joiner is refused for joining, not as a member.
+	o, err := ParseArgs([]string{"m", "--join", "127.0.0.1:6500", "--control", "127.0.0.1:6500", "--name", "w3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--join") {
+		t.Errorf("joiner: Validate = %v, want the --join error", err)
 	}
 }

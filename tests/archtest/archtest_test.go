@@ -1,7 +1,9 @@
 // Package archtest checks the import rules of ARCHITECTURE.md with go list:
 // bridge imports nothing of ours, the engine never imports bridge or host,
 // the binaries are thin, the end-to-end tests are black-box, and cgo
-// appears only in bridge.
+// appears only in bridge. It lists the module twice, as built for Python 3
+// and with -tags py2 (the Python 2.7 build): machida/ has only py2 files,
+// so a plain go list drops it, and bridge/ has files of each build.
 package archtest
 
 import (
@@ -22,13 +24,25 @@ type pkg struct {
 	CgoFiles     []string
 }
 
-func listPackages(t *testing.T) []pkg {
+// builds are the build configurations checked: go list's flags, and the
+// packages that configuration must contain.
+var builds = []struct {
+	name  string
+	flags []string
+	must  []string
+}{
+	{"Python 3", nil, []string{"machida3", "bridge", "host"}},
+	{"Python 2.7 (-tags py2)", []string{"-tags", "py2"}, []string{"machida", "bridge", "host"}},
+}
+
+func listPackages(t *testing.T, flags ...string) []pkg {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-json", module+"/...")
+	args := append(append([]string{"list"}, flags...), "-json", module+"/...")
+	cmd := exec.Command("go", args...)
 	cmd.Dir = "../.."
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("go list: %v", err)
+		t.Fatalf("go %s: %v", strings.Join(args, " "), err)
 	}
 	var pkgs []pkg
 	dec := json.NewDecoder(strings.NewReader(string(out)))
@@ -55,7 +69,27 @@ func ours(imports []string) []string {
 }
 
 func TestImportRules(t *testing.T) {
-	for _, p := range listPackages(t) {
+	for _, b := range builds {
+		t.Run(b.name, func(t *testing.T) {
+			pkgs := listPackages(t, b.flags...)
+			seen := map[string]bool{}
+			for _, p := range pkgs {
+				seen[strings.TrimPrefix(p.ImportPath, module+"/")] = true
+			}
+			for _, want := range b.must {
+				if !seen[want] {
+					t.Errorf("go list saw no package %s in the %s build; its rules went unchecked", want, b.name)
+				}
+			}
+			checkImports(t, pkgs)
+		})
+	}
+}
+
+// checkImports applies the import rules to the packages of one build.
+func checkImports(t *testing.T, pkgs []pkg) {
+	t.Helper()
+	for _, p := range pkgs {
 		name := strings.TrimPrefix(p.ImportPath, module+"/")
 		deps := ours(p.Imports)
 		all := ours(append(append(append([]string{}, p.Imports...), p.TestImports...), p.XTestImports...))

@@ -99,30 +99,89 @@ func TestBadFrames_CloseOnlyThatConnection(t *testing.T) {
 	}
 }
 
+// textRepr is repr() of a text string on the host's Python.
+func textRepr(s string) string {
+	if py2() {
+		return "u'" + s + "'"
+	}
+	return "'" + s + "'"
+}
+
+// TestUserException_TracebackStageAndExit1: an exception raised by user
+// code while processing a message, in any kind of callback, stops the
+// worker with exit status 1 (not a crash), prints the Python traceback
+// and one error line naming the stage and the message, and what was
+// produced before the failure still reaches the sink (and nothing after).
+// Wallaroo 0.6 printed the traceback, then "This should never happen:
+// failure in ..." (runtime spec 1.3); the error line is ours.
 func TestUserException_TracebackStageAndExit1(t *testing.T) {
-	m, s, in := echoWorker(t)
-	c := dial(t, in)
-	defer c.Close()
-	send(t, c, "fine", "boom")
-	code := m.wait(20 * time.Second)
-	if code == 0 {
-		t.Fatalf("machida3 exited 0 after an exception in user code")
+	cases := []struct {
+		stage string // raise_in.py --raise-in
+		in    string // the function the traceback shows raising
+		line  string // in the error line: the stage and the message
+		out   []string
+	}{
+		{"decoder", "in decode", "in decoder of source 'Raise' of pipeline \"Raise\" while processing " + bytesRepr("boom"), []string{"fine 1"}},
+		{"computation", "in check", "in computation 'check' of pipeline \"Raise\" while processing " + textRepr("boom"), []string{"fine 1"}},
+		{"key", "in key", "in key_by 'KeyExtractor_1__key' of pipeline \"Raise\" while processing " + textRepr("boom"), []string{"fine 1"}},
+		{"state", "in __init__", "in state 'tally' of pipeline \"Raise\" while processing " + textRepr("boom"), []string{"fine 1"}},
+		{"state_computation", "in tally", "in state 'tally' of pipeline \"Raise\" while processing " + textRepr("boom"), []string{"fine 1"}},
+		{"encoder", "in encode", "in encoder OctetEncoder_1__encode of pipeline \"Raise\" while processing " + textRepr("boom 1"), []string{"fine 1"}},
+		{"generator", "in apply", "in generator of source 'Gen' (apply) of pipeline \"Gen\" while processing 'fine2'", []string{"fine0 1", "fine1 1"}},
 	}
-	errOut := m.stderr.String()
-	for _, want := range []string{
-		"Traceback (most recent call last)",
-		"in check",
-		"ValueError: the message said boom",
-		"check for boom",
-		bytesRepr("boom"),
-	} {
-		if !strings.Contains(errOut, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, errOut)
-		}
-	}
-	// What was processed before the failure still reached the sink.
-	if lines := s.waitLines(t, 1, 5*time.Second); lines[0] != "fine" {
-		t.Errorf("sink = %q", lines)
+	for _, c := range cases {
+		t.Run(c.stage, func(t *testing.T) {
+			s := newSink(t)
+			in := ""
+			if c.stage != "generator" {
+				in = freePort(t)
+			}
+			m := machida(t, testdataDir(), "raise_in", in, s.addr(), "--raise-in", c.stage)
+			if in != "" {
+				m.waitOutput("Application has successfully initialized", 20*time.Second)
+				conn := dial(t, in)
+				defer conn.Close()
+				send(t, conn, "fine")
+				s.waitLines(t, 1, 10*time.Second) // "fine" is out before "boom" goes in
+				send(t, conn, "boom")
+			}
+			if code := m.wait(20 * time.Second); code != 1 {
+				t.Errorf("exit code %d, want 1 (an exception in user code is not a crash)", code)
+			}
+			errOut := m.stderr.String()
+			for _, want := range []string{
+				"Traceback (most recent call last)",
+				"raise_in.py",
+				c.in,
+				"ValueError: " + c.stage + " was told to raise",
+			} {
+				if !strings.Contains(errOut, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, errOut)
+				}
+			}
+			var errLine string
+			for _, l := range strings.Split(errOut, "\n") {
+				if strings.HasPrefix(l, "error: ") {
+					errLine = l
+				}
+			}
+			want := "error: user code failed " + c.line + ": ValueError: " + c.stage + " was told to raise; stopping the worker"
+			if errLine != want {
+				t.Errorf("error line\n %q\nwant\n %q", errLine, want)
+			}
+			if strings.Index(errOut, "Traceback") > strings.Index(errOut, errLine) {
+				t.Errorf("the error line comes before the traceback:\n%s", errOut)
+			}
+			// The output made before the failure was delivered, and
+			// nothing more: the sink has it all once the worker's
+			// connection is closed.
+			if n := s.waitClosed(t, 10*time.Second); n != 1 {
+				t.Errorf("the worker connected to its sink %d times, want once", n)
+			}
+			if got := strings.Split(strings.TrimSuffix(string(s.bytes()), "\n"), "\n"); !slices.Equal(got, c.out) {
+				t.Errorf("sink got %q, want %q", got, c.out)
+			}
+		})
 	}
 }
 
@@ -142,6 +201,8 @@ func TestEncoderContractViolation(t *testing.T) {
 	}
 }
 
+// A 2-byte header decoder, and an encoder returning str: the text is
+// written as UTF-8, non-ASCII included (2-, 3- and 4-byte sequences).
 func TestShortHeaderDecoderAndStrEncoder(t *testing.T) {
 	s := newSink(t)
 	in := freePort(t)
@@ -149,27 +210,40 @@ func TestShortHeaderDecoderAndStrEncoder(t *testing.T) {
 	m.waitOutput("Application has successfully initialized", 20*time.Second)
 	c := dial(t, in)
 	defer c.Close()
-	for _, w := range []string{"alpha", "", "gamma"} {
+	inputs := []string{"alpha", "", "héllo wörld", "Ωmega", "日本語", "smile 😀", "gamma"}
+	want := []string{"ALPHA", "", "HÉLLO WÖRLD", "ΩMEGA", "日本語", "SMILE 😀", "GAMMA"}
+	for _, w := range inputs {
 		hdr := []byte{0, 0}
-		binary.BigEndian.PutUint16(hdr, uint16(len(w)))
-		c.Write(append(hdr, w...))
+		binary.BigEndian.PutUint16(hdr, uint16(len(w))) // bytes of UTF-8
+		if _, err := c.Write(append(hdr, w...)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	lines := s.waitLines(t, 3, 10*time.Second)
-	if !slices.Equal(lines, []string{"ALPHA", "", "GAMMA"}) {
-		t.Errorf("sink lines = %q", lines)
+	lines := s.waitLines(t, len(want), 10*time.Second)
+	if !slices.Equal(lines, want) {
+		t.Errorf("sink lines = %q, want %q", lines, want)
+	}
+	if got := string(s.bytes()); got != strings.Join(want, "\n")+"\n" {
+		t.Errorf("sink bytes = % x\nwant the UTF-8 of %q", got, want)
 	}
 }
 
+// TestStartupErrors: a configuration error prints one clear line and
+// exits with its status before anything listens or connects. Every case
+// is given a source address (--in), an external channel (--external) and
+// a sink (--out) that a worker going too far would bind, log ("... is
+// listening on ...", on stderr) or connect to.
 func TestStartupErrors(t *testing.T) {
+	member := []string{"--application-module", "echo_lines", "--name", "worker1",
+		"--my-control", "127.0.0.1:1", "--my-data", "127.0.0.1:1"} // plus --control, below
 	cases := []struct {
-		name     string
-		args     []string
-		code     int
-		stderr   []string
-		stdout   []string
-		noListen bool
+		name   string
+		args   []string
+		code   int
+		stderr []string
+		stdout []string
 	}{
-		{name: "no module", args: []string{"--in", "127.0.0.1:1"}, code: 1,
+		{name: "no module", args: nil, code: 1,
 			stderr: []string{"Error: You must provide Machida with --application-module"}},
 		{name: "module not found", args: []string{"--application-module", "no_such_app_module"}, code: 1,
 			stderr: []string{"No module named", "no_such_app_module", "could not import", "PYTHONPATH"},
@@ -191,10 +265,26 @@ func TestStartupErrors(t *testing.T) {
 			stderr: []string{"Error:", "worker-count"}},
 		{name: "data on a non-initializer", args: []string{"--application-module", "echo_lines", "--data", "127.0.0.1:1"}, code: 1,
 			stderr: []string{"Error: only the cluster initializer takes --data"}},
+		// A cluster member as Wallaroo's harness starts workers 2..N
+		// (runtime spec 7.1): no --cluster-initializer, --control naming
+		// the initializer. Until clusters exist it must not run as a
+		// cluster of its own on the initializer's source ports.
+		{name: "cluster member", args: append(member, "--control", "127.0.0.1:6000"), code: 1,
+			stderr: []string{"Error: --control 127.0.0.1:6000: this worker is started as a member of a cluster (no --cluster-initializer)",
+				"clusters are not supported yet"}},
+		{name: "cluster member, short options", args: []string{"--application-module", "echo_lines", "-n", "w2", "-c=127.0.0.1:6000"}, code: 1,
+			stderr: []string{"this worker is started as a member of a cluster (no --cluster-initializer)", "clusters are not supported yet"}},
+		{name: "more than one worker", args: []string{"--application-module", "echo_lines", "--cluster-initializer",
+			"--control", "127.0.0.1:1", "--data", "127.0.0.1:1", "--worker-count", "2"}, code: 1,
+			stderr: []string{"Error: --worker-count 2: clusters of more than one worker are not supported yet"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := start(t, testdataDir(), "machida3", c.args...)
+			s := newSink(t)
+			args := append(append([]string{}, c.args...),
+				"--in", freePort(t), "--out", s.addr(), "--external", freePort(t),
+				"--metrics", freePort(t), "--resilience-dir", t.TempDir(), "--ponythreads=1")
+			p := start(t, testdataDir(), "machida3", args...)
 			if code := p.wait(20 * time.Second); code != c.code {
 				t.Errorf("exit code %d, want %d", code, c.code)
 			}
@@ -208,8 +298,20 @@ func TestStartupErrors(t *testing.T) {
 					t.Errorf("stdout lacks %q:\n%s", want, p.stdout.String())
 				}
 			}
-			if strings.Contains(p.stdout.String(), "listening") {
-				t.Errorf("something started listening:\n%s", p.stdout.String())
+			// Listener lines ("Echo source is listening on ...",
+			// "external channel: listening on ...") go to stderr.
+			for stream, out := range map[string]string{"stdout": p.stdout.String(), "stderr": p.stderr.String()} {
+				if strings.Contains(out, "listening") {
+					t.Errorf("something started listening (%s):\n%s", stream, out)
+				}
+			}
+			for _, banner := range []string{"INIT PHASE", "Application has successfully initialized"} {
+				if strings.Contains(p.stdout.String(), banner) {
+					t.Errorf("the worker began initializing (%q):\n%s", banner, p.stdout.String())
+				}
+			}
+			if accepted := s.waitClosed(t, 10*time.Second); accepted != 0 {
+				t.Errorf("the worker connected to its sink %d times before failing", accepted)
 			}
 		})
 	}

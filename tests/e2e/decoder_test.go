@@ -2,7 +2,7 @@ package e2e
 
 import (
 	"encoding/binary"
-
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -69,7 +69,9 @@ func TestDecoder_EveryLengthFormat(t *testing.T) {
 }
 
 // A decoder class with its own payload_length (here a 3-byte header) is
-// called for every header; when it raises, that connection is closed.
+// called for every header; when it raises, the worker logs why and closes
+// that connection (and only that one): the connection that was open
+// before, and a new one, keep working.
 func TestDecoder_CustomPayloadLength(t *testing.T) {
 	s := newSink(t)
 	in := freePort(t)
@@ -84,12 +86,29 @@ func TestDecoder_CustomPayloadLength(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 	bad := dial(t, in)
-	bad.Write([]byte{0xff, 0, 1, 'z'})
-	m.waitOutput("header starts with 0xff", 10*time.Second)
-	bad.Close()
+	defer bad.Close()
+	if _, err := bad.Write([]byte{0xff, 0, 1, 'z'}); err != nil {
+		t.Fatal(err)
+	}
+	// The reason is logged with the connection it closed.
+	m.waitOutput("connection from "+bad.LocalAddr().String()+" closed: bad frame header ff0001: "+
+		"payload_length() raised ValueError: header starts with 0xff", 10*time.Second)
+	// The worker closes the bad connection: reading it ends (EOF or a
+	// reset) instead of waiting for data that never comes.
+	bad.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if n, err := bad.Read(make([]byte, 64)); err == nil {
+		t.Errorf("read %d bytes from the bad connection; want it closed", n)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("the worker did not close the connection whose payload_length raised")
+	}
 	c.Write(append([]byte{0, 0, 4}, "more"...))
-	if got := s.waitLines(t, 3, 10*time.Second); got[2] != "more" {
-		t.Errorf("after a bad connection: %q", got)
+	other := dial(t, in)
+	defer other.Close()
+	other.Write(append([]byte{0, 0, 5}, "other"...))
+	got := s.waitLines(t, 4, 10*time.Second)
+	slices.Sort(got[2:]) // two connections: either order
+	if !slices.Equal(got, []string{"abc", "hello", "more", "other"}) {
+		t.Errorf("after a bad connection: %q, want abc, hello, then more and other", got)
 	}
 }
 

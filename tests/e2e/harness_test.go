@@ -23,12 +23,18 @@ var binDir string
 // machida (Python 2.7) when WALLAROO_HOST says so.
 var hostBinary = "machida3"
 
-func TestMain(m *testing.M) {
+func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
+
+// runSuite runs the tests and returns the exit status. It is TestMain's
+// body without os.Exit, so that its deferred clean-up (the temporary bin
+// directory) runs.
+func runSuite(m *testing.M) int {
 	binDir = os.Getenv("WALLAROO_BIN")
 	if binDir == "" {
 		dir, err := os.MkdirTemp("", "e2e-bin-")
 		if err != nil {
-			panic(err)
+			fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+			return 1
 		}
 		defer os.RemoveAll(dir)
 		root := repoRoot()
@@ -38,7 +44,7 @@ func TestMain(m *testing.M) {
 			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 			if err := cmd.Run(); err != nil {
 				fmt.Fprintf(os.Stderr, "e2e: building %s failed: %v (build with `make build` and set WALLAROO_BIN)\n", pkg, err)
-				os.Exit(1)
+				return 1
 			}
 		}
 		binDir = dir
@@ -59,9 +65,33 @@ func TestMain(m *testing.M) {
 				fmt.Fprintf(os.Stderr, "e2e: the suite failed with machida: %v\n", err)
 				code = 1
 			}
+		} else {
+			fmt.Fprintln(os.Stderr, "e2e: "+noMachidaRerun())
 		}
 	}
-	os.Exit(code)
+	return code
+}
+
+// noMachidaRerun says why the suite did not run again with machida.
+func noMachidaRerun() string {
+	how := "build it with `make machida` (needs Python 2.7 and its embedding library) and run with WALLAROO_BIN=<repo>/bin"
+	if os.Getenv("WALLAROO_BIN") == "" {
+		how = "WALLAROO_BIN is not set, so only machida3 was built (into a temporary directory); " + how
+	}
+	return fmt.Sprintf("NOT re-running the suite with machida (Python 2.7): %s does not exist; %s", bin("machida"), how)
+}
+
+// TestSuite_RunsAgainWithMachida reports, in the test output, whether
+// TestMain runs the whole suite a second time with the Python 2.7 binary:
+// a missing bin/machida skips that run, and this test says so.
+func TestSuite_RunsAgainWithMachida(t *testing.T) {
+	if py2() {
+		t.Skip("this is the machida (Python 2.7) run of the suite")
+	}
+	if _, err := os.Stat(bin("machida")); err != nil {
+		t.Skip(noMachidaRerun())
+	}
+	t.Logf("TestMain runs the suite again with %s once this run ends", bin("machida"))
 }
 
 // py2 reports whether the suite runs the Python 2.7 binary.
@@ -210,10 +240,11 @@ func (p *proc) waitOutput(s string, timeout time.Duration) {
 
 // sink is an in-test TCP listener collecting everything written to it.
 type sink struct {
-	l     net.Listener
-	mu    sync.Mutex
-	data  bytes.Buffer
-	conns int
+	l      net.Listener
+	mu     sync.Mutex
+	data   bytes.Buffer
+	conns  int // connections accepted
+	closed int // accepted connections the peer has closed
 }
 
 func newSink(t *testing.T) *sink {
@@ -241,6 +272,9 @@ func newSink(t *testing.T) *sink {
 					s.mu.Unlock()
 					if err != nil {
 						c.Close()
+						s.mu.Lock()
+						s.closed++
+						s.mu.Unlock()
 						return
 					}
 				}
@@ -252,6 +286,32 @@ func newSink(t *testing.T) *sink {
 }
 
 func (s *sink) addr() string { return s.l.Addr().String() }
+
+// connections returns how many connections were accepted and how many of
+// them the peer has closed since.
+func (s *sink) connections() (accepted, closed int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns, s.closed
+}
+
+// waitClosed waits until every accepted connection has been closed by the
+// peer (after the worker exited: everything it wrote has been read) and
+// returns the number of connections accepted.
+func (s *sink) waitClosed(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		accepted, closed := s.connections()
+		if accepted == closed {
+			return accepted
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sink %s: %d of %d connections still open after %v", s.addr(), accepted-closed, accepted, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 func (s *sink) bytes() []byte {
 	s.mu.Lock()
