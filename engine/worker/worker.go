@@ -123,6 +123,37 @@ func Run(ctx context.Context, cfg Config) error {
 	// The edge packages (sources, sinks, external channel) log through a
 	// *log.Logger that writes into the same slog handler.
 	plog := slog.NewLogLogger(cfg.Log.Handler(), slog.LevelInfo)
+	// Bind every source listener first, so a port that is taken is
+	// reported before anything else listens or connects (connections
+	// made now wait in the backlog until the sources are served).
+	q := work.NewQueue(cfg.QueueBatches, cfg.QueueBytes)
+	var sources []*source.TCP
+	var gens []int
+	closeSources := func() {
+		for _, s := range sources {
+			s.Close()
+		}
+	}
+	for i, sc := range cfg.Sources {
+		if sc.Generator {
+			gens = append(gens, i)
+			continue
+		}
+		s, err := source.NewTCP(source.TCPConfig{
+			Name: sc.Name, Index: i, Addr: sc.Addr, HeaderLen: sc.HeaderLen,
+			Length: sc.Length, MaxPayload: sc.MaxPayload, Raw: sc.Raw,
+		}, q, plog)
+		if err == nil {
+			if err = s.Listen(); err != nil {
+				err = fmt.Errorf("%w: %w", ErrListen, err)
+			}
+		}
+		if err != nil { // a NewTCP error (source.ErrConfig) is not a listen error
+			closeSources()
+			return err
+		}
+		sources = append(sources, s)
+	}
 	ctx, shutdown := context.WithCancel(ctx)
 	defer shutdown()
 	// drainCtx bounds the work done after a stop was asked for: it ends
@@ -154,6 +185,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.External != "" {
 		ext := external.NewServer(external.Config{Addr: cfg.External}, st, plog)
 		if err := ext.Listen(); err != nil {
+			closeSources()
 			return fmt.Errorf("%w: %w", ErrListen, err)
 		}
 		extCtx, stopExt := context.WithCancel(context.WithoutCancel(ctx))
@@ -187,39 +219,14 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, s := range sinks {
 		if err := s.WaitConnected(ctx); err != nil {
 			closeSinks()
+			closeSources()
 			return nil // stopped before the sinks came up
 		}
 	}
 
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE II: Initializing sources ~~|")
-	q := work.NewQueue(cfg.QueueBatches, cfg.QueueBytes)
 	srcCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
-	var sources []*source.TCP
-	var gens []int
-	for i, sc := range cfg.Sources {
-		if sc.Generator {
-			gens = append(gens, i)
-			continue
-		}
-		s, err := source.NewTCP(source.TCPConfig{
-			Name: sc.Name, Index: i, Addr: sc.Addr, HeaderLen: sc.HeaderLen,
-			Length: sc.Length, MaxPayload: sc.MaxPayload, Raw: sc.Raw,
-		}, q, plog)
-		if err == nil {
-			if err = s.Listen(); err != nil {
-				err = fmt.Errorf("%w: %w", ErrListen, err)
-			}
-		}
-		if err != nil { // a NewTCP error (source.ErrConfig) is not a listen error
-			for _, s := range sources {
-				s.Close()
-			}
-			closeSinks()
-			return err
-		}
-		sources = append(sources, s)
-	}
 
 	var wg sync.WaitGroup
 	for _, s := range sources {

@@ -33,6 +33,7 @@ Nothing here is public API. This module runs unchanged on Python 2.7 and
 3.x.
 """
 
+import binascii
 import itertools
 import pickle
 import sys
@@ -407,6 +408,10 @@ class Runner(object):
         return results
 
 
+def _hex(bs):
+    return binascii.hexlify(bs).decode("ascii")
+
+
 def _load(data, what):
     """(format, records) of bytes made by export_partition or
     take_envelopes; ValueError naming what if they are not."""
@@ -684,16 +689,21 @@ class Path(object):
             try:
                 n = plen(header)
             except Exception as e:
-                reason = ("payload_length(%r) raised %s: %s"
-                          % (header, type(e).__name__, e))
+                reason = ("bad frame header %s: payload_length() raised %s: %s"
+                          % (_hex(header), type(e).__name__, e))
                 break
             if type(n) is not int and not (_PY2 and isinstance(n, long)):  # noqa: F821
-                reason = ("payload_length(%r) returned %s %s, not an int"
-                          % (header, type(n).__name__, _describe(n)))
+                reason = ("bad frame header %s: payload_length() returned %s "
+                          "%s, not an int" % (_hex(header), type(n).__name__,
+                                              _describe(n)))
                 break
-            if n < 0 or n > max_payload:
-                reason = ("payload_length(%r) returned %d, outside 0 to %d"
-                          % (header, n, max_payload))
+            if n < 0:
+                reason = ("bad frame header %s: negative payload length %d"
+                          % (_hex(header), n))
+                break
+            if n > max_payload:
+                reason = ("frame of %d bytes exceeds the limit of %d bytes"
+                          % (n, max_payload))
                 break
             if end - pos - header_length < n:
                 break

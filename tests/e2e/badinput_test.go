@@ -346,4 +346,16 @@ func TestPortTaken(t *testing.T) {
 	if !strings.Contains(m.stderr.String(), "unable to listen") {
 		t.Errorf("stderr:\n%s", m.stderr.String())
 	}
+	// A taken port is a configuration error: reported before anything
+	// else listens or connects (no INIT phases, no sink connection, no
+	// external channel).
+	if strings.Contains(m.stdout.String(), "INIT PHASE") {
+		t.Errorf("the worker started its init phases before failing:\n%s", m.stdout.String())
+	}
+	if strings.Contains(m.stderr.String(), "external channel: listening") {
+		t.Errorf("the external channel listened before the failure:\n%s", m.stderr.String())
+	}
+	if accepted, _ := s.connections(); accepted != 0 {
+		t.Errorf("the worker connected %d times to its sink before failing", accepted)
+	}
 }

@@ -379,10 +379,10 @@ class RunnerTest(unittest.TestCase):
                          ((b"hi\n",), None))
         outs, reason = path.frame_raw(1, b"01x!!zz", 0, False, 2, 100)
         self.assertEqual(outs, (b"x\n",))
-        self.assertIn("raised ValueError: bad header", reason)
+        self.assertIn("bad frame header 2121: payload_length() raised ValueError: bad header", reason)
         self.assertIn("not an int",
                       path.frame_raw(3, b"??", 0, False, 2, 100)[1])
-        self.assertIn("outside 0 to 50",
+        self.assertIn("frame of 99 bytes exceeds the limit of 50 bytes",
                       path.frame_raw(4, b"99", 0, False, 2, 50)[1])
         self.assertIn("5 bytes of an unfinished frame",
                       path.frame_raw(5, b"05abc", 0, True, 2, 100)[1])
