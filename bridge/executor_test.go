@@ -328,6 +328,17 @@ def blocked(fd):
 	if since.Before(start) || since.After(time.Now()) {
 		t.Errorf("Busy says since %v, want between %v and now", since, start)
 	}
+	// The blocked Do released the GIL (os.read does): its Python stack
+	// can be read from here and shows where it is stuck.
+	var stack string
+	waitFor(t, "Stack to read the blocked Do's stack", func() bool {
+		var ok bool
+		stack, ok = testInterp.Stack(5 * time.Second)
+		return ok && strings.Contains(stack, "in blocked")
+	})
+	if !strings.Contains(stack, `File "<probe_blocked>", line 4, in blocked`) {
+		t.Errorf("stack of the blocked Do:\n%s", stack)
+	}
 	before := appliedInterrupts()
 	if !testInterp.Interrupt("stop while blocked") {
 		t.Fatal("Interrupt found no Do running")

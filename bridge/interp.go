@@ -48,6 +48,8 @@ type Interp struct {
 	// stopping is machida_bridge.WorkerStopping, created by setup; a
 	// strong reference owned by the Interp for the life of the process.
 	stopping Object
+	// stackOf is machida_bridge.stack_of (owned, set by setup).
+	stackOf Object
 
 	// executor-only state
 	ts *C.PyThreadState // the executor's thread state while the GIL is released
@@ -341,6 +343,46 @@ func (in *Interp) interrupt(seq uint64, msg string) {
 	}
 }
 
+// Stack returns the Python stack of the executor thread, formatted as a
+// traceback (innermost call last), for a watchdog to show where a stuck
+// Do is. It may be called from any goroutine; it needs the GIL, which a Do
+// blocked in C usually releases (time.sleep, socket reads, locks) but a C
+// call may keep: ok is false if the GIL was not had within wait, or the
+// stack could not be read.
+func (in *Interp) Stack(wait time.Duration) (stack string, ok bool) {
+	done := make(chan string, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		g := C.wb_gil_ensure()
+		defer C.wb_gil_release(g)
+		in.mu.Lock()
+		fn := in.stackOf // borrowed: the Interp keeps its reference
+		in.mu.Unlock()
+		if fn.IsZero() {
+			done <- ""
+			return
+		}
+		var out *C.char
+		var n C.Py_ssize_t
+		if C.wb_stack_of(fn.p, in.ident, &out, &n) != 0 {
+			done <- ""
+			return
+		}
+		s := C.GoStringN(out, C.int(n))
+		C.free(unsafe.Pointer(out))
+		done <- s
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case s := <-done:
+		return s, s != ""
+	case <-t.C:
+		return "", false // the goroutine finishes on its own once it has the GIL
+	}
+}
+
 // Stop ends the executor goroutine. Python is not finalised (see doc.go).
 // Pending and later Do calls fail.
 func (in *Interp) Stop() {
@@ -366,6 +408,16 @@ class WorkerStopping(KeyboardInterrupt):
 
     def __init__(self, *args):
         KeyboardInterrupt.__init__(self, *(args or (type(self).stop_message,)))
+
+
+def stack_of(ident):
+    """The Python stack of thread ident, formatted (bridge Interp.Stack)."""
+    import sys
+    import traceback
+    frame = sys._current_frames().get(ident)
+    if frame is None:
+        return ""
+    return "".join(traceback.format_stack(frame))
 `
 
 func (py *Py) setup(cfg Config) error {
@@ -416,11 +468,18 @@ func (py *Py) setup(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("bridge: machida_bridge.WorkerStopping: %w", err)
 	}
+	stack, err := py.GetAttr(mod, "stack_of")
+	if err != nil {
+		py.DecRef(cls)
+		return fmt.Errorf("bridge: machida_bridge.stack_of: %w", err)
+	}
 	in := py.in
 	in.mu.Lock()
-	old := in.stopping
-	in.stopping = cls // owned by the Interp from here on
+	old, oldStack := in.stopping, in.stackOf
+	in.stopping = cls  // owned by the Interp from here on
+	in.stackOf = stack // likewise
 	in.mu.Unlock()
 	py.DecRef(old)
+	py.DecRef(oldStack)
 	return nil
 }

@@ -73,6 +73,35 @@ void wb_async_clear(unsigned long ident) {
 #endif
 }
 
+/* wb_stack_of calls fn(ident) (fn borrowed: machida_bridge.stack_of) and
+ * copies the text it returns into *out (malloc'd; the caller frees it).
+ * GIL held, any thread. Returns 0, or -1 with no exception left set. */
+int wb_stack_of(PyObject *fn, unsigned long ident, char **out, Py_ssize_t *n) {
+    int rc = -1;
+    const char *view;
+    PyObject *r = NULL;
+    PyObject *arg = PyLong_FromUnsignedLong(ident); /* new */
+    if (arg == NULL)
+        goto done;
+    r = PyObject_CallFunctionObjArgs(fn, arg, NULL); /* new */
+    if (r == NULL)
+        goto done;
+    if (wb_text_view(r, &view, n) < 0)
+        goto done;
+    *out = malloc((size_t)*n + 1);
+    if (*out == NULL)
+        goto done;
+    memcpy(*out, view, (size_t)*n);
+    (*out)[*n] = 0;
+    rc = 0;
+done:
+    Py_XDECREF(arg);
+    Py_XDECREF(r);
+    if (rc < 0)
+        PyErr_Clear();
+    return rc;
+}
+
 void wb_incref(PyObject *o) { Py_INCREF(o); }
 void wb_decref(PyObject *o) { Py_DECREF(o); }
 Py_ssize_t wb_refcnt(PyObject *o) { return Py_REFCNT(o); }

@@ -20,6 +20,7 @@ void wb_restore_thread(PyThreadState *ts);
 unsigned long wb_thread_ident(void);
 PyThreadState *wb_new_thread_state(PyThreadState *like);
 int wb_gil_ensure(void);
+int wb_stack_of(PyObject *fn, unsigned long ident, char **out, Py_ssize_t *n);
 void wb_gil_release(int state);
 int wb_async_raise(unsigned long ident, PyObject *cls, const char *msg, Py_ssize_t n);
 void wb_async_clear(unsigned long ident);

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/wallaroo-go/machida/bridge"
 	"github.com/wallaroo-go/machida/engine/routing"
@@ -70,6 +71,7 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 	}
 	cfg.Console = stdout
 	cfg.Log = logger
+	cfg.OnStopDeadline = func() { interruptStuck(in, logger, stderr) }
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -90,6 +92,10 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 			fmt.Fprint(stderr, pe.Traceback)
 			if pe.IsSystemExit {
 				return pe.ExitCode
+			}
+			if pe.Interrupted {
+				fmt.Fprintf(stderr, "error: stopped %s of pipeline %q at the shutdown deadline: it had not returned; what it was processing is lost\n", ue.Stage, ue.Source)
+				return 1
 			}
 		}
 		fmt.Fprintf(stderr, "error: %v; stopping the worker\n", err)
@@ -254,6 +260,29 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 		}
 	}
 	return cfg, nil
+}
+
+// interruptStuck runs when a stop has not finished in time: if user code
+// is still running (a loop that never ends, a blocking read), it raises
+// WorkerStopping in the interpreter's thread; if that Do has not returned
+// a second later (blocked in C, where the exception cannot land), it says
+// what was running and exits 1 at once, without finalising Python.
+func interruptStuck(in *bridge.Interp, logger *slog.Logger, stderr io.Writer) {
+	what, since, busy := in.Busy()
+	if !busy {
+		return
+	}
+	logger.Warn("stopping: user code has not returned; interrupting it", "running", what, "for", time.Since(since).Round(time.Millisecond))
+	in.Interrupt("the worker is stopping and this code did not return in time")
+	time.Sleep(time.Second)
+	if w, s, still := in.Busy(); still && s.Equal(since) {
+		if stack, ok := in.Stack(time.Second); ok {
+			fmt.Fprintf(stderr, "Where the interpreter is stuck (most recent call last):\n%s", stack)
+		}
+		fmt.Fprintf(stderr, "error: %s did not return within 1s of being interrupted at the shutdown deadline (running for %v, blocked outside Python); exiting without finalising Python\n",
+			w, time.Since(s).Round(time.Millisecond))
+		os.Exit(1)
+	}
 }
 
 // serializationHooks returns the (serialize, deserialize) pair for the

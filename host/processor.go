@@ -37,6 +37,8 @@ type processor struct {
 	// not called. Written by SetOwnership, read by Process (one
 	// goroutine).
 	allLocal bool
+	// label names the processor's Do calls for Interp.Busy.
+	label string
 	// headerLen and maxPayload frame raw batches, by source index.
 	headerLen  []int
 	maxPayload []int
@@ -201,6 +203,7 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, parti
 		p.process = append(p.process, proc)
 		p.names = append(p.names, path.Source.Name)
 	}
+	p.label = fmt.Sprintf("the stages of pipelines %q", p.names)
 	return p, nil
 }
 
@@ -208,7 +211,7 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, parti
 // all the items, one runner call per item, then one take_envelopes if
 // any partition is owned elsewhere.
 func (p *processor) Process(items []work.Item, out *work.Output) error {
-	return p.in.Do(func(py *bridge.Py) error {
+	return p.in.DoAs(p.label, func(py *bridge.Py) error {
 		err := p.processItems(py, items, out)
 		if !p.allLocal {
 			// Envelopes made before a failure are routed too.
@@ -528,7 +531,7 @@ func (p *processor) StateEntities() (map[string][]string, error) {
 
 // Generate implements work.Processor for generator sources.
 func (p *processor) Generate(src int, max int, out *work.Output) (stopped bool, err error) {
-	err = p.in.Do(func(py *bridge.Py) error {
+	err = p.in.DoAs(p.label, func(py *bridge.Py) error {
 		err := p.generate(py, src, max, out, &stopped)
 		if !p.allLocal {
 			if terr := p.takeEnvelopes(py, out); terr != nil && err == nil {

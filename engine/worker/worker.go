@@ -78,6 +78,10 @@ type Config struct {
 	Queries Queries
 	// OnReady, if set, is called once the worker is serving.
 	OnReady func()
+	// OnStopDeadline, if set, is called (on its own goroutine) when a stop
+	// has not finished within ShutdownTimeout: the host uses it to
+	// interrupt user code that does not return.
+	OnStopDeadline func()
 }
 
 func (c SourceConfig) maxConns() int { return source.DefaultMaxConns }
@@ -172,6 +176,9 @@ func Run(ctx context.Context, cfg Config) error {
 		case <-t.C:
 			cfg.Log.Warn("shutdown: not finished in time; dropping what is left", "timeout", cfg.ShutdownTimeout)
 			endDrain()
+			if cfg.OnStopDeadline != nil {
+				go cfg.OnStopDeadline()
+			}
 		case <-drainCtx.Done():
 		}
 	}()

@@ -630,7 +630,7 @@ class Path(object):
         src.append("        try:")
         src.append("            for _x in _frames:")
         src.extend(lines)
-        src.append("        except Exception:")
+        src.append("        except BaseException:  # WorkerStopping too: say where")
         src.append("            _salvage(_st, _x, (%s%s))" % (outs, comma))
         src.append("            raise")
         src.append("        return (%s%s)" % (", ".join('b"".join(_o%d)' % j for j in range(nenc)), comma))
