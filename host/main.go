@@ -220,11 +220,7 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 		headerLens = append(headerLens, fr.HeaderLen)
 	}
 	for _, sk := range paths[0].Sinks() {
-		name := sk.Addr()
-		if sk.Name != "" {
-			name = sk.Name + " (" + sk.Addr() + ")"
-		}
-		cfg.Sinks = append(cfg.Sinks, worker.SinkConfig{Name: name, Addr: sk.Addr()})
+		cfg.Sinks = append(cfg.Sinks, worker.SinkConfig{Name: sk.Name, Addr: sk.Addr()})
 	}
 	proc, err := newProcessor(in, py, paths, table.Partitions(), hooks, logger)
 	if err != nil {
@@ -247,16 +243,10 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 			seen[st.ID] = true
 			switch st.Kind {
 			case topology.StateComputation:
-				cfg.Stages.State = append(cfg.Stages.State, st.ID.Number())
-				proc.stageNumbers[st.ID.String()] = st.ID.Number()
+				cfg.Stages.State = append(cfg.Stages.State, st.ID)
 			case topology.Computation:
-				cfg.Stages.Stateless = append(cfg.Stages.Stateless, st.ID.Number())
+				cfg.Stages.Stateless = append(cfg.Stages.Stateless, st.ID)
 			}
-		}
-	}
-	for p, local := range table.Local(me) {
-		if local {
-			cfg.Partitions = append(cfg.Partitions, fmt.Sprint(p))
 		}
 	}
 	return cfg, nil

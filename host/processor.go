@@ -42,9 +42,6 @@ type processor struct {
 	// headerLen and maxPayload frame raw batches, by source index.
 	headerLen  []int
 	maxPayload []int
-	// stageNumbers maps the runner's step ids ("node.index") to the
-	// stage ids the external channel reports.
-	stageNumbers map[string]string
 }
 
 // UserCodeError is an exception raised by user code while processing.
@@ -133,7 +130,7 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, parti
 	}
 	keep(runner)
 
-	p := &processor{in: in, log: logger, runner: py.IncRef(runner), allLocal: true, stageNumbers: map[string]string{}}
+	p := &processor{in: in, log: logger, runner: py.IncRef(runner), allLocal: true}
 	if p.resume, err = py.GetAttr(runner, "resume"); err != nil {
 		return nil, err
 	}
@@ -473,8 +470,8 @@ func (p *processor) ImportPartition(step topology.StepID, part routing.Partition
 // StateEntities implements worker.Queries: the keys of every state object
 // this interpreter holds, per state stage id. Keys are shown as text
 // (UTF-8, invalid bytes replaced).
-func (p *processor) StateEntities() (map[string][]string, error) {
-	out := map[string][]string{}
+func (p *processor) StateEntities() (map[topology.StepID][]string, error) {
+	out := map[topology.StepID][]string{}
 	err := p.in.Do(func(py *bridge.Py) error {
 		pairs, err := py.CallMethod(p.runner, "state_entity_pairs")
 		if err != nil {
@@ -498,9 +495,13 @@ func (p *processor) StateEntities() (map[string][]string, error) {
 					return err
 				}
 				defer py.DecRef(keys)
-				id, err := py.GoString(step)
+				name, err := py.GoString(step)
 				if err != nil {
 					return err
+				}
+				id, err := topology.ParseStepID(name)
+				if err != nil {
+					return fmt.Errorf("the runner's state steps: %w", err)
 				}
 				ks, err := py.Items(keys)
 				if err != nil {
@@ -513,9 +514,6 @@ func (p *processor) StateEntities() (map[string][]string, error) {
 						names = append(names, strings.ToValidUTF8(string(b), "\uFFFD"))
 					}
 					py.DecRef(k)
-				}
-				if n, ok := p.stageNumbers[id]; ok {
-					id = n
 				}
 				out[id] = names
 				return nil

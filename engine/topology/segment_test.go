@@ -76,3 +76,17 @@ func TestSegments_MarketSpreadShape(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStepID(t *testing.T) {
+	for _, id := range []StepID{{0, 0}, {3, 12}} {
+		got, err := ParseStepID(id.String())
+		if err != nil || got != id {
+			t.Errorf("ParseStepID(%q) = %v, %v", id.String(), got, err)
+		}
+	}
+	for _, bad := range []string{"", "1", "1.", "a.b", "1.2.3", "-1.0", "1.2x"} {
+		if _, err := ParseStepID(bad); err == nil {
+			t.Errorf("ParseStepID(%q) accepted", bad)
+		}
+	}
+}

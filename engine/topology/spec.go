@@ -3,6 +3,8 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // StageKind says what a stage does.
@@ -106,6 +108,17 @@ type StepID struct {
 }
 
 func (id StepID) String() string { return fmt.Sprintf("%d.%d", id.Node, id.Index) }
+
+// ParseStepID reads the form String writes ("node.index").
+func ParseStepID(s string) (StepID, error) {
+	node, index, ok := strings.Cut(s, ".")
+	n, err1 := strconv.Atoi(node)
+	i, err2 := strconv.Atoi(index)
+	if !ok || err1 != nil || err2 != nil || n < 0 || i < 0 {
+		return StepID{}, fmt.Errorf("topology: %q is not a step id (node.index)", s)
+	}
+	return StepID{Node: n, Index: i}, nil
+}
 
 // Number is the stage's id as the external channel reports it: a decimal
 // integer (Wallaroo 0.6 used routing ids; tools only parse them as

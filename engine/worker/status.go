@@ -7,20 +7,21 @@ import (
 	"sync/atomic"
 
 	"github.com/wallaroo-go/machida/engine/external"
+	"github.com/wallaroo-go/machida/engine/topology"
 )
 
 // Queries answers the external channel's questions that only the
 // processor can (the keys of the state it holds). Safe for concurrent use.
 type Queries interface {
-	// StateEntities returns the keys held here, per state stage id.
-	StateEntities() (map[string][]string, error)
+	// StateEntities returns the keys held here, per state stage.
+	StateEntities() (map[topology.StepID][]string, error)
 }
 
-// Stages names the application's stages for the external channel: the
-// decimal ids of its state and stateless stages.
+// Stages lists the application's state and stateless stages; the
+// external channel shows each by its decimal id (StepID.Number).
 type Stages struct {
-	State     []string
-	Stateless []string
+	State     []topology.StepID
+	Stateless []topology.StepID
 }
 
 // status implements external.Status for a single worker: its cluster is
@@ -61,18 +62,18 @@ func stepIDs(stage string) []string {
 	return ids
 }
 
-// stageSteps maps every stage to its step ids.
-func stageSteps(stages []string) map[string][]string {
+// stageSteps maps every stage (by its decimal id) to its step ids.
+func stageSteps(stages []topology.StepID) map[string][]string {
 	out := make(map[string][]string, len(stages))
 	for _, st := range stages {
-		out[st] = stepIDs(st)
+		out[st.Number()] = stepIDs(st.Number())
 	}
 	return out
 }
 
 // StateSteps lists, per state stage, the StepsPerStage steps 0.6 would
-// run on this worker. (Keys are kept per partition, Config.Partitions;
-// steps are what the partition queries report.)
+// run on this worker. (Keys are kept per partition; steps are what the
+// partition queries report.)
 func (s *status) StateSteps() map[string][]string { return stageSteps(s.cfg.Stages.State) }
 
 // StatelessSteps lists, per stateless stage, its StepsPerStage steps.
@@ -99,7 +100,7 @@ func (s *status) SourceIDs() []string {
 func (s *status) StateEntities() (map[string][]string, error) {
 	out := make(map[string][]string, len(s.cfg.Stages.State))
 	for _, st := range s.cfg.Stages.State {
-		out[st] = []string{}
+		out[st.Number()] = []string{}
 	}
 	if s.cfg.Queries == nil {
 		return out, nil
@@ -111,7 +112,7 @@ func (s *status) StateEntities() (map[string][]string, error) {
 	for st, keys := range got {
 		keys = append([]string(nil), keys...)
 		sort.Strings(keys)
-		out[st] = keys
+		out[st.Number()] = keys
 	}
 	return out, nil
 }

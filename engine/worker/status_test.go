@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"context"
 	"net"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/wallaroo-go/machida/engine/external"
+	"github.com/wallaroo-go/machida/engine/topology"
 	"github.com/wallaroo-go/machida/internal/extframe"
 )
 
@@ -51,32 +51,30 @@ func askStatus(t *testing.T, st *status, req, want extframe.MsgID) string {
 // the number of partitions it owns; the step ids are the stage id and a
 // digit.
 func TestStatus_PartitionQueriesReportTenStepsPerStage(t *testing.T) {
-	partitions := make([]string, 256)
-	for i := range partitions {
-		partitions[i] = strconv.Itoa(i)
-	}
-	cfg := &Config{Name: "initializer", Stages: Stages{State: []string{"41", "7"}, Stateless: []string{"123"}}, Partitions: partitions}
+	state := []topology.StepID{{Node: 0, Index: 2}, {Node: 3, Index: 0}} // 65539 and 262145
+	stateless := []topology.StepID{{Node: 1, Index: 0}}                  // 131073
+	cfg := &Config{Name: "initializer", Stages: Stages{State: state, Stateless: stateless}}
 	st := &status{cfg: cfg}
 	for _, tc := range []struct {
 		req, reply extframe.MsgID
 		want       string
 	}{
 		{extframe.MsgPartitionQuery, extframe.MsgPartitionQueryResponse,
-			`{"state_partitions":{"41":{"initializer":["410","411","412","413","414","415","416","417","418","419"]},"7":{"initializer":["70","71","72","73","74","75","76","77","78","79"]}},` +
-				`"stateless_partitions":{"123":{"initializer":["1230","1231","1232","1233","1234","1235","1236","1237","1238","1239"]}}}`},
+			`{"state_partitions":{"262145":{"initializer":["2621450","2621451","2621452","2621453","2621454","2621455","2621456","2621457","2621458","2621459"]},"65539":{"initializer":["655390","655391","655392","655393","655394","655395","655396","655397","655398","655399"]}},` +
+				`"stateless_partitions":{"131073":{"initializer":["1310730","1310731","1310732","1310733","1310734","1310735","1310736","1310737","1310738","1310739"]}}}`},
 		{extframe.MsgPartitionCountQuery, extframe.MsgPartitionCountQueryResponse,
-			`{"state_partitions":{"41":{"initializer":10},"7":{"initializer":10}},"stateless_partitions":{"123":{"initializer":10}}}`},
+			`{"state_partitions":{"262145":{"initializer":10},"65539":{"initializer":10}},"stateless_partitions":{"131073":{"initializer":10}}}`},
 		{extframe.MsgStatelessPartitionQuery, extframe.MsgStatelessPartitionQueryResponse,
-			`{"123":{"initializer":["1230","1231","1232","1233","1234","1235","1236","1237","1238","1239"]}}`},
+			`{"131073":{"initializer":["1310730","1310731","1310732","1310733","1310734","1310735","1310736","1310737","1310738","1310739"]}}`},
 		{extframe.MsgStatelessPartitionCountQuery, extframe.MsgStatelessPartitionCountQueryResponse,
-			`{"123":{"initializer":10}}`},
+			`{"131073":{"initializer":10}}`},
 	} {
 		if got := askStatus(t, st, tc.req, tc.reply); got != tc.want {
 			t.Errorf("%s:\n got %s\nwant %s", tc.req, got, tc.want)
 		}
 	}
 	// Stable: the same ids on every call.
-	if a, b := st.StateSteps(), st.StateSteps(); a["41"][9] != b["41"][9] || a["41"][9] != "419" {
+	if a, b := st.StateSteps(), st.StateSteps(); a["65539"][9] != b["65539"][9] || a["65539"][9] != "655399" {
 		t.Errorf("step ids not stable: %v then %v", a, b)
 	}
 }

@@ -34,8 +34,17 @@ type SourceConfig struct {
 
 // SinkConfig describes one TCP sink.
 type SinkConfig struct {
-	Name string
+	Name string // the sink's own name (a sink connector's), or empty
 	Addr string
+}
+
+// label names the sink in log lines: its address, after its name if it
+// has one.
+func (c SinkConfig) label() string {
+	if c.Name == "" {
+		return c.Addr
+	}
+	return c.Name + " (" + c.Addr + ")"
 }
 
 // Config is everything Run needs.
@@ -70,10 +79,9 @@ type Config struct {
 	// External is the address of the external (operator) channel; empty
 	// for none.
 	External string
-	// Stages and Partitions describe the application for the external
-	// channel's queries: stage ids, and the partitions this worker owns.
-	Stages     Stages
-	Partitions []string
+	// Stages describes the application for the external channel's
+	// queries.
+	Stages Stages
 	// Queries answers the state-entity queries; may be nil.
 	Queries Queries
 	// OnReady, if set, is called once the worker is serving.
@@ -212,7 +220,7 @@ func Run(ctx context.Context, cfg Config) error {
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE I: Initializing sinks ~~|")
 	sinks := make([]*sink.TCP, len(cfg.Sinks))
 	for i, sc := range cfg.Sinks {
-		sinks[i] = sink.NewTCP(sink.TCPConfig{Name: sc.Name, Addr: sc.Addr}, plog)
+		sinks[i] = sink.NewTCP(sink.TCPConfig{Name: sc.label(), Addr: sc.Addr}, plog)
 		sinks[i].Start(drainCtx)
 	}
 	closeSinks := func() {
@@ -271,7 +279,7 @@ func Run(ctx context.Context, cfg Config) error {
 	names := make([]string, len(sinks))
 	for i, s := range sinks {
 		ws[i] = s
-		names[i] = cfg.Sinks[i].Name
+		names[i] = cfg.Sinks[i].label()
 	}
 	err := work.Loop(srcCtx, drainCtx, work.LoopConfig{
 		Processor: cfg.Processor, Queue: q, Sinks: ws, SinkNames: names,
@@ -292,7 +300,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	for i, s := range sinks {
 		if ferr := s.Flush(drainCtx); ferr != nil {
-			cfg.Log.Warn("output not delivered at shutdown", "sink", cfg.Sinks[i].Name, "err", ferr)
+			cfg.Log.Warn("output not delivered at shutdown", "sink", cfg.Sinks[i].label(), "err", ferr)
 		}
 	}
 	closeSinks()
