@@ -186,17 +186,14 @@ func (o *Options) Validate() error {
 	case o.Set["resilience-dir"] && strings.HasSuffix(o.ResilienceDir, "/") && o.ResilienceDir != "/":
 		return fmt.Errorf("--resilience-dir must not end in '/': %s", o.ResilienceDir)
 	}
-	// Refuse what would silently run as something else: this engine runs
-	// one worker, without checkpoints, so far.
+	// Refuse what would silently run as something else.
 	switch {
-	case o.WorkerCount > 1:
-		return fmt.Errorf("--worker-count %d: clusters of more than one worker are not supported yet; run one worker (--worker-count 1)", o.WorkerCount)
 	case o.Join != "":
-		return fmt.Errorf("--join %s: joining a cluster is not supported yet; this engine runs single workers", o.Join)
-	case o.clusterMember():
-		return fmt.Errorf("--control %s: this worker is started as a member of a cluster (no --cluster-initializer) "+
-			"whose initializer's control channel is there; clusters are not supported yet; "+
-			"run one worker, started with --cluster-initializer", o.Control)
+		return fmt.Errorf("--join %s: joining a running cluster is not supported yet; start every worker when the cluster forms (--worker-count on the initializer)", o.Join)
+	case o.clusterMember() && o.Name == "":
+		return fmt.Errorf("--control %s: a worker that is not the --cluster-initializer needs --name", o.Control)
+	case o.clusterMember() && o.Name == "initializer":
+		return fmt.Errorf("--name initializer: that name is the cluster initializer's; give this worker another --name")
 	case o.RunWithResilience:
 		return fmt.Errorf("--run-with-resilience: checkpoints and recovery are not supported yet; run without it")
 	}
@@ -208,10 +205,15 @@ func (o *Options) Validate() error {
 // 1.4, 7.1): not the initializer, not joining, and --control naming the
 // initializer to connect to. A one-worker cluster is always started with
 // --cluster-initializer; a start with neither --cluster-initializer nor
-// --control (or --control "0", 0.6's "unset") still runs as a single
-// worker.
+// --control (or --control "0", 0.6's "unset") runs as a single worker.
 func (o *Options) clusterMember() bool {
 	return !o.ClusterInitializer && o.Join == "" && o.Control != "" && o.Control != "0"
+}
+
+// inCluster reports whether this worker is part of a cluster of more
+// than one worker: an initializer waiting for others, or a member.
+func (o *Options) inCluster() bool {
+	return (o.ClusterInitializer && o.WorkerCount > 1) || o.clusterMember()
 }
 
 type discard struct{}

@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wallaroo-go/machida/bridge"
+	"github.com/wallaroo-go/machida/engine/cluster"
 	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/source"
 	"github.com/wallaroo-go/machida/engine/topology"
@@ -135,6 +138,7 @@ func build(in *bridge.Interp, py *bridge.Py, opts *Options, stdout, stderr io.Wr
 	// As 0.6 did, choose the serialisation hooks after the import and
 	// before application_setup: the module's serialize/deserialize if it
 	// defines both, else pickle.
+	digest := moduleDigest(py, mod, opts.Module)
 	hooks, err := serializationHooks(py, mod)
 	if err != nil {
 		printPyError(stderr, err)
@@ -171,6 +175,14 @@ func build(in *bridge.Interp, py *bridge.Py, opts *Options, stdout, stderr io.Wr
 		paths, err = spec.Compile()
 		if err == nil {
 			cfg, err = configure(in, py, spec, paths, opts, hooks, logger)
+			if err == nil && opts.inCluster() {
+				cfg.Cluster = clusterConfig(opts, spec.AppName, digest)
+				cfg.Name = cfg.Cluster.Name
+				if !opts.ClusterInitializer {
+					// 0.6: sources live on the initializer only.
+					cfg.Sources = nil
+				}
+			}
 		}
 	}
 	if err != nil {
@@ -233,6 +245,7 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 	cfg.Processor = proc
 	cfg.Queries = proc
 	cfg.Name = string(me)
+	cfg.Partitions = table.Partitions()
 	cfg.External = opts.External
 	seen := map[topology.StepID]bool{}
 	for _, p := range paths {
@@ -250,6 +263,47 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 		}
 	}
 	return cfg, nil
+}
+
+// clusterConfig is this worker's place in its cluster, from the 0.6
+// command line (spec 1.2, 3.2).
+func clusterConfig(opts *Options, app, digest string) *cluster.Config {
+	c := &cluster.Config{
+		Hello: cluster.Hello{App: app, Digest: digest, PyMajor: bridge.PythonMajor},
+	}
+	if opts.ClusterInitializer {
+		c.Initializer = true
+		c.Name = cluster.InitializerName
+		c.WorkerCount = opts.WorkerCount
+		c.Control = opts.Control
+		c.Data = opts.Data
+	} else {
+		c.Name = opts.Name
+		c.Control = opts.Control
+		c.MyControl = opts.MyControl
+		c.Data = opts.MyData
+	}
+	return c
+}
+
+// moduleDigest is the SHA-256 of the application module's source file
+// (every worker of a cluster must run the same one), or of its name when
+// it has no file.
+func moduleDigest(py *bridge.Py, mod bridge.Object, name string) string {
+	data := []byte("module " + name)
+	if f, err := py.GetAttr(mod, "__file__"); err == nil {
+		if path, err := py.GoString(f); err == nil {
+			path = strings.TrimSuffix(path, "c") // a .pyc: hash the .py beside it
+			if b, err := os.ReadFile(path); err == nil {
+				data = b
+			} else if b, err := os.ReadFile(path + "c"); err == nil {
+				data = b
+			}
+		}
+		py.DecRef(f)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
 }
 
 // interruptStuck runs when a stop has not finished in time: if user code

@@ -16,7 +16,16 @@ import (
 )
 
 // waitLimit bounds every wait in these tests; reaching it is a failure.
-const waitLimit = 10 * time.Second
+// It is generous so that a loaded machine does not reach it.
+const waitLimit = 30 * time.Second
+
+// blockedAfter is how long a Write must wait, unfinished, to count as
+// blocked by backpressure. A Write that waits this long proves the queue
+// is full because the socket is (a scheduling delay, even on a loaded
+// machine, is far shorter); a short deadline could also expire while the
+// writer goroutine is merely slow to move the queue into the socket, and
+// the test would pass without proving anything.
+const blockedAfter = 5 * time.Second
 
 // logLines is a log destination that tests can wait on.
 type logLines struct {
@@ -351,7 +360,7 @@ func TestTCP_Backpressure(t *testing.T) {
 			t.Fatal("64 MiB queued without Write blocking")
 		}
 		p := record(i)
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), blockedAfter)
 		err := s.Write(ctx, p)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {

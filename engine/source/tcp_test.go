@@ -17,7 +17,15 @@ import (
 )
 
 // waitLimit bounds every wait in these tests; reaching it is a failure.
-const waitLimit = 10 * time.Second
+// It is generous so that a loaded machine does not reach it.
+const waitLimit = 30 * time.Second
+
+// blockedAfter is how long a write must wait, unfinished, to count as
+// blocked by backpressure. A write that waits this long proves the reader
+// stopped (a scheduling delay, even on a loaded machine, is far shorter);
+// a short deadline could also expire on a reader that is merely slow, and
+// the test would pass without proving anything.
+const blockedAfter = 5 * time.Second
 
 // logLines is a log destination that tests can wait on.
 type logLines struct {
@@ -388,7 +396,7 @@ func TestTCP_Backpressure(t *testing.T) {
 		if k == 0 {
 			t.Fatal("all frames went through although Deliver was blocked")
 		}
-		c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+		c.SetWriteDeadline(time.Now().Add(blockedAfter))
 		n, err := c.Write(stream[sent : sent+k])
 		sent += n
 		if errors.Is(err, os.ErrDeadlineExceeded) {

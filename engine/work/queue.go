@@ -2,6 +2,7 @@ package work
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -19,8 +20,14 @@ type Queue struct {
 	mu    sync.Mutex
 	bytes int
 	space chan struct{} // closed and replaced whenever bytes are released
-	once  sync.Once
+	// gate lets Close wait for the Puts under way: Put holds it shared,
+	// Close exclusively, so no Put ever sends on the closed channel.
+	gate   sync.RWMutex
+	closed bool
 }
+
+// ErrClosed is returned by Put after Close.
+var ErrClosed = errors.New("work: the queue is closed")
 
 // NewQueue returns a queue of at most items items and maxBytes bytes.
 func NewQueue(items, maxBytes int) *Queue {
@@ -40,6 +47,11 @@ func (q *Queue) Deliver(ctx context.Context, b source.Batch) error {
 // ends first. Control items (barriers, ownership) count against the item
 // bound only.
 func (q *Queue) Put(ctx context.Context, it Item) error {
+	q.gate.RLock()
+	defer q.gate.RUnlock()
+	if q.closed {
+		return ErrClosed
+	}
 	n := it.size()
 	for n > 0 {
 		q.mu.Lock()
@@ -65,9 +77,18 @@ func (q *Queue) Put(ctx context.Context, it Item) error {
 	}
 }
 
-// Close ends the queue once no producer will Put again; the loop drains
-// what is queued and then sees it closed.
-func (q *Queue) Close() { q.once.Do(func() { close(q.ch) }) }
+// Close ends the queue: later Puts fail with ErrClosed, and the loop
+// drains what is queued and then sees it closed. Close waits for the
+// Puts under way, so producers still running must have their contexts
+// ended first (or the loop must be receiving). Closing twice is harmless.
+func (q *Queue) Close() {
+	q.gate.Lock()
+	defer q.gate.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.ch)
+	}
+}
 
 // done gives back an item's bytes once it has been processed.
 func (q *Queue) done(it *Item) { q.release(it.size()) }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"github.com/wallaroo-go/machida/engine/cluster"
 	"github.com/wallaroo-go/machida/engine/external"
 	"github.com/wallaroo-go/machida/engine/topology"
 )
@@ -31,6 +32,7 @@ type status struct {
 	cfg         *Config
 	initialized atomic.Bool
 	shutdown    func(reason string)
+	member      atomic.Pointer[cluster.Member] // set once the cluster is formed
 }
 
 var _ external.Status = (*status)(nil)
@@ -38,6 +40,9 @@ var _ external.Status = (*status)(nil)
 func (s *status) Initialized() bool { return s.initialized.Load() }
 
 func (s *status) Cluster() ([]string, bool) {
+	if m := s.member.Load(); m != nil {
+		return m.Workers(), s.initialized.Load() && m.Started()
+	}
 	return []string{s.cfg.Name}, s.initialized.Load()
 }
 

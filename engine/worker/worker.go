@@ -9,7 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wallaroo-go/machida/engine/cluster"
 	"github.com/wallaroo-go/machida/engine/external"
+	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/sink"
 	"github.com/wallaroo-go/machida/engine/source"
 	"github.com/wallaroo-go/machida/engine/work"
@@ -86,6 +88,13 @@ type Config struct {
 	Queries Queries
 	// OnReady, if set, is called once the worker is serving.
 	OnReady func()
+	// Cluster, if set, makes this worker a member of a cluster (see
+	// package cluster): Run forms the cluster before it serves, installs
+	// the ownership table of the formed cluster (Partitions partitions
+	// spread over its workers), routes envelopes over the data links
+	// and stops the whole cluster when this worker is told to stop.
+	Cluster    *cluster.Config
+	Partitions int
 	// OnStopDeadline, if set, is called (on its own goroutine) when a stop
 	// has not finished within ShutdownTimeout: the host uses it to
 	// interrupt user code that does not return.
@@ -166,8 +175,31 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		sources = append(sources, s)
 	}
+	var member *cluster.Member
+	var shutdownMember func(reason string)
+	if cfg.Cluster != nil {
+		cc := *cfg.Cluster
+		cc.Log = cfg.Log
+		cc.Deliver = func(ctx context.Context, input int, e work.Envelopes) error {
+			return q.Put(ctx, work.EnvelopesItem(input, e))
+		}
+		cc.OnShutdown = func(reason string) { shutdownMember(reason) }
+		member = cluster.New(cc)
+		if err := member.Listen(); err != nil {
+			closeSources()
+			return fmt.Errorf("%w: %w", ErrListen, err)
+		}
+	}
 	ctx, shutdown := context.WithCancel(ctx)
 	defer shutdown()
+	shutdownMember = func(reason string) {
+		cfg.Log.Info("the cluster is stopping", "reason", reason)
+		shutdown()
+	}
+	// memberCtx keeps the cluster links up while a stop drains; it ends
+	// when Run returns.
+	memberCtx, endMember := context.WithCancel(context.WithoutCancel(ctx))
+	defer endMember()
 	// drainCtx bounds the work done after a stop was asked for: it ends
 	// ShutdownTimeout after ctx does.
 	drainCtx, endDrain := context.WithCancel(context.WithoutCancel(ctx))
@@ -195,12 +227,18 @@ func Run(ctx context.Context, cfg Config) error {
 	// "not initialized" until the worker is ready) and can stop the worker.
 	st := &status{cfg: &cfg, shutdown: func(reason string) {
 		cfg.Log.Info("shutting down", "reason", reason)
+		if member != nil {
+			member.Shutdown(reason) // calls shutdown through OnShutdown
+		}
 		shutdown()
 	}}
 	if cfg.External != "" {
 		ext := external.NewServer(external.Config{Addr: cfg.External}, st, plog)
 		if err := ext.Listen(); err != nil {
 			closeSources()
+			if member != nil {
+				member.Close()
+			}
 			return fmt.Errorf("%w: %w", ErrListen, err)
 		}
 		extCtx, stopExt := context.WithCancel(context.WithoutCancel(ctx))
@@ -215,6 +253,44 @@ func Run(ctx context.Context, cfg Config) error {
 			stopExt()
 			<-extDone
 		}()
+	}
+
+	if member != nil {
+		// A stop asked of this worker (a signal) stops the cluster.
+		go func() {
+			<-ctx.Done()
+			member.Shutdown("this worker was told to stop")
+		}()
+		formed := make(chan error, 1)
+		go func() { formed <- member.Start(memberCtx) }()
+		var err error
+		select {
+		case err = <-formed:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			closeSources()
+			if ctx.Err() != nil {
+				return nil // stopped while forming
+			}
+			return fmt.Errorf("form the cluster: %w", err)
+		}
+		st.member.Store(member)
+		workers := member.Workers()
+		names := make([]routing.WorkerName, len(workers))
+		for i, w := range workers {
+			names[i] = routing.WorkerName(w)
+		}
+		table, err := routing.NewTable(cfg.Partitions, names)
+		if err == nil {
+			own := work.OwnershipOf(table, routing.WorkerName(cfg.Name), func(w routing.WorkerName) work.Dest { return member.Dest(string(w)) })
+			cfg.Ownership = &own
+		}
+		if err != nil {
+			closeSources()
+			return fmt.Errorf("partition the cluster: %w", err)
+		}
 	}
 
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE I: Initializing sinks ~~|")
@@ -239,6 +315,25 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
+	if member != nil {
+		// Every data link up, then the initializer starts the cluster
+		// once every worker is this far.
+		err := member.LinksUp(ctx)
+		if err == nil {
+			err = member.Ready()
+		}
+		if err == nil {
+			err = member.WaitStarted(ctx)
+		}
+		if err != nil {
+			closeSinks()
+			closeSources()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("start the cluster: %w", err)
+		}
+	}
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE II: Initializing sources ~~|")
 	srcCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
@@ -265,7 +360,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	st.initialized.Store(true)
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE III: Application is ready to work! ~~|")
-	fmt.Fprintln(cfg.Console, "Application has successfully initialized")
+	if member == nil || cfg.Name == cluster.InitializerName {
+		fmt.Fprintln(cfg.Console, "Application has successfully initialized")
+	}
 	if cfg.OnReady != nil {
 		cfg.OnReady()
 	}
@@ -281,11 +378,16 @@ func Run(ctx context.Context, cfg Config) error {
 		ws[i] = s
 		names[i] = cfg.Sinks[i].label()
 	}
-	err := work.Loop(srcCtx, drainCtx, work.LoopConfig{
+	lc := work.LoopConfig{
 		Processor: cfg.Processor, Queue: q, Sinks: ws, SinkNames: names,
 		Generators: gens, MaxItemsPerCall: cfg.MaxBatchesPerCall,
 		Route: cfg.Route, Log: cfg.Log, Console: cfg.Console,
-	})
+	}
+	if member != nil {
+		lc.Route = member.Route
+		lc.Inputs = member.Inputs()
+	}
+	err := work.Loop(srcCtx, drainCtx, lc)
 	shutdown() // after an error too: starts the shutdown deadline
 	// Whatever the loop left (after an error, or past the shutdown
 	// deadline) is dropped, so that the sources can finish.
@@ -297,6 +399,11 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Wait()
 	if d := <-dropped; d[0] > 0 {
 		cfg.Log.Warn("stopped with input not processed", "items", d[0], "bytes", d[1])
+	}
+	if member != nil {
+		if ferr := member.Flush(drainCtx); ferr != nil {
+			cfg.Log.Warn("envelopes not acknowledged by peers at shutdown", "err", ferr)
+		}
 	}
 	for i, s := range sinks {
 		if ferr := s.Flush(drainCtx); ferr != nil {

@@ -6,10 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -88,6 +89,7 @@ type collector struct {
 	l      net.Listener
 	mu     sync.Mutex
 	buf    bytes.Buffer
+	lines  int           // newlines in buf
 	paused chan struct{} // while open, the collector does not read
 }
 
@@ -112,6 +114,7 @@ func newCollector(t *testing.T, paused bool) *collector {
 			n, err := conn.Read(b)
 			c.mu.Lock()
 			c.buf.Write(b[:n])
+			c.lines += bytes.Count(b[:n], []byte{'\n'})
 			c.mu.Unlock()
 			if err != nil {
 				return
@@ -128,18 +131,56 @@ func (c *collector) text() string {
 	return c.buf.String()
 }
 
+func (c *collector) lineCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lines
+}
+
+// waitFor waits (up to 60 s) until the collector has read lines lines.
 func (c *collector) waitFor(t *testing.T, lines int) string {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if s := c.text(); strings.Count(s, "\n") >= lines {
-			return s
+		if c.lineCount() >= lines {
+			return c.text()
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("collector has %d lines, want %d", strings.Count(c.text(), "\n"), lines)
+	t.Fatalf("collector has %d lines, want %d", c.lineCount(), lines)
 	return ""
 }
+
+// fillUntilBlocked writes msg to conn over and over, at most max times,
+// until a write cannot finish within blockedAfter: every buffer between
+// the writer and a peer that stopped reading is full. That is the only
+// thing that makes a write wait that long (a scheduling delay under load
+// is far shorter, and a slow but moving pipeline frees space well within
+// it); a pipeline that buffers without bound never blocks and sends all
+// max messages, which the caller reports. It returns how many whole
+// messages were written and, when blocked, what the blocked write left of
+// its message (all of it if it wrote nothing), to be written once the
+// peer reads again. The write deadline is cleared afterwards.
+func fillUntilBlocked(t *testing.T, conn net.Conn, msg []byte, max int) (sent int, rest []byte, blocked bool) {
+	t.Helper()
+	defer conn.SetWriteDeadline(time.Time{})
+	for sent < max {
+		conn.SetWriteDeadline(time.Now().Add(blockedAfter))
+		n, err := conn.Write(msg)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return sent, msg[n:], true
+		}
+		if err != nil {
+			t.Fatalf("write after %d messages: %v", sent, err)
+		}
+		sent++
+	}
+	return sent, nil, false
+}
+
+// blockedAfter is how long a write must wait for fillUntilBlocked to
+// take it as blocked by backpressure.
+const blockedAfter = 5 * time.Second
 
 type running struct {
 	cancel context.CancelFunc
@@ -229,41 +270,36 @@ func TestRun_BackpressureReachesTheSenderAndLosesNothing(t *testing.T) {
 	defer conn.Close()
 	const total = 100000 // 100 MB: far more than every buffer on the way
 	msg := frame(strings.Repeat("m", 1000))
-	var sent atomic.Int64
+	// The writer must block (a write waits blockedAfter without finishing)
+	// long before the end: the sink's stall reaches the sender.
+	sent, rest, blocked := fillUntilBlocked(t, conn, msg, total)
+	if !blocked {
+		t.Fatalf("sent all %d messages into a sink that does not read", total)
+	}
+	t.Logf("the sender blocked after %d of %d messages", sent, total)
+	// Once the sink reads again the writer resumes and nothing is lost.
+	close(out.paused)
 	wrote := make(chan error, 1)
 	go func() {
-		for i := 0; i < total; i++ {
+		if _, err := conn.Write(rest); err != nil {
+			wrote <- err
+			return
+		}
+		for i := sent + 1; i < total; i++ {
 			if _, err := conn.Write(msg); err != nil {
 				wrote <- err
 				return
 			}
-			sent.Add(1)
 		}
 		wrote <- nil
 	}()
-	// The writer must stall: no progress for a while, long before the end.
-	last, still := int64(-1), 0
-	for still < 10 {
-		time.Sleep(50 * time.Millisecond)
-		n := sent.Load()
-		if n == total {
-			t.Fatalf("sent all %d messages into a sink that does not read", total)
-		}
-		if n == last {
-			still++
-		} else {
-			last, still = n, 0
-		}
-	}
-	// Once the sink reads again the writer resumes and nothing is lost.
-	close(out.paused)
 	select {
 	case err := <-wrote:
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("writer still blocked after the sink resumed (sent %d)", sent.Load())
+		t.Fatal("writer still blocked 60 s after the sink resumed")
 	}
 	got := out.waitFor(t, total)
 	if n := strings.Count(got, strings.Repeat("M", 1000)+"\n"); n != total {
@@ -318,10 +354,11 @@ func TestRun_ListenErrorIsReported(t *testing.T) {
 }
 
 func TestRun_GeneratorSourceRunsUntilItStops(t *testing.T) {
+	in := freeAddr(t)
 	out := newCollector(t, false)
 	var console syncBuffer
 	r := startWorker(t, Config{
-		Sources:   []SourceConfig{{Name: "Gen", Generator: true}},
+		Sources:   []SourceConfig{{Name: "Gen", Generator: true}, {Name: "S", Addr: in, HeaderLen: 4, Length: length4}},
 		Sinks:     []SinkConfig{{Name: "o", Addr: out.l.Addr().String()}},
 		Processor: &upper{},
 		Console:   &console,
@@ -330,18 +367,31 @@ func TestRun_GeneratorSourceRunsUntilItStops(t *testing.T) {
 	if !strings.HasPrefix(got, "G0:1\nG0:2\n") || !strings.HasSuffix(got, fmt.Sprintf("G0:%d\n", genLimit)) {
 		t.Errorf("sink got %q...", got[:min(40, len(got))])
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(console.String(), "GenSource produced a None. Stopping GenSource.") {
 		if time.Now().After(deadline) {
 			t.Fatalf("console: %s", console.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// The worker keeps running (other sources may exist) until stopped.
+	// The worker keeps running after its generator stopped (other sources
+	// may exist): the TCP source is still served, and Run has not
+	// returned when it is cancelled.
+	conn, err := net.Dial("tcp", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(frame("after the generator")); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.waitFor(t, genLimit+1); !strings.HasSuffix(got, "AFTER THE GENERATOR\n") {
+		t.Errorf("sink ends with %q, want the TCP source's message", got[max(0, len(got)-40):])
+	}
 	select {
 	case err := <-r.done:
-		t.Fatalf("Run returned %v after its generator stopped", err)
-	case <-time.After(100 * time.Millisecond):
+		t.Fatalf("Run returned %v after its generator stopped, before it was cancelled", err)
+	default:
 	}
 	if err := r.stop(t); err != nil {
 		t.Errorf("Run = %v", err)
@@ -367,47 +417,48 @@ func (s *syncBuffer) String() string {
 }
 
 // A stop must not hang on a sink that does not read, nor on queued work:
-// what is not done within ShutdownTimeout is dropped.
+// what is not done within ShutdownTimeout is dropped. The sink never
+// reads, so the stop cannot finish its work: Run returns (well within a
+// generous bound) only because the shutdown deadline passed, which the
+// log says, along with the output it dropped.
 func TestRun_StopIsBoundedWithAStuckSink(t *testing.T) {
 	in := freeAddr(t)
 	out := newCollector(t, true) // never reads
+	var logs syncBuffer
 	r := startWorker(t, Config{
 		Sources:         []SourceConfig{{Name: "S", Addr: in, HeaderLen: 4, Length: length4}},
 		Sinks:           []SinkConfig{{Name: "stuck", Addr: out.l.Addr().String()}},
 		Processor:       &upper{},
 		ShutdownTimeout: 300 * time.Millisecond,
+		Log:             slog.New(slog.NewTextHandler(&logs, nil)),
 	})
 	conn, err := net.Dial("tcp", in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// Fill every buffer on the way: the sink's socket, its queue, the
+	// work queue and the source's socket.
 	msg := frame(strings.Repeat("m", 10000))
-	var sent atomic.Int64
-	go func() {
-		for {
-			if _, err := conn.Write(msg); err != nil {
-				return
-			}
-			sent.Add(1)
-		}
-	}()
-	// Wait until every buffer on the way is full: the writer stalls.
-	last, still := int64(-1), 0
-	for still < 6 {
-		time.Sleep(50 * time.Millisecond)
-		if n := sent.Load(); n == last {
-			still++
-		} else {
-			last, still = n, 0
-		}
+	if _, _, blocked := fillUntilBlocked(t, conn, msg, 100000); !blocked {
+		t.Fatal("1 GB went into a sink that does not read")
 	}
-	start := time.Now()
-	if err := r.stop(t); err != nil {
-		t.Errorf("Run = %v", err)
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return within 60 s of the cancel with a 300ms shutdown timeout and a stuck sink")
 	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("stop took %v with a 300ms shutdown timeout", d)
+	for _, want := range []string{
+		"shutdown: not finished in time; dropping what is left",
+		"output not delivered at shutdown",
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
 	}
 }
 

@@ -1,0 +1,150 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/wallaroo-go/machida/engine/work"
+)
+
+// ackEvery is how many batches a receiver may take before it acks, at
+// most (it also acks whenever it has read all that was buffered).
+const ackEvery = 64
+
+// inbound serves this worker's data listener: each peer's link, over any
+// number of reconnects, delivers its batches once and in order.
+type inbound struct {
+	hello   Hello
+	log     *slog.Logger
+	deliver func(ctx context.Context, from string, e work.Envelopes) error
+	known   func(name string) bool // is name a worker of the cluster?
+
+	mu   sync.Mutex
+	seqs map[string]*inSeq // per sending worker, kept across reconnects
+	busy map[string]bool   // a link from that worker is being served
+	// processed counts the batches delivered (for the shutdown's
+	// quiescence count).
+	processed uint64
+}
+
+func newInbound(hello Hello, log *slog.Logger, known func(string) bool,
+	deliver func(ctx context.Context, from string, e work.Envelopes) error) *inbound {
+	return &inbound{hello: hello, log: log, known: known, deliver: deliver,
+		seqs: map[string]*inSeq{}, busy: map[string]bool{}}
+}
+
+// serve handles one accepted data connection until it ends or ctx does.
+// A malformed frame, or one that breaks the link's order, closes the
+// connection with a logged reason; the peer reconnects and replays.
+func (in *inbound) serve(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	from, err := in.session(ctx, conn)
+	if err != nil && ctx.Err() == nil {
+		in.log.Warn("data link from a peer closed", "peer", from, "remote", conn.RemoteAddr(), "err", err)
+	}
+}
+
+func (in *inbound) session(ctx context.Context, conn net.Conn) (string, error) {
+	r := bufio.NewReaderSize(conn, 256<<10)
+	conn.SetDeadline(time.Now().Add(handshakeLimit))
+	peer, err := readHello(conn, r, in.hello, DataChannel)
+	if err != nil {
+		return "?", err
+	}
+	from := peer.Worker
+	if !in.known(from) {
+		conn.Write(AppendFrame(nil, KindRefuse, Text(fmt.Sprintf("worker %s does not know a worker %q in its cluster", in.hello.Worker, from))))
+		return from, fmt.Errorf("refused a data link from %q: not a worker of this cluster", from)
+	}
+	mine := in.hello
+	mine.Channel = DataChannel
+	if _, err := conn.Write(AppendFrame(nil, KindHello, mine.Encode())); err != nil {
+		return from, err
+	}
+	f, err := ReadFrame(r)
+	if err != nil {
+		return from, fmt.Errorf("waiting for data-connect: %w", err)
+	}
+	if f.Kind != KindDataConnect {
+		return from, fmt.Errorf("%w: %v where data-connect was expected", ErrMalformed, f.Kind)
+	}
+	first, err := DecodeSeq(f.Payload)
+	if err != nil {
+		return from, err
+	}
+	in.mu.Lock()
+	if in.busy[from] {
+		in.mu.Unlock()
+		return from, fmt.Errorf("a second data link from %q while the first is up", from)
+	}
+	in.busy[from] = true
+	seq := in.seqs[from]
+	if seq == nil {
+		// A link seen for the first time (or after this worker
+		// restarted): start from what the sender still holds.
+		seq = &inSeq{last: first - 1}
+		if first == 0 {
+			seq.last = 0
+		}
+		in.seqs[from] = seq
+	}
+	last := seq.last
+	in.mu.Unlock()
+	defer func() {
+		in.mu.Lock()
+		delete(in.busy, from)
+		in.mu.Unlock()
+	}()
+	if _, err := conn.Write(AppendFrame(nil, KindDataAccept, Seq(last))); err != nil {
+		return from, err
+	}
+	conn.SetDeadline(time.Time{})
+	unacked := 0
+	for {
+		f, err := ReadFrame(r)
+		if err != nil {
+			return from, err
+		}
+		if f.Kind != KindEnvelopes {
+			return from, fmt.Errorf("%w: %v on a data link", ErrMalformed, f.Kind)
+		}
+		b, err := DecodeEnvelopeBatch(f.Payload)
+		if err != nil {
+			return from, err
+		}
+		ok, err := seq.Accept(b.Seq)
+		if err != nil {
+			return from, err
+		}
+		if ok {
+			// Data aliases the frame's own buffer: the queue owns it now.
+			if err := in.deliver(ctx, from, work.Envelopes{Count: int(b.Count), Data: b.Data}); err != nil {
+				return from, err
+			}
+			in.mu.Lock()
+			in.processed++
+			in.mu.Unlock()
+		}
+		unacked++
+		if unacked >= ackEvery || r.Buffered() == 0 {
+			if _, err := conn.Write(AppendFrame(nil, KindAck, Seq(seq.last))); err != nil {
+				return from, err
+			}
+			unacked = 0
+		}
+	}
+}
+
+// delivered returns how many batches were delivered.
+func (in *inbound) delivered() uint64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.processed
+}

@@ -1,0 +1,672 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wallaroo-go/machida/engine/work"
+)
+
+// InitializerName is the initializer's name, whatever --name says (0.6
+// forces it, LIMITATIONS.md #1191).
+const InitializerName = "initializer"
+
+// ErrRefused is wrapped when the initializer refuses this worker.
+var ErrRefused = errors.New("refused by the cluster")
+
+// Config describes this worker's place in the cluster.
+type Config struct {
+	Name        string // this worker (InitializerName for the initializer)
+	Initializer bool
+	WorkerCount int // the initializer's --worker-count (1 or more)
+	// Control is, on the initializer, where its control listener binds;
+	// on the others, the initializer's control address to dial.
+	Control string
+	// MyControl and Data/MyData are where this worker's own control
+	// listener (non-initializers) and data listener bind.
+	MyControl string
+	Data      string
+	// Hello names the application, its module digest and the Python
+	// major version: both ends of every link check they agree.
+	Hello Hello
+	// JoinTimeout bounds how long a worker retries its control
+	// connection to the initializer (default 30 s).
+	JoinTimeout time.Duration
+	Log         *slog.Logger
+	// Deliver hands a batch of envelopes from a peer to this worker's
+	// processor loop; it blocks while the loop's queue is full (TCP
+	// backpressure reaches the peer). input numbers the peer (1 and up,
+	// see Member.Input).
+	Deliver func(ctx context.Context, input int, e work.Envelopes) error
+	// OnShutdown is called when the cluster is told to stop (by a peer, or
+	// by Shutdown on this worker).
+	OnShutdown func(reason string)
+}
+
+// Member is this worker's membership in a cluster: the control and data
+// listeners, formation (spec 3.2: every worker connects to the
+// initializer, which tells all of them the worker list once everyone has
+// joined), the data links to every peer (outbound, with their replay
+// queues) and from them (inbound), and cluster-wide shutdown.
+//
+// Goroutines: Start's accept loops, one per control connection, one per
+// outbound link, one per inbound link; all end when the context given to
+// Start ends. Route is called by the processor loop; Workers and
+// Processing from any goroutine.
+type Member struct {
+	cfg  Config
+	log  *slog.Logger
+	ctlL net.Listener
+	datL net.Listener
+
+	mu        sync.Mutex
+	workers   []string // the cluster in order; nil until formed
+	index     map[string]int
+	outs      []*outbound // by worker index (nil for this worker)
+	ctl       map[string]*ctlConn
+	ready     map[string]bool
+	started   chan struct{}
+	formed    chan struct{}
+	stopOnce  sync.Once
+	in        *inbound
+	toInit    *ctlConn // non-initializers: the control link to the initializer
+	shutdownR string
+	pending   []Join   // initializer: workers joined before formation, in order
+	dataAddrs []string // the workers' data listeners, by index
+}
+
+// ctlConn is one control connection; writes are serialised.
+type ctlConn struct {
+	name string
+	conn net.Conn
+	mu   sync.Mutex
+}
+
+func (c *ctlConn) send(k Kind, p []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conn.SetWriteDeadline(time.Now().Add(handshakeLimit))
+	_, err := c.conn.Write(AppendFrame(nil, k, p))
+	return err
+}
+
+// New returns a member that is not yet listening.
+func New(cfg Config) *Member {
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = 30 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Initializer {
+		cfg.Name = InitializerName
+	}
+	cfg.Hello.Version = WireVersion
+	cfg.Hello.Worker = cfg.Name
+	return &Member{cfg: cfg, log: cfg.Log, ctl: map[string]*ctlConn{}, ready: map[string]bool{},
+		started: make(chan struct{}), formed: make(chan struct{})}
+}
+
+// Listen binds the control listener (initializer: Control; others:
+// MyControl) and the data listener (Data). Call it before Start, early:
+// a port that is taken is a configuration error.
+func (m *Member) Listen() error {
+	ctlAddr := m.cfg.MyControl
+	if m.cfg.Initializer {
+		ctlAddr = m.cfg.Control
+	}
+	if ctlAddr == "" || ctlAddr == "0" {
+		ctlAddr = "127.0.0.1:0"
+	}
+	dataAddr := m.cfg.Data
+	if dataAddr == "" || dataAddr == "0" {
+		dataAddr = "127.0.0.1:0"
+	}
+	var err error
+	if m.ctlL, err = net.Listen("tcp", ctlAddr); err != nil {
+		return fmt.Errorf("control channel: unable to listen on %s: %w", ctlAddr, err)
+	}
+	if m.datL, err = net.Listen("tcp", dataAddr); err != nil {
+		m.ctlL.Close()
+		return fmt.Errorf("data channel: unable to listen on %s: %w", dataAddr, err)
+	}
+	m.log.Info("control channel listening", "addr", m.ctlL.Addr().String())
+	m.log.Info("data channel listening", "addr", m.datL.Addr().String())
+	return nil
+}
+
+// Close frees the listeners of a member that will not be started.
+func (m *Member) Close() {
+	if m.ctlL != nil {
+		m.ctlL.Close()
+	}
+	if m.datL != nil {
+		m.datL.Close()
+	}
+}
+
+// Start forms the cluster: it returns once every worker has joined and
+// this worker knows the worker list (its data links are then being
+// dialled), or with an error (the initializer could not be reached, or
+// refused this worker). The member runs until ctx ends.
+func (m *Member) Start(ctx context.Context) error {
+	m.in = newInbound(m.cfg.Hello, m.log, func(name string) bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		_, ok := m.index[name]
+		return ok
+	}, func(ctx context.Context, from string, e work.Envelopes) error {
+		m.mu.Lock()
+		i, ok := m.index[from]
+		m.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("envelopes from unknown worker %q", from)
+		}
+		return m.cfg.Deliver(ctx, i+1, e)
+	})
+	go m.acceptLoop(ctx, m.datL, "data", func(c net.Conn) { m.in.serve(ctx, c) })
+	if m.cfg.Initializer {
+		go m.acceptLoop(ctx, m.ctlL, "control", func(c net.Conn) { m.serveControl(ctx, c) })
+		if m.cfg.WorkerCount <= 1 {
+			m.setTopology(ctx, Topology{Workers: []string{m.cfg.Name}, Data: []string{m.datL.Addr().String()}})
+			return nil
+		}
+		return m.waitFormed(ctx)
+	}
+	go m.acceptLoop(ctx, m.ctlL, "control", func(c net.Conn) { c.Close() })
+	return m.join(ctx)
+}
+
+func (m *Member) acceptLoop(ctx context.Context, l net.Listener, what string, serve func(net.Conn)) {
+	go func() {
+		<-ctx.Done()
+		l.Close()
+	}()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				m.log.Error("accept failed", "channel", what, "err", err)
+			}
+			return
+		}
+		go serve(c)
+	}
+}
+
+// waitFormed (initializer) waits for the others to join, saying which it
+// still waits for.
+func (m *Member) waitFormed(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.formed:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			m.mu.Lock()
+			var have []string
+			for n := range m.ctl {
+				have = append(have, n)
+			}
+			m.mu.Unlock()
+			sort.Strings(have)
+			m.log.Warn(fmt.Sprintf("waiting for %d more of %d workers to join", m.cfg.WorkerCount-1-len(have), m.cfg.WorkerCount-1),
+				"joined", strings.Join(have, ","), "control", m.ctlL.Addr().String())
+		}
+	}
+}
+
+// serveControl (initializer) handles one worker's control connection.
+func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	r := bufio.NewReader(conn)
+	conn.SetDeadline(time.Now().Add(handshakeLimit))
+	peer, err := readHello(conn, r, m.cfg.Hello, ControlChannel)
+	if err != nil {
+		m.log.Error("control link refused", "remote", conn.RemoteAddr().String(), "err", err)
+		return
+	}
+	mine := m.cfg.Hello
+	mine.Channel = ControlChannel
+	f, err := ReadFrame(r)
+	var j Join
+	if err == nil && f.Kind != KindJoin {
+		err = fmt.Errorf("%w: %v where join was expected", ErrMalformed, f.Kind)
+	}
+	if err == nil {
+		j, err = DecodeJoin(f.Payload)
+	}
+	if err != nil {
+		m.log.Error("control link from a worker closed", "peer", peer.Worker, "err", err)
+		return
+	}
+	c := &ctlConn{name: j.Worker, conn: conn}
+	m.mu.Lock()
+	reason := ""
+	switch {
+	case j.Worker == "" || j.Worker == InitializerName:
+		reason = fmt.Sprintf("a worker cannot be named %q", j.Worker)
+	case m.ctl[j.Worker] != nil:
+		reason = fmt.Sprintf("a worker named %q has already joined", j.Worker)
+	case m.workers != nil && m.index[j.Worker] == 0:
+		reason = fmt.Sprintf("the cluster is formed with %d workers; %q is not one of them", len(m.workers), j.Worker)
+	}
+	if reason != "" {
+		m.mu.Unlock()
+		conn.Write(AppendFrame(nil, KindRefuse, Text(reason)))
+		m.log.Error("refused a worker", "worker", j.Worker, "reason", reason)
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	conn.Write(AppendFrame(nil, KindHello, mine.Encode()))
+	m.ctl[j.Worker] = c
+	data := hostFrom(j.Data, conn.RemoteAddr())
+	m.log.Info("worker joined", "worker", j.Worker, "data", data)
+	var topo *Topology
+	if m.workers == nil {
+		m.pending = append(m.pending, Join{Worker: j.Worker, Control: j.Control, Data: data})
+		if len(m.pending) == m.cfg.WorkerCount-1 {
+			t := Topology{Workers: []string{m.cfg.Name}, Data: []string{m.datL.Addr().String()}}
+			for _, p := range m.pending {
+				t.Workers = append(t.Workers, p.Worker)
+				t.Data = append(t.Data, p.Data)
+			}
+			topo = &t
+		}
+	} else {
+		// A worker that restarted: send it the topology again.
+		t := Topology{Workers: m.workers, Data: m.dataAddrs}
+		topo = &t
+	}
+	m.mu.Unlock()
+	if topo != nil {
+		m.setTopology(ctx, *topo)
+		m.broadcast(KindTopology, topo.Encode())
+	}
+	m.readControl(ctx, c, r)
+	m.mu.Lock()
+	if m.ctl[j.Worker] == c {
+		delete(m.ctl, j.Worker)
+	}
+	m.mu.Unlock()
+}
+
+// hostFrom fills in the host of addr from the connection's remote
+// address when addr binds every interface (spec 3.1).
+func hostFrom(addr string, remote net.Addr) string {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil || (h != "" && h != "0.0.0.0" && h != "::") {
+		return addr
+	}
+	rh, _, err := net.SplitHostPort(remote.String())
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(rh, p)
+}
+
+// readControl reads one control connection until it ends.
+func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
+	for {
+		f, err := ReadFrame(r)
+		if err != nil {
+			if ctx.Err() == nil && !m.stopping() {
+				m.log.Warn("control link closed", "peer", c.name, "err", err)
+			}
+			return
+		}
+		switch f.Kind {
+		case KindReady:
+			m.mu.Lock()
+			m.ready[c.name] = true
+			m.mu.Unlock()
+			m.maybeStart()
+		case KindStart:
+			m.markStarted()
+		case KindTopology:
+			t, err := DecodeTopology(f.Payload)
+			if err != nil {
+				m.log.Error("control link closed", "peer", c.name, "err", err)
+				return
+			}
+			m.setTopology(ctx, t)
+		case KindShutdown:
+			reason, _ := DecodeText(f.Payload)
+			if m.cfg.Initializer {
+				m.broadcast(KindShutdown, Text(reason))
+			}
+			m.shutdownHere(reason)
+		case KindHeartbeat:
+			c.send(KindHeartbeatAck, f.Payload)
+		case KindHeartbeatAck:
+		default:
+			m.log.Error("control link closed", "peer", c.name, "err", fmt.Errorf("%w: %v on a control link", ErrMalformed, f.Kind))
+			return
+		}
+	}
+}
+
+// join (non-initializer) connects to the initializer, retrying for up to
+// JoinTimeout, and waits for the topology.
+func (m *Member) join(ctx context.Context) error {
+	deadline := time.Now().Add(m.cfg.JoinTimeout)
+	var conn net.Conn
+	var err error
+	for {
+		var d net.Dialer
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err = d.DialContext(dctx, "tcp", m.cfg.Control)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("cannot reach the initializer's control channel at %s after %v: %w; start the initializer first, with --control %s", m.cfg.Control, m.cfg.JoinTimeout, err, m.cfg.Control)
+	}
+	go func() {
+		<-ctx.Done()
+		conn.Close()
+	}()
+	r := bufio.NewReader(conn)
+	conn.SetDeadline(time.Now().Add(handshakeLimit))
+	mine := m.cfg.Hello
+	mine.Channel = ControlChannel
+	if _, err := conn.Write(AppendFrame(nil, KindHello, mine.Encode())); err != nil {
+		return fmt.Errorf("the initializer at %s: %w", m.cfg.Control, err)
+	}
+	j := Join{Worker: m.cfg.Name, Control: m.ctlL.Addr().String(), Data: m.datL.Addr().String()}
+	if _, err := conn.Write(AppendFrame(nil, KindJoin, j.Encode())); err != nil {
+		return fmt.Errorf("the initializer at %s: %w", m.cfg.Control, err)
+	}
+	if _, err := readHello(conn, r, m.cfg.Hello, ControlChannel); err != nil {
+		var refused *refusedError
+		if errors.As(err, &refused) {
+			return fmt.Errorf("%w: the initializer at %s says: %s", ErrRefused, m.cfg.Control, refused.reason)
+		}
+		return fmt.Errorf("the initializer at %s: %w", m.cfg.Control, err)
+	}
+	conn.SetDeadline(time.Time{})
+	c := &ctlConn{name: InitializerName, conn: conn}
+	m.mu.Lock()
+	m.toInit = c
+	m.mu.Unlock()
+	m.log.Info("joined the cluster; waiting for the other workers", "initializer", m.cfg.Control)
+	go func() {
+		m.readControl(ctx, c, r)
+		if ctx.Err() == nil && !m.stopping() {
+			m.log.Error("lost the control link to the initializer")
+		}
+	}()
+	select {
+	case <-m.formed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// setTopology installs the worker list and starts the outbound links
+// (once).
+func (m *Member) setTopology(ctx context.Context, t Topology) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.workers != nil {
+		return
+	}
+	m.workers = t.Workers
+	m.dataAddrs = t.Data
+	m.index = map[string]int{}
+	for i, w := range t.Workers {
+		m.index[w] = i
+	}
+	m.outs = make([]*outbound, len(t.Workers))
+	for i, w := range t.Workers {
+		if w == m.cfg.Name {
+			continue
+		}
+		o := newOutbound(w, t.Data[i], m.cfg.Hello, m.log)
+		m.outs[i] = o
+		go o.run(ctx)
+	}
+	m.log.Info("cluster formed", "workers", strings.Join(t.Workers, ","))
+	close(m.formed)
+}
+
+// Workers returns the cluster's workers in order (the initializer first),
+// or nil before formation.
+func (m *Member) Workers() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.workers...)
+}
+
+// Inputs returns the number of processor-loop inputs: this worker's own
+// sources (input 0) and one per worker of the cluster (input i+1 for
+// worker i; this worker's own is never used).
+func (m *Member) Inputs() int { return len(m.Workers()) + 1 }
+
+// Dest returns the ownership-table destination of worker w: its index
+// plus one (0 is always Here).
+func (m *Member) Dest(w string) work.Dest {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return work.Dest(m.index[w] + 1)
+}
+
+// Route implements the loop's Route: the batch goes to the worker its
+// destination names, over that link's replay queue (blocking while it is
+// full).
+func (m *Member) Route(ctx context.Context, e work.Envelopes) error {
+	m.mu.Lock()
+	i := int(e.Dest) - 1
+	var o *outbound
+	if i >= 0 && i < len(m.outs) {
+		o = m.outs[i]
+	}
+	m.mu.Unlock()
+	if o == nil {
+		return fmt.Errorf("no data link for destination %d", e.Dest)
+	}
+	return o.Send(ctx, e)
+}
+
+// LinksUp waits until every outbound data link has connected once.
+func (m *Member) LinksUp(ctx context.Context) error {
+	for {
+		m.mu.Lock()
+		outs := append([]*outbound(nil), m.outs...)
+		m.mu.Unlock()
+		all := true
+		var wait chan struct{}
+		for _, o := range outs {
+			if o == nil {
+				continue
+			}
+			o.mu.Lock()
+			if !o.up {
+				all = false
+				wait = o.wake
+			}
+			o.mu.Unlock()
+			if !all {
+				break
+			}
+		}
+		if all {
+			return nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Ready says this worker is ready (links up, sinks connected). On a
+// worker it tells the initializer; the initializer starts the cluster
+// once it and every worker are ready. WaitStarted then returns.
+func (m *Member) Ready() error {
+	if m.cfg.Initializer {
+		m.mu.Lock()
+		m.ready[m.cfg.Name] = true
+		m.mu.Unlock()
+		m.maybeStart()
+		return nil
+	}
+	m.mu.Lock()
+	c := m.toInit
+	m.mu.Unlock()
+	return c.send(KindReady, Text(m.cfg.Name))
+}
+
+func (m *Member) maybeStart() {
+	m.mu.Lock()
+	n := len(m.ready)
+	m.mu.Unlock()
+	if !m.cfg.Initializer || n < m.cfg.WorkerCount {
+		return
+	}
+	m.broadcast(KindStart, nil)
+	m.markStarted()
+}
+
+func (m *Member) markStarted() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	select {
+	case <-m.started:
+	default:
+		close(m.started)
+	}
+}
+
+// WaitStarted blocks until the whole cluster is ready.
+func (m *Member) WaitStarted(ctx context.Context) error {
+	select {
+	case <-m.started:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Started reports whether the cluster is processing.
+func (m *Member) Started() bool {
+	select {
+	case <-m.started:
+		return true
+	default:
+		return false
+	}
+}
+
+// broadcast sends a control message to every worker (initializer only).
+func (m *Member) broadcast(k Kind, p []byte) {
+	m.mu.Lock()
+	cs := make([]*ctlConn, 0, len(m.ctl))
+	for _, c := range m.ctl {
+		cs = append(cs, c)
+	}
+	m.mu.Unlock()
+	for _, c := range cs {
+		if err := c.send(k, p); err != nil {
+			m.log.Warn("control message not sent", "peer", c.name, "kind", k.String(), "err", err)
+		}
+	}
+}
+
+// Shutdown stops the whole cluster: the initializer tells every worker;
+// another worker tells the initializer, which tells the rest. This
+// worker's OnShutdown runs too.
+func (m *Member) Shutdown(reason string) {
+	if m.stopping() {
+		return
+	}
+	if m.cfg.Initializer {
+		m.broadcast(KindShutdown, Text(reason))
+	} else {
+		m.mu.Lock()
+		c := m.toInit
+		m.mu.Unlock()
+		if c != nil {
+			if err := c.send(KindShutdown, Text(reason)); err != nil {
+				m.log.Warn("could not tell the initializer to shut the cluster down", "err", err)
+			}
+		}
+	}
+	m.shutdownHere(reason)
+}
+
+func (m *Member) shutdownHere(reason string) {
+	m.stopOnce.Do(func() {
+		m.mu.Lock()
+		m.shutdownR = reason
+		m.mu.Unlock()
+		if m.cfg.OnShutdown != nil {
+			m.cfg.OnShutdown(reason)
+		}
+	})
+}
+
+func (m *Member) stopping() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.shutdownR != ""
+}
+
+// Flush waits until every batch sent to a peer has been acknowledged, or
+// ctx ends (at a clean stop, so peers have what this worker made).
+func (m *Member) Flush(ctx context.Context) error {
+	m.mu.Lock()
+	outs := append([]*outbound(nil), m.outs...)
+	m.mu.Unlock()
+	var errs []error
+	for _, o := range outs {
+		if o == nil {
+			continue
+		}
+		for {
+			o.mu.Lock()
+			n, wake, up := o.q.Pending(), o.wake, o.up
+			o.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			if !up {
+				// The peer has gone (it is stopping too): what it has not
+				// acknowledged is lost with it.
+				errs = append(errs, fmt.Errorf("link to %s is down with %d batches not acknowledged", o.peer, n))
+				break
+			}
+			select {
+			case <-wake:
+			case <-ctx.Done():
+				return errors.Join(append(errs, fmt.Errorf("link to %s: %d batches not acknowledged at shutdown", o.peer, n))...)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

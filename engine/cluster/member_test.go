@@ -1,0 +1,172 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wallaroo-go/machida/engine/work"
+)
+
+type got struct {
+	mu   sync.Mutex
+	byIn map[int][]string
+}
+
+func (g *got) deliver(_ context.Context, in int, e work.Envelopes) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.byIn[in] = append(g.byIn[in], string(e.Data))
+	return nil
+}
+
+func (g *got) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, v := range g.byIn {
+		n += len(v)
+	}
+	return n
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func hello() Hello { return Hello{App: "app", Digest: "d1", PyMajor: 3} }
+
+// startCluster forms a cluster of n members on loopback.
+func startCluster(t *testing.T, ctx context.Context, n int, mod func(i int, c *Config)) ([]*Member, []*got) {
+	t.Helper()
+	var ms []*Member
+	var gs []*got
+	stops := make([]string, n)
+	var smu sync.Mutex
+	for i := 0; i < n; i++ {
+		g := &got{byIn: map[int][]string{}}
+		i := i
+		cfg := Config{Name: fmt.Sprintf("worker%d", i), Initializer: i == 0, WorkerCount: n,
+			Control: "127.0.0.1:0", Data: "127.0.0.1:0", MyControl: "127.0.0.1:0", Hello: hello(),
+			Deliver: g.deliver, JoinTimeout: 10 * time.Second,
+			OnShutdown: func(r string) { smu.Lock(); stops[i] = r; smu.Unlock() }}
+		if i > 0 {
+			cfg.Control = ms[0].ctlL.Addr().String()
+		}
+		if mod != nil {
+			mod(i, &cfg)
+		}
+		m := New(cfg)
+		if err := m.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+		gs = append(gs, g)
+	}
+	errs := make(chan error, n)
+	for _, m := range ms {
+		go func(m *Member) { errs <- m.Start(ctx) }(m)
+	}
+	for range ms {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ms, gs
+}
+
+func TestMember_FormsRoutesAndShutsDown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, gs := startCluster(t, ctx, 3, nil)
+	for _, m := range ms {
+		if w := strings.Join(m.Workers(), ","); w != "initializer,worker1,worker2" {
+			t.Fatalf("workers %s", w)
+		}
+		if err := m.LinksUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range ms {
+		if err := m.Ready(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range ms {
+		if err := m.WaitStarted(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 100 batches from the initializer to worker2, in order.
+	for i := 0; i < 100; i++ {
+		if err := ms[0].Route(ctx, work.Envelopes{Dest: ms[0].Dest("worker2"), Count: 1, Data: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "100 batches at worker2", func() bool { return gs[2].count() == 100 })
+	gs[2].mu.Lock()
+	for i, d := range gs[2].byIn[1] {
+		if d != fmt.Sprint(i) {
+			t.Fatalf("batch %d is %q", i, d)
+		}
+	}
+	gs[2].mu.Unlock()
+	if err := ms[0].Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A worker asks for the shutdown: every member hears it.
+	ms[1].Shutdown("test")
+	for i, m := range ms {
+		waitFor(t, fmt.Sprintf("member %d to stop", i), m.stopping)
+	}
+}
+
+func TestMember_RefusesAMismatchedWorker(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	init := New(Config{Initializer: true, WorkerCount: 2, Control: "127.0.0.1:0", Data: "127.0.0.1:0", Hello: hello()})
+	if err := init.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go init.Start(ctx)
+	for _, c := range []struct {
+		h    Hello
+		want string
+	}{
+		{Hello{App: "other", Digest: "d1", PyMajor: 3}, `application "other"`},
+		{Hello{App: "app", Digest: "d2", PyMajor: 3}, "module digest"},
+		{Hello{App: "app", Digest: "d1", PyMajor: 2}, "Python 2"},
+	} {
+		w := New(Config{Name: "w", Control: init.ctlL.Addr().String(), MyControl: "127.0.0.1:0", Data: "127.0.0.1:0", Hello: c.h, JoinTimeout: 5 * time.Second})
+		if err := w.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		err := w.Start(ctx)
+		w.Close()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("joining with %+v: %v, want %q", c.h, err, c.want)
+		}
+	}
+}
+
+func TestMember_WorkerGivesUpOnAnAbsentInitializer(t *testing.T) {
+	w := New(Config{Name: "w", Control: "127.0.0.1:1", MyControl: "127.0.0.1:0", Data: "127.0.0.1:0", Hello: hello(), JoinTimeout: 300 * time.Millisecond})
+	if err := w.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	err := w.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the initializer's control channel at 127.0.0.1:1") {
+		t.Fatalf("err = %v", err)
+	}
+}

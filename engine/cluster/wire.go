@@ -1,0 +1,407 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// WireVersion is the version of the inter-worker wire format. Both ends
+// of a link check it in the first exchange; any change to a message's
+// layout increments it.
+const WireVersion = 1
+
+// MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
+// below it).
+const MaxFrame = 64 << 20
+
+// Kind is the type of an inter-worker message.
+type Kind uint8
+
+const (
+	// KindHello opens every link, in both directions: who is calling,
+	// for which application, on which channel.
+	KindHello Kind = iota + 1
+	// KindRefuse closes a link at the handshake with the reason.
+	KindRefuse
+	// KindJoin (worker → initializer, control): my listeners.
+	KindJoin
+	// KindTopology (initializer → worker, control): the cluster's
+	// workers in order and their data listeners.
+	KindTopology
+	// KindReady (worker → initializer, control): my links and sinks are up.
+	KindReady
+	// KindStart (initializer → worker, control): the cluster is formed.
+	KindStart
+	// KindShutdown (any direction, control): stop the cluster.
+	KindShutdown
+	// KindHeartbeat and KindHeartbeatAck (control): liveness.
+	KindHeartbeat
+	KindHeartbeatAck
+	// KindDataConnect (data, sender → receiver after Hello): the first
+	// sequence number the sender still holds.
+	KindDataConnect
+	// KindDataAccept (data, receiver → sender): the last sequence number
+	// received; the sender replays what follows it.
+	KindDataAccept
+	// KindEnvelopes (data): one batch of envelopes with its sequence
+	// number.
+	KindEnvelopes
+	// KindAck (data, receiver → sender): every batch up to Seq arrived.
+	KindAck
+	// KindIdle and KindIdleReply (control): the shutdown's quiescence
+	// check (see Member.Shutdown).
+	KindIdle
+	KindIdleReply
+	kindEnd
+)
+
+var kindNames = [...]string{"", "hello", "refuse", "join", "topology", "ready", "start", "shutdown",
+	"heartbeat", "heartbeat-ack", "data-connect", "data-accept", "envelopes", "ack", "idle", "idle-reply"}
+
+func (k Kind) String() string {
+	if k > 0 && k < kindEnd {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Channel says what a link carries.
+type Channel uint8
+
+const (
+	ControlChannel Channel = 1
+	DataChannel    Channel = 2
+)
+
+func (c Channel) String() string {
+	switch c {
+	case ControlChannel:
+		return "control"
+	case DataChannel:
+		return "data"
+	}
+	return fmt.Sprintf("Channel(%d)", int(c))
+}
+
+// ErrMalformed is wrapped by every decoding error: the peer sent bytes
+// that are not a valid message; the link is closed.
+var ErrMalformed = errors.New("malformed inter-worker frame")
+
+// Frame is one decoded frame: its kind and payload (aliasing the read
+// buffer).
+type Frame struct {
+	Kind    Kind
+	Payload []byte
+}
+
+// A frame on the wire: u32 big-endian length of what follows (kind byte
+// plus payload), the kind byte, the payload.
+
+// AppendFrame appends one frame to b.
+func AppendFrame(b []byte, k Kind, payload []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(1+len(payload)))
+	b = append(b, byte(k))
+	return append(b, payload...)
+}
+
+// ReadFrame reads one frame. io.EOF means the peer closed between frames;
+// anything malformed (a length of 0 or over MaxFrame, an unknown kind, a
+// frame cut short) wraps ErrMalformed or io.ErrUnexpectedEOF.
+func ReadFrame(r io.Reader) (Frame, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
+		return Frame{}, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:4])
+	if n == 0 || n > MaxFrame {
+		return Frame{}, fmt.Errorf("%w: length %d (want 1 to %d)", ErrMalformed, n, MaxFrame)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return Frame{}, fmt.Errorf("frame of %d bytes cut short: %w", n, err)
+	}
+	k := Kind(buf[0])
+	if k == 0 || k >= kindEnd {
+		return Frame{}, fmt.Errorf("%w: unknown kind %d", ErrMalformed, buf[0])
+	}
+	return Frame{Kind: k, Payload: buf[1:]}, nil
+}
+
+// enc builds a payload; dec reads one, remembering the first error.
+type enc struct{ b []byte }
+
+func (e *enc) u8(v uint8)   { e.b = append(e.b, v) }
+func (e *enc) u16(v uint16) { e.b = binary.BigEndian.AppendUint16(e.b, v) }
+func (e *enc) u32(v uint32) { e.b = binary.BigEndian.AppendUint32(e.b, v) }
+func (e *enc) u64(v uint64) { e.b = binary.BigEndian.AppendUint64(e.b, v) }
+func (e *enc) bytes(v []byte) {
+	e.u32(uint32(len(v)))
+	e.b = append(e.b, v...)
+}
+func (e *enc) str(v string) { e.bytes([]byte(v)) }
+func (e *enc) bool(v bool) {
+	if v {
+		e.u8(1)
+	} else {
+		e.u8(0)
+	}
+}
+
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s cut short or invalid", ErrMalformed, what)
+	}
+}
+
+func (d *dec) take(n int, what string) []byte {
+	if d.err != nil || n < 0 || len(d.b) < n {
+		d.fail(what)
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) u8(what string) uint8 {
+	if v := d.take(1, what); v != nil {
+		return v[0]
+	}
+	return 0
+}
+func (d *dec) u16(what string) uint16 {
+	if v := d.take(2, what); v != nil {
+		return binary.BigEndian.Uint16(v)
+	}
+	return 0
+}
+func (d *dec) u32(what string) uint32 {
+	if v := d.take(4, what); v != nil {
+		return binary.BigEndian.Uint32(v)
+	}
+	return 0
+}
+func (d *dec) u64(what string) uint64 {
+	if v := d.take(8, what); v != nil {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+func (d *dec) bytes(what string) []byte {
+	n := d.u32(what)
+	if d.err != nil || uint64(n) > uint64(len(d.b)) {
+		d.fail(what)
+		return nil
+	}
+	return d.take(int(n), what)
+}
+func (d *dec) str(what string) string { return string(d.bytes(what)) }
+func (d *dec) bool(what string) bool {
+	switch d.u8(what) {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail(what)
+	return false
+}
+
+// end reports an error if bytes are left over or one was met.
+func (d *dec) end(what string) error {
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d bytes after the %s", ErrMalformed, len(d.b), what)
+	}
+	return d.err
+}
+
+// Hello is the first message on every link, in both directions.
+type Hello struct {
+	Version  uint16
+	App      string // application name
+	Digest   string // digest of the application module (hex)
+	PyMajor  uint8  // 2 or 3: pickles do not cross major versions
+	Worker   string // the sender's name
+	Channel  Channel
+	Restart  bool // the sender restarted (spec 3.9)
+	Listener string
+}
+
+// Encode returns h's payload.
+func (h Hello) Encode() []byte {
+	var e enc
+	e.u16(h.Version)
+	e.str(h.App)
+	e.str(h.Digest)
+	e.u8(h.PyMajor)
+	e.str(h.Worker)
+	e.u8(uint8(h.Channel))
+	e.bool(h.Restart)
+	e.str(h.Listener)
+	return e.b
+}
+
+// DecodeHello reads a Hello payload.
+func DecodeHello(p []byte) (Hello, error) {
+	d := dec{b: p}
+	h := Hello{Version: d.u16("version"), App: d.str("app"), Digest: d.str("digest"), PyMajor: d.u8("python"),
+		Worker: d.str("worker"), Channel: Channel(d.u8("channel")), Restart: d.bool("restart"), Listener: d.str("listener")}
+	return h, d.end("hello")
+}
+
+// Mismatch says why two ends of a link cannot work together, or "" if
+// they can: they must speak the same wire version, run the same
+// application module and the same Python major version.
+func (h Hello) Mismatch(mine Hello) string {
+	switch {
+	case h.Version != mine.Version:
+		return fmt.Sprintf("wire version %d, this worker speaks %d: run the same machida build on every worker", h.Version, mine.Version)
+	case h.App != mine.App:
+		return fmt.Sprintf("application %q, this worker runs %q", h.App, mine.App)
+	case h.Digest != mine.Digest:
+		return fmt.Sprintf("application module digest %s, this worker's is %s: every worker must run the same module", h.Digest, mine.Digest)
+	case h.PyMajor != mine.PyMajor:
+		return fmt.Sprintf("Python %d, this worker runs Python %d: values pickled by one cannot be read by the other", h.PyMajor, mine.PyMajor)
+	}
+	return ""
+}
+
+// Join is a worker's request to be part of the cluster: its listeners.
+type Join struct {
+	Worker  string
+	Control string // host:port of its control listener
+	Data    string // host:port of its data listener
+}
+
+// Encode returns j's payload.
+func (j Join) Encode() []byte {
+	var e enc
+	e.str(j.Worker)
+	e.str(j.Control)
+	e.str(j.Data)
+	return e.b
+}
+
+// DecodeJoin reads a Join payload.
+func DecodeJoin(p []byte) (Join, error) {
+	d := dec{b: p}
+	j := Join{Worker: d.str("worker"), Control: d.str("control"), Data: d.str("data")}
+	return j, d.end("join")
+}
+
+// Topology is the cluster as the initializer formed it: the workers in
+// order (the initializer first) with their data listeners.
+type Topology struct {
+	Workers []string
+	Data    []string // Data[i] is Workers[i]'s data listener
+}
+
+// Encode returns t's payload.
+func (t Topology) Encode() []byte {
+	var e enc
+	e.u32(uint32(len(t.Workers)))
+	for i := range t.Workers {
+		e.str(t.Workers[i])
+		e.str(t.Data[i])
+	}
+	return e.b
+}
+
+// DecodeTopology reads a Topology payload.
+func DecodeTopology(p []byte) (Topology, error) {
+	d := dec{b: p}
+	n := d.u32("worker count")
+	if d.err == nil && (n == 0 || uint64(n)*8 > uint64(len(d.b))) {
+		d.fail("worker count")
+	}
+	var t Topology
+	for i := uint32(0); d.err == nil && i < n; i++ {
+		t.Workers = append(t.Workers, d.str("worker"))
+		t.Data = append(t.Data, d.str("data address"))
+	}
+	return t, d.end("topology")
+}
+
+// Text is the payload of messages that carry one string (Refuse, Ready,
+// Shutdown).
+func Text(s string) []byte { var e enc; e.str(s); return e.b }
+
+// DecodeText reads a Text payload.
+func DecodeText(p []byte) (string, error) {
+	d := dec{b: p}
+	s := d.str("text")
+	return s, d.end("text")
+}
+
+// Seq is the payload of DataConnect, DataAccept, Ack, Heartbeat(Ack) and
+// Idle: one number.
+func Seq(n uint64) []byte { var e enc; e.u64(n); return e.b }
+
+// DecodeSeq reads a Seq payload.
+func DecodeSeq(p []byte) (uint64, error) {
+	d := dec{b: p}
+	n := d.u64("number")
+	return n, d.end("number")
+}
+
+// EnvelopeBatch is the payload of KindEnvelopes: a batch of envelopes (as
+// the processor serialised them) with the link's sequence number.
+type EnvelopeBatch struct {
+	Seq   uint64
+	Count uint32
+	Data  []byte
+}
+
+// Encode returns b's payload.
+func (b EnvelopeBatch) Encode() []byte {
+	e := enc{b: make([]byte, 0, 16+len(b.Data))}
+	e.u64(b.Seq)
+	e.u32(b.Count)
+	e.bytes(b.Data)
+	return e.b
+}
+
+// DecodeEnvelopeBatch reads a KindEnvelopes payload (Data aliases p).
+func DecodeEnvelopeBatch(p []byte) (EnvelopeBatch, error) {
+	d := dec{b: p}
+	b := EnvelopeBatch{Seq: d.u64("sequence number"), Count: d.u32("count"), Data: d.bytes("envelopes")}
+	if d.err == nil && (b.Seq == 0 || b.Count == 0) {
+		d.fail("sequence number or count")
+	}
+	return b, d.end("envelope batch")
+}
+
+// IdleReply answers Idle: whether the worker has nothing to do, and how
+// many envelope batches it has sent to peers and processed from them.
+type IdleReply struct {
+	Round           uint64
+	Idle            bool
+	Sent, Processed uint64
+}
+
+// Encode returns r's payload.
+func (r IdleReply) Encode() []byte {
+	var e enc
+	e.u64(r.Round)
+	e.bool(r.Idle)
+	e.u64(r.Sent)
+	e.u64(r.Processed)
+	return e.b
+}
+
+// DecodeIdleReply reads an IdleReply payload.
+func DecodeIdleReply(p []byte) (IdleReply, error) {
+	d := dec{b: p}
+	r := IdleReply{Round: d.u64("round"), Idle: d.bool("idle"), Sent: d.u64("sent"), Processed: d.u64("processed")}
+	return r, d.end("idle reply")
+}
