@@ -77,6 +77,28 @@ fuzz-smoke:
 bench: build
 	BENCH_QUICK="$(BENCH_QUICK)" BENCH_DURATION="$(BENCH_DURATION)" $(GO) run ./bench $(BENCH_ARGS)
 
+# A/B: builds machida3 from the git revision BENCH_BASE (required) in a
+# temporary worktree, with that revision's own `make build`, then runs the
+# throughput phase with -baseline-bin: in every rep the baseline and
+# bin/machida3 run alternately on the same input (5 reps unless BENCH_REPS
+# or -reps says otherwise); the table adds CPU per message of the
+# interpreter thread and of the process, throughput and ratios. The
+# worktree is removed afterwards. Example: make bench-ab BENCH_BASE=HEAD~2
+.PHONY: bench-ab
+bench-ab: build
+	@if [ -z "$(BENCH_BASE)" ]; then \
+	  echo "error: make bench-ab needs BENCH_BASE, the git revision to build the baseline machida3 from (e.g. make bench-ab BENCH_BASE=HEAD~1)" >&2; exit 2; fi
+	@rev=$$(git rev-parse --verify --quiet "$(BENCH_BASE)^{commit}") || { \
+	  echo "error: BENCH_BASE=$(BENCH_BASE) is not a commit of this repository" >&2; exit 2; }; \
+	tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/machida-bench-base.XXXXXX") || exit 1; \
+	cleanup() { git worktree remove --force "$$tmp/src" >/dev/null 2>&1; git worktree prune; rm -rf "$$tmp"; }; \
+	trap cleanup EXIT; trap 'exit 130' INT TERM; \
+	echo "bench-ab: baseline $(BENCH_BASE) = $$rev, built in $$tmp/src"; \
+	git worktree add --quiet --detach "$$tmp/src" "$$rev" && \
+	if [ -d "$(CURDIR)/../shared" ]; then ln -s "$(CURDIR)/../shared" "$$tmp/shared"; fi && \
+	$(MAKE) --no-print-directory -C "$$tmp/src" build PYTHON="$(PYTHON)" && \
+	BENCH_QUICK="$(BENCH_QUICK)" $(GO) run ./bench -baseline-bin "$$tmp/src/bin" -phases throughput $(BENCH_ARGS)
+
 vet:
 	@$(PYENV_CMD) && $(GO) vet ./...
 

@@ -91,12 +91,12 @@ def load(module_name, n_inputs):
 def load_via_runner(module_name, n_inputs):
     """A diagnostic, not a baseline: the same sources, but each run() goes
     through machida3's own Python layer (the private wallaroo._runner, as
-    the host sets it up for one worker with 256 partitions), so that its
-    cost can be told from that of the Go side. run(frames, out) appends
+    the host sets it up for one worker with 256 partitions, all of them
+    local), so that its cost can be told from that of the Go side. run(frames, out) appends
     one bytes object (the joined output of the batch) to out."""
     from wallaroo import _runner
     partitions = 256
-    runner = _runner.Runner(partitions, [1] * partitions)
+    runner = _runner.Runner(partitions)  # every partition local (the default)
     sources = [None] * n_inputs
     for index, name, decoder, chain in _chains(module_name, n_inputs):
         stages = []
@@ -117,7 +117,8 @@ def load_via_runner(module_name, n_inputs):
                 encoders.append(comp[3])
             else:
                 raise ValueError("stage %r is not supported here" % (kind,))
-        path = runner.path(name, decoder, stages, encoders)
+        path = runner.path(name, decoder,
+                           [_runner.Stage(*st) for st in stages], encoders)
 
         def run(frames, out, process=path.process):
             out.append(process(frames)[0])

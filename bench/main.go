@@ -63,6 +63,11 @@ type config struct {
 	latDump   bool    // write every latency sample to bench/out/latency-*.csv
 	latTick   time.Duration
 	phases    map[string]bool
+	systems   map[string]bool // the throughput systems to run (ceiling and machida3 always)
+	// baseline is another machida3 (-baseline-bin DIR/machida3) measured
+	// at saturation alternately with this one, on the same input; empty
+	// when not comparing.
+	baseline string
 }
 
 func envString(name, def string) string {
@@ -102,12 +107,19 @@ func parseConfig() *config {
 	latDump := flag.Bool("lat-dump", false, "write every latency sample (send time, latency) to bench/out/latency-<workload>-<system>-<window>.csv")
 	phases := flag.String("phases", "throughput,latency,memory", "what to measure (latency needs throughput)")
 	countThis := flag.String("count-this", envString("BENCH_COUNT_THIS", ""), "Wallaroo's count_this.txt (default ../shared/data/count_this.txt from the repository root)")
+	curBin := flag.String("bin", envString("BENCH_BIN", ""), "the directory of the machida3 under test (default bin/ of this checkout); env BENCH_BIN")
+	baseBin := flag.String("baseline-bin", envString("BENCH_BASELINE_BIN", ""), "A/B mode: a directory holding another machida3 (e.g. built from an older commit), run at saturation alternately with bin/machida3 in every throughput rep (default 5 reps then); env BENCH_BASELINE_BIN")
+	systems := flag.String("systems", "ceiling,runner,machida3,asyncio", "the systems of the throughput phase (ceiling and machida3 always run)")
 	flag.Parse()
 
 	c.quick = *quick
 	c.reps = *reps
+	defReps := 3.0
+	if *baseBin != "" {
+		defReps = 5 // the A/B comparison takes the median of 5
+	}
 	if c.reps <= 0 {
-		c.reps = int(envFloat("BENCH_REPS", 3))
+		c.reps = int(envFloat("BENCH_REPS", defReps))
 	}
 	if c.reps <= 0 {
 		c.reps = 1
@@ -144,6 +156,16 @@ func parseConfig() *config {
 			fatalf("unknown phase %q (have throughput, latency, memory)", p)
 		}
 	}
+	c.systems = map[string]bool{"ceiling": true, "machida3": true}
+	for _, sy := range strings.Split(*systems, ",") {
+		switch sy = strings.TrimSpace(sy); sy {
+		case "ceiling", "runner", "machida3", "asyncio":
+			c.systems[sy] = true
+		case "":
+		default:
+			fatalf("unknown system %q (have ceiling, runner, machida3, asyncio)", sy)
+		}
+	}
 	if c.phases["latency"] && !c.phases["throughput"] {
 		fatalf("-phases: latency needs throughput (it runs at a fraction of the saturation rate)")
 	}
@@ -162,8 +184,28 @@ func parseConfig() *config {
 	}
 	c.root = root
 	c.machida = filepath.Join(root, "bin", "machida3")
+	if *curBin != "" {
+		dir, err := filepath.Abs(*curBin)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		c.machida = filepath.Join(dir, "machida3")
+	}
 	if _, err := os.Stat(c.machida); err != nil {
 		fatalf("%s not found: run make build first (make bench does)", c.machida)
+	}
+	if *baseBin != "" {
+		dir, err := filepath.Abs(*baseBin)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		c.baseline = filepath.Join(dir, "machida3")
+		if st, err := os.Stat(c.baseline); err != nil || st.IsDir() {
+			fatalf("-baseline-bin %s: no machida3 there (%v)", *baseBin, err)
+		}
+		if !c.phases["throughput"] {
+			fatalf("-baseline-bin compares the throughput phase: add throughput to -phases")
+		}
 	}
 	c.outDir = filepath.Join(root, "bench", "out")
 	c.countThis = *countThis
@@ -216,11 +258,21 @@ func main() {
 	}()
 
 	began := time.Now()
-	py, err := detectPython(cfg)
+	py, err := detectPython(cfg, cfg.machida)
 	if err != nil {
 		fatalf("finding the embedded Python: %v", err)
 	}
 	logf("machida3 embeds Python %s; baselines run with %s", py.Short, py.Path)
+	if cfg.baseline != "" {
+		bpy, err := detectPython(cfg, cfg.baseline)
+		if err != nil {
+			fatalf("finding the Python the baseline embeds: %v", err)
+		}
+		if bpy.Version != py.Version {
+			fatalf("the baseline %s embeds Python %s, bin/machida3 %s: not comparable", cfg.baseline, bpy.Version, py.Version)
+		}
+		logf("A/B: baseline %s (same Python), %d reps alternating baseline and current", cfg.baseline, cfg.reps)
+	}
 
 	tmp, err := os.MkdirTemp("", "machida-bench-")
 	if err != nil {
@@ -231,8 +283,10 @@ func main() {
 	res := &results{
 		StartedAt: began.UTC().Format(time.RFC3339),
 		CPUs:      runtime.NumCPU(),
-		Machida3:  cfg.machida,
+		Machida3:  binInfo(cfg.machida),
+		Baseline:  binInfo(cfg.baseline),
 		Python:    py,
+		LoadStart: loadAvg(),
 		Settings: settings{
 			Quick: cfg.quick, Reps: cfg.reps, SaturationSeconds: cfg.satSec,
 			LatencyWindowSeconds: cfg.latSec, LatencyWindows: cfg.latWins,
@@ -252,6 +306,7 @@ func main() {
 		stopAll()
 	}
 	res.Seconds = time.Since(began).Seconds()
+	res.LoadEnd = loadAvg()
 
 	table := renderTable(res)
 	fmt.Print(table)
@@ -273,6 +328,19 @@ func main() {
 		fatalf("%v", err)
 	}
 	fmt.Printf("\nwritten: %s (also latest.json, latest.txt); %.0f s in all\n", relPath(cfg.root, name), res.Seconds)
+}
+
+// binInfo names a binary with its modification time and size ("" for
+// none), so that a result file tells which build it measured.
+func binInfo(path string) string {
+	if path == "" {
+		return ""
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return path
+	}
+	return fmt.Sprintf("%s (%s, %d bytes)", path, st.ModTime().UTC().Format(time.RFC3339), st.Size())
 }
 
 func relPath(root, p string) string {

@@ -179,15 +179,38 @@ func statCPU(path string) (time.Duration, error) {
 	return time.Duration(u+s) * clockTick, nil
 }
 
+// schedCPU reads the first field of a /proc/.../schedstat file: the time
+// the task has run on a CPU, in nanoseconds (exact, unlike the clock ticks
+// of stat).
+func schedCPU(path string) (time.Duration, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 0, fmt.Errorf("%s: unexpected format", path)
+	}
+	n, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: unexpected format", path)
+	}
+	return time.Duration(n), nil
+}
+
 // cpuSnap is the CPU time of a process and of each of its threads.
 type cpuSnap struct {
 	at      time.Time
-	total   time.Duration
-	threads map[string]time.Duration
+	total   time.Duration            // utime+stime of the process (exited threads included)
+	threads map[string]time.Duration // per thread id: utime+stime (clock ticks)
+	// threadNs is each thread's run time from schedstat (nanoseconds);
+	// nil when the kernel has no schedstat.
+	threadNs map[string]time.Duration
+	comm     map[string]string // thread names
 }
 
 func snapCPU(pid int) cpuSnap {
-	s := cpuSnap{at: time.Now(), threads: map[string]time.Duration{}}
+	s := cpuSnap{at: time.Now(), threads: map[string]time.Duration{}, threadNs: map[string]time.Duration{}, comm: map[string]string{}}
 	s.total, _ = statCPU(fmt.Sprintf("/proc/%d/stat", pid))
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	ents, _ := os.ReadDir(dir)
@@ -195,8 +218,50 @@ func snapCPU(pid int) cpuSnap {
 		if d, err := statCPU(filepath.Join(dir, e.Name(), "stat")); err == nil {
 			s.threads[e.Name()] = d
 		}
+		if s.threadNs != nil {
+			if d, err := schedCPU(filepath.Join(dir, e.Name(), "schedstat")); err == nil {
+				s.threadNs[e.Name()] = d
+			} else {
+				s.threadNs = nil
+			}
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, e.Name(), "comm")); err == nil {
+			s.comm[e.Name()] = strings.TrimSpace(string(b))
+		}
+	}
+	if len(s.threads) == 0 {
+		s.threadNs = nil
 	}
 	return s
+}
+
+// threadTimes is the CPU time of each thread between two snapshots, from
+// schedstat when both have it (else clock ticks); threads that started
+// meanwhile count from zero.
+func threadTimes(a, b cpuSnap) (map[string]time.Duration, string) {
+	src, ta, tb := "schedstat", a.threadNs, b.threadNs
+	if ta == nil || tb == nil {
+		src, ta, tb = "stat", a.threads, b.threads
+	}
+	d := map[string]time.Duration{}
+	for tid, t := range tb {
+		d[tid] = t - ta[tid]
+	}
+	return d, src
+}
+
+// busiestThreads returns the thread with the most CPU time in times and
+// that time, and the runner-up's time.
+func busiestThreads(times map[string]time.Duration) (tid string, first, second time.Duration) {
+	for id, t := range times {
+		switch {
+		case t > first || (t == first && id < tid):
+			tid, first, second = id, t, first
+		case t > second:
+			second = t
+		}
+	}
+	return tid, first, second
 }
 
 // cpuUse is the CPU use between two snapshots, in percent of one CPU: the
@@ -256,10 +321,38 @@ func (u usage) since(pid int, r *satRun) {
 		return
 	}
 	r.CPU, r.BusiestThr = cpuUse(u.proc, v.proc)
+	r.cpuTotal = v.proc.total - u.proc.total
+	times, src := threadTimes(u.proc, v.proc)
+	tid, first, second := busiestThreads(times)
+	r.busiest = threadCPU{tid: tid, comm: v.proc.comm[tid], cpu: first, second: second, source: src}
+	// The interpreter's thread runs Py_Initialize, the import of the
+	// application and its setup before any input: it is also the thread
+	// with the most CPU time before the run.
+	before := map[string]time.Duration{}
+	for id, t := range u.proc.threads {
+		before[id] = t
+	}
+	if u.proc.threadNs != nil {
+		before = u.proc.threadNs
+	}
+	r.busiest.startupTid, _, _ = busiestThreads(before)
 	r.DriverCPU = 100 * (v.self - u.self).Seconds() / wall
 	proc := (v.proc.total - u.proc.total).Seconds()
 	other := (v.machine - u.machine).Seconds() - proc - (v.self - u.self).Seconds()
 	r.OtherCPU = max(0, 100*other/wall)
+}
+
+// loadAvg is the first three fields of /proc/loadavg ("" if unreadable).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // selfCPU is this program's CPU time (the sender and the receiver).
@@ -302,10 +395,10 @@ type pyInfo struct {
 // detectPython runs machida3 with bench/probe/bench_probe.py, which prints
 // sys.version and sys.prefix and exits at import, then finds the python3.X
 // executable of that prefix and checks it reports the same sys.version.
-func detectPython(cfg *config) (*pyInfo, error) {
+func detectPython(cfg *config, machida string) (*pyInfo, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, cfg.machida, "--application-module", "bench_probe",
+	cmd := exec.CommandContext(ctx, machida, "--application-module", "bench_probe",
 		"--in", "127.0.0.1:9", "--out", "127.0.0.1:9")
 	cmd.Dir = filepath.Join(cfg.root, "bench", "probe")
 	cmd.Env = envWithout(os.Environ(), "PYTHONPATH")
@@ -376,11 +469,17 @@ type system struct {
 }
 
 func machidaSystem(cfg *config, spec *workloadSpec) system {
-	return system{name: "machida3", start: func(ins []string, out string) (*proc, error) {
-		argv := []string{cfg.machida, "--application-module", spec.module,
+	return machidaBinSystem(cfg, spec, "machida3", cfg.machida)
+}
+
+// machidaBinSystem is the machida3 binary bin, started exactly as
+// machidaSystem starts bin/machida3 (the A/B baseline is another binary).
+func machidaBinSystem(cfg *config, spec *workloadSpec, name, bin string) system {
+	return system{name: name, start: func(ins []string, out string) (*proc, error) {
+		argv := []string{bin, "--application-module", spec.module,
 			"--in", strings.Join(ins, ","), "--out", out, "--name", "bench"}
 		env := envWithout(os.Environ(), "PYTHONPATH")
-		return startProc("machida3", argv, spec.appDir(cfg), env, "Application has successfully initialized")
+		return startProc(name, argv, spec.appDir(cfg), env, "Application has successfully initialized")
 	}}
 }
 

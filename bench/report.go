@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"time"
 )
 
 // targets are shown next to the figures; they are not assertions.
@@ -30,7 +31,10 @@ type results struct {
 	Host      string           `json:"host"`
 	CPUs      int              `json:"cpus"`
 	Machida3  string           `json:"machida3"`
+	Baseline  string           `json:"baseline_machida3,omitempty"` // A/B mode
 	Python    *pyInfo          `json:"python"`
+	LoadStart string           `json:"loadavg_start"` // /proc/loadavg (1, 5, 15 min)
+	LoadEnd   string           `json:"loadavg_end"`
 	Settings  settings         `json:"settings"`
 	Targets   targets          `json:"targets"`
 	Workloads []workloadResult `json:"workloads"`
@@ -65,6 +69,10 @@ type workloadResult struct {
 	Runner  satSummary `json:"runner_diagnostic"`
 	Engine  satSummary `json:"machida3"`
 	Asyncio satSummary `json:"asyncio"`
+	// Baseline is the A/B mode's other machida3, run alternately with
+	// Engine; AB compares the two.
+	Baseline *satSummary `json:"baseline,omitempty"`
+	AB       *abResult   `json:"ab,omitempty"`
 
 	EngineVsCeiling  float64 `json:"machida3_vs_ceiling"`
 	AsyncioVsCeiling float64 `json:"asyncio_vs_ceiling"`
@@ -86,6 +94,50 @@ type satRun struct {
 	DriverCPU  float64 `json:"driver_cpu_pct,omitempty"`     // this program: sender + receiver
 	OtherCPU   float64 `json:"rest_of_machine_cpu_pct"`      // every other process: the noise
 	PeakRSSKB  int64   `json:"peak_rss_kb,omitempty"`
+
+	// CPU time per input message over a saturation run of a server
+	// (snapshots right before the first byte sent and right after the last
+	// output received). The interpreter's thread is taken to be the
+	// busiest thread over the run; InterpRanStartup tells whether it is
+	// also the thread with the most CPU time before the run (the one that
+	// initialised Python and imported the application), which confirms it.
+	InterpNsPerMsg   float64 `json:"interp_thread_cpu_ns_per_msg,omitempty"`
+	ProcNsPerMsg     float64 `json:"process_cpu_ns_per_msg,omitempty"`
+	InterpThread     string  `json:"interp_thread,omitempty"` // "tid (name)"
+	InterpRanStartup bool    `json:"interp_thread_ran_startup,omitempty"`
+	RunnerUpThrPct   float64 `json:"runner_up_thread_pct,omitempty"` // the second busiest thread, % of one CPU
+	ThreadCPUSource  string  `json:"thread_cpu_source,omitempty"`    // schedstat (ns) or stat (clock ticks)
+
+	cpuTotal time.Duration // the process's CPU time over the run
+	busiest  threadCPU
+}
+
+// threadCPU is the busiest thread of a process over a run.
+type threadCPU struct {
+	tid, comm  string
+	cpu        time.Duration // its CPU time over the run
+	second     time.Duration // the runner-up's
+	source     string        // schedstat or stat
+	startupTid string        // the thread with the most CPU time before the run
+}
+
+// perMessage fills the CPU-per-message fields of r for a run of n
+// messages.
+func (r *satRun) perMessage(n int) {
+	if n <= 0 || r.busiest.tid == "" {
+		return
+	}
+	r.InterpNsPerMsg = float64(r.busiest.cpu.Nanoseconds()) / float64(n)
+	r.ProcNsPerMsg = float64(r.cpuTotal.Nanoseconds()) / float64(n)
+	r.InterpThread = r.busiest.tid
+	if r.busiest.comm != "" {
+		r.InterpThread += " (" + r.busiest.comm + ")"
+	}
+	r.InterpRanStartup = r.busiest.tid == r.busiest.startupTid
+	if r.Seconds > 0 {
+		r.RunnerUpThrPct = 100 * r.busiest.second.Seconds() / r.Seconds
+	}
+	r.ThreadCPUSource = r.busiest.source
 }
 
 type satSummary struct {
@@ -94,6 +146,9 @@ type satSummary struct {
 	MinRate float64  `json:"min_msgs_per_s"`
 	MaxRate float64  `json:"max_msgs_per_s"`
 	Error   string   `json:"error,omitempty"`
+	// InterpRanStartup counts the runs whose busiest thread was also the
+	// busiest before the run (see satRun).
+	InterpRanStartup int `json:"interp_thread_ran_startup_runs,omitempty"`
 }
 
 func median(xs []float64) float64 {
@@ -128,8 +183,18 @@ func (s *satSummary) summarize() {
 		DriverCPU:  field(func(r satRun) float64 { return r.DriverCPU }),
 		OtherCPU:   field(func(r satRun) float64 { return r.OtherCPU }),
 	}
+	s.Median.InterpNsPerMsg = field(func(r satRun) float64 { return r.InterpNsPerMsg })
+	s.Median.ProcNsPerMsg = field(func(r satRun) float64 { return r.ProcNsPerMsg })
+	s.Median.RunnerUpThrPct = field(func(r satRun) float64 { return r.RunnerUpThrPct })
 	s.MinRate, s.MaxRate = math.Inf(1), 0
+	s.InterpRanStartup = 0
 	for _, r := range s.Runs {
+		if r.InterpRanStartup {
+			s.InterpRanStartup++
+		}
+		if r.ThreadCPUSource != "" {
+			s.Median.ThreadCPUSource = r.ThreadCPUSource
+		}
 		s.Median.PeakRSSKB = max(s.Median.PeakRSSKB, r.PeakRSSKB)
 		s.MinRate, s.MaxRate = min(s.MinRate, r.Rate), max(s.MaxRate, r.Rate)
 	}
@@ -143,6 +208,82 @@ func (w *workloadResult) ratios() {
 	if a > 0 {
 		w.EngineVsAsyncio = e / a
 	}
+}
+
+// abTarget: the interpreter thread's CPU time per message may be at most
+// this much above the baseline's.
+const abTarget = 1.03
+
+// abResult compares the baseline machida3 with this one (current), from
+// the runs of the same command, taken alternately.
+type abResult struct {
+	Baseline string `json:"baseline_machida3"`
+	Runs     int    `json:"runs_each"`
+	// Medians over the runs of each binary.
+	InterpNsBaseline float64 `json:"interp_thread_cpu_ns_per_msg_baseline"`
+	InterpNsCurrent  float64 `json:"interp_thread_cpu_ns_per_msg_current"`
+	InterpRatio      float64 `json:"interp_thread_cpu_ratio"` // current / baseline
+	// The least over the runs (the least disturbed run of each).
+	InterpMinBaseline float64 `json:"interp_thread_cpu_ns_per_msg_min_baseline"`
+	InterpMinCurrent  float64 `json:"interp_thread_cpu_ns_per_msg_min_current"`
+	ProcNsBaseline    float64 `json:"process_cpu_ns_per_msg_baseline"`
+	ProcNsCurrent     float64 `json:"process_cpu_ns_per_msg_current"`
+	ProcRatio         float64 `json:"process_cpu_ratio"`
+	RateBaseline      float64 `json:"msgs_per_s_baseline"`
+	RateCurrent       float64 `json:"msgs_per_s_current"`
+	RateRatio         float64 `json:"throughput_ratio"` // current / baseline
+	Ceiling           float64 `json:"ceiling_msgs_per_s"`
+	BaseVsCeiling     float64 `json:"baseline_vs_ceiling"`
+	CurVsCeiling      float64 `json:"current_vs_ceiling"`
+	// Per rep: current / the baseline run just before it.
+	PairedInterpRatios []float64 `json:"paired_interp_thread_cpu_ratios"`
+	PairedRateRatios   []float64 `json:"paired_throughput_ratios"`
+	// RateNoise is the relative half-range of the baseline's own rates
+	// ((max - min) / 2 / median): a run-to-run noise figure.
+	RateNoise       float64 `json:"baseline_rate_noise"`
+	InterpOK        bool    `json:"interp_thread_cpu_within_target"`
+	ThroughputOK    bool    `json:"throughput_not_lower_beyond_noise"`
+	OthersBaseline  float64 `json:"rest_of_machine_cpu_pct_baseline"`
+	OthersCurrent   float64 `json:"rest_of_machine_cpu_pct_current"`
+	StartupBaseline int     `json:"interp_thread_ran_startup_runs_baseline"`
+	StartupCurrent  int     `json:"interp_thread_ran_startup_runs_current"`
+}
+
+func compareAB(cfg *config, ceiling, base, cur *satSummary) *abResult {
+	b, c := base.Median, cur.Median
+	ab := &abResult{
+		Baseline: cfg.baseline, Runs: min(len(base.Runs), len(cur.Runs)),
+		InterpNsBaseline: b.InterpNsPerMsg, InterpNsCurrent: c.InterpNsPerMsg,
+		ProcNsBaseline: b.ProcNsPerMsg, ProcNsCurrent: c.ProcNsPerMsg,
+		RateBaseline: b.Rate, RateCurrent: c.Rate, Ceiling: ceiling.Median.Rate,
+		OthersBaseline: b.OtherCPU, OthersCurrent: c.OtherCPU,
+		StartupBaseline: base.InterpRanStartup, StartupCurrent: cur.InterpRanStartup,
+	}
+	ratio := ratioOf
+	ab.InterpRatio, ab.ProcRatio, ab.RateRatio = ratio(c.InterpNsPerMsg, b.InterpNsPerMsg), ratio(c.ProcNsPerMsg, b.ProcNsPerMsg), ratio(c.Rate, b.Rate)
+	ab.BaseVsCeiling, ab.CurVsCeiling = ratio(b.Rate, ab.Ceiling), ratio(c.Rate, ab.Ceiling)
+	least := func(runs []satRun) float64 {
+		m := 0.0
+		for _, r := range runs {
+			if r.InterpNsPerMsg > 0 && (m == 0 || r.InterpNsPerMsg < m) {
+				m = r.InterpNsPerMsg
+			}
+		}
+		return m
+	}
+	ab.InterpMinBaseline, ab.InterpMinCurrent = least(base.Runs), least(cur.Runs)
+	if len(base.Runs) == len(cur.Runs) {
+		for i := range base.Runs {
+			ab.PairedInterpRatios = append(ab.PairedInterpRatios, ratio(cur.Runs[i].InterpNsPerMsg, base.Runs[i].InterpNsPerMsg))
+			ab.PairedRateRatios = append(ab.PairedRateRatios, ratio(cur.Runs[i].Rate, base.Runs[i].Rate))
+		}
+	}
+	if b.Rate > 0 {
+		ab.RateNoise = (base.MaxRate - base.MinRate) / 2 / b.Rate
+	}
+	ab.InterpOK = ab.InterpRatio > 0 && ab.InterpRatio <= abTarget
+	ab.ThroughputOK = ab.RateRatio > 0 && ab.RateRatio >= 1-ab.RateNoise
+	return ab
 }
 
 type latWindow struct {
@@ -290,6 +431,11 @@ func renderTable(res *results) string {
 	}
 	fmt.Fprintf(&b, "\nmachida3 benchmark (%s, %.0f s): %d CPUs; Python %s embedded in machida3, baselines run with %s\n",
 		mode, res.Seconds, res.CPUs, res.Python.Short, res.Python.Path)
+	fmt.Fprintf(&b, "load average (1/5/15 min): %s at the start, %s at the end\n", res.LoadStart, res.LoadEnd)
+	fmt.Fprintf(&b, "machida3 (current) = %s\n", res.Machida3)
+	if res.Baseline != "" {
+		fmt.Fprintf(&b, "A/B mode: baseline = %s,\n   run right before the current machida3 in every rep (baseline, current, baseline, ...)\n", res.Baseline)
+	}
 	frac := "half"
 	if f := res.Settings.LatencyFraction; f != 0.5 {
 		frac = fmt.Sprintf("%.2f", f)
@@ -335,21 +481,66 @@ func renderTable(res *results) string {
 		}
 		row("ceiling", w.Ceiling, 1, nil)
 		row("machida3", w.Engine, w.EngineVsCeiling, &w.EngineLatency)
-		row("asyncio", w.Asyncio, w.AsyncioVsCeiling, &w.AsyncioLatency)
+		if w.Baseline != nil {
+			bl := latSummary{} // the baseline runs the throughput phase only: "-"
+			ratio := 0.0
+			if c := w.Ceiling.Median.Rate; c > 0 {
+				ratio = w.Baseline.Median.Rate / c
+			}
+			row("baseline", *w.Baseline, ratio, &bl)
+		}
+		if len(w.Asyncio.Runs) > 0 || w.Asyncio.Error != "" {
+			row("asyncio", w.Asyncio, w.AsyncioVsCeiling, &w.AsyncioLatency)
+		}
 		if c := w.Ceiling.Median.Rate; c > 0 && (len(w.Runner.Runs) > 0 || w.Runner.Error != "") {
 			row("(runner)", w.Runner, w.Runner.Median.Rate/c, nil)
 		}
-		for _, s := range []struct {
+		cpuLine := func(name string, s satSummary) {
+			m := s.Median
+			if m.InterpNsPerMsg <= 0 {
+				return
+			}
+			fmt.Fprintf(&b, "   %s CPU per %s (median): interpreter thread %.0f ns, process %.0f ns; runner-up thread %.0f%% of a core; the busiest thread ran the start-up in %d/%d runs (%s)\n",
+				name, w.Unit, m.InterpNsPerMsg, m.ProcNsPerMsg, m.RunnerUpThrPct, s.InterpRanStartup, len(s.Runs), m.ThreadCPUSource)
+		}
+		cpuLine("machida3", w.Engine)
+		if w.Baseline != nil {
+			cpuLine("baseline", *w.Baseline)
+		}
+		named := []struct {
 			name string
 			sum  satSummary
-		}{{"ceiling", w.Ceiling}, {"runner", w.Runner}, {"machida3", w.Engine}, {"asyncio", w.Asyncio}} {
+		}{{"ceiling", w.Ceiling}, {"runner", w.Runner}, {"machida3", w.Engine}, {"asyncio", w.Asyncio}}
+		if w.Baseline != nil {
+			named = append(named, struct {
+				name string
+				sum  satSummary
+			}{"baseline", *w.Baseline})
+		}
+		for _, s := range named {
 			if s.sum.Error != "" && len(s.sum.Runs) > 0 {
 				fmt.Fprintf(&b, "   %s: ERROR after %d runs: %s\n", s.name, len(s.sum.Runs), firstLine(s.sum.Error))
 			}
 		}
-		fmt.Fprintf(&b, "   spread of runs (%s): ceiling %s..%s, machida3 %s..%s, asyncio %s..%s\n", unit,
-			fmtRate(w.Ceiling.MinRate), fmtRate(w.Ceiling.MaxRate), fmtRate(w.Engine.MinRate), fmtRate(w.Engine.MaxRate),
-			fmtRate(w.Asyncio.MinRate), fmtRate(w.Asyncio.MaxRate))
+		var spread []string
+		for _, s := range named {
+			if s.name != "runner" && len(s.sum.Runs) > 0 {
+				spread = append(spread, fmt.Sprintf("%s %s..%s", s.name, fmtRate(s.sum.MinRate), fmtRate(s.sum.MaxRate)))
+			}
+		}
+		fmt.Fprintf(&b, "   spread of runs (%s): %s\n", unit, strings.Join(spread, ", "))
+		if ab := w.AB; ab != nil {
+			fmt.Fprintf(&b, "   A/B, median of %d runs each (current = the machida3 under test, baseline = -baseline-bin):\n", ab.Runs)
+			fmt.Fprintf(&b, "      %-33s %12s %12s %9s   %s\n", "", "baseline", "current", "cur/base", "paired per rep (cur/base)")
+			fmt.Fprintf(&b, "      %-33s %12.0f %12.0f %9.3f   %s\n", "interp. thread CPU ns/"+w.Unit, ab.InterpNsBaseline, ab.InterpNsCurrent, ab.InterpRatio, fmtRatios(ab.PairedInterpRatios))
+			fmt.Fprintf(&b, "      %-33s %12.0f %12.0f %9.3f\n", "  least of the runs", ab.InterpMinBaseline, ab.InterpMinCurrent, ratioOf(ab.InterpMinCurrent, ab.InterpMinBaseline))
+			fmt.Fprintf(&b, "      %-33s %12.0f %12.0f %9.3f\n", "process CPU ns/"+w.Unit, ab.ProcNsBaseline, ab.ProcNsCurrent, ab.ProcRatio)
+			fmt.Fprintf(&b, "      %-33s %12s %12s %9.3f   %s\n", unit, fmtRate(ab.RateBaseline), fmtRate(ab.RateCurrent), ab.RateRatio, fmtRatios(ab.PairedRateRatios))
+			fmt.Fprintf(&b, "      %-33s %12.2f %12.2f   (ceiling %s %s)\n", "x ceiling", ab.BaseVsCeiling, ab.CurVsCeiling, fmtRate(ab.Ceiling), unit)
+			fmt.Fprintf(&b, "      %-33s %11.0f%% %11.0f%%\n", "others (rest of the machine)", ab.OthersBaseline, ab.OthersCurrent)
+			fmt.Fprintf(&b, "      interpreter thread CPU/msg <= %.2f x baseline: %.3f %s; throughput not lower beyond noise (ratio >= 1 - %.3f, the baseline's half-range): %.3f %s\n",
+				abTarget, ab.InterpRatio, verdict(ab.InterpOK), ab.RateNoise, ab.RateRatio, verdict(ab.ThroughputOK))
+		}
 
 		el := w.EngineLatency
 		var tg []string
@@ -415,6 +606,21 @@ func renderTable(res *results) string {
 		}
 	}
 	return b.String()
+}
+
+func ratioOf(x, y float64) float64 {
+	if y <= 0 {
+		return 0
+	}
+	return x / y
+}
+
+func fmtRatios(xs []float64) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%.3f", x))
+	}
+	return strings.Join(parts, " ")
 }
 
 func firstLine(s string) string {

@@ -70,7 +70,11 @@ func runWorkload(cfg *config, py *pyInfo, spec *workloadSpec, dir string) worklo
 	// the noise of a shared machine falls on all of them alike:
 	// 1. the ceiling, and the diagnostic "runner" (machida3's Python layer
 	// without the Go side); 2. machida3 and 3. asyncio at saturation.
+	// In A/B mode the baseline machida3 runs right before this one in
+	// every rep (baseline, current, baseline, current, ...), started the
+	// same way on the same input.
 	systems := []system{machidaSystem(cfg, spec), asyncioSystem(cfg, py, spec)}
+	baseSys := machidaBinSystem(cfg, spec, "baseline", cfg.baseline)
 	type measured struct {
 		name string
 		sum  *satSummary
@@ -89,11 +93,18 @@ func runWorkload(cfg *config, py *pyInfo, spec *workloadSpec, dir string) worklo
 				PeakRSSKB: cr.MaxRSSKB, OtherCPU: cr.otherCPU}, nil
 		}
 	}
-	all := []measured{
-		{"ceiling", &wr.Ceiling, ceiling(false)},
-		{"runner", &wr.Runner, ceiling(true)},
-		{"machida3", &wr.Engine, func() (satRun, error) { return saturate(systems[0], spec, ds) }},
-		{"asyncio", &wr.Asyncio, func() (satRun, error) { return saturate(systems[1], spec, ds) }},
+	var all []measured
+	all = append(all, measured{"ceiling", &wr.Ceiling, ceiling(false)})
+	if cfg.systems["runner"] {
+		all = append(all, measured{"runner", &wr.Runner, ceiling(true)})
+	}
+	if cfg.baseline != "" {
+		wr.Baseline = &satSummary{}
+		all = append(all, measured{"baseline", wr.Baseline, func() (satRun, error) { return saturate(baseSys, spec, ds) }})
+	}
+	all = append(all, measured{"machida3", &wr.Engine, func() (satRun, error) { return saturate(systems[0], spec, ds) }})
+	if cfg.systems["asyncio"] {
+		all = append(all, measured{"asyncio", &wr.Asyncio, func() (satRun, error) { return saturate(systems[1], spec, ds) }})
 	}
 	for i := 0; i < cfg.reps; i++ {
 		for _, m := range all {
@@ -106,7 +117,11 @@ func runWorkload(cfg *config, py *pyInfo, spec *workloadSpec, dir string) worklo
 				logf("%s: %v", m.name, err)
 				continue
 			}
-			if run.DriverCPU > 0 {
+			if run.InterpNsPerMsg > 0 {
+				logf("%-9s %d/%d: %9.0f %ss/s (%.2f s; CPU %.0f%%, busiest thread %.0f%%, driver %.0f%%, others %.0f%%; CPU/msg: busiest thread %.0f ns, process %.0f ns)",
+					m.name, i+1, cfg.reps, run.Rate, spec.unit, run.Seconds, run.CPU, run.BusiestThr, run.DriverCPU, run.OtherCPU,
+					run.InterpNsPerMsg, run.ProcNsPerMsg)
+			} else if run.DriverCPU > 0 {
 				logf("%-9s %d/%d: %9.0f %ss/s (%.2f s; CPU %.0f%%, busiest thread %.0f%%, driver %.0f%%, others %.0f%%)",
 					m.name, i+1, cfg.reps, run.Rate, spec.unit, run.Seconds, run.CPU, run.BusiestThr, run.DriverCPU, run.OtherCPU)
 			} else {
@@ -120,11 +135,17 @@ func runWorkload(cfg *config, py *pyInfo, spec *workloadSpec, dir string) worklo
 	}
 	sums := []*satSummary{&wr.Engine, &wr.Asyncio}
 	wr.ratios()
+	if wr.Baseline != nil {
+		wr.AB = compareAB(cfg, &wr.Ceiling, wr.Baseline, &wr.Engine)
+	}
 
 	// Latency at half of each system's own saturation rate.
 	lats := []*latSummary{&wr.EngineLatency, &wr.AsyncioLatency}
 	for k, sys := range systems {
 		if !cfg.phases["latency"] {
+			break
+		}
+		if k == 1 && !cfg.systems["asyncio"] {
 			break
 		}
 		rate := sums[k].Median.Rate * cfg.latFrac
@@ -284,6 +305,7 @@ func saturate(sys system, spec *workloadSpec, ds *dataset) (satRun, error) {
 
 	secs := float64(t1-t0) / 1e9
 	run.Seconds, run.Rate, run.OutRate = secs, float64(ds.messages())/secs, float64(ds.expOutputs)/secs
+	run.perMessage(ds.messages())
 	run.PeakRSSKB = statusKB(s.p.pid, "VmHWM")
 	return run, nil
 }
