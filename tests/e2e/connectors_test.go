@@ -406,27 +406,39 @@ func TestConnectorScripts_SourceReconnects(t *testing.T) {
 	}
 	defer conn.Close()
 	in, want := pairWords("again", 30)
-	send := func(words []string) {
-		for _, w := range words {
+	// UDP has no flow control: a datagram that finds the receiving
+	// socket's buffer full is dropped. While Wallaroo runs, each datagram
+	// is sent once the one before has come out of the worker, so there is
+	// never more than one in flight and no buffer can fill up, however
+	// slow a loaded machine makes the script (no pacing by time).
+	sendEach := func(words []string, before int) {
+		t.Helper()
+		for i, w := range words {
 			if _, err := conn.Write([]byte(w)); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(time.Millisecond)
+			out.waitLines(t, before+i+1, 60*time.Second)
 		}
 	}
-	send(in[:10])
-	out.waitLines(t, 10, 20*time.Second)
+	sendEach(in[:10], 0)
 	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := m.wait(20 * time.Second); code != 0 {
+	if code := m.wait(60 * time.Second); code != 0 {
 		t.Fatalf("machida3 exited with %d after SIGTERM", code)
 	}
-	send(in[10:20]) // Wallaroo is down
+	// Wallaroo is down: these ten wait, in udp_source and its socket's
+	// receive buffer (ten datagrams of a few bytes take a few KiB of its
+	// ~200 KiB), until it has reconnected.
+	for _, w := range in[10:20] {
+		if _, err := conn.Write([]byte(w)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	m2 := machida(t, testdataDir(), "connector_pairs", "", "", app...)
 	m2.waitOutput(machidaReady, 30*time.Second)
-	send(in[20:])
-	lines := out.waitLines(t, len(in), 20*time.Second)
+	sendEach(in[20:], 20)
+	lines := out.waitLines(t, len(in), 60*time.Second)
 	got := map[string]string{}
 	for _, l := range lines {
 		k, v, _ := strings.Cut(l, " => ")
@@ -761,7 +773,7 @@ func TestConnector_RabbitMQ(t *testing.T) {
 	source.waitOutput("ready:", 20*time.Second)
 	rabbit(t, "publish", queue, in[50:])
 
-	lines := out.waitLines(t, len(in), 20*time.Second)
+	lines := out.waitLines(t, len(in), 60*time.Second)
 	got := map[string]string{}
 	for _, l := range lines {
 		k, v, _ := strings.Cut(l, " => ")
@@ -1005,16 +1017,18 @@ func TestExample_CelsiusConnectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	for _, p := range payloads {
+	// UDP has no flow control: a datagram that finds the receiving
+	// socket's buffer full is dropped. Each reading is sent once the
+	// conversion of the one before has come out, so there is never more
+	// than one datagram in flight and no buffer on the way can fill up,
+	// however slow a loaded machine makes the scripts (no pacing by time).
+	got := map[string]int{}
+	buf := make([]byte, 2048)
+	for n, p := range payloads {
 		if _, err := conn.Write(p); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	got := map[string]int{}
-	buf := make([]byte, 2048)
-	for n := 0; n < len(payloads); n++ {
-		printer.SetReadDeadline(time.Now().Add(20 * time.Second))
+		printer.SetReadDeadline(time.Now().Add(60 * time.Second))
 		k, _, err := printer.ReadFrom(buf)
 		if err != nil {
 			t.Fatalf("after %d of %d datagrams: %v", n, len(payloads), err)

@@ -7,6 +7,8 @@ package e2e
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,7 +77,7 @@ func exSend(t *testing.T, dir, host string, messages int, opts ...string) {
 	args := append([]string{"--host", host, "--messages", strconv.Itoa(messages)}, opts...)
 	args = append(args, "--ponythreads=1", "--ponynoblock", "--no-write")
 	s := start(t, dir, "sender", args...)
-	if code := s.wait(30 * time.Second); code != 0 {
+	if code := s.wait(60 * time.Second); code != 0 {
 		t.Fatalf("sender exited %d\nstderr:\n%s", code, s.stderr.String())
 	}
 }
@@ -86,9 +88,97 @@ func exStop(t *testing.T, m *proc) {
 	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := m.wait(15 * time.Second); code != 0 {
+	if code := m.wait(60 * time.Second); code != 0 {
 		t.Errorf("machida3 exited %d after SIGTERM, want 0", code)
 	}
+}
+
+// exStartWorkerExternal is exStartWorker with a known external channel
+// address, which it returns (for external_sender queries).
+func exStartWorkerExternal(t *testing.T, dir, module, in, out string) (*proc, string) {
+	t.Helper()
+	ext := freePort(t)
+	m := start(t, dir, "machida3", "--application-module", module, "--in", in, "--out", out,
+		"--metrics", freePort(t), "--control", freePort(t), "--data", freePort(t),
+		"--name", "worker-name", "--external", ext, "--cluster-initializer",
+		"--ponythreads=1", "--ponynoblock")
+	m.waitOutput("Application has successfully initialized", 20*time.Second)
+	return m, ext
+}
+
+// exStopAll stops the worker (SIGTERM: it exits 0 once it has flushed its
+// sinks), then each receiver once it has read all the worker sent: when
+// it has closed every connection it accepted, which it does on reading the
+// end of the stream. Their outputs are then complete and final, so a test
+// can count exactly what came out, with no "nothing more may come" wait.
+func exStopAll(t *testing.T, m *proc, recvs ...*exReceiver) {
+	t.Helper()
+	exStop(t, m)
+	for _, r := range recvs {
+		r.stopWhenDrained(t)
+	}
+}
+
+// stopWhenDrained waits (up to 60 s) until the receiver has no open
+// connection left, then stops it with SIGTERM (it flushes its output and
+// exits 0). Only call it once every peer has closed its connection: a
+// receiver keeps a connection as long as its peer does.
+func (r *exReceiver) stopWhenDrained(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		n, err := openConnections(r.addr)
+		if err != nil {
+			t.Fatalf("data_receiver %s: %v", r.addr, err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("data_receiver %s still has %d connections open 60 s after its peers closed them", r.addr, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(60 * time.Second); code != 0 {
+		t.Errorf("data_receiver exited %d after SIGTERM, want 0", code)
+	}
+}
+
+// openConnections counts the TCP connections the local side at addr (an
+// IPv4 listener's address) has not closed yet, established or closed by
+// the peer only (CLOSE_WAIT), from /proc/net/tcp. Connections still in the
+// listener's backlog count too.
+func openConnections(addr string) (int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err
+	}
+	ip := net.ParseIP(host).To4()
+	pn, err := strconv.Atoi(port)
+	if ip == nil || err != nil {
+		return 0, fmt.Errorf("not an IPv4 address: %s", addr)
+	}
+	// /proc/net/tcp shows the address as the 32-bit word (network
+	// order bytes) read in host order, and the port as a number, in hex.
+	local := fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(ip), pn)
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return 0, fmt.Errorf("cannot tell whether the connections are closed: %w", err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[1] != local {
+			continue
+		}
+		if st := f[3]; st == "01" || st == "08" { // ESTABLISHED, CLOSE_WAIT
+			n++
+		}
+	}
+	return n, nil
 }
 
 // exReadFile reads a file or fails the test.

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -93,7 +94,7 @@ func TestExample_Alphabet(t *testing.T) {
 			m := exStartWorker(t, dir, "alphabet", in, recv.addr)
 			exSend(t, dir, in, n, "--file", file, "--batch-size", "50",
 				"--interval", "1_000_000", "--binary", "--msg-size", "9")
-			lines := recv.waitLines(t, n, 20*time.Second)
+			lines := recv.waitLines(t, n, 60*time.Second)
 			// Votes for one letter come from one connection: every running
 			// total of every letter, in order, and nothing else.
 			exSameSequences(t, "running totals", byAlphabetLetter(t, lines), want)
@@ -146,7 +147,7 @@ func TestExample_Reverse(t *testing.T) {
 			in := freePort(t)
 			m := exStartWorker(t, dir, "reverse", in, recv.addr)
 			exSend(t, dir, in, len(want), "--file", file, "--batch-size", "5", "--interval", "1_000_000")
-			lines := recv.waitLines(t, len(want), 20*time.Second)
+			lines := recv.waitLines(t, len(want), 60*time.Second)
 			exSameMultiset(t, "reversed lines", lines, want)
 			if tc.file != "" {
 				exValidate(t, dir, []byte(recv.stdout.String()), "--expected", "expected.txt", "--output", "{}")
@@ -200,7 +201,7 @@ func TestExample_Celsius(t *testing.T) {
 			m := exStartWorker(t, dir, "celsius", in, recv.addr)
 			exSend(t, dir, in, len(want), "--file", file, "--batch-size", "100",
 				"--interval", "1_000_000", "--binary", "--msg-size", "8")
-			lines := recv.waitLines(t, len(want), 20*time.Second)
+			lines := recv.waitLines(t, len(want), 60*time.Second)
 			exSameMultiset(t, "Fahrenheit values", lines, want)
 			if tc.file != "" {
 				exValidate(t, dir, []byte(recv.stdout.String()), "--expected", "expected.txt", "--output", "{}")
@@ -276,13 +277,42 @@ func marketSpreadRun(t *testing.T, framed bool) {
 		recv = exStartReceiver(t, dir)
 	}
 	ordersIn, marketIn := freePort(t), freePort(t)
-	m := exStartWorker(t, dir, "market_spread", ordersIn+","+marketIn, recv.addr)
+	m, ext := exStartWorkerExternal(t, dir, "market_spread", ordersIn+","+marketIn, recv.addr)
 	before := time.Now()
-	exSend(t, dir, marketIn, 400, "--file", market, "--batch-size", "50",
-		"--interval", "1_000_000", "--binary", "--msg-size", "46")
 	// Market data and orders come through different sources, which the
-	// engine does not order: give the market data time to reach the state.
-	time.Sleep(time.Second)
+	// engine does not order: the orders go in once all the market data has
+	// reached the state. The market data is sent with one more message at
+	// its end, for a symbol no order names (it changes no result): one
+	// source's messages are processed in order, so once that symbol's
+	// state exists (the external channel's state-entity-query lists its
+	// key) every market data message before it has been processed.
+	const doneSymbol = "DONE"
+	marketAndDone := filepath.Join(t.TempDir(), "market-and-done.msg")
+	last := exReadFile(t, market)
+	last = last[len(last)-46:] // fix type, symbol, transact time, bid, offer
+	done := append([]byte(nil), last[:5]...)
+	done = append(done, doneSymbol...)
+	done = append(done, last[9:]...)
+	if err := os.WriteFile(marketAndDone, append(exReadFile(t, market), done...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exSend(t, dir, marketIn, 401, "--file", marketAndDone, "--batch-size", "50",
+		"--interval", "1_000_000", "--binary", "--msg-size", "46")
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		var ents map[string][]string
+		query(t, ext, "state-entity-query", &ents)
+		seen := false
+		for _, keys := range ents {
+			seen = seen || slices.Contains(keys, doneSymbol)
+		}
+		if seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the market data's last symbol %q has no state 60 s after it was sent: %v", doneSymbol, ents)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	exSend(t, dir, ordersIn, 400, "--file", orders, "--batch-size", "50",
 		"--interval", "1_000_000", "--binary", "--msg-size", "57")
 
@@ -315,7 +345,7 @@ func marketSpreadRun(t *testing.T, framed bool) {
 		return recs, nil
 	}
 	var got [][]byte
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var err error
 		if got, err = records(); err != nil {
@@ -329,13 +359,9 @@ func marketSpreadRun(t *testing.T, framed bool) {
 	after := time.Now()
 	if len(got) < len(want) {
 		bytesSeen := len(recv.stdout.String())
-		exStop(t, m)
-		var all [][]byte
-		for end := time.Now().Add(3 * time.Second); time.Now().Before(end) && len(all) < len(want); {
-			time.Sleep(50 * time.Millisecond)
-			all, _ = records()
-		}
-		t.Fatalf("data_receiver wrote %d of the %d result records (%d bytes) within 5 s while the worker ran;"+
+		exStopAll(t, m, recv)
+		all, _ := records()
+		t.Fatalf("data_receiver wrote %d of the %d result records (%d bytes) within 60 s while the worker ran;"+
 			" after the worker stopped (closing its sink connection) it had written %d records"+
 			" (streaming mode holds back the bytes after the last 0x0a byte of a connection)",
 			len(got), len(want), bytesSeen, len(all))
@@ -387,9 +413,9 @@ var alertLine = regexp.MustCompile(`^(Deposit|Withdrawal) Alert for (.+): (-?\d+
 func receiveAlerts(t *testing.T, example string, n int) []string {
 	t.Helper()
 	dir := exampleDir(example)
-	recv := exStartReceiver(t, dir, "--expect", strconv.Itoa(n), "--timeout", "20s")
+	recv := exStartReceiver(t, dir, "--expect", strconv.Itoa(n), "--timeout", "60s")
 	exStartWorker(t, dir, "alerts", "", recv.addr)
-	if code := recv.wait(25 * time.Second); code != 0 {
+	if code := recv.wait(70 * time.Second); code != 0 {
 		t.Fatalf("data_receiver --expect %d exited %d: %s", n, code, recv.stderr.String())
 	}
 	lines := recv.lines()
@@ -585,20 +611,21 @@ func TestExample_SequenceWindow(t *testing.T) {
 	// 1..1000 from the example's file.
 	exSend(t, dir, in, 1000, "--file", filepath.Join(dir, "numbers.msg"), "--batch-size", "50",
 		"--interval", "1_000_000", "--binary", "--msg-size", "12")
-	lines := recv.waitLines(t, 1000, 20*time.Second)
+	lines := recv.waitLines(t, 1000, 60*time.Second)
 	exSameSequences(t, "windows of 1..1000", byWindowParity(t, lines), first)
 	exValidate(t, dir, []byte(recv.stdout.String()), "--expected", "expected.txt", "--output", "{}")
 
 	// 1001..2000 generated by the sender (--u64): the windows go on.
 	exSend(t, dir, in, 1000, "--u64", "--start-from", "1000", "--batch-size", "50",
 		"--interval", "1_000_000", "--binary", "--msg-size", "12")
-	lines = recv.waitLines(t, 2000, 20*time.Second)
-	time.Sleep(200 * time.Millisecond) // nothing more may come
+	recv.waitLines(t, 2000, 60*time.Second)
+	// Stop the worker and the receiver once it has read everything: what
+	// it wrote is then all the worker sent, to count exactly.
+	exStopAll(t, m, recv)
 	if lines = recv.lines(); len(lines) != 2000 {
 		t.Errorf("got %d windows for 2000 numbers", len(lines))
 	}
 	exSameSequences(t, "windows of 1..2000", byWindowParity(t, lines), want)
-	exStop(t, m)
 }
 
 // --- multi_sink -----------------------------------------------------------------
@@ -618,14 +645,15 @@ func TestExample_MultiSink(t *testing.T) {
 	exSend(t, dir, in, len(want), "--file", filepath.Join(dir, "input.txt"),
 		"--batch-size", "5", "--interval", "1_000_000")
 	for _, r := range []*exReceiver{r1, r2} {
-		r.waitLines(t, len(want), 20*time.Second)
+		r.waitLines(t, len(want), 60*time.Second)
 	}
-	time.Sleep(200 * time.Millisecond) // nothing more may come
+	// Stop the worker and the receivers once they have read everything:
+	// what they wrote is then all the worker sent, to count exactly.
+	exStopAll(t, m, r1, r2)
 	for i, r := range []*exReceiver{r1, r2} {
 		exSameMultiset(t, fmt.Sprintf("sink %d (%s)", i+1, r.addr), r.lines(), want)
 	}
 	exValidate(t, dir, []byte(r1.stdout.String()), "--expected", "expected.txt", "--output", "{}")
-	exStop(t, m)
 }
 
 // --- multi_pipeline -------------------------------------------------------------
@@ -677,9 +705,11 @@ func TestExample_MultiPipeline(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	lines := recv.waitLines(t, entries, 20*time.Second)
-	time.Sleep(200 * time.Millisecond) // nothing more may come
-	lines = recv.lines()
+	recv.waitLines(t, entries, 60*time.Second)
+	// Stop the worker and the receiver once it has read everything: what
+	// it wrote is then all the worker sent, to count exactly.
+	exStopAll(t, m, recv)
+	lines := recv.lines()
 	if len(lines) != entries {
 		t.Errorf("got %d lines, want one per entry: %d", len(lines), entries)
 	}
@@ -711,7 +741,6 @@ func TestExample_MultiPipeline(t *testing.T) {
 		t.Errorf("got %d accounts, want %d", len(got), len(want))
 	}
 	exValidate(t, dir, []byte(recv.stdout.String()), "--expected", "expected.json", "--output", "{}")
-	exStop(t, m)
 }
 
 // --- generators -----------------------------------------------------------------
