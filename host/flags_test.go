@@ -90,38 +90,51 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// A worker started as a member of a cluster (Wallaroo's harness starts
-// workers 2..N like this, runtime spec 7.1) is refused until clusters
-// exist; the harness's initializer of a one-worker cluster, and a start
-// with neither --cluster-initializer nor --control, still run.
-func TestValidate_ClusterMemberIsRefused(t *testing.T) {
+// Workers started as members of a cluster the way Wallaroo's harness and
+// book start workers 2..N (runtime spec 1.4, 7.1) are accepted and are
+// cluster members; one without a name of its own, or named like the
+// initializer, is refused; a one-worker initializer and a plain start are
+// not cluster members.
+func TestValidate_ClusterMembers(t *testing.T) {
 	harnessWorker := []string{"/bin/machida3", "--application-module", "app",
 		"--in", "127.0.0.1:20000", "--out", "127.0.0.1:20001", "--metrics", "127.0.0.1:20002",
 		"--resilience-dir", "/tmp/res-data.x", "--name", "worker1",
 		"--my-control", "127.0.0.1:20006", "--my-data", "127.0.0.1:20007", "--external", "127.0.0.1:20008",
 		"--control", "127.0.0.1:20003", "--ponythreads=1", "--ponypinasio", "--ponynoblock"}
-	refused := map[string][]string{
+	members := map[string][]string{
 		"harness worker": harnessWorker,
 		"book worker 2": {"m", "--control", "127.0.0.1:6500", "--my-control", "127.0.0.1:6503",
 			"--my-data", "127.0.0.1:6504", "--name", "Worker2"},
 		"short and inline forms": {"m", "-n", "w2", "-c=127.0.0.1:6500"},
+		"initializer of three":   {"m", "-t", "-w", "3", "-c", "127.0.0.1:6500", "-d", "127.0.0.1:6501"},
 	}
-	for name, argv := range refused {
+	for name, argv := range members {
 		o, err := ParseArgs(argv)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		err = o.Validate()
-		if err == nil {
-			t.Errorf("%s: Validate accepted %q", name, argv)
-			continue
+		if err := o.Validate(); err != nil {
+			t.Errorf("%s: Validate = %v", name, err)
 		}
-		for _, want := range []string{"--control " + o.Control + ": ",
-			"this worker is started as a member of a cluster (no --cluster-initializer)",
-			"clusters are not supported yet"} {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("%s: error %q lacks %q", name, err, want)
-			}
+		if !o.inCluster() {
+			t.Errorf("%s: not seen as a cluster member", name)
+		}
+	}
+	refused := map[string]struct {
+		argv []string
+		want string
+	}{
+		"no name":           {[]string{"m", "--control", "127.0.0.1:6500"}, "needs --name"},
+		"named initializer": {[]string{"m", "--control", "127.0.0.1:6500", "--name", "initializer"}, "that name is the cluster initializer's"},
+		"joiner (not yet)":  {[]string{"m", "--join", "127.0.0.1:6500", "--name", "w3"}, "joining a running cluster is not supported yet"},
+	}
+	for name, c := range refused {
+		o, err := ParseArgs(c.argv)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Validate = %v, want %q", name, err, c.want)
 		}
 	}
 
@@ -143,6 +156,9 @@ func TestValidate_ClusterMemberIsRefused(t *testing.T) {
 		}
 		if err := o.Validate(); err != nil {
 			t.Errorf("%s: Validate = %v", name, err)
+		}
+		if o.inCluster() {
+			t.Errorf("%s: a single worker seen as a cluster member", name)
 		}
 	}
 

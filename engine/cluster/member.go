@@ -160,6 +160,13 @@ func (m *Member) Close() {
 // refused this worker). The member runs until ctx ends.
 func (m *Member) Start(ctx context.Context) error {
 	m.in = newInbound(m.cfg.Hello, m.log, func(name string) bool {
+		// A peer may dial before this worker has the topology: wait
+		// for it (a little), rather than refuse a link that is fine.
+		select {
+		case <-m.formed:
+		case <-time.After(handshakeLimit):
+		case <-ctx.Done():
+		}
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		_, ok := m.index[name]

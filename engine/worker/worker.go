@@ -367,9 +367,14 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.OnReady()
 	}
 
-	// When the sources have stopped, close the queue so the loop drains it.
+	// When the sources have stopped, close the queue so the loop drains
+	// it. A cluster member also takes envelopes from its peers until it
+	// is told to stop (a worker with no sources of its own has work too).
 	go func() {
 		wg.Wait()
+		if member != nil {
+			<-srcCtx.Done()
+		}
 		q.Close()
 	}()
 	ws := make([]work.Sink, len(sinks))

@@ -265,18 +265,13 @@ func TestStartupErrors(t *testing.T) {
 			stderr: []string{"Error:", "worker-count"}},
 		{name: "data on a non-initializer", args: []string{"--application-module", "echo_lines", "--data", "127.0.0.1:1"}, code: 1,
 			stderr: []string{"Error: only the cluster initializer takes --data"}},
-		// A cluster member as Wallaroo's harness starts workers 2..N
-		// (runtime spec 7.1): no --cluster-initializer, --control naming
-		// the initializer. Until clusters exist it must not run as a
-		// cluster of its own on the initializer's source ports.
-		{name: "cluster member", args: append(member, "--control", "127.0.0.1:6000"), code: 1,
-			stderr: []string{"Error: --control 127.0.0.1:6000: this worker is started as a member of a cluster (no --cluster-initializer)",
-				"clusters are not supported yet"}},
-		{name: "cluster member, short options", args: []string{"--application-module", "echo_lines", "-n", "w2", "-c=127.0.0.1:6000"}, code: 1,
-			stderr: []string{"this worker is started as a member of a cluster (no --cluster-initializer)", "clusters are not supported yet"}},
-		{name: "more than one worker", args: []string{"--application-module", "echo_lines", "--cluster-initializer",
-			"--control", "127.0.0.1:1", "--data", "127.0.0.1:1", "--worker-count", "2"}, code: 1,
-			stderr: []string{"Error: --worker-count 2: clusters of more than one worker are not supported yet"}},
+		// A cluster member needs a name of its own (spec 1.3).
+		{name: "cluster member without a name", args: []string{"--application-module", "echo_lines", "--control", "127.0.0.1:6000"}, code: 1,
+			stderr: []string{"Error: --control 127.0.0.1:6000: a worker that is not the --cluster-initializer needs --name"}},
+		{name: "cluster member named initializer", args: []string{"--application-module", "echo_lines", "-n", "initializer", "-c=127.0.0.1:6000"}, code: 1,
+			stderr: []string{"Error: --name initializer: that name is the cluster initializer's"}},
+		{name: "joining a running cluster", args: append(member, "--control", "127.0.0.1:6000", "--join", "127.0.0.1:6000"), code: 1,
+			stderr: []string{"Error: --join 127.0.0.1:6000: joining a running cluster is not supported yet"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// clusterWorker is one worker of a test cluster.
+type clusterWorker struct {
+	*proc
+	name     string
+	external string
+}
+
+// startCluster starts n workers of module in dir the way Wallaroo's
+// harness does (runtime spec 7.1): the initializer with --cluster-initializer
+// --worker-count n --control --data --external, then the others 50 ms apart
+// with --control <initializer> --my-control --my-data --external --name.
+// It returns once the initializer is ready and every worker answers the
+// cluster-status query with processing_messages true.
+func startCluster(t *testing.T, dir, module string, n int, in, out string, extra ...string) []*clusterWorker {
+	t.Helper()
+	control := freePort(t)
+	var ws []*clusterWorker
+	for i := 0; i < n; i++ {
+		ext := freePort(t)
+		args := []string{"--application-module", module, "--in", in, "--out", out,
+			"--metrics", freePort(t), "--external", ext}
+		name := "initializer"
+		if i == 0 {
+			args = append(args, "--name", "initializer", "--cluster-initializer", "--worker-count", strconv.Itoa(n),
+				"--control", control, "--data", freePort(t))
+		} else {
+			name = fmt.Sprintf("worker%d", i)
+			args = append(args, "--name", name, "--control", control,
+				"--my-control", freePort(t), "--my-data", freePort(t))
+		}
+		args = append(args, "--ponythreads=1", "--ponypinasio", "--ponynoblock")
+		args = append(args, extra...)
+		ws = append(ws, &clusterWorker{proc: start(t, dir, "machida3", args...), name: name, external: ext})
+		time.Sleep(50 * time.Millisecond) // as the harness staggers its workers
+	}
+	ws[0].waitOutput("Application has successfully initialized", 60*time.Second)
+	for _, w := range ws {
+		waitStatus(t, w, n)
+	}
+	return ws
+}
+
+// waitStatus waits until w reports a formed, processing cluster of n.
+func waitStatus(t *testing.T, w *clusterWorker, n int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := execOutput(bin("external_sender"), "--external", w.external, "--type", "cluster-status-query", "--json")
+		var st struct {
+			WorkerCount int      `json:"worker_count"`
+			WorkerNames []string `json:"worker_names"`
+			Processing  bool     `json:"processing_messages"`
+		}
+		if err == nil && json.Unmarshal([]byte(strings.TrimSpace(out)), &st) == nil && st.Processing && st.WorkerCount == n {
+			if st.WorkerNames[0] != "initializer" || len(st.WorkerNames) != n {
+				t.Fatalf("%s: worker names %v", w.name, st.WorkerNames)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never reported a processing cluster of %d: last answer %q (%v)", w.name, n, out, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stopCluster asks one worker to stop the cluster and expects every
+// worker to exit 0.
+func stopCluster(t *testing.T, ws []*clusterWorker, via int, signal bool) {
+	t.Helper()
+	if signal {
+		if err := ws[via].cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	} else if out, err := execOutput(bin("cluster_shutdown"), ws[via].external); err != nil {
+		t.Fatalf("cluster_shutdown %s: %v\n%s", ws[via].external, err, out)
+	}
+	for _, w := range ws {
+		if code := w.wait(60 * time.Second); code != 0 {
+			t.Errorf("%s exited %d after the cluster was told to stop, want 0", w.name, code)
+		}
+	}
+}
+
+// stateKeys asks every worker for its state keys; each key must be held
+// by exactly one worker. Returns key -> worker.
+func stateKeys(t *testing.T, ws []*clusterWorker) map[string]string {
+	t.Helper()
+	owner := map[string]string{}
+	for _, w := range ws {
+		out, err := execOutput(bin("external_sender"), "--external", w.external, "--type", "state-entity-query", "--json")
+		if err != nil {
+			t.Fatalf("%s: state-entity-query: %v", w.name, err)
+		}
+		var byStage map[string][]string
+		if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &byStage); err != nil {
+			t.Fatalf("%s: state-entity-query answer %q: %v", w.name, out, err)
+		}
+		for _, keys := range byStage {
+			for _, k := range keys {
+				if o, dup := owner[k]; dup {
+					t.Errorf("key %q is held by %s and %s", k, o, w.name)
+				}
+				owner[k] = w.name
+			}
+		}
+	}
+	return owner
+}
+
+func runWordCountCluster(t *testing.T, workers int, via int, signal bool) {
+	dir := exampleDir("word_count")
+	input := filepath.Join(dir, "input.txt")
+	want := referenceCounts(readLines(t, input))
+	recv := exStartReceiver(t, dir)
+	in := freePort(t)
+	ws := startCluster(t, dir, "word_count", workers, in, recv.addr)
+	lines := readLines(t, input)
+	exSend(t, dir, in, len(lines), "--file", input, "--batch-size", "5", "--interval", "1_000_000")
+	got := recv.waitLines(t, total(want), 60*time.Second)
+	compareCounts(t, lastCounts(t, got), want)
+	owners := stateKeys(t, ws)
+	byWorker := map[string]int{}
+	for _, w := range owners {
+		byWorker[w]++
+	}
+	if len(byWorker) != workers {
+		t.Errorf("state keys spread over %d workers, want all %d: %v", len(byWorker), workers, byWorker)
+	}
+	stopCluster(t, ws, via, signal)
+	recv.stopWhenDrained(t)
+	if n := len(recv.lines()); n != total(want) {
+		t.Errorf("%d output lines, want one per word: %d", n, total(want))
+	}
+}
+
+func TestCluster_WordCountTwoWorkersShutdownFromAWorker(t *testing.T) {
+	runWordCountCluster(t, 2, 1, false)
+}
+
+func TestCluster_WordCountThreeWorkersSIGTERMToAWorker(t *testing.T) {
+	runWordCountCluster(t, 3, 2, true)
+}
+
+func TestCluster_ExternalQueriesPerWorker(t *testing.T) {
+	dir := exampleDir("word_count")
+	recv := exStartReceiver(t, dir)
+	in := freePort(t)
+	ws := startCluster(t, dir, "word_count", 3, in, recv.addr)
+	for _, w := range ws {
+		out, err := execOutput(bin("external_sender"), "--external", w.external, "--type", "partition-count-query", "--json")
+		if err != nil {
+			t.Fatalf("%s: %v", w.name, err)
+		}
+		var pc struct {
+			State     map[string]map[string]int `json:"state_partitions"`
+			Stateless map[string]map[string]int `json:"stateless_partitions"`
+		}
+		if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &pc); err != nil {
+			t.Fatalf("%s: %q: %v", w.name, out, err)
+		}
+		for stage, per := range pc.State {
+			if len(per) != 1 || per[w.name] != 10 {
+				t.Errorf("%s: state stage %s lists %v, want only itself with 10 steps", w.name, stage, per)
+			}
+		}
+		if len(pc.State) == 0 || len(pc.Stateless) == 0 {
+			t.Errorf("%s: %s", w.name, out)
+		}
+	}
+	stopCluster(t, ws, 0, false)
+}
