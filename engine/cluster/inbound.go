@@ -26,6 +26,7 @@ type inbound struct {
 
 	mu   sync.Mutex
 	seqs map[string]*inSeq // per sending worker, kept across reconnects
+	inc  map[string]uint64 // the incarnation each sequence belongs to
 	busy map[string]bool   // a link from that worker is being served
 	// processed counts the batches delivered (for the shutdown's
 	// quiescence count).
@@ -35,7 +36,7 @@ type inbound struct {
 func newInbound(hello Hello, log *slog.Logger, known func(string) bool,
 	deliver func(ctx context.Context, from string, e work.Envelopes) error) *inbound {
 	return &inbound{hello: hello, log: log, known: known, deliver: deliver,
-		seqs: map[string]*inSeq{}, busy: map[string]bool{}}
+		seqs: map[string]*inSeq{}, busy: map[string]bool{}, inc: map[string]uint64{}}
 }
 
 // serve handles one accepted data connection until it ends or ctx does.
@@ -86,6 +87,12 @@ func (in *inbound) session(ctx context.Context, conn net.Conn) (string, error) {
 	}
 	in.busy[from] = true
 	seq := in.seqs[from]
+	if seq != nil && in.inc[from] != peer.Incarnation {
+		// The sender restarted: its numbering starts again.
+		in.log.Info("a peer restarted; its data link starts afresh", "peer", from)
+		seq = nil
+	}
+	in.inc[from] = peer.Incarnation
 	if seq == nil {
 		// A link seen for the first time (or after this worker
 		// restarted): start from what the sender still holds.

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -38,6 +41,16 @@ type Config struct {
 	// Hello names the application, its module digest and the Python
 	// major version: both ends of every link check they agree.
 	Hello Hello
+	// ResilienceDir holds this worker's recovery files
+	// (<app>-<name>.tcp-control and .tcp-data: the addresses its
+	// listeners bound). If they exist at start, the worker restarted
+	// after a crash (spec 3.9): it binds those addresses again and
+	// rejoins the running cluster. A clean stop deletes them. Empty: no
+	// files.
+	ResilienceDir string
+	// Console receives the lines tools wait for ("Restarting a listener
+	// at ..."); nil discards them.
+	Console io.Writer
 	// JoinTimeout bounds how long a worker retries its control
 	// connection to the initializer (default 30 s).
 	JoinTimeout time.Duration
@@ -80,6 +93,7 @@ type Member struct {
 	in        *inbound
 	toInit    *ctlConn // non-initializers: the control link to the initializer
 	shutdownR string
+	restarted bool     // started from recovery files
 	pending   []Join   // initializer: workers joined before formation, in order
 	dataAddrs []string // the workers' data listeners, by index
 }
@@ -110,8 +124,12 @@ func New(cfg Config) *Member {
 	if cfg.Initializer {
 		cfg.Name = InitializerName
 	}
+	if cfg.Console == nil {
+		cfg.Console = io.Discard
+	}
 	cfg.Hello.Version = WireVersion
 	cfg.Hello.Worker = cfg.Name
+	cfg.Hello.Incarnation = rand.Uint64() | 1
 	return &Member{cfg: cfg, log: cfg.Log, ctl: map[string]*ctlConn{}, ready: map[string]bool{},
 		started: make(chan struct{}), formed: make(chan struct{})}
 }
@@ -131,6 +149,23 @@ func (m *Member) Listen() error {
 	if dataAddr == "" || dataAddr == "0" {
 		dataAddr = "127.0.0.1:0"
 	}
+	ctlFile, dataFile := m.recoveryFiles()
+	if ctlFile != "" {
+		rc, errC := os.ReadFile(ctlFile)
+		rd, errD := os.ReadFile(dataFile)
+		switch {
+		case errC == nil && errD == nil:
+			ctlAddr, dataAddr = strings.TrimSpace(string(rc)), strings.TrimSpace(string(rd))
+			m.restarted = true
+			m.cfg.Hello.Restart = true
+			fmt.Fprintf(m.cfg.Console, "Restarting a listener at %s\n", ctlAddr)
+			fmt.Fprintf(m.cfg.Console, "Restarting a data channel listener on %s\n", dataAddr)
+		case errors.Is(errC, os.ErrNotExist) && errors.Is(errD, os.ErrNotExist):
+		default:
+			return fmt.Errorf("recovery files of worker %q in %s are incomplete or unreadable (%v; %v): remove %s and %s to start this worker afresh",
+				m.cfg.Name, m.cfg.ResilienceDir, errC, errD, ctlFile, dataFile)
+		}
+	}
 	var err error
 	if m.ctlL, err = net.Listen("tcp", ctlAddr); err != nil {
 		return fmt.Errorf("control channel: unable to listen on %s: %w", ctlAddr, err)
@@ -141,8 +176,57 @@ func (m *Member) Listen() error {
 	}
 	m.log.Info("control channel listening", "addr", m.ctlL.Addr().String())
 	m.log.Info("data channel listening", "addr", m.datL.Addr().String())
+	if ctlFile != "" && !m.restarted {
+		if err := writeFile(ctlFile, m.ctlL.Addr().String()); err != nil {
+			m.Close()
+			return err
+		}
+		if err := writeFile(dataFile, m.datL.Addr().String()); err != nil {
+			m.Close()
+			return err
+		}
+	}
 	return nil
 }
+
+// recoveryFiles returns the paths of this worker's recovery files, or ""
+// without a resilience directory.
+func (m *Member) recoveryFiles() (control, data string) {
+	if m.cfg.ResilienceDir == "" {
+		return "", ""
+	}
+	base := filepath.Join(m.cfg.ResilienceDir, m.cfg.Hello.App+"-"+m.cfg.Name)
+	return base + ".tcp-control", base + ".tcp-data"
+}
+
+// writeFile writes s to path through a temporary file and a rename, so a
+// crash never leaves half a file.
+func writeFile(path, s string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(s+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write recovery file %s: %w (does --resilience-dir exist and is it writable?)", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write recovery file %s: %w", path, err)
+	}
+	return nil
+}
+
+// RemoveFiles deletes this worker's recovery files (a clean stop, spec
+// 3.8).
+func (m *Member) RemoveFiles() {
+	c, d := m.recoveryFiles()
+	for _, f := range []string{c, d} {
+		if f != "" {
+			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+				m.log.Warn("recovery file not removed", "file", f, "err", err)
+			}
+		}
+	}
+}
+
+// Restarted reports whether this worker started from its recovery files.
+func (m *Member) Restarted() bool { return m.restarted }
 
 // Close frees the listeners of a member that will not be started.
 func (m *Member) Close() {
@@ -267,7 +351,7 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	switch {
 	case j.Worker == "" || j.Worker == InitializerName:
 		reason = fmt.Sprintf("a worker cannot be named %q", j.Worker)
-	case m.ctl[j.Worker] != nil:
+	case m.ctl[j.Worker] != nil && !peer.Restart:
 		reason = fmt.Sprintf("a worker named %q has already joined", j.Worker)
 	case m.workers != nil && m.index[j.Worker] == 0:
 		reason = fmt.Sprintf("the cluster is formed with %d workers; %q is not one of them", len(m.workers), j.Worker)
@@ -280,6 +364,9 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	}
 	conn.SetDeadline(time.Time{})
 	conn.Write(AppendFrame(nil, KindHello, mine.Encode()))
+	if old := m.ctl[j.Worker]; old != nil {
+		old.conn.Close() // the link of the run that crashed
+	}
 	m.ctl[j.Worker] = c
 	data := hostFrom(j.Data, conn.RemoteAddr())
 	m.log.Info("worker joined", "worker", j.Worker, "data", data)
@@ -295,9 +382,12 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 			topo = &t
 		}
 	} else {
-		// A worker that restarted: send it the topology again.
+		// A worker that restarted: it gets the topology again, alone.
+		m.log.Info("worker rejoined after a restart", "worker", j.Worker)
 		t := Topology{Workers: m.workers, Data: m.dataAddrs}
-		topo = &t
+		m.mu.Unlock()
+		c.send(KindTopology, t.Encode())
+		m.mu.Lock()
 	}
 	m.mu.Unlock()
 	if topo != nil {
@@ -341,7 +431,11 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 			m.mu.Lock()
 			m.ready[c.name] = true
 			m.mu.Unlock()
-			m.maybeStart()
+			if m.Started() {
+				c.send(KindStart, nil) // a worker back from a restart
+			} else {
+				m.maybeStart()
+			}
 		case KindStart:
 			m.markStarted()
 		case KindTopology:

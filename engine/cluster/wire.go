@@ -233,8 +233,11 @@ type Hello struct {
 	PyMajor  uint8  // 2 or 3: pickles do not cross major versions
 	Worker   string // the sender's name
 	Channel  Channel
-	Restart  bool // the sender restarted (spec 3.9)
-	Listener string
+	Restart  bool // the sender restarted from its recovery files (spec 3.9)
+	// Incarnation tells the runs of one worker apart (random per
+	// process): a receiver starts a sender's sequence numbers afresh
+	// when it changes.
+	Incarnation uint64
 }
 
 // Encode returns h's payload.
@@ -247,7 +250,7 @@ func (h Hello) Encode() []byte {
 	e.str(h.Worker)
 	e.u8(uint8(h.Channel))
 	e.bool(h.Restart)
-	e.str(h.Listener)
+	e.u64(h.Incarnation)
 	return e.b
 }
 
@@ -255,7 +258,7 @@ func (h Hello) Encode() []byte {
 func DecodeHello(p []byte) (Hello, error) {
 	d := dec{b: p}
 	h := Hello{Version: d.u16("version"), App: d.str("app"), Digest: d.str("digest"), PyMajor: d.u8("python"),
-		Worker: d.str("worker"), Channel: Channel(d.u8("channel")), Restart: d.bool("restart"), Listener: d.str("listener")}
+		Worker: d.str("worker"), Channel: Channel(d.u8("channel")), Restart: d.bool("restart"), Incarnation: d.u64("incarnation")}
 	return h, d.end("hello")
 }
 

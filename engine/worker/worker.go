@@ -180,6 +180,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Cluster != nil {
 		cc := *cfg.Cluster
 		cc.Log = cfg.Log
+		cc.Console = cfg.Console
 		cc.Deliver = func(ctx context.Context, input int, e work.Envelopes) error {
 			return q.Put(ctx, work.EnvelopesItem(input, e))
 		}
@@ -416,5 +417,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	closeSinks()
+	if member != nil && err == nil {
+		member.RemoveFiles() // a clean stop leaves no recovery files (spec 3.8)
+	}
 	return err
 }

@@ -16,6 +16,8 @@ type clusterWorker struct {
 	*proc
 	name     string
 	external string
+	dir      string
+	args     []string // its command line, to start it again
 }
 
 // startCluster starts n workers of module in dir the way Wallaroo's
@@ -27,11 +29,15 @@ type clusterWorker struct {
 func startCluster(t *testing.T, dir, module string, n int, in, out string, extra ...string) []*clusterWorker {
 	t.Helper()
 	control := freePort(t)
+	// Recovery files (spec 3.9) go to a directory of this test's own, so
+	// a failed test cannot leave files that turn a later run into a
+	// restart.
+	resilience := t.TempDir()
 	var ws []*clusterWorker
 	for i := 0; i < n; i++ {
 		ext := freePort(t)
 		args := []string{"--application-module", module, "--in", in, "--out", out,
-			"--metrics", freePort(t), "--external", ext}
+			"--metrics", freePort(t), "--external", ext, "--resilience-dir", resilience}
 		name := "initializer"
 		if i == 0 {
 			args = append(args, "--name", "initializer", "--cluster-initializer", "--worker-count", strconv.Itoa(n),
@@ -43,7 +49,7 @@ func startCluster(t *testing.T, dir, module string, n int, in, out string, extra
 		}
 		args = append(args, "--ponythreads=1", "--ponypinasio", "--ponynoblock")
 		args = append(args, extra...)
-		ws = append(ws, &clusterWorker{proc: start(t, dir, "machida3", args...), name: name, external: ext})
+		ws = append(ws, &clusterWorker{proc: start(t, dir, "machida3", args...), name: name, external: ext, dir: dir, args: args})
 		time.Sleep(50 * time.Millisecond) // as the harness staggers its workers
 	}
 	ws[0].waitOutput("Application has successfully initialized", 60*time.Second)

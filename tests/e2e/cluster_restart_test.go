@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Restarting a worker without resilience (spec 3.9): a worker killed with
+// SIGKILL and started again with the same command line binds the
+// listeners recorded in --resilience-dir ("Restarting a listener at"),
+// rejoins, and the stream goes on; the keys of the surviving workers lose
+// and duplicate nothing, the restarted worker's keys start empty, as in
+// 0.6. Alphabet routes every vote by letter straight from the source, so
+// a letter's votes only ever pass through the worker that owns it.
+func TestCluster_RestartAWorkerWithoutResilience(t *testing.T) {
+	dir := exampleDir("alphabet")
+	votes := filepath.Join(dir, "votes.msg")
+	want, n := alphabetRunningTotals(t, votes)
+	total := map[string]int{}
+	for letter, seq := range want {
+		_, v, _ := strings.Cut(seq[len(seq)-1], " => ")
+		total[letter], _ = strconv.Atoi(v)
+	}
+	recv := exStartReceiver(t, dir)
+	in := freePort(t)
+	ws := startCluster(t, dir, "alphabet", 3, in, recv.addr)
+	send := func() {
+		exSend(t, dir, in, n, "--file", votes, "--batch-size", "50", "--interval", "1_000_000", "--binary", "--msg-size", "9")
+	}
+	send()
+	recv.waitLines(t, n, 60*time.Second)
+	owners := stateKeys(t, ws)
+	victim := ws[2]
+	var mine []string
+	for letter, w := range owners {
+		if w == victim.name {
+			mine = append(mine, letter)
+		}
+	}
+	if len(mine) == 0 {
+		t.Fatalf("%s owns no letter: %v", victim.name, owners)
+	}
+	victim.kill() // SIGKILL: its recovery files stay
+	restarted := &clusterWorker{proc: start(t, victim.dir, "machida3", victim.args...), name: victim.name,
+		external: victim.external, dir: victim.dir, args: victim.args}
+	ws[2] = restarted
+	restarted.waitOutput("Restarting a listener at", 30*time.Second)
+	waitStatus(t, restarted, 3)
+	send()
+	lines := recv.waitLines(t, 2*n, 60*time.Second)
+	final := map[string]int{}
+	for _, l := range lines {
+		letter, v, ok := strings.Cut(l, " => ")
+		if !ok {
+			t.Fatalf("malformed line %q", l)
+		}
+		final[letter], _ = strconv.Atoi(v)
+	}
+	for letter, tot := range total {
+		w := owners[letter]
+		expect := 2 * tot // survived: both runs add up
+		if w == victim.name {
+			expect = tot // restarted empty: the second run only
+		}
+		if final[letter] != expect {
+			t.Errorf("letter %s (owned by %s): final total %d, want %d", letter, w, final[letter], expect)
+		}
+	}
+	if len(lines) != 2*n {
+		t.Errorf("%d output lines, want %d: something was lost or duplicated", len(lines), 2*n)
+	}
+	stopCluster(t, ws, 0, false)
+}
