@@ -227,13 +227,13 @@ func (d *dec) end(what string) error {
 
 // Hello is the first message on every link, in both directions.
 type Hello struct {
-	Version  uint16
-	App      string // application name
-	Digest   string // digest of the application module (hex)
-	PyMajor  uint8  // 2 or 3: pickles do not cross major versions
-	Worker   string // the sender's name
-	Channel  Channel
-	Restart  bool // the sender restarted from its recovery files (spec 3.9)
+	Version uint16
+	App     string // application name
+	Digest  string // digest of the application module (hex)
+	PyMajor uint8  // 2 or 3: pickles do not cross major versions
+	Worker  string // the sender's name
+	Channel Channel
+	Restart bool // the sender restarted from its recovery files (spec 3.9)
 	// Incarnation tells the runs of one worker apart (random per
 	// process): a receiver starts a sender's sequence numbers afresh
 	// when it changes.
