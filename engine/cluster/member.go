@@ -60,9 +60,16 @@ type Config struct {
 	// backpressure reaches the peer). input numbers the peer (1 and up,
 	// see Member.Input).
 	Deliver func(ctx context.Context, input int, e work.Envelopes) error
-	// OnShutdown is called when the cluster is told to stop (by a peer, or
-	// by Shutdown on this worker).
+	// OnShutdown is called on the initializer when a worker asks for the
+	// cluster to stop: the initializer then drains and stops it (see
+	// RequestStop).
 	OnShutdown func(reason string)
+	// OnStop is called once when this worker must stop now (the
+	// initializer said so, or StopAll ran here).
+	OnStop func(reason string)
+	// Idle reports whether this worker's processor loop has nothing to
+	// do (queue empty, loop waiting), for the drained stop.
+	Idle func() bool
 }
 
 // Member is this worker's membership in a cluster: the control and data
@@ -94,6 +101,8 @@ type Member struct {
 	toInit    *ctlConn // non-initializers: the control link to the initializer
 	shutdownR string
 	restarted bool     // started from recovery files
+	idleWait  chan IdleReply
+	idleRound uint64
 	pending   []Join   // initializer: workers joined before formation, in order
 	dataAddrs []string // the workers' data listeners, by index
 }
@@ -448,9 +457,34 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 		case KindShutdown:
 			reason, _ := DecodeText(f.Payload)
 			if m.cfg.Initializer {
-				m.broadcast(KindShutdown, Text(reason))
+				// A worker asks: the initializer drains the cluster.
+				if m.cfg.OnShutdown != nil {
+					m.cfg.OnShutdown(reason)
+				}
+			} else {
+				m.stopHere(reason) // the initializer says: stop now
 			}
-			m.shutdownHere(reason)
+		case KindIdle:
+			round, err := DecodeSeq(f.Payload)
+			if err != nil {
+				m.log.Error("control link closed", "peer", c.name, "err", err)
+				return
+			}
+			c.send(KindIdleReply, m.idleReply(round).Encode())
+		case KindIdleReply:
+			r, err := DecodeIdleReply(f.Payload)
+			if err != nil {
+				m.log.Error("control link closed", "peer", c.name, "err", err)
+				return
+			}
+			m.mu.Lock()
+			if m.idleWait != nil && r.Round == m.idleRound {
+				select {
+				case m.idleWait <- r:
+				default:
+				}
+			}
+			m.mu.Unlock()
 		case KindHeartbeat:
 			c.send(KindHeartbeatAck, f.Payload)
 		case KindHeartbeatAck:
@@ -699,37 +733,137 @@ func (m *Member) broadcast(k Kind, p []byte) {
 	}
 }
 
-// Shutdown stops the whole cluster: the initializer tells every worker;
-// another worker tells the initializer, which tells the rest. This
-// worker's OnShutdown runs too.
-func (m *Member) Shutdown(reason string) {
-	if m.stopping() {
-		return
+// A clean stop of the cluster (spec 3.8) is drained: no message that a
+// source read is dropped on the way between workers.
+//
+//  1. Whichever worker is told to stop asks the initializer
+//     (RequestStop); the initializer itself simply begins.
+//  2. The initializer stops its sources (the only ones) and runs
+//     quiescence rounds (Drain): every worker reports whether it is idle
+//     (its queue empty, its loop waiting, every batch it sent
+//     acknowledged) and how many batches it has sent to peers and
+//     received from them. Two rounds in a row in which every worker is
+//     idle and those totals did not change mean nothing is in flight
+//     anywhere.
+//  3. The initializer tells every worker to stop now (StopAll); each
+//     flushes its sinks and exits 0.
+//
+// The worker's ShutdownTimeout bounds all of it: past it, each stops
+// with what it has.
+
+// RequestStop (non-initializer) asks the initializer to stop the
+// cluster. An error means the initializer could not be told; the worker
+// then stops alone.
+func (m *Member) RequestStop(reason string) error {
+	m.mu.Lock()
+	c := m.toInit
+	m.mu.Unlock()
+	if c == nil {
+		return errors.New("no control link to the initializer")
 	}
-	if m.cfg.Initializer {
-		m.broadcast(KindShutdown, Text(reason))
-	} else {
-		m.mu.Lock()
-		c := m.toInit
-		m.mu.Unlock()
-		if c != nil {
-			if err := c.send(KindShutdown, Text(reason)); err != nil {
-				m.log.Warn("could not tell the initializer to shut the cluster down", "err", err)
-			}
-		}
-	}
-	m.shutdownHere(reason)
+	return c.send(KindShutdown, Text(reason))
 }
 
-func (m *Member) shutdownHere(reason string) {
+// StopAll (initializer) tells every worker to stop now.
+func (m *Member) StopAll(reason string) {
+	m.broadcast(KindShutdown, Text(reason))
+	m.stopHere(reason)
+}
+
+// stopHere marks this member as stopping and runs OnStop once.
+func (m *Member) stopHere(reason string) {
 	m.stopOnce.Do(func() {
 		m.mu.Lock()
 		m.shutdownR = reason
 		m.mu.Unlock()
-		if m.cfg.OnShutdown != nil {
-			m.cfg.OnShutdown(reason)
+		if m.cfg.OnStop != nil {
+			m.cfg.OnStop(reason)
 		}
 	})
+}
+
+// idleReply is this worker's answer to an Idle round.
+func (m *Member) idleReply(round uint64) IdleReply {
+	r := IdleReply{Round: round, Idle: m.cfg.Idle == nil || m.cfg.Idle()}
+	m.mu.Lock()
+	outs := append([]*outbound(nil), m.outs...)
+	m.mu.Unlock()
+	for _, o := range outs {
+		if o == nil {
+			continue
+		}
+		pushed, pending, _ := o.stats()
+		r.Sent += pushed
+		if pending > 0 {
+			r.Idle = false
+		}
+	}
+	if m.in != nil {
+		r.Processed = m.in.delivered()
+	}
+	return r
+}
+
+// Drain (initializer) waits until nothing is in flight anywhere in the
+// cluster (see above), or ctx ends.
+func (m *Member) Drain(ctx context.Context) error {
+	var last [2]uint64
+	stable := 0
+	for round := uint64(1); ; round++ {
+		m.mu.Lock()
+		cs := make([]*ctlConn, 0, len(m.ctl))
+		for _, c := range m.ctl {
+			cs = append(cs, c)
+		}
+		replies := make(chan IdleReply, len(cs))
+		m.idleWait = replies
+		m.idleRound = round
+		m.mu.Unlock()
+		for _, c := range cs {
+			if err := c.send(KindIdle, Seq(round)); err != nil {
+				return fmt.Errorf("drain: %s did not take the idle check: %w", c.name, err)
+			}
+		}
+		all := m.idleReply(round)
+		got := 0
+		timeout := time.NewTimer(2 * time.Second)
+	collect:
+		for got < len(cs) {
+			select {
+			case r := <-replies:
+				got++
+				all.Idle = all.Idle && r.Idle
+				all.Sent += r.Sent
+				all.Processed += r.Processed
+			case <-timeout.C:
+				break collect
+			case <-ctx.Done():
+				timeout.Stop()
+				return fmt.Errorf("drain: still busy (sent %d, received %d batches): %w", all.Sent, all.Processed, ctx.Err())
+			}
+		}
+		timeout.Stop()
+		// Idle includes "every batch I sent was acknowledged", so with
+		// every worker idle nothing is queued or on a link; unchanged
+		// totals since the last round mean nothing moved in between.
+		// (The totals are per process: a worker that restarted counts
+		// from zero, so sent and received need not agree.)
+		quiet := got == len(cs) && all.Idle
+		if quiet && [2]uint64{all.Sent, all.Processed} == last {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = [2]uint64{all.Sent, all.Processed}
+		if stable >= 1 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain: still busy (sent %d, received %d batches): %w", all.Sent, all.Processed, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 func (m *Member) stopping() bool {

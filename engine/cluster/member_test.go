@@ -60,7 +60,18 @@ func startCluster(t *testing.T, ctx context.Context, n int, mod func(i int, c *C
 		cfg := Config{Name: fmt.Sprintf("worker%d", i), Initializer: i == 0, WorkerCount: n,
 			Control: "127.0.0.1:0", Data: "127.0.0.1:0", MyControl: "127.0.0.1:0", Hello: hello(),
 			Deliver: g.deliver, JoinTimeout: 10 * time.Second,
-			OnShutdown: func(r string) { smu.Lock(); stops[i] = r; smu.Unlock() }}
+			OnStop: func(r string) { smu.Lock(); stops[i] = r; smu.Unlock() }}
+		if i == 0 {
+			// The initializer drains and stops the cluster when asked.
+			cfg.OnShutdown = func(r string) {
+				go func() {
+					if err := ms[0].Drain(ctx); err != nil {
+						t.Errorf("drain: %v", err)
+					}
+					ms[0].StopAll(r)
+				}()
+			}
+		}
 		if i > 0 {
 			cfg.Control = ms[0].ctlL.Addr().String()
 		}
@@ -133,8 +144,12 @@ func TestMember_FormsRoutesAndShutsDown(t *testing.T) {
 	if err := ms[0].Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// A worker asks for the shutdown: every member hears it.
-	ms[1].Shutdown("test")
+	// A worker asks for the shutdown: the initializer drains (nothing
+	// is in flight: all 100 batches were acknowledged) and every member
+	// stops.
+	if err := ms[1].RequestStop("test"); err != nil {
+		t.Fatal(err)
+	}
 	for i, m := range ms {
 		waitFor(t, fmt.Sprintf("member %d to stop", i), m.stopping)
 	}
@@ -177,5 +192,50 @@ func TestMember_WorkerGivesUpOnAnAbsentInitializer(t *testing.T) {
 	err := w.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "cannot reach the initializer's control channel at 127.0.0.1:1") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A stop asked while batches are on the links waits for them: when the
+// initializer says "stop now", every batch sent has arrived.
+func TestMember_StopIsDrained(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var atStop sync.Map
+	var gsRef []*got
+	ms, gs := startCluster(t, ctx, 3, func(i int, c *Config) {
+		c.OnStop = func(string) {
+			atStop.Store(i, gsRef[i].count())
+		}
+	})
+	gsRef = gs
+	for _, m := range ms {
+		if err := m.LinksUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		m.Ready()
+	}
+	for _, m := range ms {
+		m.WaitStarted(ctx)
+	}
+	for i := 0; i < 300; i++ {
+		to := "worker1"
+		if i%2 == 1 {
+			to = "worker2"
+		}
+		if err := ms[0].Route(ctx, work.Envelopes{Dest: ms[0].Dest(to), Count: 1, Data: make([]byte, 4096)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ms[2].RequestStop("test"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range ms {
+		waitFor(t, fmt.Sprintf("member %d to stop", i), ms[i].stopping)
+	}
+	for i, want := range []int{0, 150, 150} {
+		n, _ := atStop.Load(i)
+		if n != want {
+			t.Errorf("member %d had %v batches when told to stop, want %d", i, n, want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/wallaroo-go/machida/engine/barrier"
 )
@@ -48,6 +49,11 @@ type LoopConfig struct {
 	// before later items flow (a checkpoint, a rescale, a rollback). nil:
 	// nothing to do. An error stops the loop.
 	OnBarrier func(b barrier.Barrier) error
+	// Idle, if set, is kept true while the loop waits for work with
+	// nothing held or looped back (it is false from the moment it takes
+	// an item until it waits again): with an empty queue, the worker has
+	// nothing left to do. Read it from any goroutine.
+	Idle *atomic.Bool
 	// ExitWhenDrained makes Loop return once the queue is closed and all
 	// is processed, instead of staying up until srcCtx ends (tests).
 	ExitWhenDrained bool
@@ -135,6 +141,18 @@ func (l *loop) next(ctx context.Context, block bool) (it Item, ok bool) {
 		default:
 			return Item{}, false
 		}
+	}
+	if l.cfg.Idle != nil {
+		select {
+		case it, ok = <-l.cfg.Queue.ch:
+			if !ok {
+				l.qOpen = false
+			}
+			return it, ok
+		default:
+		}
+		l.cfg.Idle.Store(true)
+		defer l.cfg.Idle.Store(false)
 	}
 	select {
 	case it, ok = <-l.cfg.Queue.ch:

@@ -90,6 +90,9 @@ func (q *Queue) Close() {
 	}
 }
 
+// Empty reports whether nothing is queued.
+func (q *Queue) Empty() bool { return len(q.ch) == 0 }
+
 // done gives back an item's bytes once it has been processed.
 func (q *Queue) done(it *Item) { q.release(it.size()) }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wallaroo-go/machida/engine/cluster"
@@ -177,6 +178,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var member *cluster.Member
 	var shutdownMember func(reason string)
+	// A cluster stops in one drained step (see cluster.Member.Drain):
+	// stopNow closes when this worker must stop at once; sourcesDone
+	// when its sources have stopped reading; idle mirrors the loop.
+	stopNow := make(chan struct{})
+	var stopOnce sync.Once
+	finalStop := func() { stopOnce.Do(func() { close(stopNow) }) }
+	sourcesDone := make(chan struct{})
+	var idle atomic.Bool
 	if cfg.Cluster != nil {
 		cc := *cfg.Cluster
 		cc.Log = cfg.Log
@@ -185,6 +194,12 @@ func Run(ctx context.Context, cfg Config) error {
 			return q.Put(ctx, work.EnvelopesItem(input, e))
 		}
 		cc.OnShutdown = func(reason string) { shutdownMember(reason) }
+		cc.OnStop = func(reason string) {
+			cfg.Log.Info("the cluster is stopping now", "reason", reason)
+			finalStop()
+			shutdownMember(reason)
+		}
+		cc.Idle = func() bool { return idle.Load() && q.Empty() }
 		member = cluster.New(cc)
 		if err := member.Listen(); err != nil {
 			closeSources()
@@ -194,7 +209,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, shutdown := context.WithCancel(ctx)
 	defer shutdown()
 	shutdownMember = func(reason string) {
-		cfg.Log.Info("the cluster is stopping", "reason", reason)
+		cfg.Log.Info("stop requested", "reason", reason)
 		shutdown()
 	}
 	// memberCtx keeps the cluster links up while a stop drains; it ends
@@ -228,10 +243,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// "not initialized" until the worker is ready) and can stop the worker.
 	st := &status{cfg: &cfg, shutdown: func(reason string) {
 		cfg.Log.Info("shutting down", "reason", reason)
-		if member != nil {
-			member.Shutdown(reason) // calls shutdown through OnShutdown
-		}
-		shutdown()
+		shutdown() // a cluster member then stops its cluster (below)
 	}}
 	if cfg.External != "" {
 		ext := external.NewServer(external.Config{Addr: cfg.External}, st, plog)
@@ -257,10 +269,35 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	if member != nil {
-		// A stop asked of this worker (a signal) stops the cluster.
+		// A stop asked of this worker (a signal, the external channel, a
+		// worker asking the initializer) stops the whole cluster, drained.
 		go func() {
 			<-ctx.Done()
-			member.Shutdown("this worker was told to stop")
+			const why = "the cluster was told to stop"
+			switch {
+			case !member.Started():
+				if cfg.Name == cluster.InitializerName {
+					member.StopAll(why)
+				}
+				finalStop()
+			case cfg.Name == cluster.InitializerName:
+				<-sourcesDone
+				if err := member.Drain(drainCtx); err != nil {
+					cfg.Log.Warn("stopping with messages still between workers", "err", err)
+				}
+				member.StopAll(why)
+			default:
+				if err := member.RequestStop(why); err != nil {
+					cfg.Log.Warn("could not ask the initializer to stop the cluster; stopping this worker alone", "err", err)
+					finalStop()
+					return
+				}
+				select {
+				case <-stopNow:
+				case <-drainCtx.Done():
+					finalStop()
+				}
+			}
 		}()
 		formed := make(chan error, 1)
 		go func() { formed <- member.Start(memberCtx) }()
@@ -373,8 +410,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// is told to stop (a worker with no sources of its own has work too).
 	go func() {
 		wg.Wait()
+		close(sourcesDone)
 		if member != nil {
-			<-srcCtx.Done()
+			<-stopNow
 		}
 		q.Close()
 	}()
@@ -392,6 +430,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if member != nil {
 		lc.Route = member.Route
 		lc.Inputs = member.Inputs()
+		lc.Idle = &idle
 	}
 	err := work.Loop(srcCtx, drainCtx, lc)
 	shutdown() // after an error too: starts the shutdown deadline
