@@ -100,7 +100,7 @@ type Member struct {
 	in        *inbound
 	toInit    *ctlConn // non-initializers: the control link to the initializer
 	shutdownR string
-	restarted bool     // started from recovery files
+	restarted bool // started from recovery files
 	idleWait  chan IdleReply
 	idleRound uint64
 	pending   []Join   // initializer: workers joined before formation, in order
