@@ -75,6 +75,12 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 	cfg.Console = stdout
 	cfg.Log = logger
 	cfg.OnStopDeadline = func() { interruptStuck(in, logger, stderr) }
+	cfg.Busy = func() time.Duration {
+		if _, since, ok := in.Busy(); ok {
+			return time.Since(since)
+		}
+		return 0
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

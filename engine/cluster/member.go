@@ -70,6 +70,10 @@ type Config struct {
 	// Idle reports whether this worker's processor loop has nothing to
 	// do (queue empty, loop waiting), for the drained stop.
 	Idle func() bool
+	// Busy reports how long the user code running now has been running
+	// (0 when none runs); heartbeats carry it, so a peer stuck in user
+	// code is reported, not only a silent one.
+	Busy func() time.Duration
 }
 
 // Member is this worker's membership in a cluster: the control and data
@@ -103,8 +107,9 @@ type Member struct {
 	restarted bool // started from recovery files
 	idleWait  chan IdleReply
 	idleRound uint64
-	pending   []Join   // initializer: workers joined before formation, in order
-	dataAddrs []string // the workers' data listeners, by index
+	health    map[string]*peerHealth // by worker, from its heartbeats
+	pending   []Join                 // initializer: workers joined before formation, in order
+	dataAddrs []string               // the workers' data listeners, by index
 }
 
 // ctlConn is one control connection; writes are serialised.
@@ -139,7 +144,7 @@ func New(cfg Config) *Member {
 	cfg.Hello.Version = WireVersion
 	cfg.Hello.Worker = cfg.Name
 	cfg.Hello.Incarnation = rand.Uint64() | 1
-	return &Member{cfg: cfg, log: cfg.Log, ctl: map[string]*ctlConn{}, ready: map[string]bool{},
+	return &Member{cfg: cfg, log: cfg.Log, ctl: map[string]*ctlConn{}, ready: map[string]bool{}, health: map[string]*peerHealth{},
 		started: make(chan struct{}), formed: make(chan struct{})}
 }
 
@@ -411,6 +416,108 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	m.mu.Unlock()
 }
 
+// Heartbeats (control links, both directions): every heartbeatEvery a
+// worker tells its peer how long its user code has been running. A peer
+// silent for silentAfter, or in user code for stuckAfter, is reported in
+// the log and by Unresponsive (the external channel's cluster status).
+const (
+	heartbeatEvery = time.Second
+	silentAfter    = 5 * time.Second
+	stuckAfter     = 10 * time.Second
+)
+
+type peerHealth struct {
+	last     time.Time     // last heartbeat
+	busy     time.Duration // user code running that long at the last heartbeat
+	reported string        // what was last logged ("" when healthy)
+}
+
+// heartbeats runs until ctx ends: it sends this worker's heartbeat on its
+// control links and checks its peers'.
+func (m *Member) heartbeats(ctx context.Context) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var busy time.Duration
+		if m.cfg.Busy != nil {
+			busy = m.cfg.Busy()
+		}
+		m.mu.Lock()
+		var cs []*ctlConn
+		if m.toInit != nil {
+			cs = append(cs, m.toInit)
+		}
+		for _, c := range m.ctl {
+			cs = append(cs, c)
+		}
+		m.mu.Unlock()
+		for _, c := range cs {
+			c.send(KindHeartbeat, Seq(uint64(busy.Milliseconds())))
+		}
+		m.checkHealth(time.Now())
+	}
+}
+
+// heard records a peer's heartbeat.
+func (m *Member) heard(peer string, busy time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.health[peer]
+	if h == nil {
+		h = &peerHealth{}
+		m.health[peer] = h
+	}
+	h.last, h.busy = time.Now(), busy
+}
+
+// checkHealth logs each change in a peer's health.
+func (m *Member) checkHealth(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, h := range m.health {
+		why := healthOf(h, now)
+		if why != h.reported {
+			if why == "" {
+				m.log.Info("worker answers again", "worker", name)
+			} else {
+				m.log.Warn("worker unresponsive", "worker", name, "why", why)
+			}
+			h.reported = why
+		}
+	}
+}
+
+func healthOf(h *peerHealth, now time.Time) string {
+	switch {
+	case now.Sub(h.last) > silentAfter:
+		return fmt.Sprintf("no heartbeat for %v", now.Sub(h.last).Round(time.Second))
+	case h.busy > stuckAfter:
+		return fmt.Sprintf("in user code for %v (stuck?)", h.busy.Round(time.Second))
+	}
+	return ""
+}
+
+// Unresponsive lists the peers that are silent or stuck in user code, as
+// "<worker>: <why>", sorted.
+func (m *Member) Unresponsive() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	var out []string
+	for name, h := range m.health {
+		if why := healthOf(h, now); why != "" {
+			out = append(out, name+": "+why)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // hostFrom fills in the host of addr from the connection's remote
 // address when addr binds every interface (spec 3.1).
 func hostFrom(addr string, remote net.Addr) string {
@@ -486,7 +593,12 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 			}
 			m.mu.Unlock()
 		case KindHeartbeat:
-			c.send(KindHeartbeatAck, f.Payload)
+			ms, err := DecodeSeq(f.Payload)
+			if err != nil {
+				m.log.Error("control link closed", "peer", c.name, "err", err)
+				return
+			}
+			m.heard(c.name, time.Duration(ms)*time.Millisecond)
 		case KindHeartbeatAck:
 		default:
 			m.log.Error("control link closed", "peer", c.name, "err", fmt.Errorf("%w: %v on a control link", ErrMalformed, f.Kind))
@@ -587,6 +699,7 @@ func (m *Member) setTopology(ctx context.Context, t Topology) {
 	}
 	m.log.Info("cluster formed", "workers", strings.Join(t.Workers, ","))
 	close(m.formed)
+	go m.heartbeats(ctx)
 }
 
 // Workers returns the cluster's workers in order (the initializer first),

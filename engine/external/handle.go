@@ -27,6 +27,9 @@ type clusterStatus struct {
 	WorkerCount        int      `json:"worker_count"`
 	WorkerNames        []string `json:"worker_names"`
 	ProcessingMessages bool     `json:"processing_messages"`
+	// Unresponsive (beyond 0.6, only when not empty): the workers that
+	// this one finds stuck or silent, each with why.
+	Unresponsive []string `json:"unresponsive_workers,omitempty"`
 }
 
 // partitions is the JSON payload of extframe.MsgPartitionQueryResponse (T is a
@@ -78,11 +81,15 @@ func (s *Server) handle(f extframe.Frame, peer net.Addr) (id extframe.MsgID, rep
 			return extframe.MsgClusterStatusQueryResponseNotInitialized, nil, true
 		}
 		workers, processing := st.Cluster()
-		return extframe.MsgClusterStatusQueryResponse, encode(clusterStatus{
+		cs := clusterStatus{
 			WorkerCount:        len(workers),
 			WorkerNames:        list(workers),
 			ProcessingMessages: processing,
-		}), true
+		}
+		if h, ok := st.(Health); ok {
+			cs.Unresponsive = h.Unresponsive()
+		}
+		return extframe.MsgClusterStatusQueryResponse, encode(cs), true
 	case extframe.MsgSourceIDsQuery:
 		return extframe.MsgSourceIDsQueryResponse, encode(sourceIDs{list(st.SourceIDs())}), true
 	case extframe.MsgReportStatus:

@@ -33,3 +33,11 @@ type Status interface {
 	// RotateLog handles RotateLog for the named worker; returns false if not supported.
 	RotateLog(worker string) bool
 }
+
+// Health is an optional part of Status: the workers this one finds
+// unresponsive (a peer stuck in user code, or silent), each as
+// "<worker>: <why>". The cluster-status reply lists them, beyond 0.6,
+// only when there are some.
+type Health interface {
+	Unresponsive() []string
+}

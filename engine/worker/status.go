@@ -48,6 +48,15 @@ func (s *status) Cluster() ([]string, bool) {
 
 func (s *status) Worker() string { return s.cfg.Name }
 
+// Unresponsive implements external.Health: the peers this worker finds
+// stuck or silent.
+func (s *status) Unresponsive() []string {
+	if m := s.member.Load(); m != nil {
+		return m.Unresponsive()
+	}
+	return nil
+}
+
 // StepsPerStage is how many steps each state and stateless stage reports
 // on this worker: Wallaroo 0.6 runs `parallelism` (default 10) step actors
 // per stage on every worker (spec 2.3), and tools and tests expect that

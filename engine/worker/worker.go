@@ -96,6 +96,9 @@ type Config struct {
 	// and stops the whole cluster when this worker is told to stop.
 	Cluster    *cluster.Config
 	Partitions int
+	// Busy reports how long the user code running now has run (0 when
+	// none does); cluster heartbeats carry it.
+	Busy func() time.Duration
 	// OnStopDeadline, if set, is called (on its own goroutine) when a stop
 	// has not finished within ShutdownTimeout: the host uses it to
 	// interrupt user code that does not return.
@@ -200,6 +203,7 @@ func Run(ctx context.Context, cfg Config) error {
 			shutdownMember(reason)
 		}
 		cc.Idle = func() bool { return idle.Load() && q.Empty() }
+		cc.Busy = cfg.Busy
 		member = cluster.New(cc)
 		if err := member.Listen(); err != nil {
 			closeSources()
