@@ -1,0 +1,107 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"testing"
+)
+
+func TestWire_RoundTrips(t *testing.T) {
+	h := Hello{Version: WireVersion, App: "Word Count", Digest: "ab12", PyMajor: 3, Worker: "worker1",
+		Channel: DataChannel, Restart: true, Incarnation: 99}
+	if got, err := DecodeHello(h.Encode()); err != nil || got != h {
+		t.Errorf("hello: %+v %v", got, err)
+	}
+	j := Join{Worker: "w", Control: "127.0.0.1:1", Data: "0.0.0.0:2"}
+	if got, err := DecodeJoin(j.Encode()); err != nil || got != j {
+		t.Errorf("join: %+v %v", got, err)
+	}
+	tp := Topology{Workers: []string{"initializer", "w1"}, Data: []string{"a:1", "b:2"}}
+	if got, err := DecodeTopology(tp.Encode()); err != nil || !reflect.DeepEqual(got, tp) {
+		t.Errorf("topology: %+v %v", got, err)
+	}
+	b := EnvelopeBatch{Seq: 7, Count: 3, Data: []byte("xyz")}
+	if got, err := DecodeEnvelopeBatch(b.Encode()); err != nil || !reflect.DeepEqual(got, b) {
+		t.Errorf("batch: %+v %v", got, err)
+	}
+	r := IdleReply{Round: 2, Idle: true, Sent: 5, Processed: 4}
+	if got, err := DecodeIdleReply(r.Encode()); err != nil || got != r {
+		t.Errorf("idle reply: %+v %v", got, err)
+	}
+	var buf bytes.Buffer
+	buf.Write(AppendFrame(nil, KindAck, Seq(42)))
+	f, err := ReadFrame(&buf)
+	if err != nil || f.Kind != KindAck {
+		t.Fatalf("frame %+v %v", f, err)
+	}
+	if n, err := DecodeSeq(f.Payload); err != nil || n != 42 {
+		t.Errorf("seq %d %v", n, err)
+	}
+	if _, err := ReadFrame(&buf); err != io.EOF {
+		t.Errorf("at the end: %v, want EOF", err)
+	}
+}
+
+func TestWire_Malformed(t *testing.T) {
+	for name, raw := range map[string][]byte{
+		"zero length":  {0, 0, 0, 0},
+		"huge length":  {0xff, 0xff, 0xff, 0xff},
+		"unknown kind": {0, 0, 0, 1, 200},
+		"kind zero":    {0, 0, 0, 1, 0},
+	} {
+		if _, err := ReadFrame(bytes.NewReader(raw)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	if _, err := ReadFrame(bytes.NewReader([]byte{0, 0, 0, 9, 1, 2})); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("cut short: %v", err)
+	}
+	if _, err := DecodeHello([]byte{0, 1, 0, 0, 0, 9}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("short hello: %v", err)
+	}
+	if _, err := DecodeSeq(append(Seq(1), 0)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("trailing byte: %v", err)
+	}
+	if _, err := DecodeEnvelopeBatch(EnvelopeBatch{Seq: 0, Count: 1}.Encode()); !errors.Is(err, ErrMalformed) {
+		t.Errorf("sequence 0: %v", err)
+	}
+	if _, err := DecodeTopology([]byte{0xff, 0xff, 0xff, 0xff}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("topology of 4 billion workers: %v", err)
+	}
+}
+
+// FuzzWire feeds arbitrary bytes to the frame reader and every payload
+// decoder: none may panic, and whatever decodes must encode back to the
+// same bytes.
+func FuzzWire(f *testing.F) {
+	f.Add(AppendFrame(nil, KindHello, Hello{App: "a", Worker: "w"}.Encode()))
+	f.Add(AppendFrame(nil, KindTopology, Topology{Workers: []string{"i"}, Data: []string{"x:1"}}.Encode()))
+	f.Add(AppendFrame(nil, KindEnvelopes, EnvelopeBatch{Seq: 1, Count: 1, Data: []byte("d")}.Encode()))
+	f.Add([]byte{0, 0, 0, 1, 1})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		fr, err := ReadFrame(bytes.NewReader(raw))
+		if err != nil {
+			return
+		}
+		p := fr.Payload
+		if h, err := DecodeHello(p); err == nil && !bytes.Equal(h.Encode(), p) {
+			t.Errorf("hello does not round-trip")
+		}
+		if j, err := DecodeJoin(p); err == nil && !bytes.Equal(j.Encode(), p) {
+			t.Errorf("join does not round-trip")
+		}
+		if tp, err := DecodeTopology(p); err == nil && !bytes.Equal(tp.Encode(), p) {
+			t.Errorf("topology does not round-trip")
+		}
+		if b, err := DecodeEnvelopeBatch(p); err == nil && !bytes.Equal(b.Encode(), p) {
+			t.Errorf("batch does not round-trip")
+		}
+		if r, err := DecodeIdleReply(p); err == nil && !bytes.Equal(r.Encode(), p) {
+			t.Errorf("idle reply does not round-trip")
+		}
+		DecodeText(p)
+		DecodeSeq(p)
+	})
+}
