@@ -1,7 +1,7 @@
 """The ceiling: an application's user functions in a plain Python loop.
 
     python3.X ceiling.py --module word_count --input in0.frames [--input in1.frames]
-                         [--prime 1:prime.frames] [--chunk 1024]
+                         [--prime 1:prime.frames] [--chunk 1024] [--start-at T]
 
 Reads the framed input files (one per source, in --in order; the same bytes
 the benchmark sends over TCP), splits them into payloads, then times only
@@ -12,12 +12,17 @@ buffer would be. With several sources the chunks alternate between them.
 state of every symbol before the timed run). The chunk of 1024 is the
 engine's largest batch per source read.
 
+--start-at T (a Unix time) delays the timed loop until then, so that two
+processes started a moment apart run their loops at the same time (the
+cluster phase's measure of the machine: two CPU-bound processes at once).
+
 --via-runner is a diagnostic, not the ceiling: the same chunks go through
 machida3's own Python layer (wallaroo._runner) instead of the plain loop,
 which tells the cost of that layer from the cost of the Go side.
 
 Prints one JSON object: messages, outputs, out_bytes, seconds, rate (input
-messages per second), python version, max_rss_kb.
+messages per second), t0_wall and t1_wall (the loop's start and end, Unix
+time), python version, max_rss_kb.
 
 The module and the ``wallaroo`` package are found on PYTHONPATH.
 """
@@ -37,6 +42,9 @@ def main():
     parser.add_argument("--input", action="append", required=True)
     parser.add_argument("--prime", default=None)
     parser.add_argument("--chunk", type=int, default=1024)
+    parser.add_argument("--start-at", type=float, default=0.0,
+                        help="start the timed loop at this Unix time (after "
+                        "loading), so that several processes run it at once")
     parser.add_argument("--via-runner", action="store_true",
                         help="diagnostic: run the chunks through machida3's "
                         "Python layer (wallaroo._runner) instead of the "
@@ -67,6 +75,9 @@ def main():
     outputs = 0
     out_bytes = 0
     join = b"".join
+    if args.start_at > 0:
+        time.sleep(max(0.0, args.start_at - time.time()))
+    wall0 = time.time()
     t0 = time.perf_counter()
     for run, part in schedule:
         out = []
@@ -84,6 +95,8 @@ def main():
         "out_bytes": out_bytes,
         "seconds": seconds,
         "rate": messages / seconds if seconds > 0 else 0.0,
+        "t0_wall": wall0,
+        "t1_wall": wall0 + seconds,
         "python": sys.version,
         "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }))

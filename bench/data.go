@@ -70,6 +70,10 @@ type dataset struct {
 	expOutputs int
 	expBytes   int64
 	expCRC     uint32 // CRC-32 of the whole output stream, when checkCRC
+	// expLineSum is the sum of lineHash over the output lines (word
+	// count): a check independent of their order, for a cluster, whose
+	// workers' sink connections interleave in any order.
+	expLineSum uint64
 	checkCRC   bool
 	// endProbe, when set, is sent repeatedly on source 0 after the input
 	// until its output arrives, which marks the end of the run (market
@@ -174,6 +178,7 @@ func genWordCount(w *workloadRun, n int) (*dataset, error) {
 			out = strconv.AppendInt(out, int64(counts[word]), 10)
 			out = append(out, '\n')
 			crc.Write(out)
+			ds.expLineSum += lineHash(out[:len(out)-1])
 			ds.expOutputs++
 			ds.expBytes += int64(len(out))
 		}
@@ -187,6 +192,16 @@ func genWordCount(w *workloadRun, n int) (*dataset, error) {
 	ds.note = fmt.Sprintf("1 message = 1 non-empty line of count_this.txt (%d lines, %.1f words/line on average), repeated",
 		len(w.lines), float64(total)/float64(len(w.lines)))
 	return ds, nil
+}
+
+// lineHash is FNV-1a (64 bits) of one output line, without its newline.
+func lineHash(line []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range line {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
 }
 
 // Latency messages: a line of count_this.txt with one more word, the id

@@ -105,7 +105,7 @@ func parseConfig() *config {
 	latFrac := flag.Float64("lat-fraction", 0.5, "latency runs at this fraction of each system's saturation rate")
 	latTick := flag.Duration("lat-tick", 200*time.Microsecond, "the latency pacer writes the due messages this often (shorter: smoother load, more driver CPU)")
 	latDump := flag.Bool("lat-dump", false, "write every latency sample (send time, latency) to bench/out/latency-<workload>-<system>-<window>.csv")
-	phases := flag.String("phases", "throughput,latency,memory", "what to measure (latency needs throughput)")
+	phases := flag.String("phases", "throughput,latency,memory,cluster", "what to measure (latency needs throughput); cluster: word count on 1 and 2 workers and the machine's 2-process limit (runs with the word_count workload)")
 	countThis := flag.String("count-this", envString("BENCH_COUNT_THIS", ""), "Wallaroo's count_this.txt (default ../shared/data/count_this.txt from the repository root)")
 	curBin := flag.String("bin", envString("BENCH_BIN", ""), "the directory of the machida3 under test (default bin/ of this checkout); env BENCH_BIN")
 	baseBin := flag.String("baseline-bin", envString("BENCH_BASELINE_BIN", ""), "A/B mode: a directory holding another machida3 (e.g. built from an older commit), run at saturation alternately with bin/machida3 in every throughput rep (default 5 reps then); env BENCH_BASELINE_BIN")
@@ -149,11 +149,11 @@ func parseConfig() *config {
 	c.phases = map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "throughput", "latency", "memory":
+		case "throughput", "latency", "memory", "cluster":
 			c.phases[p] = true
 		case "":
 		default:
-			fatalf("unknown phase %q (have throughput, latency, memory)", p)
+			fatalf("unknown phase %q (have throughput, latency, memory, cluster)", p)
 		}
 	}
 	c.systems = map[string]bool{"ceiling": true, "machida3": true}
@@ -170,11 +170,19 @@ func parseConfig() *config {
 		fatalf("-phases: latency needs throughput (it runs at a fraction of the saturation rate)")
 	}
 	for _, w := range strings.Split(*wl, ",") {
-		if w = strings.TrimSpace(w); w != "" {
+		if w = strings.TrimSpace(w); w == "word_count_cluster" {
+			// The cluster phase alone: word count's calibration, then
+			// the cluster runs, no other phase.
+			c.phases = map[string]bool{"cluster": true}
+			w = "word_count"
+		}
+		if w != "" {
 			if _, ok := workloadSpecs[w]; !ok {
-				fatalf("unknown workload %q (have word_count, market_spread)", w)
+				fatalf("unknown workload %q (have word_count, market_spread, word_count_cluster)", w)
 			}
-			c.workloads = append(c.workloads, w)
+			if !slicesContains(c.workloads, w) {
+				c.workloads = append(c.workloads, w)
+			}
 		}
 	}
 

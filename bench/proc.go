@@ -509,6 +509,8 @@ type ceilingResult struct {
 	OutBytes int64   `json:"out_bytes"`
 	Seconds  float64 `json:"seconds"`
 	Rate     float64 `json:"rate"`
+	T0Wall   float64 `json:"t0_wall"` // the timed loop's start and end (Unix time)
+	T1Wall   float64 `json:"t1_wall"`
 	Python   string  `json:"python"`
 	MaxRSSKB int64   `json:"max_rss_kb"`
 	// otherCPU is the CPU every other process took while ceiling.py ran
@@ -517,9 +519,11 @@ type ceilingResult struct {
 }
 
 // runCeiling runs bench/ceiling.py on ds; viaRunner runs its diagnostic
-// mode (machida3's Python layer instead of the plain loop).
-func runCeiling(cfg *config, py *pyInfo, spec *workloadSpec, ds *dataset, viaRunner bool) (*ceilingResult, error) {
+// mode (machida3's Python layer instead of the plain loop); extra are more
+// arguments of ceiling.py (--start-at).
+func runCeiling(cfg *config, py *pyInfo, spec *workloadSpec, ds *dataset, viaRunner bool, extra ...string) (*ceilingResult, error) {
 	argv := []string{filepath.Join(cfg.root, "bench", "ceiling.py"), "--module", spec.module}
+	argv = append(argv, extra...)
 	if viaRunner {
 		argv = append(argv, "--via-runner")
 	}

@@ -82,6 +82,9 @@ type workloadResult struct {
 	AsyncioLatency latSummary `json:"asyncio_latency"`
 	Memory         memResult  `json:"machida3_memory"`
 
+	// Cluster is the cluster phase (word count): 1 worker vs 2.
+	Cluster *clusterResult `json:"cluster,omitempty"`
+
 	Error string `json:"error,omitempty"`
 }
 
@@ -603,6 +606,9 @@ func renderTable(res *results) string {
 		}
 		if m.Perf != "" {
 			fmt.Fprintf(&b, "   perf profile: %s\n", m.Perf)
+		}
+		if w.Cluster != nil {
+			renderCluster(&b, w.Cluster, res.Settings.Reps)
 		}
 	}
 	return b.String()

@@ -63,6 +63,9 @@ func runWorkload(cfg *config, py *pyInfo, spec *workloadSpec, dir string) worklo
 		if cfg.phases["memory"] {
 			wr.Memory = memoryCheck(cfg, w, ds, machidaSystem(cfg, spec))
 		}
+		if cfg.phases["cluster"] && spec.name == "word_count" {
+			wr.Cluster = runCluster(cfg, py, w, ds)
+		}
 		return wr
 	}
 
@@ -162,6 +165,12 @@ func runWorkload(cfg *config, py *pyInfo, spec *workloadSpec, dir string) worklo
 	// Memory: machida3 at saturation for a while.
 	if cfg.phases["memory"] {
 		wr.Memory = memoryCheck(cfg, w, ds, systems[0])
+	}
+
+	// The cluster phase: word count on 1 and 2 workers, and the machine's
+	// own 2-process limit.
+	if cfg.phases["cluster"] && spec.name == "word_count" {
+		wr.Cluster = runCluster(cfg, py, w, ds)
 	}
 	return wr
 }

@@ -277,7 +277,7 @@ func readHello(conn net.Conn, r *bufio.Reader, mine Hello, ch Channel) (Hello, e
 		why = fmt.Sprintf("a %v link, on this worker's %v listener", peer.Channel, ch)
 	}
 	if why != "" {
-		conn.Write(AppendFrame(nil, KindRefuse, Text("worker "+mine.Worker+" refuses the link: the peer has "+why)))
+		conn.Write(AppendFrame(nil, KindRefuse, Text(fmt.Sprintf("worker %s refuses a %v link from worker %s, which has %s", mine.Worker, ch, peer.Worker, why))))
 		return Hello{}, fmt.Errorf("refused worker %q: it has %s", peer.Worker, why)
 	}
 	return peer, nil
