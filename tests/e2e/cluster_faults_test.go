@@ -1,0 +1,463 @@
+package e2e
+
+// Faults on a cluster's links (runtime spec 3.1-3.3): garbage and foreign
+// handshakes on a worker's data and control listeners, a data link broken
+// while data flows, a worker that cannot reach its initializer, an
+// initializer that waits for workers that do not come.
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wallaroo-go/machida/engine/cluster"
+)
+
+// argValue returns the value after flag in a worker's command line.
+func argValue(t *testing.T, w *clusterWorker, flag string) string {
+	t.Helper()
+	for i := 0; i+1 < len(w.args); i++ {
+		if w.args[i] == flag {
+			return w.args[i+1]
+		}
+	}
+	t.Fatalf("%s was started without %s: %q", w.name, flag, w.args)
+	return ""
+}
+
+// logLines returns p's output lines, with the log's quoting of quotes
+// (\") undone, so that a test can look for the message as written.
+func logLines(p *proc) []string {
+	return strings.Split(strings.ReplaceAll(p.stdout.String()+"\n"+p.stderr.String(), `\"`, `"`), "\n")
+}
+
+// logCount counts the lines of a worker's output containing every one of
+// parts.
+func logCount(p *proc, parts ...string) int {
+	n := 0
+	for _, l := range logLines(p) {
+		all := true
+		for _, s := range parts {
+			all = all && strings.Contains(l, s)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// waitLog waits (up to timeout) until a line of p's output contains every
+// one of parts and returns that line.
+func waitLog(t *testing.T, p *proc, timeout time.Duration, parts ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, l := range logLines(p) {
+			all := true
+			for _, s := range parts {
+				all = all && strings.Contains(l, s)
+			}
+			if all {
+				return l
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no line with %q within %v\nstderr:\n%s", parts, timeout, p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// peerClosed reads from c until the peer closes it (EOF or reset) and
+// returns what it read; it fails if the link stays open for 30 s.
+func peerClosed(t *testing.T, c net.Conn, what string) []byte {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	b, err := io.ReadAll(c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("%s: the worker kept the link open 30 s after the bad frame", what)
+	}
+	return b
+}
+
+// refusal decodes the frames a worker wrote before closing a link and
+// returns the text of its refuse frame ("" if none).
+func refusal(t *testing.T, b []byte) string {
+	t.Helper()
+	r := bufio.NewReader(strings.NewReader(string(b)))
+	for {
+		f, err := cluster.ReadFrame(r)
+		if err != nil {
+			return ""
+		}
+		if f.Kind == cluster.KindRefuse {
+			s, err := cluster.DecodeText(f.Payload)
+			if err != nil {
+				t.Fatalf("refuse frame: %v", err)
+			}
+			return s
+		}
+	}
+}
+
+// wordCountHello is a hello as a word count worker of this suite sends it.
+func wordCountHello(t *testing.T, worker string, ch cluster.Channel) cluster.Hello {
+	t.Helper()
+	src := exReadFile(t, filepath.Join(exampleDir("word_count"), "word_count.py"))
+	sum := sha256.Sum256(src)
+	major := uint8(3)
+	if py2() {
+		major = 2
+	}
+	return cluster.Hello{Version: cluster.WireVersion, App: "Word Count Application", Digest: hex.EncodeToString(sum[:8]),
+		PyMajor: major, Worker: worker, Channel: ch, Incarnation: 42}
+}
+
+// wordCountThrough sends the word count example's input through the
+// cluster's initializer and expects exact counts at recv, beyond what it
+// already holds (base lines).
+func wordCountThrough(t *testing.T, recv *exReceiver, in string, base int) {
+	t.Helper()
+	dir := exampleDir("word_count")
+	input := filepath.Join(dir, "input.txt")
+	lines := readLines(t, input)
+	want := referenceCounts(lines)
+	exSend(t, dir, in, len(lines), "--file", input, "--batch-size", "5", "--interval", "1_000_000")
+	got := recv.waitLines(t, base+total(want), 60*time.Second)
+	exSameSequences(t, "counts per word", byWord(t, got[base:]), perKeyCounts(want))
+}
+
+func TestClusterFault_MalformedFramesAndForeignHellos(t *testing.T) {
+	dir := exampleDir("word_count")
+	recv := exStartReceiver(t, dir)
+	in := freePort(t)
+	ws := startCluster(t, dir, "word_count", 2, in, recv.addr)
+	data := argValue(t, ws[1], "--my-data") // worker1's data listener
+	control := argValue(t, ws[0], "--control")
+	mine := wordCountHello(t, "initializer", cluster.DataChannel)
+	other := 2
+	if py2() {
+		other = 3
+	}
+
+	cases := []struct {
+		name    string
+		target  *clusterWorker
+		addr    string
+		bytes   func() []byte
+		log     []string // the worker logs one line with all of these
+		refused string   // the refuse frame's text contains this
+	}{
+		{"data: length 0", ws[1], data,
+			func() []byte { return []byte{0, 0, 0, 0, 1, 2, 3} },
+			[]string{"data link from a peer closed", "length 0"}, ""},
+		{"data: length over the limit", ws[1], data,
+			func() []byte { return []byte{0xff, 0xff, 0xff, 0xff, 9} },
+			[]string{"data link from a peer closed", "length 4294967295"}, ""},
+		{"data: unknown kind", ws[1], data,
+			func() []byte { return cluster.AppendFrame(nil, cluster.Kind(0xee), []byte("junk")) },
+			[]string{"data link from a peer closed", "unknown kind 238"}, ""},
+		{"data: envelopes before any hello", ws[1], data,
+			func() []byte {
+				return cluster.AppendFrame(nil, cluster.KindEnvelopes, cluster.EnvelopeBatch{Seq: 1, Count: 1, Data: []byte("x")}.Encode())
+			},
+			[]string{"data link from a peer closed", "envelopes where hello was expected"}, ""},
+		{"data: hello for another application", ws[1], data,
+			func() []byte {
+				h := mine
+				h.App = "Another Application"
+				return cluster.AppendFrame(nil, cluster.KindHello, h.Encode())
+			},
+			[]string{`application "Another Application", this worker runs "Word Count Application"`},
+			`application "Another Application", this worker runs "Word Count Application"`},
+		{"data: hello with another module digest", ws[1], data,
+			func() []byte {
+				h := mine
+				h.Digest = "0123456789abcdef"
+				return cluster.AppendFrame(nil, cluster.KindHello, h.Encode())
+			},
+			[]string{"application module digest 0123456789abcdef, this worker's is " + mine.Digest},
+			"application module digest 0123456789abcdef"},
+		{"data: hello with another Python major version", ws[1], data,
+			func() []byte {
+				h := mine
+				h.PyMajor = uint8(other)
+				return cluster.AppendFrame(nil, cluster.KindHello, h.Encode())
+			},
+			[]string{fmt.Sprintf("Python %d, this worker runs Python %d", other, mine.PyMajor)},
+			fmt.Sprintf("Python %d, this worker runs Python %d", other, mine.PyMajor)},
+		{"data: hello from a worker the cluster does not have", ws[1], data,
+			func() []byte {
+				h := mine
+				h.Worker = "worker9"
+				return cluster.AppendFrame(nil, cluster.KindHello, h.Encode())
+			},
+			[]string{"data link from a peer closed", `"worker9"`, "not a worker of this cluster"},
+			`"worker9"`},
+		{"control: length over the limit", ws[0], control,
+			func() []byte { return []byte{0x7f, 0, 0, 0, 1} },
+			[]string{"control link refused", "length 2130706432"}, ""},
+		{"control: unknown kind", ws[0], control,
+			func() []byte { return cluster.AppendFrame(nil, cluster.Kind(0), nil) },
+			[]string{"control link refused", "unknown kind 0"}, ""},
+		{"control: hello with another Python major version", ws[0], control,
+			func() []byte {
+				h := wordCountHello(t, "worker7", cluster.ControlChannel)
+				h.PyMajor = uint8(other)
+				return cluster.AppendFrame(nil, cluster.KindHello, h.Encode())
+			},
+			[]string{"control link refused", fmt.Sprintf("Python %d, this worker runs Python %d", other, mine.PyMajor)},
+			fmt.Sprintf("Python %d, this worker runs Python %d", other, mine.PyMajor)},
+		{"control: hello for another application", ws[0], control,
+			func() []byte {
+				h := wordCountHello(t, "worker7", cluster.ControlChannel)
+				h.App = "Another Application"
+				return cluster.AppendFrame(nil, cluster.KindHello, h.Encode())
+			},
+			[]string{"control link refused", `application "Another Application"`}, `application "Another Application"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := logCount(tc.target.proc, tc.log...)
+			c, err := net.Dial("tcp", tc.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write(tc.bytes()); err != nil {
+				t.Fatal(err)
+			}
+			got := peerClosed(t, c, tc.name)
+			line := waitLog(t, tc.target.proc, 30*time.Second, tc.log...)
+			t.Logf("%s logged: %s", tc.target.name, line)
+			// One clear line per bad link, not a cascade.
+			if n := logCount(tc.target.proc, tc.log...); n != before+1 {
+				t.Errorf("%s logged %d lines with %q for one bad link, want 1", tc.target.name, n-before, tc.log)
+			}
+			if tc.refused != "" {
+				if r := refusal(t, got); !strings.Contains(r, tc.refused) {
+					t.Errorf("the worker's refuse frame says %q, want it to name %q (bytes %q)", r, tc.refused, got)
+				}
+			}
+		})
+	}
+	// Every worker is still in the cluster and processing, and the
+	// cluster counts exactly.
+	for _, w := range ws {
+		waitStatus(t, w, 2)
+	}
+	wordCountThrough(t, recv, in, 0)
+	stopCluster(t, ws, 0, false)
+	recv.stopWhenDrained(t)
+}
+
+// killLinks breaks, with `ss -K`, every established TCP connection to the
+// loopback port (both its ends: the dialler's, whose destination port it
+// is, and the listener's accepted socket, whose source port it is) and
+// returns how many sockets it closed. ss -K needs root and a kernel with
+// CONFIG_INET_DIAG_DESTROY.
+func killLinks(t *testing.T, port string) (int, error) {
+	t.Helper()
+	out, err := exec.Command("ss", "-K", "-t", "-n", "state", "established",
+		"(", "dst", "127.0.0.1:"+port, "or", "src", "127.0.0.1:"+port, ")").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("ss -K: %v: %s", err, out)
+	}
+	n := 0
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "127.0.0.1:"+port+" ") || strings.HasSuffix(l, "127.0.0.1:"+port) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// requireSocketKill skips the test unless `ss -K` can close a loopback
+// connection of this test's own here.
+func requireSocketKill(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("breaking a link needs root (ss -K); not root")
+	}
+	if _, err := exec.LookPath("ss"); err != nil {
+		t.Skip("breaking a link needs ss (iproute2): not found")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	if n, err := killLinks(t, port); err != nil || n == 0 {
+		t.Skipf("ss -K cannot close sockets here (kernel without CONFIG_INET_DIAG_DESTROY?): closed %d, %v", n, err)
+	}
+	s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := s.Read(make([]byte, 1)); err == nil {
+		t.Skip("ss -K reported closing the test socket, but it still reads")
+	}
+}
+
+func TestClusterFault_DataLinkBrokenMidStream(t *testing.T) {
+	requireSocketKill(t)
+	dir := exampleDir("word_count")
+	// count_this.txt 100 times over: 2900 lines, 48 200 words, sent at a
+	// paced rate (10 lines every 10 ms, about 3 s) so that the links are
+	// broken while data flows over them.
+	one := readLines(t, sharedData(t, "count_this.txt"))
+	var lines []string
+	for i := 0; i < 100; i++ {
+		lines = append(lines, one...)
+	}
+	input := filepath.Join(t.TempDir(), "count_this_x100.txt")
+	if err := os.WriteFile(input, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := referenceCounts(lines)
+	recv := exStartReceiver(t, dir)
+	in := freePort(t)
+	ws := startCluster(t, dir, "word_count", 3, in, recv.addr)
+	sender := start(t, dir, "sender", "--host", in, "--messages", fmt.Sprint(len(lines)), "--file", input,
+		"--batch-size", "10", "--interval", "10_000_000", "--ponythreads=1", "--ponynoblock", "--no-write")
+
+	// Break links at 10%, 35% and 60% of the output: the data links into
+	// worker1, into the initializer, into worker2, in turn (each kill
+	// closes every link into that worker's data listener).
+	targets := []struct {
+		w    *clusterWorker
+		flag string
+	}{{ws[1], "--my-data"}, {ws[0], "--data"}, {ws[2], "--my-data"}}
+	for i, at := range []int{10, 35, 60} {
+		target := targets[i]
+		addr := argValue(t, target.w, target.flag)
+		_, port, _ := net.SplitHostPort(addr)
+		got := recv.waitLines(t, total(want)*at/100, 60*time.Second)
+		// The worker logs each inbound link that ends; count them to see
+		// this break's.
+		before := logCount(target.w.proc, "data link from a peer closed")
+		n, err := killLinks(t, port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Fatalf("no established link into %s's data listener %s to break", target.w.name, addr)
+		}
+		t.Logf("at %d of %d output lines: closed %d sockets (ss -K; the peer end of a loopback link goes with it) of the links into %s (%s)", len(got), total(want), n, target.w.name, addr)
+		if len(got) >= total(want) {
+			t.Fatalf("the stream had ended when the link was broken")
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for logCount(target.w.proc, "data link from a peer closed") <= before {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never logged the end of the broken link", target.w.name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if code := sender.wait(120 * time.Second); code != 0 {
+		t.Fatalf("sender exited %d: %s", code, sender.stderr.String())
+	}
+	recv.waitLines(t, total(want), 60*time.Second)
+	// Each worker's outbound links came up again after the breaks.
+	for _, w := range ws {
+		if n := logCount(w.proc, "data link up"); n < 3 {
+			t.Errorf("%s logged %d data links up, want its 2 plus at least one reconnect", w.name, n)
+		}
+	}
+	stopCluster(t, ws, 0, false)
+	recv.stopWhenDrained(t)
+	got := recv.lines()
+	if len(got) != total(want) {
+		t.Errorf("%d output lines, want one per word occurrence: %d", len(got), total(want))
+	}
+	// No update lost or repeated: every word's counts are 1, 2, ... n.
+	exSameSequences(t, "counts per word", byWord(t, got), perKeyCounts(want))
+}
+
+func TestClusterFault_WorkerCannotReachInitializer(t *testing.T) {
+	dir := exampleDir("word_count")
+	control := freePort(t) // nobody listens there
+	recv := exStartReceiver(t, dir)
+	began := time.Now()
+	w := start(t, dir, "machida3", "--application-module", "word_count", "--in", freePort(t), "--out", recv.addr,
+		"--metrics", freePort(t), "--external", freePort(t), "--name", "worker1", "--control", control,
+		"--my-control", freePort(t), "--my-data", freePort(t), "--ponythreads=1", "--ponynoblock")
+	// 30 s of retries, then exit 1; the deadline leaves room for a slow
+	// machine.
+	code := w.wait(75 * time.Second)
+	took := time.Since(began)
+	if code != 1 {
+		t.Errorf("worker exited %d, want 1", code)
+	}
+	msg := "cannot reach the initializer's control channel at " + control
+	if !strings.Contains(w.stderr.String(), msg) {
+		t.Errorf("stderr does not say %q:\n%s", msg, w.stderr.String())
+	}
+	if took < 25*time.Second {
+		t.Errorf("gave up after %v: want about 30 s of retries", took.Round(time.Millisecond))
+	}
+	t.Logf("exited %d after %v", code, took.Round(time.Millisecond))
+}
+
+func TestClusterFault_InitializerWaitsForMissingWorkers(t *testing.T) {
+	dir := exampleDir("word_count")
+	recv := exStartReceiver(t, dir)
+	control, ext0, ext1 := freePort(t), freePort(t), freePort(t)
+	in := freePort(t)
+	init := start(t, dir, "machida3", "--application-module", "word_count", "--in", in, "--out", recv.addr,
+		"--metrics", freePort(t), "--external", ext0, "--resilience-dir", t.TempDir(), "--name", "initializer",
+		"--cluster-initializer", "--worker-count", "3", "--control", control, "--data", freePort(t),
+		"--ponythreads=1", "--ponynoblock")
+	w1 := start(t, dir, "machida3", "--application-module", "word_count", "--in", in, "--out", recv.addr,
+		"--metrics", freePort(t), "--external", ext1, "--resilience-dir", t.TempDir(), "--name", "worker1",
+		"--control", control, "--my-control", freePort(t), "--my-data", freePort(t),
+		"--ponythreads=1", "--ponynoblock")
+	line := waitLog(t, init, 30*time.Second, "waiting for 1 more of 2 workers to join")
+	if !strings.Contains(line, "worker1") {
+		t.Errorf("the waiting line does not name the worker that joined: %q", line)
+	}
+	t.Logf("initializer: %s", line)
+	// Meanwhile both answer the cluster-status query "not initialized".
+	for _, ext := range []string{ext0, ext1} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, err := execOutput(bin("external_sender"), "--external", ext, "--type", "cluster-status-query", "--json")
+			if err == nil {
+				if got := strings.TrimSpace(out); got != `{"processing_messages": false}` {
+					t.Errorf("cluster-status-query on %s printed %q, want {\"processing_messages\": false}", ext, got)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster-status-query on %s: %v", ext, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for _, p := range []*proc{init, w1} {
+		select {
+		case <-p.done:
+			t.Errorf("a worker exited while waiting: %v\n%s", p.err, p.stderr.String())
+		default:
+		}
+	}
+}
