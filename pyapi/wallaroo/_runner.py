@@ -150,6 +150,11 @@ _SEGMENT_KINDS = {SEG_SOURCE: "source", SEG_SPREAD: "spread",
 # run it.
 ANY_PARTITION = -1
 
+# The pickle protocol of envelopes and exported state: the newest both ends
+# of a link can read (links refuse a peer of another Python major
+# version; Python 3.8 and later all read protocol 5).
+_PROTO = 2 if _PY2 else min(pickle.HIGHEST_PROTOCOL, 5)
+
 # Envelope batch formats (first byte of what take_envelopes returns).
 _FMT_PICKLE = b"P"  # the records, values included, in one pickle
 _FMT_HOOKS = b"H"   # one pickle of the records, each value serialised alone
@@ -282,10 +287,10 @@ class Runner(object):
         keys = sorted(self.index.get(step_id, {}).get(partition, ()))
         if self._pickled:
             return _FMT_PICKLE + pickle.dumps(
-                [(k, table[k]) for k in keys], 2)
+                [(k, table[k]) for k in keys], _PROTO)
         ser = self.serialize
         return _FMT_HOOKS + pickle.dumps(
-            [(k, _as_output(ser(table[k]), "serialize")) for k in keys], 2)
+            [(k, _as_output(ser(table[k]), "serialize")) for k in keys], _PROTO)
 
     def import_partition(self, step_id, partition, data):
         """Add the state objects exported by export_partition; a key
@@ -353,22 +358,28 @@ class Runner(object):
 
     def take_envelopes(self):
         """[(destination, count, bytes)] of the envelope records made
-        since the last call, one entry per destination, serialised."""
+        since the last call, one entry per destination, serialised: one
+        pickle per destination holding, per (path, segment), the records'
+        partitions, keys, ingest times and values as four lists (half the
+        cost of a tuple per record); with the module's own hooks, each
+        value is serialised alone first."""
         if not self.outbox:
             return []
+        groups = {}
+        for (dest, pi, seg), box in self.outbox.items():
+            groups.setdefault(dest, []).append((pi, seg) + box)
         out = []
-        for dest in sorted(self.outbox):
-            recs = self.outbox[dest]
-            if not recs:
-                continue
+        for dest in sorted(groups):
+            gs = groups[dest]
+            n = sum(len(g[2]) for g in gs)
             if self._pickled:
-                data = _FMT_PICKLE + pickle.dumps(recs, 2)
+                data = _FMT_PICKLE + pickle.dumps(gs, _PROTO)
             else:
                 ser = self.serialize
                 data = _FMT_HOOKS + pickle.dumps(
-                    [(p, s, q, k, t, _as_output(ser(v), "serialize"))
-                     for (p, s, q, k, t, v) in recs], 2)
-            out.append((dest, len(recs), data))
+                    [(pi, seg, ps, ks, ts, [_as_output(ser(v), "serialize") for v in vs])
+                     for (pi, seg, ps, ks, ts, vs) in gs], _PROTO)
+            out.append((dest, n, data))
         # Cleared in place: the compiled loops hold this dict.
         self.outbox.clear()
         return out
@@ -376,36 +387,46 @@ class Runner(object):
     def resume(self, data):
         """Run a batch of envelope records (bytes from take_envelopes,
         made here or on another worker) from the segment each names.
-        Returns [(path index, per-sink outputs)]: one entry per run of
-        records of one path. If user code raises, the exception
-        propagates with the failing path's ``failed`` and ``salvage`` set,
-        and ``self.failed_path`` is that path's index."""
+        Returns [(path index, per-sink outputs)]: one entry per group of
+        records of one path and segment. If user code raises, the
+        exception propagates with the failing path's ``failed`` and
+        ``salvage`` set, and ``self.failed_path`` is that path's index."""
         self.failed_path = None
-        fmt, recs = _load(data, "envelope batch")
-        if fmt == _FMT_HOOKS:
-            de = self.deserialize
-            recs = [(p, s, q, k, t, de(v)) for (p, s, q, k, t, v) in recs]
+        fmt, groups = _load(data, "envelope batch")
+        de = self.deserialize if fmt == _FMT_HOOKS else None
         results = []
-        i, n = 0, len(recs)
-        while i < n:
-            pi, seg = recs[i][0], recs[i][1]
-            j = i
-            items = []
-            while j < n and recs[j][0] == pi and recs[j][1] == seg:
-                r = recs[j]
-                items.append((r[3], r[5], r[4]))
-                j += 1
+        for g in groups:
+            try:
+                pi, seg, _parts, keys, tss, values = g
+            except (TypeError, ValueError):
+                raise ValueError("envelope batch is corrupt: a group is %s"
+                                 % _describe(g))
             if not 0 <= pi < len(self.paths):
                 raise ValueError("envelope for path %d; this application has "
                                  "%d" % (pi, len(self.paths)))
+            if de is not None:
+                values = [de(v) for v in values]
             path = self.paths[pi]
             try:
-                results.append((pi, path.resume(seg, items)))
+                results.append((pi, path.resume(seg, list(zip(keys, values, tss)))))
             except Exception:
                 self.failed_path = pi
                 raise
-            i = j
         return results
+
+
+def _emitter(outbox, pi, seg):
+    """The function a compiled loop calls to send a message of path pi
+    out at segment seg: it files the record in the outbox, in columns."""
+    def emit(d, part, key, ts, value):
+        box = outbox.get((d, pi, seg))
+        if box is None:
+            box = outbox[(d, pi, seg)] = ([], [], [], [])
+        box[0].append(part)
+        box[1].append(key)
+        box[2].append(ts)
+        box[3].append(value)
+    return emit
 
 
 def _hex(bs):
@@ -508,15 +529,15 @@ class Path(object):
                 return
             env["_cyc"] = itertools.cycle(runner.spread)
             code(depth, "_d = next(_cyc)")
-            code(depth, "if _d: _emit(_d, (%d, %d, -1, k, _ts, v)); continue"
-                 % (self.index, seg_index))
+            env["_emit%d" % seg_index] = _emitter(runner.outbox, self.index, seg_index)
+            code(depth, "if _d: _emit%d(_d, -1, k, _ts, v); continue" % seg_index)
             return
         if seg.kind == SEG_SINGLE:
             p = runner.partition_of(SINGLE_PARTITION_KEY)
             d = runner.owner[p]
             if d:
-                code(depth, "_emit(%d, (%d, %d, %d, _SPK, _ts, v)); continue"
-                     % (d, self.index, seg_index, p))
+                env["_emit%d" % seg_index] = _emitter(runner.outbox, self.index, seg_index)
+                code(depth, "_emit%d(%d, %d, _SPK, _ts, v); continue" % (seg_index, d, p))
             return
         if seg.kind == SEG_KEYED:
             if not any(runner.owner):
@@ -524,8 +545,8 @@ class Path(object):
             env["_own"] = runner.owner
             env["_part"] = runner.partition_of
             code(depth, "_p = _part(k); _d = _own[_p]")
-            code(depth, "if _d: _emit(_d, (%d, %d, _p, k, _ts, v)); continue"
-                 % (self.index, seg_index))
+            env["_emit%d" % seg_index] = _emitter(runner.outbox, self.index, seg_index)
+            code(depth, "if _d: _emit%d(_d, _p, k, _ts, v); continue" % seg_index)
 
     def _compile(self, entry):
         """The function that runs messages from segment ``entry`` on. The
@@ -537,13 +558,6 @@ class Path(object):
             "list": list, "type": type, "str": str, "_not_a_list": _not_a_list,
             "_text": _text_type,
         }
-        ob = self.runner.outbox
-
-        def emit(d, rec):
-            lst = ob.get(d)
-            if lst is None:
-                lst = ob[d] = []
-            lst.append(rec)
         lines = []
 
         def code(depth, text):
@@ -621,12 +635,12 @@ class Path(object):
         outs = ", ".join("_o%d" % j for j in range(nenc))
         comma = "," if nenc == 1 else ""
         if entry == 0:
-            src = ["def _make(_emit):", "    def _run(_frames, _ts, _salvage):"]
+            src = ["def _make():", "    def _run(_frames, _ts, _salvage):"]
         else:
-            src = ["def _make(_emit):", "    def _run(_frames, _salvage):"]
+            src = ["def _make():", "    def _run(_frames, _salvage):"]
         for j in range(nenc):
             src.append("        _o%d = []; _a%d = _o%d.append" % (j, j, j))
-        src.append("        _st = %d; _x = None" % (first if entry else 0))
+        src.append("        _st = %d; _x = None" % (first + 1 if entry else 0))
         src.append("        try:")
         src.append("            for _x in _frames:")
         src.extend(lines)
@@ -640,7 +654,7 @@ class Path(object):
                           % (self.source_name, entry), "exec")
         exec(codeobj, env)
         self.source_text.append(text)
-        return env["_make"](emit)
+        return env["_make"]()
 
     def _note_failure(self, stage, x, outs):
         self.failed = (self.stage_names[stage],
