@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wallaroo-go/machida/engine/cluster"
 )
 
 // argValue returns the value after flag in a worker's command line.
@@ -96,12 +95,12 @@ func refusal(t *testing.T, b []byte) string {
 	t.Helper()
 	r := bufio.NewReader(strings.NewReader(string(b)))
 	for {
-		f, err := cluster.ReadFrame(r)
+		kind, payload, err := wireRead(r)
 		if err != nil {
 			return ""
 		}
-		if f.Kind == cluster.KindRefuse {
-			s, err := cluster.DecodeText(f.Payload)
+		if kind == wireRefuse {
+			s, err := wireText(payload)
 			if err != nil {
 				t.Fatalf("refuse frame: %v", err)
 			}
@@ -111,7 +110,7 @@ func refusal(t *testing.T, b []byte) string {
 }
 
 // wordCountHello is a hello as a word count worker of this suite sends it.
-func wordCountHello(t *testing.T, worker string, ch cluster.Channel) cluster.Hello {
+func wordCountHello(t *testing.T, worker string, ch wireChannel) wireHelloMsg {
 	t.Helper()
 	src := exReadFile(t, filepath.Join(exampleDir("word_count"), "word_count.py"))
 	sum := sha256.Sum256(src)
@@ -119,7 +118,7 @@ func wordCountHello(t *testing.T, worker string, ch cluster.Channel) cluster.Hel
 	if py2() {
 		major = 2
 	}
-	return cluster.Hello{Version: cluster.WireVersion, App: "Word Count Application", Digest: hex.EncodeToString(sum[:8]),
+	return wireHelloMsg{Version: wireVersion, App: "Word Count Application", Digest: hex.EncodeToString(sum[:8]),
 		PyMajor: major, Worker: worker, Channel: ch, Incarnation: 42}
 }
 
@@ -144,7 +143,7 @@ func TestClusterFault_MalformedFramesAndForeignHellos(t *testing.T) {
 	ws := startCluster(t, dir, "word_count", 2, in, recv.addr)
 	data := argValue(t, ws[1], "--my-data") // worker1's data listener
 	control := argValue(t, ws[0], "--control")
-	mine := wordCountHello(t, "initializer", cluster.DataChannel)
+	mine := wordCountHello(t, "initializer", wireData)
 	other := 2
 	if py2() {
 		other = 3
@@ -165,18 +164,18 @@ func TestClusterFault_MalformedFramesAndForeignHellos(t *testing.T) {
 			func() []byte { return []byte{0xff, 0xff, 0xff, 0xff, 9} },
 			[]string{"data link from a peer closed", "length 4294967295"}, ""},
 		{"data: unknown kind", ws[1], data,
-			func() []byte { return cluster.AppendFrame(nil, cluster.Kind(0xee), []byte("junk")) },
+			func() []byte { return wireFrame(wireKind(0xee), []byte("junk")) },
 			[]string{"data link from a peer closed", "unknown kind 238"}, ""},
 		{"data: envelopes before any hello", ws[1], data,
 			func() []byte {
-				return cluster.AppendFrame(nil, cluster.KindEnvelopes, cluster.EnvelopeBatch{Seq: 1, Count: 1, Data: []byte("x")}.Encode())
+				return wireFrame(wireEnvelopes, wireEnvelopeBatch(1, 1, []byte("x")))
 			},
 			[]string{"data link from a peer closed", "envelopes where hello was expected"}, ""},
 		{"data: hello for another application", ws[1], data,
 			func() []byte {
 				h := mine
 				h.App = "Another Application"
-				return cluster.AppendFrame(nil, cluster.KindHello, h.Encode())
+				return wireFrame(wireHello, h.encode())
 			},
 			[]string{`application "Another Application", this worker runs "Word Count Application"`},
 			`application "Another Application", this worker runs "Word Count Application"`},
@@ -184,7 +183,7 @@ func TestClusterFault_MalformedFramesAndForeignHellos(t *testing.T) {
 			func() []byte {
 				h := mine
 				h.Digest = "0123456789abcdef"
-				return cluster.AppendFrame(nil, cluster.KindHello, h.Encode())
+				return wireFrame(wireHello, h.encode())
 			},
 			[]string{"application module digest 0123456789abcdef, this worker's is " + mine.Digest},
 			"application module digest 0123456789abcdef"},
@@ -192,7 +191,7 @@ func TestClusterFault_MalformedFramesAndForeignHellos(t *testing.T) {
 			func() []byte {
 				h := mine
 				h.PyMajor = uint8(other)
-				return cluster.AppendFrame(nil, cluster.KindHello, h.Encode())
+				return wireFrame(wireHello, h.encode())
 			},
 			[]string{fmt.Sprintf("Python %d, this worker runs Python %d", other, mine.PyMajor)},
 			fmt.Sprintf("Python %d, this worker runs Python %d", other, mine.PyMajor)},
@@ -200,7 +199,7 @@ func TestClusterFault_MalformedFramesAndForeignHellos(t *testing.T) {
 			func() []byte {
 				h := mine
 				h.Worker = "worker9"
-				return cluster.AppendFrame(nil, cluster.KindHello, h.Encode())
+				return wireFrame(wireHello, h.encode())
 			},
 			[]string{"data link from a peer closed", `"worker9"`, "not a worker of this cluster"},
 			`"worker9"`},
@@ -208,21 +207,21 @@ func TestClusterFault_MalformedFramesAndForeignHellos(t *testing.T) {
 			func() []byte { return []byte{0x7f, 0, 0, 0, 1} },
 			[]string{"control link refused", "length 2130706432"}, ""},
 		{"control: unknown kind", ws[0], control,
-			func() []byte { return cluster.AppendFrame(nil, cluster.Kind(0), nil) },
+			func() []byte { return wireFrame(wireKind(0), nil) },
 			[]string{"control link refused", "unknown kind 0"}, ""},
 		{"control: hello with another Python major version", ws[0], control,
 			func() []byte {
-				h := wordCountHello(t, "worker7", cluster.ControlChannel)
+				h := wordCountHello(t, "worker7", wireControl)
 				h.PyMajor = uint8(other)
-				return cluster.AppendFrame(nil, cluster.KindHello, h.Encode())
+				return wireFrame(wireHello, h.encode())
 			},
 			[]string{"control link refused", fmt.Sprintf("Python %d, this worker runs Python %d", other, mine.PyMajor)},
 			fmt.Sprintf("Python %d, this worker runs Python %d", other, mine.PyMajor)},
 		{"control: hello for another application", ws[0], control,
 			func() []byte {
-				h := wordCountHello(t, "worker7", cluster.ControlChannel)
+				h := wordCountHello(t, "worker7", wireControl)
 				h.App = "Another Application"
-				return cluster.AppendFrame(nil, cluster.KindHello, h.Encode())
+				return wireFrame(wireHello, h.encode())
 			},
 			[]string{"control link refused", `application "Another Application"`}, `application "Another Application"`},
 	}

@@ -122,16 +122,33 @@ func sharedData(t *testing.T, name string) string {
 	return p
 }
 
-// freePort returns a loopback address nobody listens on right now.
+// handedOut remembers every port freePort returned in this test binary:
+// the kernel may give a just-closed ephemeral port out again before the
+// worker it was meant for has bound it, and a cluster takes many.
+var handedOut = struct {
+	sync.Mutex
+	ports map[string]bool
+}{ports: map[string]bool{}}
+
+// freePort returns a loopback address nobody listens on right now and
+// that no earlier call returned.
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		handedOut.Lock()
+		seen := handedOut.ports[addr]
+		handedOut.ports[addr] = true
+		handedOut.Unlock()
+		if !seen {
+			return addr
+		}
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // syncBuf is a goroutine-safe output capture.
