@@ -18,7 +18,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // argValue returns the value after flag in a worker's command line.
