@@ -456,6 +456,10 @@ func renderTable(res *results) string {
 			continue
 		}
 		fmt.Fprintf(&b, "   %d %ss -> %d outputs (%d bytes) per run\n", w.Messages, w.Unit, w.Outputs, w.OutBytes)
+		if len(w.Ceiling.Runs) == 0 && w.Ceiling.Error == "" && w.Cluster != nil {
+			renderCluster(&b, w.Cluster, res.Settings.Reps) // the cluster phase alone
+			continue
+		}
 		unit := w.Unit + "s/s"
 		fmt.Fprintf(&b, "   %-9s %11s %11s %9s %6s %7s %6s %6s %8s | %10s %7s %7s %7s %7s\n",
 			"system", unit, "outputs/s", "x ceiling", "CPU", "busiest", "driver", "others", "peak RSS",
