@@ -740,6 +740,24 @@ func (m *Member) Route(ctx context.Context, e work.Envelopes) error {
 	return o.Send(ctx, e)
 }
 
+// Congested implements the loop's Hold: while the replay queue of any
+// link to a peer is full, a channel that closes when it may have room;
+// nil otherwise.
+func (m *Member) Congested() <-chan struct{} {
+	m.mu.Lock()
+	outs := m.outs
+	m.mu.Unlock()
+	for _, o := range outs {
+		if o == nil {
+			continue
+		}
+		if c := o.congested(); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
 // LinksUp waits until every outbound data link has connected once.
 func (m *Member) LinksUp(ctx context.Context) error {
 	for {

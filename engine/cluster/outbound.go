@@ -18,9 +18,10 @@ import (
 const (
 	redialEvery    = 500 * time.Millisecond
 	handshakeLimit = 10 * time.Second
-	// MaxPendingBatches and MaxPendingBytes bound a link's replay queue;
-	// when it is full, Send blocks (backpressure to the processor loop
-	// and from there to the sources).
+	// MaxPendingBatches and MaxPendingBytes bound a link's replay queue:
+	// when it is full the link is congested, and the processor loop takes
+	// no new source input until acknowledgements free it (backpressure to
+	// the sources; see Send).
 	MaxPendingBatches = 1024
 	MaxPendingBytes   = 32 << 20
 )
@@ -53,21 +54,14 @@ func (o *outbound) signal() {
 	o.wake = make(chan struct{})
 }
 
-// Send queues a batch of envelopes for the peer, blocking while the
-// replay queue is full (the peer is slow or gone). It fails only when ctx
-// ends.
-func (o *outbound) Send(ctx context.Context, e work.Envelopes) error {
+// Send queues a batch of envelopes for the peer; it never blocks. The
+// replay queue may grow past its bound: Congested then tells the
+// processor loop to stop taking new source input (backpressure to the
+// sources) until acknowledgements bring it back under. Blocking here
+// instead could deadlock two workers that send to each other, each
+// waiting for the other to take. ctx is unused (kept for Route's shape).
+func (o *outbound) Send(_ context.Context, e work.Envelopes) error {
 	o.mu.Lock()
-	for o.q.Full() {
-		wake := o.wake
-		o.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return fmt.Errorf("link to %s: %d batches not yet acknowledged: %w", o.peer, o.pendingLocked(), ctx.Err())
-		}
-		o.mu.Lock()
-	}
 	o.q.Push(uint32(e.Count), e.Data)
 	o.batches++
 	o.signal()
@@ -75,10 +69,15 @@ func (o *outbound) Send(ctx context.Context, e work.Envelopes) error {
 	return nil
 }
 
-func (o *outbound) pendingLocked() int {
+// congested returns, while the replay queue is at or over its bound, a
+// channel that closes when that may have changed; nil otherwise.
+func (o *outbound) congested() <-chan struct{} {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.q.Pending()
+	if o.q.Full() {
+		return o.wake
+	}
+	return nil
 }
 
 // stats returns the batches pushed and still unacknowledged.

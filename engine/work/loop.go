@@ -54,6 +54,11 @@ type LoopConfig struct {
 	// an item until it waits again): with an empty queue, the worker has
 	// nothing left to do. Read it from any goroutine.
 	Idle *atomic.Bool
+	// Hold, if set, is asked before each item is taken: a non-nil channel
+	// means the links to peers are congested, so new source input (the
+	// local lane) waits while the peers' work is taken; the channel
+	// closes when that may have changed. nil: take everything.
+	Hold func() <-chan struct{}
 	// ExitWhenDrained makes Loop return once the queue is closed and all
 	// is processed, instead of staying up until srcCtx ends (tests).
 	ExitWhenDrained bool
@@ -91,7 +96,9 @@ type loop struct {
 	held    [][]Item
 	aligner *barrier.Aligner
 	gens    []int
-	qOpen   bool
+	// localCh and peerCh are the queue's lanes, nil once closed and
+	// drained.
+	localCh, peerCh <-chan Item
 	out     *Output
 }
 
@@ -113,14 +120,18 @@ func Loop(srcCtx, drainCtx context.Context, cfg LoopConfig) error {
 		held:    make([][]Item, cfg.Inputs),
 		aligner: barrier.NewAligner(cfg.Inputs),
 		gens:    append([]int(nil), cfg.Generators...),
-		qOpen:   true,
+		localCh: cfg.Queue.local.ch,
+		peerCh:  cfg.Queue.peer.ch,
 		out:     NewOutput(len(cfg.Sinks)),
 	}
 	return l.run(srcCtx, drainCtx)
 }
 
 // next returns the next item: one the loop made or held first, then the
-// queue. With block false it returns ok=false when nothing is ready.
+// queue's lanes. While Hold says the links are congested, the local lane
+// (new source input) is not taken: only peers' work, which drains the
+// links. With block false it returns ok=false when nothing is ready; it
+// also returns ok=false once both lanes are closed and empty.
 func (l *loop) next(ctx context.Context, block bool) (it Item, ok bool) {
 	if len(l.local) > 0 {
 		it = l.local[0]
@@ -128,45 +139,69 @@ func (l *loop) next(ctx context.Context, block bool) (it Item, ok bool) {
 		l.local = l.local[1:]
 		return it, true
 	}
-	if !l.qOpen {
-		return Item{}, false
-	}
-	if !block {
-		select {
-		case it, ok = <-l.cfg.Queue.ch:
-			if !ok {
-				l.qOpen = false
-			}
-			return it, ok
-		default:
+	for {
+		if l.localCh == nil && l.peerCh == nil {
 			return Item{}, false
 		}
-	}
-	if l.cfg.Idle != nil {
-		select {
-		case it, ok = <-l.cfg.Queue.ch:
-			if !ok {
-				l.qOpen = false
+		localCh := l.localCh
+		var hold <-chan struct{}
+		if l.cfg.Hold != nil {
+			if hold = l.cfg.Hold(); hold != nil {
+				localCh = nil
 			}
-			return it, ok
+		}
+		select {
+		case it, ok = <-localCh:
+			if !ok {
+				l.localCh = nil
+				continue
+			}
+			return it, true
+		case it, ok = <-l.peerCh:
+			if !ok {
+				l.peerCh = nil
+				continue
+			}
+			return it, true
 		default:
 		}
-		l.cfg.Idle.Store(true)
-		defer l.cfg.Idle.Store(false)
-	}
-	select {
-	case it, ok = <-l.cfg.Queue.ch:
-		if !ok {
-			l.qOpen = false
+		if !block {
+			return Item{}, false
 		}
-		return it, ok
-	case <-ctx.Done():
-		return Item{}, false
+		if l.cfg.Idle != nil {
+			l.cfg.Idle.Store(true)
+		}
+		select {
+		case it, ok = <-localCh:
+			if !ok {
+				l.localCh = nil
+			}
+		case it, ok = <-l.peerCh:
+			if !ok {
+				l.peerCh = nil
+			}
+		case <-hold:
+			ok = false // the links have room again: take sources too
+		case <-ctx.Done():
+			if l.cfg.Idle != nil {
+				l.cfg.Idle.Store(false)
+			}
+			return Item{}, false
+		}
+		if l.cfg.Idle != nil {
+			l.cfg.Idle.Store(false)
+		}
+		if ok {
+			return it, true
+		}
 	}
 }
 
 func (l *loop) generating(srcCtx context.Context) bool {
-	return len(l.gens) > 0 && srcCtx.Err() == nil && !l.aligner.Held(0)
+	if len(l.gens) == 0 || srcCtx.Err() != nil || l.aligner.Held(0) {
+		return false
+	}
+	return l.cfg.Hold == nil || l.cfg.Hold() == nil
 }
 
 func (l *loop) run(srcCtx, drainCtx context.Context) error {

@@ -9,29 +9,50 @@ import (
 	"github.com/wallaroo-go/machida/engine/source"
 )
 
-// Queue is the bounded hand-off from the sources (and, later, the peer
-// links) to the processor loop: one FIFO of Items. It bounds the bytes
-// waiting or being processed (an item larger than the bound is let in
-// when nothing else is queued) and the number of items. Put and Deliver
-// are safe for concurrent use; only the loop receives.
+// Queue is the bounded hand-off to the processor loop, in two lanes: one
+// for this worker's own sources (items with Input 0) and one for what
+// peers send (Input 1 and up). Each lane is a FIFO bounded in items and
+// bytes (an item larger than the bound is let in when nothing else is
+// queued in its lane). Two lanes, so the loop can stop taking new source
+// input while the links to its peers are congested and still take its
+// peers' work: with one lane, two workers sending to each other could
+// each wait for the other to take (a cycle of full buffers). Put and
+// Deliver are safe for concurrent use; only the loop receives.
 type Queue struct {
+	local, peer lane
+	// gate lets Close wait for the Puts under way: Put holds it shared,
+	// Close exclusively, so no Put ever sends on a closed channel.
+	gate   sync.RWMutex
+	closed bool
+}
+
+// lane is one bounded FIFO of a Queue.
+type lane struct {
 	ch    chan Item
 	max   int
 	mu    sync.Mutex
 	bytes int
 	space chan struct{} // closed and replaced whenever bytes are released
-	// gate lets Close wait for the Puts under way: Put holds it shared,
-	// Close exclusively, so no Put ever sends on the closed channel.
-	gate   sync.RWMutex
-	closed bool
+}
+
+func newLane(items, maxBytes int) lane {
+	return lane{ch: make(chan Item, items), max: maxBytes, space: make(chan struct{})}
 }
 
 // ErrClosed is returned by Put after Close.
 var ErrClosed = errors.New("work: the queue is closed")
 
-// NewQueue returns a queue of at most items items and maxBytes bytes.
+// NewQueue returns a queue whose lanes hold at most items items and
+// maxBytes bytes each.
 func NewQueue(items, maxBytes int) *Queue {
-	return &Queue{ch: make(chan Item, items), max: maxBytes, space: make(chan struct{})}
+	return &Queue{local: newLane(items, maxBytes), peer: newLane(items, maxBytes)}
+}
+
+func (q *Queue) laneOf(it *Item) *lane {
+	if it.Input > 0 {
+		return &q.peer
+	}
+	return &q.local
 }
 
 // Deliver implements source.Consumer (input 0, this worker's sources): it
@@ -43,25 +64,26 @@ func (q *Queue) Deliver(ctx context.Context, b source.Batch) error {
 	return q.Put(ctx, BatchItem(0, b))
 }
 
-// Put queues an item, blocking while the queue is full; ctx.Err() if ctx
-// ends first. Control items (barriers, ownership) count against the item
-// bound only.
+// Put queues an item in its lane, blocking while that lane is full;
+// ctx.Err() if ctx ends first. Control items (barriers, ownership) count
+// against the item bound only.
 func (q *Queue) Put(ctx context.Context, it Item) error {
 	q.gate.RLock()
 	defer q.gate.RUnlock()
 	if q.closed {
 		return ErrClosed
 	}
+	l := q.laneOf(&it)
 	n := it.size()
 	for n > 0 {
-		q.mu.Lock()
-		if q.bytes == 0 || q.bytes+n <= q.max {
-			q.bytes += n
-			q.mu.Unlock()
+		l.mu.Lock()
+		if l.bytes == 0 || l.bytes+n <= l.max {
+			l.bytes += n
+			l.mu.Unlock()
 			break
 		}
-		space := q.space
-		q.mu.Unlock()
+		space := l.space
+		l.mu.Unlock()
 		select {
 		case <-space:
 		case <-ctx.Done():
@@ -69,10 +91,10 @@ func (q *Queue) Put(ctx context.Context, it Item) error {
 		}
 	}
 	select {
-	case q.ch <- it:
+	case l.ch <- it:
 		return nil
 	case <-ctx.Done():
-		q.release(n)
+		l.release(n)
 		return ctx.Err()
 	}
 }
@@ -86,35 +108,38 @@ func (q *Queue) Close() {
 	defer q.gate.Unlock()
 	if !q.closed {
 		q.closed = true
-		close(q.ch)
+		close(q.local.ch)
+		close(q.peer.ch)
 	}
 }
 
 // Empty reports whether nothing is queued.
-func (q *Queue) Empty() bool { return len(q.ch) == 0 }
+func (q *Queue) Empty() bool { return len(q.local.ch) == 0 && len(q.peer.ch) == 0 }
 
 // done gives back an item's bytes once it has been processed.
-func (q *Queue) done(it *Item) { q.release(it.size()) }
+func (q *Queue) done(it *Item) { q.laneOf(it).release(it.size()) }
 
-func (q *Queue) release(n int) {
+func (l *lane) release(n int) {
 	if n == 0 {
 		return
 	}
-	q.mu.Lock()
-	q.bytes -= n
-	close(q.space)
-	q.space = make(chan struct{})
-	q.mu.Unlock()
+	l.mu.Lock()
+	l.bytes -= n
+	close(l.space)
+	l.space = make(chan struct{})
+	l.mu.Unlock()
 }
 
 // Discard drops whatever is still queued (after the loop has ended), so
 // producers blocked in Put can finish; it returns once the queue is
 // closed and empty. Items dropped are counted in the result.
 func (q *Queue) Discard() (items, bytes int) {
-	for it := range q.ch {
-		items++
-		bytes += it.size()
-		q.done(&it)
+	for _, ch := range []chan Item{q.local.ch, q.peer.ch} {
+		for it := range ch {
+			items++
+			bytes += it.size()
+			q.done(&it)
+		}
 	}
 	return items, bytes
 }

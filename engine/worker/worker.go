@@ -435,6 +435,7 @@ func Run(ctx context.Context, cfg Config) error {
 		lc.Route = member.Route
 		lc.Inputs = member.Inputs()
 		lc.Idle = &idle
+		lc.Hold = member.Congested
 	}
 	err := work.Loop(srcCtx, drainCtx, lc)
 	shutdown() // after an error too: starts the shutdown deadline

@@ -367,22 +367,33 @@ class Runner(object):
             return []
         groups = {}
         for (dest, pi, seg), box in self.outbox.items():
-            groups.setdefault(dest, []).append((pi, seg) + box)
+            parts, keys, tss, values = box
+            if len(keys) <= _MAX_ENVELOPES:
+                groups.setdefault(dest, []).append((pi, seg) + box)
+                continue
+            # Batches of at most _MAX_ENVELOPES records: a batch is one
+            # unit of a link's replay queue and of the peer's work.
+            for i in range(0, len(keys), _MAX_ENVELOPES):
+                j = i + _MAX_ENVELOPES
+                groups.setdefault(dest, []).append(
+                    (pi, seg, parts[i:j], keys[i:j], tss[i:j], values[i:j]))
         out = []
         for dest in sorted(groups):
-            gs = groups[dest]
-            n = sum(len(g[2]) for g in gs)
-            if self._pickled:
-                data = _FMT_PICKLE + pickle.dumps(gs, _PROTO)
-            else:
-                ser = self.serialize
-                data = _FMT_HOOKS + pickle.dumps(
-                    [(pi, seg, ps, ks, ts, [_as_output(ser(v), "serialize") for v in vs])
-                     for (pi, seg, ps, ks, ts, vs) in gs], _PROTO)
-            out.append((dest, n, data))
+            for gs in _chunks(groups[dest]):
+                out.append(self._envelope_batch(dest, gs))
         # Cleared in place: the compiled loops hold this dict.
         self.outbox.clear()
         return out
+
+    def _envelope_batch(self, dest, gs):
+        """(dest, count, bytes) of groups of records for one destination."""
+        n = sum(len(g[3]) for g in gs)
+        if self._pickled:
+            return (dest, n, _FMT_PICKLE + pickle.dumps(gs, _PROTO))
+        ser = self.serialize
+        return (dest, n, _FMT_HOOKS + pickle.dumps(
+            [(pi, seg, ps, ks, ts, [_as_output(ser(v), "serialize") for v in vs])
+             for (pi, seg, ps, ks, ts, vs) in gs], _PROTO))
 
     def resume(self, data):
         """Run a batch of envelope records (bytes from take_envelopes,
@@ -413,6 +424,24 @@ class Runner(object):
                 self.failed_path = pi
                 raise
         return results
+
+
+# The most envelope records in one batch.
+_MAX_ENVELOPES = 4096
+
+
+def _chunks(groups):
+    """Pack groups (each of at most _MAX_ENVELOPES records) into lists of
+    at most _MAX_ENVELOPES records."""
+    batch, n = [], 0
+    for g in groups:
+        if batch and n + len(g[3]) > _MAX_ENVELOPES:
+            yield batch
+            batch, n = [], 0
+        batch.append(g)
+        n += len(g[3])
+    if batch:
+        yield batch
 
 
 def _emitter(outbox, pi, seg):

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -188,4 +189,29 @@ func TestCluster_ExternalQueriesPerWorker(t *testing.T) {
 		}
 	}
 	stopCluster(t, ws, 0, false)
+}
+
+// Two workers that send each other a lot at once must not wait for each
+// other forever (each loop blocked sending while its own inbound link
+// waits for that loop): heavy input as fast as the sender can write, and
+// exact counts.
+func TestCluster_HeavyCrossTrafficDoesNotDeadlock(t *testing.T) {
+	dir := exampleDir("word_count")
+	src := readLines(t, sharedData(t, "count_this.txt"))
+	var lines []string
+	for len(lines) < 60000 {
+		lines = append(lines, src...)
+	}
+	input := filepath.Join(t.TempDir(), "heavy.txt")
+	if err := os.WriteFile(input, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := referenceCounts(lines)
+	recv := exStartReceiver(t, dir)
+	in := freePort(t)
+	ws := startCluster(t, dir, "word_count", 2, in, recv.addr)
+	exSend(t, dir, in, len(lines), "--file", input, "--batch-size", "500")
+	got := recv.waitLines(t, total(want), 120*time.Second)
+	compareCounts(t, lastCounts(t, got), want)
+	stopCluster(t, ws, 0, true)
 }

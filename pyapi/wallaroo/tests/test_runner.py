@@ -302,6 +302,25 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(dict((k, s.n) for k, s in fr.states["0.3"].items()),
                          dict((k, s.n) for k, s in sr.states["0.3"].items()))
 
+    def test_envelope_batches_are_bounded(self):
+        saved = _runner._MAX_ENVELOPES
+        _runner._MAX_ENVELOPES = 3
+        try:
+            owner = [1] * 16
+            batches = [[b"apple avocado banana cherry date elder fig"]]
+            _, sent, _ = self._loopback_run(owner, [0], batches)
+            runner = _runner.Runner(16)
+            stages = _stages([(K, _first, "first", "0.0", False, False),
+                              (S, _count, "count", "0.1", False, True)])
+            runner.path("src", _decode, stages, [_encode])
+            runner.set_ownership([1] * 16, 1)
+            runner.paths[0].process([b"a%d" % i for i in range(10)], 1)
+            envs = runner.take_envelopes()
+            self.assertEqual([n for _, n, _ in envs], [3, 3, 3, 1])
+            self.assertEqual(sent, 7)
+        finally:
+            _runner._MAX_ENVELOPES = saved
+
     def test_all_local_compiles_no_boundary_code(self):
         _, _, runner = self._loopback_run([0] * 16, [0], [])
         text = "".join(runner.paths[0].source_text)
