@@ -99,7 +99,7 @@ type loop struct {
 	// localCh and peerCh are the queue's lanes, nil once closed and
 	// drained.
 	localCh, peerCh <-chan Item
-	out     *Output
+	out             *Output
 }
 
 // Loop is the processor loop. It takes items in order (first those it
