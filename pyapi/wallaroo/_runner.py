@@ -226,8 +226,11 @@ class Runner(object):
         self.states = {}
         self.index = {}
         self.paths = []
-        # destination -> [envelope record] made since take_envelopes
+        # (destination, path, segment) -> the columns of the envelope
+        # records made since take_envelopes
         self.outbox = {}
+        # key -> partition, for boundaries that are not all local
+        self._pcache = {}
 
     # -- ownership -----------------------------------------------------
 
@@ -251,6 +254,17 @@ class Runner(object):
         """The partition of a key (a native str, see _as_key), as the
         engine's routing package computes it from the key's bytes."""
         return (zlib.crc32(_key_bytes(key)) & 0xffffffff) % self.partitions
+
+    def cache_partition(self, key):
+        """partition_of, remembered: a boundary whose partitions are not
+        all local looks the key up in the cache first (a dict lookup
+        instead of encoding and hashing the key every time). The cache is
+        emptied when it grows past _PCACHE_MAX keys."""
+        cache = self._pcache
+        if len(cache) >= _PCACHE_MAX:
+            cache.clear()
+        p = cache[key] = self.partition_of(key)
+        return p
 
     # -- state -----------------------------------------------------------
 
@@ -426,6 +440,9 @@ class Runner(object):
         return results
 
 
+# The most keys whose partition a runner remembers.
+_PCACHE_MAX = 1 << 16
+
 # The most envelope records in one batch.
 _MAX_ENVELOPES = 4096
 
@@ -572,8 +589,11 @@ class Path(object):
             if not any(runner.owner):
                 return
             env["_own"] = runner.owner
-            env["_part"] = runner.partition_of
-            code(depth, "_p = _part(k); _d = _own[_p]")
+            env["_pcg"] = runner._pcache.get
+            env["_part"] = runner.cache_partition
+            code(depth, "_p = _pcg(k)")
+            code(depth, "if _p is None: _p = _part(k)")
+            code(depth, "_d = _own[_p]")
             env["_emit%d" % seg_index] = _emitter(runner.outbox, self.index, seg_index)
             code(depth, "if _d: _emit%d(_d, _p, k, _ts, v); continue" % seg_index)
 
