@@ -316,7 +316,14 @@ func marketSpreadClusterRun(t *testing.T, n int) {
 	}
 	exSend(t, dir, ordersIn, 400, "--file", orders, "--batch-size", "50",
 		"--interval", "1_000_000", "--binary", "--msg-size", "57")
-	recv.waitLines(t, len(want), 60*time.Second)
+	// Wait for the bytes of every record, not for newlines: a binary
+	// record may hold a newline byte of its own.
+	for deadline := time.Now().Add(60 * time.Second); len(recv.stdout.String()) < 56*len(want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the receiver has %d bytes, want %d records of 56", len(recv.stdout.String()), len(want))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	after := time.Now()
 	c.stop(t)
 
