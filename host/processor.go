@@ -272,24 +272,9 @@ func (p *processor) frameRaw(py *bridge.Py, b *source.Batch, out *work.Output) e
 			py.DecRef(a)
 		}
 	}()
-	r, err := py.CallMethod(p.paths[src], "frame_raw", args...)
-	if err != nil {
-		p.salvage(py, src, out.Sinks)
-		return p.userError(py, src, err)
-	}
-	defer py.DecRef(r)
-	outs, err := py.Item(r, 0)
-	if err != nil {
-		return fmt.Errorf("runner result: %w", err)
-	}
-	err = p.collect(py, outs, out.Sinks)
-	py.DecRef(outs)
+	reason, err := p.callPair(py, src, "frame_raw", out, args...)
 	if err != nil {
 		return err
-	}
-	reason, err := py.Item(r, 1)
-	if err != nil {
-		return fmt.Errorf("runner result: %w", err)
 	}
 	defer py.DecRef(reason)
 	if !py.IsNone(reason) {
@@ -546,24 +531,9 @@ func (p *processor) generate(py *bridge.Py, src int, max int, out *work.Output, 
 	defer py.DecRef(n)
 	ts := py.Int(time.Now().UnixNano())
 	defer py.DecRef(ts)
-	r, err := py.CallMethod(p.paths[src], "generate", n, ts)
-	if err != nil {
-		p.salvage(py, src, out.Sinks)
-		return p.userError(py, src, err)
-	}
-	defer py.DecRef(r)
-	outs, err := py.Item(r, 0)
-	if err != nil {
-		return fmt.Errorf("runner result: %w", err)
-	}
-	err = p.collect(py, outs, out.Sinks)
-	py.DecRef(outs)
+	done, err := p.callPair(py, src, "generate", out, n, ts)
 	if err != nil {
 		return err
-	}
-	done, err := py.Item(r, 1)
-	if err != nil {
-		return fmt.Errorf("runner result: %w", err)
 	}
 	defer py.DecRef(done)
 	*stopped, err = py.Truth(done)
@@ -571,6 +541,33 @@ func (p *processor) generate(py *bridge.Py, src int, max int, out *work.Output, 
 		return &UserCodeError{Source: p.names[src], Stage: "the generator's stop test", Err: err}
 	}
 	return nil
+}
+
+// callPair calls a runner path method that returns (per-sink outputs,
+// second): it collects the outputs into out and returns second (a new
+// reference). A user-code error is reported as one, after salvaging what
+// was produced before it.
+func (p *processor) callPair(py *bridge.Py, src int, method string, out *work.Output, args ...bridge.Object) (bridge.Object, error) {
+	r, err := py.CallMethod(p.paths[src], method, args...)
+	if err != nil {
+		p.salvage(py, src, out.Sinks)
+		return bridge.Object{}, p.userError(py, src, err)
+	}
+	defer py.DecRef(r)
+	outs, err := py.Item(r, 0)
+	if err != nil {
+		return bridge.Object{}, fmt.Errorf("runner result: %w", err)
+	}
+	err = p.collect(py, outs, out.Sinks)
+	py.DecRef(outs)
+	if err != nil {
+		return bridge.Object{}, err
+	}
+	second, err := py.Item(r, 1)
+	if err != nil {
+		return bridge.Object{}, fmt.Errorf("runner result: %w", err)
+	}
+	return second, nil
 }
 
 func (p *processor) collect(py *bridge.Py, r bridge.Object, out [][]byte) error {

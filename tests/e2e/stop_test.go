@@ -12,15 +12,7 @@ import (
 // deadline the engine raises an exception in the interpreter's thread; a
 // Python loop stops there, and the worker names the stage and exits 1.
 func TestStop_InterruptsUserCodeThatNeverReturns(t *testing.T) {
-	s := newSink(t)
-	in := freePort(t)
-	m := machida(t, testdataDir(), "stuck", in, s.addr())
-	m.waitOutput("Application has successfully initialized", 20*time.Second)
-	c, err := net.Dial("tcp", in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	m, s, c := stuckWorker(t)
 	send(t, c, "before")
 	s.waitLines(t, 1, 20*time.Second)
 	send(t, c, "spin", "after")
@@ -49,15 +41,7 @@ func TestStop_InterruptsUserCodeThatNeverReturns(t *testing.T) {
 // later the worker prints where the interpreter is stuck and exits 1
 // without finalising Python.
 func TestStop_ExitsWhenUserCodeIsBlockedInC(t *testing.T) {
-	s := newSink(t)
-	in := freePort(t)
-	m := machida(t, testdataDir(), "stuck", in, s.addr())
-	m.waitOutput("Application has successfully initialized", 20*time.Second)
-	c, err := net.Dial("tcp", in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	m, _, c := stuckWorker(t)
 	send(t, c, "block")
 	m.waitOutput("BLOCKING", 20*time.Second)
 	m.cmd.Process.Signal(syscall.SIGTERM)
@@ -76,4 +60,19 @@ func TestStop_ExitsWhenUserCodeIsBlockedInC(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs)
 		}
 	}
+}
+
+// stuckWorker starts the stuck app and connects to its source.
+func stuckWorker(t *testing.T) (*proc, *sink, net.Conn) {
+	t.Helper()
+	s := newSink(t)
+	in := freePort(t)
+	m := machida(t, testdataDir(), "stuck", in, s.addr())
+	m.waitOutput("Application has successfully initialized", 20*time.Second)
+	c, err := net.Dial("tcp", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return m, s, c
 }
