@@ -26,8 +26,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -491,7 +489,7 @@ func TestClusterExample_MultiSink(t *testing.T) {
 
 func TestClusterExample_MultiPipeline(t *testing.T) {
 	dir := exampleDir("multi_pipeline")
-	var expected map[string]struct{ Entries, Balance int }
+	var expected map[string]account
 	if err := json.Unmarshal(exReadFile(t, filepath.Join(dir, "expected.json")), &expected); err != nil {
 		t.Fatal(err)
 	}
@@ -514,39 +512,7 @@ func TestClusterExample_MultiPipeline(t *testing.T) {
 		wg.Wait()
 		recv.waitLines(t, entries, 60*time.Second)
 		c.stop(t)
-		lines := recv.lines()
-		if len(lines) != entries {
-			t.Errorf("got %d lines, want one per entry: %d", len(lines), entries)
-		}
-		line := regexp.MustCompile(`^(\S+) => (-?\d+) after entry (\d+)$`)
-		type account struct{ Entries, Balance int }
-		got := map[string]account{}
-		for _, l := range lines {
-			f := line.FindStringSubmatch(l)
-			if f == nil {
-				t.Fatalf("malformed line %q", l)
-			}
-			balance, _ := strconv.Atoi(f[2])
-			k, _ := strconv.Atoi(f[3])
-			// One account's lines come from its one state, in order.
-			if prev := got[f[1]]; k != prev.Entries+1 {
-				t.Errorf("%s: entry %d arrived after entry %d", f[1], k, prev.Entries)
-			}
-			got[f[1]] = account{k, balance}
-		}
-		names := make([]string, 0, len(expected))
-		for name := range expected {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			if w := expected[name]; got[name] != (account{w.Entries, w.Balance}) {
-				t.Errorf("%s: last line shows %+v, want %+v", name, got[name], w)
-			}
-		}
-		if len(got) != len(expected) {
-			t.Errorf("got %d accounts, want %d", len(got), len(expected))
-		}
+		checkAccounts(t, recv.lines(), entries, expected)
 		exValidate(t, dir, []byte(recv.stdout.String()), "--expected", "expected.json", "--output", "{}")
 	})
 }

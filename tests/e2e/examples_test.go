@@ -658,9 +658,49 @@ func TestExample_MultiSink(t *testing.T) {
 
 // --- multi_pipeline -------------------------------------------------------------
 
+// account is one account of multi_pipeline: its entries and its balance.
+type account struct{ Entries, Balance int }
+
+// checkAccounts checks multi_pipeline's output lines "<name> => <balance>
+// after entry <n>": one line per entry, each account's entries in order
+// (its lines come from its one state), and the last line of each account
+// showing want.
+func checkAccounts(t *testing.T, lines []string, entries int, want map[string]account) {
+	t.Helper()
+	if len(lines) != entries {
+		t.Errorf("got %d lines, want one per entry: %d", len(lines), entries)
+	}
+	line := regexp.MustCompile(`^(\S+) => (-?\d+) after entry (\d+)$`)
+	got := map[string]account{}
+	for _, l := range lines {
+		f := line.FindStringSubmatch(l)
+		if f == nil {
+			t.Fatalf("malformed line %q", l)
+		}
+		balance, _ := strconv.Atoi(f[2])
+		n, _ := strconv.Atoi(f[3])
+		if prev := got[f[1]]; n != prev.Entries+1 {
+			t.Errorf("%s: entry %d arrived after entry %d", f[1], n, prev.Entries)
+		}
+		got[f[1]] = account{n, balance}
+	}
+	names := make([]string, 0, len(want))
+	for name := range want {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if got[name] != want[name] {
+			t.Errorf("%s: last line shows %+v, want %+v", name, got[name], want[name])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d accounts, want %d", len(got), len(want))
+	}
+}
+
 func TestExample_MultiPipeline(t *testing.T) {
 	dir := exampleDir("multi_pipeline")
-	type account struct{ Entries, Balance int }
 	want := map[string]account{}
 	entries := 0
 	for _, src := range []struct {
@@ -709,37 +749,7 @@ func TestExample_MultiPipeline(t *testing.T) {
 	// Stop the worker and the receiver once it has read everything: what
 	// it wrote is then all the worker sent, to count exactly.
 	exStopAll(t, m, recv)
-	lines := recv.lines()
-	if len(lines) != entries {
-		t.Errorf("got %d lines, want one per entry: %d", len(lines), entries)
-	}
-	line := regexp.MustCompile(`^(\S+) => (-?\d+) after entry (\d+)$`)
-	got := map[string]account{}
-	for _, l := range lines {
-		f := line.FindStringSubmatch(l)
-		if f == nil {
-			t.Fatalf("malformed line %q", l)
-		}
-		balance, _ := strconv.Atoi(f[2])
-		n, _ := strconv.Atoi(f[3])
-		if prev := got[f[1]]; n != prev.Entries+1 {
-			t.Errorf("%s: entry %d arrived after entry %d", f[1], n, prev.Entries)
-		}
-		got[f[1]] = account{n, balance}
-	}
-	names := make([]string, 0, len(want))
-	for name := range want {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if got[name] != want[name] {
-			t.Errorf("%s: last line shows %+v, want %+v", name, got[name], want[name])
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("got %d accounts, want %d", len(got), len(want))
-	}
+	checkAccounts(t, recv.lines(), entries, want)
 	exValidate(t, dir, []byte(recv.stdout.String()), "--expected", "expected.json", "--output", "{}")
 }
 
