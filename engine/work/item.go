@@ -36,7 +36,7 @@ type Envelopes struct {
 // Ownership is the table that says where each partition's segments run,
 // with an epoch that grows with every change. Owner[p] is the
 // destination of partition p (Here for local); Spread lists the
-// destinations a spread segment's messages are dealt to in turn (empty
+// destinations a spread segment's messages are dealt to at random (empty
 // or [Here] keeps them all local).
 type Ownership struct {
 	Epoch  uint64

@@ -34,8 +34,8 @@ Nothing here is public API. This module runs unchanged on Python 2.7 and
 """
 
 import binascii
-import itertools
 import pickle
+import random
 import sys
 import zlib
 
@@ -214,7 +214,7 @@ class Runner(object):
         # the engine routes envelopes to.
         self.owner = [0] * partitions
         self.epoch = 0
-        # Destinations a spread segment's messages are dealt to in turn
+        # Destinations a spread segment's messages are dealt to at random
         # (0 = here); [0] (or empty) keeps them all here.
         self.spread = [0]
         self.all_local = True
@@ -573,8 +573,14 @@ class Path(object):
         if seg.kind == SEG_SPREAD:
             if not any(runner.spread):
                 return
-            env["_cyc"] = itertools.cycle(runner.spread)
-            code(depth, "_d = next(_cyc)")
+            # A random destination per message, as 0.6's random
+            # partitioner gives each one a fresh random key (dealing in
+            # turn would send the same lines of a periodic input to the
+            # same worker every time).
+            env["_rnd"] = random.Random().random
+            env["_spread"] = tuple(runner.spread)
+            env["_nspread"] = float(len(runner.spread))
+            code(depth, "_d = _spread[int(_rnd() * _nspread)]")
             env["_emit%d" % seg_index] = _emitter(runner.outbox, self.index, seg_index)
             code(depth, "if _d: _emit%d(_d, -1, k, _ts, v); continue" % seg_index)
             return
