@@ -28,7 +28,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -501,15 +500,7 @@ func TestClusterExample_MultiPipeline(t *testing.T) {
 		recv := exStartReceiver(t, dir)
 		deposits, withdrawals := freePort(t), freePort(t)
 		c := exStartCluster(t, dir, "multi_pipeline", n, deposits+","+withdrawals, recv)
-		var wg sync.WaitGroup
-		for _, s := range []struct{ addr, file string }{{deposits, "deposits.txt"}, {withdrawals, "withdrawals.txt"}} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				exSend(t, dir, s.addr, 100, "--file", s.file, "--batch-size", "10", "--interval", "1_000_000")
-			}()
-		}
-		wg.Wait()
+		sendAccounts(t, dir, deposits, withdrawals)
 		recv.waitLines(t, entries, 60*time.Second)
 		c.stop(t)
 		checkAccounts(t, recv.lines(), entries, expected)

@@ -699,6 +699,22 @@ func checkAccounts(t *testing.T, lines []string, entries int, want map[string]ac
 	}
 }
 
+// sendAccounts sends multi_pipeline's deposits and withdrawals to their
+// two sources at once (their messages interleave in the merge) and waits
+// for both senders.
+func sendAccounts(t *testing.T, dir, deposits, withdrawals string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, s := range []struct{ addr, file string }{{deposits, "deposits.txt"}, {withdrawals, "withdrawals.txt"}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			exSend(t, dir, s.addr, 100, "--file", s.file, "--batch-size", "10", "--interval", "1_000_000")
+		}()
+	}
+	wg.Wait()
+}
+
 func TestExample_MultiPipeline(t *testing.T) {
 	dir := exampleDir("multi_pipeline")
 	want := map[string]account{}
@@ -736,15 +752,7 @@ func TestExample_MultiPipeline(t *testing.T) {
 	deposits, withdrawals := freePort(t), freePort(t)
 	m := exStartWorker(t, dir, "multi_pipeline", deposits+","+withdrawals, recv.addr)
 	// Both sources at once: their messages interleave in the merge.
-	var wg sync.WaitGroup
-	for _, s := range []struct{ addr, file string }{{deposits, "deposits.txt"}, {withdrawals, "withdrawals.txt"}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			exSend(t, dir, s.addr, 100, "--file", s.file, "--batch-size", "10", "--interval", "1_000_000")
-		}()
-	}
-	wg.Wait()
+	sendAccounts(t, dir, deposits, withdrawals)
 	recv.waitLines(t, entries, 60*time.Second)
 	// Stop the worker and the receiver once it has read everything: what
 	// it wrote is then all the worker sent, to count exactly.
