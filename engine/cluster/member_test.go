@@ -230,7 +230,8 @@ func TestMember_StopIsDrained(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range ms {
-		waitFor(t, fmt.Sprintf("member %d to stop", i), ms[i].stopping)
+		// OnStop has run (it records the count), not just begun.
+		waitFor(t, fmt.Sprintf("member %d to stop", i), func() bool { _, ok := atStop.Load(i); return ok })
 	}
 	for i, want := range []int{0, 150, 150} {
 		n, _ := atStop.Load(i)
