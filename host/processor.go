@@ -5,11 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wallaroo-go/machida/bridge"
 	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/source"
+	"github.com/wallaroo-go/machida/engine/spread"
 	"github.com/wallaroo-go/machida/engine/topology"
 	"github.com/wallaroo-go/machida/engine/work"
 )
@@ -42,6 +44,55 @@ type processor struct {
 	// headerLen and maxPayload frame raw batches, by source index.
 	headerLen  []int
 	maxPayload []int
+	// spreadNext holds the spread slots SetSpread asked for (any
+	// goroutine), until the next Process call installs them; nil when
+	// none are pending.
+	spreadMu   sync.Mutex
+	spreadNext []work.Dest
+}
+
+// spreadSlots is how many slots a spread boundary deals from (the
+// runner's _SPREAD_SLOTS): weights are kept to 1/64.
+const spreadSlots = 64
+
+// SetSpread implements work.SpreadSetter: the runner deals its spread
+// segments' messages over the destinations in proportion to weights,
+// from the next Process call on.
+func (p *processor) SetSpread(weights map[work.Dest]float64) {
+	slots := spread.Slots(weights, spreadSlots)
+	if len(slots) == 0 {
+		return
+	}
+	p.spreadMu.Lock()
+	p.spreadNext = slots
+	p.spreadMu.Unlock()
+}
+
+// installSpread hands pending spread slots to the runner; inside Do.
+func (p *processor) installSpread(py *bridge.Py) error {
+	p.spreadMu.Lock()
+	slots := p.spreadNext
+	p.spreadNext = nil
+	p.spreadMu.Unlock()
+	if slots == nil {
+		return nil
+	}
+	objs := make([]bridge.Object, len(slots))
+	for i, d := range slots {
+		objs[i] = py.Int(int64(d))
+	}
+	l, err := py.NewList(objs)
+	for _, o := range objs {
+		py.DecRef(o)
+	}
+	if err != nil {
+		return err
+	}
+	defer py.DecRef(l)
+	if err := py.CallMethodDiscard(p.runner, "set_spread_slots", l); err != nil {
+		return fmt.Errorf("spread weights: %w", err)
+	}
+	return nil
 }
 
 // UserCodeError is an exception raised by user code while processing.
@@ -209,6 +260,9 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, parti
 // any partition is owned elsewhere.
 func (p *processor) Process(items []work.Item, out *work.Output) error {
 	return p.in.DoAs(p.label, func(py *bridge.Py) error {
+		if err := p.installSpread(py); err != nil {
+			return err
+		}
 		err := p.processItems(py, items, out)
 		if !p.allLocal {
 			// Envelopes made before a failure are routed too.

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wallaroo-go/machida/engine/spread"
 	"github.com/wallaroo-go/machida/engine/work"
 )
 
@@ -74,6 +75,14 @@ type Config struct {
 	// (0 when none runs); heartbeats carry it, so a peer stuck in user
 	// code is reported, not only a silent one.
 	Busy func() time.Duration
+	// BusyNanos, if set, returns the nanoseconds this worker's processor
+	// loop has spent in user code so far; every loadEvery the member
+	// sends its utilisation over the period to its peers.
+	BusyNanos func() int64
+	// OnSpread, if set, is called (on the member's load goroutine) with
+	// new shares by worker name whenever the spread balancer moves them:
+	// how this worker should deal its spread segments' messages.
+	OnSpread func(shares map[string]float64)
 }
 
 // Member is this worker's membership in a cluster: the control and data
@@ -108,6 +117,7 @@ type Member struct {
 	idleWait  chan IdleReply
 	idleRound uint64
 	health    map[string]*peerHealth // by worker, from its heartbeats
+	loads     map[string]loadReport  // by worker, from its load frames
 	pending   []Join                 // initializer: workers joined before formation, in order
 	dataAddrs []string               // the workers' data listeners, by index
 }
@@ -144,7 +154,7 @@ func New(cfg Config) *Member {
 	cfg.Hello.Version = WireVersion
 	cfg.Hello.Worker = cfg.Name
 	cfg.Hello.Incarnation = rand.Uint64() | 1
-	return &Member{cfg: cfg, log: cfg.Log, ctl: map[string]*ctlConn{}, ready: map[string]bool{}, health: map[string]*peerHealth{},
+	return &Member{cfg: cfg, log: cfg.Log, ctl: map[string]*ctlConn{}, ready: map[string]bool{}, health: map[string]*peerHealth{}, loads: map[string]loadReport{},
 		started: make(chan struct{}), formed: make(chan struct{})}
 }
 
@@ -463,6 +473,68 @@ func (m *Member) heartbeats(ctx context.Context) {
 	}
 }
 
+// Load reports (control links, both directions): every loadEvery a
+// worker tells its peers how busy its processor loop was over the last
+// period; a report older than loadStale is ignored.
+const (
+	loadEvery = 250 * time.Millisecond
+	loadStale = 2 * time.Second
+)
+
+type loadReport struct {
+	util float64
+	at   time.Time
+}
+
+// balance runs until ctx ends: it measures this worker's utilisation,
+// sends it to its peers, and moves the shares of its spread dealing
+// towards the less busy workers (package spread).
+func (m *Member) balance(ctx context.Context) {
+	if m.cfg.BusyNanos == nil {
+		return
+	}
+	t := time.NewTicker(loadEvery)
+	defer t.Stop()
+	bal := spread.NewBalancer(m.Workers())
+	lastBusy, lastAt := m.cfg.BusyNanos(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		busy, now := m.cfg.BusyNanos(), time.Now()
+		util := 0.0
+		if el := now.Sub(lastAt); el > 0 {
+			util = min(1, max(0, float64(busy-lastBusy)/float64(el)))
+		}
+		lastBusy, lastAt = busy, now
+		m.mu.Lock()
+		var cs []*ctlConn
+		if m.toInit != nil {
+			cs = append(cs, m.toInit)
+		}
+		for _, c := range m.ctl {
+			cs = append(cs, c)
+		}
+		utils := map[string]float64{m.cfg.Name: util}
+		for w, r := range m.loads {
+			if now.Sub(r.at) < loadStale {
+				utils[w] = r.util
+			}
+		}
+		m.mu.Unlock()
+		for _, c := range cs {
+			c.send(KindLoad, Seq(uint64(util*1000)))
+		}
+		if m.cfg.OnSpread != nil {
+			if shares, changed := bal.Update(utils); changed {
+				m.cfg.OnSpread(shares)
+			}
+		}
+	}
+}
+
 // heard records a peer's heartbeat.
 func (m *Member) heard(peer string, busy time.Duration) {
 	m.mu.Lock()
@@ -600,6 +672,18 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 			}
 			m.heard(c.name, time.Duration(ms)*time.Millisecond)
 		case KindHeartbeatAck:
+		case KindLoad:
+			permille, err := DecodeSeq(f.Payload)
+			if err == nil && permille > 1000 {
+				err = fmt.Errorf("%w: load of %d thousandths", ErrMalformed, permille)
+			}
+			if err != nil {
+				m.log.Error("control link closed", "peer", c.name, "err", err)
+				return
+			}
+			m.mu.Lock()
+			m.loads[c.name] = loadReport{util: float64(permille) / 1000, at: time.Now()}
+			m.mu.Unlock()
 		default:
 			m.log.Error("control link closed", "peer", c.name, "err", fmt.Errorf("%w: %v on a control link", ErrMalformed, f.Kind))
 			return
@@ -700,6 +784,7 @@ func (m *Member) setTopology(ctx context.Context, t Topology) {
 	m.log.Info("cluster formed", "workers", strings.Join(t.Workers, ","))
 	close(m.formed)
 	go m.heartbeats(ctx)
+	go m.balance(ctx)
 }
 
 // Workers returns the cluster's workers in order (the initializer first),

@@ -10,7 +10,7 @@ import (
 // WireVersion is the version of the inter-worker wire format. Both ends
 // of a link check it in the first exchange; any change to a message's
 // layout increments it.
-const WireVersion = 1
+const WireVersion = 2
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -54,11 +54,15 @@ const (
 	// check (see Member.Shutdown).
 	KindIdle
 	KindIdleReply
+	// KindLoad (control, both directions): the sender's utilisation over
+	// its last load period, in thousandths (Seq payload); dealers of
+	// spread segments weigh workers by it (package spread).
+	KindLoad
 	kindEnd
 )
 
 var kindNames = [...]string{"", "hello", "refuse", "join", "topology", "ready", "start", "shutdown",
-	"heartbeat", "heartbeat-ack", "data-connect", "data-accept", "envelopes", "ack", "idle", "idle-reply"}
+	"heartbeat", "heartbeat-ack", "data-connect", "data-accept", "envelopes", "ack", "idle", "idle-reply", "load"}
 
 func (k Kind) String() string {
 	if k > 0 && k < kindEnd {

@@ -139,6 +139,21 @@ func BarrierItem(input int, b barrier.Barrier) Item {
 // OwnershipItem wraps an ownership change.
 func OwnershipItem(o Ownership) Item { return Item{Kind: KindOwnership, Ownership: o} }
 
+// messages is how many messages a data item carries (a raw batch, whose
+// frames are not found yet, counts as one).
+func (it *Item) messages() int {
+	switch it.Kind {
+	case KindBatch:
+		if it.Batch.Raw {
+			return 1
+		}
+		return len(it.Batch.Ends)
+	case KindEnvelopes:
+		return it.Envelopes.Count
+	}
+	return 0
+}
+
 // size is the bytes an item holds while queued (for the byte bound).
 func (it *Item) size() int {
 	switch it.Kind {
@@ -167,6 +182,15 @@ func (o *Output) Reset() {
 		o.Sinks[i] = nil
 	}
 	o.Envelopes = o.Envelopes[:0]
+}
+
+// SpreadSetter is implemented by a processor that can deal the messages
+// of its spread segments with weights (see package spread) instead of
+// evenly. SetSpread may be called from any goroutine; the weights (by
+// destination, Here included; destinations missing get none) take effect
+// at a later Process call.
+type SpreadSetter interface {
+	SetSpread(weights map[Dest]float64)
 }
 
 // Processor runs the application's segments (the user code). It is

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/wallaroo-go/machida/engine/barrier"
 )
@@ -34,10 +35,15 @@ type LoopConfig struct {
 	// runs them in turn with the queued work.
 	Generators []int
 	// MaxItemsPerCall bounds how many data items one Process call takes
-	// (default 64); GenBatch how many messages one Generate call asks for
-	// (default 256).
-	MaxItemsPerCall int
-	GenBatch        int
+	// (default 64), and MaxMessagesPerCall how many messages they may
+	// carry together (default 2048; the first item is always taken
+	// whole); GenBatch how many messages one Generate call asks for
+	// (default 256). The message bound keeps a call short: what it
+	// produces (sink bytes, envelopes for peers) leaves only when it
+	// returns, so one huge call would leave the peers it feeds idle.
+	MaxItemsPerCall    int
+	MaxMessagesPerCall int
+	GenBatch           int
 	// Inputs is the number of upstreams barriers are aligned over
 	// (default 1: this worker's own sources, input 0).
 	Inputs int
@@ -54,6 +60,10 @@ type LoopConfig struct {
 	// an item until it waits again): with an empty queue, the worker has
 	// nothing left to do. Read it from any goroutine.
 	Idle *atomic.Bool
+	// BusyNanos, if set, accumulates the nanoseconds spent in the
+	// processor's Process and Generate calls (user code), so that a
+	// reader can compute this worker's utilisation over a period.
+	BusyNanos *atomic.Int64
 	// Hold, if set, is asked before each item is taken: a non-nil channel
 	// means the links to peers are congested, so new source input (the
 	// local lane) waits while the peers' work is taken; the channel
@@ -70,6 +80,9 @@ type LoopConfig struct {
 func (c *LoopConfig) setDefaults() {
 	if c.MaxItemsPerCall <= 0 {
 		c.MaxItemsPerCall = 64
+	}
+	if c.MaxMessagesPerCall <= 0 {
+		c.MaxMessagesPerCall = 2048
 	}
 	if c.GenBatch <= 0 {
 		c.GenBatch = 256
@@ -249,8 +262,9 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 			return fmt.Errorf("work: queue item of unknown kind %v", it.Kind)
 		}
 		items = append(items[:0], it)
+		msgs := it.messages()
 	gather:
-		for len(items) < l.cfg.MaxItemsPerCall {
+		for len(items) < l.cfg.MaxItemsPerCall && msgs < l.cfg.MaxMessagesPerCall {
 			more, ok := l.next(drainCtx, false)
 			if !ok {
 				break
@@ -262,9 +276,12 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 				break gather
 			}
 			items = append(items, more)
+			msgs += more.messages()
 		}
 		l.out.Reset()
+		t0 := l.busyStart()
 		perr := l.cfg.Processor.Process(items, l.out)
+		l.busyEnd(t0)
 		for i := range items {
 			if items[i].Input != internalInput {
 				l.cfg.Queue.done(&items[i])
@@ -283,12 +300,27 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 	}
 }
 
+func (l *loop) busyStart() time.Time {
+	if l.cfg.BusyNanos == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+func (l *loop) busyEnd(t0 time.Time) {
+	if l.cfg.BusyNanos != nil {
+		l.cfg.BusyNanos.Add(int64(time.Since(t0)))
+	}
+}
+
 // generate runs one round of every active generator.
 func (l *loop) generate(ctx context.Context) error {
 	next := l.gens[:0]
 	for _, g := range l.gens {
 		l.out.Reset()
+		t0 := l.busyStart()
 		stopped, perr := l.cfg.Processor.Generate(g, l.cfg.GenBatch, l.out)
+		l.busyEnd(t0)
 		if err := l.deliver(ctx, perr); err != nil {
 			return err
 		}

@@ -189,6 +189,9 @@ func Run(ctx context.Context, cfg Config) error {
 	finalStop := func() { stopOnce.Do(func() { close(stopNow) }) }
 	sourcesDone := make(chan struct{})
 	var idle atomic.Bool
+	// busy counts the loop's time in user code: the member reports the
+	// utilisation it gives to peers, and deals spread segments by theirs.
+	var busy atomic.Int64
 	if cfg.Cluster != nil {
 		cc := *cfg.Cluster
 		cc.Log = cfg.Log
@@ -204,6 +207,21 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		cc.Idle = func() bool { return idle.Load() && q.Empty() }
 		cc.Busy = cfg.Busy
+		cc.BusyNanos = busy.Load
+		if ss, ok := cfg.Processor.(work.SpreadSetter); ok {
+			cc.OnSpread = func(shares map[string]float64) {
+				m := member
+				weights := make(map[work.Dest]float64, len(shares))
+				for w, sh := range shares {
+					d := work.Here
+					if w != cfg.Name {
+						d = m.Dest(w)
+					}
+					weights[d] = sh
+				}
+				ss.SetSpread(weights)
+			}
+		}
 		member = cluster.New(cc)
 		if err := member.Listen(); err != nil {
 			closeSources()
@@ -436,6 +454,7 @@ func Run(ctx context.Context, cfg Config) error {
 		lc.Inputs = member.Inputs()
 		lc.Idle = &idle
 		lc.Hold = member.Congested
+		lc.BusyNanos = &busy
 	}
 	err := work.Loop(srcCtx, drainCtx, lc)
 	shutdown() // after an error too: starts the shutdown deadline

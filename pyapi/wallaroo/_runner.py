@@ -16,11 +16,15 @@ worker, or another interpreter). The runner compiles the table into the
 loops: a segment boundary whose partitions are all local compiles to
 nothing, so one worker pays nothing for the cuts; when the table changes
 (``Runner.set_ownership``) every loop is compiled again. A message whose
-partition is not local leaves the loop as an envelope record ``(path,
-segment, partition, key, ingest time, value)``; ``Runner.take_envelopes``
-serialises the records of a batch per destination, in one pickle when the
-module uses pickle (one call of its own ``serialize`` per value otherwise),
-and ``Runner.resume`` runs such a batch from the segment each record names.
+partition is not local leaves the loop as an envelope record (key,
+value, ingest time), appended to a flat list kept per (destination, path,
+segment): three list appends, no tuple, no call of ours. A boundary finds
+a key's list (or None when the key is local) in a dict of its own, filled
+as keys are first seen. ``Runner.take_envelopes`` serialises the records
+per destination in columns: keys and values in one pickle when the module
+uses pickle (one call of its own ``serialize`` per value otherwise), the
+ingest times as packed 64-bit integers; ``Runner.resume`` runs such a
+batch from the segment each group names.
 
 State. A state step keeps a dict key -> state object (the hot path looks a
 key up once) and an index partition -> keys, updated when a key is first
@@ -35,6 +39,7 @@ Nothing here is public API. This module runs unchanged on Python 2.7 and
 
 import binascii
 import pickle
+from array import array
 import random
 import sys
 import zlib
@@ -155,6 +160,33 @@ ANY_PARTITION = -1
 # version; Python 3.8 and later all read protocol 5).
 _PROTO = 2 if _PY2 else min(pickle.HIGHEST_PROTOCOL, 5)
 
+# The array type code of a signed 64-bit integer (ingest times travel
+# packed, not pickled one by one): 'q' on Python 3, 'l' on a 64-bit
+# Python 2.
+_TS_CODE = "q" if "q" in getattr(__import__("array"), "typecodes", "") else "l"
+if array(_TS_CODE).itemsize != 8:
+    raise ImportError("wallaroo._runner needs a 64-bit array type for "
+                      "ingest times (array %r is %d bytes here)"
+                      % (_TS_CODE, array(_TS_CODE).itemsize))
+
+
+def _pack_ts(values):
+    a = array(_TS_CODE, values)
+    return a.tostring() if _PY2 else a.tobytes()
+
+
+def _unpack_ts(data, n):
+    a = array(_TS_CODE)
+    if _PY2:
+        a.fromstring(data)
+    else:
+        a.frombytes(data)
+    if len(a) != n:
+        raise ValueError("envelope batch is corrupt: %d ingest times for %d "
+                         "records" % (len(a), n))
+    return a
+
+
 # Envelope batch formats (first byte of what take_envelopes returns).
 _FMT_PICKLE = b"P"  # the records, values included, in one pickle
 _FMT_HOOKS = b"H"   # one pickle of the records, each value serialised alone
@@ -217,6 +249,12 @@ class Runner(object):
         # Destinations a spread segment's messages are dealt to at random
         # (0 = here); [0] (or empty) keeps them all here.
         self.spread = [0]
+        # The deal: _SPREAD_SLOTS destinations, one drawn per message
+        # (set_spread_slots weighs them; evenly over spread by default);
+        # and the slot lists of the compiled spread boundaries, filled in
+        # place when the deal changes.
+        self.spread_slots = None
+        self._spread_lists = []
         self.all_local = True
         # (serialize, deserialize) for values that leave this interpreter;
         # a single worker never needs them (as in 0.6).
@@ -226,11 +264,12 @@ class Runner(object):
         self.states = {}
         self.index = {}
         self.paths = []
-        # (destination, path, segment) -> the columns of the envelope
-        # records made since take_envelopes
+        # (destination, path, segment) -> the flat list [key, value, ts,
+        # key, value, ts, ...] of the envelope records made since
+        # take_envelopes. The lists live as long as the runner: compiled
+        # loops hold their append methods, take_envelopes empties them in
+        # place.
         self.outbox = {}
-        # key -> partition, for boundaries that are not all local
-        self._pcache = {}
 
     # -- ownership -----------------------------------------------------
 
@@ -247,24 +286,86 @@ class Runner(object):
         self.epoch = int(epoch)
         self.spread = spread
         self.all_local = not any(owner) and not any(spread)
+        if self.spread_slots is not None and \
+                not set(self.spread_slots) <= set(spread):
+            self.spread_slots = None  # a destination left: deal evenly
+        self._spread_lists = []
         for path in self.paths:
             path.compile()
+
+    def set_spread_slots(self, slots):
+        """Weigh the dealing of spread segments: slots lists
+        _SPREAD_SLOTS destinations (repeated in proportion to their
+        weights, 0 = here), one of which each message draws at random.
+        Destinations that are not spread destinations are refused."""
+        slots = [int(d) for d in slots]
+        if len(slots) != _SPREAD_SLOTS:
+            raise ValueError("spread deal has %d slots, not %d"
+                             % (len(slots), _SPREAD_SLOTS))
+        unknown = set(slots) - set(self.spread)
+        if unknown:
+            raise ValueError("spread deal names destinations %s, which are "
+                             "not spread destinations (%s)"
+                             % (sorted(unknown), self.spread))
+        self.spread_slots = slots
+        for lst, pi, seg in self._spread_lists:
+            lst[:] = self._deal(slots, pi, seg)
+
+    def _deal(self, slots, pi, seg):
+        """The slot list of a spread boundary: an outbox append per slot
+        (None for here)."""
+        return [self.appender(d, pi, seg) if d else None for d in slots]
+
+    def spread_list(self, pi, seg):
+        """The slot list a compiled spread boundary draws from; the
+        runner refills it when the deal changes."""
+        slots = self.spread_slots
+        if slots is None:
+            n = len(self.spread)
+            slots = [self.spread[i * n // _SPREAD_SLOTS]
+                     for i in range(_SPREAD_SLOTS)]
+        lst = self._deal(slots, pi, seg)
+        self._spread_lists.append((lst, pi, seg))
+        return lst
 
     def partition_of(self, key):
         """The partition of a key (a native str, see _as_key), as the
         engine's routing package computes it from the key's bytes."""
         return (zlib.crc32(_key_bytes(key)) & 0xffffffff) % self.partitions
 
-    def cache_partition(self, key):
-        """partition_of, remembered: a boundary whose partitions are not
-        all local looks the key up in the cache first (a dict lookup
-        instead of encoding and hashing the key every time). The cache is
-        emptied when it grows past _PCACHE_MAX keys."""
-        cache = self._pcache
-        if len(cache) >= _PCACHE_MAX:
-            cache.clear()
-        p = cache[key] = self.partition_of(key)
-        return p
+    def appender(self, dest, path_index, seg):
+        """The append method of the outbox list of (dest, path, segment)."""
+        box = self.outbox.get((dest, path_index, seg))
+        if box is None:
+            box = self.outbox[(dest, path_index, seg)] = []
+        return box.append
+
+    def router(self, path_index, seg):
+        """(cache, route) for a keyed boundary: cache maps a key to the
+        append method of its destination's outbox list, or None when its
+        partition is here; route(key) computes that for a key not in the
+        cache yet and files it (the hot path is one dict lookup, instead
+        of encoding and hashing the key every time). The cache is emptied
+        when it grows past _ROUTE_CACHE_MAX keys, and made anew with the
+        loops when the ownership changes."""
+        cache = {}
+        owner = self.owner
+        partition_of = self.partition_of
+        appends = {}
+
+        def route(key):
+            d = owner[partition_of(key)]
+            if d:
+                a = appends.get(d)
+                if a is None:
+                    a = appends[d] = self.appender(d, path_index, seg)
+            else:
+                a = None
+            if len(cache) >= _ROUTE_CACHE_MAX:
+                cache.clear()
+            cache[key] = a
+            return a
+        return cache, route
 
     # -- state -----------------------------------------------------------
 
@@ -372,42 +473,39 @@ class Runner(object):
 
     def take_envelopes(self):
         """[(destination, count, bytes)] of the envelope records made
-        since the last call, one entry per destination, serialised: one
-        pickle per destination holding, per (path, segment), the records'
-        partitions, keys, ingest times and values as four lists (half the
-        cost of a tuple per record); with the module's own hooks, each
-        value is serialised alone first."""
-        if not self.outbox:
-            return []
+        since the last call, serialised per destination in batches of at
+        most _MAX_ENVELOPES records (a batch is one unit of a link's
+        replay queue and of the peer's work). A batch is a list of groups
+        (path, segment, keys, values, ingest times), one per (path,
+        segment): keys and values as two lists, in one pickle with the
+        batch (values serialised alone first with the module's own
+        hooks), ingest times packed as 64-bit integers."""
         groups = {}
         for (dest, pi, seg), box in self.outbox.items():
-            parts, keys, tss, values = box
-            if len(keys) <= _MAX_ENVELOPES:
-                groups.setdefault(dest, []).append((pi, seg) + box)
+            if not box:
                 continue
-            # Batches of at most _MAX_ENVELOPES records: a batch is one
-            # unit of a link's replay queue and of the peer's work.
-            for i in range(0, len(keys), _MAX_ENVELOPES):
-                j = i + _MAX_ENVELOPES
+            step = 3 * _MAX_ENVELOPES
+            for i in range(0, len(box), step):
+                part = box[i:i + step] if len(box) > step else box
                 groups.setdefault(dest, []).append(
-                    (pi, seg, parts[i:j], keys[i:j], tss[i:j], values[i:j]))
+                    (pi, seg, part[0::3], part[1::3], _pack_ts(part[2::3])))
+            # Emptied in place: the compiled loops hold its append.
+            del box[:]
         out = []
         for dest in sorted(groups):
             for gs in _chunks(groups[dest]):
                 out.append(self._envelope_batch(dest, gs))
-        # Cleared in place: the compiled loops hold this dict.
-        self.outbox.clear()
         return out
 
     def _envelope_batch(self, dest, gs):
         """(dest, count, bytes) of groups of records for one destination."""
-        n = sum(len(g[3]) for g in gs)
+        n = sum(len(g[2]) for g in gs)
         if self._pickled:
             return (dest, n, _FMT_PICKLE + pickle.dumps(gs, _PROTO))
         ser = self.serialize
         return (dest, n, _FMT_HOOKS + pickle.dumps(
-            [(pi, seg, ps, ks, ts, [_as_output(ser(v), "serialize") for v in vs])
-             for (pi, seg, ps, ks, ts, vs) in gs], _PROTO))
+            [(pi, seg, ks, [_as_output(ser(v), "serialize") for v in vs], ts)
+             for (pi, seg, ks, vs, ts) in gs], _PROTO))
 
     def resume(self, data):
         """Run a batch of envelope records (bytes from take_envelopes,
@@ -422,10 +520,14 @@ class Runner(object):
         results = []
         for g in groups:
             try:
-                pi, seg, _parts, keys, tss, values = g
-            except (TypeError, ValueError):
-                raise ValueError("envelope batch is corrupt: a group is %s"
-                                 % _describe(g))
+                pi, seg, keys, values, tss = g
+                if len(keys) != len(values):
+                    raise ValueError("%d keys for %d values"
+                                     % (len(keys), len(values)))
+                tss = _unpack_ts(tss, len(keys))
+            except (TypeError, ValueError) as e:
+                raise ValueError("envelope batch is corrupt: a group is %s "
+                                 "(%s)" % (_describe(g), e))
             if not 0 <= pi < len(self.paths):
                 raise ValueError("envelope for path %d; this application has "
                                  "%d" % (pi, len(self.paths)))
@@ -433,15 +535,19 @@ class Runner(object):
                 values = [de(v) for v in values]
             path = self.paths[pi]
             try:
-                results.append((pi, path.resume(seg, list(zip(keys, values, tss)))))
+                results.append((pi, path.resume(seg, zip(keys, values, tss))))
             except Exception:
                 self.failed_path = pi
                 raise
         return results
 
 
-# The most keys whose partition a runner remembers.
-_PCACHE_MAX = 1 << 16
+# The most keys a keyed boundary remembers the destination of.
+_ROUTE_CACHE_MAX = 1 << 16
+
+# How many slots a spread boundary deals from (the host's spreadSlots):
+# the weights of a spread deal are kept to 1/64.
+_SPREAD_SLOTS = 64
 
 # The most envelope records in one batch.
 _MAX_ENVELOPES = 4096
@@ -452,27 +558,13 @@ def _chunks(groups):
     at most _MAX_ENVELOPES records."""
     batch, n = [], 0
     for g in groups:
-        if batch and n + len(g[3]) > _MAX_ENVELOPES:
+        if batch and n + len(g[2]) > _MAX_ENVELOPES:
             yield batch
             batch, n = [], 0
         batch.append(g)
-        n += len(g[3])
+        n += len(g[2])
     if batch:
         yield batch
-
-
-def _emitter(outbox, pi, seg):
-    """The function a compiled loop calls to send a message of path pi
-    out at segment seg: it files the record in the outbox, in columns."""
-    def emit(d, part, key, ts, value):
-        box = outbox.get((d, pi, seg))
-        if box is None:
-            box = outbox[(d, pi, seg)] = ([], [], [], [])
-        box[0].append(part)
-        box[1].append(key)
-        box[2].append(ts)
-        box[3].append(value)
-    return emit
 
 
 def _hex(bs):
@@ -570,6 +662,8 @@ class Path(object):
         """Code at the start of segment seg_index (inside the loop of an
         earlier segment): leave as an envelope if it does not run here."""
         runner = self.runner
+        # Leaving: three appends to the destination's outbox list.
+        leave = "_o(k); _o(v); _o(_ts); continue"
         if seg.kind == SEG_SPREAD:
             if not any(runner.spread):
                 return
@@ -578,30 +672,25 @@ class Path(object):
             # turn would send the same lines of a periodic input to the
             # same worker every time).
             env["_rnd"] = random.Random().random
-            env["_spread"] = tuple(runner.spread)
-            env["_nspread"] = float(len(runner.spread))
-            code(depth, "_d = _spread[int(_rnd() * _nspread)]")
-            env["_emit%d" % seg_index] = _emitter(runner.outbox, self.index, seg_index)
-            code(depth, "if _d: _emit%d(_d, -1, k, _ts, v); continue" % seg_index)
+            env["_spread%d" % seg_index] = runner.spread_list(self.index, seg_index)
+            code(depth, "_o = _spread%d[int(_rnd() * %d.0)]" % (seg_index, _SPREAD_SLOTS))
+            code(depth, "if _o is not None: " + leave)
             return
         if seg.kind == SEG_SINGLE:
-            p = runner.partition_of(SINGLE_PARTITION_KEY)
-            d = runner.owner[p]
+            d = runner.owner[runner.partition_of(SINGLE_PARTITION_KEY)]
             if d:
-                env["_emit%d" % seg_index] = _emitter(runner.outbox, self.index, seg_index)
-                code(depth, "_emit%d(%d, %d, _SPK, _ts, v); continue" % (seg_index, d, p))
+                env["_o%d" % seg_index] = runner.appender(d, self.index, seg_index)
+                code(depth, "_o = _o%d; k = _SPK; %s" % (seg_index, leave))
             return
         if seg.kind == SEG_KEYED:
             if not any(runner.owner):
                 return
-            env["_own"] = runner.owner
-            env["_pcg"] = runner._pcache.get
-            env["_part"] = runner.cache_partition
-            code(depth, "_p = _pcg(k)")
-            code(depth, "if _p is None: _p = _part(k)")
-            code(depth, "_d = _own[_p]")
-            env["_emit%d" % seg_index] = _emitter(runner.outbox, self.index, seg_index)
-            code(depth, "if _d: _emit%d(_d, _p, k, _ts, v); continue" % seg_index)
+            cache, route = runner.router(self.index, seg_index)
+            env["_rc%d" % seg_index] = cache.get
+            env["_rt%d" % seg_index] = route
+            code(depth, "_o = _rc%d(k, _MISSING)" % seg_index)
+            code(depth, "if _o is _MISSING: _o = _rt%d(k)" % seg_index)
+            code(depth, "if _o is not None: " + leave)
 
     def _compile(self, entry):
         """The function that runs messages from segment ``entry`` on. The

@@ -20,7 +20,7 @@ const (
 )
 
 // wireVersion is the version the workers of this build speak.
-const wireVersion = 1
+const wireVersion = 2
 
 type wireChannel uint8
 

@@ -321,13 +321,46 @@ class RunnerTest(unittest.TestCase):
         finally:
             _runner._MAX_ENVELOPES = saved
 
+    def test_spread_slots_weigh_the_deal(self):
+        runner = _runner.Runner(16)
+        stages = _stages([(C, _split, "split", "0.0", True, False),
+                          (K, _first, "first", "0.1", False, False),
+                          (S, _count, "count", "0.2", False, True)])
+        segs = [_runner.Segment(_runner.SEG_SOURCE, 0),
+                _runner.Segment(_runner.SEG_SPREAD, 0),
+                _runner.Segment(_runner.SEG_KEYED, 2)]
+        path = runner.path("src", _decode, stages, [_encode], segs)
+        runner.set_ownership([0] * 16, 1, [0, 1])
+        n = _runner._SPREAD_SLOTS
+
+        def dealt(slots):
+            runner.set_spread_slots(slots)
+            path.process([b"w"] * 2000, 1)
+            sent = sum(c for _, c, _ in runner.take_envelopes())
+            return sent
+        self.assertEqual(dealt([1] * n), 2000)
+        self.assertEqual(dealt([0] * n), 0)
+        quarter = dealt([1] * (n // 4) + [0] * (n - n // 4))
+        self.assertTrue(350 < quarter < 650, quarter)
+        # The deal survives a recompile with the same destinations, and
+        # is dropped when a destination leaves.
+        runner.set_ownership([0] * 16, 2, [0, 1])
+        self.assertEqual(runner.spread_slots, [1] * (n // 4) + [0] * (n - n // 4))
+        runner.set_ownership([0] * 16, 3, [0, 2])
+        self.assertIsNone(runner.spread_slots)
+        with self.assertRaises(ValueError):
+            runner.set_spread_slots([1] * n)  # 1 is no longer a destination
+        with self.assertRaises(ValueError):
+            runner.set_spread_slots([0, 2])
+
     def test_all_local_compiles_no_boundary_code(self):
         _, _, runner = self._loopback_run([0] * 16, [0], [])
         text = "".join(runner.paths[0].source_text)
-        self.assertNotIn("_emit", text)
+        self.assertNotIn("_o(", text)
         runner.set_ownership([1] * 16, 2, [0, 1])
         text = "".join(runner.paths[0].source_text)
-        self.assertIn("_emit2(_d, _p, k, _ts, v)", text)
+        self.assertIn("_o = _rc2(k, _MISSING)", text)
+        self.assertIn("_o(k); _o(v); _o(_ts); continue", text)
         self.assertEqual(runner.epoch, 2)
 
     def test_partition_export_import_round_trip(self):
