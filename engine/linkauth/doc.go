@@ -1,0 +1,76 @@
+// Package linkauth protects the links of a cluster: the control and data
+// links between workers and the external channel that operator tools use.
+// Wallaroo 0.6 had no protection at all; a data link carries pickles, so
+// whoever can speak to a data port can run code in the worker. With a
+// cluster secret or TLS, nothing a peer sends reaches the cluster codec,
+// the external channel's parser or the interpreter before that peer has
+// proved it belongs to the cluster.
+//
+// # The secret handshake
+//
+// With a cluster secret, every connection starts with three fixed-size
+// messages, before any other byte is read or written (Handshake is the
+// I/O-free state machine; Guard runs it on a connection):
+//
+//	client → server  hello:  magic "wlauth1\n", channel kind (1 byte), client nonce Nc (32 bytes)
+//	server → client  proof:  magic, server nonce Ns (32 bytes), HMAC-SHA-256(secret, "server proof" | kind | Nc | Ns)
+//	client → server  proof:  HMAC-SHA-256(secret, "client proof" | kind | Nc | Ns)
+//
+// The nonces are fresh random values from crypto/rand, so a proof
+// recorded from an earlier connection is useless on the next one
+// (replay); the proofs are labelled by role, so a client's proof sent
+// back to it is not a server's proof (reflection); the channel kind is in
+// every proof, so a data-link proof does not open a control link; the
+// messages have fixed sizes and an order, so a reordered or truncated
+// exchange fails. No secret, and nothing derived from it but the
+// proofs, is ever sent. Proofs are compared in constant time.
+//
+// # Frames after the handshake
+//
+// Both ends derive two keys from the secret and both nonces (HKDF with
+// HMAC-SHA-256: extract with Nc|Ns as the salt, then one expand per
+// direction, labelled "client to server" and "server to client" plus the
+// kind). Every write then becomes one record:
+//
+//	u32 big-endian payload length (1 to MaxRecord) | payload | HMAC-SHA-256(direction key, u64 counter | u32 length | payload)
+//
+// where the counter counts the records of that direction from 0. A
+// record that was tampered with, replayed, reordered, dropped or moved to
+// the other direction fails its check; the connection is then closed and
+// every later Read returns the same error. Only verified payload bytes are
+// returned by Read. One HMAC per record: data links write batches of
+// thousands of envelopes per record, so the cost per message is small.
+//
+// # TLS
+//
+// With --tls-cert, --tls-key and --tls-ca, every link is TLS 1.3 with
+// mutual authentication: each side presents a certificate signed by the
+// CA, and the standard library checks it (chain, validity dates, and the
+// server's name or IP against the address dialled). With TLS, records are
+// not MACed again (TLS protects them); with both TLS and a secret, the
+// secret handshake runs inside TLS, so a certificate alone is not
+// enough to join a cluster.
+//
+// # Without either
+//
+// A nil *Guard passes connections through untouched: the links are those
+// of 0.6, unauthenticated and byte-compatible with 0.6 tools. Exposed
+// tells the caller when that is dangerous (a listener not on loopback),
+// for the one warning line the worker prints.
+//
+// # The secret file
+//
+// ReadSecretFile reads the secret once, at start-up. It refuses (an error,
+// not a warning: a worker must not silently run less protected than its
+// operator thinks) a file that is empty or shorter than MinSecret bytes
+// after trailing white space is removed, and a file that group or others
+// may read or write: the secret is as good as its file's mode (0600).
+//
+// # Ownership and goroutines
+//
+// Handshake and the record sealer and opener are plain values owned by
+// one goroutine each. A *Conn may be read by one goroutine and written
+// by others at the same time (writes are serialised). Guard is immutable
+// after New and safe for concurrent use; Server and Client block for the
+// handshake (bounded by Guard's timeout) on the caller's goroutine.
+package linkauth
