@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wallaroo-go/machida/engine/linkauth"
 	"github.com/wallaroo-go/machida/engine/work"
 )
 
@@ -74,6 +75,9 @@ type Config struct {
 	// (0 when none runs); heartbeats carry it, so a peer stuck in user
 	// code is reported, not only a silent one.
 	Busy func() time.Duration
+	// Guard authenticates every control and data connection (a cluster
+	// secret, TLS or both; see secure.go); nil: unauthenticated, as 0.6.
+	Guard *linkauth.Guard
 }
 
 // Member is this worker's membership in a cluster: the control and data
@@ -304,7 +308,11 @@ func (m *Member) acceptLoop(ctx context.Context, l net.Listener, what string, se
 			}
 			return
 		}
-		go serve(c)
+		go func() {
+			if c, ok := m.accepted(ctx, c, what); ok {
+				serve(c)
+			}
+		}()
 	}
 }
 
@@ -632,6 +640,9 @@ func (m *Member) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot reach the initializer's control channel at %s after %v: %w; start the initializer first, with --control %s", m.cfg.Control, m.cfg.JoinTimeout, err, m.cfg.Control)
 	}
+	if conn, err = dialled(ctx, m.cfg.Guard, conn, linkauth.Control, m.cfg.Control); err != nil {
+		return fmt.Errorf("%w: the initializer at %s: %w", ErrRefused, m.cfg.Control, err)
+	}
 	go func() {
 		<-ctx.Done()
 		conn.Close()
@@ -694,6 +705,7 @@ func (m *Member) setTopology(ctx context.Context, t Topology) {
 			continue
 		}
 		o := newOutbound(w, t.Data[i], m.cfg.Hello, m.log)
+		o.guard = m.cfg.Guard
 		m.outs[i] = o
 		go o.run(ctx)
 	}

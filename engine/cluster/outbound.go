@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wallaroo-go/machida/engine/linkauth"
 	"github.com/wallaroo-go/machida/engine/work"
 )
 
@@ -34,6 +35,7 @@ type outbound struct {
 	addr  string // its data listener
 	hello Hello
 	log   *slog.Logger
+	guard *linkauth.Guard // set before run; nil: unauthenticated
 
 	mu      sync.Mutex
 	q       *outQueue
@@ -125,6 +127,9 @@ func (o *outbound) session(ctx context.Context) error {
 	conn, err := d.DialContext(dctx, "tcp", o.addr)
 	cancel()
 	if err != nil {
+		return err
+	}
+	if conn, err = dialled(ctx, o.guard, conn, linkauth.Data, o.addr); err != nil {
 		return err
 	}
 	defer conn.Close()
