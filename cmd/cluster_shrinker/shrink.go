@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/wallaroo-go/machida/internal/extframe"
+	"github.com/wallaroo-go/machida/internal/toolconn"
 )
 
 // shrinkRequest is the JSON payload of a ShrinkRequest.
@@ -45,7 +45,11 @@ func request(cfg *config) []byte {
 
 // shrink sends cfg's request and prints the reply on stdout.
 func shrink(cfg *config, stdout io.Writer) error {
-	conn, err := net.DialTimeout("tcp", cfg.external, cfg.timeout)
+	g, err := cfg.sec.Guard(cfg.timeout)
+	if err != nil {
+		return err
+	}
+	conn, err := toolconn.Dial(g, cfg.external, cfg.timeout)
 	if err != nil {
 		return fmt.Errorf("unable to connect to %s: %w", cfg.external, err)
 	}

@@ -12,12 +12,17 @@ import (
 	"time"
 
 	"github.com/wallaroo-go/machida/internal/extframe"
+	"github.com/wallaroo-go/machida/internal/toolconn"
 )
 
 // send writes cfg's message to the worker and, for a query, prints the
 // reply on stdout.
 func send(cfg *config, stdout io.Writer) error {
-	conn, err := net.DialTimeout("tcp", cfg.external, cfg.timeout)
+	g, err := cfg.sec.Guard(cfg.timeout)
+	if err != nil {
+		return err
+	}
+	conn, err := toolconn.Dial(g, cfg.external, cfg.timeout)
 	if err != nil {
 		return fmt.Errorf("unable to connect to %s: %w", cfg.external, err)
 	}

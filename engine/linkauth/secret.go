@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"time"
 )
 
 // MinSecret is the shortest cluster secret accepted, in bytes.
@@ -52,4 +53,29 @@ func ReadSecretFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("cluster secret file %s: %d bytes of secret, at least %d are needed (e.g. head -c 32 /dev/urandom | base64 > %s)", path, len(b), MinSecret, path)
 	}
 	return b, nil
+}
+
+// Files names what a worker or an operator tool reads to protect its
+// links; all empty means no protection.
+type Files struct {
+	SecretFile    string // --cluster-secret-file (or SecretFileEnv)
+	Cert, Key, CA string // --tls-cert, --tls-key, --tls-ca
+	Timeout       time.Duration
+}
+
+// Load reads the files and returns the Guard they describe (nil for
+// none).
+func Load(f Files) (*Guard, error) {
+	var secret []byte
+	if f.SecretFile != "" {
+		var err error
+		if secret, err = ReadSecretFile(f.SecretFile); err != nil {
+			return nil, err
+		}
+	}
+	t, err := LoadTLS(f.Cert, f.Key, f.CA)
+	if err != nil {
+		return nil, err
+	}
+	return New(Config{Secret: secret, TLS: t, Timeout: f.Timeout}), nil
 }
