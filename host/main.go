@@ -16,11 +16,11 @@ import (
 
 	"github.com/wallaroo-go/machida/bridge"
 	"github.com/wallaroo-go/machida/engine/cluster"
-	"github.com/wallaroo-go/machida/engine/linkauth"
 	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/source"
 	"github.com/wallaroo-go/machida/engine/topology"
 	"github.com/wallaroo-go/machida/engine/worker"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 	"github.com/wallaroo-go/machida/internal/logline"
 )
 

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 	"github.com/wallaroo-go/machida/internal/ponyflag"
-	"github.com/wallaroo-go/machida/internal/toolconn"
 )
 
 // errHelp is returned by parseFlags when --help was given.
@@ -27,7 +27,7 @@ type config struct {
 	count    int
 	workers  []string
 	timeout  time.Duration
-	sec      toolconn.Options
+	sec      linkauth.ToolOptions
 }
 
 // usage is the --help text. TestUsage_ListsEveryFlag keeps it in step with
@@ -43,7 +43,7 @@ Options:
   -c, --count N          remove N workers (the first eligible ones)
   -w, --workers a,b,...  remove the named workers
       --timeout D        connect and reply timeout (default 30s)
-` + toolconn.Usage + `      --help             print this help and exit
+` + linkauth.ToolUsage + `      --help             print this help and exit
 
 Exactly one of --query, --count and --workers is required. Pony runtime
 options (--ponythreads N, --ponynoblock, any --pony*) are accepted and

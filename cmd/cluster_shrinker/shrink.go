@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/wallaroo-go/machida/internal/extframe"
-	"github.com/wallaroo-go/machida/internal/toolconn"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // shrinkRequest is the JSON payload of a ShrinkRequest.
@@ -49,7 +49,7 @@ func shrink(cfg *config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	conn, err := toolconn.Dial(g, cfg.external, cfg.timeout)
+	conn, err := linkauth.DialTool(g, cfg.external, cfg.timeout)
 	if err != nil {
 		return fmt.Errorf("unable to connect to %s: %w", cfg.external, err)
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/wallaroo-go/machida/internal/extframe"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 	"github.com/wallaroo-go/machida/internal/ponyflag"
-	"github.com/wallaroo-go/machida/internal/toolconn"
 )
 
 // usage is printed for --help (stdout) and a bad command line (stderr).
@@ -21,7 +21,7 @@ a Wallaroo cluster; the whole cluster shuts down and deletes its recovery
 files. Pony runtime options (--pony*) are accepted and ignored.
 
 Options:
-` + toolconn.Usage
+` + linkauth.ToolUsage
 
 // dialTimeout bounds the connect.
 const dialTimeout = 10 * time.Second
@@ -49,8 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // parseArgs returns the HOST:PORT argument and the security options, or
 // pflag.ErrHelp for --help.
-func parseArgs(args []string) (string, toolconn.Options, error) {
-	var sec toolconn.Options
+func parseArgs(args []string) (string, linkauth.ToolOptions, error) {
+	var sec linkauth.ToolOptions
 	fs := pflag.NewFlagSet("cluster_shutdown", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
@@ -71,12 +71,12 @@ func parseArgs(args []string) (string, toolconn.Options, error) {
 // shutdown connects to addr and writes one CleanShutdown frame with an
 // empty payload. Its errors are capitalised because run prints them after
 // "Error: ", reproducing the 0.6 tool's "Error: Unable to connect to ...".
-func shutdown(addr string, sec toolconn.Options) error {
+func shutdown(addr string, sec linkauth.ToolOptions) error {
 	g, err := sec.Guard(dialTimeout)
 	if err != nil {
 		return err
 	}
-	conn, err := toolconn.Dial(g, addr, dialTimeout)
+	conn, err := linkauth.DialTool(g, addr, dialTimeout)
 	if err != nil {
 		return fmt.Errorf("Unable to connect to %s: %w", addr, err)
 	}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/wallaroo-go/machida/internal/extframe"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 	"github.com/wallaroo-go/machida/internal/ponyflag"
-	"github.com/wallaroo-go/machida/internal/toolconn"
 )
 
 // errHelp is returned by parseFlags when --help was given.
@@ -76,7 +76,7 @@ type config struct {
 	message  string
 	json     bool
 	timeout  time.Duration
-	sec      toolconn.Options
+	sec      linkauth.ToolOptions
 }
 
 // usage is the --help text. TestUsage_ListsEveryFlagAndType keeps it in
@@ -102,7 +102,7 @@ Options:
   -m, --message M        text for print, worker name for rotate-log
   -j, --json             print only the JSON of a query reply
       --timeout D        connect and reply timeout (default 10s)
-` + toolconn.Usage + `      --help             print this help and exit
+` + linkauth.ToolUsage + `      --help             print this help and exit
 
 Pony runtime options (--ponythreads N, --ponynoblock, any --pony*) are
 accepted and ignored.

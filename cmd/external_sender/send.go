@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/wallaroo-go/machida/internal/extframe"
-	"github.com/wallaroo-go/machida/internal/toolconn"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // send writes cfg's message to the worker and, for a query, prints the
@@ -22,7 +22,7 @@ func send(cfg *config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	conn, err := toolconn.Dial(g, cfg.external, cfg.timeout)
+	conn, err := linkauth.DialTool(g, cfg.external, cfg.timeout)
 	if err != nil {
 		return fmt.Errorf("unable to connect to %s: %w", cfg.external, err)
 	}

@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wallaroo-go/machida/engine/linkauth"
 	"github.com/wallaroo-go/machida/engine/work"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // InitializerName is the initializer's name, whatever --name says (0.6

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wallaroo-go/machida/engine/linkauth"
 	"github.com/wallaroo-go/machida/engine/work"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // Link timing and bounds (spec 3.3: 0.6 retried every 500 ms and muted

@@ -4,7 +4,7 @@ import (
 	"context"
 	"net"
 
-	"github.com/wallaroo-go/machida/engine/linkauth"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // The links' protection (see package linkauth): with Config.Guard set,

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wallaroo-go/machida/engine/linkauth"
 	"github.com/wallaroo-go/machida/engine/work"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 var testSecret = []byte("a cluster secret for the tests")

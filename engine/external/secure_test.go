@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wallaroo-go/machida/engine/linkauth"
 	"github.com/wallaroo-go/machida/internal/extframe"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // With a Guard, a client must authenticate: a 0.6 client's CleanShutdown

@@ -10,8 +10,8 @@ import (
 	"net"
 
 	"github.com/wallaroo-go/machida/engine/connset"
-	"github.com/wallaroo-go/machida/engine/linkauth"
 	"github.com/wallaroo-go/machida/internal/extframe"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // Config configures the external channel server.

@@ -12,11 +12,11 @@ import (
 
 	"github.com/wallaroo-go/machida/engine/cluster"
 	"github.com/wallaroo-go/machida/engine/external"
-	"github.com/wallaroo-go/machida/engine/linkauth"
 	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/sink"
 	"github.com/wallaroo-go/machida/engine/source"
 	"github.com/wallaroo-go/machida/engine/work"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // Processor runs the application's segments: see work.Processor.

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/wallaroo-go/machida/internal/testpki"
 )
 
 // The cluster's links with a secret and with mutual TLS (README,
@@ -170,7 +168,7 @@ func TestClusterSecure_WrongSecretCannotJoin(t *testing.T) {
 // refused.
 func TestClusterSecure_MutualTLSThreeWorkersAndTools(t *testing.T) {
 	pki := t.TempDir()
-	ca, err := testpki.NewCA("cluster CA")
+	ca, err := newTestCA("cluster CA")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +182,7 @@ func TestClusterSecure_MutualTLSThreeWorkersAndTools(t *testing.T) {
 	}
 	opCert, opKey, _ := ca.Leaf(pki, "operator", false)
 	oldCert, oldKey, _ := ca.Leaf(pki, "expired", true)
-	other, _ := testpki.NewCA("another CA")
+	other, _ := newTestCA("another CA")
 	strangerCert, strangerKey, _ := other.Leaf(pki, "stranger", false)
 
 	dir := exampleDir("word_count")

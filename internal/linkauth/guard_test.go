@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/wallaroo-go/machida/internal/testpki"
 )
 
 // pair runs the client and server sides of g over a TCP loopback
@@ -115,7 +113,7 @@ func TestGuard_NilPassesThrough(t *testing.T) {
 
 func TestGuard_MutualTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := testpki.NewCA("cluster CA")
+	ca, err := newTestCA("cluster CA")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +121,8 @@ func TestGuard_MutualTLS(t *testing.T) {
 	if err := ca.WriteCA(caFile); err != nil {
 		t.Fatal(err)
 	}
-	other, _ := testpki.NewCA("another CA")
-	load := func(ca *testpki.CA, name string, expired bool, secret []byte) *Guard {
+	other, _ := newTestCA("another CA")
+	load := func(ca *testCA, name string, expired bool, secret []byte) *Guard {
 		cert, key, err := ca.Leaf(dir, name, expired)
 		if err != nil {
 			t.Fatal(err)

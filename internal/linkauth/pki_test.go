@@ -1,9 +1,7 @@
-// Package testpki makes certificate authorities and certificates at run
-// time for the tests of TLS links (engine/linkauth, tests/e2e): no key
-// material is ever committed. Not for production: the keys are ECDSA
-// P-256, generated per call, and the files are written where the test
-// says. Its functions are safe for concurrent use.
-package testpki
+// Certificate authorities and certificates made at test time (no key
+// material is committed): ECDSA P-256, valid for 127.0.0.1, ::1 and
+// localhost, as server and client.
+package linkauth
 
 import (
 	"crypto/ecdsa"
@@ -21,14 +19,14 @@ import (
 )
 
 // CA is a certificate authority that signs leaf certificates.
-type CA struct {
+type testCA struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
 	der  []byte
 }
 
 // NewCA returns a fresh CA named name, valid from an hour ago for a day.
-func NewCA(name string) (*CA, error) {
+func newTestCA(name string) (*testCA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("CA key: %w", err)
@@ -50,19 +48,19 @@ func NewCA(name string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA certificate: %w", err)
 	}
-	return &CA{cert: cert, key: key, der: der}, nil
+	return &testCA{cert: cert, key: key, der: der}, nil
 }
 
 func serial() *big.Int {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		panic(fmt.Sprintf("testpki: crypto/rand failed: %v", err))
+		panic(fmt.Sprintf("linkauth test: crypto/rand failed: %v", err))
 	}
 	return n
 }
 
 // WriteCA writes the CA's certificate as PEM to path.
-func (ca *CA) WriteCA(path string) error {
+func (ca *testCA) WriteCA(path string) error {
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.der}), 0o644)
 }
 
@@ -70,7 +68,7 @@ func (ca *CA) WriteCA(path string) error {
 // localhost, as server and client) and its key as dir/<name>.crt and
 // dir/<name>.key, and returns the two paths. expired makes one whose
 // validity ended an hour ago.
-func (ca *CA) Leaf(dir, name string, expired bool) (certFile, keyFile string, err error) {
+func (ca *testCA) Leaf(dir, name string, expired bool) (certFile, keyFile string, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", "", fmt.Errorf("leaf key: %w", err)

@@ -66,6 +66,15 @@
 // after trailing white space is removed, and a file that group or others
 // may read or write: the secret is as good as its file's mode (0600).
 //
+// # Operator tools
+//
+// ToolOptions and DialTool give external_sender, cluster_shutdown and
+// cluster_shrinker the worker's options (--cluster-secret-file, or
+// SecretFileEnv, and --tls-cert, --tls-key, --tls-ca) and run the same
+// handshakes on the external channel. The package lives under internal/
+// because both the engine and the tools use it (the import rules of
+// tests/archtest: tools import only internal packages).
+//
 // # Ownership and goroutines
 //
 // Handshake and the record sealer and opener are plain values owned by

@@ -1,4 +1,4 @@
-package toolconn
+package linkauth
 
 import (
 	"context"
@@ -8,17 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/wallaroo-go/machida/engine/linkauth"
 )
 
-func TestDial_WithTheSecretFile(t *testing.T) {
+func TestDialTool_WithTheSecretFile(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "secret")
 	if err := os.WriteFile(file, []byte("a secret of the operator tools\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	server, err := linkauth.Load(linkauth.Files{SecretFile: file})
+	server, err := Load(Files{SecretFile: file})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,16 +31,16 @@ func TestDial_WithTheSecretFile(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		if sc, err := server.Server(context.Background(), c, linkauth.External); err == nil {
+		if sc, err := server.Server(context.Background(), c, External); err == nil {
 			sc.Write([]byte("ok"))
 		}
 	}()
-	t.Setenv(linkauth.SecretFileEnv, file) // the option not given: the environment names the file
-	g, err := Options{}.Guard(5 * time.Second)
+	t.Setenv(SecretFileEnv, file) // the option not given: the environment names the file
+	g, err := ToolOptions{}.Guard(5 * time.Second)
 	if err != nil || !g.Secret() {
 		t.Fatalf("guard %v, %v", g, err)
 	}
-	c, err := Dial(g, l.Addr().String(), 5*time.Second)
+	c, err := DialTool(g, l.Addr().String(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +51,7 @@ func TestDial_WithTheSecretFile(t *testing.T) {
 	}
 
 	os.Chmod(file, 0o644)
-	if _, err := (Options{SecretFile: file}).Guard(time.Second); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+	if _, err := (ToolOptions{SecretFile: file}).Guard(time.Second); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("a world-readable secret file: %v", err)
 	}
 }
