@@ -102,8 +102,8 @@ func TestMember_SecuredDataPortDropsRawFrames(t *testing.T) {
 	c.Write(raw)
 	c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	got, err := io.ReadAll(c)
-	if len(got) != 0 || (err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset")) {
-		t.Fatalf("the worker answered %q, %v; want a plain close", got, err)
+	if len(got) != linkauth.ChallengeSize || (err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset")) {
+		t.Fatalf("the worker answered %q, %v; want its challenge, then a close", got, err)
 	}
 	if gs[0].count() != 0 {
 		t.Fatal("a batch from an unauthenticated client was delivered")
@@ -138,16 +138,16 @@ func authentic(frames []byte) []byte {
 	nc[0] = 7
 	c := linkauth.NewHandshake(linkauth.Client, linkauth.Data, testSecret, nc)
 	s := linkauth.NewHandshake(linkauth.Server, linkauth.Data, testSecret, [linkauth.NonceSize]byte{})
-	hello := c.Start()
-	s.Start()
-	proof, _ := s.Receive(hello)
-	finish, _ := c.Receive(proof)
-	out := append(append([]byte(nil), hello...), finish...)
-	send, _ := c.Keys()
+	c.Start()
+	resp, _ := c.Receive(s.Start())
+	confirm, _ := s.Receive(resp)
+	c.Receive(confirm)
+	out := append([]byte(nil), resp...)
+	send, recv := c.Keys()
 	pr, pw := net.Pipe()
 	defer pr.Close()
 	go func() {
-		linkauth.NewConn(pw, send, nil).Write(frames)
+		linkauth.NewConn(pw, send, recv).Write(frames)
 		pw.Close()
 	}()
 	rest, _ := io.ReadAll(pr)
@@ -164,7 +164,7 @@ func FuzzSecureWire(f *testing.F) {
 	f.Add(good)
 	f.Add(frames)
 	f.Add([]byte("\x80\x02cos\nsystem\n"))
-	hs := linkauth.HelloSize + linkauth.FinishSize
+	hs := linkauth.ResponseSize
 	g := linkauth.New(linkauth.Config{Secret: testSecret, Rand: zeros{}})
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		conn, err := g.Server(context.Background(), fakeConn{Reader: bytes.NewReader(raw)}, linkauth.Data)

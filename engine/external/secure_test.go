@@ -32,9 +32,9 @@ func TestServer_SecretRequiredOfClients(t *testing.T) {
 
 	raw := dial(t, addr)
 	raw.Write(extframe.Append(nil, extframe.MsgCleanShutdown, nil))
-	raw.Write(make([]byte, 64)) // enough for a hello: the server decides now
-	if b, _ := io.ReadAll(raw); len(b) != 0 {
-		t.Fatalf("an unauthenticated client got %q", b)
+	raw.Write(make([]byte, linkauth.ResponseSize)) // enough for a response: the server decides now
+	if b, _ := io.ReadAll(raw); len(b) != linkauth.ChallengeSize {
+		t.Fatalf("an unauthenticated client got %q, want only the challenge", b)
 	}
 	raw.Close()
 	if !strings.Contains(logs.String(), "link authentication failed") || !strings.Contains(logs.String(), raw.LocalAddr().String()) {

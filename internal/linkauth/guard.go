@@ -134,11 +134,14 @@ func (g *Guard) upgrade(ctx context.Context, conn net.Conn, k Kind, role Role, a
 	}
 	if len(g.secret) > 0 {
 		send, recv, err := g.secretHandshake(c, k, role)
-		if err != nil {
-			if ctx.Err() != nil && !errors.Is(err, ErrHandshake) {
-				err = fmt.Errorf("%w: no answer within %v: %w", ErrHandshake, g.timeout, err)
-			}
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrHandshake):
 			return nil, err
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("%w: no answer within %v: %w", ErrHandshake, g.timeout, err)
+		default:
+			return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 		}
 		if g.serverTLS == nil {
 			c = NewConn(c, send, recv)
@@ -162,12 +165,12 @@ func (g *Guard) secretHandshake(c net.Conn, k Kind, role Role) (send, recv []byt
 			return nil, nil, fmt.Errorf("sending the handshake: %w", err)
 		}
 	}
-	buf := make([]byte, ProofSize)
+	buf := make([]byte, ResponseSize)
 	for !h.Done() {
 		in := buf[:h.Expect()]
 		if _, err := io.ReadFull(c, in); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, nil, fmt.Errorf("%w: the peer closed the connection during the handshake (has it another cluster secret, or none?)", ErrHandshake)
+				return nil, nil, fmt.Errorf("%w: the peer closed the connection during the handshake (has it another cluster secret, or none? its log says)", ErrHandshake)
 			}
 			return nil, nil, fmt.Errorf("reading the handshake: %w", err)
 		}

@@ -44,11 +44,12 @@ const (
 	NonceSize = 32
 	proofSize = sha256.Size
 	magicSize = 8
-	// HelloSize, ProofSize and FinishSize are the sizes of the three
-	// messages, in order.
-	HelloSize  = magicSize + 1 + NonceSize
-	ProofSize  = magicSize + NonceSize + proofSize
-	FinishSize = proofSize
+	// ChallengeSize, ResponseSize and ConfirmSize are the sizes of the
+	// three messages, in order: the server's challenge, the client's
+	// response with its own challenge, the server's confirmation.
+	ChallengeSize = magicSize + 1 + NonceSize
+	ResponseSize  = magicSize + 1 + NonceSize + proofSize
+	ConfirmSize   = proofSize
 )
 
 var magic = []byte("wlauth1\n")
@@ -61,18 +62,18 @@ type hsStep uint8
 
 const (
 	stepStart hsStep = iota
-	stepWaitHello
-	stepWaitProof
-	stepWaitFinish
+	stepWaitChallenge
+	stepWaitResponse
+	stepWaitConfirm
 	stepDone
 	stepFailed
 )
 
 // Handshake is one end of the secret handshake (see the package doc), as
 // a state machine without I/O: Start gives the first message to send (the
-// client's hello; nothing for the server), then each message received
+// server's challenge; nothing for the client), then each message received
 // goes to Receive, which returns what to send back. Expect says how many
-// bytes the next message has (0 once done). Any error is final.
+// bytes the next message has (0 once over). Any error is final.
 type Handshake struct {
 	role   Role
 	kind   Kind
@@ -93,33 +94,33 @@ func NewHandshake(role Role, k Kind, secret []byte, nonce [NonceSize]byte) *Hand
 	return h
 }
 
-// Start returns the first message to send: the client's hello (the
-// server sends nothing first, and returns nil).
+// Start returns the first message to send: the server's challenge (the
+// client sends nothing first, and gets nil).
 func (h *Handshake) Start() []byte {
 	if h.step != stepStart {
 		return nil
 	}
-	if h.role == Server {
-		h.step = stepWaitHello
+	if h.role == Client {
+		h.step = stepWaitChallenge
 		return nil
 	}
-	h.step = stepWaitProof
-	msg := make([]byte, 0, HelloSize)
+	h.step = stepWaitResponse
+	msg := make([]byte, 0, ChallengeSize)
 	msg = append(msg, magic...)
 	msg = append(msg, byte(h.kind))
-	return append(msg, h.nc[:]...)
+	return append(msg, h.ns[:]...)
 }
 
 // Expect returns the size of the next message to receive, or 0 when
 // the handshake is over (done or failed).
 func (h *Handshake) Expect() int {
 	switch h.step {
-	case stepWaitHello:
-		return HelloSize
-	case stepWaitProof:
-		return ProofSize
-	case stepWaitFinish:
-		return FinishSize
+	case stepWaitChallenge:
+		return ChallengeSize
+	case stepWaitResponse:
+		return ResponseSize
+	case stepWaitConfirm:
+		return ConfirmSize
 	}
 	return 0
 }
@@ -130,6 +131,17 @@ func (h *Handshake) Done() bool { return h.step == stepDone }
 func (h *Handshake) fail(format string, args ...any) error {
 	h.step = stepFailed
 	return fmt.Errorf("%w: %s", ErrHandshake, fmt.Sprintf(format, args...))
+}
+
+// header checks a message's magic and channel kind.
+func (h *Handshake) header(msg []byte) error {
+	if !bytes.Equal(msg[:magicSize], magic) {
+		return h.fail("the peer does not speak the authenticated link protocol (is it started without the cluster secret, or is it not a worker?)")
+	}
+	if k := Kind(msg[magicSize]); k != h.kind {
+		return h.fail("the peer offers a %v link where a %v link was expected (wrong port?)", k, h.kind)
+	}
+	return nil
 }
 
 // Receive takes the next message from the peer (exactly Expect bytes)
@@ -143,37 +155,35 @@ func (h *Handshake) Receive(msg []byte) ([]byte, error) {
 		return nil, h.fail("a message of %d bytes where %d were expected", len(msg), want)
 	}
 	switch h.step {
-	case stepWaitHello: // server
-		if !bytes.Equal(msg[:magicSize], magic) {
-			return nil, h.fail("the peer does not speak the authenticated link protocol (is it started without the cluster secret, or not a worker?)")
+	case stepWaitChallenge: // client
+		if err := h.header(msg); err != nil {
+			return nil, err
 		}
-		if k := Kind(msg[magicSize]); k != h.kind {
-			return nil, h.fail("the peer asks for a %v link on a %v listener", k, h.kind)
-		}
-		copy(h.nc[:], msg[magicSize+1:])
-		h.step = stepWaitFinish
-		reply := make([]byte, 0, ProofSize)
-		reply = append(reply, magic...)
-		reply = append(reply, h.ns[:]...)
-		return append(reply, h.proof(Server)...), nil
-	case stepWaitProof: // client
-		if !bytes.Equal(msg[:magicSize], magic) {
-			return nil, h.fail("the peer does not speak the authenticated link protocol (is it started without the cluster secret?)")
-		}
-		copy(h.ns[:], msg[magicSize:magicSize+NonceSize])
+		copy(h.ns[:], msg[magicSize+1:])
 		if h.ns == h.nc {
 			return nil, h.fail("the peer sent back this end's own nonce (a reflected handshake)")
 		}
-		if !hmac.Equal(msg[magicSize+NonceSize:], h.proof(Server)) {
+		h.step = stepWaitConfirm
+		reply := make([]byte, 0, ResponseSize)
+		reply = append(reply, magic...)
+		reply = append(reply, byte(h.kind))
+		reply = append(reply, h.nc[:]...)
+		return append(reply, h.proof(Client)...), nil
+	case stepWaitResponse: // server
+		if err := h.header(msg); err != nil {
+			return nil, err
+		}
+		copy(h.nc[:], msg[magicSize+1:magicSize+1+NonceSize])
+		if h.ns == h.nc {
+			return nil, h.fail("the peer sent back this end's own nonce (a reflected handshake)")
+		}
+		if !hmac.Equal(msg[magicSize+1+NonceSize:], h.proof(Client)) {
 			return nil, h.fail("the peer's proof does not match: it has another cluster secret")
 		}
 		h.step = stepDone
-		return h.proof(Client), nil
-	case stepWaitFinish: // server
-		if h.ns == h.nc {
-			return nil, h.fail("the peer sent back this end's own nonce (a reflected handshake)")
-		}
-		if !hmac.Equal(msg, h.proof(Client)) {
+		return h.proof(Server), nil
+	case stepWaitConfirm: // client
+		if !hmac.Equal(msg, h.proof(Server)) {
 			return nil, h.fail("the peer's proof does not match: it has another cluster secret")
 		}
 		h.step = stepDone

@@ -1,12 +1,12 @@
 package linkauth
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net"
 	"sync"
@@ -17,46 +17,70 @@ import (
 const MaxRecord = 1 << 20
 
 // TagSize is the size of a record's MAC tag.
-const TagSize = sha256.Size
+const TagSize = 16
 
 // ErrRecord is wrapped by every record failure: a length out of range or
 // a tag that does not verify (tampered, replayed, reordered, dropped).
 var ErrRecord = errors.New("authenticated record rejected")
 
-// sealer MACs the records of one direction. Owned by the writer.
-type sealer struct {
-	mac hash.Hash
-	n   uint64 // records sealed so far
-	hdr [12]byte
+// recordMAC is the MAC of one direction's records: GMAC (AES-256-GCM
+// with the payload as additional data and nothing encrypted), keyed by
+// the direction's key, with the record's counter as the nonce. A counter
+// never repeats under a key (keys are fresh per connection, counters do
+// not wrap), which is what GMAC needs. See the package doc for why not
+// HMAC here.
+type recordMAC struct {
+	aead  cipher.AEAD
+	n     uint64 // records so far
+	nonce [12]byte
 }
 
-func newSealer(key []byte) *sealer { return &sealer{mac: hmac.New(sha256.New, key)} }
+func newRecordMAC(key []byte) *recordMAC {
+	blk, err := aes.NewCipher(key) // 32 bytes: AES-256
+	if err != nil {
+		panic(fmt.Sprintf("linkauth: a derived key of %d bytes: %v", len(key), err))
+	}
+	aead, err := cipher.NewGCM(blk)
+	if err != nil {
+		panic(fmt.Sprintf("linkauth: GCM: %v", err))
+	}
+	return &recordMAC{aead: aead}
+}
+
+// tag appends the next record's tag over p to dst and counts the record.
+func (m *recordMAC) tag(dst, p []byte) []byte {
+	binary.BigEndian.PutUint64(m.nonce[4:], m.n)
+	m.n++
+	return m.aead.Seal(dst, m.nonce[:], nil, p)
+}
+
+// sealer MACs the records of one direction. Owned by the writer.
+type sealer struct {
+	mac *recordMAC
+	hdr [4]byte
+}
+
+func newSealer(key []byte) *sealer { return &sealer{mac: newRecordMAC(key)} }
 
 // seal returns the record's length header and tag for payload p
 // (1 to MaxRecord bytes), and counts the record.
 func (s *sealer) seal(p []byte, tag []byte) (hdr []byte, t []byte) {
-	binary.BigEndian.PutUint64(s.hdr[:8], s.n)
-	binary.BigEndian.PutUint32(s.hdr[8:], uint32(len(p)))
-	s.n++
-	s.mac.Reset()
-	s.mac.Write(s.hdr[:])
-	s.mac.Write(p)
-	return s.hdr[8:], s.mac.Sum(tag[:0])
+	binary.BigEndian.PutUint32(s.hdr[:], uint32(len(p)))
+	return s.hdr[:], s.mac.tag(tag[:0], p)
 }
 
 // Opener reads and verifies the records of one direction. Owned by the
 // reader.
 type Opener struct {
 	r   io.Reader
-	mac hash.Hash
-	n   uint64
+	mac *recordMAC
 	buf []byte
 	err error
 }
 
 // NewOpener reads records from r, verifying them with key.
 func NewOpener(r io.Reader, key []byte) *Opener {
-	return &Opener{r: r, mac: hmac.New(sha256.New, key)}
+	return &Opener{r: r, mac: newRecordMAC(key)}
 }
 
 // Next returns the next record's verified payload (valid until the next
@@ -74,11 +98,11 @@ func (o *Opener) Next() ([]byte, error) {
 }
 
 func (o *Opener) next() ([]byte, error) {
-	var hdr [12]byte
-	if _, err := io.ReadFull(o.r, hdr[8:]); err != nil {
+	var hdr [4]byte
+	if _, err := io.ReadFull(o.r, hdr[:]); err != nil {
 		return nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr[8:])
+	n := binary.BigEndian.Uint32(hdr[:])
 	if n == 0 || n > MaxRecord {
 		return nil, fmt.Errorf("%w: length %d (want 1 to %d)", ErrRecord, n, MaxRecord)
 	}
@@ -92,15 +116,11 @@ func (o *Opener) next() ([]byte, error) {
 		}
 		return nil, fmt.Errorf("record of %d bytes cut short: %w", n, err)
 	}
-	binary.BigEndian.PutUint64(hdr[:8], o.n)
-	o.mac.Reset()
-	o.mac.Write(hdr[:])
-	o.mac.Write(buf[:n])
+	record := o.mac.n
 	var sum [TagSize]byte
-	if !hmac.Equal(o.mac.Sum(sum[:0]), buf[n:]) {
-		return nil, fmt.Errorf("%w: record %d's tag does not verify (tampered, replayed or reordered)", ErrRecord, o.n)
+	if subtle.ConstantTimeCompare(o.mac.tag(sum[:0], buf[:n]), buf[n:]) != 1 {
+		return nil, fmt.Errorf("%w: record %d's tag does not verify (tampered, replayed or reordered)", ErrRecord, record)
 	}
-	o.n++
 	return buf[:n], nil
 }
 

@@ -57,7 +57,8 @@ func pickleThatTouches(path string) []byte {
 
 // A raw client that writes a crafted pickle to a data port of a secured
 // cluster, wrapped in well-formed inter-worker frames or bare, is
-// disconnected without an answer, nothing is unpickled, and the worker
+// disconnected with nothing but the handshake's challenge, nothing is
+// unpickled, and the worker
 // logs its address; operator tools without the secret are refused too.
 func TestClusterSecure_RawPickleToDataPortIsDroppedUnread(t *testing.T) {
 	marks := t.TempDir()
@@ -91,9 +92,10 @@ func TestClusterSecure_RawPickleToDataPortIsDroppedUnread(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.Write(payload)
-			c.Write(make([]byte, 64)) // enough bytes for the worker to judge the handshake now
-			if b := peerClosed(t, c, name); len(b) != 0 {
-				t.Errorf("%s to %s: the worker answered %q", name, w.name, b)
+			c.Write(make([]byte, 80)) // enough bytes for the worker to judge the handshake now
+			// The worker speaks first (its 41-byte challenge), then closes.
+			if b := peerClosed(t, c, name); len(b) != 41 || !strings.HasPrefix(string(b), "wlauth1\n") {
+				t.Errorf("%s to %s: the worker answered %q, want its challenge only", name, w.name, b)
 			}
 			local := c.LocalAddr().String()
 			c.Close()
