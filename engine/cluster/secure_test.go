@@ -105,6 +105,15 @@ func TestMember_SecuredDataPortDropsRawFrames(t *testing.T) {
 	if len(got) != linkauth.ChallengeSize || (err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset")) {
 		t.Fatalf("the worker answered %q, %v; want its challenge, then a close", got, err)
 	}
+	// A peer with another secret does not get through the handshake.
+	wrong := linkauth.New(linkauth.Config{Secret: []byte("not the cluster's secret at all")})
+	c2, err := net.Dial("tcp", ms[0].datL.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialled(ctx, wrong, c2, linkauth.Data, ms[0].datL.Addr().String()); !errors.Is(err, linkauth.ErrHandshake) {
+		t.Fatalf("a data link with another secret: %v", err)
+	}
 	if gs[0].count() != 0 {
 		t.Fatal("a batch from an unauthenticated client was delivered")
 	}

@@ -3,16 +3,32 @@ package linkauth
 import (
 	"io"
 	"net"
+	"path/filepath"
 	"testing"
 )
 
 // BenchmarkConn measures a secured link's cost over loopback TCP against
 // a plain one: 16 KiB writes (a typical batch of envelopes).
 func BenchmarkConn(b *testing.B) {
+	dir := b.TempDir()
+	ca, err := newTestCA("bench CA")
+	if err != nil {
+		b.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.crt")
+	ca.WriteCA(caFile)
+	cert, key, err := ca.Leaf(dir, "w", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tl, err := LoadTLS(cert, key, caFile)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		g    *Guard
-	}{{"plain", nil}, {"secret", New(Config{Secret: testSecret})}} {
+	}{{"plain", nil}, {"secret", New(Config{Secret: testSecret})}, {"tls", New(Config{TLS: tl})}} {
 		b.Run(tc.name, func(b *testing.B) {
 			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {

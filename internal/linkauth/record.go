@@ -1,6 +1,7 @@
 package linkauth
 
 import (
+	"bufio"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/subtle"
@@ -141,7 +142,8 @@ type Conn struct {
 // NewConn wraps c, whose handshake gave the keys send (for writes) and
 // recv (for reads).
 func NewConn(c net.Conn, send, recv []byte) *Conn {
-	return &Conn{Conn: c, open: NewOpener(c, recv), seal: newSealer(send)}
+	// Buffered: a record's header and body come in one read, mostly.
+	return &Conn{Conn: c, open: NewOpener(bufio.NewReaderSize(c, 64<<10), recv), seal: newSealer(send)}
 }
 
 // Read implements net.Conn: it returns verified bytes only.
