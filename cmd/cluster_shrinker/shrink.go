@@ -70,6 +70,8 @@ func shrink(cfg *config, stdout io.Writer) error {
 		return fmt.Errorf("no reply from %s within %v", cfg.external, cfg.timeout)
 	case errors.Is(err, io.EOF):
 		return fmt.Errorf("%s closed the connection without replying", cfg.external)
+	case errors.Is(err, extframe.ErrMalformed) && !cfg.sec.Set():
+		return fmt.Errorf("invalid reply from %s: %w%s", cfg.external, err, linkauth.Hint)
 	case err != nil:
 		return fmt.Errorf("invalid reply from %s: %w", cfg.external, err)
 	case id != want:

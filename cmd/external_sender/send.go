@@ -59,6 +59,8 @@ func awaitReply(conn net.Conn, cfg *config) ([]byte, error) {
 		return nil, fmt.Errorf("no reply from %s within %v", cfg.external, cfg.timeout)
 	case errors.Is(err, io.EOF):
 		return nil, fmt.Errorf("%s closed the connection without replying to %s", cfg.external, cfg.typ.name)
+	case errors.Is(err, extframe.ErrMalformed) && !cfg.sec.Set():
+		return nil, fmt.Errorf("invalid reply from %s: %w%s", cfg.external, err, linkauth.Hint)
 	case err != nil:
 		return nil, fmt.Errorf("invalid reply from %s: %w", cfg.external, err)
 	case !slices.Contains(cfg.typ.replies, id):

@@ -261,6 +261,11 @@ func handshake(conn net.Conn, r *bufio.Reader, mine Hello, ch Channel) (Hello, e
 func readHello(conn net.Conn, r *bufio.Reader, mine Hello, ch Channel) (Hello, error) {
 	f, err := ReadFrame(r)
 	if err != nil {
+		if errors.Is(err, ErrMalformed) {
+			// What a peer that requires authentication sends first
+			// (its challenge) reads as a malformed frame here.
+			err = fmt.Errorf("%w (does the peer run with a cluster secret or TLS that this worker lacks?)", err)
+		}
 		return Hello{}, fmt.Errorf("waiting for the peer's hello: %w", err)
 	}
 	switch f.Kind {

@@ -72,6 +72,9 @@ func TestMember_WrongSecretCannotJoin(t *testing.T) {
 		if err == nil || (g != nil && !errors.Is(err, linkauth.ErrHandshake)) {
 			t.Errorf("%s: joined (%v)", name, err)
 		}
+		if g == nil && (err == nil || !strings.Contains(err.Error(), "cluster secret or TLS")) {
+			t.Errorf("%s: the error does not hint at the cause: %v", name, err)
+		}
 		init.mu.Lock()
 		trace := len(init.ctl) + len(init.pending)
 		init.mu.Unlock()

@@ -23,6 +23,17 @@ type ToolOptions struct {
 	SecretFile, Cert, Key, CA string
 }
 
+// Set reports whether any option is given (or the secret file is named
+// by the environment).
+func (o ToolOptions) Set() bool {
+	return o.SecretFile != "" || o.Cert != "" || o.Key != "" || o.CA != "" || os.Getenv(SecretFileEnv) != ""
+}
+
+// Hint is what a tool adds to a malformed reply's error when it was
+// given no security option: a protected worker's first bytes (its
+// challenge) read as a malformed frame.
+const Hint = " (a worker started with --cluster-secret-file or TLS answers so: give this tool the same options)"
+
 // Register adds the options to fs.
 func (o *ToolOptions) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SecretFile, "cluster-secret-file", "", "")

@@ -103,8 +103,9 @@ func TestClusterSecure_RawPickleToDataPortIsDroppedUnread(t *testing.T) {
 		}
 	}
 	// 0.6 tools without the secret are refused.
-	if out, err := execOutput(bin("external_sender"), "--external", ws[1].external, "--type", "cluster-status-query"); err == nil {
-		t.Errorf("external_sender without the secret got an answer: %q", out)
+	tool := exec.Command(bin("external_sender"), "--external", ws[1].external, "--type", "cluster-status-query")
+	if out, err := tool.CombinedOutput(); err == nil || !strings.Contains(string(out), "give this tool the same options") {
+		t.Errorf("external_sender without the secret: %v, %q", err, out)
 	}
 	if out, err := execOutput(bin("cluster_shutdown"), ws[0].external); err != nil {
 		t.Logf("cluster_shutdown without the secret: %v %s", err, out)
