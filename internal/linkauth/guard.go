@@ -147,6 +147,11 @@ func (g *Guard) upgrade(ctx context.Context, conn net.Conn, k Kind, role Role, a
 			c = NewConn(c, send, recv)
 		}
 	}
+	if !stop() {
+		// The timeout (or ctx) ended the handshake's time just as it
+		// finished: the deadline it set would break the connection.
+		return nil, fmt.Errorf("%w: not finished within %v", ErrHandshake, g.timeout)
+	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		return nil, err
 	}
