@@ -203,6 +203,10 @@ func TestClusterSecure_MutualTLSThreeWorkersAndTools(t *testing.T) {
 	if out, err := query(opCert, opKey); err != nil || !strings.Contains(out, `"worker_count":3`) {
 		t.Fatalf("external_sender with the operator's certificate: %q %v", out, err)
 	}
+	tls := []string{"--tls-cert", opCert, "--tls-key", opKey, "--tls-ca", caFile}
+	if out, err := execOutput(bin("cluster_shrinker"), append([]string{"--external", ws[1].external, "--query"}, tls...)...); err != nil || !strings.HasPrefix(out, "Eligible for shrink:") {
+		t.Errorf("cluster_shrinker --query over TLS: %q %v", out, err)
+	}
 	for name, ck := range map[string][2]string{"expired": {oldCert, oldKey}, "another CA": {strangerCert, strangerKey}, "no TLS": {}} {
 		if out, err := query(ck[0], ck[1]); err == nil {
 			t.Errorf("external_sender with %s got an answer: %q", name, out)
