@@ -62,10 +62,15 @@
 // With --tls-cert, --tls-key and --tls-ca, every link is TLS 1.3 with
 // mutual authentication: each side presents a certificate signed by the
 // CA, and the standard library checks it (chain, validity dates, and the
-// server's name or IP against the address dialled). With TLS, records are
-// not MACed again (TLS protects them); with both TLS and a secret, the
-// secret handshake runs inside TLS, so a certificate alone is not
-// enough to join a cluster.
+// server's name or IP against the address dialled). In TLS 1.3 a client
+// is done with its handshake before the server has checked its
+// certificate, so with TLS alone the server then sends one byte (0x01)
+// that the client waits for: a refused client gets the server's alert
+// (an expired certificate, an unknown CA) at once, as its error. With
+// TLS, records are not MACed again (TLS protects them); with both TLS
+// and a secret, the secret handshake runs inside TLS (its challenge
+// plays the part of that byte), so a certificate alone is not enough to
+// join a cluster.
 //
 // # Without either
 //

@@ -131,6 +131,15 @@ func (g *Guard) upgrade(ctx context.Context, conn net.Conn, k Kind, role Role, a
 			return nil, fmt.Errorf("%w: TLS: %w", ErrHandshake, err)
 		}
 		c = tc
+		if len(g.secret) == 0 {
+			// In TLS 1.3 a client finishes its handshake before the
+			// server has checked the client's certificate: one byte from
+			// the server says it has, so a refused client learns why
+			// here (the server's alert) and not later from a reset.
+			if err := tlsAccepted(tc, role); err != nil {
+				return nil, fmt.Errorf("%w: TLS: %w", ErrHandshake, err)
+			}
+		}
 	}
 	if len(g.secret) > 0 {
 		send, recv, err := g.secretHandshake(c, k, role)
@@ -156,6 +165,24 @@ func (g *Guard) upgrade(ctx context.Context, conn net.Conn, k Kind, role Role, a
 		return nil, err
 	}
 	return c, nil
+}
+
+// tlsAccepted is the server's one-byte word that it accepted the
+// client's certificate: the server writes it, the client waits for it.
+func tlsAccepted(c net.Conn, role Role) error {
+	var b [1]byte
+	if role == Server {
+		b[0] = 1
+		_, err := c.Write(b[:])
+		return err
+	}
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return err
+	}
+	if b[0] != 1 {
+		return fmt.Errorf("the server's acceptance is %#x, want 0x01", b[0])
+	}
+	return nil
 }
 
 // secretHandshake runs Handshake over c and returns the record keys.
