@@ -74,6 +74,8 @@ fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz FuzzFramer -fuzztime 30s ./engine/source/
 	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s ./internal/extframe/
 	$(GO) test -run '^$$' -fuzz FuzzWire -fuzztime 30s ./engine/cluster/
+	$(GO) test -run '^$$' -fuzz FuzzSecureWire -fuzztime 30s ./engine/cluster/
+	$(GO) test -run '^$$' -fuzz FuzzLinkAuth -fuzztime 30s ./internal/linkauth/
 
 # Benchmarks machida3 against the plain-Python ceiling and a hand-written
 # asyncio server on word count and market spread, prints a table and writes

@@ -50,7 +50,12 @@ type clusterResult struct {
 	PairedLimits   []float64 `json:"paired_limits"`
 	One            runBrief  `json:"one_worker"` // medians over the reps
 	Two            runBrief  `json:"two_workers"`
-	Error          string    `json:"error,omitempty"`
+	// Security names the variants of the 2-worker cluster also run
+	// (security.go); Secured summarises them against PlainCPUPerLine.
+	Security        []string       `json:"security_variants,omitempty"`
+	PlainCPUPerLine float64        `json:"two_workers_cpu_ns_per_line,omitempty"`
+	Secured         []securedBrief `json:"secured,omitempty"`
+	Error           string         `json:"error,omitempty"`
 }
 
 // clusterRep is one rep: the machine's limit (ceiling.py alone, then two
@@ -62,6 +67,8 @@ type clusterRep struct {
 	PairOverlap  float64     `json:"machine_two_processes_overlap"`     // the loops' common time / that span
 	One          *clusterRun `json:"one_worker,omitempty"`
 	Two          *clusterRun `json:"two_workers,omitempty"`
+	// Secured: the 2-worker cluster with each security variant.
+	Secured map[string]*clusterRun `json:"two_workers_secured,omitempty"`
 }
 
 type clusterRun struct {
@@ -129,6 +136,18 @@ func runCluster(cfg *config, py *pyInfo, w *workloadRun, ds *dataset) *clusterRe
 		return fail(err)
 	}
 	cr.LimitMessages = lds.messages()
+	secDir, err := os.MkdirTemp("", "machida-bench-security-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(secDir)
+	secs, err := securityVariants(cfg.clusterSecurity, secDir)
+	if err != nil {
+		return fail(err)
+	}
+	for _, s := range secs {
+		cr.Security = append(cr.Security, s.Name)
+	}
 	logf("cluster: word count on 1 and %d workers, %d lines per run; the machine: ceiling.py alone and two at once, %d lines each", clusterWorkers, cr.Messages, cr.LimitMessages)
 	for i := 0; i < cfg.reps; i++ {
 		var rep clusterRep
@@ -158,7 +177,7 @@ func runCluster(cfg *config, py *pyInfo, w *workloadRun, ds *dataset) *clusterRe
 		logf("machine   %d/%d: one process %9.0f lines/s; two at once %9.0f lines/s combined (%.0f + %.0f, loops overlap %.0f%%): %.2fx",
 			i+1, cfg.reps, rep.Alone, rep.PairCombined, rep.Pair[0], rep.Pair[1], 100*rep.PairOverlap, rep.PairCombined/rep.Alone)
 		for _, n := range []int{1, clusterWorkers} {
-			run, err := clusterSaturate(cfg, spec, ds, n)
+			run, err := clusterSaturate(cfg, spec, ds, n, security{})
 			if err != nil {
 				return fail(fmt.Errorf("%d worker(s): %v", n, err))
 			}
@@ -177,6 +196,18 @@ func runCluster(cfg *config, py *pyInfo, w *workloadRun, ds *dataset) *clusterRe
 			} else {
 				rep.Two = run
 			}
+		}
+		for _, s := range secs {
+			run, err := clusterSaturate(cfg, spec, ds, clusterWorkers, s)
+			if err != nil {
+				return fail(fmt.Errorf("%d workers with %s: %v", clusterWorkers, s.Name, err))
+			}
+			logf("cluster/%d %-6s %d/%d: %9.0f lines/s (%.2f s; workers' CPU %.0f ns/line, unprotected %.0f)",
+				clusterWorkers, s.Name, i+1, cfg.reps, run.Rate, run.Seconds, cpuPerLine(run), cpuPerLine(rep.Two))
+			if rep.Secured == nil {
+				rep.Secured = map[string]*clusterRun{}
+			}
+			rep.Secured[s.Name] = run
 		}
 		cr.Reps = append(cr.Reps, rep)
 	}
@@ -203,6 +234,7 @@ func (cr *clusterResult) summarize() {
 	cr.Limit = ratioOf(cr.PairRate, cr.AloneRate)
 	cr.Efficiency = ratioOf(cr.Speedup, cr.Limit)
 	cr.One, cr.Two = briefOf(ones), briefOf(twos)
+	cr.summarizeSecured()
 }
 
 func briefOf(runs []*clusterRun) runBrief {
@@ -296,10 +328,10 @@ type clusterMember struct {
 // of ds to the initializer's source (0.6: sources live on the
 // initializer) and times from the first byte sent to the last output
 // byte received, on any sink connection.
-func clusterSaturate(cfg *config, spec *workloadSpec, ds *dataset, n int) (*clusterRun, error) {
+func clusterSaturate(cfg *config, spec *workloadSpec, ds *dataset, n int, sec security) (*clusterRun, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		run, err := clusterAttempt(cfg, spec, ds, n)
+		run, err := clusterAttempt(cfg, spec, ds, n, sec)
 		if err == nil || !strings.Contains(err.Error(), "address already in use") {
 			return run, err
 		}
@@ -308,7 +340,7 @@ func clusterSaturate(cfg *config, spec *workloadSpec, ds *dataset, n int) (*clus
 	return nil, lastErr
 }
 
-func clusterAttempt(cfg *config, spec *workloadSpec, ds *dataset, n int) (*clusterRun, error) {
+func clusterAttempt(cfg *config, spec *workloadSpec, ds *dataset, n int, sec security) (*clusterRun, error) {
 	r, err := newClusterReceiver(ds.expBytes)
 	if err != nil {
 		return nil, err
@@ -341,6 +373,7 @@ func clusterAttempt(cfg *config, spec *workloadSpec, ds *dataset, n int) (*clust
 			argv = append(argv, "--name", m.name, "--control", control, "--my-control", take(), "--my-data", take())
 		}
 		argv = append(argv, "--ponythreads=1", "--ponypinasio", "--ponynoblock")
+		argv = append(argv, sec.args...)
 		// Ready at its first line: a member forms the cluster with the
 		// others before it initialises, so the readiness is asked below.
 		p, err := startProc(m.name, argv, spec.appDir(cfg), env, "")
@@ -351,7 +384,7 @@ func clusterAttempt(cfg *config, spec *workloadSpec, ds *dataset, n int) (*clust
 		ms = append(ms, m)
 		time.Sleep(50 * time.Millisecond) // as the harness staggers its workers
 	}
-	if err := waitCluster(cfg, ms, r, n); err != nil {
+	if err := waitCluster(cfg, ms, r, n, sec); err != nil {
 		return nil, err
 	}
 
@@ -392,7 +425,7 @@ func clusterAttempt(cfg *config, spec *workloadSpec, ds *dataset, n int) (*clust
 // waitCluster waits until every member reports a processing cluster of n
 // (the cluster-status query, as startCluster's waitStatus) and the
 // receiver has one sink connection per worker.
-func waitCluster(cfg *config, ms []*clusterMember, r *clusterReceiver, n int) error {
+func waitCluster(cfg *config, ms []*clusterMember, r *clusterReceiver, n int, sec security) error {
 	tool := filepath.Join(filepath.Dir(cfg.machida), "external_sender")
 	if _, err := os.Stat(tool); err != nil {
 		tool = filepath.Join(cfg.root, "bin", "external_sender")
@@ -403,7 +436,7 @@ func waitCluster(cfg *config, ms []*clusterMember, r *clusterReceiver, n int) er
 			if !m.p.alive() {
 				return fmt.Errorf("%s exited (%v)\n%s", m.name, m.p.waitErr(), m.p.output())
 			}
-			out, err := exec.Command(tool, "--external", m.external, "--type", "cluster-status-query", "--json").Output()
+			out, err := exec.Command(tool, append([]string{"--external", m.external, "--type", "cluster-status-query", "--json"}, sec.args...)...).Output()
 			var st struct {
 				WorkerCount int  `json:"worker_count"`
 				Processing  bool `json:"processing_messages"`
@@ -713,4 +746,5 @@ func renderCluster(b *strings.Builder, cr *clusterResult, reps int) {
 			fmt.Fprintf(b, "         output bytes per sink connection: %s\n", strings.Join(sh, " / "))
 		}
 	}
+	renderSecured(b, cr)
 }

@@ -68,6 +68,9 @@ type config struct {
 	// at saturation alternately with this one, on the same input; empty
 	// when not comparing.
 	baseline string
+	// clusterSecurity: the security variants of the 2-worker cluster
+	// (security.go).
+	clusterSecurity []string
 }
 
 func envString(name, def string) string {
@@ -109,6 +112,7 @@ func parseConfig() *config {
 	countThis := flag.String("count-this", envString("BENCH_COUNT_THIS", ""), "Wallaroo's count_this.txt (default ../shared/data/count_this.txt from the repository root)")
 	curBin := flag.String("bin", envString("BENCH_BIN", ""), "the directory of the machida3 under test (default bin/ of this checkout); env BENCH_BIN")
 	baseBin := flag.String("baseline-bin", envString("BENCH_BASELINE_BIN", ""), "A/B mode: a directory holding another machida3 (e.g. built from an older commit), run at saturation alternately with bin/machida3 in every throughput rep (default 5 reps then); env BENCH_BASELINE_BIN")
+	clusterSec := flag.String("cluster-security", envString("BENCH_CLUSTER_SECURITY", "secret,tls"), "the cluster phase also runs the 2-worker cluster with these protections of its links: secret, tls (comma-separated; \"none\" for neither); env BENCH_CLUSTER_SECURITY")
 	systems := flag.String("systems", "ceiling,runner,machida3,asyncio", "the systems of the throughput phase (ceiling and machida3 always run)")
 	flag.Parse()
 
@@ -154,6 +158,15 @@ func parseConfig() *config {
 		case "":
 		default:
 			fatalf("unknown phase %q (have throughput, latency, memory, cluster)", p)
+		}
+	}
+	for _, s := range strings.Split(*clusterSec, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "secret", "tls":
+			c.clusterSecurity = append(c.clusterSecurity, s)
+		case "", "none":
+		default:
+			fatalf("unknown -cluster-security %q (have secret, tls, none)", s)
 		}
 	}
 	c.systems = map[string]bool{"ceiling": true, "machida3": true}

@@ -37,6 +37,11 @@ type Options struct {
 	SpikeProb          float64
 	SpikeMargin        int
 	TimeBetweenCkpt    int64
+	// Beyond 0.6: the links' protection (see package linkauth).
+	ClusterSecretFile string
+	TLSCert           string
+	TLSKey            string
+	TLSCA             string
 
 	// AppArgs is what application_setup receives: argv[0] followed by every
 	// argument that is neither an engine option nor a --pony* flag, in order.
@@ -81,6 +86,10 @@ var engineFlags = []flagSpec{
 	{"spike-prob", "", true},
 	{"spike-margin", "", true},
 	{"time-between-checkpoints", "", true},
+	{"cluster-secret-file", "", true},
+	{"tls-cert", "", true},
+	{"tls-key", "", true},
+	{"tls-ca", "", true},
 }
 
 func lookupFlag(arg string) (spec flagSpec, name string, inline bool, ok bool) {
@@ -164,6 +173,10 @@ func ParseArgs(argv []string) (*Options, error) {
 	fs.Float64Var(&o.SpikeProb, "spike-prob", 0.001, "")
 	fs.IntVar(&o.SpikeMargin, "spike-margin", 10, "")
 	fs.Int64Var(&o.TimeBetweenCkpt, "time-between-checkpoints", 1_000_000_000, "")
+	fs.StringVar(&o.ClusterSecretFile, "cluster-secret-file", "", "")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "")
+	fs.StringVar(&o.TLSCA, "tls-ca", "", "")
 	if err := fs.Parse(engine); err != nil {
 		return nil, err
 	}
@@ -252,8 +265,34 @@ Wallaroo options:
   --resilience-dos-server, --resilience-no-local-file-io, --resilience-enable-io-journal,
   --spike-seed, --spike-drop, --spike-prob, --spike-margin
                                   [Accepted for compatibility]
+  --cluster-secret-file           [A file (mode 0600) holding the cluster secret that every
+                                   link must prove (default $WALLAROO_CLUSTER_SECRET_FILE)]
+  --tls-cert, --tls-key, --tls-ca [Mutual TLS 1.3 on the control, data and external channels]
   -h/--help                       [Print this help and exit]
 
 Pony runtime options (--ponythreads, --ponynoblock, --ponypinasio, ...) are accepted
 and ignored. Every other option is passed to application_setup(args) unchanged.
 `
+
+// listeners returns the addresses this worker's command line makes it
+// listen on, each with its channel's name: the external channel, and the
+// control and data channels of a cluster member. Unset ones (and 0.6's
+// "0") bind loopback and are left out.
+func (o *Options) listeners() (addrs, names []string) {
+	add := func(addr, name string) {
+		if addr != "" && addr != "0" {
+			addrs, names = append(addrs, addr), append(names, name)
+		}
+	}
+	if o.inCluster() {
+		if o.ClusterInitializer {
+			add(o.Control, "control")
+			add(o.Data, "data")
+		} else {
+			add(o.MyControl, "control")
+			add(o.MyData, "data")
+		}
+	}
+	add(o.External, "external")
+	return addrs, names
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/wallaroo-go/machida/engine/source"
 	"github.com/wallaroo-go/machida/engine/topology"
 	"github.com/wallaroo-go/machida/engine/worker"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 	"github.com/wallaroo-go/machida/internal/logline"
 )
 
@@ -46,6 +47,17 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 	if err := opts.Validate(); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
+	}
+	guard, err := linkauth.Load(linkauth.Files{SecretFile: linkauth.SecretPath(opts.ClusterSecretFile, os.Getenv),
+		Cert: opts.TLSCert, Key: opts.TLSKey, CA: opts.TLSCA})
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
+	if guard == nil {
+		if w := exposedWarning(opts); w != "" {
+			fmt.Fprintln(stderr, w)
+		}
 	}
 	apiDir, err := extractAPI()
 	if err != nil {
@@ -74,6 +86,10 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 	}
 	cfg.Console = stdout
 	cfg.Log = logger
+	cfg.ExternalGuard = guard
+	if cfg.Cluster != nil {
+		cfg.Cluster.Guard = guard
+	}
 	cfg.OnStopDeadline = func() { interruptStuck(in, logger, stderr) }
 	cfg.Busy = func() time.Duration {
 		if _, since, ok := in.Busy(); ok {
@@ -365,4 +381,21 @@ func exitFor(err error) int {
 		return pe.ExitCode
 	}
 	return 1
+}
+
+// exposedWarning is the one line printed when this worker listens
+// beyond loopback with its links unprotected, or "".
+func exposedWarning(opts *Options) string {
+	addrs, names := opts.listeners()
+	var open []string
+	for i, a := range addrs {
+		if linkauth.Exposed(a) {
+			open = append(open, fmt.Sprintf("%s (%s)", a, names[i]))
+		}
+	}
+	if len(open) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("warning: listening on %s without --cluster-secret-file or TLS: anyone who can reach these ports can join the cluster, send it pickles that run code in this worker, or shut it down (see the README, Securing a cluster)",
+		strings.Join(open, ", "))
 }

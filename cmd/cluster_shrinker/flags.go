@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 	"github.com/wallaroo-go/machida/internal/ponyflag"
 )
 
@@ -26,6 +27,7 @@ type config struct {
 	count    int
 	workers  []string
 	timeout  time.Duration
+	sec      linkauth.ToolOptions
 }
 
 // usage is the --help text. TestUsage_ListsEveryFlag keeps it in step with
@@ -41,7 +43,7 @@ Options:
   -c, --count N          remove N workers (the first eligible ones)
   -w, --workers a,b,...  remove the named workers
       --timeout D        connect and reply timeout (default 30s)
-      --help             print this help and exit
+` + linkauth.ToolUsage + `      --help             print this help and exit
 
 Exactly one of --query, --count and --workers is required. Pony runtime
 options (--ponythreads N, --ponynoblock, any --pony*) are accepted and
@@ -62,6 +64,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVarP(&workers, "workers", "w", "", "")
 	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "")
 	fs.BoolVar(&help, "help", false, "")
+	cfg.sec.Register(fs)
 	if err := fs.Parse(ponyflag.Strip(args)); err != nil {
 		return nil, err
 	}

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/wallaroo-go/machida/internal/extframe"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // shrinkRequest is the JSON payload of a ShrinkRequest.
@@ -45,7 +45,11 @@ func request(cfg *config) []byte {
 
 // shrink sends cfg's request and prints the reply on stdout.
 func shrink(cfg *config, stdout io.Writer) error {
-	conn, err := net.DialTimeout("tcp", cfg.external, cfg.timeout)
+	g, err := cfg.sec.Guard(cfg.timeout)
+	if err != nil {
+		return err
+	}
+	conn, err := linkauth.DialTool(g, cfg.external, cfg.timeout)
 	if err != nil {
 		return fmt.Errorf("unable to connect to %s: %w", cfg.external, err)
 	}
@@ -66,6 +70,8 @@ func shrink(cfg *config, stdout io.Writer) error {
 		return fmt.Errorf("no reply from %s within %v", cfg.external, cfg.timeout)
 	case errors.Is(err, io.EOF):
 		return fmt.Errorf("%s closed the connection without replying", cfg.external)
+	case errors.Is(err, extframe.ErrMalformed) && !cfg.sec.Set():
+		return fmt.Errorf("invalid reply from %s: %w%s", cfg.external, err, linkauth.Hint)
 	case err != nil:
 		return fmt.Errorf("invalid reply from %s: %w", cfg.external, err)
 	case id != want:

@@ -4,22 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/wallaroo-go/machida/internal/extframe"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 	"github.com/wallaroo-go/machida/internal/ponyflag"
 )
 
 // usage is printed for --help (stdout) and a bad command line (stderr).
-const usage = `Usage: cluster_shutdown HOST:PORT
+const usage = `Usage: cluster_shutdown [options] HOST:PORT
 
 Sends CleanShutdown to the external channel (--external) of any worker of
 a Wallaroo cluster; the whole cluster shuts down and deletes its recovery
 files. Pony runtime options (--pony*) are accepted and ignored.
-`
+
+Options:
+` + linkauth.ToolUsage
 
 // dialTimeout bounds the connect.
 const dialTimeout = 10 * time.Second
@@ -29,7 +31,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 // run is the whole command: it parses args, sends CleanShutdown and
 // returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	addr, err := parseArgs(args)
+	addr, sec, err := parseArgs(args)
 	if errors.Is(err, pflag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -38,36 +40,43 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "error: %v\n\n%s", err, usage)
 		return 1
 	}
-	if err := shutdown(addr); err != nil {
+	if err := shutdown(addr, sec); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-// parseArgs returns the HOST:PORT argument, or pflag.ErrHelp for --help.
-func parseArgs(args []string) (string, error) {
+// parseArgs returns the HOST:PORT argument and the security options, or
+// pflag.ErrHelp for --help.
+func parseArgs(args []string) (string, linkauth.ToolOptions, error) {
+	var sec linkauth.ToolOptions
 	fs := pflag.NewFlagSet("cluster_shutdown", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
+	sec.Register(fs)
 	if err := fs.Parse(ponyflag.Strip(args)); err != nil {
-		return "", err
+		return "", sec, err
 	}
 	switch fs.NArg() {
 	case 0:
-		return "", errors.New("missing HOST:PORT")
+		return "", sec, errors.New("missing HOST:PORT")
 	case 1:
-		return fs.Arg(0), nil
+		return fs.Arg(0), sec, nil
 	default:
-		return "", fmt.Errorf("unexpected argument %q", fs.Arg(1))
+		return "", sec, fmt.Errorf("unexpected argument %q", fs.Arg(1))
 	}
 }
 
 // shutdown connects to addr and writes one CleanShutdown frame with an
 // empty payload. Its errors are capitalised because run prints them after
 // "Error: ", reproducing the 0.6 tool's "Error: Unable to connect to ...".
-func shutdown(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, dialTimeout)
+func shutdown(addr string, sec linkauth.ToolOptions) error {
+	g, err := sec.Guard(dialTimeout)
+	if err != nil {
+		return err
+	}
+	conn, err := linkauth.DialTool(g, addr, dialTimeout)
 	if err != nil {
 		return fmt.Errorf("Unable to connect to %s: %w", addr, err)
 	}

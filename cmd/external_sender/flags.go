@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/wallaroo-go/machida/internal/extframe"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 	"github.com/wallaroo-go/machida/internal/ponyflag"
 )
 
@@ -75,6 +76,7 @@ type config struct {
 	message  string
 	json     bool
 	timeout  time.Duration
+	sec      linkauth.ToolOptions
 }
 
 // usage is the --help text. TestUsage_ListsEveryFlagAndType keeps it in
@@ -100,7 +102,7 @@ Options:
   -m, --message M        text for print, worker name for rotate-log
   -j, --json             print only the JSON of a query reply
       --timeout D        connect and reply timeout (default 10s)
-      --help             print this help and exit
+` + linkauth.ToolUsage + `      --help             print this help and exit
 
 Pony runtime options (--ponythreads N, --ponynoblock, any --pony*) are
 accepted and ignored.
@@ -120,6 +122,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVarP(&cfg.json, "json", "j", false, "")
 	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "")
 	fs.BoolVar(&help, "help", false, "")
+	cfg.sec.Register(fs)
 	if err := fs.Parse(ponyflag.Strip(args)); err != nil {
 		return nil, err
 	}

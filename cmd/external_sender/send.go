@@ -12,12 +12,17 @@ import (
 	"time"
 
 	"github.com/wallaroo-go/machida/internal/extframe"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // send writes cfg's message to the worker and, for a query, prints the
 // reply on stdout.
 func send(cfg *config, stdout io.Writer) error {
-	conn, err := net.DialTimeout("tcp", cfg.external, cfg.timeout)
+	g, err := cfg.sec.Guard(cfg.timeout)
+	if err != nil {
+		return err
+	}
+	conn, err := linkauth.DialTool(g, cfg.external, cfg.timeout)
 	if err != nil {
 		return fmt.Errorf("unable to connect to %s: %w", cfg.external, err)
 	}
@@ -54,6 +59,8 @@ func awaitReply(conn net.Conn, cfg *config) ([]byte, error) {
 		return nil, fmt.Errorf("no reply from %s within %v", cfg.external, cfg.timeout)
 	case errors.Is(err, io.EOF):
 		return nil, fmt.Errorf("%s closed the connection without replying to %s", cfg.external, cfg.typ.name)
+	case errors.Is(err, extframe.ErrMalformed) && !cfg.sec.Set():
+		return nil, fmt.Errorf("invalid reply from %s: %w%s", cfg.external, err, linkauth.Hint)
 	case err != nil:
 		return nil, fmt.Errorf("invalid reply from %s: %w", cfg.external, err)
 	case !slices.Contains(cfg.typ.replies, id):

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wallaroo-go/machida/engine/spread"
 	"github.com/wallaroo-go/machida/engine/work"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // InitializerName is the initializer's name, whatever --name says (0.6
@@ -83,6 +84,9 @@ type Config struct {
 	// new shares by worker name whenever the spread balancer moves them:
 	// how this worker should deal its spread segments' messages.
 	OnSpread func(shares map[string]float64)
+	// Guard authenticates every control and data connection (a cluster
+	// secret, TLS or both; see secure.go); nil: unauthenticated, as 0.6.
+	Guard *linkauth.Guard
 }
 
 // Member is this worker's membership in a cluster: the control and data
@@ -314,7 +318,11 @@ func (m *Member) acceptLoop(ctx context.Context, l net.Listener, what string, se
 			}
 			return
 		}
-		go serve(c)
+		go func() {
+			if c, ok := m.accepted(ctx, c, what); ok {
+				serve(c)
+			}
+		}()
 	}
 }
 
@@ -716,6 +724,9 @@ func (m *Member) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot reach the initializer's control channel at %s after %v: %w; start the initializer first, with --control %s", m.cfg.Control, m.cfg.JoinTimeout, err, m.cfg.Control)
 	}
+	if conn, err = dialled(ctx, m.cfg.Guard, conn, linkauth.Control, m.cfg.Control); err != nil {
+		return fmt.Errorf("%w: the initializer at %s: %w", ErrRefused, m.cfg.Control, err)
+	}
 	go func() {
 		<-ctx.Done()
 		conn.Close()
@@ -778,6 +789,7 @@ func (m *Member) setTopology(ctx context.Context, t Topology) {
 			continue
 		}
 		o := newOutbound(w, t.Data[i], m.cfg.Hello, m.log)
+		o.guard = m.cfg.Guard
 		m.outs[i] = o
 		go o.run(ctx)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wallaroo-go/machida/engine/work"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // Link timing and bounds (spec 3.3: 0.6 retried every 500 ms and muted
@@ -34,6 +35,7 @@ type outbound struct {
 	addr  string // its data listener
 	hello Hello
 	log   *slog.Logger
+	guard *linkauth.Guard // set before run; nil: unauthenticated
 
 	mu      sync.Mutex
 	q       *outQueue
@@ -125,6 +127,9 @@ func (o *outbound) session(ctx context.Context) error {
 	conn, err := d.DialContext(dctx, "tcp", o.addr)
 	cancel()
 	if err != nil {
+		return err
+	}
+	if conn, err = dialled(ctx, o.guard, conn, linkauth.Data, o.addr); err != nil {
 		return err
 	}
 	defer conn.Close()
@@ -256,6 +261,11 @@ func handshake(conn net.Conn, r *bufio.Reader, mine Hello, ch Channel) (Hello, e
 func readHello(conn net.Conn, r *bufio.Reader, mine Hello, ch Channel) (Hello, error) {
 	f, err := ReadFrame(r)
 	if err != nil {
+		if errors.Is(err, ErrMalformed) {
+			// What a peer that requires authentication sends first
+			// (its challenge) reads as a malformed frame here.
+			err = fmt.Errorf("%w (does the peer run with a cluster secret or TLS that this worker lacks?)", err)
+		}
 		return Hello{}, fmt.Errorf("waiting for the peer's hello: %w", err)
 	}
 	switch f.Kind {

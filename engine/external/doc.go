@@ -16,6 +16,15 @@
 // connection; replies come back on it in request order. The codec and the
 // message ids live in internal/extframe, which the operator tools share.
 //
+// # Authentication (beyond 0.6)
+//
+// With Config.Guard set (the worker's --cluster-secret-file or TLS
+// options; see internal/linkauth), every connection first runs the
+// guard's handshake, on the connection's own goroutine and bounded in
+// time: a client that fails it is closed and logged with its address,
+// and none of its bytes reach the frame parser. Without a guard the
+// channel is 0.6's, byte for byte, so 0.6's tools keep working.
+//
 // # Use
 //
 //  1. NewServer stores the configuration; nothing happens yet.

@@ -11,11 +11,16 @@ import (
 
 	"github.com/wallaroo-go/machida/engine/connset"
 	"github.com/wallaroo-go/machida/internal/extframe"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // Config configures the external channel server.
 type Config struct {
 	Addr string // host:port to listen on (--external); port 0 picks a free one
+	// Guard, if set, makes every client authenticate (the cluster
+	// secret, TLS or both; see package linkauth) before its first frame
+	// is read. Nil: 0.6's unauthenticated channel, byte for byte.
+	Guard *linkauth.Guard
 }
 
 // Server is the external channel server. See the package documentation
@@ -77,8 +82,15 @@ func (s *Server) Serve(ctx context.Context) error {
 // serveConn handles the requests of one connection, one at a time, until
 // the peer closes it, it sends a malformed frame or ctx ends.
 func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
-	r := bufio.NewReader(conn)
 	peer := conn.RemoteAddr()
+	conn, err := s.cfg.Guard.Server(ctx, conn, linkauth.External)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Printf("external channel: closing connection from %s: %v", peer, err)
+		}
+		return
+	}
+	r := bufio.NewReader(conn)
 	for {
 		f, err := extframe.Read(r, extframe.MaxRequestLen)
 		switch {

@@ -16,6 +16,7 @@ import (
 	"github.com/wallaroo-go/machida/engine/sink"
 	"github.com/wallaroo-go/machida/engine/source"
 	"github.com/wallaroo-go/machida/engine/work"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // Processor runs the application's segments: see work.Processor.
@@ -82,6 +83,9 @@ type Config struct {
 	// External is the address of the external (operator) channel; empty
 	// for none.
 	External string
+	// ExternalGuard, if set, makes operator tools authenticate on the
+	// external channel (see package linkauth).
+	ExternalGuard *linkauth.Guard
 	// Stages describes the application for the external channel's
 	// queries.
 	Stages Stages
@@ -268,7 +272,7 @@ func Run(ctx context.Context, cfg Config) error {
 		shutdown() // a cluster member then stops its cluster (below)
 	}}
 	if cfg.External != "" {
-		ext := external.NewServer(external.Config{Addr: cfg.External}, st, plog)
+		ext := external.NewServer(external.Config{Addr: cfg.External, Guard: cfg.ExternalGuard}, st, plog)
 		if err := ext.Listen(); err != nil {
 			closeSources()
 			if member != nil {

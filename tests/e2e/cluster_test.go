@@ -60,12 +60,26 @@ func startCluster(t *testing.T, dir, module string, n int, in, out string, extra
 	return ws
 }
 
+// toolFlags returns the security options of w's command line
+// (--cluster-secret-file, --tls-*), which the operator tools need to
+// reach its external channel.
+func (w *clusterWorker) toolFlags() []string {
+	var out []string
+	for i := 0; i+1 < len(w.args); i++ {
+		switch w.args[i] {
+		case "--cluster-secret-file", "--tls-cert", "--tls-key", "--tls-ca":
+			out = append(out, w.args[i], w.args[i+1])
+		}
+	}
+	return out
+}
+
 // waitStatus waits until w reports a formed, processing cluster of n.
 func waitStatus(t *testing.T, w *clusterWorker, n int) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		out, err := execOutput(bin("external_sender"), "--external", w.external, "--type", "cluster-status-query", "--json")
+		out, err := execOutput(bin("external_sender"), append([]string{"--external", w.external, "--type", "cluster-status-query", "--json"}, w.toolFlags()...)...)
 		var st struct {
 			WorkerCount int      `json:"worker_count"`
 			WorkerNames []string `json:"worker_names"`
@@ -92,7 +106,7 @@ func stopCluster(t *testing.T, ws []*clusterWorker, via int, signal bool) {
 		if err := ws[via].cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-	} else if out, err := execOutput(bin("cluster_shutdown"), ws[via].external); err != nil {
+	} else if out, err := execOutput(bin("cluster_shutdown"), append(ws[via].toolFlags(), ws[via].external)...); err != nil {
 		t.Fatalf("cluster_shutdown %s: %v\n%s", ws[via].external, err, out)
 	}
 	for _, w := range ws {
@@ -108,7 +122,7 @@ func stateKeys(t *testing.T, ws []*clusterWorker) map[string]string {
 	t.Helper()
 	owner := map[string]string{}
 	for _, w := range ws {
-		out, err := execOutput(bin("external_sender"), "--external", w.external, "--type", "state-entity-query", "--json")
+		out, err := execOutput(bin("external_sender"), append([]string{"--external", w.external, "--type", "state-entity-query", "--json"}, w.toolFlags()...)...)
 		if err != nil {
 			t.Fatalf("%s: state-entity-query: %v", w.name, err)
 		}
@@ -128,13 +142,16 @@ func stateKeys(t *testing.T, ws []*clusterWorker) map[string]string {
 	return owner
 }
 
-func runWordCountCluster(t *testing.T, workers int, via int, signal bool) {
+// runWordCountCluster runs the word count example on a cluster of
+// workers (extra: more options for every worker) and stops it through
+// worker via, with SIGTERM or cluster_shutdown.
+func runWordCountCluster(t *testing.T, workers int, via int, signal bool, extra ...string) []*clusterWorker {
 	dir := exampleDir("word_count")
 	input := filepath.Join(dir, "input.txt")
 	want := referenceCounts(readLines(t, input))
 	recv := exStartReceiver(t, dir)
 	in := freePort(t)
-	ws := startCluster(t, dir, "word_count", workers, in, recv.addr)
+	ws := startCluster(t, dir, "word_count", workers, in, recv.addr, extra...)
 	lines := readLines(t, input)
 	exSend(t, dir, in, len(lines), "--file", input, "--batch-size", "5", "--interval", "1_000_000")
 	got := recv.waitLines(t, total(want), 60*time.Second)
@@ -152,6 +169,7 @@ func runWordCountCluster(t *testing.T, workers int, via int, signal bool) {
 	if n := len(recv.lines()); n != total(want) {
 		t.Errorf("%d output lines, want one per word: %d", n, total(want))
 	}
+	return ws
 }
 
 func TestCluster_WordCountTwoWorkersShutdownFromAWorker(t *testing.T) {
