@@ -466,13 +466,7 @@ func (m *Member) heartbeats(ctx context.Context) {
 			busy = m.cfg.Busy()
 		}
 		m.mu.Lock()
-		var cs []*ctlConn
-		if m.toInit != nil {
-			cs = append(cs, m.toInit)
-		}
-		for _, c := range m.ctl {
-			cs = append(cs, c)
-		}
+		cs := m.controlConnsLocked()
 		m.mu.Unlock()
 		for _, c := range cs {
 			c.send(KindHeartbeat, Seq(uint64(busy.Milliseconds())))
@@ -518,13 +512,7 @@ func (m *Member) balance(ctx context.Context) {
 		}
 		lastBusy, lastAt = busy, now
 		m.mu.Lock()
-		var cs []*ctlConn
-		if m.toInit != nil {
-			cs = append(cs, m.toInit)
-		}
-		for _, c := range m.ctl {
-			cs = append(cs, c)
-		}
+		cs := m.controlConnsLocked()
 		utils := map[string]float64{m.cfg.Name: util}
 		for w, r := range m.loads {
 			if now.Sub(r.at) < loadStale {
@@ -541,6 +529,19 @@ func (m *Member) balance(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// controlConnsLocked lists this worker's control links (to the
+// initializer, and from or to every peer); m.mu held.
+func (m *Member) controlConnsLocked() []*ctlConn {
+	var cs []*ctlConn
+	if m.toInit != nil {
+		cs = append(cs, m.toInit)
+	}
+	for _, c := range m.ctl {
+		cs = append(cs, c)
+	}
+	return cs
 }
 
 // heard records a peer's heartbeat.
