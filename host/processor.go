@@ -68,7 +68,22 @@ func (p *processor) SetSpread(weights map[work.Dest]float64) {
 	p.spreadMu.Unlock()
 }
 
-// installSpread hands pending spread slots to the runner; inside Do.
+// destList returns a new Python list of the destinations as ints (a new
+// reference); inside Do.
+func destList(py *bridge.Py, ds []work.Dest) (bridge.Object, error) {
+	objs := make([]bridge.Object, len(ds))
+	for i, d := range ds {
+		objs[i] = py.Int(int64(d))
+	}
+	l, err := py.NewList(objs)
+	for _, o := range objs {
+		py.DecRef(o)
+	}
+	return l, err
+}
+
+// installSpread hands pending spread slots to the runner; inside Do. Only
+// a failure to build the list is an error.
 func (p *processor) installSpread(py *bridge.Py) error {
 	p.spreadMu.Lock()
 	slots := p.spreadNext
@@ -77,20 +92,15 @@ func (p *processor) installSpread(py *bridge.Py) error {
 	if slots == nil {
 		return nil
 	}
-	objs := make([]bridge.Object, len(slots))
-	for i, d := range slots {
-		objs[i] = py.Int(int64(d))
-	}
-	l, err := py.NewList(objs)
-	for _, o := range objs {
-		py.DecRef(o)
-	}
+	l, err := destList(py, slots)
 	if err != nil {
 		return err
 	}
 	defer py.DecRef(l)
 	if err := py.CallMethodDiscard(p.runner, "set_spread_slots", l); err != nil {
-		return fmt.Errorf("spread weights: %w", err)
+		// Stale weights (a destination that left since): the deal stays
+		// as it was; dealing is never worth stopping the worker.
+		p.log.Warn("spread weights not installed", "err", err)
 	}
 	return nil
 }
@@ -433,23 +443,12 @@ func (p *processor) envelopeBatch(py *bridge.Py, b bridge.Object, out *work.Outp
 // again for the new table.
 func (p *processor) SetOwnership(o work.Ownership) error {
 	return p.in.Do(func(py *bridge.Py) error {
-		ints := func(ds []work.Dest) (bridge.Object, error) {
-			objs := make([]bridge.Object, len(ds))
-			for i, d := range ds {
-				objs[i] = py.Int(int64(d))
-			}
-			l, err := py.NewList(objs)
-			for _, o := range objs {
-				py.DecRef(o)
-			}
-			return l, err
-		}
-		owner, err := ints(o.Owner)
+		owner, err := destList(py, o.Owner)
 		if err != nil {
 			return err
 		}
 		defer py.DecRef(owner)
-		spread, err := ints(o.Spread)
+		spread, err := destList(py, o.Spread)
 		if err != nil {
 			return err
 		}

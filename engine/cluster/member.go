@@ -521,7 +521,7 @@ func (m *Member) balance(ctx context.Context) {
 		}
 		m.mu.Unlock()
 		for _, c := range cs {
-			c.send(KindLoad, Seq(uint64(util*1000)))
+			c.send(KindLoad, Load(util))
 		}
 		if m.cfg.OnSpread != nil {
 			if shares, changed := bal.Update(utils); changed {
@@ -682,16 +682,13 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 			m.heard(c.name, time.Duration(ms)*time.Millisecond)
 		case KindHeartbeatAck:
 		case KindLoad:
-			permille, err := DecodeSeq(f.Payload)
-			if err == nil && permille > 1000 {
-				err = fmt.Errorf("%w: load of %d thousandths", ErrMalformed, permille)
-			}
+			util, err := DecodeLoad(f.Payload)
 			if err != nil {
 				m.log.Error("control link closed", "peer", c.name, "err", err)
 				return
 			}
 			m.mu.Lock()
-			m.loads[c.name] = loadReport{util: float64(permille) / 1000, at: time.Now()}
+			m.loads[c.name] = loadReport{util: util, at: time.Now()}
 			m.mu.Unlock()
 		default:
 			m.log.Error("control link closed", "peer", c.name, "err", fmt.Errorf("%w: %v on a control link", ErrMalformed, f.Kind))

@@ -361,6 +361,23 @@ func DecodeSeq(p []byte) (uint64, error) {
 	return n, d.end("number")
 }
 
+// Load is the payload of KindLoad: a utilisation from 0 to 1, sent in
+// thousandths.
+func Load(util float64) []byte { return Seq(uint64(min(1, max(0, util)) * 1000)) }
+
+// DecodeLoad reads a Load payload; more than 1000 thousandths is
+// malformed.
+func DecodeLoad(p []byte) (float64, error) {
+	n, err := DecodeSeq(p)
+	if err != nil {
+		return 0, err
+	}
+	if n > 1000 {
+		return 0, fmt.Errorf("%w: load of %d thousandths (at most 1000)", ErrMalformed, n)
+	}
+	return float64(n) / 1000, nil
+}
+
 // EnvelopeBatch is the payload of KindEnvelopes: a batch of envelopes (as
 // the processor serialised them) with the link's sequence number.
 type EnvelopeBatch struct {

@@ -214,12 +214,11 @@ func Run(ctx context.Context, cfg Config) error {
 		cc.BusyNanos = busy.Load
 		if ss, ok := cfg.Processor.(work.SpreadSetter); ok {
 			cc.OnSpread = func(shares map[string]float64) {
-				m := member
 				weights := make(map[work.Dest]float64, len(shares))
 				for w, sh := range shares {
 					d := work.Here
 					if w != cfg.Name {
-						d = m.Dest(w)
+						d = member.Dest(w)
 					}
 					weights[d] = sh
 				}
