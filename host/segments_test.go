@@ -230,3 +230,41 @@ func (s *syncBuf) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// SetSpread weighs the dealing of the spread chain from the next
+// Process call on: all here, then all to destination 1.
+func TestProcessor_SetSpreadWeighsTheDeal(t *testing.T) {
+	p, _ := newCountProcessor(t)
+	own := work.Ownership{Epoch: 2, Owner: make([]work.Dest, routing.DefaultPartitions), Spread: []work.Dest{0, 1}}
+	if err := p.SetOwnership(own); err != nil {
+		t.Fatal(err)
+	}
+	sent := func() int {
+		out := work.NewOutput(2)
+		if err := p.Process(items(batchOf(wordBatches(3, 1)[0]...), batchOf("a b", "c d e", "f")), out); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range out.Envelopes {
+			if e.Dest != 1 {
+				t.Fatalf("envelopes for destination %d", e.Dest)
+			}
+			n += e.Count
+		}
+		return n
+	}
+	p.SetSpread(map[work.Dest]float64{work.Here: 1})
+	if n := sent(); n != 0 {
+		t.Fatalf("all weight here, yet %d messages left", n)
+	}
+	p.SetSpread(map[work.Dest]float64{1: 1})
+	if n := sent(); n == 0 {
+		t.Fatal("all weight on destination 1, yet no message left")
+	}
+	// Weights naming a destination that is not a spread destination
+	// (stale) are refused with a warning; the deal stays as it was.
+	p.SetSpread(map[work.Dest]float64{7: 1})
+	if n := sent(); n == 0 {
+		t.Fatal("after stale weights the deal changed")
+	}
+}

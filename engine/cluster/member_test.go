@@ -240,3 +240,26 @@ func TestMember_StopIsDrained(t *testing.T) {
 		}
 	}
 }
+
+// Every member reports its utilisation to its peers; a dealer moves its
+// spread shares toward the less busy worker.
+func TestMember_LoadReportsMoveSpreadShares(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	var mu sync.Mutex
+	var last map[string]float64
+	startCluster(t, ctx, 2, func(i int, c *Config) {
+		if i == 0 {
+			c.BusyNanos = func() int64 { return int64(time.Since(start)) } // always busy
+			c.OnSpread = func(s map[string]float64) { mu.Lock(); last = s; mu.Unlock() }
+		} else {
+			c.BusyNanos = func() int64 { return 0 } // always idle
+		}
+	})
+	waitFor(t, "the idle worker to get most of the spread work", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return last != nil && last["worker1"] > 0.75 && last["initializer"] < 0.25
+	})
+}

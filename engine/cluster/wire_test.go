@@ -105,3 +105,21 @@ func FuzzWire(f *testing.F) {
 		DecodeSeq(p)
 	})
 }
+
+func TestLoad_RoundTripAndBounds(t *testing.T) {
+	for _, u := range []float64{0, 0.25, 1} {
+		got, err := DecodeLoad(Load(u))
+		if err != nil || got != u {
+			t.Fatalf("load %v came back as %v, %v", u, got, err)
+		}
+	}
+	if got, _ := DecodeLoad(Load(3)); got != 1 {
+		t.Fatalf("a load over 1 is sent as 1, got %v", got)
+	}
+	if _, err := DecodeLoad(Seq(1001)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("1001 thousandths: %v, want ErrMalformed", err)
+	}
+	if _, err := DecodeLoad([]byte{1, 2}); err == nil {
+		t.Fatal("a short payload was accepted")
+	}
+}

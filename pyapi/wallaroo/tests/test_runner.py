@@ -321,6 +321,27 @@ class RunnerTest(unittest.TestCase):
         finally:
             _runner._MAX_ENVELOPES = saved
 
+    def test_corrupt_envelope_batches_are_refused(self):
+        import pickle
+        runner = _runner.Runner(16)
+        stages = _stages([(K, _first, "first", "0.0", False, False),
+                          (S, _count, "count", "0.1", False, True)])
+        runner.path("src", _decode, stages, [_encode])
+        ts = _runner._pack_ts([1, 2])
+
+        def batch(groups):
+            return b"P" + pickle.dumps(groups, 2)
+        for groups, what in [
+                ([(0, 1, ["a"], ["a", "b"], ts)], "1 keys for 2 values"),
+                ([(0, 1, ["a", "b"], ["a", "b"], ts[:8])], "1 ingest times for 2"),
+                ([(0, 1, ["a"])], "corrupt"),
+                ([(5, 1, ["a", "b"], ["a", "b"], ts)], "for path 5"),
+                ([(0, 9, ["a", "b"], ["a", "b"], ts)], "segment 9")]:
+            with self.assertRaises(ValueError) as ctx:
+                runner.resume(batch(groups))
+            self.assertIn(what, str(ctx.exception))
+        self.assertEqual(runner.state_entities(), {"0.1": []})
+
     def test_spread_slots_weigh_the_deal(self):
         runner = _runner.Runner(16)
         stages = _stages([(C, _split, "split", "0.0", True, False),
