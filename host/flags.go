@@ -42,6 +42,10 @@ type Options struct {
 	TLSCert           string
 	TLSKey            string
 	TLSCA             string
+	// Beyond 0.6: observability.
+	Prometheus string // HOST:PORT to serve /metrics on
+	LogFormat  string // text or json
+	LogLevel   string // debug, info, warn, error
 
 	// AppArgs is what application_setup receives: argv[0] followed by every
 	// argument that is neither an engine option nor a --pony* flag, in order.
@@ -63,6 +67,9 @@ var engineFlags = []flagSpec{
 	{"application-module", "", true},
 	{"help", "h", false},
 	{"metrics", "m", true},
+	{"prometheus", "", true},
+	{"log-format", "", true},
+	{"log-level", "", true},
 	{"control", "c", true},
 	{"data", "d", true},
 	{"my-control", "x", true},
@@ -177,6 +184,9 @@ func ParseArgs(argv []string) (*Options, error) {
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "")
 	fs.StringVar(&o.TLSCA, "tls-ca", "", "")
+	fs.StringVar(&o.Prometheus, "prometheus", "", "")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "")
 	if err := fs.Parse(engine); err != nil {
 		return nil, err
 	}
@@ -196,6 +206,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--worker-count is only valid with --cluster-initializer or --join")
 	case o.Data != "" && !o.ClusterInitializer:
 		return fmt.Errorf("only the cluster initializer takes --data; other workers use --my-data")
+	case o.LogFormat != "text" && o.LogFormat != "json":
+		return fmt.Errorf("--log-format must be text or json, got %q", o.LogFormat)
+	case !validLevel(o.LogLevel):
+		return fmt.Errorf("--log-level must be debug, info, warn or error, got %q", o.LogLevel)
 	case o.Set["resilience-dir"] && strings.HasSuffix(o.ResilienceDir, "/") && o.ResilienceDir != "/":
 		return fmt.Errorf("--resilience-dir must not end in '/': %s", o.ResilienceDir)
 	}
@@ -268,6 +282,10 @@ Wallaroo options:
   --cluster-secret-file           [A file (mode 0600) holding the cluster secret that every
                                    link must prove (default $WALLAROO_CLUSTER_SECRET_FILE)]
   --tls-cert, --tls-key, --tls-ca [Mutual TLS 1.3 on the control, data and external channels]
+  --prometheus HOST:PORT          [Serve Prometheus metrics on http://HOST:PORT/metrics]
+  --log-format text|json          [Format of the diagnostics on stderr (default text); the
+                                   console lines on stdout are the same in every format]
+  --log-level LEVEL               [debug, info, warn or error (default info)]
   -h/--help                       [Print this help and exit]
 
 Pony runtime options (--ponythreads, --ponynoblock, --ponypinasio, ...) are accepted
@@ -295,4 +313,10 @@ func (o *Options) listeners() (addrs, names []string) {
 	}
 	add(o.External, "external")
 	return addrs, names
+}
+
+// validLevel reports whether s names a log level --log-level accepts.
+func validLevel(s string) bool {
+	_, ok := logLevels[strings.ToLower(s)]
+	return ok
 }

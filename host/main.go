@@ -21,7 +21,6 @@ import (
 	"github.com/wallaroo-go/machida/engine/topology"
 	"github.com/wallaroo-go/machida/engine/worker"
 	"github.com/wallaroo-go/machida/internal/linkauth"
-	"github.com/wallaroo-go/machida/internal/logline"
 )
 
 // Main runs the program with argv (argv[0] first) and returns the exit
@@ -69,7 +68,7 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: start Python: %v\n", err)
 		return 1
 	}
-	logger := slog.New(logline.New(stderr, slog.LevelInfo))
+	logger := newLogger(opts, stderr)
 
 	var cfg worker.Config
 	status := -1
@@ -100,6 +99,12 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	defer stopMetrics()
+	if err := startMetrics(mctx, opts, &cfg, logger); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
 	go func() {
 		// After the first signal, a second one ends the process at once.
 		<-ctx.Done()
@@ -197,6 +202,7 @@ func build(in *bridge.Interp, py *bridge.Py, opts *Options, stdout, stderr io.Wr
 		paths, err = spec.Compile()
 		if err == nil {
 			cfg, err = configure(in, py, spec, paths, opts, hooks, logger)
+			cfg.App = spec.AppName
 			if err == nil && opts.inCluster() {
 				cfg.Cluster = clusterConfig(opts, spec.AppName, digest)
 				cfg.Name = cfg.Cluster.Name

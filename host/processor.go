@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wallaroo-go/machida/bridge"
+	"github.com/wallaroo-go/machida/engine/metrics"
 	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/source"
 	"github.com/wallaroo-go/machida/engine/spread"
@@ -49,6 +50,8 @@ type processor struct {
 	// none are pending.
 	spreadMu   sync.Mutex
 	spreadNext []work.Dest
+	// m: metrics (metrics.go).
+	m procMetrics
 }
 
 // spreadSlots is how many slots a spread boundary deals from (the
@@ -198,6 +201,9 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, parti
 	if p.take, err = py.GetAttr(runner, "take_envelopes"); err != nil {
 		return nil, err
 	}
+	if p.m.take, err = py.GetAttr(runner, "take_metrics"); err != nil {
+		return nil, err
+	}
 	flag := func(b bool) bridge.Object {
 		if b {
 			return keep(py.Int(1))
@@ -206,9 +212,19 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, parti
 	}
 	for _, path := range paths {
 		var stages []bridge.Object
+		timed := []string{metrics.DecodeName} // n 0: the decoder
+		if path.Source.Kind == "gen" {
+			timed[0] = ""
+		}
 		for _, st := range path.Stages {
 			if st.Kind == topology.ToSink {
 				continue
+			}
+			switch st.Kind {
+			case topology.Computation, topology.StateComputation:
+				timed = append(timed, st.Name)
+			default:
+				timed = append(timed, "")
 			}
 			so, err := py.Call(stageCls, keep(py.Int(int64(st.Kind))), st.Component.(bridge.Object),
 				keep(py.Str(st.Name)), keep(py.Str(st.ID.String())), flag(st.Multi), flag(st.Keyed))
@@ -260,6 +276,7 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, parti
 		p.paths = append(p.paths, po)
 		p.process = append(p.process, proc)
 		p.names = append(p.names, path.Source.Name)
+		p.m.names = append(p.m.names, timed)
 	}
 	p.label = fmt.Sprintf("the stages of pipelines %q", p.names)
 	return p, nil
@@ -273,12 +290,16 @@ func (p *processor) Process(items []work.Item, out *work.Output) error {
 		if err := p.installSpread(py); err != nil {
 			return err
 		}
+		p.syncMetrics(py)
 		err := p.processItems(py, items, out)
 		if !p.allLocal {
 			// Envelopes made before a failure are routed too.
 			if terr := p.takeEnvelopes(py, out); terr != nil && err == nil {
 				err = terr
 			}
+		}
+		if p.m.on && err == nil {
+			err = p.flushMetrics(py, nowNs(), firstArrival(items))
 		}
 		return err
 	})
@@ -302,6 +323,10 @@ func (p *processor) processItems(py *bridge.Py, items []work.Item, out *work.Out
 			if err != nil {
 				p.salvage(py, b.Source, out.Sinks)
 				return p.userError(py, b.Source, err)
+			}
+			if p.m.on {
+				p.ingested(b.Source, int64(len(b.Ends)))
+				p.completed(b.Source, p.count(py, r, len(out.Sinks)), nowNs(), b.Ingest, b.Ingest)
 			}
 			err = p.collect(py, r, out.Sinks)
 			py.DecRef(r)
@@ -336,7 +361,7 @@ func (p *processor) frameRaw(py *bridge.Py, b *source.Batch, out *work.Output) e
 			py.DecRef(a)
 		}
 	}()
-	reason, err := p.callPair(py, src, "frame_raw", out, args...)
+	reason, err := p.callPair(py, src, "frame_raw", out, b.Ingest, args...)
 	if err != nil {
 		return err
 	}
@@ -381,6 +406,9 @@ func (p *processor) resumeEnvelopes(py *bridge.Py, e work.Envelopes, out *work.O
 			outs, err := py.Item(run, 1)
 			if err == nil {
 				err = p.collect(py, outs, out.Sinks)
+				if p.m.on && err == nil {
+					p.resumed(py, run, outs, len(out.Sinks), e.Arrived)
+				}
 				py.DecRef(outs)
 			}
 			if err != nil {
@@ -568,11 +596,16 @@ func (p *processor) StateEntities() (map[topology.StepID][]string, error) {
 // Generate implements work.Processor for generator sources.
 func (p *processor) Generate(src int, max int, out *work.Output) (stopped bool, err error) {
 	err = p.in.DoAs(p.label, func(py *bridge.Py) error {
+		p.syncMetrics(py)
+		t0 := nowNs()
 		err := p.generate(py, src, max, out, &stopped)
 		if !p.allLocal {
 			if terr := p.takeEnvelopes(py, out); terr != nil && err == nil {
 				err = terr
 			}
+		}
+		if p.m.on && err == nil {
+			err = p.flushMetrics(py, nowNs(), t0)
 		}
 		return err
 	})
@@ -582,9 +615,10 @@ func (p *processor) Generate(src int, max int, out *work.Output) (stopped bool, 
 func (p *processor) generate(py *bridge.Py, src int, max int, out *work.Output, stopped *bool) error {
 	n := py.Int(int64(max))
 	defer py.DecRef(n)
-	ts := py.Int(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	ts := py.Int(now)
 	defer py.DecRef(ts)
-	done, err := p.callPair(py, src, "generate", out, n, ts)
+	done, err := p.callPair(py, src, "generate", out, now, n, ts)
 	if err != nil {
 		return err
 	}
@@ -600,7 +634,7 @@ func (p *processor) generate(py *bridge.Py, src int, max int, out *work.Output, 
 // second): it collects the outputs into out and returns second (a new
 // reference). A user-code error is reported as one, after salvaging what
 // was produced before it.
-func (p *processor) callPair(py *bridge.Py, src int, method string, out *work.Output, args ...bridge.Object) (bridge.Object, error) {
+func (p *processor) callPair(py *bridge.Py, src int, method string, out *work.Output, ingest int64, args ...bridge.Object) (bridge.Object, error) {
 	r, err := py.CallMethod(p.paths[src], method, args...)
 	if err != nil {
 		p.salvage(py, src, out.Sinks)
@@ -612,6 +646,10 @@ func (p *processor) callPair(py *bridge.Py, src int, method string, out *work.Ou
 		return bridge.Object{}, fmt.Errorf("runner result: %w", err)
 	}
 	err = p.collect(py, outs, out.Sinks)
+	if p.m.on && err == nil {
+		now := nowNs()
+		p.completed(src, p.count(py, outs, len(out.Sinks)), now, ingest, ingest)
+	}
 	py.DecRef(outs)
 	if err != nil {
 		return bridge.Object{}, err

@@ -132,7 +132,7 @@ func (in *inbound) session(ctx context.Context, conn net.Conn) (string, error) {
 		}
 		if ok {
 			// Data aliases the frame's own buffer: the queue owns it now.
-			if err := in.deliver(ctx, from, work.Envelopes{Count: int(b.Count), Data: b.Data}); err != nil {
+			if err := in.deliver(ctx, from, work.Envelopes{Count: int(b.Count), Data: b.Data, Arrived: time.Now().UnixNano()}); err != nil {
 				return from, err
 			}
 			in.mu.Lock()

@@ -84,6 +84,10 @@ type Config struct {
 	// new shares by worker name whenever the spread balancer moves them:
 	// how this worker should deal its spread segments' messages.
 	OnSpread func(shares map[string]float64)
+	// OnLinkUp, if set, is told each time a data link to peer connects
+	// (again, when reconnect is set) and how many batches it sends again
+	// (metrics); from the link's goroutine, must not block.
+	OnLinkUp func(peer string, reconnect bool, resent int)
 	// Guard authenticates every control and data connection (a cluster
 	// secret, TLS or both; see secure.go); nil: unauthenticated, as 0.6.
 	Guard *linkauth.Guard
@@ -788,6 +792,7 @@ func (m *Member) setTopology(ctx context.Context, t Topology) {
 		}
 		o := newOutbound(w, t.Data[i], m.cfg.Hello, m.log)
 		o.guard = m.cfg.Guard
+		o.onUp = m.cfg.OnLinkUp
 		m.outs[i] = o
 		go o.run(ctx)
 	}

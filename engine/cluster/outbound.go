@@ -35,7 +35,9 @@ type outbound struct {
 	addr  string // its data listener
 	hello Hello
 	log   *slog.Logger
-	guard *linkauth.Guard // set before run; nil: unauthenticated
+	guard *linkauth.Guard                               // set before run; nil: unauthenticated
+	onUp  func(peer string, reconnect bool, resent int) // set before run; may be nil
+	ups   int                                           // connections made (run's goroutine)
 
 	mu      sync.Mutex
 	q       *outQueue
@@ -175,6 +177,10 @@ func (o *outbound) session(ctx context.Context) error {
 		o.log.Warn("data link", "peer", o.peer, "err", rerr)
 	}
 	o.log.Info("data link up", "peer", o.peer, "addr", o.addr, "resending", len(again))
+	if o.onUp != nil {
+		o.onUp(o.peer, o.ups > 0, len(again))
+	}
+	o.ups++
 	defer func() {
 		o.mu.Lock()
 		o.up = false

@@ -34,6 +34,11 @@ type TCPConfig struct {
 	RetryMax   time.Duration // the pause doubles up to this
 	QueueBytes int           // bytes queued and not yet written before Write blocks
 	MaxWrite   int           // bytes handed to the kernel per write call
+	// OnWrite, if set, is told the bytes of every write to the peer, and
+	// OnReconnect every time a lost connection is made again (metrics);
+	// both are called from the writer goroutine and must not block.
+	OnWrite     func(n int)
+	OnReconnect func()
 }
 
 // TCP is a TCP sink client: it connects to Addr, reconnects when the
@@ -293,6 +298,9 @@ func (s *TCP) run(ctx context.Context) {
 		case err == nil: // stopped by Close
 			return
 		}
+		if s.cfg.OnReconnect != nil {
+			s.cfg.OnReconnect()
+		}
 		if resend := out.sentTo - out.start; resend > 0 {
 			s.log.Printf("%s: connection to %s lost: %v; reconnecting (%d bytes the peer did not acknowledge will be sent again)", s.label(), s.cfg.Addr, err, resend)
 		} else {
@@ -461,6 +469,9 @@ func (s *TCP) serve(ctx context.Context, conn net.Conn, out *outbox) error {
 			panic(fmt.Sprintf("sink: net.Buffers.WriteTo reported %d bytes but consumed %d", n, before-after))
 		}
 		out.advance(int(n))
+		if s.cfg.OnWrite != nil && n > 0 {
+			s.cfg.OnWrite(int(n))
+		}
 		if err == nil {
 			s.learnAcks(conn, out)
 		}

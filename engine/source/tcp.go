@@ -43,6 +43,10 @@ type TCPConfig struct {
 	MaxConns   int // connections served at once; more wait un-accepted
 	ReadBuffer int // bytes read from a socket at a time
 	MaxBatch   int // frames per delivered Batch
+	// OnClosed, if set, is told of every connection closed for a reason
+	// other than its peer's clean end or a stop (a framing error, a
+	// read error); from the connection's goroutine, must not block.
+	OnClosed func()
 }
 
 // TCP is a TCP source: it listens, accepts up to MaxConns connections at a
@@ -271,5 +275,8 @@ func (t *TCP) dropped(conn net.Conn, b Batch, rest []byte, stream *Stream) {
 
 // closed logs why a connection is being closed.
 func (t *TCP) closed(conn net.Conn, reason error) {
+	if t.cfg.OnClosed != nil {
+		t.cfg.OnClosed()
+	}
 	t.log.Printf("%s source: connection from %s closed: %v", t.cfg.Name, conn.RemoteAddr(), reason)
 }

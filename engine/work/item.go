@@ -31,6 +31,10 @@ type Envelopes struct {
 	Dest  Dest
 	Count int    // envelopes in Data
 	Data  []byte // owned by whoever holds the batch
+	// Arrived is when the batch reached this worker (Unix nanoseconds;
+	// set by the link that received it, 0 for a batch looped back
+	// here), for the node-ingress-egress metric.
+	Arrived int64
 }
 
 // Ownership is the table that says where each partition's segments run,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wallaroo-go/machida/engine/cluster"
 	"github.com/wallaroo-go/machida/engine/external"
+	"github.com/wallaroo-go/machida/engine/metrics"
 	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/sink"
 	"github.com/wallaroo-go/machida/engine/source"
@@ -107,6 +108,13 @@ type Config struct {
 	// has not finished within ShutdownTimeout: the host uses it to
 	// interrupt user code that does not return.
 	OnStopDeadline func()
+	// App is the application's name (build_application's).
+	App string
+	// Metrics, if set, receives the counters and gauges of the edges
+	// (sink bytes and reconnects, source connections closed for errors,
+	// queue depths, data link reconnects and replays); the processor
+	// records its histograms into it on its own.
+	Metrics *metrics.Registry
 }
 
 func (c SourceConfig) maxConns() int { return source.DefaultMaxConns }
@@ -156,6 +164,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// reported before anything else listens or connects (connections
 	// made now wait in the backlog until the sources are served).
 	q := work.NewQueue(cfg.QueueBatches, cfg.QueueBytes)
+	reg := cfg.Metrics
+	reg.Gauge(metrics.QueueDepth, func() float64 { l, _ := q.Depth(); return float64(l) }, "lane", "sources")
+	reg.Gauge(metrics.QueueDepth, func() float64 { _, p := q.Depth(); return float64(p) }, "lane", "peers")
 	var sources []*source.TCP
 	var gens []int
 	closeSources := func() {
@@ -168,9 +179,11 @@ func Run(ctx context.Context, cfg Config) error {
 			gens = append(gens, i)
 			continue
 		}
+		closedErr := reg.Counter(metrics.FramingErrors, "pipeline", sc.Name)
 		s, err := source.NewTCP(source.TCPConfig{
 			Name: sc.Name, Index: i, Addr: sc.Addr, HeaderLen: sc.HeaderLen,
 			Length: sc.Length, MaxPayload: sc.MaxPayload, Raw: sc.Raw,
+			OnClosed: closedErr.Inc,
 		}, q, plog)
 		if err == nil {
 			if err = s.Listen(); err != nil {
@@ -212,6 +225,14 @@ func Run(ctx context.Context, cfg Config) error {
 		cc.Idle = func() bool { return idle.Load() && q.Empty() }
 		cc.Busy = cfg.Busy
 		cc.BusyNanos = busy.Load
+		if reg != nil {
+			cc.OnLinkUp = func(peer string, reconnect bool, resent int) {
+				if reconnect {
+					reg.Counter(metrics.LinkReconnects, "peer", peer).Inc()
+				}
+				reg.Counter(metrics.LinkReplays, "peer", peer).Add(uint64(resent))
+			}
+		}
 		if ss, ok := cfg.Processor.(work.SpreadSetter); ok {
 			cc.OnSpread = func(shares map[string]float64) {
 				weights := make(map[work.Dest]float64, len(shares))
@@ -359,7 +380,10 @@ func Run(ctx context.Context, cfg Config) error {
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE I: Initializing sinks ~~|")
 	sinks := make([]*sink.TCP, len(cfg.Sinks))
 	for i, sc := range cfg.Sinks {
-		sinks[i] = sink.NewTCP(sink.TCPConfig{Name: sc.label(), Addr: sc.Addr}, plog)
+		bytes := reg.Counter(metrics.SinkBytes, "sink", sc.label())
+		again := reg.Counter(metrics.SinkReconnects, "sink", sc.label())
+		sinks[i] = sink.NewTCP(sink.TCPConfig{Name: sc.label(), Addr: sc.Addr,
+			OnWrite: func(n int) { bytes.Add(uint64(n)) }, OnReconnect: again.Inc}, plog)
 		sinks[i].Start(drainCtx)
 	}
 	closeSinks := func() {

@@ -42,6 +42,7 @@ import pickle
 from array import array
 import random
 import sys
+import time
 import zlib
 
 _PY2 = sys.version_info[0] == 2
@@ -51,6 +52,13 @@ else:
     _text_type = str
 
 SINGLE_PARTITION_KEY = str("single-partition-key")
+
+# A nanosecond clock for stage timing (metrics).
+if hasattr(time, "perf_counter_ns"):
+    _clock_ns = time.perf_counter_ns
+else:
+    def _clock_ns(_t=getattr(time, "perf_counter", time.time)):
+        return int(_t() * 1e9)
 
 _MISSING = object()
 
@@ -270,6 +278,50 @@ class Runner(object):
         # loops hold their append methods, take_envelopes empties them in
         # place.
         self.outbox = {}
+        # Metrics (set_metrics): while sample_every > 0 the loops time every
+        # computation (and the decoder) for one source message or envelope
+        # record in sample_every, appending (path << 8 | stage, ns) pairs to
+        # timings; handed counts records handed to other destinations, per
+        # path; raw_frames the frames framed by frame_raw, per path.
+        self.sample_every = 0
+        self.timings = array(_TS_CODE)
+        self.handed = {}
+        self.raw_frames = {}
+
+    # -- metrics ---------------------------------------------------------
+
+    def set_metrics(self, sample_every):
+        """Turn stage timing on (one message in sample_every, > 0) or off
+        (0), compiling every path's loops again."""
+        sample_every = int(sample_every)
+        if sample_every < 0:
+            raise ValueError("sample_every must be >= 0, got %d" % sample_every)
+        if sample_every == self.sample_every:
+            return
+        self.sample_every = sample_every
+        del self.timings[:]
+        self.handed.clear()
+        self.raw_frames.clear()
+        for path in self.paths:
+            path.compile()
+
+    def take_metrics(self):
+        """(timings, handed, raw_frames) since the last call: timings as
+        packed 64-bit integers, pairs of (path << 8 | stage, nanoseconds)
+        (stage 0 is the decoder, n the n-th stage); handed and raw_frames
+        as flat lists [path, count, ...]."""
+        t = self.timings
+        data = t.tostring() if _PY2 else t.tobytes()
+        del t[:]
+        handed = []
+        for pi, n in self.handed.items():
+            handed.extend((pi, n))
+        self.handed.clear()
+        raw = []
+        for pi, n in self.raw_frames.items():
+            raw.extend((pi, n))
+        self.raw_frames.clear()
+        return data, handed, raw
 
     # -- ownership -----------------------------------------------------
 
@@ -489,6 +541,8 @@ class Runner(object):
                 part = box[i:i + step] if len(box) > step else box
                 groups.setdefault(dest, []).append(
                     (pi, seg, part[0::3], part[1::3], _pack_ts(part[2::3])))
+            if self.sample_every:
+                self.handed[pi] = self.handed.get(pi, 0) + len(box) // 3
             # Emptied in place: the compiled loops hold its append.
             del box[:]
         out = []
@@ -510,8 +564,10 @@ class Runner(object):
     def resume(self, data):
         """Run a batch of envelope records (bytes from take_envelopes,
         made here or on another worker) from the segment each names.
-        Returns [(path index, per-sink outputs)]: one entry per group of
-        records of one path and segment. If user code raises, the
+        Returns [(path index, per-sink outputs, mean ingest time)]: one
+        entry per group of records of one path and segment (the outputs as
+        Path.process returns them; the mean ingest time only while metrics
+        are on, else 0). If user code raises, the
         exception propagates with the failing path's ``failed`` and
         ``salvage`` set, and ``self.failed_path`` is that path's index."""
         self.failed_path = None
@@ -534,8 +590,10 @@ class Runner(object):
             if de is not None:
                 values = [de(v) for v in values]
             path = self.paths[pi]
+            mean_ts = sum(tss) // len(tss) if self.sample_every and tss else 0
             try:
-                results.append((pi, path.resume(seg, zip(keys, values, tss))))
+                results.append((pi, path.resume(seg, zip(keys, values, tss)),
+                                mean_ts))
             except Exception:
                 self.failed_path = pi
                 raise
@@ -660,7 +718,9 @@ class Path(object):
 
     def _boundary(self, code, depth, seg_index, seg, env):
         """Code at the start of segment seg_index (inside the loop of an
-        earlier segment): leave as an envelope if it does not run here."""
+        earlier segment): leave as an envelope if it does not run here.
+        The names it binds in env are made once per compile (the body may
+        be emitted twice, timed and untimed)."""
         runner = self.runner
         # Leaving: three appends to the destination's outbox list.
         leave = "_o(k); _o(v); _o(_ts); continue"
@@ -671,23 +731,28 @@ class Path(object):
             # partitioner gives each one a fresh random key (dealing in
             # turn would send the same lines of a periodic input to the
             # same worker every time).
-            env["_rnd"] = random.Random().random
-            env["_spread%d" % seg_index] = runner.spread_list(self.index, seg_index)
-            code(depth, "_o = _spread%d[int(_rnd() * %d.0)]" % (seg_index, _SPREAD_SLOTS))
+            name = "_spread%d" % seg_index
+            if name not in env:
+                env["_rnd"] = random.Random().random
+                env[name] = runner.spread_list(self.index, seg_index)
+            code(depth, "_o = %s[int(_rnd() * %d.0)]" % (name, _SPREAD_SLOTS))
             code(depth, "if _o is not None: " + leave)
             return
         if seg.kind == SEG_SINGLE:
             d = runner.owner[runner.partition_of(SINGLE_PARTITION_KEY)]
             if d:
-                env["_o%d" % seg_index] = runner.appender(d, self.index, seg_index)
-                code(depth, "_o = _o%d; k = _SPK; %s" % (seg_index, leave))
+                name = "_o%d" % seg_index
+                if name not in env:
+                    env[name] = runner.appender(d, self.index, seg_index)
+                code(depth, "_o = %s; k = _SPK; %s" % (name, leave))
             return
         if seg.kind == SEG_KEYED:
             if not any(runner.owner):
                 return
-            cache, route = runner.router(self.index, seg_index)
-            env["_rc%d" % seg_index] = cache.get
-            env["_rt%d" % seg_index] = route
+            if "_rc%d" % seg_index not in env:
+                cache, route = runner.router(self.index, seg_index)
+                env["_rc%d" % seg_index] = cache.get
+                env["_rt%d" % seg_index] = route
             code(depth, "_o = _rc%d(k, _MISSING)" % seg_index)
             code(depth, "if _o is _MISSING: _o = _rt%d(k)" % seg_index)
             code(depth, "if _o is not None: " + leave)
@@ -695,27 +760,85 @@ class Path(object):
     def _compile(self, entry):
         """The function that runs messages from segment ``entry`` on. The
         source entry (0) takes (frames, ts, salvage); a later one takes
-        (items, salvage) with items (key, value, ingest ts)."""
+        (items, salvage) with items (key, value, ingest ts). It returns
+        one bytes per sink and, last, how many messages reached the first
+        sink. While the runner samples (metrics on), the loop body is
+        there twice: one message in sample_every takes the copy that
+        times each computation (and the decoder)."""
         env = {
             "_MISSING": _MISSING, "_SPK": SINGLE_PARTITION_KEY,
             "_as_key": _as_key, "_as_output": _as_output, "bytes": bytes,
             "list": list, "type": type, "str": str, "_not_a_list": _not_a_list,
-            "_text": _text_type,
+            "_text": _text_type, "_pc": _clock_ns,
+            "_tm": self.runner.timings.append,
+            "_randint": random.Random().randint,
         }
         lines = []
 
         def code(depth, text):
             lines.append("    " * depth + text)
 
+        every = self.runner.sample_every
+        if every:
+            code(4, "_smp -= 1")
+            code(4, "if _smp:")
+            self._body(entry, code, 5, env, False)
+            code(4, "else:")
+            code(5, "_smp = %d" % every)
+            self._body(entry, code, 5, env, True)
+        else:
+            self._body(entry, code, 4, env, False)
+
+        first = self.segments[entry].start
+        nenc = len(self.encoders)
+        outs = ", ".join("_o%d" % j for j in range(nenc))
+        comma = "," if nenc == 1 else ""
+        if entry == 0:
+            src = ["def _make():", "    def _run(_frames, _ts, _salvage):"]
+        else:
+            src = ["def _make():", "    def _run(_frames, _salvage):"]
+        for j in range(nenc):
+            src.append("        _o%d = []; _a%d = _o%d.append" % (j, j, j))
+        if every:
+            src.append("        _smp = _randint(1, %d)" % every)
+        src.append("        _st = %d; _x = None" % (first + 1 if entry else 0))
+        src.append("        try:")
+        src.append("            for _x in _frames:")
+        src.extend(lines)
+        src.append("        except BaseException:  # WorkerStopping too: say where")
+        src.append("            _salvage(_st, _x, (%s%s))" % (outs, comma))
+        src.append("            raise")
+        src.append("        return (%s%s,)" % (
+            "".join('b"".join(_o%d), ' % j for j in range(nenc)),
+            "len(_o0)" if nenc else "0"))
+        src.append("    return _run")
+        text = "\n".join(src) + "\n"
+        codeobj = compile(text, "<wallaroo runner: %s, segment %d>"
+                          % (self.source_name, entry), "exec")
+        exec(codeobj, env)
+        self.source_text.append(text)
+        return env["_make"]()
+
+    def _body(self, entry, code, depth, env, timed):
+        """Emit the loop body of segment ``entry`` on at ``depth``; timed,
+        each computation's call (and the decoder's) is timed."""
         starts = dict((s.start, (i, s)) for i, s in enumerate(self.segments)
                       if i > 0)
         first = self.segments[entry].start
-        depth = 4
+        mark = self.index << 8
+
+        def timed_call(n, text):
+            if timed:
+                code(depth, "_t0 = _pc()")
+                code(depth, text)
+                code(depth, "_tm(%d); _tm(_pc() - _t0)" % (mark | n))
+            else:
+                code(depth, text)
         if entry == 0:
             if self.decoder is not None:
                 env["_decode"] = self.decoder.decode
                 code(depth, "_st = 0")
-                code(depth, "v = _decode(_x)")
+                timed_call(0, "v = _decode(_x)")
                 code(depth, "if v is None: continue")
             else:
                 code(depth, "v = _x")
@@ -742,9 +865,10 @@ class Path(object):
             else:  # STATE
                 comp = st.component
                 env["_f%d" % n] = comp.compute_multi if st.multi else comp.compute
-                env["_t%d" % n] = self.runner.state_table(st.step_id)
-                env["_c%d" % n] = self.runner.creator(st.step_id,
-                                                      comp.initial_state)
+                if "_t%d" % n not in env:
+                    env["_t%d" % n] = self.runner.state_table(st.step_id)
+                    env["_c%d" % n] = self.runner.creator(st.step_id,
+                                                          comp.initial_state)
                 if not st.keyed:
                     code(depth, "k = _SPK")
                 code(depth, "s = _t%d.get(k, _MISSING)" % n)
@@ -753,10 +877,10 @@ class Path(object):
                 what = "state_computation_multi"
             env["_n%d" % n] = st.name
             if not st.multi:
-                code(depth, "v = " + call)
+                timed_call(n, "v = " + call)
                 code(depth, "if v is None: continue")
             else:
-                code(depth, "vs = " + call)
+                timed_call(n, "vs = " + call)
                 code(depth, "if vs is None: continue")
                 code(depth, "if type(vs) is not list: _not_a_list(%r, _n%d, vs)" % (what, n))
                 code(depth, "for v in vs:")
@@ -775,31 +899,6 @@ class Path(object):
         for j in range(len(self.encoders)):
             code(depth, "if e%d is not None: _a%d(e%d)" % (j, j, j))
 
-        nenc = len(self.encoders)
-        outs = ", ".join("_o%d" % j for j in range(nenc))
-        comma = "," if nenc == 1 else ""
-        if entry == 0:
-            src = ["def _make():", "    def _run(_frames, _ts, _salvage):"]
-        else:
-            src = ["def _make():", "    def _run(_frames, _salvage):"]
-        for j in range(nenc):
-            src.append("        _o%d = []; _a%d = _o%d.append" % (j, j, j))
-        src.append("        _st = %d; _x = None" % (first + 1 if entry else 0))
-        src.append("        try:")
-        src.append("            for _x in _frames:")
-        src.extend(lines)
-        src.append("        except BaseException:  # WorkerStopping too: say where")
-        src.append("            _salvage(_st, _x, (%s%s))" % (outs, comma))
-        src.append("            raise")
-        src.append("        return (%s%s)" % (", ".join('b"".join(_o%d)' % j for j in range(nenc)), comma))
-        src.append("    return _run")
-        text = "\n".join(src) + "\n"
-        codeobj = compile(text, "<wallaroo runner: %s, segment %d>"
-                          % (self.source_name, entry), "exec")
-        exec(codeobj, env)
-        self.source_text.append(text)
-        return env["_make"]()
-
     def _note_failure(self, stage, x, outs):
         self.failed = (self.stage_names[stage],
                        None if x is None else _describe(x))
@@ -807,7 +906,8 @@ class Path(object):
 
     def process(self, frames, ts=0):
         """Run one batch of frames read at ``ts`` (the engine's ingest
-        time); return a tuple with one bytes per sink. Messages that leave
+        time); return a tuple with one bytes per sink and, last, the number
+        of messages that reached the first sink. Messages that leave
         at a boundary wait in the runner's outbox (take_envelopes).
 
         If user code raises, the exception propagates; before that,
@@ -879,6 +979,9 @@ class Path(object):
                 pending[conn] = buf[pos:]
         self.failed = None
         self.salvage = None
+        if self.runner.sample_every:
+            raw = self.runner.raw_frames
+            raw[self.index] = raw.get(self.index, 0) + len(frames)
         outs = self._run(frames, ts, self._note_failure)
         return outs, reason
 
@@ -919,4 +1022,7 @@ class Path(object):
                 self.salvage = None
             raise
         self.gen_value = v
+        if self.runner.sample_every:
+            raw = self.runner.raw_frames
+            raw[self.index] = raw.get(self.index, 0) + len(items)
         return self._run(items, ts, self._note_failure), v is None

@@ -104,7 +104,7 @@ class RunnerTest(unittest.TestCase):
         runner, path = _path(stages, [_encode, _encode_text])
         out = path.process([b"apple xenon avocado", b"skip", b"banana"])
         self.assertEqual(out, (b"apple:1\navocado:2\nbanana:1\n",
-                               b"apple:1|avocado:2|banana:1|"))
+                               b"apple:1|avocado:2|banana:1|", 3))
         ents = runner.state_entities()
         self.assertEqual(ents, {"0.3": [b"a", b"b"]})
         # Same keys across batches keep their state.
@@ -121,7 +121,7 @@ class RunnerTest(unittest.TestCase):
         stages = [(K, _first, "k", "0.0", False, False),
                   (S, _twice, "twice", "0.1", True, True)]
         _, path = _path(stages, [_encode])
-        self.assertEqual(path.process([b"ab"]), (b"ab\nAB\n",))
+        self.assertEqual(path.process([b"ab"]), (b"ab\nAB\n", 2))
 
     def test_str_and_bytes_keys_are_one_key(self):
         runner = _runner.Runner(4)
@@ -163,14 +163,47 @@ class RunnerTest(unittest.TestCase):
         stages = [(S, _count, "count", "0.0", False, False)]
         path = runner.path("src", _decode, _stages(stages), [_encode])
         runner.set_ownership([3, 3], 1)
-        self.assertEqual(path.process([b"a", b"b"], 7), (b"",))
+        self.assertEqual(path.process([b"a", b"b"], 7), (b"", 0))
         envs = runner.take_envelopes()
         self.assertEqual([(d, n) for d, n, _ in envs], [(3, 2)])
         self.assertEqual(runner.take_envelopes(), [])
         # Resumed here, they reach the state stage with the single key.
-        self.assertEqual(runner.resume(envs[0][2]), [(0, (b"a:1\nb:2\n",))])
+        self.assertEqual(runner.resume(envs[0][2]), [(0, (b"a:1\nb:2\n", 2), 0)])
         self.assertEqual(runner.state_entities(),
                          {"0.0": [b"single-partition-key"]})
+
+    def test_metrics_sampling_times_stages_and_counts_hand_offs(self):
+        import struct
+        runner = _runner.Runner(2)
+        stages = [(C, _split, "split", "0.0", True, False),
+                  (S, _count, "count", "0.1", False, False)]
+        path = runner.path("src", _decode, _stages(stages), [_encode])
+        runner.set_metrics(1)  # every message timed
+        self.assertEqual(path.process([b"a b", b"c"], 7), (b"a:1\nb:2\nc:3\n", 3))
+        data, handed, raw = runner.take_metrics()
+        vals = struct.unpack("<%dq" % (len(data) // 8), data) \
+            if struct.calcsize("<q") == 8 else ()
+        codes = sorted(vals[0::2])
+        # decoder (0) and split (1) per frame, count (2) per word.
+        self.assertEqual(codes, [0, 0, 1, 1, 2, 2, 2])
+        self.assertTrue(all(v >= 0 for v in vals[1::2]))
+        self.assertEqual((handed, raw), ([], []))
+        self.assertEqual(runner.take_metrics()[0], b"")
+        # Off again: nothing is timed; the outputs are the same shape.
+        runner.set_metrics(0)
+        self.assertEqual(path.process([b"d"], 7), (b"d:4\n", 1))
+        self.assertEqual(runner.take_metrics(), (b"", [], []))
+        # Sampling one in 3: exactly a third of the frames take the timed
+        # body over a long run (the start is random, the interval fixed).
+        runner.set_metrics(3)
+        path.process([b"x"] * 30, 7)
+        data, _, _ = runner.take_metrics()
+        self.assertEqual(len(data) // 8 // 2, 10 * 3)  # decode, split, count
+        # Hand-offs are counted per path while metrics are on.
+        runner.set_ownership([5, 5], 2)
+        path.process([b"p q"], 9)
+        runner.take_envelopes()
+        self.assertEqual(runner.take_metrics()[1], [0, 2])  # p and q
 
     def test_generator_path(self):
         class Countdown(object):
@@ -188,8 +221,8 @@ class RunnerTest(unittest.TestCase):
         path = runner.gen_path("gen", Countdown(),
                                _stages([(C, show, "show", "0.0", False, False)]),
                                [_encode])
-        self.assertEqual(path.generate(2), ((b"3\n2\n",), False))
-        self.assertEqual(path.generate(5), ((b"1\n",), True))
+        self.assertEqual(path.generate(2), ((b"3\n2\n", 2), False))
+        self.assertEqual(path.generate(5), ((b"1\n", 1), True))
 
     def test_generator_error(self):
         class Broken(object):
@@ -206,7 +239,7 @@ class RunnerTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             path.generate(10)
         self.assertEqual(path.failed, ("generator of source 'gen' (apply)", "2"))
-        self.assertEqual(path.salvage, (b"1|",))
+        self.assertEqual(path.salvage, (b"1|", 1))
 
     def test_serialization_hooks(self):
         import pickle
@@ -258,7 +291,7 @@ class RunnerTest(unittest.TestCase):
             while envs:
                 for dest, n, data in envs:
                     sent[0] += n
-                    for pi, outs in runner.resume(data):
+                    for pi, outs, _ in runner.resume(data):
                         out.append(outs[0])
                 envs = runner.take_envelopes()
         return b"".join(out).decode("utf-8").splitlines(), sent[0], runner
@@ -444,14 +477,14 @@ class RunnerTest(unittest.TestCase):
         runner = _runner.Runner(4)
         path = runner.path("src", Dec(), [], [_encode])
         self.assertEqual(path.frame_raw(1, b"03abc0", 0, False, 2, 100),
-                         ((b"abc\n",), None))
+                         ((b"abc\n", 1), None))
         # Another connection's bytes do not mix with connection 1's.
         self.assertEqual(path.frame_raw(2, b"01z", 0, False, 2, 100),
-                         ((b"z\n",), None))
+                         ((b"z\n", 1), None))
         self.assertEqual(path.frame_raw(1, b"2hi", 0, False, 2, 100),
-                         ((b"hi\n",), None))
+                         ((b"hi\n", 1), None))
         outs, reason = path.frame_raw(1, b"01x!!zz", 0, False, 2, 100)
-        self.assertEqual(outs, (b"x\n",))
+        self.assertEqual(outs, (b"x\n", 1))
         self.assertIn("bad frame header 2121: payload_length() raised ValueError: bad header", reason)
         self.assertIn("not an int",
                       path.frame_raw(3, b"??", 0, False, 2, 100)[1])
@@ -463,10 +496,10 @@ class RunnerTest(unittest.TestCase):
         # After a rejection, later chunks of that connection are dropped
         # until it is closed.
         self.assertEqual(path.frame_raw(1, b"01y", 0, False, 2, 100),
-                         ((b"",), None))
+                         ((b"", 0), None))
         path.frame_raw(1, b"", 0, True, 2, 100)
         self.assertEqual(path.frame_raw(1, b"01y", 0, False, 2, 100),
-                         ((b"y\n",), None))
+                         ((b"y\n", 1), None))
 
     def test_stock_length_fmt(self):
         self.assertEqual(_runner.stock_length_fmt(_decode), ">I")
