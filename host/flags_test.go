@@ -70,6 +70,8 @@ func TestValidate(t *testing.T) {
 		"worker count on plain worker": {"m", "-w", "2"},
 		"data on plain worker":         {"m", "--data", "h:1"},
 		"resilience dir slash":         {"m", "-r", "/tmp/x/"},
+		"log format":                   {"m", "--log-format", "xml"},
+		"log level":                    {"m", "--log-level=loud"},
 	}
 	for name, argv := range cases {
 		o, err := ParseArgs(argv)
@@ -80,7 +82,14 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: Validate accepted %q", name, argv)
 		}
 	}
-	o, _ := ParseArgs([]string{"m", "--help"})
+	o, err := ParseArgs([]string{"m", "--log-format", "json", "--log-level", "WARN", "--prometheus", "127.0.0.1:9100", "app-arg"})
+	if err != nil || o.Validate() != nil || o.LogFormat != "json" || o.Prometheus != "127.0.0.1:9100" {
+		t.Errorf("observability options: %+v, %v", o, err)
+	}
+	if len(o.AppArgs) != 2 || o.AppArgs[1] != "app-arg" {
+		t.Errorf("application args = %q", o.AppArgs)
+	}
+	o, _ = ParseArgs([]string{"m", "--help"})
 	if !o.Help {
 		t.Error("--help not seen")
 	}

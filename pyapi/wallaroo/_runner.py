@@ -772,6 +772,7 @@ class Path(object):
             "_text": _text_type, "_pc": _clock_ns,
             "_tm": self.runner.timings.append,
             "_randint": random.Random().randint,
+            "_srnd": random.Random().random,
         }
         lines = []
 
@@ -784,7 +785,10 @@ class Path(object):
             code(4, "if _smp:")
             self._body(entry, code, 5, env, False)
             code(4, "else:")
-            code(5, "_smp = %d" % every)
+            # The next sample comes after 1 to 2 * every - 1 messages
+            # (every on average): a fixed interval would keep sampling the
+            # same kind of message of a periodic input.
+            code(5, "_smp = int(_srnd() * %d) + 1" % (2 * every - 1))
             self._body(entry, code, 5, env, True)
         else:
             self._body(entry, code, 4, env, False)

@@ -1,0 +1,63 @@
+package host
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wallaroo-go/machida/engine/metrics"
+	"github.com/wallaroo-go/machida/engine/work"
+)
+
+// While a consumer is live the processor records exact ingestion and
+// completion counts, and sampled stage timings under the computations'
+// names; with none, it records nothing.
+func TestProcessor_RecordsMetricsOnlyWhileConsumed(t *testing.T) {
+	p, _ := newCountProcessor(t)
+	reg := metrics.NewRegistry("w1")
+	p.UseMetrics(reg)
+
+	o := work.NewOutput(2)
+	require.NoError(t, p.Process(items(batchOf("apple avocado")), o))
+	assert.Empty(t, reg.Totals(), "nobody consumes: nothing recorded")
+
+	release := reg.Acquire()
+	defer release()
+	var lines []string
+	for i := 0; i < 640; i++ {
+		lines = append(lines, "apple banana", "skip")
+	}
+	b := batchOf(lines...)
+	b.Ingest = time.Now().Add(-time.Millisecond).UnixNano()
+	o = work.NewOutput(2)
+	require.NoError(t, p.Process(items(b), o))
+	tot := reg.Totals()
+	ing := tot[metrics.Key{Category: metrics.PipelineIngestion, Name: "Words source", Pipeline: "Words"}]
+	assert.Equal(t, uint64(1280), ing.Count, "every frame is ingested, skipped ones too")
+	s2e := tot[metrics.Key{Category: metrics.StartToEnd, Name: "Words", Pipeline: "Words"}]
+	assert.Equal(t, uint64(1280), s2e.Count, "two words per kept line reach the sinks")
+	assert.GreaterOrEqual(t, s2e.Min, uint64(time.Millisecond), "start-to-end counts from the ingest time")
+	node := tot[metrics.Key{Category: metrics.NodeIngressEgress, Name: "w1", Pipeline: "Words"}]
+	assert.Equal(t, uint64(1280), node.Count)
+	// One frame in SampleEvery (on average) is timed, and each timing
+	// counts SampleEvery times: about 1280 decodes.
+	dec := tot[metrics.Key{Category: metrics.Computation, Name: metrics.DecodeName, Pipeline: "Words", ID: 1}]
+	assert.InDelta(t, 1280, float64(dec.Count), 640)
+	assert.Equal(t, uint64(0), dec.Count%SampleEvery)
+	split := tot[metrics.Key{Category: metrics.Computation, Name: "split", Pipeline: "Words", ID: 2}]
+	assert.NotZero(t, split.Count)
+	assert.Equal(t, uint64(0), split.Count%SampleEvery)
+	count := tot[metrics.Key{Category: metrics.Computation, Name: "count", Pipeline: "Words", ID: 4}]
+	assert.NotZero(t, count.Count)
+	for k := range tot {
+		assert.NotEqual(t, "first_letter", k.Name, "key extractors are not computations")
+	}
+
+	// Off again: the runner stops timing.
+	release()
+	before := reg.Totals()
+	require.NoError(t, p.Process(items(batchOf("apple")), work.NewOutput(2)))
+	assert.Equal(t, before, reg.Totals())
+}
