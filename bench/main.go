@@ -113,7 +113,7 @@ func parseConfig() *config {
 	curBin := flag.String("bin", envString("BENCH_BIN", ""), "the directory of the machida3 under test (default bin/ of this checkout); env BENCH_BIN")
 	baseBin := flag.String("baseline-bin", envString("BENCH_BASELINE_BIN", ""), "A/B mode: a directory holding another machida3 (e.g. built from an older commit), run at saturation alternately with bin/machida3 in every throughput rep (default 5 reps then); env BENCH_BASELINE_BIN")
 	clusterSec := flag.String("cluster-security", envString("BENCH_CLUSTER_SECURITY", "secret,tls"), "the cluster phase also runs the 2-worker cluster with these protections of its links: secret, tls (comma-separated; \"none\" for neither); env BENCH_CLUSTER_SECURITY")
-	systems := flag.String("systems", "ceiling,runner,machida3,asyncio", "the systems of the throughput phase (ceiling and machida3 always run)")
+	systems := flag.String("systems", "ceiling,runner,machida3,asyncio,metrics", "the systems of the throughput phase (ceiling and machida3 always run; metrics: machida3 with --metrics and --prometheus consumed)")
 	flag.Parse()
 
 	c.quick = *quick
@@ -172,11 +172,11 @@ func parseConfig() *config {
 	c.systems = map[string]bool{"ceiling": true, "machida3": true}
 	for _, sy := range strings.Split(*systems, ",") {
 		switch sy = strings.TrimSpace(sy); sy {
-		case "ceiling", "runner", "machida3", "asyncio":
+		case "ceiling", "runner", "machida3", "asyncio", "metrics":
 			c.systems[sy] = true
 		case "":
 		default:
-			fatalf("unknown system %q (have ceiling, runner, machida3, asyncio)", sy)
+			fatalf("unknown system %q (have ceiling, runner, machida3, asyncio, metrics)", sy)
 		}
 	}
 	if c.phases["latency"] && !c.phases["throughput"] {

@@ -73,6 +73,10 @@ type workloadResult struct {
 	// Engine; AB compares the two.
 	Baseline *satSummary `json:"baseline,omitempty"`
 	AB       *abResult   `json:"ab,omitempty"`
+	// Metrics is machida3 with its metrics consumed (hub and Prometheus),
+	// run in the same reps; MetricsCost compares it with Engine.
+	Metrics     *satSummary  `json:"machida3_metrics_on,omitempty"`
+	MetricsCost *metricsCost `json:"metrics_cost,omitempty"`
 
 	EngineVsCeiling  float64 `json:"machida3_vs_ceiling"`
 	AsyncioVsCeiling float64 `json:"asyncio_vs_ceiling"`
@@ -566,6 +570,9 @@ func renderTable(res *results) string {
 			tg = append(tg, "memory flat: "+verdict(m.Flat))
 		}
 		fmt.Fprintf(&b, "   targets (machida3): %s\n", strings.Join(tg, "; "))
+		if w.MetricsCost != nil {
+			fmt.Fprintf(&b, "   %s\n", w.MetricsCost.line())
+		}
 		for _, l := range []struct {
 			name string
 			l    latSummary

@@ -109,6 +109,11 @@ func runWorkload(cfg *config, py *pyInfo, spec *workloadSpec, dir string) worklo
 	if cfg.systems["asyncio"] {
 		all = append(all, measured{"asyncio", &wr.Asyncio, func() (satRun, error) { return saturate(systems[1], spec, ds) }})
 	}
+	if cfg.systems["metrics"] {
+		msys := metricsSystem(cfg, spec)
+		wr.Metrics = &satSummary{}
+		all = append(all, measured{"metrics", wr.Metrics, func() (satRun, error) { return saturate(msys, spec, ds) }})
+	}
 	for i := 0; i < cfg.reps; i++ {
 		for _, m := range all {
 			if m.sum.Error != "" {
@@ -138,6 +143,9 @@ func runWorkload(cfg *config, py *pyInfo, spec *workloadSpec, dir string) worklo
 	}
 	sums := []*satSummary{&wr.Engine, &wr.Asyncio}
 	wr.ratios()
+	if wr.Metrics != nil {
+		wr.MetricsCost = metricsCostOf(&wr.Engine, wr.Metrics)
+	}
 	if wr.Baseline != nil {
 		wr.AB = compareAB(cfg, &wr.Ceiling, wr.Baseline, &wr.Engine)
 	}
