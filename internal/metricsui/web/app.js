@@ -76,12 +76,12 @@ function lineChart(parent, names, opts) {
 function barChart(parent, labels) {
   const xs = labels.map((_, i) => i);
   return new uPlot({
-    width: 620, height: 260,
+    width: 700, height: 260,
     legend: { show: false },
     cursor: { show: false },
     scales: { x: { time: false, range: [-0.6, labels.length - 0.4] }, y: { range: [0, 100] } },
     axes: [
-      { splits: () => xs, values: (u, vals) => vals.map(v => labels[v] || ""), size: 40 },
+      { splits: () => xs, values: (u, vals) => vals.map(v => labels[v] || ""), size: 40, font: "11px system-ui, sans-serif" },
       { values: (u, vals) => vals.map(v => v + " %") },
     ],
     series: [{}, {
