@@ -1,8 +1,6 @@
-// Command metrics_ui is the Metrics UI: it receives the hub protocol from
-// every worker whose --metrics points at it and serves a live page of
-// latency and throughput per application, pipeline, worker and
-// computation. The work is done by internal/metricsui; this file parses
-// flags, opens the listeners and stops on SIGINT or SIGTERM.
+// This file is the command line: flags, the two listeners, and stopping
+// on SIGINT or SIGTERM. The package doc is in doc.go.
+
 package main
 
 import (
@@ -21,7 +19,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wallaroo-go/machida/internal/logline"
-	"github.com/wallaroo-go/machida/internal/metricsui"
 )
 
 const usage = `Usage: metrics_ui [--listen H:P] [--http H:P]
@@ -100,12 +97,12 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 		metricsLn.Close()
 		return fmt.Errorf("--http %s: %w", cfg.http, err)
 	}
-	store := metricsui.NewStore(time.Now)
-	srv := &http.Server{Handler: metricsui.NewHandler(store, log), ReadHeaderTimeout: 10 * time.Second}
+	store := NewStore(time.Now)
+	srv := &http.Server{Handler: NewHandler(store, log), ReadHeaderTimeout: 10 * time.Second}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, 2)
-	go func() { errs <- metricsui.NewReceiver(store, log).Serve(ctx, metricsLn) }()
+	go func() { errs <- NewReceiver(store, log).Serve(ctx, metricsLn) }()
 	go func() {
 		err := srv.Serve(httpLn)
 		if errors.Is(err, http.ErrServerClosed) {

@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"html"
+	"math"
+	"math/bits"
 	"math/rand"
 	"net"
 	"net/url"
@@ -16,8 +19,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/wallaroo-go/machida/internal/hubproto"
 )
 
 // The Metrics UI end to end: bin/metrics_ui fed over the hub protocol,
@@ -214,7 +215,45 @@ func startMetricsUI(t *testing.T) (metricsAddr, base string) {
 	return metricsAddr, "http://" + httpAddr
 }
 
-// feeder speaks the hub protocol to metrics_ui as a worker would.
+// The feeder speaks the hub protocol (runtime spec 5.2) to metrics_ui as a
+// worker would. It encodes the messages itself, from the spec, rather than
+// with internal/hubproto: the end-to-end tests are black-box.
+
+// hubMessage returns one message: U32 size, U8 type, body.
+func hubMessage(typ byte, body []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(1+len(body)))
+	return append(append(b, typ), body...)
+}
+
+func hubString(b []byte, s string) []byte {
+	return append(binary.BigEndian.AppendUint32(b, uint32(len(s))), s...)
+}
+
+// hubMetrics returns a Payload (type 3) with event "metrics" on topic
+// carrying one record of values (ns) for the period ending at end.
+func hubMetrics(topic, name, category, worker, pipeline string, end uint64, values []uint64) []byte {
+	var counts [65]uint64
+	lo, hi := uint64(math.MaxUint64), uint64(0)
+	for _, v := range values {
+		counts[bits.Len64(v)]++
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	rec := binary.BigEndian.AppendUint32(nil, uint32(18+len(name)+len(category)+len(worker)+len(pipeline)+704))
+	for _, s := range []string{name, category, worker, pipeline} {
+		rec = hubString(rec, s)
+	}
+	rec = binary.BigEndian.AppendUint16(rec, 0)
+	for _, c := range counts {
+		rec = binary.BigEndian.AppendUint64(rec, c)
+	}
+	for _, v := range []uint64{lo, hi, 2_000_000_000, end} {
+		rec = binary.BigEndian.AppendUint64(rec, v)
+	}
+	body := hubString(hubString(nil, "metrics"), topic)
+	body = binary.BigEndian.AppendUint32(body, uint32(len(rec)))
+	return hubMessage(3, append(body, rec...))
+}
+
 type feeder struct {
 	t     *testing.T
 	conn  net.Conn
@@ -224,8 +263,8 @@ type feeder struct {
 func newFeeder(t *testing.T, addr, app, worker string) *feeder {
 	c := dial(t, addr)
 	t.Cleanup(func() { c.Close() })
-	f := &feeder{t: t, conn: c, topic: hubproto.TopicPrefix + app}
-	f.write(hubproto.AppendJoin(hubproto.AppendConnect(nil), f.topic, worker))
+	f := &feeder{t: t, conn: c, topic: "metrics:" + app}
+	f.write(append(hubMessage(1, nil), hubMessage(2, hubString(hubString(nil, f.topic), worker))...))
 	return f
 }
 
@@ -236,32 +275,29 @@ func (f *feeder) write(b []byte) {
 	}
 }
 
-// period sends, for the last completed period, n values per record of
-// the word count pipeline as one worker reports them.
+// period sends, for the last completed 2-s period, n values per record of
+// the word count pipeline as one worker reports them (spec 5.3).
 func (f *feeder) period(worker string, n int) {
 	f.t.Helper()
 	const pipeline = "Split and Count"
-	end := uint64(time.Now().UnixNano()) / hubproto.Period * hubproto.Period
+	const period = uint64(2 * time.Second)
+	end := uint64(time.Now().UnixNano()) / period * period
 	var b []byte
 	for _, m := range []struct{ category, name string }{
-		{hubproto.CategoryPipelineIngestion, pipeline + " source"},
-		{hubproto.CategoryComputation, "Decode Time in TCP Source"},
-		{hubproto.CategoryComputation, "split into words"},
-		{hubproto.CategoryComputation, "count word"},
-		{hubproto.CategoryStartToEnd, pipeline},
-		{hubproto.CategoryNodeIngressEgress, worker},
+		{"pipeline-ingestion", pipeline + " source"},
+		{"computation", "Decode Time in TCP Source"},
+		{"computation", "split into words"},
+		{"computation", "count word"},
+		{"start-to-end", pipeline},
+		{"node-ingress-egress", worker},
 	} {
-		r := &hubproto.Record{Name: m.name, Category: m.category, Worker: worker, Pipeline: pipeline,
-			Period: hubproto.Period, PeriodEnd: end}
-		r.Reset()
-		for i := 0; i < n; i++ {
-			v := uint64(0)
-			if m.category != hubproto.CategoryPipelineIngestion {
-				v = uint64(rand.ExpFloat64() * 40_000) // about 40 µs
+		values := make([]uint64, n)
+		if m.category != "pipeline-ingestion" { // ingestion records count 0s
+			for i := range values {
+				values[i] = uint64(rand.ExpFloat64() * 40_000) // about 40 µs
 			}
-			r.Observe(v)
 		}
-		b = hubproto.AppendPayload(b, f.topic, r)
+		b = append(b, hubMetrics(f.topic, m.name, m.category, worker, pipeline, end, values)...)
 	}
 	f.write(b)
 }

@@ -1,4 +1,4 @@
-package metricsui
+package main
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package metricsui
+package main
 
 import (
 	"embed"
@@ -25,11 +25,11 @@ var webFiles embed.FS
 func NewHandler(store *Store, log *slog.Logger) http.Handler {
 	web, err := fs.Sub(webFiles, "web")
 	if err != nil {
-		panic("metricsui: embedded web directory missing: " + err.Error()) // a build bug
+		panic("metrics_ui: embedded web directory missing: " + err.Error()) // a build bug
 	}
 	index, err := fs.ReadFile(web, "index.html")
 	if err != nil {
-		panic("metricsui: embedded index.html missing: " + err.Error())
+		panic("metrics_ui: embedded index.html missing: " + err.Error())
 	}
 	page := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -1,14 +1,18 @@
-// Package metricsui is the Metrics UI behind cmd/metrics_ui: it receives
-// the hub protocol (runtime spec 5.2, package hubproto) from any number of
-// workers, aggregates their metrics records the way Wallaroo 0.6's
-// monitoring hub did (spec 5.4), and serves a live page and a JSON API
-// over net/http.
+// Command metrics_ui is the Metrics UI, the successor of Wallaroo 0.6's
+// monitoring hub: it receives the hub protocol (runtime spec 5.2, package
+// internal/hubproto) from any number of workers, aggregates their metrics
+// records the way the 0.6 hub did (spec 5.4), and serves a live page and
+// a JSON API over net/http. Usage: metrics_ui --help.
+//
+// The logic lives in this package rather than under internal/ because
+// internal packages are leaves that import nothing of ours
+// (tests/archtest), and this one needs internal/hubproto and logline.
 //
 // Ownership: a Store owns every aggregate and is safe for concurrent use
 // (one mutex); a Receiver owns its listener and one goroutine per worker
-// connection, and feeds the Store; a Server only reads the Store. Time is
-// injected into the Store (its now function), so aggregation and
-// statistics are tested without sleeping.
+// connection, and feeds the Store; the HTTP handler (NewHandler) only
+// reads the Store. Time is injected into the Store (its now function), so
+// aggregation and statistics are tested without sleeping.
 //
 // Statistics. Records are kept per 2-s period for the last 5 minutes and
 // merged by summing bin counts. A latency percentile is estimated from the
@@ -22,4 +26,4 @@
 //
 // The page (web/) is plain JavaScript with uPlot (MIT, web/vendor/), all
 // embedded with go:embed: the UI needs no network at run time.
-package metricsui
+package main
