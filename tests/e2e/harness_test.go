@@ -38,7 +38,7 @@ func runSuite(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		root := repoRoot()
-		for _, pkg := range []string{"./machida3", "./cmd/sender", "./cmd/data_receiver"} {
+		for _, pkg := range []string{"./machida3", "./cmd/sender", "./cmd/data_receiver", "./cmd/metrics_ui"} {
 			cmd := exec.Command("go", "build", "-o", dir+"/", pkg)
 			cmd.Dir = root
 			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
