@@ -267,6 +267,16 @@ func TestMetricsWordCountHubAndPrometheus(t *testing.T) {
 		t.Errorf("node-ingress-egress %q counts %d, want %d (every word completes on this worker)", "initializer", got, words)
 	}
 	checkComputationIDs(t, s)
+	// Computation counts are sampled (one source message in 16, counted
+	// 16 times): only roughly the number of messages through each stage.
+	for _, c := range []struct {
+		name string
+		want int
+	}{{"Decode Time in TCP Source", len(lines)}, {"split into words", len(lines)}, {"count word", words}} {
+		if got := s.byName[[2]string{"computation", c.name}]; got < uint64(c.want/2) || got > uint64(2*c.want) {
+			t.Errorf("computation %q counts %d, want roughly %d (sampled)", c.name, got, c.want)
+		}
+	}
 	for _, conn := range hub.conns() {
 		checkConnRecords(t, &conn)
 	}
@@ -383,8 +393,9 @@ func TestMetricsClusterTwoWorkers(t *testing.T) {
 		if got := s.byWorker[[2]string{"start-to-end", w}]; got == 0 {
 			t.Errorf("%s: no start-to-end counts (the words are spread over both workers)", w)
 		}
-		if got := s.byWorker[[2]string{"node-ingress-egress", w}]; got == 0 {
-			t.Errorf("%s: no node-ingress-egress counts", w)
+		// Every message completed on a worker left it there.
+		if got, done := s.byWorker[[2]string{"node-ingress-egress", w}], s.byWorker[[2]string{"start-to-end", w}]; got < done {
+			t.Errorf("%s: node-ingress-egress counts %d, fewer than the %d messages completed there", w, got, done)
 		}
 	}
 	for _, conn := range hub.conns() {
