@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -528,7 +529,52 @@ func TestMetricsLogFormatJSON(t *testing.T) {
 	if !found {
 		t.Errorf("stdout has no line \"Application has successfully initialized\":\n%s", m.stdout.String())
 	}
-	t.Logf("%d JSON lines on stderr", n)
+	t.Logf("%d JSON lines on stderr:\n%s", n, stderr)
+}
+
+// TestMetricsLogLevelWarn checks that --log-level warn (text format)
+// leaves out the info lines the same run writes at the default level
+// (the metrics connection and the Prometheus endpoint), and that every
+// line left is a text line at WARN or ERROR.
+func TestMetricsLogLevelWarn(t *testing.T) {
+	dir := exampleDir("word_count")
+	line := regexp.MustCompile(`^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARN|ERROR) `)
+	for _, level := range []string{"info", "warn"} {
+		t.Run(level, func(t *testing.T) {
+			out := newSink(t)
+			in := freePort(t)
+			m := metricsWorker(t, in, out.addr(), freePort(t), "--log-format", "text", "--log-level", level,
+				"--prometheus", freePort(t))
+			input, lines := metricsWordInput(t, 20, "w")
+			exSend(t, dir, in, len(lines), "--file", input, "--batch-size", "4", "--interval", "10ms")
+			out.waitLines(t, 3*len(lines), 90*time.Second)
+			exStop(t, m)
+			infos := 0
+			for _, l := range strings.Split(m.stderr.String(), "\n") {
+				if l == "" {
+					continue
+				}
+				g := line.FindStringSubmatch(l)
+				if g == nil {
+					t.Errorf("stderr line is not a text log line: %q", l)
+					continue
+				}
+				if g[1] == "INFO" || g[1] == "DEBUG" {
+					infos++
+					if level == "warn" {
+						t.Errorf("--log-level warn, but stderr has: %q", l)
+					}
+				}
+			}
+			if level == "info" && infos == 0 {
+				t.Errorf("--log-level info: no INFO line on stderr (the comparison with warn means nothing)")
+			}
+			if !strings.Contains(m.stdout.String(), "Application has successfully initialized") {
+				t.Errorf("stdout lacks \"Application has successfully initialized\"")
+			}
+			t.Logf("stderr:\n%s", m.stderr.String())
+		})
+	}
 }
 
 // TestMetricsBadLogOptions checks that unknown --log-format and
