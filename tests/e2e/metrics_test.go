@@ -359,8 +359,9 @@ func TestMetricsClusterTwoWorkers(t *testing.T) {
 	hub := newHubListener(t)
 	recv := exStartReceiver(t, dir)
 	in := freePort(t)
-	// The later --metrics overrides startCluster's own.
-	ws := startCluster(t, dir, "word_count", 2, in, recv.addr, "--metrics", hub.addr())
+	// The later --metrics overrides startCluster's own; port 0 lets each
+	// worker's Prometheus endpoint take a port of its own, which it logs.
+	ws := startCluster(t, dir, "word_count", 2, in, recv.addr, "--metrics", hub.addr(), "--prometheus", "127.0.0.1:0")
 	joined := hub.waitJoined(t, 2, 60*time.Second)
 	names := []string{}
 	for _, c := range joined {
@@ -403,6 +404,45 @@ func TestMetricsClusterTwoWorkers(t *testing.T) {
 		checkConnRecords(t, &conn)
 	}
 	checkComputationIDs(t, s)
+
+	// Each worker's Prometheus endpoint agrees with its hub records.
+	served := regexp.MustCompile(`prometheus endpoint: serving /metrics addr=(\S+)`)
+	others := map[string]string{"initializer": "worker1", "worker1": "initializer"}
+	for _, w := range ws {
+		g := served.FindStringSubmatch(w.stderr.String())
+		if g == nil {
+			t.Errorf("%s: no \"prometheus endpoint: serving /metrics addr=...\" on stderr", w.name)
+			continue
+		}
+		ss, body, err := scrapeProm(g[1])
+		if err != nil {
+			t.Errorf("%s: scrape %s: %v", w.name, g[1], err)
+			continue
+		}
+		lbl := map[string]string{"pipeline": wcPipeline, "worker": w.name}
+		ing, _ := promSum(ss, "wallaroo_messages_ingested_total", lbl)
+		if want := s.byWorker[[2]string{"pipeline-ingestion", w.name}]; ing != float64(want) {
+			t.Errorf("%s: wallaroo_messages_ingested_total %v, want %d (as the hub got)", w.name, ing, want)
+		}
+		e2e, _ := promSum(ss, "wallaroo_end_to_end_latency_seconds_count", lbl)
+		if want := s.byWorker[[2]string{"start-to-end", w.name}]; e2e != float64(want) {
+			t.Errorf("%s: wallaroo_end_to_end_latency_seconds_count %v, want %d (as the hub got)", w.name, e2e, want)
+		}
+		if got := promFind(ss, "wallaroo_link_replayed_batches_total", map[string]string{"peer": others[w.name], "worker": w.name}); len(got) != 1 || got[0].value != 0 {
+			t.Errorf("%s: wallaroo_link_replayed_batches_total{peer=%q}: %v, want one series of 0", w.name, others[w.name], got)
+		}
+		if rc, _ := promSum(ss, "wallaroo_link_reconnects_total", nil); rc != 0 {
+			t.Errorf("%s: wallaroo_link_reconnects_total %v, want 0", w.name, rc)
+		}
+		for _, lane := range []string{"sources", "peers"} {
+			if got := promFind(ss, "wallaroo_queue_depth", map[string]string{"lane": lane, "worker": w.name}); len(got) != 1 {
+				t.Errorf("%s: wallaroo_queue_depth{lane=%q}: %v, want one series", w.name, lane, got)
+			}
+		}
+		if t.Failed() {
+			t.Logf("%s /metrics:\n%s", w.name, body)
+		}
+	}
 
 	stopCluster(t, ws, 0, true)
 	hub.waitAllClosed(t, 30*time.Second)
