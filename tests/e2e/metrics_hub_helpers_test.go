@@ -506,6 +506,11 @@ func checkRecord(t *testing.T, conn *hubConn, r *hubRecord) {
 	if hi != bits.Len64(r.max) {
 		bad("highest non-empty bin %d, but max %d belongs in bin %d", hi, r.max, bits.Len64(r.max))
 	}
+	// Latencies in nanoseconds: nothing in these tests takes minutes (a
+	// wrong unit or clock shows up here).
+	if r.max > uint64(120*time.Second) {
+		bad("max %v: an implausible latency", time.Duration(r.max))
+	}
 	switch r.category {
 	case "computation":
 		if r.id == 0 {
