@@ -200,3 +200,32 @@ func (t Table) Count() map[WorkerName]int {
 	}
 	return c
 }
+
+// FromOwners rebuilds a table from its owners (one per partition, each a
+// worker of workers) and epoch: how a worker that joins, or restarts,
+// takes the table the cluster has now. The worker set rules are
+// NewTable's; every owner must be in workers.
+func FromOwners(owners, workers []WorkerName, epoch uint64) (Table, error) {
+	if len(owners) == 0 {
+		return Table{}, fmt.Errorf("routing: a partition table needs at least one partition")
+	}
+	if err := checkWorkers(workers); err != nil {
+		return Table{}, err
+	}
+	in := make(map[WorkerName]bool, len(workers))
+	for _, w := range workers {
+		in[w] = true
+	}
+	for p, o := range owners {
+		if !in[o] {
+			return Table{}, fmt.Errorf("routing: partition %d is owned by %q, not a worker of %q", p, o, workers)
+		}
+	}
+	if epoch == 0 {
+		return Table{}, fmt.Errorf("routing: epoch 0 is the zero table's")
+	}
+	return Table{owners: slices.Clone(owners), workers: slices.Clone(workers), epoch: epoch}, nil
+}
+
+// Owners returns the owner of every partition, in partition order.
+func (t Table) Owners() []WorkerName { return slices.Clone(t.owners) }

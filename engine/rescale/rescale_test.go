@@ -1,0 +1,82 @@
+package rescale
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wallaroo-go/machida/engine/routing"
+)
+
+var five = []string{"initializer", "worker1", "worker2", "worker3", "worker4"}
+
+func TestTargets(t *testing.T) {
+	assert.Equal(t, []string{"worker1", "worker3", "worker4"}, Eligible(five, "worker2"))
+	cases := []struct {
+		names []string
+		count int
+		want  []string
+		reply string
+	}{
+		{[]string{"worker3", "worker1"}, 0, []string{"worker3", "worker1"}, "Shrinking by 2 workers!"},
+		{[]string{"initializer"}, 0, nil, ReplyInvalid},
+		{[]string{"worker2"}, 0, nil, ReplyInvalid}, // the coordinator stays
+		{[]string{"nosuch"}, 0, nil, ReplyInvalid},
+		{[]string{"worker1", "worker1"}, 0, nil, ReplyInvalid},
+		{nil, 0, nil, ReplyZero},
+		{nil, 2, []string{"worker1", "worker3"}, "Shrinking by 2 workers!"},
+		{nil, 9, []string{"worker1", "worker3", "worker4"}, "Shrinking by 3 workers!"},
+	}
+	for _, c := range cases {
+		got, reply := Targets(five, "worker2", c.names, c.count)
+		assert.Equal(t, c.want, got, "%v %d", c.names, c.count)
+		assert.Equal(t, c.reply, reply, "%v %d", c.names, c.count)
+	}
+	got, reply := Targets([]string{"initializer"}, "initializer", nil, 1)
+	assert.Nil(t, got)
+	assert.Equal(t, ReplyZero, reply)
+}
+
+func TestGather(t *testing.T) {
+	var g Gather
+	members := []string{"initializer", "worker1"}
+	_, err := g.Add(Joiner{Name: "worker1", K: 1}, members)
+	assert.ErrorContains(t, err, "Join Error: a worker named \"worker1\" is already in the cluster")
+	_, err = g.Add(Joiner{Name: "w9", K: 0}, members)
+	assert.ErrorContains(t, err, "Join Error")
+	done, err := g.Add(Joiner{Name: "j1", K: 2}, members)
+	require.NoError(t, err)
+	assert.False(t, done)
+	_, err = g.Add(Joiner{Name: "j2", K: 3}, members)
+	assert.ErrorContains(t, err, "same --worker-count")
+	_, err = g.Add(Joiner{Name: "j1", K: 2}, members)
+	assert.ErrorContains(t, err, "already joining")
+	done, err = g.Add(Joiner{Name: "j2", K: 2}, members)
+	require.NoError(t, err)
+	assert.True(t, done)
+}
+
+func TestPlans(t *testing.T) {
+	names := []routing.WorkerName{"initializer", "worker1"}
+	old, err := routing.NewTable(64, names)
+	require.NoError(t, err)
+	g, err := Grow(old, []string{"initializer", "worker1"}, []string{"d0", "d1"}, []Joiner{{Name: "j1", Data: "dj"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"initializer", "worker1", "j1"}, g.Workers)
+	assert.Equal(t, []string{"d0", "d1", "dj"}, g.Data)
+	assert.Equal(t, old.Epoch()+1, g.New.Epoch())
+	sent := len(g.Sends("initializer")) + len(g.Sends("worker1"))
+	assert.Equal(t, g.Receives("j1"), sent, "what the old workers send is what the joiner gets")
+	assert.Empty(t, g.Sends("j1"))
+	assert.InDelta(t, 64/3, g.Receives("j1"), 1)
+
+	s, err := Shrink(g.New, g.Workers, g.Data, []string{"worker1"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"initializer", "j1"}, s.Workers)
+	assert.Equal(t, []string{"d0", "dj"}, s.Data)
+	assert.Equal(t, g.New.Count()["worker1"], len(s.Sends("worker1")), "a leaver sends all it owns")
+	assert.Zero(t, s.New.Count()["worker1"])
+	_, err = Shrink(g.New, g.Workers, g.Data, []string{"nosuch"})
+	assert.Error(t, err)
+}
