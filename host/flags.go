@@ -215,8 +215,10 @@ func (o *Options) Validate() error {
 	}
 	// Refuse what would silently run as something else.
 	switch {
-	case o.Join != "":
-		return fmt.Errorf("--join %s: joining a running cluster is not supported yet; start every worker when the cluster forms (--worker-count on the initializer)", o.Join)
+	case o.Join != "" && o.Name == "":
+		return fmt.Errorf("--join %s: a joining worker needs --name", o.Join)
+	case o.Join != "" && o.Name == "initializer":
+		return fmt.Errorf("--name initializer: that name is the cluster initializer's; give this worker another --name")
 	case o.clusterMember() && o.Name == "":
 		return fmt.Errorf("--control %s: a worker that is not the --cluster-initializer needs --name", o.Control)
 	case o.clusterMember() && o.Name == "initializer":
@@ -240,7 +242,8 @@ func (o *Options) clusterMember() bool {
 // inCluster reports whether this worker is part of a cluster of more
 // than one worker: an initializer waiting for others, or a member.
 func (o *Options) inCluster() bool {
-	return (o.ClusterInitializer && o.WorkerCount > 1) || o.clusterMember()
+	return (o.ClusterInitializer && (o.WorkerCount > 1 || (o.Control != "" && o.Control != "0"))) ||
+		o.clusterMember() || o.Join != ""
 }
 
 type discard struct{}

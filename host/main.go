@@ -130,6 +130,12 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "error: %v; stopping the worker\n", err)
 		return 1
+	case errors.As(err, new(*cluster.JoinError)):
+		var je *cluster.JoinError
+		errors.As(err, &je)
+		fmt.Fprintln(stdout, je.Error())
+		fmt.Fprintln(stderr, je.Error())
+		return 1
 	case errors.Is(err, worker.ErrListen):
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
@@ -312,6 +318,11 @@ func clusterConfig(opts *Options, app, digest string) *cluster.Config {
 		c.MyControl = opts.MyControl
 		c.Data = opts.MyData
 	}
+	if opts.Join != "" {
+		c.Control = opts.Join
+		c.Joining = max(opts.WorkerCount, 1)
+	}
+	c.Metrics = opts.Metrics
 	return c
 }
 

@@ -46,6 +46,14 @@ func startMetrics(ctx context.Context, opts *Options, cfg *worker.Config, log *s
 	}
 	if opts.Metrics != "" {
 		go metrics.RunHub(ctx, metrics.HubConfig{Addr: opts.Metrics, App: cfg.App, Registry: reg, Log: log})
+	} else if opts.Join != "" {
+		// A joiner reports where the cluster does (0.6: the address
+		// comes from the worker it joins through).
+		cfg.OnFormed = func(addr string) {
+			if addr != "" {
+				go metrics.RunHub(ctx, metrics.HubConfig{Addr: addr, App: cfg.App, Registry: reg, Log: log})
+			}
+		}
 	}
 	return nil
 }

@@ -11,11 +11,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/spread"
 	"github.com/wallaroo-go/machida/engine/work"
 	"github.com/wallaroo-go/machida/internal/linkauth"
@@ -91,6 +93,29 @@ type Config struct {
 	// Guard authenticates every control and data connection (a cluster
 	// secret, TLS or both; see secure.go); nil: unauthenticated, as 0.6.
 	Guard *linkauth.Guard
+
+	// Rescaling (rescale.go). Partitions is the partition count of the
+	// cluster's table (routing.DefaultPartitions if 0). Joining is the k
+	// of a worker started with --join (Control is then the address it
+	// joins through; 0: a member from formation). Metrics is this
+	// worker's --metrics (the initializer's is the cluster's; joiners
+	// learn it, see Member.Metrics).
+	Partitions int
+	Joining    int
+	Metrics    string
+	// States lists the application's state steps; Export, Import and
+	// Drop move one partition of one of them (the processor's; each is
+	// safe from any goroutine).
+	States []string
+	Export func(step string, p routing.PartitionID) ([]byte, error)
+	Import func(step string, p routing.PartitionID, data []byte) error
+	Drop   func(step string, p routing.PartitionID) error
+	// OnTable installs a new partition table in the processor loop (this
+	// worker is paused and the cluster drained) and returns once it is
+	// applied. OnLeave is called when this worker has left the cluster
+	// (a shrink): it stops alone, cleanly.
+	OnTable func(ctx context.Context, t routing.Table) error
+	OnLeave func()
 }
 
 // Member is this worker's membership in a cluster: the control and data
@@ -128,6 +153,10 @@ type Member struct {
 	loads     map[string]loadReport  // by worker, from its load frames
 	pending   []Join                 // initializer: workers joined before formation, in order
 	dataAddrs []string               // the workers' data listeners, by index
+	table     routing.Table          // the partition table (after formation)
+	metrics   string                 // the cluster's metrics address (joiners: from the initializer)
+	initCtl   string                 // non-initializers: the initializer's control address
+	rs        rescaleState           // rescale.go
 }
 
 // ctlConn is one control connection; writes are serialised.
@@ -162,8 +191,12 @@ func New(cfg Config) *Member {
 	cfg.Hello.Version = WireVersion
 	cfg.Hello.Worker = cfg.Name
 	cfg.Hello.Incarnation = rand.Uint64() | 1
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = routing.DefaultPartitions
+	}
 	return &Member{cfg: cfg, log: cfg.Log, ctl: map[string]*ctlConn{}, ready: map[string]bool{}, health: map[string]*peerHealth{}, loads: map[string]loadReport{},
-		started: make(chan struct{}), formed: make(chan struct{})}
+		started: make(chan struct{}), formed: make(chan struct{}), metrics: cfg.Metrics, initCtl: cfg.Control,
+		rs: newRescaleState()}
 }
 
 // Listen binds the control listener (initializer: Control; others:
@@ -289,12 +322,14 @@ func (m *Member) Start(ctx context.Context) error {
 		return ok
 	}, func(ctx context.Context, from string, e work.Envelopes) error {
 		m.mu.Lock()
-		i, ok := m.index[from]
+		_, ok := m.index[from]
 		m.mu.Unlock()
 		if !ok {
 			return fmt.Errorf("envelopes from unknown worker %q", from)
 		}
-		return m.cfg.Deliver(ctx, i+1, e)
+		// Every peer is input 1: the workers change with rescales, and
+		// no barrier crosses workers yet.
+		return m.cfg.Deliver(ctx, 1, e)
 	})
 	go m.acceptLoop(ctx, m.datL, "data", func(c net.Conn) { m.in.serve(ctx, c) })
 	if m.cfg.Initializer {
@@ -305,7 +340,7 @@ func (m *Member) Start(ctx context.Context) error {
 		}
 		return m.waitFormed(ctx)
 	}
-	go m.acceptLoop(ctx, m.ctlL, "control", func(c net.Conn) { c.Close() })
+	go m.acceptLoop(ctx, m.ctlL, "control", func(c net.Conn) { m.redirect(ctx, c) })
 	return m.join(ctx)
 }
 
@@ -383,6 +418,12 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	}
 	c := &ctlConn{name: j.Worker, conn: conn}
 	m.mu.Lock()
+	known := m.workers != nil && m.index[j.Worker] > 0
+	if j.Joining > 0 && !(peer.Restart && known) {
+		m.mu.Unlock()
+		m.serveJoiner(ctx, c, r, j, mine)
+		return
+	}
 	reason := ""
 	switch {
 	case j.Worker == "" || j.Worker == InitializerName:
@@ -420,7 +461,7 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	} else {
 		// A worker that restarted: it gets the topology again, alone.
 		m.log.Info("worker rejoined after a restart", "worker", j.Worker)
-		t := Topology{Workers: m.workers, Data: m.dataAddrs}
+		t := m.topologyLocked()
 		m.mu.Unlock()
 		c.send(KindTopology, t.Encode())
 		m.mu.Lock()
@@ -629,6 +670,9 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 		}
 		switch f.Kind {
 		case KindReady:
+			if m.rs.joinerReady(c.name) {
+				continue // a joiner's Ready is its Prepare ack
+			}
 			m.mu.Lock()
 			m.ready[c.name] = true
 			m.mu.Unlock()
@@ -694,6 +738,11 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 			m.mu.Lock()
 			m.loads[c.name] = loadReport{util: util, at: time.Now()}
 			m.mu.Unlock()
+		case KindRescale, KindRescaleAck, KindState, KindShrink, KindShrinkReply:
+			if err := m.rescaleFrame(ctx, c, f); err != nil {
+				m.log.Error("control link closed", "peer", c.name, "err", err)
+				return
+			}
 		default:
 			m.log.Error("control link closed", "peer", c.name, "err", fmt.Errorf("%w: %v on a control link", ErrMalformed, f.Kind))
 			return
@@ -702,15 +751,32 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 }
 
 // join (non-initializer) connects to the initializer, retrying for up to
-// JoinTimeout, and waits for the topology.
+// JoinTimeout, and waits for the topology. A worker joining a running
+// cluster (Joining > 0) may be sent on to the initializer by the worker
+// it called (a redirect), and waits for the rescale's Prepare instead;
+// a refusal is then a *JoinError.
 func (m *Member) join(ctx context.Context) error {
+	addr := m.cfg.Control
+	for hops := 0; ; hops++ {
+		err := m.joinAt(ctx, addr)
+		var redir *redirectError
+		if errors.As(err, &redir) && hops < 3 {
+			m.log.Info("joining through the initializer", "asked", addr, "initializer", redir.addr)
+			addr = redir.addr
+			continue
+		}
+		return err
+	}
+}
+
+func (m *Member) joinAt(ctx context.Context, addr string) error {
 	deadline := time.Now().Add(m.cfg.JoinTimeout)
 	var conn net.Conn
 	var err error
 	for {
 		var d net.Dialer
 		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		conn, err = d.DialContext(dctx, "tcp", m.cfg.Control)
+		conn, err = d.DialContext(dctx, "tcp", addr)
 		cancel()
 		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
 			break
@@ -724,82 +790,186 @@ func (m *Member) join(ctx context.Context) error {
 		return ctx.Err()
 	}
 	if err != nil {
-		return fmt.Errorf("cannot reach the initializer's control channel at %s after %v: %w; start the initializer first, with --control %s", m.cfg.Control, m.cfg.JoinTimeout, err, m.cfg.Control)
+		if m.cfg.Joining > 0 {
+			return fmt.Errorf("cannot reach the worker to join through at %s after %v: %w; --join takes the control address of a running worker", addr, m.cfg.JoinTimeout, err)
+		}
+		return fmt.Errorf("cannot reach the initializer's control channel at %s after %v: %w; start the initializer first, with --control %s", addr, m.cfg.JoinTimeout, err, addr)
 	}
-	if conn, err = dialled(ctx, m.cfg.Guard, conn, linkauth.Control, m.cfg.Control); err != nil {
-		return fmt.Errorf("%w: the initializer at %s: %w", ErrRefused, m.cfg.Control, err)
+	if conn, err = dialled(ctx, m.cfg.Guard, conn, linkauth.Control, addr); err != nil {
+		return fmt.Errorf("%w: the initializer at %s: %w", ErrRefused, addr, err)
 	}
-	go func() {
-		<-ctx.Done()
-		conn.Close()
-	}()
+	closer := context.AfterFunc(ctx, func() { conn.Close() })
 	r := bufio.NewReader(conn)
 	conn.SetDeadline(time.Now().Add(handshakeLimit))
 	mine := m.cfg.Hello
 	mine.Channel = ControlChannel
 	if _, err := conn.Write(AppendFrame(nil, KindHello, mine.Encode())); err != nil {
-		return fmt.Errorf("the initializer at %s: %w", m.cfg.Control, err)
+		closer()
+		conn.Close()
+		return fmt.Errorf("the initializer at %s: %w", addr, err)
 	}
-	j := Join{Worker: m.cfg.Name, Control: m.ctlL.Addr().String(), Data: m.datL.Addr().String()}
+	j := Join{Worker: m.cfg.Name, Control: m.ctlL.Addr().String(), Data: m.datL.Addr().String(), Joining: uint32(max(m.cfg.Joining, 0))}
 	if _, err := conn.Write(AppendFrame(nil, KindJoin, j.Encode())); err != nil {
-		return fmt.Errorf("the initializer at %s: %w", m.cfg.Control, err)
+		closer()
+		conn.Close()
+		return fmt.Errorf("the initializer at %s: %w", addr, err)
 	}
 	if _, err := readHello(conn, r, m.cfg.Hello, ControlChannel); err != nil {
+		closer()
+		conn.Close()
 		var refused *refusedError
 		if errors.As(err, &refused) {
-			return fmt.Errorf("%w: the initializer at %s says: %s", ErrRefused, m.cfg.Control, refused.reason)
+			if m.cfg.Joining > 0 {
+				return &JoinError{Reason: refused.reason}
+			}
+			return fmt.Errorf("%w: the initializer at %s says: %s", ErrRefused, addr, refused.reason)
 		}
-		return fmt.Errorf("the initializer at %s: %w", m.cfg.Control, err)
+		var redir *redirectError
+		if errors.As(err, &redir) {
+			return err
+		}
+		return fmt.Errorf("the initializer at %s: %w", addr, err)
 	}
 	conn.SetDeadline(time.Time{})
 	c := &ctlConn{name: InitializerName, conn: conn}
 	m.mu.Lock()
 	m.toInit = c
+	m.initCtl = addr
 	m.mu.Unlock()
-	m.log.Info("joined the cluster; waiting for the other workers", "initializer", m.cfg.Control)
+	if m.cfg.Joining > 0 && !m.restarted {
+		m.log.Info("asked to join the cluster; waiting for the other joiners and the rescale", "through", addr)
+	} else {
+		m.log.Info("joined the cluster; waiting for the other workers", "initializer", addr)
+	}
 	go func() {
 		m.readControl(ctx, c, r)
-		if ctx.Err() == nil && !m.stopping() {
+		if ctx.Err() == nil && !m.stopping() && !m.rs.isLeaving() {
 			m.log.Error("lost the control link to the initializer")
+			m.rs.lostInitializer()
 		}
 	}()
 	select {
 	case <-m.formed:
 		return nil
+	case err := <-m.rs.joinFailed:
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// setTopology installs the worker list and starts the outbound links
-// (once).
+// setTopology installs the worker list and the partition table and
+// starts the outbound links (once: later changes are rescales).
 func (m *Member) setTopology(ctx context.Context, t Topology) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.workers != nil {
 		return
 	}
-	m.workers = t.Workers
-	m.dataAddrs = t.Data
-	m.index = map[string]int{}
-	for i, w := range t.Workers {
-		m.index[w] = i
+	table, err := tableOf(t, m.cfg.Partitions)
+	if err != nil {
+		m.log.Error("the cluster's topology is not usable", "err", err)
+		return
 	}
-	m.outs = make([]*outbound, len(t.Workers))
-	for i, w := range t.Workers {
-		if w == m.cfg.Name {
-			continue
-		}
-		o := newOutbound(w, t.Data[i], m.cfg.Hello, m.log)
-		o.guard = m.cfg.Guard
-		o.onUp = m.cfg.OnLinkUp
-		m.outs[i] = o
-		go o.run(ctx)
+	if t.Metrics != "" && m.metrics == "" {
+		m.metrics = t.Metrics
 	}
+	m.table = table
+	m.installWorkersLocked(ctx, t.Workers, t.Data)
 	m.log.Info("cluster formed", "workers", strings.Join(t.Workers, ","))
 	close(m.formed)
 	go m.heartbeats(ctx)
 	go m.balance(ctx)
+}
+
+// installWorkersLocked makes workers (with data listeners data) the
+// cluster's worker list: the outbound links of workers already known
+// are kept (at their new index), new workers get one, and those no
+// longer listed are closed. m.mu held.
+func (m *Member) installWorkersLocked(ctx context.Context, workers, data []string) {
+	byName := map[string]*outbound{}
+	for _, o := range m.outs {
+		if o != nil {
+			byName[o.peer] = o
+		}
+	}
+	m.workers = slices.Clone(workers)
+	m.dataAddrs = slices.Clone(data)
+	m.index = map[string]int{}
+	m.outs = make([]*outbound, len(workers))
+	for i, w := range workers {
+		m.index[w] = i
+		if w == m.cfg.Name {
+			continue
+		}
+		if o := byName[w]; o != nil {
+			m.outs[i] = o
+			delete(byName, w)
+			continue
+		}
+		o := newOutbound(w, data[i], m.cfg.Hello, m.log)
+		o.guard = m.cfg.Guard
+		o.onUp = m.cfg.OnLinkUp
+		octx, cancel := context.WithCancel(ctx)
+		o.cancel = cancel
+		m.outs[i] = o
+		go o.run(octx)
+	}
+	for name, o := range byName { // workers that left
+		if o.cancel != nil {
+			o.cancel()
+		}
+		delete(m.health, name)
+		delete(m.loads, name)
+	}
+}
+
+// tableOf is the partition table a topology describes: its owners, or
+// for a newly formed cluster the first table of its workers.
+func tableOf(t Topology, partitions int) (routing.Table, error) {
+	names := make([]routing.WorkerName, len(t.Workers))
+	for i, w := range t.Workers {
+		names[i] = routing.WorkerName(w)
+	}
+	if len(t.Owners) == 0 {
+		return routing.NewTable(partitions, names)
+	}
+	owners := make([]routing.WorkerName, len(t.Owners))
+	for p, o := range t.Owners {
+		if int(o) >= len(names) {
+			return routing.Table{}, fmt.Errorf("partition %d owned by worker %d of %d", p, o, len(names))
+		}
+		owners[p] = names[o]
+	}
+	return routing.FromOwners(owners, names, t.Epoch)
+}
+
+// topologyLocked is the cluster as it is now, table included. m.mu held.
+func (m *Member) topologyLocked() Topology {
+	t := Topology{Workers: slices.Clone(m.workers), Data: slices.Clone(m.dataAddrs), Epoch: m.table.Epoch(), Metrics: m.metrics}
+	idx := map[routing.WorkerName]uint16{}
+	for i, w := range m.workers {
+		idx[routing.WorkerName(w)] = uint16(i)
+	}
+	for _, o := range m.table.Owners() {
+		t.Owners = append(t.Owners, idx[o])
+	}
+	return t
+}
+
+// Table returns the cluster's partition table (zero before formation).
+func (m *Member) Table() routing.Table {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.table
+}
+
+// Metrics returns the cluster's metrics address: a joiner's comes from
+// the initializer.
+func (m *Member) Metrics() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.metrics
 }
 
 // Workers returns the cluster's workers in order (the initializer first),
@@ -811,9 +981,8 @@ func (m *Member) Workers() []string {
 }
 
 // Inputs returns the number of processor-loop inputs: this worker's own
-// sources (input 0) and one per worker of the cluster (input i+1 for
-// worker i; this worker's own is never used).
-func (m *Member) Inputs() int { return len(m.Workers()) + 1 }
+// sources (input 0) and its peers (input 1, all of them).
+func (m *Member) Inputs() int { return 2 }
 
 // Dest returns the ownership-table destination of worker w: its index
 // plus one (0 is always Here).
@@ -844,6 +1013,9 @@ func (m *Member) Route(ctx context.Context, e work.Envelopes) error {
 // link to a peer is full, a channel that closes when it may have room;
 // nil otherwise.
 func (m *Member) Congested() <-chan struct{} {
+	if p := m.Paused(); p != nil {
+		return p // a rescale: no source input until the resume
+	}
 	m.mu.Lock()
 	outs := m.outs
 	m.mu.Unlock()

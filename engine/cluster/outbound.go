@@ -37,6 +37,9 @@ type outbound struct {
 	log   *slog.Logger
 	guard *linkauth.Guard                               // set before run; nil: unauthenticated
 	onUp  func(peer string, reconnect bool, resent int) // set before run; may be nil
+	// cancel ends run (the peer left the cluster); nil for links made
+	// at formation, which live as long as the member.
+	cancel context.CancelFunc
 	ups   int                                           // connections made (run's goroutine)
 
 	mu      sync.Mutex
@@ -278,6 +281,12 @@ func readHello(conn net.Conn, r *bufio.Reader, mine Hello, ch Channel) (Hello, e
 	case KindRefuse:
 		reason, _ := DecodeText(f.Payload)
 		return Hello{}, &refusedError{reason: reason}
+	case KindRedirect:
+		addr, err := DecodeText(f.Payload)
+		if err != nil || addr == "" {
+			return Hello{}, fmt.Errorf("%w: a redirect without an address", ErrMalformed)
+		}
+		return Hello{}, &redirectError{addr: addr}
 	case KindHello:
 	default:
 		return Hello{}, fmt.Errorf("%w: %v where hello was expected", ErrMalformed, f.Kind)

@@ -10,7 +10,7 @@ import (
 // WireVersion is the version of the inter-worker wire format. Both ends
 // of a link check it in the first exchange; any change to a message's
 // layout increments it.
-const WireVersion = 2
+const WireVersion = 3
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -58,11 +58,27 @@ const (
 	// its last load period, in thousandths (Seq payload); dealers of
 	// spread segments weigh workers by it (package spread).
 	KindLoad
+	// KindRedirect (control, a worker → a joiner that called it): join
+	// through the initializer at this control address (Text).
+	KindRedirect
+	// KindRescale (initializer → workers, control): one phase of a grow
+	// or shrink (Rescale); KindRescaleAck (workers → initializer): done.
+	KindRescale
+	KindRescaleAck
+	// KindState (control, through the initializer): the state of one
+	// partition of one state step, moving to its new owner.
+	KindState
+	// KindShrink (worker → initializer, control): a shrink request that
+	// came in on the worker's external channel; KindShrinkReply: the
+	// reply for it (Text).
+	KindShrink
+	KindShrinkReply
 	kindEnd
 )
 
 var kindNames = [...]string{"", "hello", "refuse", "join", "topology", "ready", "start", "shutdown",
-	"heartbeat", "heartbeat-ack", "data-connect", "data-accept", "envelopes", "ack", "idle", "idle-reply", "load"}
+	"heartbeat", "heartbeat-ack", "data-connect", "data-accept", "envelopes", "ack", "idle", "idle-reply", "load",
+	"redirect", "rescale", "rescale-ack", "state", "shrink", "shrink-reply"}
 
 func (k Kind) String() string {
 	if k > 0 && k < kindEnd {
@@ -283,11 +299,14 @@ func (h Hello) Mismatch(mine Hello) string {
 	return ""
 }
 
-// Join is a worker's request to be part of the cluster: its listeners.
+// Join is a worker's request to be part of the cluster: its listeners,
+// and for a worker joining a running cluster (--join), the number of
+// workers joining with it (its --worker-count; 0 at formation).
 type Join struct {
 	Worker  string
 	Control string // host:port of its control listener
 	Data    string // host:port of its data listener
+	Joining uint32
 }
 
 // Encode returns j's payload.
@@ -296,21 +315,28 @@ func (j Join) Encode() []byte {
 	e.str(j.Worker)
 	e.str(j.Control)
 	e.str(j.Data)
+	e.u32(j.Joining)
 	return e.b
 }
 
 // DecodeJoin reads a Join payload.
 func DecodeJoin(p []byte) (Join, error) {
 	d := dec{b: p}
-	j := Join{Worker: d.str("worker"), Control: d.str("control"), Data: d.str("data")}
+	j := Join{Worker: d.str("worker"), Control: d.str("control"), Data: d.str("data"), Joining: d.u32("joining")}
 	return j, d.end("join")
 }
 
-// Topology is the cluster as the initializer formed it: the workers in
-// order (the initializer first) with their data listeners.
+// Topology is the cluster: the workers in order (the initializer first)
+// with their data listeners, and, once the cluster has been rescaled,
+// its partition table (Owners[p] indexes Workers; empty: the table of a
+// newly formed cluster) and that table's epoch. Metrics is the
+// cluster's metrics address (joiners report there).
 type Topology struct {
 	Workers []string
 	Data    []string // Data[i] is Workers[i]'s data listener
+	Owners  []uint16
+	Epoch   uint64
+	Metrics string
 }
 
 // Encode returns t's payload.
@@ -321,6 +347,12 @@ func (t Topology) Encode() []byte {
 		e.str(t.Workers[i])
 		e.str(t.Data[i])
 	}
+	e.u32(uint32(len(t.Owners)))
+	for _, o := range t.Owners {
+		e.u16(o)
+	}
+	e.u64(t.Epoch)
+	e.str(t.Metrics)
 	return e.b
 }
 
@@ -336,7 +368,175 @@ func DecodeTopology(p []byte) (Topology, error) {
 		t.Workers = append(t.Workers, d.str("worker"))
 		t.Data = append(t.Data, d.str("data address"))
 	}
+	no := d.u32("partition count")
+	if d.err == nil && uint64(no)*2 > uint64(len(d.b)) {
+		d.fail("partition count")
+	}
+	for i := uint32(0); d.err == nil && i < no; i++ {
+		o := d.u16("owner")
+		if d.err == nil && uint32(o) >= n {
+			d.fail("owner index")
+		}
+		t.Owners = append(t.Owners, o)
+	}
+	t.Epoch = d.u64("epoch")
+	t.Metrics = d.str("metrics address")
 	return t, d.end("topology")
+}
+
+// Rescale phases (KindRescale), in order.
+const (
+	// PhasePrepare: here is the new cluster (Topology): connect to the
+	// workers you do not know yet; joiners also build, connect their
+	// sinks and say Ready.
+	PhasePrepare uint8 = iota + 1
+	// PhasePause: stop taking source input (in-flight work goes on).
+	PhasePause
+	// PhaseMigrate: send the state of every partition you lose, then ack.
+	PhaseMigrate
+	// PhaseCommit: the states have arrived; install the new table (and
+	// drop the leavers), still paused.
+	PhaseCommit
+	// PhaseResume: take source input again; leavers stop now.
+	PhaseResume
+	// PhaseAbort: the rescale failed before Commit: keep the old
+	// cluster (forget the joiners) and resume.
+	PhaseAbort
+)
+
+// Rescale is the payload of KindRescale: the rescale's id and phase, the
+// new cluster (at Prepare), and the leaving workers.
+type Rescale struct {
+	ID      uint64
+	Phase   uint8
+	Topo    Topology // Prepare only (empty Workers otherwise)
+	Leaving []string
+}
+
+// Encode returns r's payload.
+func (r Rescale) Encode() []byte {
+	var e enc
+	e.u64(r.ID)
+	e.u8(r.Phase)
+	if len(r.Topo.Workers) > 0 {
+		e.bytes(r.Topo.Encode())
+	} else {
+		e.bytes(nil)
+	}
+	e.u32(uint32(len(r.Leaving)))
+	for _, l := range r.Leaving {
+		e.str(l)
+	}
+	return e.b
+}
+
+// DecodeRescale reads a Rescale payload.
+func DecodeRescale(p []byte) (Rescale, error) {
+	d := dec{b: p}
+	r := Rescale{ID: d.u64("rescale id"), Phase: d.u8("phase")}
+	if d.err == nil && (r.Phase < PhasePrepare || r.Phase > PhaseAbort) {
+		d.fail("phase")
+	}
+	if tp := d.bytes("topology"); d.err == nil && len(tp) > 0 {
+		t, err := DecodeTopology(tp)
+		if err != nil {
+			return r, err
+		}
+		r.Topo = t
+	}
+	n := d.u32("leaving count")
+	if d.err == nil && uint64(n)*4 > uint64(len(d.b)) {
+		d.fail("leaving count")
+	}
+	for i := uint32(0); d.err == nil && i < n; i++ {
+		r.Leaving = append(r.Leaving, d.str("leaving worker"))
+	}
+	return r, d.end("rescale")
+}
+
+// RescaleAck is the payload of KindRescaleAck: a worker has done a phase
+// (Err empty) or could not (Err says why).
+type RescaleAck struct {
+	ID    uint64
+	Phase uint8
+	Err   string
+	from  string // the worker whose link it came on (not on the wire)
+}
+
+// Encode returns a's payload.
+func (a RescaleAck) Encode() []byte {
+	var e enc
+	e.u64(a.ID)
+	e.u8(a.Phase)
+	e.str(a.Err)
+	return e.b
+}
+
+// DecodeRescaleAck reads a RescaleAck payload.
+func DecodeRescaleAck(p []byte) (RescaleAck, error) {
+	d := dec{b: p}
+	a := RescaleAck{ID: d.u64("rescale id"), Phase: d.u8("phase"), Err: d.str("error")}
+	return a, d.end("rescale ack")
+}
+
+// State is the payload of KindState: one partition of one state step on
+// its way to its new owner To.
+type State struct {
+	ID        uint64 // the rescale's
+	To        string
+	Step      string
+	Partition uint32
+	Data      []byte
+}
+
+// Encode returns s's payload.
+func (s State) Encode() []byte {
+	e := enc{b: make([]byte, 0, 32+len(s.To)+len(s.Step)+len(s.Data))}
+	e.u64(s.ID)
+	e.str(s.To)
+	e.str(s.Step)
+	e.u32(s.Partition)
+	e.bytes(s.Data)
+	return e.b
+}
+
+// DecodeState reads a State payload (Data aliases p).
+func DecodeState(p []byte) (State, error) {
+	d := dec{b: p}
+	s := State{ID: d.u64("rescale id"), To: d.str("destination"), Step: d.str("step"), Partition: d.u32("partition"), Data: d.bytes("state")}
+	return s, d.end("state")
+}
+
+// ShrinkRequest is the payload of KindShrink: the leaving workers the
+// asked worker chose (by name or count) and its name.
+type ShrinkRequest struct {
+	From    string
+	Leaving []string
+}
+
+// Encode returns r's payload.
+func (r ShrinkRequest) Encode() []byte {
+	var e enc
+	e.str(r.From)
+	e.u32(uint32(len(r.Leaving)))
+	for _, l := range r.Leaving {
+		e.str(l)
+	}
+	return e.b
+}
+
+// DecodeShrinkRequest reads a ShrinkRequest payload.
+func DecodeShrinkRequest(p []byte) (ShrinkRequest, error) {
+	d := dec{b: p}
+	r := ShrinkRequest{From: d.str("from")}
+	n := d.u32("leaving count")
+	if d.err == nil && uint64(n)*4 > uint64(len(d.b)) {
+		d.fail("leaving count")
+	}
+	for i := uint32(0); d.err == nil && i < n; i++ {
+		r.Leaving = append(r.Leaving, d.str("leaving worker"))
+	}
+	return r, d.end("shrink request")
 }
 
 // Text is the payload of messages that carry one string (Refuse, Ready,

@@ -125,6 +125,9 @@ type Item struct {
 	Envelopes Envelopes
 	Barrier   barrier.Barrier
 	Ownership Ownership
+	// Applied, if set on a KindOwnership item, is told once the loop
+	// has installed it (nil) or failed to (the error that stops it).
+	Applied func(error)
 }
 
 // BatchItem, EnvelopesItem, BarrierItem and OwnershipItem build items.

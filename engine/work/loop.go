@@ -253,7 +253,11 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 			}
 			continue
 		case KindOwnership:
-			if err := l.cfg.Processor.SetOwnership(it.Ownership); err != nil {
+			err := l.cfg.Processor.SetOwnership(it.Ownership)
+			if it.Applied != nil {
+				it.Applied(err)
+			}
+			if err != nil {
 				return fmt.Errorf("apply ownership epoch %d: %w", it.Ownership.Epoch, err)
 			}
 			continue

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/wallaroo-go/machida/engine/cluster"
 	"github.com/wallaroo-go/machida/engine/external"
+	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/topology"
 )
 
@@ -16,6 +18,14 @@ import (
 type Queries interface {
 	// StateEntities returns the keys held here, per state stage.
 	StateEntities() (map[topology.StepID][]string, error)
+}
+
+// Migrator moves the state of one partition of a state stage between
+// workers (a grow or a shrink); each method is safe from any goroutine.
+type Migrator interface {
+	ExportPartition(step topology.StepID, p routing.PartitionID) ([]byte, error)
+	ImportPartition(step topology.StepID, p routing.PartitionID, data []byte) error
+	DropPartition(step topology.StepID, p routing.PartitionID) error
 }
 
 // Stages lists the application's state and stateless stages; the
@@ -133,11 +143,21 @@ func (s *status) StateEntities() (map[string][]string, error) {
 
 func (s *status) Shutdown(reason string) { s.shutdown(reason) }
 
-// ShrinkQuery: a single worker is the initializer, which hosts the sources
-// and cannot leave, so no worker is eligible.
-func (s *status) ShrinkQuery() []string { return []string{} }
+// ShrinkQuery lists the workers a shrink asked of this worker may
+// remove: none on a single worker (the initializer hosts the sources and
+// cannot leave).
+func (s *status) ShrinkQuery() []string {
+	if m := s.member.Load(); m != nil {
+		return m.ShrinkQuery()
+	}
+	return []string{}
+}
 
+// Shrink asks the cluster to shrink (spec 3.5) and returns 0.6's reply.
 func (s *status) Shrink(names []string, count int) string {
+	if m := s.member.Load(); m != nil {
+		return m.Shrink(context.Background(), names, count)
+	}
 	if len(names) == 0 && count == 0 {
 		return "Cannot shrink 0 workers!"
 	}

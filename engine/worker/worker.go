@@ -16,6 +16,7 @@ import (
 	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/sink"
 	"github.com/wallaroo-go/machida/engine/source"
+	"github.com/wallaroo-go/machida/engine/topology"
 	"github.com/wallaroo-go/machida/engine/work"
 	"github.com/wallaroo-go/machida/internal/linkauth"
 )
@@ -110,6 +111,10 @@ type Config struct {
 	OnStopDeadline func()
 	// App is the application's name (build_application's).
 	App string
+	// OnFormed, if set, is called once this cluster member knows its
+	// cluster, with the cluster's metrics address (a joiner learns it
+	// from the initializer).
+	OnFormed func(metrics string)
 	// Metrics, if set, receives the counters and gauges of the edges
 	// (sink bytes and reconnects, source connections closed for errors,
 	// queue depths, data link reconnects and replays); the processor
@@ -222,9 +227,66 @@ func Run(ctx context.Context, cfg Config) error {
 			finalStop()
 			shutdownMember(reason)
 		}
-		cc.Idle = func() bool { return idle.Load() && q.Empty() }
+		cc.Idle = func() bool {
+			if !member.Started() {
+				return true // a joiner before its start: its loop has not run
+			}
+			// Paused for a rescale, the sources' lane waits: only what
+			// peers sent counts.
+			return idle.Load() && (q.Empty() || member.Paused() != nil && q.PeerEmpty())
+		}
+		cc.States = make([]string, len(cfg.Stages.State))
+		for i, st := range cfg.Stages.State {
+			cc.States[i] = st.String()
+		}
+		if mig, ok := cfg.Processor.(Migrator); ok {
+			step := func(s string) (topology.StepID, error) { return topology.ParseStepID(s) }
+			cc.Export = func(s string, p routing.PartitionID) ([]byte, error) {
+				id, err := step(s)
+				if err != nil {
+					return nil, err
+				}
+				return mig.ExportPartition(id, p)
+			}
+			cc.Import = func(s string, p routing.PartitionID, data []byte) error {
+				id, err := step(s)
+				if err != nil {
+					return err
+				}
+				return mig.ImportPartition(id, p, data)
+			}
+			cc.Drop = func(s string, p routing.PartitionID) error {
+				id, err := step(s)
+				if err != nil {
+					return err
+				}
+				return mig.DropPartition(id, p)
+			}
+		}
+		cc.OnTable = func(ctx context.Context, t routing.Table) error {
+			own := work.OwnershipOf(t, routing.WorkerName(cfg.Name), func(w routing.WorkerName) work.Dest { return member.Dest(string(w)) })
+			applied := make(chan error, 1)
+			it := work.OwnershipItem(own)
+			it.Input = 1 // the peers' lane: taken while the sources' lane is paused
+			it.Applied = func(err error) { applied <- err }
+			if err := q.Put(ctx, it); err != nil {
+				return fmt.Errorf("install the table of epoch %d: %w", t.Epoch(), err)
+			}
+			select {
+			case err := <-applied:
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		cc.OnLeave = func() {
+			cfg.Log.Info("this worker left the cluster; stopping")
+			finalStop()
+			shutdownMember("left the cluster")
+		}
 		cc.Busy = cfg.Busy
 		cc.BusyNanos = busy.Load
+		cc.Partitions = cfg.Partitions
 		if reg != nil {
 			cc.OnLinkUp = func(peer string, reconnect bool, resent int) {
 				if reconnect {
@@ -321,6 +383,8 @@ func Run(ctx context.Context, cfg Config) error {
 			<-ctx.Done()
 			const why = "the cluster was told to stop"
 			switch {
+			case member.Leaving():
+				finalStop() // it left: only this worker stops
 			case !member.Started():
 				if cfg.Name == cluster.InitializerName {
 					member.StopAll(why)
@@ -361,19 +425,15 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("form the cluster: %w", err)
 		}
 		st.member.Store(member)
-		workers := member.Workers()
-		names := make([]routing.WorkerName, len(workers))
-		for i, w := range workers {
-			names[i] = routing.WorkerName(w)
-		}
-		table, err := routing.NewTable(cfg.Partitions, names)
-		if err == nil {
-			own := work.OwnershipOf(table, routing.WorkerName(cfg.Name), func(w routing.WorkerName) work.Dest { return member.Dest(string(w)) })
-			cfg.Ownership = &own
-		}
-		if err != nil {
+		table := member.Table()
+		if table.Partitions() == 0 {
 			closeSources()
-			return fmt.Errorf("partition the cluster: %w", err)
+			return fmt.Errorf("partition the cluster: no partition table (see the log)")
+		}
+		own := work.OwnershipOf(table, routing.WorkerName(cfg.Name), func(w routing.WorkerName) work.Dest { return member.Dest(string(w)) })
+		cfg.Ownership = &own
+		if cfg.OnFormed != nil {
+			cfg.OnFormed(member.Metrics())
 		}
 	}
 

@@ -20,7 +20,7 @@ const (
 )
 
 // wireVersion is the version the workers of this build speak.
-const wireVersion = 2
+const wireVersion = 3
 
 type wireChannel uint8
 

@@ -1,0 +1,739 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wallaroo-go/machida/engine/rescale"
+	"github.com/wallaroo-go/machida/engine/routing"
+)
+
+// Growing and shrinking a running cluster (runtime spec 3.4–3.6).
+//
+// The initializer coordinates every rescale: a joiner that calls another
+// worker is sent on to it (KindRedirect), and a shrink asked of another
+// worker's external channel is forwarded to it (KindShrink). One rescale
+// runs at a time, in phases, each acknowledged by every worker taking
+// part before the next begins:
+//
+//  1. Prepare: the new cluster (workers, data listeners, partition
+//     table) goes to everyone; old workers connect data links to the
+//     joiners, joiners build, connect to everyone and their sinks, and
+//     say Ready. Nothing has paused yet.
+//  2. Pause: every worker stops taking source input; then the
+//     initializer drains the cluster (Drain: nothing queued, nothing on
+//     a link), so every message read before the pause has been
+//     processed by its old owner.
+//  3. Migrate: every worker exports the state of each partition it
+//     loses (the processor's export, the module's serialize or pickle),
+//     sends it through the initializer to the new owner (which imports
+//     it as it arrives) and drops it.
+//  4. Commit: the states are in (each arrived before the Commit on the
+//     same link); every worker installs the new table, still paused.
+//  5. Resume: every worker takes source input again; leavers stop
+//     cleanly and exit; joiners start.
+//
+// Exactly once: no message is processed between the pause and the
+// resume except what was in flight before the pause, and that is
+// processed before any state moves; after the resume every message is
+// routed by the new table everywhere.
+//
+// Failures before Commit abort the rescale (the old cluster resumes,
+// joiners are told to go); a worker lost during one is reported.
+
+// phaseTimeout bounds one phase of a rescale.
+const phaseTimeout = 60 * time.Second
+
+// JoinError is a refused join (spec 3.4: "Join Error: ..."); the joiner
+// exits 1 with it.
+type JoinError struct{ Reason string }
+
+func (e *JoinError) Error() string {
+	if strings.HasPrefix(e.Reason, "Join Error") {
+		return e.Reason
+	}
+	return "Join Error: " + e.Reason
+}
+
+// redirectError sends a joiner on to the initializer.
+type redirectError struct{ addr string }
+
+func (e *redirectError) Error() string { return "join through the initializer at " + e.addr }
+
+// rescaleState is a member's part in rescales.
+type rescaleState struct {
+	mu sync.Mutex
+	// Initializer: the joiners gathering, the rescale under way, and
+	// the acks of its current phase.
+	gather   rescale.Gather
+	busy     bool
+	nextID   uint64
+	joiners  map[string]bool // the joiners of the current rescale (their Ready acks Prepare)
+	acks     chan RescaleAck
+	curID    uint64
+	leaving  bool          // this worker leaves at the end of the current rescale
+	paused   chan struct{} // non-nil while paused; closed at resume
+	pending  *Rescale      // the Prepare of the rescale under way (workers)
+	importEr error         // the first import that failed in the current rescale
+	// joinFailed reports a joiner's failure before it is a member.
+	joinFailed chan error
+	// shrinkReply (non-initializers): the reply to the forwarded shrink.
+	shrinkReply chan string
+}
+
+func newRescaleState() rescaleState {
+	return rescaleState{acks: make(chan RescaleAck, 64), joinFailed: make(chan error, 1), shrinkReply: make(chan string, 1)}
+}
+
+func (s *rescaleState) isLeaving() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leaving
+}
+
+// joinerReady routes a joiner's Ready to the acks of the current
+// rescale; false if name is not joining now.
+func (s *rescaleState) joinerReady(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.joiners[name] {
+		return false
+	}
+	select {
+	case s.acks <- RescaleAck{ID: s.curID, Phase: PhasePrepare, from: name}:
+	default:
+	}
+	return true
+}
+
+func (s *rescaleState) lostInitializer() {
+	select {
+	case s.joinFailed <- errors.New("lost the control link to the initializer before joining"):
+	default:
+	}
+}
+
+// Leaving reports whether this worker has left the cluster (a shrink).
+func (m *Member) Leaving() bool { return m.rs.isLeaving() }
+
+// Paused returns, while this worker is paused for a rescale, a channel
+// closed at the resume; nil otherwise.
+func (m *Member) Paused() <-chan struct{} {
+	m.rs.mu.Lock()
+	defer m.rs.mu.Unlock()
+	return m.rs.paused
+}
+
+func (m *Member) pause() {
+	m.rs.mu.Lock()
+	defer m.rs.mu.Unlock()
+	if m.rs.paused == nil {
+		m.rs.paused = make(chan struct{})
+	}
+}
+
+func (m *Member) resume() {
+	m.rs.mu.Lock()
+	defer m.rs.mu.Unlock()
+	if m.rs.paused != nil {
+		close(m.rs.paused)
+		m.rs.paused = nil
+	}
+}
+
+// redirect (non-initializers' control listener) sends a worker that
+// wants to join on to the initializer.
+func (m *Member) redirect(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	conn.SetDeadline(time.Now().Add(handshakeLimit))
+	peer, err := readHello(conn, r, m.cfg.Hello, ControlChannel)
+	if err != nil {
+		m.log.Warn("control connection refused", "remote", conn.RemoteAddr().String(), "err", err)
+		return
+	}
+	m.mu.Lock()
+	addr := m.initCtl
+	m.mu.Unlock()
+	m.log.Info("a worker asks to join here: sent on to the initializer", "worker", peer.Worker, "initializer", addr)
+	conn.Write(AppendFrame(nil, KindRedirect, Text(addr)))
+}
+
+// serveJoiner (initializer) takes a worker that asks to join the
+// running cluster: refuses it with a Join Error, or keeps its control
+// link and, once the k joiners of its join are here, grows the cluster.
+func (m *Member) serveJoiner(ctx context.Context, c *ctlConn, r *bufio.Reader, j Join, mine Hello) {
+	refuse := func(reason string) {
+		err := &JoinError{Reason: reason}
+		c.conn.Write(AppendFrame(nil, KindRefuse, Text(err.Error())))
+		m.log.Error("refused a joining worker", "worker", j.Worker, "reason", err.Error())
+	}
+	m.mu.Lock()
+	formed := m.workers != nil
+	members := slices.Clone(m.workers)
+	m.mu.Unlock()
+	if !formed || !m.Started() {
+		refuse("the cluster is still forming; join once it is processing")
+		return
+	}
+	m.rs.mu.Lock()
+	if m.rs.busy {
+		m.rs.mu.Unlock()
+		refuse("a grow or shrink is under way; join again when it is done")
+		return
+	}
+	done, err := m.rs.gather.Add(rescale.Joiner{Name: j.Worker, Control: j.Control, Data: hostFrom(j.Data, c.conn.RemoteAddr()), K: int(j.Joining)}, members)
+	if err != nil {
+		m.rs.mu.Unlock()
+		refuse(strings.TrimPrefix(err.Error(), "Join Error: "))
+		return
+	}
+	var joiners []rescale.Joiner
+	k := m.rs.gather.K
+	if done {
+		joiners = m.rs.gather.Joiners
+		m.rs.gather = rescale.Gather{}
+		m.rs.busy = true
+	}
+	m.rs.mu.Unlock()
+	c.conn.SetDeadline(time.Time{})
+	c.conn.Write(AppendFrame(nil, KindHello, mine.Encode()))
+	m.mu.Lock()
+	m.ctl[j.Worker] = c
+	m.mu.Unlock()
+	fmt.Fprintf(m.cfg.Console, "AUTOSCALE: Waiting for %d joining workers\n", k)
+	m.log.Info("a worker asks to join", "worker", j.Worker, "joining together", k)
+	if done {
+		go m.grow(ctx, joiners)
+	}
+	m.readControl(ctx, c, r)
+	m.mu.Lock()
+	if m.ctl[j.Worker] == c {
+		delete(m.ctl, j.Worker)
+	}
+	m.mu.Unlock()
+}
+
+// grow (initializer) adds joiners to the cluster.
+func (m *Member) grow(ctx context.Context, joiners []rescale.Joiner) {
+	m.mu.Lock()
+	plan, err := rescale.Grow(m.table, m.workers, m.dataAddrs, joiners)
+	m.mu.Unlock()
+	if err == nil {
+		err = m.runRescale(ctx, plan)
+	}
+	if err != nil {
+		m.log.Error("grow failed; the cluster goes on as it was", "err", err)
+	}
+}
+
+// shrink (initializer) removes leaving from the cluster.
+func (m *Member) shrink(ctx context.Context, leaving []string) {
+	m.mu.Lock()
+	plan, err := rescale.Shrink(m.table, m.workers, m.dataAddrs, leaving)
+	m.mu.Unlock()
+	if err == nil {
+		err = m.runRescale(ctx, plan)
+	}
+	if err != nil {
+		m.log.Error("shrink failed; the cluster goes on as it was", "err", err)
+	}
+}
+
+// ShrinkQuery lists the workers a shrink asked of this worker may
+// remove.
+func (m *Member) ShrinkQuery() []string {
+	return rescale.Eligible(m.Workers(), m.cfg.Name)
+}
+
+// Shrink handles a shrink request from this worker's external channel
+// and returns 0.6's reply. The initializer starts it; another worker
+// forwards it to the initializer and waits for its answer.
+func (m *Member) Shrink(ctx context.Context, names []string, count int) string {
+	if !m.Started() {
+		return "Cannot shrink: the cluster is not processing yet"
+	}
+	leaving, reply := rescale.Targets(m.Workers(), m.cfg.Name, names, count)
+	if len(leaving) == 0 {
+		return reply
+	}
+	req := ShrinkRequest{From: m.cfg.Name, Leaving: leaving}
+	if m.cfg.Initializer {
+		return m.startShrink(ctx, req)
+	}
+	m.mu.Lock()
+	c := m.toInit
+	m.mu.Unlock()
+	select { // a stale reply from a request that timed out
+	case <-m.rs.shrinkReply:
+	default:
+	}
+	if c == nil || c.send(KindShrink, req.Encode()) != nil {
+		return "Cannot shrink: the initializer cannot be reached"
+	}
+	select {
+	case r := <-m.rs.shrinkReply:
+		return r
+	case <-time.After(10 * time.Second):
+		return "Cannot shrink: the initializer did not answer"
+	case <-ctx.Done():
+		return "Cannot shrink: this worker is stopping"
+	}
+}
+
+// startShrink (initializer) checks a shrink request against the cluster
+// as it is now and starts it.
+func (m *Member) startShrink(ctx context.Context, req ShrinkRequest) string {
+	leaving, reply := rescale.Targets(m.Workers(), req.From, req.Leaving, 0)
+	if len(leaving) == 0 {
+		return reply
+	}
+	m.rs.mu.Lock()
+	if m.rs.busy || len(m.rs.gather.Joiners) > 0 {
+		m.rs.mu.Unlock()
+		return "Cannot shrink now: a grow or shrink is under way; ask again when it is done"
+	}
+	m.rs.busy = true
+	m.rs.mu.Unlock()
+	m.log.Info("shrink requested", "from", req.From, "leaving", strings.Join(leaving, ","))
+	go m.shrink(ctx, leaving)
+	return reply
+}
+
+// runRescale (initializer) runs one rescale's phases.
+func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) {
+	t0 := time.Now()
+	m.rs.mu.Lock()
+	m.rs.nextID++
+	id := m.rs.nextID
+	m.rs.curID = id
+	m.rs.joiners = map[string]bool{}
+	for _, j := range plan.Joining {
+		m.rs.joiners[j] = true
+	}
+	m.rs.mu.Unlock()
+	defer func() {
+		m.rs.mu.Lock()
+		m.rs.busy = false
+		m.rs.joiners = nil
+		m.rs.mu.Unlock()
+	}()
+	kind := "grow"
+	if len(plan.Leaving) > 0 {
+		kind = "shrink"
+	}
+	fmt.Fprintf(m.cfg.Console, "AUTOSCALE: %s to %d workers (%s) begins\n", kind, len(plan.Workers), strings.Join(append(plan.Joining, plan.Leaving...), ","))
+	idx := map[routing.WorkerName]uint16{}
+	for i, w := range plan.Workers {
+		idx[routing.WorkerName(w)] = uint16(i)
+	}
+	topo := Topology{Workers: plan.Workers, Data: plan.Data, Epoch: plan.New.Epoch(), Metrics: m.Metrics()}
+	for _, o := range plan.New.Owners() {
+		topo.Owners = append(topo.Owners, idx[o])
+	}
+	var old []string // the other workers before the rescale
+	for _, w := range m.Workers() {
+		if w != m.cfg.Name {
+			old = append(old, w)
+		}
+	}
+	everyone := append(slices.Clone(old), plan.Joining...)
+	send := func(names []string, r Rescale) error {
+		for _, n := range names {
+			m.mu.Lock()
+			c := m.ctl[n]
+			m.mu.Unlock()
+			if c == nil {
+				return fmt.Errorf("no control link to %s", n)
+			}
+			if err := c.send(KindRescale, r.Encode()); err != nil {
+				return fmt.Errorf("tell %s: %w", n, err)
+			}
+		}
+		return nil
+	}
+	committed := false
+	defer func() {
+		if err != nil && !committed {
+			m.log.Warn("rescale aborted", "id", id, "err", err)
+			send(everyone, Rescale{ID: id, Phase: PhaseAbort})
+			m.abortHere(plan)
+		}
+	}()
+	// 1. Prepare.
+	prep := Rescale{ID: id, Phase: PhasePrepare, Topo: topo, Leaving: plan.Leaving}
+	if err := send(everyone, prep); err != nil {
+		return err
+	}
+	if err := m.prepareHere(ctx, prep); err != nil {
+		return err
+	}
+	if err := m.waitAcks(ctx, id, PhasePrepare, everyone); err != nil {
+		return err
+	}
+	// 2. Pause, and drain what is in flight.
+	t1 := time.Now()
+	if err := send(everyone, Rescale{ID: id, Phase: PhasePause}); err != nil {
+		return err
+	}
+	m.pause()
+	if err := m.waitAcks(ctx, id, PhasePause, everyone); err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, phaseTimeout)
+	err = m.Drain(dctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("drain before moving state: %w", err)
+	}
+	// 3. Migrate.
+	if err := send(old, Rescale{ID: id, Phase: PhaseMigrate}); err != nil {
+		return err
+	}
+	if err := m.migrateHere(ctx, id, plan); err != nil {
+		return err
+	}
+	if err := m.waitAcks(ctx, id, PhaseMigrate, old); err != nil {
+		return err
+	}
+	// 4. Commit.
+	committed = true
+	if err := send(everyone, Rescale{ID: id, Phase: PhaseCommit}); err != nil {
+		return err
+	}
+	if err := m.commitHere(ctx, prep); err != nil {
+		return err
+	}
+	if err := m.waitAcks(ctx, id, PhaseCommit, everyone); err != nil {
+		return err
+	}
+	// 5. Resume.
+	if err := send(everyone, Rescale{ID: id, Phase: PhaseResume}); err != nil {
+		m.log.Warn("resume not sent to every worker", "err", err)
+	}
+	m.resume()
+	moved := len(routing.Moves(plan.Old, plan.New))
+	fmt.Fprintf(m.cfg.Console, "AUTOSCALE: %s complete: %d workers (%s); %d of %d partitions moved\n",
+		kind, len(plan.Workers), strings.Join(plan.Workers, ","), moved, plan.New.Partitions())
+	m.log.Info("rescale complete", "kind", kind, "workers", strings.Join(plan.Workers, ","),
+		"partitions_moved", moved, "paused", time.Since(t1).Round(time.Millisecond), "total", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// waitAcks (initializer) waits until every worker of names has acked
+// phase of rescale id.
+func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []string) error {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	timeout := time.NewTimer(phaseTimeout)
+	defer timeout.Stop()
+	for len(want) > 0 {
+		select {
+		case a := <-m.rs.acks:
+			if a.ID != id || a.Phase != phase {
+				continue
+			}
+			if a.Err != "" {
+				return fmt.Errorf("phase %d: %s", phase, a.Err)
+			}
+			delete(want, a.from)
+		case <-timeout.C:
+			var missing []string
+			for n := range want {
+				missing = append(missing, n)
+			}
+			slices.Sort(missing)
+			return fmt.Errorf("phase %d: no answer from %s within %v", phase, strings.Join(missing, ","), phaseTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// prepareHere makes the workers of the new cluster known (data links to
+// joiners) and, on a worker that was already a member, waits for them.
+func (m *Member) prepareHere(ctx context.Context, r Rescale) error {
+	m.rs.mu.Lock()
+	m.rs.pending = &r
+	m.rs.importEr = nil
+	m.rs.mu.Unlock()
+	m.mu.Lock()
+	workers, data := slices.Clone(m.workers), slices.Clone(m.dataAddrs)
+	for i, w := range r.Topo.Workers {
+		if !slices.Contains(workers, w) && w != m.cfg.Name {
+			workers = append(workers, w)
+			data = append(data, r.Topo.Data[i])
+		}
+	}
+	// Appended after the current workers: the destinations the loop
+	// uses now keep their numbers until the commit.
+	m.installWorkersLocked(ctx, workers, data)
+	m.mu.Unlock()
+	lctx, cancel := context.WithTimeout(ctx, phaseTimeout)
+	defer cancel()
+	return m.LinksUp(lctx)
+}
+
+// migrateHere sends the state of every partition this worker loses to
+// its new owner (through the initializer) and drops it here.
+func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) error {
+	moves := plan.Sends(m.cfg.Name)
+	sent := 0
+	for _, mv := range moves {
+		for _, step := range m.cfg.States {
+			data, err := m.cfg.Export(step, mv.Partition)
+			if err != nil {
+				return fmt.Errorf("export partition %d of %s: %w", mv.Partition, step, err)
+			}
+			st := State{ID: id, To: string(mv.To), Step: step, Partition: uint32(mv.Partition), Data: data}
+			if err := m.forwardState(ctx, st); err != nil {
+				return err
+			}
+			if err := m.cfg.Drop(step, mv.Partition); err != nil {
+				return fmt.Errorf("drop partition %d of %s: %w", mv.Partition, step, err)
+			}
+			sent += len(data)
+		}
+	}
+	m.log.Info("rescale: state sent", "partitions", len(moves), "bytes", sent)
+	return nil
+}
+
+// forwardState takes one partition's state towards its new owner: the
+// initializer imports it or passes it on; another worker sends it to the
+// initializer.
+func (m *Member) forwardState(ctx context.Context, st State) error {
+	if st.To == m.cfg.Name {
+		return m.cfg.Import(st.Step, routing.PartitionID(st.Partition), st.Data)
+	}
+	if !m.cfg.Initializer && !slices.Contains(m.Workers(), st.To) {
+		return fmt.Errorf("state for %s, which is not a worker here", st.To)
+	}
+	m.mu.Lock()
+	var c *ctlConn
+	if m.cfg.Initializer {
+		c = m.ctl[st.To]
+	} else {
+		c = m.toInit
+	}
+	m.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("no control link towards %s for partition %d of %s", st.To, st.Partition, st.Step)
+	}
+	return c.send(KindState, st.Encode())
+}
+
+// commitHere installs the new cluster: its workers (leavers dropped) and
+// its table, applied to the processor loop while paused.
+func (m *Member) commitHere(ctx context.Context, r Rescale) error {
+	m.rs.mu.Lock()
+	ierr := m.rs.importEr
+	m.rs.mu.Unlock()
+	if ierr != nil {
+		return ierr
+	}
+	table, err := tableOf(r.Topo, m.cfg.Partitions)
+	if err != nil {
+		return err
+	}
+	leaving := slices.Contains(r.Leaving, m.cfg.Name)
+	m.mu.Lock()
+	m.table = table
+	if leaving {
+		// Only the links to the workers that stay matter now.
+		m.installWorkersLocked(ctx, append([]string{m.cfg.Name}, r.Topo.Workers...), append([]string{""}, r.Topo.Data...))
+	} else {
+		m.installWorkersLocked(ctx, r.Topo.Workers, r.Topo.Data)
+	}
+	m.mu.Unlock()
+	m.rs.mu.Lock()
+	m.rs.leaving = leaving
+	m.rs.mu.Unlock()
+	if !m.Started() || leaving || m.cfg.OnTable == nil {
+		return nil // a joiner starts with this table; a leaver owns nothing
+	}
+	return m.cfg.OnTable(ctx, table)
+}
+
+// abortHere forgets a rescale that did not commit and resumes.
+func (m *Member) abortHere(plan rescale.Plan) {
+	m.mu.Lock()
+	var workers, data []string
+	for i, w := range m.workers {
+		if !slices.Contains(plan.Joining, w) {
+			workers = append(workers, w)
+			data = append(data, m.dataAddrs[i])
+		}
+	}
+	m.installWorkersLocked(context.Background(), workers, data)
+	m.mu.Unlock()
+	m.rs.mu.Lock()
+	m.rs.pending = nil
+	m.rs.mu.Unlock()
+	m.resume()
+}
+
+// rescaleFrame handles the control frames of rescales (on any worker).
+func (m *Member) rescaleFrame(ctx context.Context, c *ctlConn, f Frame) error {
+	switch f.Kind {
+	case KindRescaleAck:
+		a, err := DecodeRescaleAck(f.Payload)
+		if err != nil {
+			return err
+		}
+		a.from = c.name
+		select {
+		case m.rs.acks <- a:
+		default:
+			m.log.Warn("rescale ack dropped", "from", c.name)
+		}
+	case KindState:
+		st, err := DecodeState(f.Payload)
+		if err != nil {
+			return err
+		}
+		st.Data = slices.Clone(st.Data)
+		if err := m.forwardState(ctx, st); err != nil {
+			m.log.Error("rescale: state not delivered", "to", st.To, "step", st.Step, "partition", st.Partition, "err", err)
+			m.rs.mu.Lock()
+			if m.rs.importEr == nil {
+				m.rs.importEr = err
+			}
+			m.rs.mu.Unlock()
+		}
+	case KindShrink:
+		req, err := DecodeShrinkRequest(f.Payload)
+		if err != nil {
+			return err
+		}
+		reply := "Cannot shrink: only the initializer coordinates"
+		if m.cfg.Initializer {
+			reply = m.startShrink(ctx, req)
+		}
+		return c.send(KindShrinkReply, Text(reply))
+	case KindShrinkReply:
+		reply, err := DecodeText(f.Payload)
+		if err != nil {
+			return err
+		}
+		select {
+		case m.rs.shrinkReply <- reply:
+		default:
+		}
+	case KindRescale:
+		r, err := DecodeRescale(f.Payload)
+		if err != nil {
+			return err
+		}
+		m.workerPhase(ctx, c, r)
+	}
+	return nil
+}
+
+// workerPhase does one phase of a rescale on a worker other than the
+// initializer, and acks it (a joiner acks Prepare by its Ready).
+func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
+	ack := func(err error) {
+		a := RescaleAck{ID: r.ID, Phase: r.Phase}
+		if err != nil {
+			a.Err = fmt.Sprintf("%s: %v", m.cfg.Name, err)
+			m.log.Error("rescale phase failed", "phase", r.Phase, "err", err)
+		}
+		c.send(KindRescaleAck, a.Encode())
+	}
+	switch r.Phase {
+	case PhasePrepare:
+		m.mu.Lock()
+		formed := m.workers != nil
+		m.mu.Unlock()
+		if !formed { // a joiner: this is its cluster
+			m.rs.mu.Lock()
+			m.rs.pending = &r
+			m.rs.mu.Unlock()
+			m.setTopology(ctx, r.Topo)
+			return // it says Ready once its sinks and links are up
+		}
+		go func() { ack(m.prepareHere(ctx, r)) }()
+	case PhasePause:
+		m.pause()
+		ack(nil)
+	case PhaseMigrate:
+		m.rs.mu.Lock()
+		p := m.rs.pending
+		m.rs.mu.Unlock()
+		if p == nil || p.ID != r.ID {
+			ack(fmt.Errorf("migrate for rescale %d, which this worker was not prepared for", r.ID))
+			return
+		}
+		go func() {
+			plan, err := m.planOf(*p)
+			if err == nil {
+				err = m.migrateHere(ctx, r.ID, plan)
+			}
+			ack(err)
+		}()
+	case PhaseCommit:
+		m.rs.mu.Lock()
+		p := m.rs.pending
+		m.rs.mu.Unlock()
+		if p == nil || p.ID != r.ID {
+			ack(fmt.Errorf("commit for rescale %d, which this worker was not prepared for", r.ID))
+			return
+		}
+		// On the reader's goroutine: every State before this Commit has
+		// been imported. The table is applied off it (OnTable waits for
+		// the loop).
+		go func() { ack(m.commitHere(ctx, *p)) }()
+	case PhaseResume:
+		m.rs.mu.Lock()
+		m.rs.pending = nil
+		leaving := m.rs.leaving
+		m.rs.mu.Unlock()
+		m.resume()
+		if !m.Started() {
+			m.markStarted() // a joiner: the cluster processes with it now
+		}
+		if leaving {
+			m.log.Info("left the cluster: stopping")
+			if m.cfg.OnLeave != nil {
+				m.cfg.OnLeave()
+			}
+		}
+	case PhaseAbort:
+		m.rs.mu.Lock()
+		m.rs.pending = nil
+		m.rs.mu.Unlock()
+		m.mu.Lock()
+		formed := m.workers != nil
+		m.mu.Unlock()
+		if !m.Started() && formed {
+			select {
+			case m.rs.joinFailed <- &JoinError{Reason: "the cluster could not take this worker (the grow was aborted; see the initializer's log)"}:
+			default:
+			}
+		}
+		m.resume()
+	}
+}
+
+// planOf rebuilds the plan of a prepared rescale on a worker: the moves
+// from this worker's table to the new one.
+func (m *Member) planOf(r Rescale) (rescale.Plan, error) {
+	next, err := tableOf(r.Topo, m.cfg.Partitions)
+	if err != nil {
+		return rescale.Plan{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return rescale.Plan{Old: m.table, New: next, Workers: r.Topo.Workers, Data: r.Topo.Data, Leaving: r.Leaving}, nil
+}
