@@ -40,7 +40,7 @@ type outbound struct {
 	// cancel ends run (the peer left the cluster); nil for links made
 	// at formation, which live as long as the member.
 	cancel context.CancelFunc
-	ups   int                                           // connections made (run's goroutine)
+	ups    int // connections made (run's goroutine)
 
 	mu      sync.Mutex
 	q       *outQueue
