@@ -1,0 +1,290 @@
+package e2e
+
+// Live grow and shrink of a running cluster (runtime spec 3.4 join, 3.5
+// shrink, 3.6 migration, 6.5 cluster_shrinker, 7.4 autoscale suite),
+// black box: the multi_partition_detector app (testdata) under a steady
+// keyed sender, joiners started with --join, shrinks requested with
+// cluster_shrinker, the migration invariants checked with
+// state-entity-query on every worker, the membership with
+// cluster-status-query, and the sink output validated exactly once (no
+// gap, no duplicate per key, the state carried along with its key).
+//
+// The helpers are in rescale_helpers_test.go. The full matrix of pairs of
+// operations runs with E2E_FULL=1 (make e2e-full).
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// rsSubtest runs f as a subtest of c's test, with c reporting to the
+// subtest meanwhile.
+func (c *rsCluster) rsSubtest(name string, f func()) bool {
+	parent := c.t
+	return parent.Run(name, func(st *testing.T) {
+		c.t = st
+		defer func() { c.t = parent }()
+		f()
+	})
+}
+
+// rsRunOpsFrom is rsRunOps from a cluster of n workers.
+func rsRunOpsFrom(t *testing.T, n int, ops ...rsOp) {
+	c := rsStart(t, n, 0)
+	c.waitProgress("before the first operation", 300)
+	for _, op := range ops {
+		t.Logf("%s on a cluster of %d (%v)", op.name, len(c.members), c.names())
+		before := len(c.members)
+		op.run(c)
+		if len(c.members) != before+op.delta {
+			t.Fatalf("after %s: %d members, want %d", op.name, len(c.members), before+op.delta)
+		}
+		c.waitProgress("after "+op.name, 300)
+	}
+	c.finish(nil)
+}
+
+// The app, the steady sender and the validator on a formed 3-worker
+// cluster with no rescale: the output is exactly once, every key is
+// owned by exactly one worker. (Passes without grow/shrink support.)
+func TestRescaleBaselineNoOp(t *testing.T) {
+	c := rsStart(t, 3, 0)
+	c.waitProgress("steady state", 1500)
+	own := c.mustSnapshot("steady state")
+	if len(own.perWorker()) < 2 {
+		t.Errorf("the %d keys are all on one worker: %v", c.keys, own.perWorker())
+	}
+	c.waitMembers("steady state", rsJoinTimeout)
+	c.finish(nil)
+}
+
+// One joiner (--join <control of worker1> --worker-count 1) into a
+// cluster of 2 under the steady sender.
+func TestRescaleGrowBy1(t *testing.T) { rsRunOpsFrom(t, 2, rsGrow1) }
+
+// Four joiners at once (--join <initializer control> --worker-count 4)
+// into a cluster of 2.
+func TestRescaleGrowBy4(t *testing.T) { rsRunOpsFrom(t, 2, rsGrow4) }
+
+// cluster_shrinker --workers worker1 (sent to the initializer, the only
+// other member) on a cluster of 2.
+func TestRescaleShrinkBy1(t *testing.T) { rsRunOpsFrom(t, 2, rsShrink1) }
+
+// cluster_shrinker --count 4 on a cluster of 5: worker1..worker4 leave.
+func TestRescaleShrinkBy4(t *testing.T) { rsRunOpsFrom(t, 5, rsShrink4) }
+
+// Pairs of operations one after the other (the 0.6 autoscale suite:
+// every ordered pair of {Grow1, Grow4, Shrink1, Shrink4}, from the
+// smallest cluster that never drops below one worker). By default a few
+// representative pairs; all 16 with E2E_FULL=1.
+func TestRescalePairs(t *testing.T) {
+	all := []rsOp{rsGrow1, rsGrow4, rsShrink1, rsShrink4}
+	var pairs [][2]rsOp
+	if e2eFull() {
+		for _, a := range all {
+			for _, b := range all {
+				pairs = append(pairs, [2]rsOp{a, b})
+			}
+		}
+	} else {
+		pairs = [][2]rsOp{{rsGrow1, rsShrink1}, {rsShrink1, rsGrow4}, {rsGrow4, rsShrink4}}
+	}
+	for _, p := range pairs {
+		t.Run(fmt.Sprintf("%s_then_%s_from_%d", p[0].name, p[1].name, rsInitialSize(p[0], p[1])), func(t *testing.T) {
+			rsRunOps(t, p[0], p[1])
+		})
+	}
+}
+
+// The replies of spec 3.5 / 6.5 through cluster_shrinker (all type 6,
+// which cluster_shrinker prints as "Cluster shrink response: ..."): the
+// query lists every worker but the initializer, in cluster order, from
+// any worker; invalid names change nothing; a count of 0 is refused; a
+// shrink by name and one by count succeed, the leavers exit 0.
+func TestRescaleShrinkReplies(t *testing.T) {
+	c := rsStart(t, 3, 0)
+	init, w1, w2 := c.members[0], c.members[1], c.members[2]
+	ok := c.rsSubtest("Query", func() {
+		want := "Eligible for shrink: Node count: 2, Nodes: |worker1,worker2,|\n"
+		for _, w := range []*clusterWorker{init, w2} {
+			if got := c.shrinkReply(w, "--query"); got != want {
+				c.t.Errorf("cluster_shrinker --query via %s printed %q, want %q", w.name, got, want)
+			}
+		}
+	})
+	ok = c.rsSubtest("InvalidTargets", func() {
+		for _, names := range []string{"initializer", "nosuch", "worker1,nosuch", "worker1,initializer"} {
+			for _, w := range []*clusterWorker{init, w1} {
+				if got := c.shrinkReply(w, "--workers", names); got != "Cluster shrink response: Invalid shrink targets!\n" {
+					c.t.Errorf("cluster_shrinker --workers %s via %s printed %q, want \"Cluster shrink response: Invalid shrink targets!\"", names, w.name, got)
+				}
+			}
+		}
+		c.waitMembers("after the invalid shrink requests", rsJoinTimeout)
+		c.waitProgress("after the invalid shrink requests", 100)
+	}) && ok
+	ok = c.rsSubtest("CountZero", func() {
+		if got := c.shrinkReply(init, "--count", "0"); got != "Cluster shrink response: Cannot shrink 0 workers!\n" {
+			c.t.Errorf("cluster_shrinker --count 0 printed %q, want \"Cluster shrink response: Cannot shrink 0 workers!\"", got)
+		}
+		c.waitMembers("after --count 0", rsJoinTimeout)
+	}) && ok
+	if !c.rsSubtest("ShrinkByName", func() {
+		// Sent to worker1, which stays: any non-leaving worker coordinates.
+		c.shrinkNames([]string{"worker2"})
+	}) {
+		return
+	}
+	if !c.rsSubtest("ShrinkByCount", func() {
+		c.shrinkCount(1) // worker1, the only eligible one
+	}) {
+		return
+	}
+	c.rsSubtest("QueryAfter", func() {
+		if got := c.shrinkReply(init, "--query"); got != "Eligible for shrink: Node count: 0, Nodes: ||\n" {
+			c.t.Errorf("cluster_shrinker --query on the lone initializer printed %q", got)
+		}
+	})
+	c.waitProgress("at the end", 100)
+	c.finish(nil)
+	_ = ok
+}
+
+// rsWaitExit waits for p to exit and returns its exit code, or -1 if it
+// is still running after timeout.
+func rsWaitExit(p *proc, timeout time.Duration) int {
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		return -1
+	}
+	if p.err == nil {
+		return 0
+	}
+	if ee, ok := p.err.(interface{ ExitCode() int }); ok {
+		return ee.ExitCode()
+	}
+	return -2
+}
+
+func rsOutput(p *proc) string { return p.stdout.String() + p.stderr.String() }
+
+// rsWithArg returns args with the value of flag replaced.
+func rsWithArg(args []string, flag, value string) []string {
+	out := slices.Clone(args)
+	for i := 0; i+1 < len(out); i++ {
+		if out[i] == flag {
+			out[i+1] = value
+		}
+	}
+	return out
+}
+
+// Refused joins (spec 3.4): a name already in the cluster; --worker-count
+// below 1; joiners that do not agree on --worker-count ("Join Error: ...",
+// exit 1). None of them disturbs the cluster, which goes on exactly once.
+func TestRescaleJoinErrors(t *testing.T) {
+	c := rsStart(t, 2, 0)
+	c.rsSubtest("DuplicateName", func() {
+		// Its own resilience directory: worker1's recovery files must not
+		// turn this into a restart of worker1 (spec 3.9).
+		args := rsWithArg(c.joinArgs("worker1", c.control, 1, freePort(c.t)), "--resilience-dir", c.t.TempDir())
+		j := c.startJoiner("worker1", args)
+		code := rsWaitExit(j.proc, rsJoinTimeout)
+		if code == -1 {
+			c.t.Fatalf("a joiner named worker1, already a member, still runs after %v: it must be refused; output:\n%s", rsJoinTimeout, rsTail(j.proc, 30))
+		}
+		if code == 0 {
+			c.t.Errorf("a joiner named worker1, already a member, exited 0, want a failure; output:\n%s", rsTail(j.proc, 30))
+		}
+		c.t.Logf("duplicate-name joiner exited %d: %s", code, strings.TrimSpace(rsTail(j.proc, 3)))
+		c.waitMembers("after the duplicate-name join", rsJoinTimeout)
+	})
+	c.rsSubtest("WorkerCountZero", func() {
+		j := c.startJoiner("worker7", c.joinArgs("worker7", c.control, 0, freePort(c.t)))
+		code := rsWaitExit(j.proc, rsJoinTimeout)
+		if code != 1 || !strings.Contains(rsOutput(j.proc), "Join Error:") {
+			c.t.Errorf("a joiner with --worker-count 0 exited %d, want 1 with a \"Join Error:\" line; output:\n%s", code, rsTail(j.proc, 30))
+		}
+		c.waitMembers("after the --worker-count 0 join", rsJoinTimeout)
+	})
+	c.rsSubtest("MismatchedWorkerCount", func() {
+		a := c.startJoiner("worker8", c.joinArgs("worker8", c.control, 2, freePort(c.t)))
+		b := c.startJoiner("worker9", c.joinArgs("worker9", c.control, 3, freePort(c.t)))
+		// Whichever arrives second disagrees with the first: it gets the
+		// join error. The other may get one too, or wait for a partner.
+		deadline := time.Now().Add(rsJoinTimeout)
+		var refused *clusterWorker
+		for refused == nil {
+			for _, j := range []*clusterWorker{a, b} {
+				if gone, _ := rsExited(j); gone {
+					refused = j
+					break
+				}
+			}
+			if refused == nil && time.Now().After(deadline) {
+				c.t.Fatalf("joiners with --worker-count 2 and 3 to the same worker: neither was refused within %v; outputs:\n%s\n%s", rsJoinTimeout, rsTail(a.proc, 15), rsTail(b.proc, 15))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for _, j := range []*clusterWorker{a, b} {
+			gone, _ := rsExited(j)
+			if j != refused && !gone {
+				continue
+			}
+			if code := rsWaitExit(j.proc, time.Second); code != 1 || !strings.Contains(rsOutput(j.proc), "Join Error:") {
+				c.t.Errorf("joiner %s (mismatched --worker-count) exited %d, want 1 with a \"Join Error:\" line; output:\n%s", j.name, code, rsTail(j.proc, 30))
+			}
+		}
+		a.kill()
+		b.kill()
+		c.waitMembers("after the mismatched joins", rsJoinTimeout)
+	})
+	c.waitProgress("after the refused joins", 200)
+	c.finish(nil)
+}
+
+// A joined worker killed with SIGKILL and started again with its original
+// command line (with --join) comes back as the same member (restart
+// without resilience, spec 3.9), not as a second join: the cluster still
+// has 3 workers, the stream goes on. Its keys restart empty, as in 0.6,
+// so only the other keys are validated exactly once; its keys must still
+// reach their final values.
+func TestRescaleJoinedWorkerRestart(t *testing.T) {
+	c := rsStart(t, 2, 0)
+	c.waitProgress("before the grow", 300)
+	joined := c.grow(1, c.members[0])[0]
+	c.waitProgress("after the grow", 300)
+	own := c.mustSnapshot("before the restart")
+	victimKeys := own.keysOf(joined.name)
+	if len(victimKeys) == 0 {
+		t.Fatalf("the joined worker %s owns no key: %v", joined.name, own.perWorker())
+	}
+	joined.proc.cmd.Process.Signal(syscall.SIGKILL)
+	if code := rsWaitExit(joined.proc, 30*time.Second); code == -1 {
+		t.Fatalf("%s did not die on SIGKILL", joined.name)
+	}
+	back := &clusterWorker{proc: start(t, joined.dir, "machida3", joined.args...), name: joined.name,
+		external: joined.external, dir: joined.dir, args: joined.args}
+	for i, w := range c.members {
+		if w == joined {
+			c.members[i] = back
+		}
+	}
+	back.waitOutput("Restarting a listener at", 60*time.Second)
+	c.waitMembers("after restarting "+joined.name, rsJoinTimeout)
+	c.waitProgress("after restarting "+joined.name, 300)
+	partial := map[string]bool{}
+	for _, k := range victimKeys {
+		partial[k] = true
+	}
+	t.Logf("%s owned %d keys before the restart; they are checked for their final value only", joined.name, len(victimKeys))
+	c.finish(partial)
+}
+
+var _ = os.Getenv
