@@ -383,8 +383,8 @@ func rsStartSender(t *testing.T, addr string, keys int) *rsSender {
 	s := &rsSender{t: t, addr: addr, keys: rsKeys(keys), sent: make([]uint64, keys)}
 	s.conn = dial(t, addr)
 	t.Cleanup(func() {
+		s.conn.Close() // first: unblocks a write the cluster holds up
 		s.halt()
-		s.conn.Close()
 	})
 	s.resume()
 	return s
@@ -433,19 +433,19 @@ func (s *rsSender) loop(stop, done chan struct{}) {
 			return
 		case <-tick.C:
 		}
-		s.mu.Lock()
-		err := s.write(10)
-		if err != nil {
+		// Only this goroutine touches sent, cursor and conn while it
+		// runs (pause halts it first), so the write, which may block
+		// while the cluster pushes back, holds no lock.
+		if err := s.write(10); err != nil {
+			s.mu.Lock()
 			s.err = fmt.Errorf("sender: writing to the source %s after %d messages: %w", s.addr, s.total(), err)
-		}
-		s.mu.Unlock()
-		if err != nil {
+			s.mu.Unlock()
 			return
 		}
 	}
 }
 
-// total is the number of messages sent (s.mu held).
+// total is the number of messages sent (by the goroutine that sends).
 func (s *rsSender) total() uint64 {
 	var n uint64
 	for _, v := range s.sent {
@@ -473,14 +473,18 @@ func (s *rsSender) pause(t *testing.T) map[string]uint64 {
 	t.Helper()
 	s.halt()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err == nil && s.cursor != 0 {
-		if err := s.write(len(s.keys) - s.cursor); err != nil {
-			s.err = fmt.Errorf("sender: catching up: %w", err)
+	err := s.err
+	s.mu.Unlock()
+	if err == nil && s.cursor != 0 {
+		if werr := s.write(len(s.keys) - s.cursor); werr != nil {
+			err = fmt.Errorf("sender: catching up: %w", werr)
+			s.mu.Lock()
+			s.err = err
+			s.mu.Unlock()
 		}
 	}
-	if s.err != nil {
-		t.Fatal(s.err)
+	if err != nil {
+		t.Fatal(err)
 	}
 	final := map[string]uint64{}
 	for i, k := range s.keys {
@@ -1059,28 +1063,6 @@ func rsInitialSize(ops ...rsOp) int {
 	}
 }
 
-// rsRunOps forms the smallest cluster for ops, runs them one after the
-// other under the steady sender (checking each and that the stream goes
-// on after it), then validates the output exactly once.
-func rsRunOps(t *testing.T, ops ...rsOp) {
-	n := rsInitialSize(ops...)
-	c := rsStart(t, n, 0)
-	c.waitProgress("before the first operation", 300)
-	for i, op := range ops {
-		t.Logf("operation %d: %s on a cluster of %d (%v)", i+1, op.name, len(c.members), c.names())
-		op.run(c)
-		if want := n; len(c.members) != want+rsDeltaUpTo(ops, i) {
-			t.Fatalf("after %s: %d members, want %d", op.name, len(c.members), want+rsDeltaUpTo(ops, i))
-		}
-		c.waitProgress("after "+op.name, 300)
-	}
-	c.finish(nil)
-}
-
-func rsDeltaUpTo(ops []rsOp, i int) int {
-	d := 0
-	for _, op := range ops[:i+1] {
-		d += op.delta
-	}
-	return d
-}
+// rsRunOps runs ops from the smallest cluster that never drops below
+// one worker through them (rsRunOpsFrom, rescale_test.go).
+func rsRunOps(t *testing.T, ops ...rsOp) { rsRunOpsFrom(t, rsInitialSize(ops...), ops...) }
