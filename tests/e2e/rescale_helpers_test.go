@@ -931,12 +931,27 @@ func (c *rsCluster) shrink(via *clusterWorker, leaving []string, args ...string)
 	}
 	// Leaving workers hand over their keys and exit 0; the others stay.
 	deadline := time.Now().Add(rsLeaveTimeout)
-	for _, w := range leavers {
-		select {
-		case <-w.done:
-		case <-time.After(time.Until(deadline)):
-			c.t.Fatalf("%s: leaving worker %s still runs %v after the shrink reply; its output ends:\n%s", what, w.name, rsLeaveTimeout, rsTail(w.proc, 30))
+	for {
+		for _, w := range staying {
+			if gone, how := rsExited(w); gone {
+				c.t.Fatalf("%s: %s, which was to stay, is gone (the leavers should be %v): %s", what, w.name, leaving, how)
+			}
 		}
+		running := ""
+		for _, w := range leavers {
+			if gone, _ := rsExited(w); !gone {
+				running = w.name
+			}
+		}
+		if running == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: leaving worker %s still runs %v after the shrink reply; its output ends:\n%s", what, running, rsLeaveTimeout, rsTail(c.member(running).proc, 30))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, w := range leavers {
 		if w.err != nil {
 			c.t.Fatalf("%s: leaving worker %s exited with %v, want 0; its output ends:\n%s", what, w.name, w.err, rsTail(w.proc, 30))
 		}

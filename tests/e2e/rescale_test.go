@@ -156,21 +156,21 @@ func TestRescaleShrinkReplies(t *testing.T) {
 	_ = ok
 }
 
-// rsWaitExit waits for p to exit and returns its exit code, or -1 if it
-// is still running after timeout.
-func rsWaitExit(p *proc, timeout time.Duration) int {
+// rsWaitExit waits for p to exit and returns its exit code (-1 when a
+// signal ended it), or exited false if it still runs after timeout.
+func rsWaitExit(p *proc, timeout time.Duration) (code int, exited bool) {
 	select {
 	case <-p.done:
 	case <-time.After(timeout):
-		return -1
+		return 0, false
 	}
 	if p.err == nil {
-		return 0
+		return 0, true
 	}
 	if ee, ok := p.err.(interface{ ExitCode() int }); ok {
-		return ee.ExitCode()
+		return ee.ExitCode(), true
 	}
-	return -2
+	return -2, true
 }
 
 func rsOutput(p *proc) string { return p.stdout.String() + p.stderr.String() }
@@ -196,8 +196,8 @@ func TestRescaleJoinErrors(t *testing.T) {
 		// turn this into a restart of worker1 (spec 3.9).
 		args := rsWithArg(c.joinArgs("worker1", c.control, 1, freePort(c.t)), "--resilience-dir", c.t.TempDir())
 		j := c.startJoiner("worker1", args)
-		code := rsWaitExit(j.proc, rsJoinTimeout)
-		if code == -1 {
+		code, exited := rsWaitExit(j.proc, rsJoinTimeout)
+		if !exited {
 			c.t.Fatalf("a joiner named worker1, already a member, still runs after %v: it must be refused; output:\n%s", rsJoinTimeout, rsTail(j.proc, 30))
 		}
 		if code == 0 {
@@ -208,7 +208,7 @@ func TestRescaleJoinErrors(t *testing.T) {
 	})
 	c.rsSubtest("WorkerCountZero", func() {
 		j := c.startJoiner("worker7", c.joinArgs("worker7", c.control, 0, freePort(c.t)))
-		code := rsWaitExit(j.proc, rsJoinTimeout)
+		code, _ := rsWaitExit(j.proc, rsJoinTimeout)
 		if code != 1 || !strings.Contains(rsOutput(j.proc), "Join Error:") {
 			c.t.Errorf("a joiner with --worker-count 0 exited %d, want 1 with a \"Join Error:\" line; output:\n%s", code, rsTail(j.proc, 30))
 		}
@@ -238,7 +238,7 @@ func TestRescaleJoinErrors(t *testing.T) {
 			if j != refused && !gone {
 				continue
 			}
-			if code := rsWaitExit(j.proc, time.Second); code != 1 || !strings.Contains(rsOutput(j.proc), "Join Error:") {
+			if code, _ := rsWaitExit(j.proc, time.Second); code != 1 || !strings.Contains(rsOutput(j.proc), "Join Error:") {
 				c.t.Errorf("joiner %s (mismatched --worker-count) exited %d, want 1 with a \"Join Error:\" line; output:\n%s", j.name, code, rsTail(j.proc, 30))
 			}
 		}
@@ -248,6 +248,39 @@ func TestRescaleJoinErrors(t *testing.T) {
 	})
 	c.waitProgress("after the refused joins", 200)
 	c.finish(nil)
+}
+
+// restartMember kills w with SIGKILL and starts it again with its
+// original command line; it must come back as the same member (the
+// members report the same cluster, spec 3.9) and the stream must go on.
+// It returns the keys w owned, whose state restarts empty.
+func (c *rsCluster) restartMember(w *clusterWorker) map[string]bool {
+	c.t.Helper()
+	own := c.mustSnapshot("before restarting " + w.name)
+	keys := own.keysOf(w.name)
+	if len(keys) == 0 {
+		c.t.Fatalf("%s owns no key: %v", w.name, own.perWorker())
+	}
+	w.proc.cmd.Process.Signal(syscall.SIGKILL)
+	if _, exited := rsWaitExit(w.proc, 30*time.Second); !exited {
+		c.t.Fatalf("%s did not die on SIGKILL", w.name)
+	}
+	back := &clusterWorker{proc: start(c.t, w.dir, "machida3", w.args...), name: w.name,
+		external: w.external, dir: w.dir, args: w.args}
+	for i, m := range c.members {
+		if m == w {
+			c.members[i] = back
+		}
+	}
+	back.waitOutput("Restarting a listener at", 60*time.Second)
+	c.waitMembers("after restarting "+w.name, rsJoinTimeout)
+	c.waitProgress("after restarting "+w.name, 300)
+	partial := map[string]bool{}
+	for _, k := range keys {
+		partial[k] = true
+	}
+	c.t.Logf("%s owned %d keys before the restart; they are checked for their final value only", w.name, len(keys))
+	return partial
 }
 
 // A joined worker killed with SIGKILL and started again with its original
@@ -261,29 +294,14 @@ func TestRescaleJoinedWorkerRestart(t *testing.T) {
 	c.waitProgress("before the grow", 300)
 	joined := c.grow(1, c.members[0])[0]
 	c.waitProgress("after the grow", 300)
-	own := c.mustSnapshot("before the restart")
-	victimKeys := own.keysOf(joined.name)
-	if len(victimKeys) == 0 {
-		t.Fatalf("the joined worker %s owns no key: %v", joined.name, own.perWorker())
-	}
-	joined.proc.cmd.Process.Signal(syscall.SIGKILL)
-	if code := rsWaitExit(joined.proc, 30*time.Second); code == -1 {
-		t.Fatalf("%s did not die on SIGKILL", joined.name)
-	}
-	back := &clusterWorker{proc: start(t, joined.dir, "machida3", joined.args...), name: joined.name,
-		external: joined.external, dir: joined.dir, args: joined.args}
-	for i, w := range c.members {
-		if w == joined {
-			c.members[i] = back
-		}
-	}
-	back.waitOutput("Restarting a listener at", 60*time.Second)
-	c.waitMembers("after restarting "+joined.name, rsJoinTimeout)
-	c.waitProgress("after restarting "+joined.name, 300)
-	partial := map[string]bool{}
-	for _, k := range victimKeys {
-		partial[k] = true
-	}
-	t.Logf("%s owned %d keys before the restart; they are checked for their final value only", joined.name, len(victimKeys))
-	c.finish(partial)
+	c.finish(c.restartMember(joined))
+}
+
+// The same restart of a worker that was there when the cluster formed:
+// the restart path of the test above, with no join (passes without
+// grow/shrink support).
+func TestRescaleBaselineRestart(t *testing.T) {
+	c := rsStart(t, 3, 0)
+	c.waitProgress("before the restart", 300)
+	c.finish(c.restartMember(c.members[2]))
 }
