@@ -305,3 +305,53 @@ func TestRescaleBaselineRestart(t *testing.T) {
 	c.waitProgress("before the restart", 300)
 	c.finish(c.restartMember(c.members[2]))
 }
+
+// rsWaitLog waits until w's output contains text, failing at once if w or
+// one of watch exits first.
+func (c *rsCluster) rsWaitLog(w *clusterWorker, text string, timeout time.Duration, watch ...*clusterWorker) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(rsOutput(w.proc), text) {
+		for _, p := range append([]*clusterWorker{w}, watch...) {
+			if gone, how := rsExited(p); gone {
+				c.t.Fatalf("waiting for %q in %s's output: %s", text, w.name, how)
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s did not log %q within %v; its output ends:\n%s", w.name, text, timeout, rsTail(w.proc, 20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Only one rescale at a time (issue; spec 3.4 "only one autoscale event
+// at a time"): while a join of 2 waits for its second joiner (the
+// contacted worker logs "AUTOSCALE: Waiting for 2 joining workers", spec
+// 3.4 step 1), shrink requests are refused with a type 6 reply that is
+// not "Shrinking by ...", nobody leaves and nothing crashes; the second
+// joiner then completes the grow normally and the output is exactly once.
+func TestRescaleOneAtATime(t *testing.T) {
+	c := rsStart(t, 3, 0)
+	c.waitProgress("before the join", 300)
+	pre := c.mustSnapshot("before the join")
+	a := c.startJoiner("worker3", c.joinArgs("worker3", c.control, 2, freePort(t)))
+	c.rsWaitLog(c.members[0], "Waiting for 2 joining workers", rsJoinTimeout, a)
+	for _, args := range [][]string{{"--workers", "worker2"}, {"--count", "1"}} {
+		reply := c.shrinkReply(c.members[1], args...)
+		if !strings.HasPrefix(reply, "Cluster shrink response: ") || strings.Contains(reply, "Shrinking by") {
+			t.Fatalf("cluster_shrinker %s during a pending join printed %q, want a refusal (a type 6 reply other than \"Shrinking by ...\")", strings.Join(args, " "), reply)
+		}
+		t.Logf("cluster_shrinker %s during the join: %q", strings.Join(args, " "), strings.TrimSpace(reply))
+	}
+	c.checkAlive()
+	if gone, how := rsExited(a); gone {
+		t.Fatalf("the first joiner gave up: %s", how)
+	}
+	b := c.startJoiner("worker4", c.joinArgs("worker4", c.control, 2, freePort(t)))
+	c.next = 5
+	c.members = append(c.members, a, b)
+	c.waitMembers("the join of 2 after the refused shrinks", rsJoinTimeout)
+	c.confirmMigration("grow by 2", pre, nil)
+	c.waitProgress("after the grow", 300)
+	c.finish(nil)
+}
