@@ -1,0 +1,357 @@
+package e2e
+
+// Live grow and shrink of a running cluster (runtime spec 3.4 join, 3.5
+// shrink, 3.6 migration, 6.5 cluster_shrinker, 7.4 autoscale suite),
+// black box: the multi_partition_detector app (testdata) under a steady
+// keyed sender, joiners started with --join, shrinks requested with
+// cluster_shrinker, the migration invariants checked with
+// state-entity-query on every worker, the membership with
+// cluster-status-query, and the sink output validated exactly once (no
+// gap, no duplicate per key, the state carried along with its key).
+//
+// The helpers are in rescale_helpers_test.go. The full matrix of pairs of
+// operations runs with E2E_FULL=1 (make e2e-full).
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// rsSubtest runs f as a subtest of c's test, with c reporting to the
+// subtest meanwhile.
+func (c *rsCluster) rsSubtest(name string, f func()) bool {
+	parent := c.t
+	return parent.Run(name, func(st *testing.T) {
+		c.t = st
+		defer func() { c.t = parent }()
+		f()
+	})
+}
+
+// rsRunOpsFrom is rsRunOps from a cluster of n workers.
+func rsRunOpsFrom(t *testing.T, n int, ops ...rsOp) {
+	c := rsStart(t, n, 0)
+	c.waitProgress("before the first operation", 300)
+	for _, op := range ops {
+		t.Logf("%s on a cluster of %d (%v)", op.name, len(c.members), c.names())
+		before := len(c.members)
+		op.run(c)
+		if len(c.members) != before+op.delta {
+			t.Fatalf("after %s: %d members, want %d", op.name, len(c.members), before+op.delta)
+		}
+		c.waitProgress("after "+op.name, 300)
+	}
+	c.finish(nil)
+}
+
+// The app, the steady sender and the validator on a formed 3-worker
+// cluster with no rescale: the output is exactly once, every key is
+// owned by exactly one worker. (Passes without grow/shrink support.)
+func TestRescaleBaselineNoOp(t *testing.T) {
+	c := rsStart(t, 3, 0)
+	c.waitProgress("steady state", 1500)
+	own := c.mustSnapshot("steady state")
+	if len(own.perWorker()) < 2 {
+		t.Errorf("the %d keys are all on one worker: %v", c.keys, own.perWorker())
+	}
+	c.waitMembers("steady state", rsJoinTimeout)
+	c.finish(nil)
+}
+
+// One joiner (--join <control of worker1> --worker-count 1) into a
+// cluster of 2 under the steady sender.
+func TestRescaleGrowBy1(t *testing.T) { rsRunOpsFrom(t, 2, rsGrow1) }
+
+// Four joiners at once (--join <initializer control> --worker-count 4)
+// into a cluster of 2.
+func TestRescaleGrowBy4(t *testing.T) { rsRunOpsFrom(t, 2, rsGrow4) }
+
+// cluster_shrinker --workers worker1 (sent to the initializer, the only
+// other member) on a cluster of 2.
+func TestRescaleShrinkBy1(t *testing.T) { rsRunOpsFrom(t, 2, rsShrink1) }
+
+// cluster_shrinker --count 4 on a cluster of 5: worker1..worker4 leave.
+func TestRescaleShrinkBy4(t *testing.T) { rsRunOpsFrom(t, 5, rsShrink4) }
+
+// Pairs of operations one after the other (the 0.6 autoscale suite:
+// every ordered pair of {Grow1, Grow4, Shrink1, Shrink4}, from the
+// smallest cluster that never drops below one worker). By default a few
+// representative pairs; all 16 with E2E_FULL=1.
+func TestRescalePairs(t *testing.T) {
+	all := []rsOp{rsGrow1, rsGrow4, rsShrink1, rsShrink4}
+	var pairs [][2]rsOp
+	if e2eFull() {
+		for _, a := range all {
+			for _, b := range all {
+				pairs = append(pairs, [2]rsOp{a, b})
+			}
+		}
+	} else {
+		pairs = [][2]rsOp{{rsGrow1, rsShrink1}, {rsShrink1, rsGrow4}, {rsGrow4, rsShrink4}}
+	}
+	for _, p := range pairs {
+		t.Run(fmt.Sprintf("%s_then_%s_from_%d", p[0].name, p[1].name, rsInitialSize(p[0], p[1])), func(t *testing.T) {
+			rsRunOps(t, p[0], p[1])
+		})
+	}
+}
+
+// The replies of spec 3.5 / 6.5 through cluster_shrinker (all type 6,
+// which cluster_shrinker prints as "Cluster shrink response: ..."): the
+// query lists every worker but the initializer, in cluster order, from
+// any worker; invalid names change nothing; a count of 0 is refused; a
+// shrink by name and one by count succeed, the leavers exit 0.
+func TestRescaleShrinkReplies(t *testing.T) {
+	c := rsStart(t, 3, 0)
+	ini, w2 := c.members[0], c.members[2]
+	ok := c.rsSubtest("Query", func() {
+		want := "Eligible for shrink: Node count: 2, Nodes: |worker1,worker2,|\n"
+		for _, w := range []*clusterWorker{ini, w2} {
+			if got := c.shrinkReply(w, "--query"); got != want {
+				c.t.Errorf("cluster_shrinker --query via %s printed %q, want %q", w.name, got, want)
+			}
+		}
+	})
+	ok = c.rsSubtest("InvalidTargets", func() {
+		for _, names := range []string{"initializer", "nosuch", "worker1,nosuch", "worker1,initializer"} {
+			// Sent to workers the request does not name (a request
+			// naming its own coordinator is not a case of the spec).
+			for _, w := range []*clusterWorker{ini, w2} {
+				if got := c.shrinkReply(w, "--workers", names); got != "Cluster shrink response: Invalid shrink targets!\n" {
+					c.t.Errorf("cluster_shrinker --workers %s via %s printed %q, want \"Cluster shrink response: Invalid shrink targets!\"", names, w.name, got)
+				}
+			}
+		}
+		c.waitMembers("after the invalid shrink requests", rsJoinTimeout)
+		c.waitProgress("after the invalid shrink requests", 100)
+	}) && ok
+	ok = c.rsSubtest("CountZero", func() {
+		if got := c.shrinkReply(ini, "--count", "0"); got != "Cluster shrink response: Cannot shrink 0 workers!\n" {
+			c.t.Errorf("cluster_shrinker --count 0 printed %q, want \"Cluster shrink response: Cannot shrink 0 workers!\"", got)
+		}
+		c.waitMembers("after --count 0", rsJoinTimeout)
+	}) && ok
+	if !c.rsSubtest("ShrinkByName", func() {
+		// Sent to worker1, which stays: any non-leaving worker coordinates.
+		c.shrinkNames([]string{"worker2"})
+	}) {
+		return
+	}
+	if !c.rsSubtest("ShrinkByCount", func() {
+		c.shrinkCount(1) // worker1, the only eligible one
+	}) {
+		return
+	}
+	c.rsSubtest("QueryAfter", func() {
+		if got := c.shrinkReply(ini, "--query"); got != "Eligible for shrink: Node count: 0, Nodes: ||\n" {
+			c.t.Errorf("cluster_shrinker --query on the lone initializer printed %q", got)
+		}
+	})
+	c.waitProgress("at the end", 100)
+	c.finish(nil)
+	_ = ok
+}
+
+// rsWaitExit waits for p to exit and returns its exit code (-1 when a
+// signal ended it), or exited false if it still runs after timeout.
+func rsWaitExit(p *proc, timeout time.Duration) (code int, exited bool) {
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		return 0, false
+	}
+	if p.err == nil {
+		return 0, true
+	}
+	if ee, ok := p.err.(interface{ ExitCode() int }); ok {
+		return ee.ExitCode(), true
+	}
+	return -2, true
+}
+
+func rsOutput(p *proc) string { return p.stdout.String() + p.stderr.String() }
+
+// rsWithArg returns args with the value of flag replaced.
+func rsWithArg(args []string, flag, value string) []string {
+	out := slices.Clone(args)
+	for i := 0; i+1 < len(out); i++ {
+		if out[i] == flag {
+			out[i+1] = value
+		}
+	}
+	return out
+}
+
+// Refused joins (spec 3.4): a name already in the cluster; --worker-count
+// below 1; joiners that do not agree on --worker-count ("Join Error: ...",
+// exit 1). None of them disturbs the cluster, which goes on exactly once.
+func TestRescaleJoinErrors(t *testing.T) {
+	c := rsStart(t, 2, 0)
+	c.rsSubtest("DuplicateName", func() {
+		// Its own resilience directory: worker1's recovery files must not
+		// turn this into a restart of worker1 (spec 3.9).
+		args := rsWithArg(c.joinArgs("worker1", c.control, 1, freePort(c.t)), "--resilience-dir", c.t.TempDir())
+		j := c.startJoiner("worker1", args)
+		code, exited := rsWaitExit(j.proc, rsJoinTimeout)
+		if !exited {
+			c.t.Fatalf("a joiner named worker1, already a member, still runs after %v: it must be refused; output:\n%s", rsJoinTimeout, rsTail(j.proc, 30))
+		}
+		if code == 0 {
+			c.t.Errorf("a joiner named worker1, already a member, exited 0, want a failure; output:\n%s", rsTail(j.proc, 30))
+		}
+		c.t.Logf("duplicate-name joiner exited %d: %s", code, strings.TrimSpace(rsTail(j.proc, 3)))
+		c.waitMembers("after the duplicate-name join", rsJoinTimeout)
+	})
+	c.rsSubtest("WorkerCountZero", func() {
+		j := c.startJoiner("worker7", c.joinArgs("worker7", c.control, 0, freePort(c.t)))
+		code, _ := rsWaitExit(j.proc, rsJoinTimeout)
+		if code != 1 || !strings.Contains(rsOutput(j.proc), "Join Error:") {
+			c.t.Errorf("a joiner with --worker-count 0 exited %d, want 1 with a \"Join Error:\" line; output:\n%s", code, rsTail(j.proc, 30))
+		}
+		c.waitMembers("after the --worker-count 0 join", rsJoinTimeout)
+	})
+	c.rsSubtest("MismatchedWorkerCount", func() {
+		a := c.startJoiner("worker8", c.joinArgs("worker8", c.control, 2, freePort(c.t)))
+		b := c.startJoiner("worker9", c.joinArgs("worker9", c.control, 3, freePort(c.t)))
+		// Whichever arrives second disagrees with the first: it gets the
+		// join error. The other may get one too, or wait for a partner.
+		deadline := time.Now().Add(rsJoinTimeout)
+		var refused *clusterWorker
+		for refused == nil {
+			for _, j := range []*clusterWorker{a, b} {
+				if gone, _ := rsExited(j); gone {
+					refused = j
+					break
+				}
+			}
+			if refused == nil && time.Now().After(deadline) {
+				c.t.Fatalf("joiners with --worker-count 2 and 3 to the same worker: neither was refused within %v; outputs:\n%s\n%s", rsJoinTimeout, rsTail(a.proc, 15), rsTail(b.proc, 15))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for _, j := range []*clusterWorker{a, b} {
+			gone, _ := rsExited(j)
+			if j != refused && !gone {
+				continue
+			}
+			if code, _ := rsWaitExit(j.proc, time.Second); code != 1 || !strings.Contains(rsOutput(j.proc), "Join Error:") {
+				c.t.Errorf("joiner %s (mismatched --worker-count) exited %d, want 1 with a \"Join Error:\" line; output:\n%s", j.name, code, rsTail(j.proc, 30))
+			}
+		}
+		a.kill()
+		b.kill()
+		c.waitMembers("after the mismatched joins", rsJoinTimeout)
+	})
+	c.waitProgress("after the refused joins", 200)
+	c.finish(nil)
+}
+
+// restartMember kills w with SIGKILL and starts it again with its
+// original command line; it must come back as the same member (the
+// members report the same cluster, spec 3.9) and the stream must go on.
+// It returns the keys w owned, whose state restarts empty.
+func (c *rsCluster) restartMember(w *clusterWorker) map[string]bool {
+	c.t.Helper()
+	own := c.mustSnapshot("before restarting " + w.name)
+	keys := own.keysOf(w.name)
+	if len(keys) == 0 {
+		c.t.Fatalf("%s owns no key: %v", w.name, own.perWorker())
+	}
+	w.proc.cmd.Process.Signal(syscall.SIGKILL)
+	if _, exited := rsWaitExit(w.proc, 30*time.Second); !exited {
+		c.t.Fatalf("%s did not die on SIGKILL", w.name)
+	}
+	back := &clusterWorker{proc: start(c.t, w.dir, "machida3", w.args...), name: w.name,
+		external: w.external, dir: w.dir, args: w.args}
+	for i, m := range c.members {
+		if m == w {
+			c.members[i] = back
+		}
+	}
+	back.waitOutput("Restarting a listener at", 60*time.Second)
+	c.waitMembers("after restarting "+w.name, rsJoinTimeout)
+	c.waitProgress("after restarting "+w.name, 300)
+	partial := map[string]bool{}
+	for _, k := range keys {
+		partial[k] = true
+	}
+	c.t.Logf("%s owned %d keys before the restart; they are checked for their final value only", w.name, len(keys))
+	return partial
+}
+
+// A joined worker killed with SIGKILL and started again with its original
+// command line (with --join) comes back as the same member (restart
+// without resilience, spec 3.9), not as a second join: the cluster still
+// has 3 workers, the stream goes on. Its keys restart empty, as in 0.6,
+// so only the other keys are validated exactly once; its keys must still
+// reach their final values.
+func TestRescaleJoinedWorkerRestart(t *testing.T) {
+	c := rsStart(t, 2, 0)
+	c.waitProgress("before the grow", 300)
+	joined := c.grow(1, c.members[0])[0]
+	c.waitProgress("after the grow", 300)
+	c.finish(c.restartMember(joined))
+}
+
+// The same restart of a worker that was there when the cluster formed:
+// the restart path of the test above, with no join (passes without
+// grow/shrink support).
+func TestRescaleBaselineRestart(t *testing.T) {
+	c := rsStart(t, 3, 0)
+	c.waitProgress("before the restart", 300)
+	c.finish(c.restartMember(c.members[2]))
+}
+
+// rsWaitLog waits until w's output contains text, failing at once if w or
+// one of watch exits first.
+func (c *rsCluster) rsWaitLog(w *clusterWorker, text string, timeout time.Duration, watch ...*clusterWorker) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(rsOutput(w.proc), text) {
+		for _, p := range append([]*clusterWorker{w}, watch...) {
+			if gone, how := rsExited(p); gone {
+				c.t.Fatalf("waiting for %q in %s's output: %s", text, w.name, how)
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s did not log %q within %v; its output ends:\n%s", w.name, text, timeout, rsTail(w.proc, 20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Only one rescale at a time (issue; spec 3.4 "only one autoscale event
+// at a time"): while a join of 2 waits for its second joiner (the
+// contacted worker logs "AUTOSCALE: Waiting for 2 joining workers", spec
+// 3.4 step 1), shrink requests are refused with a type 6 reply that is
+// not "Shrinking by ...", nobody leaves and nothing crashes; the second
+// joiner then completes the grow normally and the output is exactly once.
+func TestRescaleOneAtATime(t *testing.T) {
+	c := rsStart(t, 3, 0)
+	c.waitProgress("before the join", 300)
+	pre := c.mustSnapshot("before the join")
+	a := c.startJoiner("worker3", c.joinArgs("worker3", c.control, 2, freePort(t)))
+	c.rsWaitLog(c.members[0], "Waiting for 2 joining workers", rsJoinTimeout, a)
+	for _, args := range [][]string{{"--workers", "worker2"}, {"--count", "1"}} {
+		reply := c.shrinkReply(c.members[1], args...)
+		if !strings.HasPrefix(reply, "Cluster shrink response: ") || strings.Contains(reply, "Shrinking by") {
+			t.Fatalf("cluster_shrinker %s during a pending join printed %q, want a refusal (a type 6 reply other than \"Shrinking by ...\")", strings.Join(args, " "), reply)
+		}
+		t.Logf("cluster_shrinker %s during the join: %q", strings.Join(args, " "), strings.TrimSpace(reply))
+	}
+	c.checkAlive()
+	if gone, how := rsExited(a); gone {
+		t.Fatalf("the first joiner gave up: %s", how)
+	}
+	b := c.startJoiner("worker4", c.joinArgs("worker4", c.control, 2, freePort(t)))
+	c.next = 5
+	c.members = append(c.members, a, b)
+	c.waitMembers("the join of 2 after the refused shrinks", rsJoinTimeout)
+	c.confirmMigration("grow by 2", pre, nil)
+	c.waitProgress("after the grow", 300)
+	c.finish(nil)
+}
