@@ -102,8 +102,9 @@ func TestValidate(t *testing.T) {
 // Workers started as members of a cluster the way Wallaroo's harness and
 // book start workers 2..N (runtime spec 1.4, 7.1) are accepted and are
 // cluster members; one without a name of its own, or named like the
-// initializer, is refused; a one-worker initializer and a plain start are
-// not cluster members.
+// initializer, is refused. A one-worker initializer with a control address
+// is a member too (of a cluster of one, which workers may join); a plain
+// start is not.
 func TestValidate_ClusterMembers(t *testing.T) {
 	harnessWorker := []string{"/bin/machida3", "--application-module", "app",
 		"--in", "127.0.0.1:20000", "--out", "127.0.0.1:20001", "--metrics", "127.0.0.1:20002",
@@ -116,6 +117,15 @@ func TestValidate_ClusterMembers(t *testing.T) {
 			"--my-data", "127.0.0.1:6504", "--name", "Worker2"},
 		"short and inline forms": {"m", "-n", "w2", "-c=127.0.0.1:6500"},
 		"initializer of three":   {"m", "-t", "-w", "3", "-c", "127.0.0.1:6500", "-d", "127.0.0.1:6501"},
+		"harness initializer of one worker": {"/bin/machida3", "--application-module", "app",
+			"--in", "127.0.0.1:20000", "--out", "127.0.0.1:20001", "--metrics", "127.0.0.1:20002",
+			"--resilience-dir", "/tmp/res-data.x", "--name", "initializer", "--worker-count", "1",
+			"--data", "127.0.0.1:20004", "--external", "127.0.0.1:20005", "--cluster-initializer",
+			"--control", "127.0.0.1:20003", "--ponythreads=1", "--ponypinasio", "--ponynoblock"},
+		"book single worker": {"m", "--out", "127.0.0.1:7002", "--metrics", "127.0.0.1:5001",
+			"--control", "127.0.0.1:6000", "--data", "127.0.0.1:6001", "--cluster-initializer", "--ponythreads", "1"},
+		"joiner":        {"m", "--join", "127.0.0.1:6500", "--name", "w3", "--my-control", "127.0.0.1:6503", "--my-data", "127.0.0.1:6504"},
+		"joiner of two": {"m", "-j", "127.0.0.1:6500", "-n", "w3", "-w", "2"},
 	}
 	for name, argv := range members {
 		o, err := ParseArgs(argv)
@@ -133,9 +143,10 @@ func TestValidate_ClusterMembers(t *testing.T) {
 		argv []string
 		want string
 	}{
-		"no name":           {[]string{"m", "--control", "127.0.0.1:6500"}, "needs --name"},
-		"named initializer": {[]string{"m", "--control", "127.0.0.1:6500", "--name", "initializer"}, "that name is the cluster initializer's"},
-		"joiner (not yet)":  {[]string{"m", "--join", "127.0.0.1:6500", "--name", "w3"}, "joining a running cluster is not supported yet"},
+		"no name":                  {[]string{"m", "--control", "127.0.0.1:6500"}, "needs --name"},
+		"named initializer":        {[]string{"m", "--control", "127.0.0.1:6500", "--name", "initializer"}, "that name is the cluster initializer's"},
+		"joiner without a name":    {[]string{"m", "--join", "127.0.0.1:6500"}, "a joining worker needs --name"},
+		"joiner named initializer": {[]string{"m", "--join", "127.0.0.1:6500", "--name", "initializer"}, "that name is the cluster initializer's"},
 	}
 	for name, c := range refused {
 		o, err := ParseArgs(c.argv)
@@ -148,13 +159,6 @@ func TestValidate_ClusterMembers(t *testing.T) {
 	}
 
 	accepted := map[string][]string{
-		"harness initializer of one worker": {"/bin/machida3", "--application-module", "app",
-			"--in", "127.0.0.1:20000", "--out", "127.0.0.1:20001", "--metrics", "127.0.0.1:20002",
-			"--resilience-dir", "/tmp/res-data.x", "--name", "initializer", "--worker-count", "1",
-			"--data", "127.0.0.1:20004", "--external", "127.0.0.1:20005", "--cluster-initializer",
-			"--control", "127.0.0.1:20003", "--ponythreads=1", "--ponypinasio", "--ponynoblock"},
-		"book single worker": {"m", "--out", "127.0.0.1:7002", "--metrics", "127.0.0.1:5001",
-			"--control", "127.0.0.1:6000", "--data", "127.0.0.1:6001", "--cluster-initializer", "--ponythreads", "1"},
 		"neither initializer nor control": {"m", "--in", "127.0.0.1:7010", "--out", "127.0.0.1:7002"},
 		"control 0 (0.6's unset)":         {"m", "--control", "0"},
 	}
@@ -169,14 +173,5 @@ func TestValidate_ClusterMembers(t *testing.T) {
 		if o.inCluster() {
 			t.Errorf("%s: a single worker seen as a cluster member", name)
 		}
-	}
-
-	// A joiner is refused for joining, not as a member.
-	o, err := ParseArgs([]string{"m", "--join", "127.0.0.1:6500", "--control", "127.0.0.1:6500", "--name", "w3"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--join") {
-		t.Errorf("joiner: Validate = %v, want the --join error", err)
 	}
 }
