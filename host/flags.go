@@ -198,6 +198,8 @@ func ParseArgs(argv []string) (*Options, error) {
 // messages are 0.6's, printed after "Error: ".
 func (o *Options) Validate() error {
 	switch {
+	case o.Join != "" && o.Set["worker-count"] && o.WorkerCount < 1:
+		return fmt.Errorf("Join Error: --worker-count must be at least 1 (the number of workers joining together), got %d", o.WorkerCount)
 	case o.Set["worker-count"] && o.WorkerCount < 1:
 		return fmt.Errorf("--worker-count must be at least 1, got %d", o.WorkerCount)
 	case o.Join != "" && o.ClusterInitializer:

@@ -44,6 +44,11 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if err := opts.Validate(); err != nil {
+		if strings.HasPrefix(err.Error(), "Join Error") { // 0.6's form for joiners
+			fmt.Fprintln(stdout, err)
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
 	}

@@ -80,6 +80,7 @@ type rescaleState struct {
 	curID    uint64
 	leaving  bool          // this worker leaves at the end of the current rescale
 	paused   chan struct{} // non-nil while paused; closed at resume
+	pauseSig chan struct{} // closed when a pause begins (replaced at resume)
 	pending  *Rescale      // the Prepare of the rescale under way (workers)
 	importEr error         // the first import that failed in the current rescale
 	// joinFailed reports a joiner's failure before it is a member.
@@ -89,7 +90,8 @@ type rescaleState struct {
 }
 
 func newRescaleState() rescaleState {
-	return rescaleState{acks: make(chan RescaleAck, 64), joinFailed: make(chan error, 1), shrinkReply: make(chan string, 1)}
+	return rescaleState{acks: make(chan RescaleAck, 64), joinFailed: make(chan error, 1), shrinkReply: make(chan string, 1),
+		pauseSig: make(chan struct{})}
 }
 
 func (s *rescaleState) isLeaving() bool {
@@ -131,11 +133,20 @@ func (m *Member) Paused() <-chan struct{} {
 	return m.rs.paused
 }
 
+// PauseBegins returns a channel closed when the next pause begins (the
+// loop's HoldBegins).
+func (m *Member) PauseBegins() <-chan struct{} {
+	m.rs.mu.Lock()
+	defer m.rs.mu.Unlock()
+	return m.rs.pauseSig
+}
+
 func (m *Member) pause() {
 	m.rs.mu.Lock()
 	defer m.rs.mu.Unlock()
 	if m.rs.paused == nil {
 		m.rs.paused = make(chan struct{})
+		close(m.rs.pauseSig)
 	}
 }
 
@@ -145,6 +156,7 @@ func (m *Member) resume() {
 	if m.rs.paused != nil {
 		close(m.rs.paused)
 		m.rs.paused = nil
+		m.rs.pauseSig = make(chan struct{})
 	}
 }
 
@@ -250,7 +262,7 @@ func (m *Member) shrink(ctx context.Context, leaving []string) {
 // ShrinkQuery lists the workers a shrink asked of this worker may
 // remove.
 func (m *Member) ShrinkQuery() []string {
-	return rescale.Eligible(m.Workers(), m.cfg.Name)
+	return rescale.Eligible(m.Workers())
 }
 
 // Shrink handles a shrink request from this worker's external channel
@@ -260,7 +272,7 @@ func (m *Member) Shrink(ctx context.Context, names []string, count int) string {
 	if !m.Started() {
 		return "Cannot shrink: the cluster is not processing yet"
 	}
-	leaving, reply := rescale.Targets(m.Workers(), m.cfg.Name, names, count)
+	leaving, reply := rescale.Targets(m.Workers(), names, count)
 	if len(leaving) == 0 {
 		return reply
 	}
@@ -291,7 +303,7 @@ func (m *Member) Shrink(ctx context.Context, names []string, count int) string {
 // startShrink (initializer) checks a shrink request against the cluster
 // as it is now and starts it.
 func (m *Member) startShrink(ctx context.Context, req ShrinkRequest) string {
-	leaving, reply := rescale.Targets(m.Workers(), req.From, req.Leaving, 0)
+	leaving, reply := rescale.Targets(m.Workers(), req.Leaving, 0)
 	if len(leaving) == 0 {
 		return reply
 	}

@@ -24,25 +24,22 @@ const (
 func ReplyShrinking(n int) string { return fmt.Sprintf("Shrinking by %d workers!", n) }
 
 // Eligible lists the workers a shrink may remove, in cluster order: all
-// but the first (the initializer, which hosts the sources) and the
-// coordinator (the worker asked, which must stay to run the shrink).
-func Eligible(workers []string, coordinator string) []string {
-	var out []string
-	for i, w := range workers {
-		if i == 0 || w == coordinator {
-			continue
-		}
-		out = append(out, w)
+// but the first (the initializer, which hosts the sources and runs every
+// rescale; spec 3.5). The worker asked may leave too: it forwards the
+// request to the initializer.
+func Eligible(workers []string) []string {
+	if len(workers) <= 1 {
+		return nil
 	}
-	return out
+	return slices.Clone(workers[1:])
 }
 
 // Targets picks the leaving workers of a shrink request: by names (each
 // must be eligible, none repeated; anything else and nothing happens) or
 // by count (the first count eligible workers, fewer if there are not
 // enough). It returns the leavers and 0.6's reply.
-func Targets(workers []string, coordinator string, names []string, count int) ([]string, string) {
-	eligible := Eligible(workers, coordinator)
+func Targets(workers []string, names []string, count int) ([]string, string) {
+	eligible := Eligible(workers)
 	if len(names) > 0 {
 		seen := map[string]bool{}
 		for _, n := range names {

@@ -12,7 +12,7 @@ import (
 var five = []string{"initializer", "worker1", "worker2", "worker3", "worker4"}
 
 func TestTargets(t *testing.T) {
-	assert.Equal(t, []string{"worker1", "worker3", "worker4"}, Eligible(five, "worker2"))
+	assert.Equal(t, []string{"worker1", "worker2", "worker3", "worker4"}, Eligible(five))
 	cases := []struct {
 		names []string
 		count int
@@ -21,19 +21,19 @@ func TestTargets(t *testing.T) {
 	}{
 		{[]string{"worker3", "worker1"}, 0, []string{"worker3", "worker1"}, "Shrinking by 2 workers!"},
 		{[]string{"initializer"}, 0, nil, ReplyInvalid},
-		{[]string{"worker2"}, 0, nil, ReplyInvalid}, // the coordinator stays
+		{[]string{"worker2"}, 0, []string{"worker2"}, "Shrinking by 1 workers!"},
 		{[]string{"nosuch"}, 0, nil, ReplyInvalid},
 		{[]string{"worker1", "worker1"}, 0, nil, ReplyInvalid},
 		{nil, 0, nil, ReplyZero},
-		{nil, 2, []string{"worker1", "worker3"}, "Shrinking by 2 workers!"},
-		{nil, 9, []string{"worker1", "worker3", "worker4"}, "Shrinking by 3 workers!"},
+		{nil, 2, []string{"worker1", "worker2"}, "Shrinking by 2 workers!"},
+		{nil, 9, []string{"worker1", "worker2", "worker3", "worker4"}, "Shrinking by 4 workers!"},
 	}
 	for _, c := range cases {
-		got, reply := Targets(five, "worker2", c.names, c.count)
+		got, reply := Targets(five, c.names, c.count)
 		assert.Equal(t, c.want, got, "%v %d", c.names, c.count)
 		assert.Equal(t, c.reply, reply, "%v %d", c.names, c.count)
 	}
-	got, reply := Targets([]string{"initializer"}, "initializer", nil, 1)
+	got, reply := Targets([]string{"initializer"}, nil, 1)
 	assert.Nil(t, got)
 	assert.Equal(t, ReplyZero, reply)
 }

@@ -541,6 +541,7 @@ func Run(ctx context.Context, cfg Config) error {
 		lc.Inputs = member.Inputs()
 		lc.Idle = &idle
 		lc.Hold = member.Congested
+		lc.HoldBegins = member.PauseBegins
 		lc.BusyNanos = &busy
 	}
 	err := work.Loop(srcCtx, drainCtx, lc)
