@@ -110,12 +110,15 @@ type Config struct {
 	Export func(step string, p routing.PartitionID) ([]byte, error)
 	Import func(step string, p routing.PartitionID, data []byte) error
 	Drop   func(step string, p routing.PartitionID) error
-	// OnTable installs a new partition table in the processor loop (this
-	// worker is paused and the cluster drained) and returns once it is
-	// applied. OnLeave is called when this worker has left the cluster
-	// (a shrink): it stops alone, cleanly.
-	OnTable func(ctx context.Context, t routing.Table) error
-	OnLeave func()
+	// Install applies an ownership table in the processor loop's order
+	// and returns once it is applied; then runs on the loop's goroutine
+	// right after, and the items it returns run before anything else.
+	// DeliverCall queues f to run on the loop's goroutine in order with
+	// the peers' envelopes. OnLeave is called when this worker has left
+	// the cluster (a shrink): it stops alone, cleanly.
+	Install     func(ctx context.Context, o work.Ownership, then func() []work.Item) error
+	DeliverCall func(ctx context.Context, f func()) error
+	OnLeave     func()
 }
 
 // Member is this worker's membership in a cluster: the control and data
@@ -135,9 +138,15 @@ type Member struct {
 	datL net.Listener
 
 	mu        sync.Mutex
-	workers   []string // the cluster in order; nil until formed
-	index     map[string]int
-	outs      []*outbound // by worker index (nil for this worker)
+	workers   []string // the cluster's members in order; nil until formed
+	// Slots number every worker this one has known (members, joiners,
+	// and workers that left), in the order first seen: the
+	// ownership-table destination of a worker is its slot plus one, and
+	// never changes while processing goes on (a rescale appends slots,
+	// never renumbers them).
+	slots []string
+	index map[string]int // slot of each worker
+	outs  []*outbound    // by slot (nil for this worker and for workers that left)
 	ctl       map[string]*ctlConn
 	ready     map[string]bool
 	started   chan struct{}
@@ -327,6 +336,12 @@ func (m *Member) Start(ctx context.Context) error {
 		if !ok {
 			return fmt.Errorf("envelopes from unknown worker %q", from)
 		}
+		if e.Count == 0 { // a rescale's fence (see rescale.go)
+			if m.cfg.DeliverCall == nil {
+				return nil
+			}
+			return m.cfg.DeliverCall(ctx, func() { m.fenceProcessed(from) })
+		}
 		// Every peer is input 1: the workers change with rescales, and
 		// no barrier crosses workers yet.
 		return m.cfg.Deliver(ctx, 1, e)
@@ -418,7 +433,7 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	}
 	c := &ctlConn{name: j.Worker, conn: conn}
 	m.mu.Lock()
-	known := m.workers != nil && m.index[j.Worker] > 0
+	known := m.workers != nil && slices.Contains(m.workers, j.Worker)
 	if j.Joining > 0 && !(peer.Restart && known) {
 		m.mu.Unlock()
 		m.serveJoiner(ctx, c, r, j, mine)
@@ -430,7 +445,7 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 		reason = fmt.Sprintf("a worker cannot be named %q", j.Worker)
 	case m.ctl[j.Worker] != nil && !peer.Restart:
 		reason = fmt.Sprintf("a worker named %q has already joined", j.Worker)
-	case m.workers != nil && m.index[j.Worker] == 0:
+	case m.workers != nil && !slices.Contains(m.workers, j.Worker):
 		reason = fmt.Sprintf("the cluster is formed with %d workers; %q is not one of them", len(m.workers), j.Worker)
 	}
 	if reason != "" {
@@ -883,28 +898,40 @@ func (m *Member) setTopology(ctx context.Context, t Topology) {
 }
 
 // installWorkersLocked makes workers (with data listeners data) the
-// cluster's worker list: the outbound links of workers already known
-// are kept (at their new index), new workers get one, and those no
-// longer listed are closed. m.mu held.
+// cluster's members: every worker gets a slot (a new one is appended,
+// with an outbound link) and the links of workers no longer listed are
+// closed. m.mu held.
 func (m *Member) installWorkersLocked(ctx context.Context, workers, data []string) {
-	byName := map[string]*outbound{}
-	for _, o := range m.outs {
-		if o != nil {
-			byName[o.peer] = o
+	m.addSlotsLocked(ctx, workers, data)
+	for slot, name := range m.slots {
+		if o := m.outs[slot]; o != nil && !slices.Contains(workers, name) {
+			if o.cancel != nil {
+				o.cancel()
+			}
+			m.outs[slot] = nil
+			delete(m.health, name)
+			delete(m.loads, name)
 		}
 	}
 	m.workers = slices.Clone(workers)
 	m.dataAddrs = slices.Clone(data)
-	m.index = map[string]int{}
-	m.outs = make([]*outbound, len(workers))
+}
+
+// addSlotsLocked gives each of workers without a link one (a new slot,
+// or the old slot of a worker that left and comes back). m.mu held.
+func (m *Member) addSlotsLocked(ctx context.Context, workers, data []string) {
+	if m.index == nil {
+		m.index = map[string]int{}
+	}
 	for i, w := range workers {
-		m.index[w] = i
-		if w == m.cfg.Name {
-			continue
+		slot, ok := m.index[w]
+		if !ok {
+			slot = len(m.slots)
+			m.slots = append(m.slots, w)
+			m.outs = append(m.outs, nil)
+			m.index[w] = slot
 		}
-		if o := byName[w]; o != nil {
-			m.outs[i] = o
-			delete(byName, w)
+		if w == m.cfg.Name || m.outs[slot] != nil {
 			continue
 		}
 		o := newOutbound(w, data[i], m.cfg.Hello, m.log)
@@ -912,15 +939,8 @@ func (m *Member) installWorkersLocked(ctx context.Context, workers, data []strin
 		o.onUp = m.cfg.OnLinkUp
 		octx, cancel := context.WithCancel(ctx)
 		o.cancel = cancel
-		m.outs[i] = o
+		m.outs[slot] = o
 		go o.run(octx)
-	}
-	for name, o := range byName { // workers that left
-		if o.cancel != nil {
-			o.cancel()
-		}
-		delete(m.health, name)
-		delete(m.loads, name)
 	}
 }
 
@@ -984,7 +1004,7 @@ func (m *Member) Workers() []string {
 // sources (input 0) and its peers (input 1, all of them).
 func (m *Member) Inputs() int { return 2 }
 
-// Dest returns the ownership-table destination of worker w: its index
+// Dest returns the ownership-table destination of worker w: its slot
 // plus one (0 is always Here).
 func (m *Member) Dest(w string) work.Dest {
 	m.mu.Lock()
@@ -992,10 +1012,22 @@ func (m *Member) Dest(w string) work.Dest {
 	return work.Dest(m.index[w] + 1)
 }
 
+// holdDest is the destination that parks envelopes for partitions moving
+// to the worker in slot during a rescale (see rescale.go): negative, so
+// never a link's.
+func holdDest(slot int) work.Dest { return work.Dest(-2 - slot) }
+
+// heldSlot reads a holdDest.
+func heldSlot(d work.Dest) (int, bool) { return int(-2 - d), d <= -2 }
+
 // Route implements the loop's Route: the batch goes to the worker its
 // destination names, over that link's replay queue (blocking while it is
 // full).
 func (m *Member) Route(ctx context.Context, e work.Envelopes) error {
+	if _, ok := heldSlot(e.Dest); ok {
+		m.park(e)
+		return nil
+	}
 	m.mu.Lock()
 	i := int(e.Dest) - 1
 	var o *outbound

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wallaroo-go/machida/engine/rescale"
 	"github.com/wallaroo-go/machida/engine/routing"
+	"github.com/wallaroo-go/machida/engine/work"
 )
 
 // Growing and shrinking a running cluster (runtime spec 3.4–3.6).
@@ -21,32 +22,39 @@ import (
 // worker is sent on to it (KindRedirect), and a shrink asked of another
 // worker's external channel is forwarded to it (KindShrink). One rescale
 // runs at a time, in phases, each acknowledged by every worker taking
-// part before the next begins:
+// part before the next begins. Unlike 0.6, the world does not stop: only
+// the partitions that move wait, and only while their state moves.
 //
 //  1. Prepare: the new cluster (workers, data listeners, partition
 //     table) goes to everyone; old workers connect data links to the
 //     joiners, joiners build, connect to everyone and their sinks, and
-//     say Ready. Nothing has paused yet.
-//  2. Pause: every worker stops taking source input; then the
-//     initializer drains the cluster (Drain: nothing queued, nothing on
-//     a link), so every message read before the pause has been
-//     processed by its old owner.
-//  3. Migrate: every worker exports the state of each partition it
-//     loses (the processor's export, the module's serialize or pickle),
-//     sends it through the initializer to the new owner (which imports
-//     it as it arrives) and drops it.
-//  4. Commit: the states are in (each arrived before the Commit on the
-//     same link); every worker installs the new table, still paused.
-//  5. Resume: every worker takes source input again; leavers stop
-//     cleanly and exit; joiners start.
+//     say Ready.
+//  2. Freeze: every worker installs, in its processor loop's order, a
+//     table in which each moving partition routes to a parking place
+//     (holdDest of its new owner) instead of a worker, then sends a
+//     fence on every data link. Once the fence of every other old
+//     worker has been processed here, nothing routed by the old table
+//     is left anywhere for this worker's partitions: it exports the
+//     state of each partition it loses, sends it through the
+//     initializer to the new owner (which imports it as it arrives) and
+//     drops it.
+//  3. Commit: every state has been sent; each worker acks once the
+//     Commit arrives (its states came before it on the same link).
+//  4. Release: every worker installs the new table and, in the same
+//     step of its loop, sends what it parked to the new owners (its own
+//     share runs next, before anything else), so a key's messages keep
+//     their order. Leavers stop cleanly; joiners start.
 //
-// Exactly once: no message is processed between the pause and the
-// resume except what was in flight before the pause, and that is
-// processed before any state moves; after the resume every message is
-// routed by the new table everywhere.
+// Partitions that do not move are routed the same way by all three
+// tables: their messages flow throughout. Exactly once: a moving
+// partition's messages routed by the old table are processed by its old
+// owner before its state is exported (the fences), the ones routed
+// during the freeze wait parked and are processed by the new owner after
+// its state arrived, and after the release every worker routes by the
+// new table.
 //
-// Failures before Commit abort the rescale (the old cluster resumes,
-// joiners are told to go); a worker lost during one is reported.
+// Failures before Freeze abort the rescale (joiners are told to go); a
+// failure after it is reported and leaves the moving partitions parked.
 
 // phaseTimeout bounds one phase of a rescale.
 const phaseTimeout = 60 * time.Second
@@ -79,10 +87,16 @@ type rescaleState struct {
 	acks     chan RescaleAck
 	curID    uint64
 	leaving  bool          // this worker leaves at the end of the current rescale
-	paused   chan struct{} // non-nil while paused; closed at resume
+	paused   chan struct{} // non-nil while paused; closed at resume (unused by rescales now)
 	pauseSig chan struct{} // closed when a pause begins (replaced at resume)
 	pending  *Rescale      // the Prepare of the rescale under way (workers)
 	importEr error         // the first import that failed in the current rescale
+	// The freeze: old members (whose fences this worker waits for), the
+	// fences processed so far, closed when all are; what is parked.
+	oldMembers []string
+	fenced     map[string]bool
+	fencesDone chan struct{}
+	parked     []work.Envelopes
 	// joinFailed reports a joiner's failure before it is a member.
 	joinFailed chan error
 	// shrinkReply (non-initializers): the reply to the forwarded shrink.
@@ -242,7 +256,7 @@ func (m *Member) grow(ctx context.Context, joiners []rescale.Joiner) {
 		err = m.runRescale(ctx, plan)
 	}
 	if err != nil {
-		m.log.Error("grow failed; the cluster goes on as it was", "err", err)
+		m.log.Error("grow failed", "err", err)
 	}
 }
 
@@ -255,7 +269,7 @@ func (m *Member) shrink(ctx context.Context, leaving []string) {
 		err = m.runRescale(ctx, plan)
 	}
 	if err != nil {
-		m.log.Error("shrink failed; the cluster goes on as it was", "err", err)
+		m.log.Error("shrink failed", "err", err)
 	}
 }
 
@@ -371,9 +385,9 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		}
 		return nil
 	}
-	committed := false
+	frozen := false
 	defer func() {
-		if err != nil && !committed {
+		if err != nil && !frozen {
 			m.log.Warn("rescale aborted", "id", id, "err", err)
 			send(everyone, Rescale{ID: id, Phase: PhaseAbort})
 			m.abortHere(plan)
@@ -390,52 +404,43 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if err := m.waitAcks(ctx, id, PhasePrepare, everyone); err != nil {
 		return err
 	}
-	// 2. Pause, and drain what is in flight.
+	// 2. Freeze: the moving partitions park; their state moves.
 	t1 := time.Now()
-	if err := send(everyone, Rescale{ID: id, Phase: PhasePause}); err != nil {
+	frozen = true
+	if err := send(everyone, Rescale{ID: id, Phase: PhaseFreeze}); err != nil {
 		return err
 	}
-	m.pause()
-	if err := m.waitAcks(ctx, id, PhasePause, everyone); err != nil {
+	if err := m.freezeHere(ctx, id, plan); err != nil {
 		return err
 	}
-	dctx, cancel := context.WithTimeout(ctx, phaseTimeout)
-	err = m.Drain(dctx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("drain before moving state: %w", err)
-	}
-	// 3. Migrate.
-	if err := send(old, Rescale{ID: id, Phase: PhaseMigrate}); err != nil {
+	if err := m.waitAcks(ctx, id, PhaseFreeze, everyone); err != nil {
 		return err
 	}
-	if err := m.migrateHere(ctx, id, plan); err != nil {
-		return err
-	}
-	if err := m.waitAcks(ctx, id, PhaseMigrate, old); err != nil {
-		return err
-	}
-	// 4. Commit.
-	committed = true
+	// 3. Commit: every state is on its way, ahead of this.
 	if err := send(everyone, Rescale{ID: id, Phase: PhaseCommit}); err != nil {
 		return err
 	}
-	if err := m.commitHere(ctx, prep); err != nil {
+	if err := m.commitHere(); err != nil {
 		return err
 	}
 	if err := m.waitAcks(ctx, id, PhaseCommit, everyone); err != nil {
 		return err
 	}
-	// 5. Resume.
-	if err := send(everyone, Rescale{ID: id, Phase: PhaseResume}); err != nil {
-		m.log.Warn("resume not sent to every worker", "err", err)
+	// 4. Release.
+	if err := send(everyone, Rescale{ID: id, Phase: PhaseRelease}); err != nil {
+		return err
 	}
-	m.resume()
+	if err := m.releaseHere(ctx, prep); err != nil {
+		return err
+	}
+	if err := m.waitAcks(ctx, id, PhaseRelease, everyone); err != nil {
+		return err
+	}
 	moved := len(routing.Moves(plan.Old, plan.New))
 	fmt.Fprintf(m.cfg.Console, "AUTOSCALE: %s complete: %d workers (%s); %d of %d partitions moved\n",
 		kind, len(plan.Workers), strings.Join(plan.Workers, ","), moved, plan.New.Partitions())
 	m.log.Info("rescale complete", "kind", kind, "workers", strings.Join(plan.Workers, ","),
-		"partitions_moved", moved, "paused", time.Since(t1).Round(time.Millisecond), "total", time.Since(t0).Round(time.Millisecond))
+		"partitions_moved", moved, "moving_partitions_waited", time.Since(t1).Round(time.Millisecond), "total", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
@@ -475,22 +480,28 @@ func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []s
 // prepareHere makes the workers of the new cluster known (data links to
 // joiners) and, on a worker that was already a member, waits for them.
 func (m *Member) prepareHere(ctx context.Context, r Rescale) error {
+	m.mu.Lock()
+	var old []string
+	for _, w := range m.workers {
+		if w != m.cfg.Name {
+			old = append(old, w)
+		}
+	}
+	// New workers get slots after the others: the destinations the loop
+	// uses now keep their numbers.
+	m.addSlotsLocked(ctx, r.Topo.Workers, r.Topo.Data)
+	m.mu.Unlock()
 	m.rs.mu.Lock()
 	m.rs.pending = &r
 	m.rs.importEr = nil
-	m.rs.mu.Unlock()
-	m.mu.Lock()
-	workers, data := slices.Clone(m.workers), slices.Clone(m.dataAddrs)
-	for i, w := range r.Topo.Workers {
-		if !slices.Contains(workers, w) && w != m.cfg.Name {
-			workers = append(workers, w)
-			data = append(data, r.Topo.Data[i])
-		}
+	m.rs.oldMembers = old
+	m.rs.fenced = map[string]bool{}
+	m.rs.fencesDone = make(chan struct{})
+	if len(old) == 0 {
+		close(m.rs.fencesDone)
 	}
-	// Appended after the current workers: the destinations the loop
-	// uses now keep their numbers until the commit.
-	m.installWorkersLocked(ctx, workers, data)
-	m.mu.Unlock()
+	m.rs.parked = nil
+	m.rs.mu.Unlock()
 	lctx, cancel := context.WithTimeout(ctx, phaseTimeout)
 	defer cancel()
 	return m.LinksUp(lctx)
@@ -528,9 +539,6 @@ func (m *Member) forwardState(ctx context.Context, st State) error {
 	if st.To == m.cfg.Name {
 		return m.cfg.Import(st.Step, routing.PartitionID(st.Partition), st.Data)
 	}
-	if !m.cfg.Initializer && !slices.Contains(m.Workers(), st.To) {
-		return fmt.Errorf("state for %s, which is not a worker here", st.To)
-	}
 	m.mu.Lock()
 	var c *ctlConn
 	if m.cfg.Initializer {
@@ -545,15 +553,130 @@ func (m *Member) forwardState(ctx context.Context, st State) error {
 	return c.send(KindState, st.Encode())
 }
 
-// commitHere installs the new cluster: its workers (leavers dropped) and
-// its table, applied to the processor loop while paused.
-func (m *Member) commitHere(ctx context.Context, r Rescale) error {
-	m.rs.mu.Lock()
-	ierr := m.rs.importEr
-	m.rs.mu.Unlock()
-	if ierr != nil {
-		return ierr
+// freezeHere installs the freeze table (moving partitions park), sends
+// a fence to every peer in the loop's order, waits until the fences of
+// the other old members have been processed here, then sends the state
+// of the partitions this worker loses.
+func (m *Member) freezeHere(ctx context.Context, id uint64, plan rescale.Plan) error {
+	if !m.Started() {
+		return nil // a joiner: no loop has run, nothing to park or send
 	}
+	own := m.freezeOwnership(plan)
+	if err := m.cfg.Install(ctx, own, func() []work.Item {
+		m.sendFences()
+		return nil
+	}); err != nil {
+		return fmt.Errorf("freeze: %w", err)
+	}
+	m.rs.mu.Lock()
+	done := m.rs.fencesDone
+	m.rs.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(phaseTimeout):
+		return fmt.Errorf("freeze: the fences of %s were not processed within %v", strings.Join(m.missingFences(), ","), phaseTimeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return m.migrateHere(ctx, id, plan)
+}
+
+// freezeOwnership is this worker's table during the freeze: partitions
+// that keep their owner route as before, moving ones park (holdDest of
+// their new owner); stateless work is dealt to the workers that stay.
+func (m *Member) freezeOwnership(plan rescale.Plan) work.Ownership {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	own := work.Ownership{Epoch: plan.New.Epoch(), Owner: make([]work.Dest, plan.Old.Partitions())}
+	dest := func(w routing.WorkerName) work.Dest {
+		if string(w) == m.cfg.Name {
+			return work.Here
+		}
+		return work.Dest(m.index[string(w)] + 1)
+	}
+	for p := range own.Owner {
+		from, to := plan.Old.Owner(routing.PartitionID(p)), plan.New.Owner(routing.PartitionID(p))
+		if from == to {
+			own.Owner[p] = dest(from)
+		} else {
+			own.Owner[p] = holdDest(m.index[string(to)])
+		}
+	}
+	var stay []string
+	for _, w := range m.workers {
+		if !slices.Contains(plan.Leaving, w) {
+			stay = append(stay, w)
+		}
+	}
+	if len(stay) > 1 {
+		for _, w := range stay {
+			own.Spread = append(own.Spread, dest(routing.WorkerName(w)))
+		}
+	}
+	return own
+}
+
+// sendFences sends a fence on the link to every other worker; on the
+// loop's goroutine, right after the freeze table was installed, so it
+// follows everything routed by the old table.
+func (m *Member) sendFences() {
+	m.mu.Lock()
+	outs := slices.Clone(m.outs)
+	m.mu.Unlock()
+	for _, o := range outs {
+		if o != nil {
+			o.Send(context.Background(), work.Envelopes{})
+		}
+	}
+}
+
+// fenceProcessed records that everything from peer before its fence has
+// been processed here (on the loop's goroutine).
+func (m *Member) fenceProcessed(peer string) {
+	m.rs.mu.Lock()
+	defer m.rs.mu.Unlock()
+	if m.rs.fenced == nil || m.rs.fenced[peer] || !slices.Contains(m.rs.oldMembers, peer) {
+		return
+	}
+	m.rs.fenced[peer] = true
+	if len(m.rs.fenced) == len(m.rs.oldMembers) {
+		close(m.rs.fencesDone)
+	}
+}
+
+func (m *Member) missingFences() []string {
+	m.rs.mu.Lock()
+	defer m.rs.mu.Unlock()
+	var out []string
+	for _, w := range m.rs.oldMembers {
+		if !m.rs.fenced[w] {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// park keeps envelopes bound for a moving partition until the release
+// (Route's; on the loop's goroutine).
+func (m *Member) park(e work.Envelopes) {
+	e.Data = slices.Clone(e.Data)
+	m.rs.mu.Lock()
+	m.rs.parked = append(m.rs.parked, e)
+	m.rs.mu.Unlock()
+}
+
+// commitHere checks that every state sent here was imported.
+func (m *Member) commitHere() error {
+	m.rs.mu.Lock()
+	defer m.rs.mu.Unlock()
+	return m.rs.importEr
+}
+
+// releaseHere installs the new cluster: the new table, applied in the
+// loop's order together with sending what was parked to the new owners
+// (this worker's own share runs next); then the members of the new
+// cluster (links to leavers close). A leaver owns nothing after it.
+func (m *Member) releaseHere(ctx context.Context, r Rescale) error {
 	table, err := tableOf(r.Topo, m.cfg.Partitions)
 	if err != nil {
 		return err
@@ -561,38 +684,71 @@ func (m *Member) commitHere(ctx context.Context, r Rescale) error {
 	leaving := slices.Contains(r.Leaving, m.cfg.Name)
 	m.mu.Lock()
 	m.table = table
+	m.mu.Unlock()
+	if m.Started() {
+		own := work.OwnershipOf(table, routing.WorkerName(m.cfg.Name), func(w routing.WorkerName) work.Dest { return m.Dest(string(w)) })
+		if err := m.cfg.Install(ctx, own, m.unpark); err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+	}
+	m.mu.Lock()
 	if leaving {
-		// Only the links to the workers that stay matter now.
-		m.installWorkersLocked(ctx, append([]string{m.cfg.Name}, r.Topo.Workers...), append([]string{""}, r.Topo.Data...))
+		// It keeps its links to the workers that stay until it stops.
+		m.workers = append([]string{m.cfg.Name}, r.Topo.Workers...)
 	} else {
 		m.installWorkersLocked(ctx, r.Topo.Workers, r.Topo.Data)
 	}
 	m.mu.Unlock()
 	m.rs.mu.Lock()
 	m.rs.leaving = leaving
+	m.rs.pending = nil
 	m.rs.mu.Unlock()
-	if !m.Started() || leaving || m.cfg.OnTable == nil {
-		return nil // a joiner starts with this table; a leaver owns nothing
-	}
-	return m.cfg.OnTable(ctx, table)
+	return nil
 }
 
-// abortHere forgets a rescale that did not commit and resumes.
-func (m *Member) abortHere(plan rescale.Plan) {
-	m.mu.Lock()
-	var workers, data []string
-	for i, w := range m.workers {
-		if !slices.Contains(plan.Joining, w) {
-			workers = append(workers, w)
-			data = append(data, m.dataAddrs[i])
+// unpark sends what was parked to the new owners, in the order it was
+// made; what is for this worker comes back as items to run next. On the
+// loop's goroutine, right after the new table was installed.
+func (m *Member) unpark() []work.Item {
+	m.rs.mu.Lock()
+	parked := m.rs.parked
+	m.rs.parked = nil
+	m.rs.mu.Unlock()
+	var here []work.Item
+	for _, e := range parked {
+		slot, _ := heldSlot(e.Dest)
+		m.mu.Lock()
+		var name string
+		var o *outbound
+		if slot >= 0 && slot < len(m.slots) {
+			name, o = m.slots[slot], m.outs[slot]
+		}
+		m.mu.Unlock()
+		switch {
+		case name == m.cfg.Name:
+			e.Dest = work.Here
+			here = append(here, work.ResumeItem(e))
+		case o != nil:
+			e.Dest = work.Dest(slot + 1)
+			o.Send(context.Background(), e)
+		default:
+			m.log.Error("rescale: parked envelopes for a worker without a link are lost", "slot", slot, "worker", name, "count", e.Count)
 		}
 	}
-	m.installWorkersLocked(context.Background(), workers, data)
+	if len(parked) > 0 {
+		m.log.Info("rescale: parked envelopes released", "batches", len(parked))
+	}
+	return here
+}
+
+// abortHere forgets a rescale that did not freeze.
+func (m *Member) abortHere(plan rescale.Plan) {
+	m.mu.Lock()
+	m.installWorkersLocked(context.Background(), slices.Clone(m.workers), slices.Clone(m.dataAddrs))
 	m.mu.Unlock()
 	m.rs.mu.Lock()
 	m.rs.pending = nil
 	m.rs.mu.Unlock()
-	m.resume()
 }
 
 // rescaleFrame handles the control frames of rescales (on any worker).
@@ -671,56 +827,55 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		if !formed { // a joiner: this is its cluster
 			m.rs.mu.Lock()
 			m.rs.pending = &r
+			m.rs.fenced = map[string]bool{}
 			m.rs.mu.Unlock()
 			m.setTopology(ctx, r.Topo)
 			return // it says Ready once its sinks and links are up
 		}
 		go func() { ack(m.prepareHere(ctx, r)) }()
-	case PhasePause:
-		m.pause()
-		ack(nil)
-	case PhaseMigrate:
+	case PhaseFreeze:
 		m.rs.mu.Lock()
 		p := m.rs.pending
 		m.rs.mu.Unlock()
 		if p == nil || p.ID != r.ID {
-			ack(fmt.Errorf("migrate for rescale %d, which this worker was not prepared for", r.ID))
+			ack(fmt.Errorf("freeze for rescale %d, which this worker was not prepared for", r.ID))
 			return
 		}
 		go func() {
 			plan, err := m.planOf(*p)
 			if err == nil {
-				err = m.migrateHere(ctx, r.ID, plan)
+				err = m.freezeHere(ctx, r.ID, plan)
 			}
 			ack(err)
 		}()
 	case PhaseCommit:
+		// On the reader's goroutine: every State before this Commit has
+		// been imported.
+		ack(m.commitHere())
+	case PhaseRelease:
 		m.rs.mu.Lock()
 		p := m.rs.pending
 		m.rs.mu.Unlock()
 		if p == nil || p.ID != r.ID {
-			ack(fmt.Errorf("commit for rescale %d, which this worker was not prepared for", r.ID))
+			ack(fmt.Errorf("release for rescale %d, which this worker was not prepared for", r.ID))
 			return
 		}
-		// On the reader's goroutine: every State before this Commit has
-		// been imported. The table is applied off it (OnTable waits for
-		// the loop).
-		go func() { ack(m.commitHere(ctx, *p)) }()
-	case PhaseResume:
-		m.rs.mu.Lock()
-		m.rs.pending = nil
-		leaving := m.rs.leaving
-		m.rs.mu.Unlock()
-		m.resume()
-		if !m.Started() {
-			m.markStarted() // a joiner: the cluster processes with it now
-		}
-		if leaving {
-			m.log.Info("left the cluster: stopping")
-			if m.cfg.OnLeave != nil {
-				m.cfg.OnLeave()
+		go func() {
+			err := m.releaseHere(ctx, *p)
+			ack(err)
+			if err != nil {
+				return
 			}
-		}
+			if !m.Started() {
+				m.markStarted() // a joiner: the cluster processes with it now
+			}
+			if m.rs.isLeaving() {
+				m.log.Info("left the cluster: stopping")
+				if m.cfg.OnLeave != nil {
+					m.cfg.OnLeave()
+				}
+			}
+		}()
 	case PhaseAbort:
 		m.rs.mu.Lock()
 		m.rs.pending = nil
@@ -734,7 +889,6 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 			default:
 			}
 		}
-		m.resume()
 	}
 }
 

@@ -390,17 +390,19 @@ const (
 	// workers you do not know yet; joiners also build, connect their
 	// sinks and say Ready.
 	PhasePrepare uint8 = iota + 1
-	// PhasePause: stop taking source input (in-flight work goes on).
-	PhasePause
-	// PhaseMigrate: send the state of every partition you lose, then ack.
-	PhaseMigrate
-	// PhaseCommit: the states have arrived; install the new table (and
-	// drop the leavers), still paused.
+	// PhaseFreeze: park what is bound for the partitions that move
+	// (they wait; the others flow), send a fence on every data link,
+	// and once every peer's fence has been processed here, send the
+	// state of every partition you lose to its new owner; then ack.
+	PhaseFreeze
+	// PhaseCommit: every state has been sent; ack once yours arrived
+	// (they come before this on the same link).
 	PhaseCommit
-	// PhaseResume: take source input again; leavers stop now.
-	PhaseResume
-	// PhaseAbort: the rescale failed before Commit: keep the old
-	// cluster (forget the joiners) and resume.
+	// PhaseRelease: install the new table, send what was parked to the
+	// new owners; leavers stop, joiners start.
+	PhaseRelease
+	// PhaseAbort: the rescale failed before Freeze: keep the old
+	// cluster (forget the joiners).
 	PhaseAbort
 )
 
@@ -599,7 +601,8 @@ func (b EnvelopeBatch) Encode() []byte {
 func DecodeEnvelopeBatch(p []byte) (EnvelopeBatch, error) {
 	d := dec{b: p}
 	b := EnvelopeBatch{Seq: d.u64("sequence number"), Count: d.u32("count"), Data: d.bytes("envelopes")}
-	if d.err == nil && (b.Seq == 0 || b.Count == 0) {
+	// Count 0 with no data is a fence (a rescale's marker, rescale.go).
+	if d.err == nil && (b.Seq == 0 || (b.Count == 0 && len(b.Data) > 0)) {
 		d.fail("sequence number or count")
 	}
 	return b, d.end("envelope batch")

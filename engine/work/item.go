@@ -98,6 +98,10 @@ const (
 	KindBarrier
 	// KindOwnership: a new ownership table, applied in order.
 	KindOwnership
+	// KindCall: a function the loop runs in order with the data (a
+	// rescale's fence from a peer: everything that peer sent before it
+	// has been processed).
+	KindCall
 )
 
 func (k Kind) String() string {
@@ -110,6 +114,8 @@ func (k Kind) String() string {
 		return "barrier"
 	case KindOwnership:
 		return "ownership"
+	case KindCall:
+		return "call"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -126,8 +132,12 @@ type Item struct {
 	Barrier   barrier.Barrier
 	Ownership Ownership
 	// Applied, if set on a KindOwnership item, is told once the loop
-	// has installed it (nil) or failed to (the error that stops it).
-	Applied func(error)
+	// has installed it (nil) or failed to (the error that stops it); on
+	// the loop's goroutine. The items it returns (envelopes parked for
+	// this worker during a rescale) run before anything else.
+	Applied func(error) []Item
+	// Call is a KindCall item's function (on the loop's goroutine).
+	Call func()
 }
 
 // BatchItem, EnvelopesItem, BarrierItem and OwnershipItem build items.
@@ -145,6 +155,15 @@ func BarrierItem(input int, b barrier.Barrier) Item {
 
 // OwnershipItem wraps an ownership change.
 func OwnershipItem(o Ownership) Item { return Item{Kind: KindOwnership, Ownership: o} }
+
+// CallItem wraps a function the loop runs when it reaches the item.
+func CallItem(input int, f func()) Item { return Item{Kind: KindCall, Input: input, Call: f} }
+
+// ResumeItem wraps envelopes this worker made itself and kept back, to
+// be run here (not queued: the loop runs them next).
+func ResumeItem(e Envelopes) Item {
+	return Item{Kind: KindEnvelopes, Input: internalInput, Envelopes: e}
+}
 
 // messages is how many messages a data item carries (a raw batch, whose
 // frames are not found yet, counts as one).

@@ -265,10 +265,17 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 		case KindOwnership:
 			err := l.cfg.Processor.SetOwnership(it.Ownership)
 			if it.Applied != nil {
-				it.Applied(err)
+				if first := it.Applied(err); len(first) > 0 {
+					l.local = append(first, l.local...)
+				}
 			}
 			if err != nil {
 				return fmt.Errorf("apply ownership epoch %d: %w", it.Ownership.Epoch, err)
+			}
+			continue
+		case KindCall:
+			if it.Call != nil {
+				it.Call()
 			}
 			continue
 		case KindBatch, KindEnvelopes:

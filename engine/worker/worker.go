@@ -263,14 +263,23 @@ func Run(ctx context.Context, cfg Config) error {
 				return mig.DropPartition(id, p)
 			}
 		}
-		cc.OnTable = func(ctx context.Context, t routing.Table) error {
-			own := work.OwnershipOf(t, routing.WorkerName(cfg.Name), func(w routing.WorkerName) work.Dest { return member.Dest(string(w)) })
+		cc.DeliverCall = func(ctx context.Context, f func()) error {
+			return q.Put(ctx, work.CallItem(1, f))
+		}
+		cc.Install = func(ctx context.Context, own work.Ownership, then func() []work.Item) error {
 			applied := make(chan error, 1)
 			it := work.OwnershipItem(own)
-			it.Input = 1 // the peers' lane: taken while the sources' lane is paused
-			it.Applied = func(err error) { applied <- err }
+			it.Input = 1 // the peers' lane: taken even while the sources' is held
+			it.Applied = func(err error) []work.Item {
+				var first []work.Item
+				if err == nil && then != nil {
+					first = then()
+				}
+				applied <- err
+				return first
+			}
 			if err := q.Put(ctx, it); err != nil {
-				return fmt.Errorf("install the table of epoch %d: %w", t.Epoch(), err)
+				return fmt.Errorf("install the table of epoch %d: %w", own.Epoch, err)
 			}
 			select {
 			case err := <-applied:
