@@ -137,16 +137,16 @@ type Member struct {
 	ctlL net.Listener
 	datL net.Listener
 
-	mu        sync.Mutex
-	workers   []string // the cluster's members in order; nil until formed
+	mu      sync.Mutex
+	workers []string // the cluster's members in order; nil until formed
 	// Slots number every worker this one has known (members, joiners,
 	// and workers that left), in the order first seen: the
 	// ownership-table destination of a worker is its slot plus one, and
 	// never changes while processing goes on (a rescale appends slots,
 	// never renumbers them).
-	slots []string
-	index map[string]int // slot of each worker
-	outs  []*outbound    // by slot (nil for this worker and for workers that left)
+	slots     []string
+	index     map[string]int // slot of each worker
+	outs      []*outbound    // by slot (nil for this worker and for workers that left)
 	ctl       map[string]*ctlConn
 	ready     map[string]bool
 	started   chan struct{}

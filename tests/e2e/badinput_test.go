@@ -270,8 +270,10 @@ func TestStartupErrors(t *testing.T) {
 			stderr: []string{"Error: --control 127.0.0.1:6000: a worker that is not the --cluster-initializer needs --name"}},
 		{name: "cluster member named initializer", args: []string{"--application-module", "echo_lines", "-n", "initializer", "-c=127.0.0.1:6000"}, code: 1,
 			stderr: []string{"Error: --name initializer: that name is the cluster initializer's"}},
-		{name: "joining a running cluster", args: append(member, "--control", "127.0.0.1:6000", "--join", "127.0.0.1:6000"), code: 1,
-			stderr: []string{"Error: --join 127.0.0.1:6000: joining a running cluster is not supported yet"}},
+		{name: "joiner without a name", args: []string{"--application-module", "echo_lines", "--join", "127.0.0.1:6000"}, code: 1,
+			stderr: []string{"Error: --join 127.0.0.1:6000: a joining worker needs --name"}},
+		{name: "joiner of zero workers", args: []string{"--application-module", "echo_lines", "--join", "127.0.0.1:6000", "-n", "w9", "-w", "0"}, code: 1,
+			stderr: []string{"Join Error: --worker-count must be at least 1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -380,7 +380,8 @@ func TestExternalChannel_PrintRotateLogReportStatusOnARealWorker(t *testing.T) {
 
 // Shrink requests to a real single worker: the initializer hosts the
 // sources and cannot leave, so no worker is eligible and every shrink is
-// refused with 0.6's texts.
+// refused with 0.6's texts (a count picks the first n eligible workers:
+// none here, so it shrinks by 0).
 func TestExternalChannel_ShrinkOnARealWorker(t *testing.T) {
 	_, ext := keyedWorker(t)
 	for _, tc := range []struct {
@@ -388,7 +389,7 @@ func TestExternalChannel_ShrinkOnARealWorker(t *testing.T) {
 		want string
 	}{
 		{[]string{"--query"}, "Eligible for shrink: Node count: 0, Nodes: ||\n"},
-		{[]string{"--count", "1"}, "Cluster shrink response: Invalid shrink targets!\n"},
+		{[]string{"--count", "1"}, "Cluster shrink response: Cannot shrink 0 workers!\n"},
 		{[]string{"--workers", "initializer"}, "Cluster shrink response: Invalid shrink targets!\n"},
 	} {
 		if got := runTool(t, "cluster_shrinker", append([]string{"--external", ext}, tc.args...)...); got != tc.want {
