@@ -108,7 +108,7 @@ func parseConfig() *config {
 	latFrac := flag.Float64("lat-fraction", 0.5, "latency runs at this fraction of each system's saturation rate")
 	latTick := flag.Duration("lat-tick", 200*time.Microsecond, "the latency pacer writes the due messages this often (shorter: smoother load, more driver CPU)")
 	latDump := flag.Bool("lat-dump", false, "write every latency sample (send time, latency) to bench/out/latency-<workload>-<system>-<window>.csv")
-	phases := flag.String("phases", "throughput,latency,memory,cluster", "what to measure (latency needs throughput); cluster: word count on 1 and 2 workers and the machine's 2-process limit (runs with the word_count workload)")
+	phases := flag.String("phases", "throughput,latency,memory,cluster,rescale", "what to measure (latency needs throughput); cluster: word count on 1 and 2 workers and the machine's 2-process limit (runs with the word_count workload); rescale: a grow from 1 to 2 workers and a shrink back under load (100 000 keys)")
 	countThis := flag.String("count-this", envString("BENCH_COUNT_THIS", ""), "Wallaroo's count_this.txt (default ../shared/data/count_this.txt from the repository root)")
 	curBin := flag.String("bin", envString("BENCH_BIN", ""), "the directory of the machida3 under test (default bin/ of this checkout); env BENCH_BIN")
 	baseBin := flag.String("baseline-bin", envString("BENCH_BASELINE_BIN", ""), "A/B mode: a directory holding another machida3 (e.g. built from an older commit), run at saturation alternately with bin/machida3 in every throughput rep (default 5 reps then); env BENCH_BASELINE_BIN")
@@ -153,11 +153,11 @@ func parseConfig() *config {
 	c.phases = map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "throughput", "latency", "memory", "cluster":
+		case "throughput", "latency", "memory", "cluster", "rescale":
 			c.phases[p] = true
 		case "":
 		default:
-			fatalf("unknown phase %q (have throughput, latency, memory, cluster)", p)
+			fatalf("unknown phase %q (have throughput, latency, memory, cluster, rescale)", p)
 		}
 	}
 	for _, s := range strings.Split(*clusterSec, ",") {
@@ -319,11 +319,20 @@ func main() {
 	if h, err := os.Hostname(); err == nil {
 		res.Host = h
 	}
+	workloadPhases := cfg.phases["throughput"] || cfg.phases["latency"] || cfg.phases["memory"] || cfg.phases["cluster"]
 	for _, name := range cfg.workloads {
+		if !workloadPhases {
+			break
+		}
 		spec := workloadSpecs[name]
 		logf("=== %s ===", name)
 		wr := runWorkload(cfg, py, spec, filepath.Join(tmp, name))
 		res.Workloads = append(res.Workloads, wr)
+		stopAll()
+	}
+	if cfg.phases["rescale"] {
+		logf("=== rescale ===")
+		res.Rescale = runRescale(cfg)
 		stopAll()
 	}
 	res.Seconds = time.Since(began).Seconds()

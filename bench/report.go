@@ -38,7 +38,9 @@ type results struct {
 	Settings  settings         `json:"settings"`
 	Targets   targets          `json:"targets"`
 	Workloads []workloadResult `json:"workloads"`
-	Table     string           `json:"table"`
+	// Rescale is the rescale phase (a grow and a shrink under load).
+	Rescale *rescaleResult `json:"rescale,omitempty"`
+	Table   string         `json:"table"`
 }
 
 type settings struct {
@@ -620,6 +622,12 @@ func renderTable(res *results) string {
 		}
 		if w.Cluster != nil {
 			renderCluster(&b, w.Cluster, res.Settings.Reps)
+		}
+	}
+	if res.Rescale != nil {
+		b.WriteString("\n")
+		for _, l := range res.Rescale.lines() {
+			fmt.Fprintf(&b, "%s\n", l)
 		}
 	}
 	return b.String()

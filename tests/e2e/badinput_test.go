@@ -234,8 +234,6 @@ func TestShortHeaderDecoderAndStrEncoder(t *testing.T) {
 // a sink (--out) that a worker going too far would bind, log ("... is
 // listening on ...", on stderr) or connect to.
 func TestStartupErrors(t *testing.T) {
-	member := []string{"--application-module", "echo_lines", "--name", "worker1",
-		"--my-control", "127.0.0.1:1", "--my-data", "127.0.0.1:1"} // plus --control, below
 	cases := []struct {
 		name   string
 		args   []string
