@@ -28,7 +28,7 @@ tools:
 # host), the wallaroo package's unittest suite, and the end-to-end tests
 # that drive the built binaries.
 test: build
-	@$(PYENV_CMD) && WALLAROO_BIN=$(CURDIR)/bin $(GO) test -race -count=1 ./...
+	@$(PYENV_CMD) && WALLAROO_BIN=$(CURDIR)/bin $(GO) test -race -count=1 -timeout 40m ./...
 	@if [ -x bin/machida ]; then $(MAKE) --no-print-directory test-py2; fi
 
 # The bridge and host tests built against Python 2.7 (the end-to-end suite

@@ -156,6 +156,10 @@ type Member struct {
 	toInit    *ctlConn // non-initializers: the control link to the initializer
 	shutdownR string
 	restarted bool // started from recovery files
+	// filesWritten: the recovery files hold this run's listeners (set by
+	// Listen and the first grow; read and written on their goroutines,
+	// one at a time).
+	filesWritten bool
 	idleWait  chan IdleReply
 	idleRound uint64
 	health    map[string]*peerHealth // by worker, from its heartbeats
@@ -227,14 +231,20 @@ func (m *Member) Listen() error {
 	if ctlFile != "" {
 		rc, errC := os.ReadFile(ctlFile)
 		rd, errD := os.ReadFile(dataFile)
+		recC, recD := strings.TrimSpace(string(rc)), strings.TrimSpace(string(rd))
 		switch {
-		case errC == nil && errD == nil:
-			ctlAddr, dataAddr = strings.TrimSpace(string(rc)), strings.TrimSpace(string(rd))
+		case errC == nil && errD == nil && (!explicitPort(ctlAddr) || recC == ctlAddr) && (!explicitPort(dataAddr) || recD == dataAddr):
+			ctlAddr, dataAddr = recC, recD
 			m.restarted = true
 			m.cfg.Hello.Restart = true
 			fmt.Fprintf(m.cfg.Console, "Restarting a listener at %s\n", ctlAddr)
 			fmt.Fprintf(m.cfg.Console, "Restarting a data channel listener on %s\n", dataAddr)
 		case errors.Is(errC, os.ErrNotExist) && errors.Is(errD, os.ErrNotExist):
+		case errC == nil && errD == nil:
+			// Files of another run (the command line names other ports):
+			// this is not a restart of that worker.
+			m.log.Warn("recovery files record other listeners than this command line; starting afresh",
+				"control_file", ctlFile, "recorded", recC+" "+recD, "command_line", ctlAddr+" "+dataAddr)
 		default:
 			return fmt.Errorf("recovery files of worker %q in %s are incomplete or unreadable (%v; %v): remove %s and %s to start this worker afresh",
 				m.cfg.Name, m.cfg.ResilienceDir, errC, errD, ctlFile, dataFile)
@@ -250,17 +260,38 @@ func (m *Member) Listen() error {
 	}
 	m.log.Info("control channel listening", "addr", m.ctlL.Addr().String())
 	m.log.Info("data channel listening", "addr", m.datL.Addr().String())
-	if ctlFile != "" && !m.restarted {
-		if err := writeFile(ctlFile, m.ctlL.Addr().String()); err != nil {
-			m.Close()
-			return err
-		}
-		if err := writeFile(dataFile, m.datL.Addr().String()); err != nil {
+	// A one-worker initializer writes them when its cluster first grows
+	// (writeRecoveryFiles): until then there is nobody to rejoin.
+	if !m.restarted && !(m.cfg.Initializer && m.cfg.WorkerCount <= 1) {
+		if err := m.writeRecoveryFiles(); err != nil {
 			m.Close()
 			return err
 		}
 	}
 	return nil
+}
+
+// writeRecoveryFiles records the addresses this worker's listeners bound
+// (spec 3.9), once.
+func (m *Member) writeRecoveryFiles() error {
+	ctlFile, dataFile := m.recoveryFiles()
+	if ctlFile == "" || m.filesWritten {
+		return nil
+	}
+	if err := writeFile(ctlFile, m.ctlL.Addr().String()); err != nil {
+		return err
+	}
+	if err := writeFile(dataFile, m.datL.Addr().String()); err != nil {
+		return err
+	}
+	m.filesWritten = true
+	return nil
+}
+
+// explicitPort reports whether addr names a port (not unset, not 0).
+func explicitPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port != "" && port != "0"
 }
 
 // recoveryFiles returns the paths of this worker's recovery files, or ""

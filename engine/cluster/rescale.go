@@ -416,6 +416,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if err := m.waitAcks(ctx, id, PhaseFreeze, everyone); err != nil {
 		return err
 	}
+	t2 := time.Now()
 	// 3. Commit: every state is on its way, ahead of this.
 	if err := send(everyone, Rescale{ID: id, Phase: PhaseCommit}); err != nil {
 		return err
@@ -426,6 +427,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if err := m.waitAcks(ctx, id, PhaseCommit, everyone); err != nil {
 		return err
 	}
+	t3 := time.Now()
 	// 4. Release.
 	if err := send(everyone, Rescale{ID: id, Phase: PhaseRelease}); err != nil {
 		return err
@@ -436,11 +438,18 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if err := m.waitAcks(ctx, id, PhaseRelease, everyone); err != nil {
 		return err
 	}
+	if len(plan.Workers) > 1 {
+		if err := m.writeRecoveryFiles(); err != nil {
+			m.log.Warn("recovery files not written", "err", err)
+		}
+	}
 	moved := len(routing.Moves(plan.Old, plan.New))
 	fmt.Fprintf(m.cfg.Console, "AUTOSCALE: %s complete: %d workers (%s); %d of %d partitions moved\n",
 		kind, len(plan.Workers), strings.Join(plan.Workers, ","), moved, plan.New.Partitions())
 	m.log.Info("rescale complete", "kind", kind, "workers", strings.Join(plan.Workers, ","),
-		"partitions_moved", moved, "moving_partitions_waited", time.Since(t1).Round(time.Millisecond), "total", time.Since(t0).Round(time.Millisecond))
+		"partitions_moved", moved, "moving_partitions_waited", time.Since(t1).Round(time.Millisecond), "total", time.Since(t0).Round(time.Millisecond),
+		"prepare", t1.Sub(t0).Round(time.Millisecond), "freeze_and_state", t2.Sub(t1).Round(time.Millisecond),
+		"commit", t3.Sub(t2).Round(time.Millisecond), "release", time.Since(t3).Round(time.Millisecond))
 	return nil
 }
 
@@ -512,6 +521,7 @@ func (m *Member) prepareHere(ctx context.Context, r Rescale) error {
 func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) error {
 	moves := plan.Sends(m.cfg.Name)
 	sent := 0
+	t0 := time.Now()
 	for _, mv := range moves {
 		for _, step := range m.cfg.States {
 			data, err := m.cfg.Export(step, mv.Partition)
@@ -528,7 +538,7 @@ func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) 
 			sent += len(data)
 		}
 	}
-	m.log.Info("rescale: state sent", "partitions", len(moves), "bytes", sent)
+	m.log.Info("rescale: state sent", "partitions", len(moves), "bytes", sent, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
