@@ -321,6 +321,13 @@ func runRescale(cfg *config) *rescaleResult {
 			op.Kind, op.RequestMs, op.Moving.MaxMs, op.Moving.P99ms, op.Staying.MaxMs, op.Staying.P99ms, res.Baseline.P99ms)
 	}
 	logf("rescale: sent %d, received %d, lost %d, repeated %d", res.Sent, res.Received, res.Lost, res.Repeated)
+	for _, p := range []*proc{init, joiner} {
+		for _, l := range strings.Split(p.output(), "\n") {
+			if strings.Contains(l, "rescale complete") || strings.Contains(l, "state sent") || strings.Contains(l, "parked envelopes released") {
+				logf("rescale: %s: %s", p.name, l)
+			}
+		}
+	}
 	return res
 }
 

@@ -533,6 +533,104 @@ func (p *processor) ImportPartition(step topology.StepID, part routing.Partition
 	return nil
 }
 
+// ExportPartitions exports and drops partitions of a state stage from
+// the front of ps for about budget (at least one), in one call: the bytes
+// of the first len(result) of them.
+func (p *processor) ExportPartitions(step topology.StepID, ps []routing.PartitionID, budget time.Duration) ([][]byte, error) {
+	var out [][]byte
+	err := p.in.Do(func(py *bridge.Py) error {
+		objs := make([]bridge.Object, len(ps))
+		for i, part := range ps {
+			objs[i] = py.Int(int64(part))
+		}
+		list, err := py.NewList(objs)
+		for _, o := range objs {
+			py.DecRef(o)
+		}
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(list)
+		id := py.Str(step.String())
+		defer py.DecRef(id)
+		b := py.Int(budget.Nanoseconds())
+		defer py.DecRef(b)
+		r, err := py.CallMethod(p.runner, "export_partitions", id, list, b)
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(r)
+		items, err := py.Items(r)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			v, err := py.BytesView(it)
+			if err == nil {
+				out = append(out, append([]byte(nil), v...))
+			}
+			py.DecRef(it)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("export partitions of step %s: %w", step, err)
+	}
+	return out, nil
+}
+
+// ImportPartitions imports the states of partitions from the front of
+// the lists for about budget (at least one) in one call, and says how
+// many.
+func (p *processor) ImportPartitions(steps []topology.StepID, ps []routing.PartitionID, datas [][]byte, budget time.Duration) (int, error) {
+	n := 0
+	err := p.in.Do(func(py *bridge.Py) error {
+		list := func(n int, f func(i int) bridge.Object) (bridge.Object, error) {
+			objs := make([]bridge.Object, n)
+			for i := range objs {
+				objs[i] = f(i)
+			}
+			l, err := py.NewList(objs)
+			for _, o := range objs {
+				py.DecRef(o)
+			}
+			return l, err
+		}
+		sl, err := list(len(steps), func(i int) bridge.Object { return py.Str(steps[i].String()) })
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(sl)
+		pl, err := list(len(ps), func(i int) bridge.Object { return py.Int(int64(ps[i])) })
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(pl)
+		dl, err := list(len(datas), func(i int) bridge.Object { return py.Bytes(datas[i]) })
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(dl)
+		b := py.Int(budget.Nanoseconds())
+		defer py.DecRef(b)
+		r, err := py.CallMethod(p.runner, "import_partitions", sl, pl, dl, b)
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(r)
+		k, err := py.GoInt(r)
+		n = int(k)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("import %d partition states: %w", len(ps), err)
+	}
+	return n, nil
+}
+
 // DropPartition forgets the state of one partition of a state stage
 // (it moved to another worker).
 func (p *processor) DropPartition(step topology.StepID, part routing.PartitionID) error {

@@ -103,13 +103,14 @@ type Config struct {
 	Partitions int
 	Joining    int
 	Metrics    string
-	// States lists the application's state steps; Export, Import and
-	// Drop move one partition of one of them (the processor's; each is
-	// safe from any goroutine).
-	States []string
-	Export func(step string, p routing.PartitionID) ([]byte, error)
-	Import func(step string, p routing.PartitionID, data []byte) error
-	Drop   func(step string, p routing.PartitionID) error
+	// States lists the application's state steps. ExportMany exports
+	// and drops partitions of one from the front of ps for about budget
+	// (at least one) and returns their states; ImportMany imports states.
+	// Both are the processor's, safe from any goroutine; each is one
+	// call into it, so the processor loop's calls run in between.
+	States     []string
+	ExportMany func(step string, ps []routing.PartitionID, budget time.Duration) ([][]byte, error)
+	ImportMany func(steps []string, ps []routing.PartitionID, datas [][]byte, budget time.Duration) (int, error)
 	// Install applies an ownership table in the processor loop's order
 	// and returns once it is applied; then runs on the loop's goroutine
 	// right after, and the items it returns run before anything else.

@@ -97,6 +97,11 @@ type rescaleState struct {
 	fenced     map[string]bool
 	fencesDone chan struct{}
 	parked     []work.Envelopes
+	// States for this worker, waiting for the importer (one goroutine
+	// while any are queued); importing counts those not yet imported.
+	imports   []State
+	importer  bool
+	importing sync.WaitGroup
 	// joinFailed reports a joiner's failure before it is a member.
 	joinFailed chan error
 	// shrinkReply (non-initializers): the reply to the forwarded shrink.
@@ -516,26 +521,41 @@ func (m *Member) prepareHere(ctx context.Context, r Rescale) error {
 	return m.LinksUp(lctx)
 }
 
+// exportBudget is how long one export call may run: the processor
+// loop's calls (the keys that do not move) run between two of them.
+const exportBudget = 10 * time.Millisecond
+
 // migrateHere sends the state of every partition this worker loses to
 // its new owner (through the initializer) and drops it here.
 func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) error {
 	moves := plan.Sends(m.cfg.Name)
+	to := map[routing.PartitionID]string{}
+	var parts []routing.PartitionID
+	for _, mv := range moves {
+		to[mv.Partition] = string(mv.To)
+		parts = append(parts, mv.Partition)
+	}
 	sent := 0
 	t0 := time.Now()
-	for _, mv := range moves {
-		for _, step := range m.cfg.States {
-			data, err := m.cfg.Export(step, mv.Partition)
+	for _, step := range m.cfg.States {
+		rest := parts
+		for len(rest) > 0 {
+			datas, err := m.cfg.ExportMany(step, rest, exportBudget)
+			if err == nil && len(datas) == 0 {
+				err = errors.New("no partition exported")
+			}
 			if err != nil {
-				return fmt.Errorf("export partition %d of %s: %w", mv.Partition, step, err)
+				return fmt.Errorf("export state of %s: %w", step, err)
 			}
-			st := State{ID: id, To: string(mv.To), Step: step, Partition: uint32(mv.Partition), Data: data}
-			if err := m.forwardState(ctx, st); err != nil {
-				return err
+			for i, data := range datas {
+				p := rest[i]
+				st := State{ID: id, To: to[p], Step: step, Partition: uint32(p), Data: data}
+				if err := m.forwardState(ctx, st); err != nil {
+					return err
+				}
+				sent += len(data)
 			}
-			if err := m.cfg.Drop(step, mv.Partition); err != nil {
-				return fmt.Errorf("drop partition %d of %s: %w", mv.Partition, step, err)
-			}
-			sent += len(data)
+			rest = rest[len(datas):]
 		}
 	}
 	m.log.Info("rescale: state sent", "partitions", len(moves), "bytes", sent, "took", time.Since(t0).Round(time.Millisecond))
@@ -547,7 +567,8 @@ func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) 
 // initializer.
 func (m *Member) forwardState(ctx context.Context, st State) error {
 	if st.To == m.cfg.Name {
-		return m.cfg.Import(st.Step, routing.PartitionID(st.Partition), st.Data)
+		m.queueImport(st)
+		return nil
 	}
 	m.mu.Lock()
 	var c *ctlConn
@@ -561,6 +582,60 @@ func (m *Member) forwardState(ctx context.Context, st State) error {
 		return fmt.Errorf("no control link towards %s for partition %d of %s", st.To, st.Partition, st.Step)
 	}
 	return c.send(KindState, st.Encode())
+}
+
+// queueImport hands a state that arrived for this worker to the
+// importer, which imports what has arrived in one call at a time.
+func (m *Member) queueImport(st State) {
+	m.rs.mu.Lock()
+	m.rs.imports = append(m.rs.imports, st)
+	m.rs.importing.Add(1)
+	start := !m.rs.importer
+	m.rs.importer = true
+	m.rs.mu.Unlock()
+	if start {
+		go m.importLoop()
+	}
+}
+
+// importLoop imports queued states until none is left.
+func (m *Member) importLoop() {
+	for {
+		m.rs.mu.Lock()
+		batch := m.rs.imports
+		m.rs.imports = nil
+		if len(batch) == 0 {
+			m.rs.importer = false
+			m.rs.mu.Unlock()
+			return
+		}
+		m.rs.mu.Unlock()
+		steps := make([]string, len(batch))
+		parts := make([]routing.PartitionID, len(batch))
+		datas := make([][]byte, len(batch))
+		for i, st := range batch {
+			steps[i], parts[i], datas[i] = st.Step, routing.PartitionID(st.Partition), st.Data
+		}
+		for len(parts) > 0 {
+			n, err := m.cfg.ImportMany(steps, parts, datas, exportBudget)
+			if err == nil && n == 0 {
+				err = errors.New("no partition imported")
+			}
+			if err != nil {
+				m.log.Error("rescale: state not imported", "partitions", len(parts), "err", err)
+				m.rs.mu.Lock()
+				if m.rs.importEr == nil {
+					m.rs.importEr = err
+				}
+				m.rs.mu.Unlock()
+				n = len(parts)
+			}
+			steps, parts, datas = steps[n:], parts[n:], datas[n:]
+			for range n {
+				m.rs.importing.Done()
+			}
+		}
+	}
 }
 
 // freezeHere installs the freeze table (moving partitions park), sends
@@ -675,8 +750,9 @@ func (m *Member) park(e work.Envelopes) {
 	m.rs.mu.Unlock()
 }
 
-// commitHere checks that every state sent here was imported.
+// commitHere waits until every state sent here has been imported.
 func (m *Member) commitHere() error {
+	m.rs.importing.Wait()
 	m.rs.mu.Lock()
 	defer m.rs.mu.Unlock()
 	return m.rs.importEr

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/wallaroo-go/machida/engine/cluster"
 	"github.com/wallaroo-go/machida/engine/external"
@@ -23,9 +24,8 @@ type Queries interface {
 // Migrator moves the state of one partition of a state stage between
 // workers (a grow or a shrink); each method is safe from any goroutine.
 type Migrator interface {
-	ExportPartition(step topology.StepID, p routing.PartitionID) ([]byte, error)
-	ImportPartition(step topology.StepID, p routing.PartitionID, data []byte) error
-	DropPartition(step topology.StepID, p routing.PartitionID) error
+	ExportPartitions(step topology.StepID, ps []routing.PartitionID, budget time.Duration) ([][]byte, error)
+	ImportPartitions(steps []topology.StepID, ps []routing.PartitionID, datas [][]byte, budget time.Duration) (int, error)
 }
 
 // Stages lists the application's state and stateless stages; the

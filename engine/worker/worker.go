@@ -240,27 +240,23 @@ func Run(ctx context.Context, cfg Config) error {
 			cc.States[i] = st.String()
 		}
 		if mig, ok := cfg.Processor.(Migrator); ok {
-			step := func(s string) (topology.StepID, error) { return topology.ParseStepID(s) }
-			cc.Export = func(s string, p routing.PartitionID) ([]byte, error) {
-				id, err := step(s)
+			cc.ExportMany = func(s string, ps []routing.PartitionID, budget time.Duration) ([][]byte, error) {
+				id, err := topology.ParseStepID(s)
 				if err != nil {
 					return nil, err
 				}
-				return mig.ExportPartition(id, p)
+				return mig.ExportPartitions(id, ps, budget)
 			}
-			cc.Import = func(s string, p routing.PartitionID, data []byte) error {
-				id, err := step(s)
-				if err != nil {
-					return err
+			cc.ImportMany = func(steps []string, ps []routing.PartitionID, datas [][]byte, budget time.Duration) (int, error) {
+				ids := make([]topology.StepID, len(steps))
+				for i, s := range steps {
+					id, err := topology.ParseStepID(s)
+					if err != nil {
+						return 0, err
+					}
+					ids[i] = id
 				}
-				return mig.ImportPartition(id, p, data)
-			}
-			cc.Drop = func(s string, p routing.PartitionID) error {
-				id, err := step(s)
-				if err != nil {
-					return err
-				}
-				return mig.DropPartition(id, p)
+				return mig.ImportPartitions(ids, ps, datas, budget)
 			}
 		}
 		cc.DeliverCall = func(ctx context.Context, f func()) error {

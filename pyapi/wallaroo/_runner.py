@@ -198,6 +198,31 @@ def _unpack_ts(data, n):
 # Envelope batch formats (first byte of what take_envelopes returns).
 _FMT_PICKLE = b"P"  # the records, values included, in one pickle
 _FMT_HOOKS = b"H"   # one pickle of the records, each value serialised alone
+# Partition state whose objects are all of one plain class (see
+# _plain_class): one pickle of (class, [(key, the object's __dict__)]),
+# which is what pickle itself would store for each object, made and read
+# two to three times faster.
+_FMT_PLAIN = b"D"
+
+_plain_cache = {}
+
+
+def _plain_class(cls):
+    """Whether pickle would store an object of cls as a plain copy of its
+    __dict__ and rebuild it with cls.__new__(cls) and __dict__.update:
+    no slots, no custom reduce, getstate, setstate or __new__."""
+    plain = _plain_cache.get(cls)
+    if plain is None:
+        getstate = getattr(object, "__getstate__", None)
+        plain = (isinstance(cls, type)
+                 and getattr(cls, "__slots__", None) is None
+                 and cls.__reduce_ex__ is object.__reduce_ex__
+                 and cls.__reduce__ is object.__reduce__
+                 and getattr(cls, "__getstate__", None) is getstate
+                 and not hasattr(cls, "__setstate__")
+                 and cls.__new__ is object.__new__)
+        _plain_cache[cls] = plain
+    return plain
 
 
 class Stage(object):
@@ -451,10 +476,16 @@ class Runner(object):
         """The state objects of one partition of a state step, as bytes
         (the module's serialize per state object, or one pickle)."""
         table = self.states.get(step_id, {})
-        keys = sorted(self.index.get(step_id, {}).get(partition, ()))
+        keys = list(self.index.get(step_id, {}).get(partition, ()))
         if self._pickled:
-            return _FMT_PICKLE + pickle.dumps(
-                [(k, table[k]) for k in keys], _PROTO)
+            states = [table[k] for k in keys]
+            cls = type(states[0]) if states else None
+            if cls is not None and _plain_class(cls) and \
+                    all(type(st) is cls and hasattr(st, "__dict__") for st in states):
+                return _FMT_PLAIN + pickle.dumps(
+                    (cls, [(k, st.__dict__) for k, st in zip(keys, states)]),
+                    _PROTO)
+            return _FMT_PICKLE + pickle.dumps(list(zip(keys, states)), _PROTO)
         ser = self.serialize
         return _FMT_HOOKS + pickle.dumps(
             [(k, _as_output(ser(table[k]), "serialize")) for k in keys], _PROTO)
@@ -468,6 +499,8 @@ class Runner(object):
             raise ValueError("no state step %s here (state steps: %s)"
                              % (step_id, ", ".join(sorted(self.states)) or "none"))
         index = self.index[step_id]
+        if data[:1] == _FMT_PLAIN:
+            return self._import_plain(table, index, step_id, partition, data)
         fmt, records = _load(data, "partition %d of step %s"
                              % (partition, step_id))
         if fmt == _FMT_HOOKS:
@@ -483,6 +516,56 @@ class Runner(object):
             table[k] = s
             keys.add(k)
         return len(records)
+
+    def export_partitions(self, step_id, partitions, budget_ns):
+        """Export and drop partitions of a state step from the front of the
+        list, one after the other, until budget_ns of time has gone (at
+        least one): their bytes, in order. The engine calls it again for
+        the rest, so the processor's own calls run in between."""
+        out = []
+        t0 = _clock_ns()
+        for p in partitions:
+            out.append(self.export_partition(step_id, p))
+            self.drop_partition(step_id, p)
+            if _clock_ns() - t0 >= budget_ns:
+                break
+        return out
+
+    def import_partitions(self, step_ids, partitions, datas, budget_ns):
+        """import_partition for each (step, partition, bytes) in turn, until
+        budget_ns of time has gone (at least one): how many were done."""
+        t0 = _clock_ns()
+        n = 0
+        for step_id, p, data in zip(step_ids, partitions, datas):
+            self.import_partition(step_id, p, data)
+            n += 1
+            if _clock_ns() - t0 >= budget_ns:
+                break
+        return n
+
+    def _import_plain(self, table, index, step_id, partition, data):
+        """import_partition of the _FMT_PLAIN format, in one pass: each
+        object rebuilt as pickle would (cls.__new__, then its __dict__)."""
+        what = "partition %d of step %s" % (partition, step_id)
+        try:
+            cls, pairs = pickle.loads(data[1:])
+            new = cls.__new__
+        except Exception as e:
+            raise ValueError("%s is corrupt: %s: %s" % (what, type(e).__name__, e))
+        keys = index.setdefault(partition, set())
+        crc32, n = zlib.crc32, self.partitions
+        for k, d in pairs:
+            if type(k) is not str:
+                k = _as_key(k, "imported state")
+            if (crc32(_key_bytes(k)) & 0xffffffff) % n != partition:
+                raise ValueError("key %r of step %s belongs to partition %d, "
+                                 "not %d" % (k, step_id, self.partition_of(k),
+                                             partition))
+            st = new(cls)
+            st.__dict__.update(d)
+            table[k] = st
+            keys.add(k)
+        return len(pairs)
 
     def drop_partition(self, step_id, partition):
         """Forget the state of one partition (after it moved away)."""
@@ -633,13 +716,25 @@ def _load(data, what):
     """(format, records) of bytes made by export_partition or
     take_envelopes; ValueError naming what if they are not."""
     fmt, body = data[:1], data[1:]
-    if fmt not in (_FMT_PICKLE, _FMT_HOOKS):
-        raise ValueError("%s starts with %r, not a known format (%r or %r)"
-                         % (what, fmt, _FMT_PICKLE, _FMT_HOOKS))
+    if fmt not in (_FMT_PICKLE, _FMT_HOOKS, _FMT_PLAIN):
+        raise ValueError("%s starts with %r, not a known format (%r, %r or %r)"
+                         % (what, fmt, _FMT_PICKLE, _FMT_HOOKS, _FMT_PLAIN))
     try:
         records = pickle.loads(body)
     except Exception as e:
         raise ValueError("%s is corrupt: %s: %s" % (what, type(e).__name__, e))
+    if fmt == _FMT_PLAIN:
+        try:
+            cls, pairs = records
+            new = cls.__new__
+            records = []
+            for k, d in pairs:
+                st = new(cls)
+                st.__dict__.update(d)
+                records.append((k, st))
+        except Exception as e:
+            raise ValueError("%s is corrupt: %s: %s" % (what, type(e).__name__, e))
+        return _FMT_PICKLE, records
     if not isinstance(records, list):
         raise ValueError("%s is corrupt: holds %s, not a list"
                          % (what, type(records).__name__))
