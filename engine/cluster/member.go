@@ -118,8 +118,12 @@ type Config struct {
 	// the peers' envelopes. OnLeave is called when this worker has left
 	// the cluster (a shrink): it stops alone, cleanly.
 	Install     func(ctx context.Context, o work.Ownership, then func() []work.Item) error
-	DeliverCall func(ctx context.Context, f func()) error
+	DeliverCall func(ctx context.Context, f func() []work.Item) error
 	OnLeave     func()
+	// OnRescale, if set, is told of every grow or shrink this worker
+	// coordinated ("grow" or "shrink"), whether it completed, and how long
+	// it took (metrics).
+	OnRescale func(kind string, ok bool, took time.Duration)
 }
 
 // Member is this worker's membership in a cluster: the control and data
@@ -372,7 +376,7 @@ func (m *Member) Start(ctx context.Context) error {
 			if m.cfg.DeliverCall == nil {
 				return nil
 			}
-			return m.cfg.DeliverCall(ctx, func() { m.fenceProcessed(from) })
+			return m.cfg.DeliverCall(ctx, func() []work.Item { m.fenceProcessed(from); return nil })
 		}
 		// Every peer is input 1: the workers change with rescales, and
 		// no barrier crosses workers yet.

@@ -360,6 +360,9 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if len(plan.Leaving) > 0 {
 		kind = "shrink"
 	}
+	if m.cfg.OnRescale != nil {
+		defer func() { m.cfg.OnRescale(kind, err == nil, time.Since(t0)) }()
+	}
 	fmt.Fprintf(m.cfg.Console, "AUTOSCALE: %s to %d workers (%s) begins\n", kind, len(plan.Workers), strings.Join(append(plan.Joining, plan.Leaving...), ","))
 	idx := map[routing.WorkerName]uint16{}
 	for i, w := range plan.Workers {
@@ -759,9 +762,12 @@ func (m *Member) commitHere() error {
 }
 
 // releaseHere installs the new cluster: the new table, applied in the
-// loop's order together with sending what was parked to the new owners
-// (this worker's own share runs next); then the members of the new
-// cluster (links to leavers close). A leaver owns nothing after it.
+// loop's order together with sending what was parked for other workers
+// to them; then the members of the new cluster (links to leavers close).
+// What was parked for this worker itself is run in slices between new
+// input (drainParked), its partitions still parking meanwhile so that
+// their messages keep their order; the new table is complete once that
+// is done. A leaver owns nothing after it.
 func (m *Member) releaseHere(ctx context.Context, r Rescale) error {
 	table, err := tableOf(r.Topo, m.cfg.Partitions)
 	if err != nil {
@@ -769,12 +775,45 @@ func (m *Member) releaseHere(ctx context.Context, r Rescale) error {
 	}
 	leaving := slices.Contains(r.Leaving, m.cfg.Name)
 	m.mu.Lock()
+	old := m.table
 	m.table = table
+	me := m.index[m.cfg.Name]
 	m.mu.Unlock()
 	if m.Started() {
-		own := work.OwnershipOf(table, routing.WorkerName(m.cfg.Name), func(w routing.WorkerName) work.Dest { return m.Dest(string(w)) })
-		if err := m.cfg.Install(ctx, own, m.unpark); err != nil {
-			return fmt.Errorf("release: %w", err)
+		final := work.OwnershipOf(table, routing.WorkerName(m.cfg.Name), func(w routing.WorkerName) work.Dest { return m.Dest(string(w)) })
+		own := final
+		var mine []int
+		if old.Partitions() == table.Partitions() {
+			for _, mv := range routing.Moves(old, table) {
+				if string(mv.To) == m.cfg.Name {
+					mine = append(mine, int(mv.Partition))
+				}
+			}
+		}
+		if len(mine) == 0 {
+			if err := m.cfg.Install(ctx, final, func() []work.Item { return m.unpark(true) }); err != nil {
+				return fmt.Errorf("release: %w", err)
+			}
+		} else {
+			own.Owner = slices.Clone(final.Owner)
+			for _, p := range mine {
+				own.Owner[p] = holdDest(me)
+			}
+			done := make(chan error, 1)
+			if err := m.cfg.Install(ctx, own, func() []work.Item {
+				m.unpark(false)
+				return m.drainParked(ctx, final, done)
+			}); err != nil {
+				return fmt.Errorf("release: %w", err)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					return fmt.Errorf("release: %w", err)
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
 	m.mu.Lock()
@@ -792,15 +831,53 @@ func (m *Member) releaseHere(ctx context.Context, r Rescale) error {
 	return nil
 }
 
-// unpark sends what was parked to the new owners, in the order it was
-// made; what is for this worker comes back as items to run next. On the
-// loop's goroutine, right after the new table was installed.
-func (m *Member) unpark() []work.Item {
+// drainParkedSlice is how many parked messages run between two turns of
+// new input while the parked backlog drains.
+const drainParkedSlice = 2048
+
+// drainParked (on the loop's goroutine) returns the next slice of what is
+// parked for this worker, to run now, and queues the next step behind
+// the input that has arrived meanwhile; once nothing is left it installs
+// the final table (whose installation runs whatever was parked in
+// between, first) and reports on done.
+func (m *Member) drainParked(ctx context.Context, final work.Ownership, done chan<- error) []work.Item {
+	m.rs.mu.Lock()
+	var slice []work.Item
+	n := 0
+	for len(m.rs.parked) > 0 && n < drainParkedSlice {
+		e := m.rs.parked[0]
+		m.rs.parked = m.rs.parked[1:]
+		e.Dest = work.Here
+		slice = append(slice, work.ResumeItem(e))
+		n += e.Count
+	}
+	left := len(m.rs.parked)
+	m.rs.mu.Unlock()
+	if left == 0 {
+		go func() {
+			done <- m.cfg.Install(ctx, final, func() []work.Item { return m.unpark(true) })
+		}()
+	} else {
+		go func() {
+			if err := m.cfg.DeliverCall(ctx, func() []work.Item { return m.drainParked(ctx, final, done) }); err != nil {
+				done <- err
+			}
+		}()
+	}
+	return slice
+}
+
+// unpark sends what was parked for other workers to them, in the order it
+// was made; what is for this worker stays parked, or with mine comes back
+// as items to run next. On the loop's goroutine, right after a table was
+// installed.
+func (m *Member) unpark(mine bool) []work.Item {
 	m.rs.mu.Lock()
 	parked := m.rs.parked
 	m.rs.parked = nil
 	m.rs.mu.Unlock()
 	var here []work.Item
+	var keep []work.Envelopes
 	for _, e := range parked {
 		slot, _ := heldSlot(e.Dest)
 		m.mu.Lock()
@@ -811,9 +888,11 @@ func (m *Member) unpark() []work.Item {
 		}
 		m.mu.Unlock()
 		switch {
-		case name == m.cfg.Name:
+		case name == m.cfg.Name && mine:
 			e.Dest = work.Here
 			here = append(here, work.ResumeItem(e))
+		case name == m.cfg.Name:
+			keep = append(keep, e)
 		case o != nil:
 			e.Dest = work.Dest(slot + 1)
 			o.Send(context.Background(), e)
@@ -821,8 +900,10 @@ func (m *Member) unpark() []work.Item {
 			m.log.Error("rescale: parked envelopes for a worker without a link are lost", "slot", slot, "worker", name, "count", e.Count)
 		}
 	}
-	if len(parked) > 0 {
-		m.log.Info("rescale: parked envelopes released", "batches", len(parked))
+	if len(keep) > 0 {
+		m.rs.mu.Lock()
+		m.rs.parked = append(keep, m.rs.parked...)
+		m.rs.mu.Unlock()
 	}
 	return here
 }

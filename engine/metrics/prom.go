@@ -26,6 +26,8 @@ const (
 	LinkReplays     = "wallaroo_link_replayed_batches_total"
 	LinkReconnects  = "wallaroo_link_reconnects_total"
 	MessagesEmitted = "wallaroo_messages_emitted_total"
+	Rescales        = "wallaroo_rescales_total"
+	LastRescale     = "wallaroo_last_rescale_seconds"
 )
 
 var familyHelp = map[string]string{
@@ -36,6 +38,8 @@ var familyHelp = map[string]string{
 	LinkReplays:     "Batches an inter-worker data link sent again after a reconnect.",
 	LinkReconnects:  "Times an inter-worker data link connected again after losing its peer.",
 	MessagesEmitted: "Messages encoded for a sink (start-to-end completions).",
+	Rescales:        "Grows and shrinks this worker coordinated (the initializer), by kind and outcome.",
+	LastRescale:     "How long the last grow or shrink this worker coordinated took, from the request to completion, by kind.",
 }
 
 // histogram families, by category.

@@ -136,8 +136,9 @@ type Item struct {
 	// the loop's goroutine. The items it returns (envelopes parked for
 	// this worker during a rescale) run before anything else.
 	Applied func(error) []Item
-	// Call is a KindCall item's function (on the loop's goroutine).
-	Call func()
+	// Call is a KindCall item's function (on the loop's goroutine); the
+	// items it returns run before anything else.
+	Call func() []Item
 }
 
 // BatchItem, EnvelopesItem, BarrierItem and OwnershipItem build items.
@@ -157,7 +158,7 @@ func BarrierItem(input int, b barrier.Barrier) Item {
 func OwnershipItem(o Ownership) Item { return Item{Kind: KindOwnership, Ownership: o} }
 
 // CallItem wraps a function the loop runs when it reaches the item.
-func CallItem(input int, f func()) Item { return Item{Kind: KindCall, Input: input, Call: f} }
+func CallItem(input int, f func() []Item) Item { return Item{Kind: KindCall, Input: input, Call: f} }
 
 // ResumeItem wraps envelopes this worker made itself and kept back, to
 // be run here (not queued: the loop runs them next).

@@ -275,7 +275,9 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 			continue
 		case KindCall:
 			if it.Call != nil {
-				it.Call()
+				if first := it.Call(); len(first) > 0 {
+					l.local = append(first, l.local...)
+				}
 			}
 			continue
 		case KindBatch, KindEnvelopes:

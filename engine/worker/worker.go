@@ -259,7 +259,7 @@ func Run(ctx context.Context, cfg Config) error {
 				return mig.ImportPartitions(ids, ps, datas, budget)
 			}
 		}
-		cc.DeliverCall = func(ctx context.Context, f func()) error {
+		cc.DeliverCall = func(ctx context.Context, f func() []work.Item) error {
 			return q.Put(ctx, work.CallItem(1, f))
 		}
 		cc.Install = func(ctx context.Context, own work.Ownership, then func() []work.Item) error {
@@ -293,6 +293,15 @@ func Run(ctx context.Context, cfg Config) error {
 		cc.BusyNanos = busy.Load
 		cc.Partitions = cfg.Partitions
 		if reg != nil {
+			cc.OnRescale = func(kind string, ok bool, took time.Duration) {
+				outcome := "completed"
+				if !ok {
+					outcome = "failed"
+				}
+				reg.Counter(metrics.Rescales, "kind", kind, "outcome", outcome).Inc()
+				secs := took.Seconds()
+				reg.Gauge(metrics.LastRescale, func() float64 { return secs }, "kind", kind)
+			}
 			cc.OnLinkUp = func(peer string, reconnect bool, resent int) {
 				if reconnect {
 					reg.Counter(metrics.LinkReconnects, "peer", peer).Inc()
