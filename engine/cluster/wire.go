@@ -164,6 +164,14 @@ func (e *enc) bytes(v []byte) {
 	e.b = append(e.b, v...)
 }
 func (e *enc) str(v string) { e.bytes([]byte(v)) }
+
+// strs writes a list of strings: a count, then each.
+func (e *enc) strs(vs []string) {
+	e.u32(uint32(len(vs)))
+	for _, v := range vs {
+		e.str(v)
+	}
+}
 func (e *enc) bool(v bool) {
 	if v {
 		e.u8(1)
@@ -226,6 +234,20 @@ func (d *dec) bytes(what string) []byte {
 	return d.take(int(n), what)
 }
 func (d *dec) str(what string) string { return string(d.bytes(what)) }
+
+// strs reads a list written by enc.strs (a count that the bytes left
+// cannot hold is malformed).
+func (d *dec) strs(what string) []string {
+	n := d.u32(what + " count")
+	if d.err == nil && uint64(n)*4 > uint64(len(d.b)) {
+		d.fail(what + " count")
+	}
+	var out []string
+	for i := uint32(0); d.err == nil && i < n; i++ {
+		out = append(out, d.str(what))
+	}
+	return out
+}
 func (d *dec) bool(what string) bool {
 	switch d.u8(what) {
 	case 0:
@@ -425,10 +447,7 @@ func (r Rescale) Encode() []byte {
 	} else {
 		e.bytes(nil)
 	}
-	e.u32(uint32(len(r.Leaving)))
-	for _, l := range r.Leaving {
-		e.str(l)
-	}
+	e.strs(r.Leaving)
 	return e.b
 }
 
@@ -446,13 +465,7 @@ func DecodeRescale(p []byte) (Rescale, error) {
 		}
 		r.Topo = t
 	}
-	n := d.u32("leaving count")
-	if d.err == nil && uint64(n)*4 > uint64(len(d.b)) {
-		d.fail("leaving count")
-	}
-	for i := uint32(0); d.err == nil && i < n; i++ {
-		r.Leaving = append(r.Leaving, d.str("leaving worker"))
-	}
+	r.Leaving = d.strs("leaving worker")
 	return r, d.end("rescale")
 }
 
@@ -520,10 +533,7 @@ type ShrinkRequest struct {
 func (r ShrinkRequest) Encode() []byte {
 	var e enc
 	e.str(r.From)
-	e.u32(uint32(len(r.Leaving)))
-	for _, l := range r.Leaving {
-		e.str(l)
-	}
+	e.strs(r.Leaving)
 	return e.b
 }
 
@@ -531,13 +541,7 @@ func (r ShrinkRequest) Encode() []byte {
 func DecodeShrinkRequest(p []byte) (ShrinkRequest, error) {
 	d := dec{b: p}
 	r := ShrinkRequest{From: d.str("from")}
-	n := d.u32("leaving count")
-	if d.err == nil && uint64(n)*4 > uint64(len(d.b)) {
-		d.fail("leaving count")
-	}
-	for i := uint32(0); d.err == nil && i < n; i++ {
-		r.Leaving = append(r.Leaving, d.str("leaving worker"))
-	}
+	r.Leaving = d.strs("leaving worker")
 	return r, d.end("shrink request")
 }
 

@@ -14,13 +14,34 @@ func TestWire_RoundTrips(t *testing.T) {
 	if got, err := DecodeHello(h.Encode()); err != nil || got != h {
 		t.Errorf("hello: %+v %v", got, err)
 	}
-	j := Join{Worker: "w", Control: "127.0.0.1:1", Data: "0.0.0.0:2"}
+	j := Join{Worker: "w", Control: "127.0.0.1:1", Data: "0.0.0.0:2", Joining: 4}
 	if got, err := DecodeJoin(j.Encode()); err != nil || got != j {
 		t.Errorf("join: %+v %v", got, err)
 	}
-	tp := Topology{Workers: []string{"initializer", "w1"}, Data: []string{"a:1", "b:2"}}
+	tp := Topology{Workers: []string{"initializer", "w1"}, Data: []string{"a:1", "b:2"},
+		Owners: []uint16{0, 1, 1, 0}, Epoch: 3, Metrics: "m:5001"}
 	if got, err := DecodeTopology(tp.Encode()); err != nil || !reflect.DeepEqual(got, tp) {
 		t.Errorf("topology: %+v %v", got, err)
+	}
+	rs := Rescale{ID: 9, Phase: PhasePrepare, Topo: tp, Leaving: []string{"w1"}}
+	if got, err := DecodeRescale(rs.Encode()); err != nil || !reflect.DeepEqual(got, rs) {
+		t.Errorf("rescale: %+v %v", got, err)
+	}
+	ra := RescaleAck{ID: 9, Phase: PhaseCommit, Err: "no"}
+	if got, err := DecodeRescaleAck(ra.Encode()); err != nil || got != ra {
+		t.Errorf("rescale ack: %+v %v", got, err)
+	}
+	st := State{ID: 9, To: "w1", Step: "0.2", Partition: 17, Data: []byte("state")}
+	if got, err := DecodeState(st.Encode()); err != nil || !reflect.DeepEqual(got, st) {
+		t.Errorf("state: %+v %v", got, err)
+	}
+	sr := ShrinkRequest{From: "w2", Leaving: []string{"w1", "w3"}}
+	if got, err := DecodeShrinkRequest(sr.Encode()); err != nil || !reflect.DeepEqual(got, sr) {
+		t.Errorf("shrink request: %+v %v", got, err)
+	}
+	fence := EnvelopeBatch{Seq: 8}
+	if got, err := DecodeEnvelopeBatch(fence.Encode()); err != nil || got.Count != 0 || len(got.Data) != 0 {
+		t.Errorf("fence: %+v %v", got, err)
 	}
 	b := EnvelopeBatch{Seq: 7, Count: 3, Data: []byte("xyz")}
 	if got, err := DecodeEnvelopeBatch(b.Encode()); err != nil || !reflect.DeepEqual(got, b) {
@@ -70,6 +91,16 @@ func TestWire_Malformed(t *testing.T) {
 	if _, err := DecodeTopology([]byte{0xff, 0xff, 0xff, 0xff}); !errors.Is(err, ErrMalformed) {
 		t.Errorf("topology of 4 billion workers: %v", err)
 	}
+	bad := Topology{Workers: []string{"i"}, Data: []string{"x:1"}, Owners: []uint16{1}, Epoch: 2}
+	if _, err := DecodeTopology(bad.Encode()); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a partition owned by worker 1 of 1: %v", err)
+	}
+	if _, err := DecodeRescale(Rescale{ID: 1, Phase: 99}.Encode()); !errors.Is(err, ErrMalformed) {
+		t.Errorf("rescale phase 99: %v", err)
+	}
+	if _, err := DecodeEnvelopeBatch(EnvelopeBatch{Seq: 1, Count: 0, Data: []byte("x")}.Encode()); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a batch of 0 envelopes with data: %v", err)
+	}
 }
 
 // FuzzWire feeds arbitrary bytes to the frame reader and every payload
@@ -79,6 +110,8 @@ func FuzzWire(f *testing.F) {
 	f.Add(AppendFrame(nil, KindHello, Hello{App: "a", Worker: "w"}.Encode()))
 	f.Add(AppendFrame(nil, KindTopology, Topology{Workers: []string{"i"}, Data: []string{"x:1"}}.Encode()))
 	f.Add(AppendFrame(nil, KindEnvelopes, EnvelopeBatch{Seq: 1, Count: 1, Data: []byte("d")}.Encode()))
+	f.Add(AppendFrame(nil, KindRescale, Rescale{ID: 1, Phase: PhasePrepare, Topo: Topology{Workers: []string{"i", "j"}, Data: []string{"x:1", "y:2"}, Owners: []uint16{0, 1}, Epoch: 2}, Leaving: []string{"j"}}.Encode()))
+	f.Add(AppendFrame(nil, KindState, State{ID: 1, To: "j", Step: "0.1", Partition: 3, Data: []byte("s")}.Encode()))
 	f.Add([]byte{0, 0, 0, 1, 1})
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		fr, err := ReadFrame(bytes.NewReader(raw))
@@ -100,6 +133,18 @@ func FuzzWire(f *testing.F) {
 		}
 		if r, err := DecodeIdleReply(p); err == nil && !bytes.Equal(r.Encode(), p) {
 			t.Errorf("idle reply does not round-trip")
+		}
+		if r, err := DecodeRescale(p); err == nil && !bytes.Equal(r.Encode(), p) {
+			t.Errorf("rescale does not round-trip")
+		}
+		if a, err := DecodeRescaleAck(p); err == nil && !bytes.Equal(a.Encode(), p) {
+			t.Errorf("rescale ack does not round-trip")
+		}
+		if s, err := DecodeState(p); err == nil && !bytes.Equal(s.Encode(), p) {
+			t.Errorf("state does not round-trip")
+		}
+		if r, err := DecodeShrinkRequest(p); err == nil && !bytes.Equal(r.Encode(), p) {
+			t.Errorf("shrink request does not round-trip")
 		}
 		DecodeText(p)
 		DecodeSeq(p)
