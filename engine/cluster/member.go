@@ -165,16 +165,16 @@ type Member struct {
 	// Listen and the first grow; read and written on their goroutines,
 	// one at a time).
 	filesWritten bool
-	idleWait  chan IdleReply
-	idleRound uint64
-	health    map[string]*peerHealth // by worker, from its heartbeats
-	loads     map[string]loadReport  // by worker, from its load frames
-	pending   []Join                 // initializer: workers joined before formation, in order
-	dataAddrs []string               // the workers' data listeners, by index
-	table     routing.Table          // the partition table (after formation)
-	metrics   string                 // the cluster's metrics address (joiners: from the initializer)
-	initCtl   string                 // non-initializers: the initializer's control address
-	rs        rescaleState           // rescale.go
+	idleWait     chan IdleReply
+	idleRound    uint64
+	health       map[string]*peerHealth // by worker, from its heartbeats
+	loads        map[string]loadReport  // by worker, from its load frames
+	pending      []Join                 // initializer: workers joined before formation, in order
+	dataAddrs    []string               // the workers' data listeners, by index
+	table        routing.Table          // the partition table (after formation)
+	metrics      string                 // the cluster's metrics address (joiners: from the initializer)
+	initCtl      string                 // non-initializers: the initializer's control address
+	rs           rescaleState           // rescale.go
 }
 
 // ctlConn is one control connection; writes are serialised.
