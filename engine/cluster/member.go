@@ -1081,9 +1081,6 @@ func (m *Member) Route(ctx context.Context, e work.Envelopes) error {
 // link to a peer is full, a channel that closes when it may have room;
 // nil otherwise.
 func (m *Member) Congested() <-chan struct{} {
-	if p := m.Paused(); p != nil {
-		return p // a rescale: no source input until the resume
-	}
 	m.mu.Lock()
 	outs := m.outs
 	m.mu.Unlock()

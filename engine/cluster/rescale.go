@@ -86,11 +86,9 @@ type rescaleState struct {
 	joiners  map[string]bool // the joiners of the current rescale (their Ready acks Prepare)
 	acks     chan RescaleAck
 	curID    uint64
-	leaving  bool          // this worker leaves at the end of the current rescale
-	paused   chan struct{} // non-nil while paused; closed at resume (unused by rescales now)
-	pauseSig chan struct{} // closed when a pause begins (replaced at resume)
-	pending  *Rescale      // the Prepare of the rescale under way (workers)
-	importEr error         // the first import that failed in the current rescale
+	leaving  bool     // this worker leaves at the end of the current rescale
+	pending  *Rescale // the Prepare of the rescale under way (workers)
+	importEr error    // the first import that failed in the current rescale
 	// The freeze: old members (whose fences this worker waits for), the
 	// fences processed so far, closed when all are; what is parked.
 	oldMembers []string
@@ -109,8 +107,7 @@ type rescaleState struct {
 }
 
 func newRescaleState() rescaleState {
-	return rescaleState{acks: make(chan RescaleAck, 64), joinFailed: make(chan error, 1), shrinkReply: make(chan string, 1),
-		pauseSig: make(chan struct{})}
+	return rescaleState{acks: make(chan RescaleAck, 64), joinFailed: make(chan error, 1), shrinkReply: make(chan string, 1)}
 }
 
 func (s *rescaleState) isLeaving() bool {
@@ -143,41 +140,6 @@ func (s *rescaleState) lostInitializer() {
 
 // Leaving reports whether this worker has left the cluster (a shrink).
 func (m *Member) Leaving() bool { return m.rs.isLeaving() }
-
-// Paused returns, while this worker is paused for a rescale, a channel
-// closed at the resume; nil otherwise.
-func (m *Member) Paused() <-chan struct{} {
-	m.rs.mu.Lock()
-	defer m.rs.mu.Unlock()
-	return m.rs.paused
-}
-
-// PauseBegins returns a channel closed when the next pause begins (the
-// loop's HoldBegins).
-func (m *Member) PauseBegins() <-chan struct{} {
-	m.rs.mu.Lock()
-	defer m.rs.mu.Unlock()
-	return m.rs.pauseSig
-}
-
-func (m *Member) pause() {
-	m.rs.mu.Lock()
-	defer m.rs.mu.Unlock()
-	if m.rs.paused == nil {
-		m.rs.paused = make(chan struct{})
-		close(m.rs.pauseSig)
-	}
-}
-
-func (m *Member) resume() {
-	m.rs.mu.Lock()
-	defer m.rs.mu.Unlock()
-	if m.rs.paused != nil {
-		close(m.rs.paused)
-		m.rs.paused = nil
-		m.rs.pauseSig = make(chan struct{})
-	}
-}
 
 // redirect (non-initializers' control listener) sends a worker that
 // wants to join on to the initializer.

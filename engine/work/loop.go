@@ -64,10 +64,6 @@ type LoopConfig struct {
 	// processor's Process and Generate calls (user code), so that a
 	// reader can compute this worker's utilisation over a period.
 	BusyNanos *atomic.Int64
-	// HoldBegins, if set, returns a channel that is closed when Hold may
-	// start returning non-nil (a pause for a rescale): a loop waiting for
-	// work wakes and stops taking new source input at once.
-	HoldBegins func() <-chan struct{}
 	// Hold, if set, is asked before each item is taken: a non-nil channel
 	// means the links to peers are congested, so new source input (the
 	// local lane) waits while the peers' work is taken; the channel
@@ -161,14 +157,10 @@ func (l *loop) next(ctx context.Context, block bool) (it Item, ok bool) {
 			return Item{}, false
 		}
 		localCh := l.localCh
-		var hold, holdBegins <-chan struct{}
-		if l.cfg.HoldBegins != nil {
-			holdBegins = l.cfg.HoldBegins() // before Hold: a hold that begins in between wakes the wait
-		}
+		var hold <-chan struct{}
 		if l.cfg.Hold != nil {
 			if hold = l.cfg.Hold(); hold != nil {
 				localCh = nil
-				holdBegins = nil
 			}
 		}
 		select {
@@ -203,8 +195,6 @@ func (l *loop) next(ctx context.Context, block bool) (it Item, ok bool) {
 			}
 		case <-hold:
 			ok = false // the links have room again: take sources too
-		case <-holdBegins:
-			ok = false // a hold began: stop waiting on the sources' lane
 		case <-ctx.Done():
 			if l.cfg.Idle != nil {
 				l.cfg.Idle.Store(false)

@@ -116,9 +116,6 @@ func (q *Queue) Close() {
 // Empty reports whether nothing is queued.
 func (q *Queue) Empty() bool { return len(q.local.ch) == 0 && len(q.peer.ch) == 0 }
 
-// PeerEmpty reports whether the peers' lane is empty.
-func (q *Queue) PeerEmpty() bool { return len(q.peer.ch) == 0 }
-
 // Depth is how many items wait in each lane: this worker's sources, and
 // its peers. Safe from any goroutine.
 func (q *Queue) Depth() (local, peer int) { return len(q.local.ch), len(q.peer.ch) }

@@ -231,9 +231,7 @@ func Run(ctx context.Context, cfg Config) error {
 			if !member.Started() {
 				return true // a joiner before its start: its loop has not run
 			}
-			// Paused for a rescale, the sources' lane waits: only what
-			// peers sent counts.
-			return idle.Load() && (q.Empty() || member.Paused() != nil && q.PeerEmpty())
+			return idle.Load() && q.Empty()
 		}
 		cc.States = make([]string, len(cfg.Stages.State))
 		for i, st := range cfg.Stages.State {
@@ -555,7 +553,6 @@ func Run(ctx context.Context, cfg Config) error {
 		lc.Inputs = member.Inputs()
 		lc.Idle = &idle
 		lc.Hold = member.Congested
-		lc.HoldBegins = member.PauseBegins
 		lc.BusyNanos = &busy
 	}
 	err := work.Loop(srcCtx, drainCtx, lc)
