@@ -38,6 +38,7 @@ Nothing here is public API. This module runs unchanged on Python 2.7 and
 """
 
 import binascii
+import gc
 import pickle
 from array import array
 import random
@@ -207,6 +208,22 @@ _FMT_PLAIN = b"D"
 _plain_cache = {}
 
 
+class _no_gc(object):
+    """Holds the cyclic garbage collector off inside the block: moving a
+    partition's state makes many containers at once, which would set off
+    collections that walk every state object of the worker (more than
+    half the time of an import). They run again after."""
+
+    def __enter__(self):
+        self.was = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.was:
+            gc.enable()
+        return False
+
+
 def _plain_class(cls):
     """Whether pickle would store an object of cls as a plain copy of its
     __dict__ and rebuild it with cls.__new__(cls) and __dict__.update:
@@ -295,6 +312,12 @@ class Runner(object):
         self._pickled = self.serialize is _stock_serialize()
         # step id -> {key: state}, and step id -> {partition: set(keys)}
         self.states = {}
+        # step id -> {key: (class, __dict__)}: state that arrived from
+        # another worker in the plain format and is made into its object
+        # on the key's first message here (creator), so that a migration
+        # costs the new owner little while it also runs its traffic. Its
+        # keys are in the index, not in the state table.
+        self.pending = {}
         self.index = {}
         self.paths = []
         # (destination, path, segment) -> the flat list [key, value, ts,
@@ -452,16 +475,41 @@ class Runner(object):
             table = {}
             self.states[step_id] = table
             self.index[step_id] = {}
+            self.pending[step_id] = {}
         return table
+
+    def _materialize(self, step_id, keys):
+        """Make the pending state of keys (those that have some) into
+        objects in the state table."""
+        pend = self.pending.get(step_id)
+        if not pend:
+            return
+        table = self.states[step_id]
+        for k in keys:
+            pd = pend.pop(k, None)
+            if pd is not None:
+                cls, d = pd
+                st = cls.__new__(cls)
+                st.__dict__.update(d)
+                table[k] = st
 
     def creator(self, step_id, initial_state):
         """A function key -> new state object that also files the key
         under its partition (called once per key, off the hot path)."""
         table = self.state_table(step_id)
         index = self.index[step_id]
+        pend = self.pending[step_id]
         partition_of = self.partition_of
 
         def create(key):
+            if pend:
+                pd = pend.pop(key, None)
+                if pd is not None:  # arrived from another worker
+                    cls, d = pd
+                    s = cls.__new__(cls)
+                    s.__dict__.update(d)
+                    table[key] = s
+                    return s
             s = initial_state()
             table[key] = s
             p = partition_of(key)
@@ -477,6 +525,7 @@ class Runner(object):
         (the module's serialize per state object, or one pickle)."""
         table = self.states.get(step_id, {})
         keys = list(self.index.get(step_id, {}).get(partition, ()))
+        self._materialize(step_id, keys)
         if self._pickled:
             states = [table[k] for k in keys]
             cls = type(states[0]) if states else None
@@ -515,6 +564,10 @@ class Runner(object):
                                              partition))
             table[k] = s
             keys.add(k)
+        pend = self.pending.get(step_id)
+        if pend:
+            for k, _ in records:
+                pend.pop(_as_key(k, "imported state"), None)
         return len(records)
 
     def export_partitions(self, step_id, partitions, budget_ns):
@@ -524,11 +577,12 @@ class Runner(object):
         the rest, so the processor's own calls run in between."""
         out = []
         t0 = _clock_ns()
-        for p in partitions:
-            out.append(self.export_partition(step_id, p))
-            self.drop_partition(step_id, p)
-            if _clock_ns() - t0 >= budget_ns:
-                break
+        with _no_gc():
+            for p in partitions:
+                out.append(self.export_partition(step_id, p))
+                self.drop_partition(step_id, p)
+                if _clock_ns() - t0 >= budget_ns:
+                    break
         return out
 
     def import_partitions(self, step_ids, partitions, datas, budget_ns):
@@ -536,11 +590,12 @@ class Runner(object):
         budget_ns of time has gone (at least one): how many were done."""
         t0 = _clock_ns()
         n = 0
-        for step_id, p, data in zip(step_ids, partitions, datas):
-            self.import_partition(step_id, p, data)
-            n += 1
-            if _clock_ns() - t0 >= budget_ns:
-                break
+        with _no_gc():
+            for step_id, p, data in zip(step_ids, partitions, datas):
+                self.import_partition(step_id, p, data)
+                n += 1
+                if _clock_ns() - t0 >= budget_ns:
+                    break
         return n
 
     def _import_plain(self, table, index, step_id, partition, data):
@@ -562,21 +617,24 @@ class Runner(object):
                 raise ValueError("key %r of step %s belongs to partition %d, "
                                  "not %d" % (k, step_id, self.partition_of(k),
                                              partition))
-        objs = []
-        append = objs.append
-        for _, d in pairs:
-            st = new(cls)
-            st.__dict__.update(d)
-            append(st)
-        table.update(zip(ks, objs))
+        if not callable(new):
+            raise ValueError("%s is corrupt: %r is not a class" % (what, cls))
+        # Made into objects on each key's first message (creator).
+        if table:
+            for k in ks:
+                if k in table:
+                    del table[k]  # replaced by what arrived
+        self.pending[step_id].update(zip(ks, [(cls, d) for _, d in pairs]))
         index.setdefault(partition, set()).update(ks)
         return len(pairs)
 
     def drop_partition(self, step_id, partition):
         """Forget the state of one partition (after it moved away)."""
         table = self.states.get(step_id, {})
+        pend = self.pending.get(step_id, {})
         for k in self.index.get(step_id, {}).pop(partition, ()):
             table.pop(k, None)
+            pend.pop(k, None)
 
     def state_partitions(self, step_id):
         """Sorted partitions that hold state of the step here."""
@@ -589,7 +647,8 @@ class Runner(object):
     def state_entities(self):
         """{step id: sorted list of keys (bytes)} of every state object
         here."""
-        return dict((step_id, sorted(_key_bytes(k) for k in table))
+        return dict((step_id, sorted(_key_bytes(k) for k in
+                                     set(table) | set(self.pending.get(step_id, ()))))
                     for step_id, table in self.states.items())
 
     # -- paths and envelopes -------------------------------------------

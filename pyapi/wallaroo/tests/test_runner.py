@@ -432,7 +432,12 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(moved, 3)
         self.assertEqual(a.state_entities(), {"0.3": []})
         self.assertEqual(b.state_entities(), {"0.3": [b"a", b"b", b"c"]})
+        # Plain state arrives pending: made into its object on the key's
+        # first use here.
+        self.assertNotIn("a", b.states["0.3"])
+        self.assertEqual(b.creator("0.3", None)("a").n, 3)
         self.assertEqual(b.states["0.3"]["a"].n, 3)
+        self.assertNotIn("a", b.pending["0.3"])
         # A key filed under the wrong partition is refused.
         data = b.export_partition("0.3", b.partition_of("a"))
         wrong = (b.partition_of("a") + 1) % 16
