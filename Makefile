@@ -76,6 +76,7 @@ fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz FuzzWire -fuzztime 30s ./engine/cluster/
 	$(GO) test -run '^$$' -fuzz FuzzSecureWire -fuzztime 30s ./engine/cluster/
 	$(GO) test -run '^$$' -fuzz FuzzLinkAuth -fuzztime 30s ./internal/linkauth/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./engine/checkpoint/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/hubproto/
 
 # Benchmarks machida3 against the plain-Python ceiling and a hand-written

@@ -1,0 +1,330 @@
+// Package checkpoint keeps one worker's checkpoints in --resilience-dir
+// (runtime spec 4.2): a snapshot file per checkpoint, written so that a
+// crash in the middle of writing never leaves a file that reads as
+// complete (temporary file, fsync, rename, fsync of the directory, and a
+// CRC-32C over the contents), and 0.6's `<app>-<worker>.checkpoint_ids`
+// list of committed checkpoints (16-byte records: checkpoint id, rollback
+// id; the last whole record is authoritative).
+//
+// A Store is the files alone: no goroutines, no timers, no protocol.
+// Who takes a checkpoint, when it is complete across the cluster and
+// what a section holds are the engine's. Not safe for concurrent use:
+// one goroutine (the worker's checkpoint driver) owns a Store.
+package checkpoint
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// ErrCorrupt is wrapped by every error about a snapshot whose bytes are
+// not a whole, intact snapshot (torn by a crash, or damaged).
+var ErrCorrupt = errors.New("checkpoint: corrupt snapshot")
+
+// Section is one named part of a snapshot (a state step's partitions, a
+// generator's position, a link's sequence numbers...).
+type Section struct {
+	Name string
+	Data []byte
+}
+
+// Record is one committed checkpoint: its id and the rollback id it was
+// committed under.
+type Record struct {
+	ID, Rollback uint64
+}
+
+// Store is one worker's checkpoint files.
+type Store struct {
+	dir, base string
+}
+
+// Open returns the store of worker's checkpoints of app in dir (which
+// must exist).
+func Open(dir, app, worker string) *Store {
+	return &Store{dir: dir, base: app + "-" + worker}
+}
+
+const (
+	magic        = "MCKP"
+	version      = 1
+	snapshotPart = ".checkpoint-"
+	idsSuffix    = ".checkpoint_ids"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// SnapshotPath is the file of checkpoint id.
+func (s *Store) SnapshotPath(id uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%s%s%016x", s.base, snapshotPart, id))
+}
+
+// IDsPath is the committed-checkpoints file.
+func (s *Store) IDsPath() string { return filepath.Join(s.dir, s.base+idsSuffix) }
+
+// Encode lays out a snapshot: magic, version, id, the sections (name and
+// data, each length-prefixed), then the CRC-32C of all that.
+func Encode(id uint64, sections []Section) []byte {
+	n := 4 + 2 + 8 + 4
+	for _, sec := range sections {
+		n += 4 + len(sec.Name) + 8 + len(sec.Data)
+	}
+	b := make([]byte, 0, n+4)
+	b = append(b, magic...)
+	b = binary.BigEndian.AppendUint16(b, version)
+	b = binary.BigEndian.AppendUint64(b, id)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(sections)))
+	for _, sec := range sections {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(sec.Name)))
+		b = append(b, sec.Name...)
+		b = binary.BigEndian.AppendUint64(b, uint64(len(sec.Data)))
+		b = append(b, sec.Data...)
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// Decode reads a snapshot Encode made; anything else wraps ErrCorrupt
+// and says what is wrong. The sections' data alias b.
+func Decode(b []byte) (id uint64, sections []Section, err error) {
+	bad := func(format string, args ...any) (uint64, []Section, error) {
+		return 0, nil, fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+	}
+	if len(b) < 4+2+8+4+4 {
+		return bad("%d bytes, shorter than any snapshot", len(b))
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if got := crc32.Checksum(body, castagnoli); got != sum {
+		return bad("checksum %08x, the contents give %08x (torn or damaged)", sum, got)
+	}
+	if string(body[:4]) != magic {
+		return bad("starts with %q, not %q", body[:4], magic)
+	}
+	if v := binary.BigEndian.Uint16(body[4:]); v != version {
+		return bad("format version %d; this build reads version %d", v, version)
+	}
+	id = binary.BigEndian.Uint64(body[6:])
+	count := binary.BigEndian.Uint32(body[14:])
+	rest := body[18:]
+	for i := uint32(0); i < count; i++ {
+		if len(rest) < 4 {
+			return bad("section %d of %d cut short", i+1, count)
+		}
+		nl := binary.BigEndian.Uint32(rest)
+		rest = rest[4:]
+		if uint64(nl)+8 > uint64(len(rest)) {
+			return bad("section %d of %d: name of %d bytes cut short", i+1, count, nl)
+		}
+		name := string(rest[:nl])
+		rest = rest[nl:]
+		dl := binary.BigEndian.Uint64(rest)
+		rest = rest[8:]
+		if dl > uint64(len(rest)) {
+			return bad("section %q: %d bytes of data, %d left", name, dl, len(rest))
+		}
+		sections = append(sections, Section{Name: name, Data: rest[:dl]})
+		rest = rest[dl:]
+	}
+	if len(rest) != 0 {
+		return bad("%d bytes after the last section", len(rest))
+	}
+	return id, sections, nil
+}
+
+// Write stores checkpoint id's sections: a crash at any point leaves
+// either no file for id or the whole one.
+func (s *Store) Write(id uint64, sections []Section) error {
+	path := s.SnapshotPath(id)
+	if err := writeAtomic(path, Encode(id, sections)); err != nil {
+		return fmt.Errorf("checkpoint %d: %w", id, err)
+	}
+	return nil
+}
+
+// Read loads checkpoint id; a damaged or torn file wraps ErrCorrupt.
+func (s *Store) Read(id uint64) ([]Section, error) {
+	b, err := os.ReadFile(s.SnapshotPath(id))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %d: %w", id, err)
+	}
+	got, secs, err := Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %d (%s): %w", id, s.SnapshotPath(id), err)
+	}
+	if got != id {
+		return nil, fmt.Errorf("checkpoint %d (%s): %w: it holds checkpoint %d", id, s.SnapshotPath(id), ErrCorrupt, got)
+	}
+	return secs, nil
+}
+
+// Commit appends a committed checkpoint to the ids file and syncs it.
+func (s *Store) Commit(r Record) error {
+	f, err := os.OpenFile(s.IDsPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("commit checkpoint %d: %w", r.ID, err)
+	}
+	var rec [16]byte
+	binary.BigEndian.PutUint64(rec[:8], r.ID)
+	binary.BigEndian.PutUint64(rec[8:], r.Rollback)
+	_, err = f.Write(rec[:])
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("commit checkpoint %d: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Committed lists the committed checkpoints, oldest first. A last record
+// cut short by a crash is left out (it was never committed).
+func (s *Store) Committed() ([]Record, error) {
+	b, err := os.ReadFile(s.IDsPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("committed checkpoints: %w", err)
+	}
+	var out []Record
+	for len(b) >= 16 {
+		out = append(out, Record{ID: binary.BigEndian.Uint64(b), Rollback: binary.BigEndian.Uint64(b[8:])})
+		b = b[16:]
+	}
+	return out, nil
+}
+
+// Latest returns the newest committed checkpoint whose snapshot reads
+// whole, with its sections; skipped lists the newer ones that did not,
+// each with why (the engine logs them). ok is false when there is none.
+func (s *Store) Latest() (r Record, sections []Section, skipped []error, ok bool, err error) {
+	recs, err := s.Committed()
+	if err != nil {
+		return Record{}, nil, nil, false, err
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		secs, rerr := s.Read(recs[i].ID)
+		if rerr == nil {
+			return recs[i], secs, skipped, true, nil
+		}
+		skipped = append(skipped, rerr)
+	}
+	return Record{}, nil, skipped, false, nil
+}
+
+// Prune removes the snapshot files of all but the newest keep committed
+// checkpoints, and those of checkpoints written but never committed that
+// are older than the newest committed one.
+func (s *Store) Prune(keep int) error {
+	recs, err := s.Committed()
+	if err != nil {
+		return err
+	}
+	keepIDs := map[uint64]bool{}
+	var newest uint64
+	for i := len(recs) - 1; i >= 0 && len(keepIDs) < keep; i-- {
+		keepIDs[recs[i].ID] = true
+	}
+	if len(recs) > 0 {
+		newest = recs[len(recs)-1].ID
+	}
+	ids, err := s.snapshots()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		if keepIDs[id] || id > newest {
+			continue // kept, or one being taken now
+		}
+		if err := os.Remove(s.SnapshotPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveAll deletes every checkpoint file of this worker (a clean
+// shutdown, spec 3.8).
+func (s *Store) RemoveAll() error {
+	ids, err := s.snapshots()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := os.Remove(s.SnapshotPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(s.IDsPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// snapshots lists the ids of the snapshot files present, ascending.
+func (s *Store) snapshots() ([]uint64, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints in %s: %w", s.dir, err)
+	}
+	prefix := s.base + snapshotPart
+	var ids []uint64
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, prefix) || strings.HasSuffix(name, ".tmp") {
+			continue
+		}
+		id, err := strconv.ParseUint(strings.TrimPrefix(name, prefix), 16, 64)
+		if err == nil {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+// writeAtomic writes data to path through a temporary file: written,
+// fsynced, renamed over path, and the directory fsynced.
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package checkpoint
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func sections(tag string) []Section {
+	return []Section{{Name: "state 0.3", Data: []byte("partitions of " + tag)}, {Name: "generator 1", Data: nil}, {Name: "", Data: []byte{0}}}
+}
+
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	b := Encode(7, sections("a"))
+	id, secs, err := Decode(b)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(7), id)
+	require.Len(t, secs, 3)
+	assert.Equal(t, "state 0.3", secs[0].Name)
+	assert.Equal(t, []byte("partitions of a"), secs[0].Data)
+	assert.Empty(t, secs[1].Data)
+}
+
+func TestDecodeRefusesDamage(t *testing.T) {
+	b := Encode(7, sections("a"))
+	for name, bad := range map[string][]byte{
+		"torn":         b[:len(b)-5],
+		"empty":        nil,
+		"one bit off":  append(append([]byte(nil), b[:10]...), append([]byte{b[10] ^ 1}, b[11:]...)...),
+		"trailing":     append(append([]byte(nil), b...), 0),
+		"garbage tail": append(append([]byte(nil), b[:len(b)-4]...), 1, 2, 3, 4),
+	} {
+		_, _, err := Decode(bad)
+		assert.ErrorIs(t, err, ErrCorrupt, name)
+	}
+}
+
+func TestStoreWriteCommitLatestPrune(t *testing.T) {
+	dir := t.TempDir()
+	s := Open(dir, "Word Count", "worker1")
+	_, _, _, ok, err := s.Latest()
+	require.NoError(t, err)
+	assert.False(t, ok, "nothing committed yet")
+	for id := uint64(1); id <= 4; id++ {
+		require.NoError(t, s.Write(id, sections(string(rune('a'+id)))))
+		require.NoError(t, s.Commit(Record{ID: id, Rollback: 0}))
+	}
+	require.NoError(t, s.Write(5, sections("f"))) // written, not committed
+	recs, err := s.Committed()
+	require.NoError(t, err)
+	assert.Len(t, recs, 4)
+	r, secs, skipped, ok, err := s.Latest()
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, uint64(4), r.ID)
+	assert.Empty(t, skipped)
+	assert.Equal(t, []byte("partitions of e"), secs[0].Data)
+
+	// Keep the last two committed: 1 and 2 go, 3 and 4 stay, and 5 (being
+	// taken) stays.
+	require.NoError(t, s.Prune(2))
+	for id, want := range map[uint64]bool{1: false, 2: false, 3: true, 4: true, 5: true} {
+		_, err := os.Stat(s.SnapshotPath(id))
+		assert.Equal(t, want, err == nil, "checkpoint %d present", id)
+	}
+
+	// A damaged newest snapshot: the previous committed one is used, and
+	// the damage is reported.
+	b, err := os.ReadFile(s.SnapshotPath(4))
+	require.NoError(t, err)
+	b[len(b)/2] ^= 0xff
+	require.NoError(t, os.WriteFile(s.SnapshotPath(4), b, 0o600))
+	r, _, skipped, ok, err = s.Latest()
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, uint64(3), r.ID)
+	require.Len(t, skipped, 1)
+	assert.ErrorIs(t, skipped[0], ErrCorrupt)
+
+	// A commit record torn by a crash is not a commit.
+	f, err := os.OpenFile(s.IDsPath(), os.O_WRONLY|os.O_APPEND, 0o600)
+	require.NoError(t, err)
+	f.Write([]byte{0, 0, 0, 0, 0, 0, 0, 9, 0})
+	f.Close()
+	recs, err = s.Committed()
+	require.NoError(t, err)
+	assert.Len(t, recs, 4)
+
+	// A crash before the rename leaves only a temporary file, never a
+	// snapshot that reads as whole.
+	require.NoError(t, os.WriteFile(s.SnapshotPath(6)+".tmp", []byte("half"), 0o600))
+	_, err = s.Read(6)
+	assert.True(t, errors.Is(err, os.ErrNotExist))
+
+	require.NoError(t, s.RemoveAll())
+	recs, err = s.Committed()
+	require.NoError(t, err)
+	assert.Empty(t, recs)
+	for id := uint64(3); id <= 5; id++ {
+		_, err := os.Stat(s.SnapshotPath(id))
+		assert.True(t, errors.Is(err, os.ErrNotExist))
+	}
+	// Another worker's files are not touched.
+	other := Open(dir, "Word Count", "worker10")
+	require.NoError(t, other.Write(1, nil))
+	require.NoError(t, s.RemoveAll())
+	_, err = other.Read(1)
+	assert.NoError(t, err)
+}
+
+// FuzzDecode: no input makes Decode panic, and what decodes encodes back
+// to the same bytes.
+func FuzzDecode(f *testing.F) {
+	f.Add(Encode(1, sections("x")))
+	f.Add(Encode(0, nil))
+	f.Add([]byte("MCKP"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, secs, err := Decode(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(Encode(id, secs), b) {
+			t.Fatalf("snapshot %d does not encode back to its bytes", id)
+		}
+	})
+}
