@@ -631,22 +631,6 @@ func (p *processor) ImportPartitions(steps []topology.StepID, ps []routing.Parti
 	return n, nil
 }
 
-// DropPartition forgets the state of one partition of a state stage
-// (it moved to another worker).
-func (p *processor) DropPartition(step topology.StepID, part routing.PartitionID) error {
-	err := p.in.Do(func(py *bridge.Py) error {
-		id := py.Str(step.String())
-		defer py.DecRef(id)
-		n := py.Int(int64(part))
-		defer py.DecRef(n)
-		return py.CallMethodDiscard(p.runner, "drop_partition", id, n)
-	})
-	if err != nil {
-		return fmt.Errorf("drop partition %d of step %s: %w", part, step, err)
-	}
-	return nil
-}
-
 // StateEntities implements worker.Queries: the keys of every state object
 // this interpreter holds, per state stage id. Keys are shown as text
 // (UTF-8, invalid bytes replaced).

@@ -19,27 +19,25 @@ import (
 // pass to Registry.Counter and Registry.Gauge), with their help text.
 // Every series also carries a worker label.
 const (
-	SinkBytes       = "wallaroo_sink_bytes_total"
-	SinkReconnects  = "wallaroo_sink_reconnects_total"
-	FramingErrors   = "wallaroo_source_framing_errors_total"
-	QueueDepth      = "wallaroo_queue_depth"
-	LinkReplays     = "wallaroo_link_replayed_batches_total"
-	LinkReconnects  = "wallaroo_link_reconnects_total"
-	MessagesEmitted = "wallaroo_messages_emitted_total"
-	Rescales        = "wallaroo_rescales_total"
-	LastRescale     = "wallaroo_last_rescale_seconds"
+	SinkBytes      = "wallaroo_sink_bytes_total"
+	SinkReconnects = "wallaroo_sink_reconnects_total"
+	FramingErrors  = "wallaroo_source_framing_errors_total"
+	QueueDepth     = "wallaroo_queue_depth"
+	LinkReplays    = "wallaroo_link_replayed_batches_total"
+	LinkReconnects = "wallaroo_link_reconnects_total"
+	Rescales       = "wallaroo_rescales_total"
+	LastRescale    = "wallaroo_last_rescale_seconds"
 )
 
 var familyHelp = map[string]string{
-	SinkBytes:       "Bytes written to a sink connection.",
-	SinkReconnects:  "Connections a sink made again after losing its receiver.",
-	FramingErrors:   "Source connections closed because their bytes could not be framed.",
-	QueueDepth:      "Items waiting for the worker's processor, per lane (sources, peers).",
-	LinkReplays:     "Batches an inter-worker data link sent again after a reconnect.",
-	LinkReconnects:  "Times an inter-worker data link connected again after losing its peer.",
-	MessagesEmitted: "Messages encoded for a sink (start-to-end completions).",
-	Rescales:        "Grows and shrinks this worker coordinated (the initializer), by kind and outcome.",
-	LastRescale:     "How long the last grow or shrink this worker coordinated took, from the request to completion, by kind.",
+	SinkBytes:      "Bytes written to a sink connection.",
+	SinkReconnects: "Connections a sink made again after losing its receiver.",
+	FramingErrors:  "Source connections closed because their bytes could not be framed.",
+	QueueDepth:     "Items waiting for the worker's processor, per lane (sources, peers).",
+	LinkReplays:    "Batches an inter-worker data link sent again after a reconnect.",
+	LinkReconnects: "Times an inter-worker data link connected again after losing its peer.",
+	Rescales:       "Grows and shrinks this worker coordinated (the initializer), by kind and outcome.",
+	LastRescale:    "How long the last grow or shrink this worker coordinated took, from the request to completion, by kind.",
 }
 
 // histogram families, by category.

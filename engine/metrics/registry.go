@@ -196,6 +196,16 @@ func (r *Registry) Gauge(family string, f func() float64, labels ...string) {
 	r.gauges[seriesID(family, labels)] = gauge{family: family, labels: append([]string(nil), labels...), f: f}
 }
 
+// sortedIDs returns the series ids of m in order.
+func sortedIDs[V any](m map[string]V) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 // CounterValue is one counter's series and value.
 type CounterValue struct {
 	Family string
@@ -206,11 +216,7 @@ type CounterValue struct {
 // Counters returns every counter's value, sorted by series.
 func (r *Registry) Counters() []CounterValue {
 	r.cmu.Lock()
-	ids := make([]string, 0, len(r.counters))
-	for id := range r.counters {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
+	ids := sortedIDs(r.counters)
 	out := make([]CounterValue, 0, len(ids))
 	for _, id := range ids {
 		c := r.counters[id]
@@ -230,11 +236,7 @@ type GaugeValue struct {
 // Gauges reads every gauge, sorted by series.
 func (r *Registry) Gauges() []GaugeValue {
 	r.cmu.Lock()
-	ids := make([]string, 0, len(r.gauges))
-	for id := range r.gauges {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
+	ids := sortedIDs(r.gauges)
 	gs := make([]gauge, 0, len(ids))
 	for _, id := range ids {
 		gs = append(gs, r.gauges[id])
