@@ -28,6 +28,8 @@ type Options struct {
 	NoLocalFileIO      bool
 	EnableIOJournal    bool
 	RunWithResilience  bool
+	KeepStateOnStop    bool
+	OnError            string
 	LogRotation        bool
 	EventLogFileSize   int
 	Join               string
@@ -93,6 +95,8 @@ var engineFlags = []flagSpec{
 	{"spike-prob", "", true},
 	{"spike-margin", "", true},
 	{"time-between-checkpoints", "", true},
+	{"keep-state-on-stop", "", false},
+	{"on-error", "", true},
 	{"cluster-secret-file", "", true},
 	{"tls-cert", "", true},
 	{"tls-key", "", true},
@@ -180,6 +184,8 @@ func ParseArgs(argv []string) (*Options, error) {
 	fs.Float64Var(&o.SpikeProb, "spike-prob", 0.001, "")
 	fs.IntVar(&o.SpikeMargin, "spike-margin", 10, "")
 	fs.Int64Var(&o.TimeBetweenCkpt, "time-between-checkpoints", 1_000_000_000, "")
+	fs.BoolVar(&o.KeepStateOnStop, "keep-state-on-stop", false, "")
+	fs.StringVar(&o.OnError, "on-error", "stop", "")
 	fs.StringVar(&o.ClusterSecretFile, "cluster-secret-file", "", "")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "")
@@ -225,8 +231,14 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--control %s: a worker that is not the --cluster-initializer needs --name", o.Control)
 	case o.clusterMember() && o.Name == "initializer":
 		return fmt.Errorf("--name initializer: that name is the cluster initializer's; give this worker another --name")
-	case o.RunWithResilience:
-		return fmt.Errorf("--run-with-resilience: checkpoints and recovery are not supported yet; run without it")
+	case o.TimeBetweenCkpt <= 0:
+		return fmt.Errorf("--time-between-checkpoints must be a positive number of nanoseconds, got %d", o.TimeBetweenCkpt)
+	case o.KeepStateOnStop && !o.RunWithResilience:
+		return fmt.Errorf("--keep-state-on-stop keeps the checkpoint files: it needs --run-with-resilience")
+	case o.OnError != "stop" && o.OnError != "skip":
+		return fmt.Errorf("--on-error must be stop or skip, got %q", o.OnError)
+	case o.OnError == "skip" && !o.RunWithResilience:
+		return fmt.Errorf("--on-error skip writes failing messages to a dead-letter file in --resilience-dir: it needs --run-with-resilience")
 	}
 	return nil
 }
@@ -281,6 +293,13 @@ Wallaroo options:
   --run-with-resilience           [Enable checkpoints and recovery]
   --log-rotation                  [Enable event log rotation]
   --time-between-checkpoints      [Nanoseconds between checkpoints (default 1000000000)]
+  --keep-state-on-stop            [With --run-with-resilience: a clean stop takes a last
+                                   checkpoint and keeps the files; the same command lines
+                                   started again resume from it]
+  --on-error stop|skip            [With --run-with-resilience: on an exception in user code,
+                                   stop the cluster (default, as 0.6) or write the message and
+                                   its traceback to <app>-<worker>.dead-letter in
+                                   --resilience-dir and go on]
   --resilience-dos-server, --resilience-no-local-file-io, --resilience-enable-io-journal,
   --spike-seed, --spike-drop, --spike-prob, --spike-margin
                                   [Accepted for compatibility]

@@ -94,6 +94,14 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 	if cfg.Cluster != nil {
 		cfg.Cluster.Guard = guard
 	}
+	if opts.RunWithResilience {
+		if st, err := os.Stat(opts.ResilienceDir); err != nil || !st.IsDir() {
+			fmt.Fprintf(stderr, "Error: --resilience-dir %s: not a directory this worker can use (%v); create it first\n", opts.ResilienceDir, err)
+			return 1
+		}
+		cfg.Resilience = &worker.Resilience{Dir: opts.ResilienceDir,
+			Every: time.Duration(opts.TimeBetweenCkpt), KeepStateOnStop: opts.KeepStateOnStop}
+	}
 	cfg.OnStopDeadline = func() { interruptStuck(in, logger, stderr) }
 	cfg.Busy = func() time.Duration {
 		if _, since, ok := in.Busy(); ok {

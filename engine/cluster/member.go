@@ -124,6 +124,16 @@ type Config struct {
 	// coordinated ("grow" or "shrink"), whether it completed, and how long
 	// it took (metrics).
 	OnRescale func(kind string, ok bool, took time.Duration)
+
+	// Checkpoints (checkpoint.go). OnCheckpoint (not the initializer)
+	// handles a request of the initializer (take, commit, rollback) on a
+	// goroutine of its own and returns the reply (Op 0: none).
+	// OnRecover (initializer) is told that worker restarted from its
+	// checkpoint files (its newest committed checkpoint is id), which
+	// calls for a rollback of the whole cluster. nil: this cluster runs
+	// without resilience.
+	OnCheckpoint func(c Checkpoint) Checkpoint
+	OnRecover    func(worker string, id uint64)
 }
 
 // Member is this worker's membership in a cluster: the control and data
@@ -166,6 +176,11 @@ type Member struct {
 	// one at a time).
 	filesWritten bool
 	idleWait     chan IdleReply
+	ckWait       map[CheckpointOp]*ckWaiter
+	// opMu serialises the cluster-wide operations of the initializer: a
+	// checkpoint, a rollback, a rescale; drainMu the quiescence rounds.
+	opMu    sync.Mutex
+	drainMu sync.Mutex
 	idleRound    uint64
 	health       map[string]*peerHealth // by worker, from its heartbeats
 	loads        map[string]loadReport  // by worker, from its load frames
@@ -789,6 +804,11 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 			m.mu.Lock()
 			m.loads[c.name] = loadReport{util: util, at: time.Now()}
 			m.mu.Unlock()
+		case KindCheckpoint:
+			if err := m.checkpointFrame(c, f); err != nil {
+				m.log.Error("control link closed", "peer", c.name, "err", err)
+				return
+			}
 		case KindRescale, KindRescaleAck, KindState, KindShrink, KindShrinkReply:
 			if err := m.rescaleFrame(ctx, c, f); err != nil {
 				m.log.Error("control link closed", "peer", c.name, "err", err)
@@ -1275,6 +1295,8 @@ func (m *Member) idleReply(round uint64) IdleReply {
 // Drain (initializer) waits until nothing is in flight anywhere in the
 // cluster (see above), or ctx ends.
 func (m *Member) Drain(ctx context.Context) error {
+	m.drainMu.Lock()
+	defer m.drainMu.Unlock()
 	var last [2]uint64
 	stable := 0
 	for round := uint64(1); ; round++ {

@@ -302,6 +302,7 @@ func (m *Member) startShrink(ctx context.Context, req ShrinkRequest) string {
 
 // runRescale (initializer) runs one rescale's phases.
 func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) {
+	defer m.Exclusive()() // never interleaved with a checkpoint
 	t0 := time.Now()
 	m.rs.mu.Lock()
 	m.rs.nextID++

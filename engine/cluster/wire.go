@@ -10,7 +10,7 @@ import (
 // WireVersion is the version of the inter-worker wire format. Both ends
 // of a link check it in the first exchange; any change to a message's
 // layout increments it.
-const WireVersion = 3
+const WireVersion = 4
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -73,12 +73,15 @@ const (
 	// reply for it (Text).
 	KindShrink
 	KindShrinkReply
+	// KindCheckpoint (control, both directions): one step of the
+	// checkpoint and rollback protocol (Checkpoint).
+	KindCheckpoint
 	kindEnd
 )
 
 var kindNames = [...]string{"", "hello", "refuse", "join", "topology", "ready", "start", "shutdown",
 	"heartbeat", "heartbeat-ack", "data-connect", "data-accept", "envelopes", "ack", "idle", "idle-reply", "load",
-	"redirect", "rescale", "rescale-ack", "state", "shrink", "shrink-reply"}
+	"redirect", "rescale", "rescale-ack", "state", "shrink", "shrink-reply", "checkpoint"}
 
 func (k Kind) String() string {
 	if k > 0 && k < kindEnd {
@@ -635,4 +638,76 @@ func DecodeIdleReply(p []byte) (IdleReply, error) {
 	d := dec{b: p}
 	r := IdleReply{Round: d.u64("round"), Idle: d.bool("idle"), Sent: d.u64("sent"), Processed: d.u64("processed")}
 	return r, d.end("idle reply")
+}
+
+// CheckpointOp says which step of the checkpoint and rollback protocol a
+// Checkpoint message is (see package worker's resilience driver).
+type CheckpointOp uint8
+
+const (
+	// OpTake (initializer → worker): the cluster is quiet; take your part
+	// of checkpoint ID now.
+	OpTake CheckpointOp = iota + 1
+	// OpTaken (worker → initializer): my part of ID is taken (Text: why
+	// not).
+	OpTaken
+	// OpWritten (worker → initializer): my part of ID is on disk (Text:
+	// why not).
+	OpWritten
+	// OpCommit (initializer → worker): every worker wrote ID; record it
+	// as committed under rollback id Rollback.
+	OpCommit
+	// OpRollback (initializer → worker): return to checkpoint ID; the
+	// cluster's rollback id is now Rollback.
+	OpRollback
+	// OpRolledBack (worker → initializer): I am back at ID, N entries
+	// read (Text: why not).
+	OpRolledBack
+	// OpRecover (worker → initializer): I restarted from my checkpoint
+	// files (my newest committed checkpoint is ID): roll the cluster back.
+	OpRecover
+	opEnd
+)
+
+var opNames = [...]string{"", "take", "taken", "written", "commit", "rollback", "rolled-back", "recover"}
+
+func (o CheckpointOp) String() string {
+	if o > 0 && o < opEnd {
+		return opNames[o]
+	}
+	return fmt.Sprintf("CheckpointOp(%d)", int(o))
+}
+
+// Checkpoint is the payload of KindCheckpoint.
+type Checkpoint struct {
+	Op       CheckpointOp
+	ID       uint64
+	Rollback uint64
+	N        uint64
+	Text     string
+}
+
+// Encode returns c's payload.
+func (c Checkpoint) Encode() []byte {
+	e := enc{b: make([]byte, 0, 32+len(c.Text))}
+	e.u8(uint8(c.Op))
+	e.u64(c.ID)
+	e.u64(c.Rollback)
+	e.u64(c.N)
+	e.str(c.Text)
+	return e.b
+}
+
+// DecodeCheckpoint reads a KindCheckpoint payload.
+func DecodeCheckpoint(p []byte) (Checkpoint, error) {
+	d := dec{b: p}
+	c := Checkpoint{Op: CheckpointOp(d.u8("checkpoint op"))}
+	if d.err == nil && (c.Op == 0 || c.Op >= opEnd) {
+		d.fail("checkpoint op")
+	}
+	c.ID = d.u64("checkpoint id")
+	c.Rollback = d.u64("rollback id")
+	c.N = d.u64("entries")
+	c.Text = d.str("text")
+	return c, d.end("checkpoint")
 }

@@ -31,6 +31,13 @@ func TestWire_RoundTrips(t *testing.T) {
 	if got, err := DecodeRescaleAck(ra.Encode()); err != nil || got != ra {
 		t.Errorf("rescale ack: %+v %v", got, err)
 	}
+	ck := Checkpoint{Op: OpRolledBack, ID: 12, Rollback: 3, N: 40, Text: "ok"}
+	if got, err := DecodeCheckpoint(ck.Encode()); err != nil || got != ck {
+		t.Errorf("checkpoint: %+v %v", got, err)
+	}
+	if _, err := DecodeCheckpoint(Checkpoint{Op: opEnd}.Encode()); err == nil {
+		t.Errorf("checkpoint: an unknown op was taken")
+	}
 	st := State{ID: 9, To: "w1", Step: "0.2", Partition: 17, Data: []byte("state")}
 	if got, err := DecodeState(st.Encode()); err != nil || !reflect.DeepEqual(got, st) {
 		t.Errorf("state: %+v %v", got, err)
@@ -139,6 +146,9 @@ func FuzzWire(f *testing.F) {
 		}
 		if a, err := DecodeRescaleAck(p); err == nil && !bytes.Equal(a.Encode(), p) {
 			t.Errorf("rescale ack does not round-trip")
+		}
+		if c, err := DecodeCheckpoint(p); err == nil && !bytes.Equal(c.Encode(), p) {
+			t.Errorf("checkpoint does not round-trip")
 		}
 		if s, err := DecodeState(p); err == nil && !bytes.Equal(s.Encode(), p) {
 			t.Errorf("state does not round-trip")

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wallaroo-go/machida/engine/checkpoint"
 	"github.com/wallaroo-go/machida/engine/cluster"
 	"github.com/wallaroo-go/machida/engine/external"
 	"github.com/wallaroo-go/machida/engine/metrics"
@@ -120,6 +121,9 @@ type Config struct {
 	// queue depths, data link reconnects and replays); the processor
 	// records its histograms into it on its own.
 	Metrics *metrics.Registry
+	// Resilience, if set, turns on checkpoints and recovery
+	// (--run-with-resilience); the processor must be a Checkpointer.
+	Resilience *Resilience
 }
 
 func (c SourceConfig) maxConns() int { return source.DefaultMaxConns }
@@ -203,6 +207,34 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var member *cluster.Member
 	var shutdownMember func(reason string)
+	// memberCtxOf is the context of the member's handlers (set below,
+	// before the member starts).
+	var memberCtxRef atomic.Pointer[context.Context]
+	memberCtxOf := func() context.Context {
+		if c := memberCtxRef.Load(); c != nil {
+			return *c
+		}
+		return context.Background()
+	}
+	// Checkpoints: res drives them (nil without resilience); pause holds
+	// the sources while the cluster comes to rest for one.
+	pause := &gate{}
+	var res *resilience
+	if cfg.Resilience != nil {
+		cp, ok := cfg.Processor.(Checkpointer)
+		if !ok {
+			closeSources()
+			return fmt.Errorf("--run-with-resilience: this processor cannot take checkpoints")
+		}
+		if cfg.App == "" {
+			cfg.App = "app"
+		}
+		res = newResilience(*cfg.Resilience, cp, checkpoint.Open(cfg.Resilience.Dir, cfg.App, cfg.Name), q, pause,
+			func(msg string, args ...any) { cfg.Log.Info(msg, args...) },
+			func(msg string, args ...any) { cfg.Log.Debug(msg, args...) },
+			func(msg string, args ...any) { cfg.Log.Warn(msg, args...) },
+			func(line string) { fmt.Fprintln(cfg.Console, line) })
+	}
 	// A cluster stops in one drained step (see cluster.Member.Drain):
 	// stopNow closes when this worker must stop at once; sourcesDone
 	// when its sources have stopped reading; idle mirrors the loop.
@@ -231,7 +263,20 @@ func Run(ctx context.Context, cfg Config) error {
 			if !member.Started() {
 				return true // a joiner before its start: its loop has not run
 			}
-			return idle.Load() && q.Empty()
+			// While the sources are paused for a checkpoint, their
+			// queued input waits and does not count.
+			local, peer := q.Depth()
+			return idle.Load() && peer == 0 && (local == 0 || pause.paused())
+		}
+		if res != nil {
+			cc.OnCheckpoint = func(c cluster.Checkpoint) cluster.Checkpoint { return res.handle(memberCtxOf(), c) }
+			cc.OnRecover = func(w string, id uint64) {
+				cfg.Log.Info("a restarted worker asks for a rollback", "worker", w, "its_checkpoint", id)
+				select {
+				case res.recover <- w:
+				default:
+				}
+			}
 		}
 		cc.States = make([]string, len(cfg.Stages.State))
 		for i, st := range cfg.Stages.State {
@@ -321,6 +366,9 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 		member = cluster.New(cc)
+		if res != nil {
+			res.member = member
+		}
 		if err := member.Listen(); err != nil {
 			closeSources()
 			return fmt.Errorf("%w: %w", ErrListen, err)
@@ -336,6 +384,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// when Run returns.
 	memberCtx, endMember := context.WithCancel(context.WithoutCancel(ctx))
 	defer endMember()
+	memberCtxRef.Store(&memberCtx)
 	// drainCtx bounds the work done after a stop was asked for: it ends
 	// ShutdownTimeout after ctx does.
 	drainCtx, endDrain := context.WithCancel(context.WithoutCancel(ctx))
@@ -406,6 +455,13 @@ func Run(ctx context.Context, cfg Config) error {
 				<-sourcesDone
 				if err := member.Drain(drainCtx); err != nil {
 					cfg.Log.Warn("stopping with messages still between workers", "err", err)
+				}
+				if res != nil && res.cfg.KeepStateOnStop {
+					if id, err := res.checkpoint(drainCtx); err != nil {
+						cfg.Log.Error("the last checkpoint before the stop failed; the files hold the one before it", "id", id, "err", err)
+					} else {
+						fmt.Fprintf(cfg.Console, "Checkpoint %d taken at the stop: starting the same workers again resumes from it\n", id)
+					}
 				}
 				member.StopAll(why)
 			default:
@@ -507,6 +563,16 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}(s)
 	}
+	if res != nil {
+		// Before any input is processed: nobody else calls the
+		// processor yet.
+		if _, err := res.start(); err != nil {
+			stopSources()
+			wg.Wait()
+			closeSinks()
+			return fmt.Errorf("recover from the files in %s: %w (move them away to start with empty state)", cfg.Resilience.Dir, err)
+		}
+	}
 	if cfg.Ownership != nil {
 		// Before any source item: the queue is empty and nobody else
 		// calls the processor yet.
@@ -552,10 +618,37 @@ func Run(ctx context.Context, cfg Config) error {
 		lc.Route = member.Route
 		lc.Inputs = member.Inputs()
 		lc.Idle = &idle
-		lc.Hold = member.Congested
+		lc.Hold = func() <-chan struct{} {
+			if c := pause.hold(); c != nil {
+				return c
+			}
+			return member.Congested()
+		}
 		lc.BusyNanos = &busy
+	} else if res != nil {
+		lc.Hold = pause.hold
+	}
+	var resDone chan struct{}
+	if res != nil && (member == nil || cfg.Name == cluster.InitializerName) {
+		resDone = res.stopped
+		// As in 0.6, the sources start muted until the first checkpoint
+		// is complete (it is taken at once).
+		pause.pause()
+		go res.run(ctx)
+		if restored, _ := res.wasRestored(); restored && res.multi() {
+			res.recover <- "initializer" // the others may hold other checkpoints
+		}
+	} else if res != nil {
+		if restored, id := res.wasRestored(); restored || member.Restarted() {
+			if err := member.SendCheckpoint(cluster.Checkpoint{Op: cluster.OpRecover, ID: id}); err != nil {
+				cfg.Log.Warn("could not ask the initializer for a rollback", "err", err)
+			}
+		}
 	}
 	err := work.Loop(srcCtx, drainCtx, lc)
+	if resDone != nil {
+		<-resDone // its ctx (ctx) has ended: the loop has stopped
+	}
 	shutdown() // after an error too: starts the shutdown deadline
 	// Whatever the loop left (after an error, or past the shutdown
 	// deadline) is dropped, so that the sources can finish.
@@ -579,8 +672,26 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	closeSinks()
-	if member != nil && err == nil {
-		member.RemoveFiles() // a clean stop leaves no recovery files (spec 3.8)
+	keep := res != nil && res.cfg.KeepStateOnStop
+	if res != nil && keep && member == nil && err == nil {
+		if id, ferr := res.final(); ferr != nil {
+			cfg.Log.Error("the last checkpoint before the stop failed; the files hold the one before it", "id", id, "err", ferr)
+		} else {
+			fmt.Fprintf(cfg.Console, "Checkpoint %d taken at the stop: starting the same command line again resumes from it\n", id)
+		}
+	}
+	if err == nil && !keep {
+		// A clean stop leaves no recovery files (spec 3.8).
+		if member != nil {
+			member.RemoveFiles()
+		}
+		if res != nil {
+			if rerr := res.store.RemoveAll(); rerr != nil {
+				cfg.Log.Warn("checkpoint files not removed", "err", rerr)
+			}
+		}
+	} else if err != nil && res != nil {
+		cfg.Log.Info("the checkpoint files stay: starting the same command line again resumes from the last checkpoint", "dir", cfg.Resilience.Dir)
 	}
 	return err
 }

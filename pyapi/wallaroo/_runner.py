@@ -319,6 +319,11 @@ class Runner(object):
         # keys are in the index, not in the state table.
         self.pending = {}
         self.index = {}
+        # Checkpoints (set_tracking): while track is on, the loops add the
+        # key of every state object they hand to a state computation to
+        # dirty[step id], so a checkpoint exports only those.
+        self.track = False
+        self.dirty = {}
         self.paths = []
         # (destination, path, segment) -> the flat list [key, value, ts,
         # key, value, ts, ...] of the envelope records made since
@@ -352,6 +357,122 @@ class Runner(object):
         self.raw_frames.clear()
         for path in self.paths:
             path.compile()
+
+    def set_tracking(self, on):
+        """Turn change tracking for incremental checkpoints on or off,
+        compiling every path's loops again."""
+        on = bool(on)
+        if on == self.track:
+            return
+        self.track = on
+        for d in self.dirty.values():
+            d.clear()
+        for path in self.paths:
+            path.compile()
+
+    def dirty_set(self, step_id):
+        d = self.dirty.get(step_id)
+        if d is None:
+            d = self.dirty[step_id] = set()
+        return d
+
+    def checkpoint_take(self, full):
+        """This interpreter's part of a checkpoint: for every state step,
+        the states of the keys changed since the last checkpoint (every
+        key if full), and every generator's next value. Returns
+        (steps, gens): steps a list of (step id, keys, states, lengths),
+        where keys and states are the keys' bytes and the states'
+        serialised bytes run together and lengths packs (as unsigned
+        32-bit integers, native order) the length of each key, then of
+        each state; gens a list of (path index, pickled next value).
+        Clears the changed-key sets."""
+        steps = []
+        with _no_gc():
+            for step_id in sorted(self.states):
+                table = self.states[step_id]
+                pend = self.pending.get(step_id)
+                dirty = self.dirty_set(step_id)
+                if full:
+                    keys = list(table)
+                    if pend:
+                        keys.extend(pend)
+                else:
+                    keys = list(dirty)
+                dirty.clear()
+                if pend:
+                    self._materialize(step_id, keys)
+                keys = [k for k in keys if k in table]
+                if self._pickled:
+                    dumps = pickle.dumps
+                    sts = [dumps(table[k], _PROTO) for k in keys]
+                else:
+                    ser = self.serialize
+                    sts = [_as_output(ser(table[k]), "serialize") for k in keys]
+                kbs = keys if _PY2 else [k.encode("utf-8", "surrogateescape") for k in keys]
+                lens = array("I", [len(k) for k in kbs])
+                lens.extend([len(st) for st in sts])
+                steps.append((step_id, b"".join(kbs), b"".join(sts),
+                              lens.tostring() if _PY2 else lens.tobytes()))
+        gens = []
+        for p in self.paths:
+            if p.generator is not None:
+                gens.append((p.index, pickle.dumps(p.gen_value, _PROTO)))
+        return steps, gens
+
+    def checkpoint_restore(self, steps, gens):
+        """Return to a checkpoint: every state step's keys are replaced
+        by those of steps (the format checkpoint_take makes, with every
+        key), and each generator listed in gens goes back to its value.
+        Says how many entries (keys and generator positions) it read."""
+        n = 0
+        with _no_gc():
+            for step_id in self.states:
+                self.states[step_id].clear()
+                self.index[step_id].clear()
+                self.pending[step_id].clear()
+                self.dirty_set(step_id).clear()
+            for step_id, kb, sb, lb in steps:
+                table = self.states.get(step_id)
+                if table is None:
+                    raise ValueError("the checkpoint holds state of step %s, which "
+                                     "this application does not have (state steps: %s); "
+                                     "was it made by another version of the application?"
+                                     % (step_id, ", ".join(sorted(self.states)) or "none"))
+                index = self.index[step_id]
+                lens = array("I")
+                if _PY2:
+                    lens.fromstring(lb)
+                else:
+                    lens.frombytes(lb)
+                count = len(lens) // 2
+                if len(lens) != 2 * count or sum(lens) != len(kb) + len(sb):
+                    raise ValueError("the checkpoint's state of step %s is corrupt "
+                                     "(lengths do not match the data)" % (step_id,))
+                loads = pickle.loads if self._pickled else self.deserialize
+                partition_of = self.partition_of
+                kpos = spos = 0
+                for i in range(count):
+                    kl, sl = lens[i], lens[count + i]
+                    k = kb[kpos:kpos + kl]
+                    kpos += kl
+                    if not _PY2:
+                        k = k.decode("utf-8", "surrogateescape")
+                    table[k] = loads(sb[spos:spos + sl])
+                    spos += sl
+                    p = partition_of(k)
+                    keys = index.get(p)
+                    if keys is None:
+                        keys = index[p] = set()
+                    keys.add(k)
+                n += count
+        for pi, data in gens:
+            path = self.paths[pi]
+            if path.generator is None:
+                raise ValueError("the checkpoint holds a generator position for "
+                                 "source %r, which has no generator" % (path.source_name,))
+            path.gen_value = pickle.loads(data)
+            n += 1
+        return n
 
     def take_metrics(self):
         """(timings, handed, raw_frames) since the last call: timings as
@@ -1036,6 +1157,9 @@ class Path(object):
                     code(depth, "k = _SPK")
                 code(depth, "s = _t%d.get(k, _MISSING)" % n)
                 code(depth, "if s is _MISSING: s = _c%d(k)" % n)
+                if self.runner.track:
+                    env["_dk%d" % n] = self.runner.dirty_set(st.step_id).add
+                    code(depth, "_dk%d(k)" % n)
                 call = "_f%d(v, s)" % n
                 what = "state_computation_multi"
             env["_n%d" % n] = st.name

@@ -516,3 +516,74 @@ class RunnerTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class _Counter(object):
+    def initial_value(self):
+        return 0
+
+    def apply(self, v):
+        return v + 1
+
+
+class CheckpointTest(unittest.TestCase):
+    stages = [(C, _split, "split", "0.0", True, False),
+              (K, _first, "first", "0.1", False, False),
+              (S, _count, "count", "0.2", False, True)]
+
+    def _counts(self, runner):
+        return dict((k, st.n) for k, st in runner.states["0.2"].items())
+
+    def test_only_changed_keys_then_all_keys(self):
+        runner, path = _path(self.stages, [_encode])
+        runner.set_tracking(True)
+        path.process([b"apple banana cherry"])
+        steps, gens = runner.checkpoint_take(False)
+        self.assertEqual(gens, [])
+        (step, kb, sb, lb), = steps
+        self.assertEqual(step, "0.2")
+        self.assertEqual(sorted(kb), sorted(b"abc"))
+        # Nothing changed since: an empty delta.
+        (step, kb, sb, lb), = runner.checkpoint_take(False)[0]
+        self.assertEqual((kb, sb), (b"", b""))
+        path.process([b"avocado"])
+        (step, kb, sb, lb), = runner.checkpoint_take(False)[0]
+        self.assertEqual(kb, b"a")
+        # Full: every key.
+        (step, kb, sb, lb), = runner.checkpoint_take(True)[0]
+        self.assertEqual(sorted(kb), sorted(b"abc"))
+
+    def test_restore_replaces_state_and_generator_position(self):
+        runner, path = _path(self.stages, [_encode])
+        runner.set_tracking(True)
+        gen = runner.gen_path("gen", _Counter(), [], [_encode_text])
+        path.process([b"apple banana apricot"])
+        gen.generate(3)
+        snap = runner.checkpoint_take(True)
+        path.process([b"apple cherry"])
+        gen.generate(5)
+        self.assertEqual(self._counts(runner), {"a": 3, "b": 1, "c": 1})
+        n = runner.checkpoint_restore(*snap)
+        self.assertEqual(n, 3)  # two keys and one generator
+        self.assertEqual(self._counts(runner), {"a": 2, "b": 1})
+        self.assertEqual(runner.state_entities(), {"0.2": [b"a", b"b"]})
+        self.assertEqual(gen.generate(2), ((b"3|4|", 2), False))
+        # The state keeps counting from the checkpoint.
+        self.assertEqual(path.process([b"avocado"])[0], b"avocado:3\n")
+
+    def test_restore_refuses_a_corrupt_or_foreign_checkpoint(self):
+        runner, path = _path(self.stages, [_encode])
+        path.process([b"apple"])
+        (step, kb, sb, lb), = runner.checkpoint_take(True)[0]
+        with self.assertRaises(ValueError) as ctx:
+            runner.checkpoint_restore([(step, kb, sb + b"x", lb)], [])
+        self.assertIn("corrupt", str(ctx.exception))
+        with self.assertRaises(ValueError) as ctx:
+            runner.checkpoint_restore([("9.9", kb, sb, lb)], [])
+        self.assertIn("does not have", str(ctx.exception))
+
+    def test_tracking_off_compiles_no_tracking_code(self):
+        runner, path = _path(self.stages, [_encode])
+        self.assertNotIn("_dk", "".join(path.source_text))
+        runner.set_tracking(True)
+        self.assertIn("_dk", "".join(path.source_text))

@@ -16,10 +16,15 @@ the values 1..N can prove from the output alone that no message was lost
 or duplicated and that the state moved with its key.
 
 Options (from the application's arguments, ignored by the engine):
---depth (only 1 is supported here).
+--depth (only 1 is supported here); --gen-source: an internal generator
+source instead of TCP, giving the keys "0" to "<partitions - 1>" the values
+1, 2, 3, ... in turn (0.6's option); --partitions N (40); and, ours, for
+the resilience tests: --gen-limit N stops the generator after each key
+reached N, --gen-rate R paces it to about R messages per second.
 """
 
 import struct
+import time
 
 import wallaroo
 
@@ -32,11 +37,20 @@ def application_setup(args):
         depth = int(args[args.index("--depth") + 1])
     if depth != 1:
         raise ValueError("this multi_partition_detector supports --depth 1 only")
-    in_host, in_port = wallaroo.tcp_parse_input_addrs(args)[0]
     out_host, out_port = wallaroo.tcp_parse_output_addrs(args)[0]
 
-    p = wallaroo.source("Detector",
-                        wallaroo.TCPSourceConfig(in_host, in_port, decode))
+    def opt(name, default):
+        if name in args:
+            return int(args[args.index(name) + 1])
+        return default
+    if "--gen-source" in args:
+        gen = KeyedSequence(opt("--partitions", 40), opt("--gen-limit", 0),
+                            opt("--gen-rate", 0))
+        p = wallaroo.source("Detector", wallaroo.GenSourceConfig(gen))
+    else:
+        in_host, in_port = wallaroo.tcp_parse_input_addrs(args)[0]
+        p = wallaroo.source("Detector",
+                            wallaroo.TCPSourceConfig(in_host, in_port, decode))
     p = (p.key_by(partition_key)
          .to(trace_id)
          .key_by(partition_key)
@@ -53,6 +67,39 @@ class Message(object):
     def __init__(self, tag, value):
         self.tag = tag
         self.value = value
+
+
+class KeyedSequence(object):
+    """Gives keys "0" .. "<keys - 1>" the values 1, 2, 3, ... round-robin;
+    stops after each key has limit values (0: never). With rate > 0 it
+    sleeps now and then to keep to about rate messages per second."""
+
+    def __init__(self, keys, limit, rate):
+        self.keys = keys
+        self.limit = limit
+        self.rate = rate
+        self.t0 = None
+
+    def initial_value(self):
+        return Message("0", 1)
+
+    def apply(self, msg):
+        k = int(msg.tag) + 1
+        v = msg.value
+        if k == self.keys:
+            k, v = 0, v + 1
+            if self.limit and v > self.limit:
+                return None
+        if self.rate:
+            n = v * self.keys + k
+            if n % 32 == 0:
+                now = time.time()
+                if self.t0 is None:
+                    self.t0 = now - float(n) / self.rate
+                ahead = self.t0 + float(n) / self.rate - now
+                if ahead > 0:
+                    time.sleep(min(ahead, 0.5))
+        return Message(str(k), v)
 
 
 class TraceWindowState(object):

@@ -1,0 +1,235 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// The member's part of checkpoints and rollbacks: it carries the
+// protocol's messages (KindCheckpoint) and serialises the cluster-wide
+// operations; the worker's resilience driver decides what each step does
+// (pausing the sources, draining, taking and writing snapshots).
+//
+// On the initializer, Round sends one step to every other worker and
+// collects their replies; Exclusive keeps a checkpoint, a rollback and a
+// rescale from interleaving. On the other workers, OnCheckpoint handles
+// the initializer's requests and SendCheckpoint replies.
+
+// ckWaiter collects the replies of one Round.
+type ckWaiter struct {
+	id   uint64
+	want CheckpointOp
+	ch   chan ckReply
+}
+
+type ckReply struct {
+	from string
+	c    Checkpoint
+}
+
+// Exclusive (initializer) waits until no other checkpoint, rollback or
+// rescale runs, and returns the function that ends this one.
+func (m *Member) Exclusive() (unlock func()) {
+	m.opMu.Lock()
+	return m.opMu.Unlock
+}
+
+// Others returns the cluster's workers other than this one, in order.
+func (m *Member) Others() []string {
+	var out []string
+	for _, w := range m.Workers() {
+		if w != m.cfg.Name {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// Expect (initializer) registers for the replies of op want to
+// checkpoint id from every other worker of the cluster, before the
+// request that causes them is sent; Wait collects them.
+func (m *Member) Expect(id uint64, want CheckpointOp) *Replies {
+	w := &ckWaiter{id: id, want: want, ch: make(chan ckReply, 64)}
+	m.mu.Lock()
+	if m.ckWait == nil {
+		m.ckWait = map[CheckpointOp]*ckWaiter{}
+	}
+	m.ckWait[want] = w
+	m.mu.Unlock()
+	return &Replies{m: m, w: w, others: m.Others()}
+}
+
+// Replies are the replies one Expect registered for.
+type Replies struct {
+	m      *Member
+	w      *ckWaiter
+	others []string
+}
+
+// Close stops collecting.
+func (r *Replies) Close() {
+	r.m.mu.Lock()
+	if r.m.ckWait[r.w.want] == r.w {
+		delete(r.m.ckWait, r.w.want)
+	}
+	r.m.mu.Unlock()
+}
+
+// Wait returns every other worker's reply by name, once all have come;
+// it fails when one replies with an error (Text), when the control link
+// to one is lost (it crashed: its reply will not come), or when ctx ends.
+func (r *Replies) Wait(ctx context.Context) (map[string]Checkpoint, error) {
+	defer r.Close()
+	got := make(map[string]Checkpoint, len(r.others))
+	var errs []error
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	what := fmt.Sprintf("%s of checkpoint %d", r.w.want, r.w.id)
+	late := func() []string {
+		var out []string
+		for _, o := range r.others {
+			if _, ok := got[o]; !ok {
+				out = append(out, o)
+			}
+		}
+		return out
+	}
+	for len(got) < len(r.others) {
+		select {
+		case rep := <-r.w.ch:
+			if _, dup := got[rep.from]; dup || !slices.Contains(r.others, rep.from) {
+				continue
+			}
+			got[rep.from] = rep.c
+			if rep.c.Text != "" {
+				errs = append(errs, fmt.Errorf("%s: %s", rep.from, rep.c.Text))
+			}
+		case <-tick.C:
+			r.m.mu.Lock()
+			var gone []string
+			for _, o := range late() {
+				if r.m.ctl[o] == nil {
+					gone = append(gone, o)
+				}
+			}
+			r.m.mu.Unlock()
+			if len(gone) > 0 {
+				return got, fmt.Errorf("%s: lost the control link to %v", what, gone)
+			}
+		case <-ctx.Done():
+			return got, fmt.Errorf("%s: none from %v: %w", what, late(), ctx.Err())
+		}
+	}
+	if len(errs) > 0 {
+		return got, fmt.Errorf("%s: %w", what, errors.Join(errs...))
+	}
+	return got, nil
+}
+
+// Send (initializer) sends c to every other worker of the cluster; a
+// worker that is not connected fails it.
+func (m *Member) Send(c Checkpoint) error {
+	others := m.Others()
+	m.mu.Lock()
+	var missing []string
+	cs := make([]*ctlConn, 0, len(others))
+	for _, o := range others {
+		if cc := m.ctl[o]; cc != nil {
+			cs = append(cs, cc)
+		} else {
+			missing = append(missing, o)
+		}
+	}
+	m.mu.Unlock()
+	if len(missing) > 0 {
+		return fmt.Errorf("%s of checkpoint %d: not connected to %v", c.Op, c.ID, missing)
+	}
+	for _, cc := range cs {
+		if err := cc.send(KindCheckpoint, c.Encode()); err != nil {
+			return fmt.Errorf("%s of checkpoint %d: send to %s: %w", c.Op, c.ID, cc.name, err)
+		}
+	}
+	return nil
+}
+
+// Tell (initializer) sends c to every other worker without waiting for
+// replies (a commit).
+func (m *Member) Tell(c Checkpoint) { m.broadcast(KindCheckpoint, c.Encode()) }
+
+// SendCheckpoint (not the initializer) sends c to the initializer.
+func (m *Member) SendCheckpoint(c Checkpoint) error {
+	m.mu.Lock()
+	cc := m.toInit
+	m.mu.Unlock()
+	if cc == nil {
+		return errors.New("no control link to the initializer")
+	}
+	return cc.send(KindCheckpoint, c.Encode())
+}
+
+// checkpointFrame handles a KindCheckpoint frame from worker from.
+func (m *Member) checkpointFrame(c *ctlConn, f Frame) error {
+	ck, err := DecodeCheckpoint(f.Payload)
+	if err != nil {
+		return err
+	}
+	switch ck.Op {
+	case OpTaken, OpWritten, OpRolledBack:
+		m.mu.Lock()
+		w := m.ckWait[ck.Op]
+		m.mu.Unlock()
+		if w != nil && w.id == ck.ID && w.want == ck.Op {
+			select {
+			case w.ch <- ckReply{from: c.name, c: ck}:
+			default:
+			}
+		} else {
+			m.log.Debug("late checkpoint reply", "peer", c.name, "op", ck.Op.String(), "id", ck.ID)
+		}
+	case OpRecover:
+		if m.cfg.OnRecover == nil {
+			m.log.Warn("a restarted worker asks for a rollback, but this cluster runs without resilience", "peer", c.name)
+			return nil
+		}
+		go m.cfg.OnRecover(c.name, ck.ID)
+	case OpTake, OpCommit, OpRollback:
+		if m.cfg.OnCheckpoint != nil && ck.Op == OpCommit {
+			// In order with what follows on the link (a stop).
+			m.cfg.OnCheckpoint(ck)
+			return nil
+		}
+		if m.cfg.OnCheckpoint == nil {
+			reply := ck
+			reply.Op = replyOp(ck.Op)
+			reply.Text = "this worker runs without --run-with-resilience"
+			if reply.Op != 0 {
+				return c.send(KindCheckpoint, reply.Encode())
+			}
+			return nil
+		}
+		// Its own goroutine: taking a snapshot waits for the processor
+		// loop, which must not wait for this reader.
+		go func() {
+			if reply := m.cfg.OnCheckpoint(ck); reply.Op != 0 {
+				if err := c.send(KindCheckpoint, reply.Encode()); err != nil {
+					m.log.Warn("checkpoint reply not sent", "op", reply.Op.String(), "id", reply.ID, "err", err)
+				}
+			}
+		}()
+	}
+	return nil
+}
+
+// replyOp is the reply to a request op (0 for none).
+func replyOp(op CheckpointOp) CheckpointOp {
+	switch op {
+	case OpTake:
+		return OpTaken
+	case OpRollback:
+		return OpRolledBack
+	}
+	return 0
+}

@@ -1,0 +1,524 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wallaroo-go/machida/engine/checkpoint"
+	"github.com/wallaroo-go/machida/engine/cluster"
+	"github.com/wallaroo-go/machida/engine/work"
+)
+
+// Checkpointer is implemented by a processor whose state can be
+// checkpointed. The worker calls its methods on the loop's goroutine (or
+// before the loop runs), never two at once.
+type Checkpointer interface {
+	// SetTracking turns on the record of changed keys.
+	SetTracking(on bool) error
+	// TakeCheckpoint returns the states of the keys changed since the
+	// last call (every key if full) and the generators' positions.
+	TakeCheckpoint(full bool) (checkpoint.Delta, error)
+	// RestoreCheckpoint replaces all state by the image's, moves the
+	// generators back, and says how many entries it read.
+	RestoreCheckpoint(im *checkpoint.Image) (int, error)
+}
+
+// Resilience configures checkpoints and recovery (--run-with-resilience).
+type Resilience struct {
+	// Dir is --resilience-dir.
+	Dir string
+	// Every is the time between the end of one checkpoint and the start
+	// of the next (--time-between-checkpoints; default 1 s).
+	Every time.Duration
+	// KeepStateOnStop: a clean stop takes a last checkpoint and leaves
+	// the files, so the same command lines resume from it.
+	KeepStateOnStop bool
+	// FullEvery: every FullEvery-th checkpoint of a worker exports every
+	// key (compaction of the changes merged in between); default 20.
+	FullEvery int
+}
+
+// keepCheckpoints is how many complete checkpoints each worker keeps.
+const keepCheckpoints = 2
+
+// gate pauses a worker's sources: while paused, the processor loop takes
+// no new source input and runs no generator (its Hold), while the peers'
+// work still flows. Safe for concurrent use.
+type gate struct {
+	mu sync.Mutex
+	ch chan struct{} // open while paused
+}
+
+func (g *gate) pause() {
+	g.mu.Lock()
+	if g.ch == nil {
+		g.ch = make(chan struct{})
+	}
+	g.mu.Unlock()
+}
+
+func (g *gate) resume() {
+	g.mu.Lock()
+	if g.ch != nil {
+		close(g.ch)
+		g.ch = nil
+	}
+	g.mu.Unlock()
+}
+
+// hold is the loop's Hold: a channel that closes on resume while paused,
+// nil otherwise.
+func (g *gate) hold() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ch
+}
+
+func (g *gate) paused() bool { return g.hold() != nil }
+
+// resilience drives one worker's checkpoints and rollbacks. On the
+// initializer (or a worker alone) it also coordinates them: a timer
+// starts each checkpoint; a restarted peer's request starts a rollback.
+//
+// A checkpoint of a cluster: the initializer pauses its sources (the
+// only sources of a 0.6 cluster), waits until nothing is in flight
+// anywhere (every loop idle, every link acknowledged: Member.Drain), has
+// every worker take its part in its own processor loop, resumes the
+// sources, and commits once every worker has written its part. A worker
+// alone needs no pause: its loop runs the snapshot between two batches,
+// which is a consistent cut by itself.
+//
+// Goroutines: run (coordinator only), the member's handler goroutines,
+// and Run's goroutine at the start and the stop; mu serialises what they
+// do to the store, the image and the ids.
+type resilience struct {
+	cfg    Resilience
+	log    func(msg string, args ...any)
+	debug  func(msg string, args ...any)
+	warn   func(msg string, args ...any)
+	cons   func(line string)
+	proc   Checkpointer
+	store  *checkpoint.Store
+	q      *work.Queue
+	member *cluster.Member // nil for a worker alone
+	gate   *gate
+
+	mu        sync.Mutex
+	image     *checkpoint.Image
+	committed uint64 // the newest checkpoint committed here
+	rollback  uint64 // the rollback id checkpoints are committed under
+	taken     int    // checkpoints this process took
+	pending   map[uint64]checkpoint.Delta
+	forceFull atomic.Bool
+	restored  bool // recovered from the files at the start
+
+	recover chan string // rollback requests: who asked (coordinator)
+	stopped chan struct{}
+}
+
+func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q *work.Queue, g *gate, log, debug, warn func(string, ...any), cons func(string)) *resilience {
+	if cfg.Every <= 0 {
+		cfg.Every = time.Second
+	}
+	if cfg.FullEvery <= 0 {
+		cfg.FullEvery = 20
+	}
+	return &resilience{cfg: cfg, proc: proc, store: store, q: q, gate: g, log: log, debug: debug, warn: warn, cons: cons,
+		image: checkpoint.NewImage(), pending: map[uint64]checkpoint.Delta{}, recover: make(chan string, 4), stopped: make(chan struct{})}
+}
+
+// start turns change tracking on and, if this worker's files hold a
+// committed checkpoint, returns the processor to it (before any input is
+// processed). It reports whether it did.
+func (r *resilience) start() (bool, error) {
+	if err := r.proc.SetTracking(true); err != nil {
+		return false, err
+	}
+	recs, err := r.store.Committed()
+	if err != nil {
+		return false, fmt.Errorf("read the committed checkpoints: %w", err)
+	}
+	if len(recs) == 0 {
+		// Snapshots of a run that never committed one are of no use.
+		if err := r.store.RemoveAll(); err != nil {
+			r.warn("stale checkpoint files not removed", "err", err)
+		}
+		return false, nil
+	}
+	r.cons("Recovering from recovery files!")
+	r.cons("Attempting to recover...")
+	rec, secs, skipped, ok, err := r.store.Latest()
+	if err != nil {
+		return false, err
+	}
+	for _, s := range skipped {
+		r.warn("a checkpoint file is damaged; using the one before it", "err", s)
+	}
+	if !ok {
+		r.warn("no intact checkpoint in the recovery files; starting with empty state", "dir", r.cfg.Dir, "committed", len(recs))
+		return false, nil
+	}
+	n, err := r.restore(rec.ID, secs, nil)
+	if err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	r.committed = rec.ID
+	r.rollback = rec.Rollback + 1
+	r.restored = true
+	r.mu.Unlock()
+	if err := r.store.Commit(checkpoint.Record{ID: rec.ID, Rollback: rec.Rollback + 1}); err != nil {
+		return false, err
+	}
+	r.cons(fmt.Sprintf("RESILIENCE: Replayed %d entries from recovery log file.", n))
+	r.cons("|~~ - Recovery COMPLETE - ~~|")
+	return true, nil
+}
+
+// restore hands the state of checkpoint id (its sections) to the
+// processor: directly when inLoop is nil (before the loop runs), else
+// through it.
+func (r *resilience) restore(id uint64, secs []checkpoint.Section, inLoop func(func() error) error) (int, error) {
+	im, err := checkpoint.ImageOf(secs)
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint %d in %s: %w", id, r.store.SnapshotPath(id), err)
+	}
+	var n int
+	do := func() error {
+		var err error
+		n, err = r.proc.RestoreCheckpoint(im)
+		return err
+	}
+	if inLoop == nil {
+		err = do()
+	} else {
+		err = inLoop(do)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("restore checkpoint %d: %w", id, err)
+	}
+	r.mu.Lock()
+	r.image = im
+	clear(r.pending)
+	r.mu.Unlock()
+	return n, nil
+}
+
+// inLoop runs f on the processor loop's goroutine, in order with its
+// work, and waits for it.
+func (r *resilience) inLoop(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	call := func() []work.Item {
+		done <- f()
+		return nil
+	}
+	if err := r.q.Put(ctx, work.CallItem(1, call)); err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// take takes this worker's part of checkpoint id in the loop and keeps
+// it until write.
+func (r *resilience) take(ctx context.Context, id uint64) error {
+	return r.takeWith(id, func(f func() error) error { return r.inLoop(ctx, f) })
+}
+
+// takeWith is take with the processor reached through run (the loop, or
+// directly once the loop has ended).
+func (r *resilience) takeWith(id uint64, run func(func() error) error) error {
+	r.mu.Lock()
+	full := r.taken == 0 || r.taken%r.cfg.FullEvery == 0 || r.forceFull.Swap(false)
+	r.mu.Unlock()
+	var d checkpoint.Delta
+	err := run(func() error {
+		var err error
+		d, err = r.proc.TakeCheckpoint(full)
+		return err
+	})
+	if err != nil {
+		if full {
+			r.forceFull.Store(true)
+		}
+		return err
+	}
+	r.mu.Lock()
+	r.taken++
+	r.pending[id] = d
+	r.mu.Unlock()
+	return nil
+}
+
+// write merges the part taken for id into the image and writes the
+// snapshot file.
+func (r *resilience) write(id uint64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, ok := r.pending[id]
+	if !ok {
+		return fmt.Errorf("checkpoint %d: nothing taken", id)
+	}
+	delete(r.pending, id)
+	if err := r.image.Apply(d); err != nil {
+		r.forceFull.Store(true)
+		return fmt.Errorf("checkpoint %d: %w", id, err)
+	}
+	if err := r.store.Write(id, r.image.Sections()); err != nil {
+		// What the image merged is not on disk: the next checkpoint
+		// exports every key again.
+		r.forceFull.Store(true)
+		return err
+	}
+	return nil
+}
+
+// commit records id as committed and removes older checkpoints.
+func (r *resilience) commit(id, rollback uint64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.store.Commit(checkpoint.Record{ID: id, Rollback: rollback}); err != nil {
+		return err
+	}
+	r.committed, r.rollback = id, rollback
+	if err := r.store.Prune(keepCheckpoints); err != nil {
+		r.warn("old checkpoint files not removed", "err", err)
+	}
+	return nil
+}
+
+// multi reports whether this worker coordinates other workers.
+func (r *resilience) multi() bool {
+	return r.member != nil && len(r.member.Others()) > 0
+}
+
+// checkpoint (coordinator) takes, writes and commits one checkpoint of
+// the cluster.
+func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
+	if r.member != nil {
+		defer r.member.Exclusive()()
+	}
+	r.mu.Lock()
+	id := r.committed + 1
+	rollback := r.rollback
+	r.mu.Unlock()
+	multi := r.multi()
+	var written *cluster.Replies
+	if multi {
+		r.gate.pause()
+		defer r.gate.resume()
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := r.member.Drain(dctx)
+		cancel()
+		if err != nil {
+			return id, fmt.Errorf("checkpoint %d: the cluster did not come to rest: %w", id, err)
+		}
+		taken := r.member.Expect(id, cluster.OpTaken)
+		written = r.member.Expect(id, cluster.OpWritten)
+		defer written.Close()
+		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpTake, ID: id, Rollback: rollback}); err != nil {
+			taken.Close()
+			return id, err
+		}
+		if err := r.take(ctx, id); err != nil {
+			taken.Close()
+			return id, err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		_, err = taken.Wait(wctx)
+		cancel()
+		if err != nil {
+			return id, err
+		}
+		r.gate.resume() // every part is taken: the sources go on
+	} else if err := r.take(ctx, id); err != nil {
+		return id, err
+	}
+	if err := r.write(id); err != nil {
+		return id, err
+	}
+	if multi {
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		_, err := written.Wait(wctx)
+		cancel()
+		if err != nil {
+			return id, err
+		}
+	}
+	if err := r.commit(id, rollback); err != nil {
+		return id, err
+	}
+	if multi {
+		r.member.Tell(cluster.Checkpoint{Op: cluster.OpCommit, ID: id, Rollback: rollback})
+	}
+	return id, nil
+}
+
+// rollbackCluster (coordinator) returns every worker to the newest
+// checkpoint all of them can read (a restarted worker asked for it).
+func (r *resilience) rollbackCluster(ctx context.Context, why string) error {
+	defer r.member.Exclusive()()
+	recs, err := r.store.Committed()
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		r.warn("no checkpoint was completed before the failure: the restarted worker goes on with empty state", "restarted", why)
+		return nil
+	}
+	r.gate.pause()
+	defer r.gate.resume()
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = r.member.Drain(dctx)
+	cancel()
+	if err != nil {
+		r.warn("rolling back with work still in flight", "err", err)
+	}
+	r.mu.Lock()
+	rollback := r.rollback + 1
+	r.mu.Unlock()
+	var errs []error
+	for i := len(recs) - 1; i >= 0; i-- {
+		id := recs[i].ID
+		done := r.member.Expect(id, cluster.OpRolledBack)
+		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpRollback, ID: id, Rollback: rollback}); err != nil {
+			done.Close()
+			return err
+		}
+		_, lerr := r.rollbackHere(ctx, id, rollback)
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		_, werr := done.Wait(wctx)
+		cancel()
+		if lerr == nil && werr == nil {
+			r.log("the cluster rolled back", "checkpoint", id, "rollback", rollback, "asked_by", why)
+			return nil
+		}
+		err := errors.Join(lerr, werr)
+		r.warn("rollback to a checkpoint failed; trying the one before it", "checkpoint", id, "err", err)
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("no checkpoint could be restored on every worker: %w", errors.Join(errs...))
+}
+
+// rollbackHere returns this worker to checkpoint id through its loop and
+// records the rollback.
+func (r *resilience) rollbackHere(ctx context.Context, id, rollback uint64) (int, error) {
+	secs, err := r.store.Read(id)
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.restore(id, secs, func(f func() error) error { return r.inLoop(ctx, f) })
+	if err != nil {
+		return 0, err
+	}
+	if err := r.commit(id, rollback); err != nil {
+		return n, err
+	}
+	r.cons(fmt.Sprintf("RESILIENCE: Replayed %d entries from recovery log file.", n))
+	return n, nil
+}
+
+// handle (a worker that is not the initializer) answers the
+// initializer's requests.
+func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.Checkpoint {
+	switch c.Op {
+	case cluster.OpTake:
+		reply := cluster.Checkpoint{Op: cluster.OpTaken, ID: c.ID}
+		if err := r.take(ctx, c.ID); err != nil {
+			reply.Text = err.Error()
+			return reply
+		}
+		go func() {
+			w := cluster.Checkpoint{Op: cluster.OpWritten, ID: c.ID}
+			if err := r.write(c.ID); err != nil {
+				w.Text = err.Error()
+				r.warn("checkpoint not written", "id", c.ID, "err", err)
+			}
+			if err := r.member.SendCheckpoint(w); err != nil {
+				r.warn("checkpoint reply not sent", "id", c.ID, "err", err)
+			}
+		}()
+		return reply
+	case cluster.OpCommit:
+		if err := r.commit(c.ID, c.Rollback); err != nil {
+			r.warn("checkpoint not committed here", "id", c.ID, "err", err)
+		}
+	case cluster.OpRollback:
+		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID}
+		n, err := r.rollbackHere(ctx, c.ID, c.Rollback)
+		if err != nil {
+			reply.Text = err.Error()
+			r.warn("rollback failed here", "checkpoint", c.ID, "err", err)
+		}
+		reply.N = uint64(n)
+		return reply
+	}
+	return cluster.Checkpoint{}
+}
+
+// run (coordinator) takes a checkpoint every cfg.Every after the last
+// one ended, and rolls the cluster back when a restarted worker asks,
+// until ctx ends.
+func (r *resilience) run(ctx context.Context) {
+	defer close(r.stopped)
+	defer r.gate.resume()
+	select {
+	case w := <-r.recover: // a restart: back to one checkpoint everywhere first
+		if err := r.rollbackCluster(ctx, w); err != nil && ctx.Err() == nil {
+			r.warn("rollback failed", "err", err)
+		}
+	default:
+	}
+	t := time.NewTimer(0) // the first at once: the sources wait for it
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			t0 := time.Now()
+			id, err := r.checkpoint(ctx)
+			if err != nil && ctx.Err() == nil {
+				r.warn("checkpoint failed; the next one will try again", "id", id, "err", err)
+			} else if err == nil {
+				r.debug("checkpoint complete", "id", id, "took", time.Since(t0).Round(time.Microsecond))
+			}
+			r.gate.resume() // after the first: the sources start
+			t.Reset(r.cfg.Every)
+		case w := <-r.recover:
+			if err := r.rollbackCluster(ctx, w); err != nil && ctx.Err() == nil {
+				r.warn("rollback failed", "err", err)
+			}
+		}
+	}
+}
+
+// final (a worker alone, after its loop ended) takes, writes and commits
+// a last checkpoint, so the same command line resumes from it.
+func (r *resilience) final() (uint64, error) {
+	r.mu.Lock()
+	id, rollback := r.committed+1, r.rollback
+	r.mu.Unlock()
+	if err := r.takeWith(id, func(f func() error) error { return f() }); err != nil {
+		return id, err
+	}
+	if err := r.write(id); err != nil {
+		return id, err
+	}
+	return id, r.commit(id, rollback)
+}
+
+// wasRestored reports whether start recovered state from the files.
+func (r *resilience) wasRestored() (bool, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.restored, r.committed
+}

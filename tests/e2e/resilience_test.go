@@ -1,0 +1,309 @@
+package e2e
+
+// Resilience (runtime spec 4): checkpoints in --resilience-dir, recovery
+// of a worker killed with SIGKILL while data flows, a damaged checkpoint
+// file, a clean stop that removes the files or (--keep-state-on-stop)
+// keeps them to resume from. The application is multi_partition_detector
+// with its internal generator source (--gen-source, as 0.6's resilience
+// suite runs it): the generator's position is checkpointed with the
+// state, so after a rollback it gives the values after the checkpoint
+// again and every key's output must still be at least once.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	reKeys        = 8
+	reRecoverWait = 90 * time.Second
+)
+
+// reArgs is the command line of a single worker of the detector with
+// resilience on, writing its files in dir; the same line starts it again.
+func reArgs(t *testing.T, dir, out string, limit, rate int, extra ...string) []string {
+	args := []string{"--application-module", "multi_partition_detector",
+		"--gen-source", "--partitions", strconv.Itoa(reKeys),
+		"--gen-limit", strconv.Itoa(limit), "--gen-rate", strconv.Itoa(rate),
+		"--out", out, "--metrics", freePort(t),
+		"--control", freePort(t), "--data", freePort(t), "--external", freePort(t),
+		"--cluster-initializer", "--name", "initializer",
+		"--run-with-resilience", "--resilience-dir", dir,
+		"--time-between-checkpoints", "100000000",
+		"--ponythreads=1", "--ponynoblock"}
+	return append(args, extra...)
+}
+
+func reFinal(limit int) map[string]uint64 {
+	final := map[string]uint64{}
+	for k := 0; k < reKeys; k++ {
+		final[strconv.Itoa(k)] = uint64(limit)
+	}
+	return final
+}
+
+// reValidateAtLeastOnce checks the detector's output the way 0.6's
+// validator does in at-least-once mode (-a), independent of how the
+// per-worker sink connections interleave:
+//
+//   - every window is whole: the window ending at v is [max(1,v-3)..v],
+//     so each key's state saw every value before v, in order, also after
+//     a rollback (its state is the checkpoint's, consistent with the
+//     generator's position);
+//   - on one sink connection, a key's next window advances by exactly 1
+//     or goes back (a rollback repeats values), never skips;
+//   - every value 1..final of every key is the end of some window.
+func reValidateAtLeastOnce(records []rsRecord, final map[string]uint64) []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	seen := map[string]map[uint64]bool{}
+	last := map[string]uint64{}
+	for i, r := range records {
+		if r.err != "" {
+			add("record %d %q: %s", i, r.raw, r.err)
+			continue
+		}
+		if _, ok := final[r.key]; !ok {
+			add("record %d %q: key %q was never generated", i, r.raw, r.key)
+			continue
+		}
+		v := r.last()
+		want := min(v, 4)
+		ok := uint64(len(r.window)) == want
+		for j := range r.window {
+			if ok && r.window[j] != v-want+1+uint64(j) {
+				ok = false
+			}
+		}
+		if !ok {
+			add("key %s: window %v, want [%d..%d] (state lost or not consistent with the generator)", r.key, r.window, v-want+1, v)
+		}
+		ck := fmt.Sprintf("%s@%d", r.key, r.conn)
+		if prev, had := last[ck]; had && v > prev+1 {
+			add("key %s: on sink connection %d, window ending at %d after one ending at %d (values skipped)", r.key, r.conn, v, prev)
+		}
+		last[ck] = v
+		if seen[r.key] == nil {
+			seen[r.key] = map[uint64]bool{}
+		}
+		seen[r.key][v] = true
+	}
+	keys := make([]string, 0, len(final))
+	for k := range final {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		var missing []string
+		for v := uint64(1); v <= final[k]; v++ {
+			if !seen[k][v] {
+				missing = append(missing, strconv.FormatUint(v, 10))
+			}
+		}
+		if len(missing) > 0 {
+			add("key %s: %d of %d values lost: %s", k, len(missing), final[k], rsHead(missing, 12))
+		}
+	}
+	return problems
+}
+
+func reCheck(t *testing.T, recv *rsReceiver, final map[string]uint64) {
+	t.Helper()
+	records := recv.snapshot()
+	if problems := reValidateAtLeastOnce(records, final); len(problems) > 0 {
+		t.Fatalf("output is not at least once (%d records): %d problems:\n  %s", len(records), len(problems),
+			strings.Join(rsFirst(problems, 30), "\n  "))
+	}
+	t.Logf("at least once: %d records for %d keys up to %d", len(records), len(final), final["0"])
+}
+
+// reResumed checks that every run after the first went on from a
+// checkpoint rather than from the start: on each later sink connection,
+// no key starts over at 1.
+func reResumed(t *testing.T, recv *rsReceiver) {
+	t.Helper()
+	first := map[string]uint64{}
+	for _, r := range recv.snapshot() {
+		if r.err != "" || r.conn == 0 {
+			continue
+		}
+		ck := fmt.Sprintf("%s@%d", r.key, r.conn)
+		if _, ok := first[ck]; !ok {
+			first[ck] = r.last()
+		}
+	}
+	if len(first) == 0 {
+		t.Fatal("no output after the restarts")
+	}
+	for ck, v := range first {
+		if v == 1 {
+			t.Errorf("key@connection %s started over at 1: the restart did not resume from a checkpoint", ck)
+		}
+	}
+}
+
+// reFiles lists the checkpoint files of dir.
+func reFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// reWaitCheckpoints waits until the worker's checkpoint_ids file holds at
+// least n committed checkpoints.
+func reWaitCheckpoints(t *testing.T, dir, worker string, n int) {
+	t.Helper()
+	path := filepath.Join(dir, "Multi Partition Detector-"+worker+".checkpoint_ids")
+	deadline := time.Now().Add(reRecoverWait)
+	for {
+		if st, err := os.Stat(path); err == nil && st.Size() >= int64(16*n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: fewer than %d committed checkpoints in %v; files: %v", worker, n, reRecoverWait, reFiles(t, dir))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A worker killed with SIGKILL while the generator runs, twice, comes
+// back from its files: the generator resumes at the checkpoint's
+// position with the checkpoint's state, so nothing is lost and windows
+// stay whole; a clean stop then removes every file.
+func TestResilience_KilledWhileDataFlowsRecovers(t *testing.T) {
+	dir := t.TempDir()
+	recv := rsStartReceiver(t)
+	const limit = 1500
+	args := reArgs(t, dir, recv.addr(), limit, 4000)
+	w := start(t, testdataDir(), "machida3", args...)
+	for round := 1; round <= 2; round++ {
+		reWaitCheckpoints(t, dir, "initializer", 2)
+		recv.waitRecords(t, round*1500, reRecoverWait, fmt.Sprintf("before kill %d", round))
+		w.cmd.Process.Signal(syscall.SIGKILL)
+		w.wait(30 * time.Second)
+		w = start(t, testdataDir(), "machida3", args...)
+		w.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+		if !strings.Contains(w.stdout.String(), "Recovering from recovery files!") {
+			t.Errorf("restart %d: no \"Recovering from recovery files!\" line", round)
+		}
+	}
+	final := reFinal(limit)
+	recv.waitFinal(t, final, rsFinalTimeout)
+	reCheck(t, recv, final)
+	reResumed(t, recv)
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	if code := w.wait(60 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+	if left := reFiles(t, dir); len(left) > 0 {
+		t.Errorf("a clean stop left files in --resilience-dir: %v", left)
+	}
+}
+
+// A damaged newest checkpoint (a flipped byte) is detected by its
+// checksum and the one before it is used; a half-written snapshot of a
+// checkpoint that never committed (a crash while writing) is ignored.
+func TestResilience_DamagedCheckpointFallsBackToThePreviousOne(t *testing.T) {
+	dir := t.TempDir()
+	recv := rsStartReceiver(t)
+	const limit = 1200
+	args := reArgs(t, dir, recv.addr(), limit, 3000)
+	w := start(t, testdataDir(), "machida3", args...)
+	reWaitCheckpoints(t, dir, "initializer", 3)
+	recv.waitRecords(t, 2000, reRecoverWait, "before the kill")
+	w.cmd.Process.Signal(syscall.SIGKILL)
+	w.wait(30 * time.Second)
+	var snaps []string
+	for _, f := range reFiles(t, dir) {
+		if strings.Contains(f, ".checkpoint-") {
+			snaps = append(snaps, f)
+		}
+	}
+	sort.Strings(snaps)
+	if len(snaps) < 2 {
+		t.Fatalf("want the last two checkpoints kept, found %v", snaps)
+	}
+	newest := filepath.Join(dir, snaps[len(snaps)-1])
+	b, err := os.ReadFile(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(newest, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A crash in the middle of writing the next one: a torn temporary
+	// file and no commit record.
+	torn := filepath.Join(dir, "Multi Partition Detector-initializer.checkpoint-ffffffffffffff00.tmp")
+	if err := os.WriteFile(torn, b[:len(b)/3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w = start(t, testdataDir(), "machida3", args...)
+	w.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+	w.waitOutput("damaged", 10*time.Second)
+	final := reFinal(limit)
+	recv.waitFinal(t, final, rsFinalTimeout)
+	reCheck(t, recv, final)
+}
+
+// --keep-state-on-stop: SIGTERM takes a last checkpoint and keeps the
+// files; the same command line resumes from it, so the output across
+// both runs is exactly once.
+func TestResilience_KeepStateOnStopResumesExactlyOnce(t *testing.T) {
+	dir := t.TempDir()
+	recv := rsStartReceiver(t)
+	const limit = 1000
+	args := reArgs(t, dir, recv.addr(), limit, 3000, "--keep-state-on-stop")
+	w := start(t, testdataDir(), "machida3", args...)
+	recv.waitRecords(t, 2000, reRecoverWait, "before the stop")
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	if code := w.wait(60 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+	if !strings.Contains(w.stdout.String(), "taken at the stop") {
+		t.Errorf("no last checkpoint at the stop")
+	}
+	w = start(t, testdataDir(), "machida3", args...)
+	w.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+	final := reFinal(limit)
+	recv.waitFinal(t, final, rsFinalTimeout)
+	rsCheckOutput(t, recv, final, nil)
+}
+
+// Wrong resilience options are refused with a clear line.
+func TestResilience_OptionsAreChecked(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--keep-state-on-stop"}, "needs --run-with-resilience"},
+		{[]string{"--run-with-resilience", "--on-error", "retry"}, "--on-error must be stop or skip"},
+		{[]string{"--run-with-resilience", "--time-between-checkpoints", "0"}, "--time-between-checkpoints must be"},
+		{[]string{"--run-with-resilience", "--resilience-dir", "/nonexistent/dir"}, "--resilience-dir /nonexistent/dir"},
+	}
+	for _, c := range cases {
+		args := append([]string{"--application-module", "multi_partition_detector", "--gen-source",
+			"--out", "127.0.0.1:1"}, c.args...)
+		p := start(t, testdataDir(), "machida3", args...)
+		if code := p.wait(30 * time.Second); code == 0 {
+			t.Errorf("%v: exit 0, want an error", c.args)
+		}
+		if !strings.Contains(p.stderr.String(), c.want) {
+			t.Errorf("%v: stderr %q does not say %q", c.args, p.stderr.String(), c.want)
+		}
+	}
+}
