@@ -39,8 +39,14 @@ func (m *Member) Exclusive() (unlock func()) {
 
 // Others returns the cluster's workers other than this one, in order.
 func (m *Member) Others() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.othersLocked()
+}
+
+func (m *Member) othersLocked() []string {
 	var out []string
-	for _, w := range m.Workers() {
+	for _, w := range m.workers {
 		if w != m.cfg.Name {
 			out = append(out, w)
 		}
@@ -58,8 +64,13 @@ func (m *Member) Expect(id uint64, want CheckpointOp) *Replies {
 		m.ckWait = map[CheckpointOp]*ckWaiter{}
 	}
 	m.ckWait[want] = w
+	others := m.othersLocked()
+	conns := make(map[string]*ctlConn, len(others))
+	for _, o := range others {
+		conns[o] = m.ctl[o]
+	}
 	m.mu.Unlock()
-	return &Replies{m: m, w: w, others: m.Others()}
+	return &Replies{m: m, w: w, others: others, conns: conns}
 }
 
 // Replies are the replies one Expect registered for.
@@ -67,6 +78,7 @@ type Replies struct {
 	m      *Member
 	w      *ckWaiter
 	others []string
+	conns  map[string]*ctlConn // each one's control link at Expect
 }
 
 // Close stops collecting.
@@ -111,7 +123,9 @@ func (r *Replies) Wait(ctx context.Context) (map[string]Checkpoint, error) {
 			r.m.mu.Lock()
 			var gone []string
 			for _, o := range late() {
-				if r.m.ctl[o] == nil {
+				// Gone, or back on a new link after a restart: either
+				// way the reply will not come.
+				if c := r.m.ctl[o]; c == nil || c != r.conns[o] {
 					gone = append(gone, o)
 				}
 			}

@@ -194,7 +194,13 @@ func (l *loop) next(ctx context.Context, block bool) (it Item, ok bool) {
 				l.peerCh = nil
 			}
 		case <-hold:
-			ok = false // the links have room again: take sources too
+			// The hold ended (the links have room again, or the sources
+			// were resumed): the caller looks again at what it may take,
+			// generators included.
+			if l.cfg.Idle != nil {
+				l.cfg.Idle.Store(false)
+			}
+			return Item{}, false
 		case <-ctx.Done():
 			if l.cfg.Idle != nil {
 				l.cfg.Idle.Store(false)
@@ -234,6 +240,9 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 			}
 			if drainCtx.Err() != nil {
 				return nil
+			}
+			if l.localCh != nil || l.peerCh != nil {
+				continue // woken by the end of a hold: look again
 			}
 			// The queue is closed and nothing is left: every source has
 			// ended. Stay up until told to stop, as a 0.6 worker does.

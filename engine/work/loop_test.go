@@ -64,3 +64,54 @@ func TestLoop_MessageBudgetBoundsACall(t *testing.T) {
 		t.Fatalf("BusyNanos counted %v for %d calls of at least 1ms each", got, len(want))
 	}
 }
+
+// genProcessor's generator source reports each round on a channel.
+type genProcessor struct{ rounds chan int }
+
+func (p *genProcessor) Process([]Item, *Output) error { return nil }
+func (p *genProcessor) Generate(src int, max int, out *Output) (bool, error) {
+	select {
+	case p.rounds <- max:
+	default:
+	}
+	return false, nil
+}
+func (p *genProcessor) SetOwnership(Ownership) error { return nil }
+
+// A generator held by Hold (paused sources, congested links) runs again
+// as soon as the hold ends, with nothing queued to wake the loop.
+func TestLoop_GeneratorRunsAgainWhenAHoldEnds(t *testing.T) {
+	q := NewQueue(4, 1<<20)
+	held := make(chan struct{})
+	var holding atomic.Bool
+	holding.Store(true)
+	p := &genProcessor{rounds: make(chan int, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Loop(ctx, ctx, LoopConfig{Processor: p, Queue: q, Generators: []int{0},
+			Hold: func() <-chan struct{} {
+				if holding.Load() {
+					return held
+				}
+				return nil
+			}})
+	}()
+	select {
+	case <-p.rounds:
+		t.Fatal("the generator ran while held")
+	case <-time.After(50 * time.Millisecond):
+	}
+	holding.Store(false)
+	close(held)
+	select {
+	case <-p.rounds:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the generator did not run after the hold ended")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -117,6 +117,12 @@ type resilience struct {
 	restored  bool // recovered from the files at the start
 
 	recover chan string // rollback requests: who asked (coordinator)
+	// discarding: this worker restarted in a cluster and drops what its
+	// peers send until the cluster has rolled back (the generators give
+	// it again from the checkpoint; state made from it would not be
+	// consistent with the checkpoint's); discarded counts the batches.
+	discarding atomic.Bool
+	discarded  atomic.Int64
 	stopped chan struct{}
 }
 
@@ -372,7 +378,15 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) error {
 	}
 	if len(recs) == 0 {
 		r.warn("no checkpoint was completed before the failure: the restarted worker goes on with empty state", "restarted", why)
-		return nil
+		done := r.member.Expect(0, cluster.OpRolledBack)
+		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpRollback}); err != nil {
+			done.Close()
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		_, err := done.Wait(wctx)
+		return err
 	}
 	r.gate.pause()
 	defer r.gate.resume()
@@ -419,11 +433,20 @@ func (r *resilience) rollbackHere(ctx context.Context, id, rollback uint64) (int
 	if err != nil {
 		return 0, err
 	}
+	r.endDiscarding()
 	if err := r.commit(id, rollback); err != nil {
 		return n, err
 	}
 	r.cons(fmt.Sprintf("RESILIENCE: Replayed %d entries from recovery log file.", n))
 	return n, nil
+}
+
+// endDiscarding ends the discarding of a restarted worker (the cluster
+// has rolled back) and says how much it dropped.
+func (r *resilience) endDiscarding() {
+	if r.discarding.Swap(false) {
+		r.log("the cluster rolled back; taking input again", "batches_dropped_before", r.discarded.Load())
+	}
 }
 
 // handle (a worker that is not the initializer) answers the
@@ -432,6 +455,12 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 	switch c.Op {
 	case cluster.OpTake:
 		reply := cluster.Checkpoint{Op: cluster.OpTaken, ID: c.ID}
+		if r.discarding.Load() {
+			// Its state is an old checkpoint's until the rollback: a
+			// checkpoint now would not be consistent.
+			reply.Text = "restarted, waiting for the cluster to roll back"
+			return reply
+		}
 		if err := r.take(ctx, c.ID); err != nil {
 			reply.Text = err.Error()
 			return reply
@@ -453,6 +482,10 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 		}
 	case cluster.OpRollback:
 		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID}
+		if c.ID == 0 { // no checkpoint to return to: go on as is
+			r.endDiscarding()
+			return reply
+		}
 		n, err := r.rollbackHere(ctx, c.ID, c.Rollback)
 		if err != nil {
 			reply.Text = err.Error()

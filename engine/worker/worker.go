@@ -251,6 +251,10 @@ func Run(ctx context.Context, cfg Config) error {
 		cc.Log = cfg.Log
 		cc.Console = cfg.Console
 		cc.Deliver = func(ctx context.Context, input int, e work.Envelopes) error {
+			if res != nil && res.discarding.Load() {
+				res.discarded.Add(1)
+				return nil // before the rollback of a restart: see resilience
+			}
 			return q.Put(ctx, work.EnvelopesItem(input, e))
 		}
 		cc.OnShutdown = func(reason string) { shutdownMember(reason) }
@@ -372,6 +376,9 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := member.Listen(); err != nil {
 			closeSources()
 			return fmt.Errorf("%w: %w", ErrListen, err)
+		}
+		if res != nil && member.Restarted() && cfg.Name != cluster.InitializerName {
+			res.discarding.Store(true) // until the cluster has rolled back
 		}
 	}
 	ctx, shutdown := context.WithCancel(ctx)

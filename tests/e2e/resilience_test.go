@@ -307,3 +307,42 @@ func TestResilience_OptionsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// A 3-worker cluster with resilience: each worker other than the
+// initializer is killed with SIGKILL while the generator runs and started
+// again with its command line; it recovers, the whole cluster rolls back
+// to the last complete checkpoint, and every key's output is at least
+// once with whole windows.
+func TestResilience_ClusterWorkersKilledInTurnRecover(t *testing.T) {
+	recv := rsStartReceiver(t)
+	const limit = 2500
+	ws := startCluster(t, testdataDir(), "multi_partition_detector", 3, freePort(t), recv.addr(),
+		"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", "3000",
+		"--run-with-resilience", "--time-between-checkpoints", "100000000")
+	dir := ""
+	for i, a := range ws[0].args {
+		if a == "--resilience-dir" {
+			dir = ws[0].args[i+1]
+		}
+	}
+	got := 0
+	for _, victim := range []int{1, 2, 1} {
+		got += 1500
+		recv.waitRecords(t, got, reRecoverWait, fmt.Sprintf("before killing %s", ws[victim].name))
+		reWaitCheckpoints(t, dir, ws[victim].name, 1)
+		v := ws[victim]
+		v.cmd.Process.Signal(syscall.SIGKILL)
+		v.wait(30 * time.Second)
+		r := &clusterWorker{proc: start(t, v.dir, "machida3", v.args...), name: v.name, external: v.external, dir: v.dir, args: v.args}
+		ws[victim] = r
+		r.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+		waitStatus(t, r, 3)
+	}
+	final := reFinal(limit)
+	recv.waitFinal(t, final, rsFinalTimeout)
+	reCheck(t, recv, final)
+	stopCluster(t, ws, 1, false)
+	if left := reFiles(t, dir); len(left) > 0 {
+		t.Errorf("a clean stop left files in --resilience-dir: %v", left)
+	}
+}
