@@ -209,3 +209,17 @@ func tupleBytes(py *bridge.Py, t bridge.Object, n int, f func([][]byte) error) e
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
+
+// setDeadLetter makes the runner skip messages whose user code raises,
+// appending each with its traceback to the file at path (--on-error
+// skip).
+func (p *processor) setDeadLetter(path string) error {
+	return p.in.Do(func(py *bridge.Py) error {
+		s := py.Str(path)
+		defer py.DecRef(s)
+		if err := py.CallMethodDiscard(p.runner, "set_dead_letter", s); err != nil {
+			return fmt.Errorf("--on-error skip: %w", err)
+		}
+		return nil
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -101,6 +102,16 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 		}
 		cfg.Resilience = &worker.Resilience{Dir: opts.ResilienceDir,
 			Every: time.Duration(opts.TimeBetweenCkpt), KeepStateOnStop: opts.KeepStateOnStop}
+		if opts.OnError == "skip" {
+			dead := filepath.Join(opts.ResilienceDir, cfg.App+"-"+cfg.Name+".dead-letter")
+			if p, ok := cfg.Processor.(*processor); ok {
+				if err := p.setDeadLetter(dead); err != nil {
+					fmt.Fprintf(stderr, "Error: %v\n", err)
+					return 1
+				}
+			}
+			logger.Info("messages whose user code raises are skipped and written to the dead-letter file", "file", dead)
+		}
 	}
 	cfg.OnStopDeadline = func() { interruptStuck(in, logger, stderr) }
 	cfg.Busy = func() time.Duration {

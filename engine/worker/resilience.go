@@ -117,6 +117,12 @@ type resilience struct {
 	restored  bool // recovered from the files at the start
 
 	recover chan string // rollback requests: who asked (coordinator)
+	// rescaled (coordinator) asks for a checkpoint at once after a grow
+	// or shrink; floor is the newest checkpoint committed before the
+	// last rescale: a rollback never goes back to it or before (the
+	// partitions were elsewhere then).
+	rescaled chan struct{}
+	floor    atomic.Uint64
 	// discarding: this worker restarted in a cluster and drops what its
 	// peers send until the cluster has rolled back (the generators give
 	// it again from the checkpoint; state made from it would not be
@@ -134,7 +140,7 @@ func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q
 		cfg.FullEvery = 20
 	}
 	return &resilience{cfg: cfg, proc: proc, store: store, q: q, gate: g, log: log, debug: debug, warn: warn, cons: cons,
-		image: checkpoint.NewImage(), pending: map[uint64]checkpoint.Delta{}, recover: make(chan string, 4), stopped: make(chan struct{})}
+		image: checkpoint.NewImage(), pending: map[uint64]checkpoint.Delta{}, recover: make(chan string, 4), rescaled: make(chan struct{}, 1), stopped: make(chan struct{})}
 }
 
 // start turns change tracking on and, if this worker's files hold a
@@ -400,8 +406,13 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) error {
 	rollback := r.rollback + 1
 	r.mu.Unlock()
 	var errs []error
+	floor := r.floor.Load()
 	for i := len(recs) - 1; i >= 0; i-- {
 		id := recs[i].ID
+		if id <= floor {
+			errs = append(errs, fmt.Errorf("checkpoint %d was taken before the last grow or shrink", id))
+			break
+		}
 		done := r.member.Expect(id, cluster.OpRolledBack)
 		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpRollback, ID: id, Rollback: rollback}); err != nil {
 			done.Close()
@@ -530,6 +541,16 @@ func (r *resilience) run(ctx context.Context) {
 			if err := r.rollbackCluster(ctx, w); err != nil && ctx.Err() == nil {
 				r.warn("rollback failed", "err", err)
 			}
+		case <-r.rescaled:
+			// A checkpoint at once: until it is complete, a failure
+			// cannot be rolled back (the last one predates the move).
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
+			t.Reset(0)
 		}
 	}
 }
@@ -554,4 +575,15 @@ func (r *resilience) wasRestored() (bool, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.restored, r.committed
+}
+
+// afterRescale (coordinator) is told that a grow or shrink completed.
+func (r *resilience) afterRescale() {
+	r.mu.Lock()
+	r.floor.Store(r.committed)
+	r.mu.Unlock()
+	select {
+	case r.rescaled <- struct{}{}:
+	default:
+	}
 }

@@ -310,6 +310,11 @@ func Run(ctx context.Context, cfg Config) error {
 			return q.Put(ctx, work.CallItem(1, f))
 		}
 		cc.Install = func(ctx context.Context, own work.Ownership, then func() []work.Item) error {
+			if res != nil {
+				// Partitions moved: the next checkpoint exports every key
+				// (the image still holds those that left).
+				res.forceFull.Store(true)
+			}
 			applied := make(chan error, 1)
 			it := work.OwnershipItem(own)
 			it.Input = 1 // the peers' lane: taken even while the sources' is held
@@ -339,8 +344,14 @@ func Run(ctx context.Context, cfg Config) error {
 		cc.Busy = cfg.Busy
 		cc.BusyNanos = busy.Load
 		cc.Partitions = cfg.Partitions
-		if reg != nil {
+		if reg != nil || res != nil {
 			cc.OnRescale = func(kind string, ok bool, took time.Duration) {
+				if res != nil && ok {
+					res.afterRescale()
+				}
+				if reg == nil {
+					return
+				}
 				outcome := "completed"
 				if !ok {
 					outcome = "failed"
@@ -653,10 +664,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	err := work.Loop(srcCtx, drainCtx, lc)
-	if resDone != nil {
-		<-resDone // its ctx (ctx) has ended: the loop has stopped
-	}
 	shutdown() // after an error too: starts the shutdown deadline
+	if resDone != nil {
+		<-resDone // its ctx has ended: no checkpoint runs any more
+	}
 	// Whatever the loop left (after an error, or past the shutdown
 	// deadline) is dropped, so that the sources can finish.
 	dropped := make(chan [2]int, 1)

@@ -324,6 +324,11 @@ class Runner(object):
         # dirty[step id], so a checkpoint exports only those.
         self.track = False
         self.dirty = {}
+        # --on-error skip (set_dead_letter): the loops catch an exception
+        # of user code per message, append the message and the traceback
+        # to this file, and go on with the next message.
+        self.dead_letter = None
+        self.dead_count = 0
         self.paths = []
         # (destination, path, segment) -> the flat list [key, value, ts,
         # key, value, ts, ...] of the envelope records made since
@@ -369,6 +374,35 @@ class Runner(object):
             d.clear()
         for path in self.paths:
             path.compile()
+
+    def set_dead_letter(self, path):
+        """Skip messages whose user code raises, writing each to the file
+        at path (None: stop at the first, as 0.6), compiling every path's
+        loops again."""
+        self.dead_letter = path or None
+        for p in self.paths:
+            p.compile()
+
+    def skip_message(self, stage, message):
+        """Record one skipped message (inside the except clause of the
+        compiled loop): one JSON line with the time, the stage, the
+        message's repr and the traceback."""
+        import json
+        import traceback
+        self.dead_count += 1
+        rec = {"time": time.time(), "stage": stage,
+               "message": _describe(message),
+               "traceback": traceback.format_exc()}
+        try:
+            with open(self.dead_letter, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        except Exception as e:  # the record is lost; say so, go on
+            sys.stderr.write("wallaroo: could not write the dead-letter file %s: %s\n"
+                             % (self.dead_letter, e))
+        if self.dead_count <= 10 or self.dead_count % 1000 == 0:
+            sys.stderr.write("wallaroo: skipped a message that failed in %s (%d so far; "
+                             "see %s): %s\n" % (stage, self.dead_count, self.dead_letter,
+                                                rec["traceback"].strip().splitlines()[-1]))
 
     def dirty_set(self, step_id):
         d = self.dirty.get(step_id)
@@ -1060,18 +1094,28 @@ class Path(object):
             lines.append("    " * depth + text)
 
         every = self.runner.sample_every
+        d = 4
+        skip = self.runner.dead_letter is not None
+        if skip:
+            code(4, "try:")
+            d = 5
         if every:
-            code(4, "_smp -= 1")
-            code(4, "if _smp:")
-            self._body(entry, code, 5, env, False)
-            code(4, "else:")
+            code(d, "_smp -= 1")
+            code(d, "if _smp:")
+            self._body(entry, code, d + 1, env, False)
+            code(d, "else:")
             # The next sample comes after 1 to 2 * every - 1 messages
             # (every on average): a fixed interval would keep sampling the
             # same kind of message of a periodic input.
-            code(5, "_smp = int(_srnd() * %d) + 1" % (2 * every - 1))
-            self._body(entry, code, 5, env, True)
+            code(d + 1, "_smp = int(_srnd() * %d) + 1" % (2 * every - 1))
+            self._body(entry, code, d + 1, env, True)
         else:
-            self._body(entry, code, 4, env, False)
+            self._body(entry, code, d, env, False)
+        if skip:
+            env["_skip"] = self.runner.skip_message
+            env["_stn"] = self.stage_names
+            code(4, "except Exception:")
+            code(5, "_skip(_stn[_st], _x)")
 
         first = self.segments[entry].start
         nenc = len(self.encoders)
@@ -1108,6 +1152,11 @@ class Path(object):
         each computation's call (and the decoder's) is timed."""
         starts = dict((s.start, (i, s)) for i, s in enumerate(self.segments)
                       if i > 0)
+        skip = self.runner.dead_letter is not None
+        opened = []  # depths of the try blocks of --on-error skip
+        if skip:
+            env["_skip"] = self.runner.skip_message
+            env["_stn"] = self.stage_names
         first = self.segments[entry].start
         mark = self.index << 8
 
@@ -1172,6 +1221,10 @@ class Path(object):
                 code(depth, "if type(vs) is not list: _not_a_list(%r, _n%d, vs)" % (what, n))
                 code(depth, "for v in vs:")
                 depth += 1
+                if skip:  # each message of the fan-out skipped alone
+                    code(depth, "try:")
+                    opened.append(depth)
+                    depth += 1
                 code(depth, "if v is None: continue")
         # Encoders: every encoding of a message is made before any is kept,
         # so an encoder failing leaves no half-written message behind.
@@ -1185,6 +1238,9 @@ class Path(object):
             code(depth, "if e%d is not None and type(e%d) is not bytes: e%d = _as_output(e%d, _en%d)" % (j, j, j, j, j))
         for j in range(len(self.encoders)):
             code(depth, "if e%d is not None: _a%d(e%d)" % (j, j, j))
+        for d in reversed(opened):
+            code(d, "except Exception:")
+            code(d + 1, "_skip(_stn[_st], _x)")
 
     def _note_failure(self, stage, x, outs):
         self.failed = (self.stage_names[stage],

@@ -10,6 +10,7 @@ package e2e
 // again and every key's output must still be at least once.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -344,5 +345,80 @@ func TestResilience_ClusterWorkersKilledInTurnRecover(t *testing.T) {
 	stopCluster(t, ws, 1, false)
 	if left := reFiles(t, dir); len(left) > 0 {
 		t.Errorf("a clean stop left files in --resilience-dir: %v", left)
+	}
+}
+
+// --on-error skip: a message whose user code raises is written with its
+// traceback to the dead-letter file and the worker goes on; by default
+// (stop) the worker stops with exit 1 even with resilience on, and its
+// checkpoint files stay for a restart after the fix.
+func TestResilience_OnErrorSkipWritesDeadLetters(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t)
+	in := freePort(t)
+	m := machida(t, testdataDir(), "raise_in", in, s.addr(), "--raise-in", "state_computation",
+		"--run-with-resilience", "--resilience-dir", dir, "--on-error", "skip")
+	m.waitOutput("Application has successfully initialized", 30*time.Second)
+	conn := dial(t, in)
+	defer conn.Close()
+	for _, msg := range []string{"fine", "boom", "fine", "boom", "fine"} {
+		send(t, conn, msg)
+	}
+	lines := s.waitLines(t, 3, 30*time.Second)
+	if strings.Join(lines, "|") != "fine 1|fine 2|fine 3" {
+		t.Errorf("sink got %q, want the three fine messages", lines)
+	}
+	dead := filepath.Join(dir, "Raise in-initializer.dead-letter")
+	deadline := time.Now().Add(30 * time.Second)
+	var recs []map[string]any
+	for {
+		b, _ := os.ReadFile(dead)
+		recs = recs[:0]
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var r map[string]any
+			if json.Unmarshal([]byte(l), &r) == nil {
+				recs = append(recs, r)
+			}
+		}
+		if len(recs) == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("dead-letter file %s holds %d records, want 2", dead, len(recs))
+	}
+	for _, r := range recs {
+		if !strings.Contains(fmt.Sprint(r["stage"]), "tally") || !strings.Contains(fmt.Sprint(r["message"]), "boom") ||
+			!strings.Contains(fmt.Sprint(r["traceback"]), "ValueError: state_computation was told to raise") {
+			t.Errorf("dead letter %v does not name the stage, the message and the traceback", r)
+		}
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	if code := m.wait(60 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+	if _, err := os.Stat(dead); err != nil {
+		t.Errorf("the dead-letter file is gone after a clean stop: %v", err)
+	}
+
+	// The default: stop, exit 1, keep the files.
+	dir2 := t.TempDir()
+	s2 := newSink(t)
+	in2 := freePort(t)
+	m2 := machida(t, testdataDir(), "raise_in", in2, s2.addr(), "--raise-in", "state_computation",
+		"--run-with-resilience", "--resilience-dir", dir2)
+	m2.waitOutput("Application has successfully initialized", 30*time.Second)
+	c2 := dial(t, in2)
+	defer c2.Close()
+	send(t, c2, "boom")
+	if code := m2.wait(30 * time.Second); code != 1 {
+		t.Errorf("exit %d on an exception with --on-error stop, want 1", code)
+	}
+	if !strings.Contains(m2.stderr.String(), "ValueError: state_computation was told to raise") {
+		t.Errorf("no traceback on stderr:\n%s", m2.stderr.String())
+	}
+	if len(reFiles(t, dir2)) == 0 {
+		t.Errorf("the checkpoint files are gone after a failure; a restart could not resume")
 	}
 }

@@ -587,3 +587,33 @@ class CheckpointTest(unittest.TestCase):
         self.assertNotIn("_dk", "".join(path.source_text))
         runner.set_tracking(True)
         self.assertIn("_dk", "".join(path.source_text))
+
+
+class DeadLetterTest(unittest.TestCase):
+    def test_skip_writes_the_failing_message_and_goes_on(self):
+        import json
+        import os
+        import tempfile
+        stages = [(C, _split, "split", "0.0", True, False),
+                  (K, _first, "first", "0.1", False, False),
+                  (S, _count, "count", "0.2", False, True)]
+        runner, path = _path(stages, [_encode])
+        fd, name = tempfile.mkstemp()
+        os.close(fd)
+        try:
+            runner.set_dead_letter(name)
+            out = path.process([b"apple boom banana", b"cherry"])
+            # (count had counted "boom" under "b" before it raised)
+            self.assertEqual(out, (b"apple:1\nbanana:2\ncherry:1\n", 3))
+            with open(name) as f:
+                recs = [json.loads(line) for line in f]
+            self.assertEqual(len(recs), 1)
+            self.assertIn("count", recs[0]["stage"])
+            self.assertIn(recs[0]["message"], ("'boom'", "u'boom'"))
+            self.assertIn("KeyError", recs[0]["traceback"])
+            # Off again: the error stops the batch.
+            runner.set_dead_letter(None)
+            with self.assertRaises(KeyError):
+                path.process([b"boom"])
+        finally:
+            os.remove(name)
