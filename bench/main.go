@@ -108,7 +108,7 @@ func parseConfig() *config {
 	latFrac := flag.Float64("lat-fraction", 0.5, "latency runs at this fraction of each system's saturation rate")
 	latTick := flag.Duration("lat-tick", 200*time.Microsecond, "the latency pacer writes the due messages this often (shorter: smoother load, more driver CPU)")
 	latDump := flag.Bool("lat-dump", false, "write every latency sample (send time, latency) to bench/out/latency-<workload>-<system>-<window>.csv")
-	phases := flag.String("phases", "throughput,latency,memory,cluster,rescale", "what to measure (latency needs throughput); cluster: word count on 1 and 2 workers and the machine's 2-process limit (runs with the word_count workload); rescale: a grow from 1 to 2 workers and a shrink back under load (100 000 keys)")
+	phases := flag.String("phases", "throughput,latency,memory,cluster,rescale,checkpoint", "what to measure (latency needs throughput); cluster: word count on 1 and 2 workers and the machine's 2-process limit (runs with the word_count workload); rescale: a grow from 1 to 2 workers and a shrink back under load (100 000 keys); checkpoint: throughput with checkpoints every second as a ratio to without (100 000 keys, 10 000 or all changing per second) and the recovery time after kill -9")
 	countThis := flag.String("count-this", envString("BENCH_COUNT_THIS", ""), "Wallaroo's count_this.txt (default ../shared/data/count_this.txt from the repository root)")
 	curBin := flag.String("bin", envString("BENCH_BIN", ""), "the directory of the machida3 under test (default bin/ of this checkout); env BENCH_BIN")
 	baseBin := flag.String("baseline-bin", envString("BENCH_BASELINE_BIN", ""), "A/B mode: a directory holding another machida3 (e.g. built from an older commit), run at saturation alternately with bin/machida3 in every throughput rep (default 5 reps then); env BENCH_BASELINE_BIN")
@@ -153,7 +153,7 @@ func parseConfig() *config {
 	c.phases = map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "throughput", "latency", "memory", "cluster", "rescale":
+		case "throughput", "latency", "memory", "cluster", "rescale", "checkpoint":
 			c.phases[p] = true
 		case "":
 		default:
@@ -333,6 +333,11 @@ func main() {
 	if cfg.phases["rescale"] {
 		logf("=== rescale ===")
 		res.Rescale = runRescale(cfg)
+		stopAll()
+	}
+	if cfg.phases["checkpoint"] {
+		logf("=== checkpoint ===")
+		res.Checkpoint = runCheckpoint(cfg)
 		stopAll()
 	}
 	res.Seconds = time.Since(began).Seconds()

@@ -556,3 +556,12 @@ func runCeiling(cfg *config, py *pyInfo, spec *workloadSpec, ds *dataset, viaRun
 	}
 	return &r, nil
 }
+
+// kill ends the process with SIGKILL (by PID), as a crash would.
+func (p *proc) kill() {
+	if !p.alive() {
+		return
+	}
+	_ = syscall.Kill(p.pid, syscall.SIGKILL)
+	<-p.exited
+}

@@ -40,6 +40,8 @@ type results struct {
 	Workloads []workloadResult `json:"workloads"`
 	// Rescale is the rescale phase (a grow and a shrink under load).
 	Rescale *rescaleResult `json:"rescale,omitempty"`
+	// Checkpoint is the checkpoint phase (cost of checkpoints, recovery).
+	Checkpoint *checkpointResult `json:"checkpoint,omitempty"`
 	Table   string         `json:"table"`
 }
 
@@ -627,6 +629,12 @@ func renderTable(res *results) string {
 	if res.Rescale != nil {
 		b.WriteString("\n")
 		for _, l := range res.Rescale.lines() {
+			fmt.Fprintf(&b, "%s\n", l)
+		}
+	}
+	if res.Checkpoint != nil {
+		b.WriteString("\n")
+		for _, l := range res.Checkpoint.lines() {
 			fmt.Fprintf(&b, "%s\n", l)
 		}
 	}

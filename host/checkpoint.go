@@ -62,9 +62,9 @@ func (p *processor) TakeCheckpoint(full bool) (checkpoint.Delta, error) {
 			return err
 		}
 		for _, s := range steps {
-			err := tupleBytes(py, s, 4, func(f [][]byte) error {
+			err := tupleBytes(py, s, 5, func(f [][]byte) error {
 				d.Steps = append(d.Steps, checkpoint.StepDelta{Step: string(f[0]),
-					Keys: clone(f[1]), States: clone(f[2]), Lens: clone(f[3])})
+					Keys: clone(f[1]), States: clone(f[2]), Lens: clone(f[3]), Meta: clone(f[4])})
 				return nil
 			})
 			py.DecRef(s)
@@ -125,7 +125,7 @@ func (p *processor) RestoreCheckpoint(im *checkpoint.Image) (int, error) {
 			}
 		}()
 		for _, d := range im.Deltas() {
-			fs := []bridge.Object{py.Str(d.Step), py.Bytes(d.Keys), py.Bytes(d.States), py.Bytes(d.Lens)}
+			fs := []bridge.Object{py.Str(d.Step), py.Bytes(d.Keys), py.Bytes(d.States), py.Bytes(d.Lens), py.Bytes(d.Meta)}
 			t, err := py.NewTuple(fs)
 			for _, o := range fs {
 				py.DecRef(o)

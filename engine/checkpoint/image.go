@@ -19,21 +19,24 @@ import (
 // the byte slices it holds are its own.
 type Image struct {
 	Steps map[string]map[string][]byte // step id → key → state
+	Meta  map[string][]byte            // step id → what its states need to be read (the runner's)
 	Gens  map[int][]byte               // path index → next value
 }
 
 // NewImage returns an empty image.
 func NewImage() *Image {
-	return &Image{Steps: map[string]map[string][]byte{}, Gens: map[int][]byte{}}
+	return &Image{Steps: map[string]map[string][]byte{}, Meta: map[string][]byte{}, Gens: map[int][]byte{}}
 }
 
 // StepDelta is one state step's part of a Delta, in the layout the
 // Python runner makes (checkpoint_take): the keys' bytes run together,
 // the states' bytes run together, and Lens packs, as native-order
-// uint32s, the length of each key and then of each state.
+// uint32s, the length of each key and then of each state. Meta is opaque
+// to the engine (the runner's description of the step's states, such as
+// their class); empty keeps the image's.
 type StepDelta struct {
-	Step                string
-	Keys, States, Lens []byte
+	Step                     string
+	Keys, States, Lens, Meta []byte
 }
 
 // Delta is what the processor hands over at a checkpoint: the states of
@@ -84,8 +87,12 @@ func (s StepDelta) Split(f func(key string, state []byte)) error {
 func (im *Image) Apply(d Delta) error {
 	if d.Full {
 		im.Steps = map[string]map[string][]byte{}
+		im.Meta = map[string][]byte{}
 	}
 	for _, s := range d.Steps {
+		if len(s.Meta) > 0 {
+			im.Meta[s.Step] = s.Meta
+		}
 		m := im.Steps[s.Step]
 		if m == nil {
 			m = map[string][]byte{}
@@ -119,13 +126,14 @@ func (im *Image) Entries() int {
 // Section names: "state <step id>" and "generator <path index>".
 const (
 	stateSection = "state "
+	metaSection  = "meta "
 	genSection   = "generator "
 )
 
 // Sections lays the image out for a snapshot file: one section per state
 // step (u32 count, then per key: u32 key length, key, u32 state length,
-// state; keys sorted, so equal images make equal files) and one per
-// generator.
+// state, in no particular order), the step's meta if any, and one
+// section per generator.
 func (im *Image) Sections() []Section {
 	steps := make([]string, 0, len(im.Steps))
 	for s := range im.Steps {
@@ -135,22 +143,22 @@ func (im *Image) Sections() []Section {
 	var out []Section
 	for _, s := range steps {
 		m := im.Steps[s]
-		keys := make([]string, 0, len(m))
 		size := 4
 		for k, st := range m {
-			keys = append(keys, k)
 			size += 8 + len(k) + len(st)
 		}
-		sort.Strings(keys)
 		b := make([]byte, 0, size)
-		b = binary.BigEndian.AppendUint32(b, uint32(len(keys)))
-		for _, k := range keys {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(m)))
+		for k, st := range m {
 			b = binary.BigEndian.AppendUint32(b, uint32(len(k)))
 			b = append(b, k...)
-			b = binary.BigEndian.AppendUint32(b, uint32(len(m[k])))
-			b = append(b, m[k]...)
+			b = binary.BigEndian.AppendUint32(b, uint32(len(st)))
+			b = append(b, st...)
 		}
 		out = append(out, Section{Name: stateSection + s, Data: b})
+		if meta := im.Meta[s]; len(meta) > 0 {
+			out = append(out, Section{Name: metaSection + s, Data: meta})
+		}
 	}
 	gens := make([]int, 0, len(im.Gens))
 	for pi := range im.Gens {
@@ -176,6 +184,8 @@ func ImageOf(secs []Section) (*Image, error) {
 				return nil, fmt.Errorf("%w: section %q: %v", ErrCorrupt, sec.Name, err)
 			}
 			im.Steps[step] = m
+		case strings.HasPrefix(sec.Name, metaSection):
+			im.Meta[sec.Name[len(metaSection):]] = sec.Data
 		case strings.HasPrefix(sec.Name, genSection):
 			pi, err := strconv.Atoi(sec.Name[len(genSection):])
 			if err != nil || pi < 0 {
@@ -239,7 +249,7 @@ func (im *Image) Deltas() []StepDelta {
 			ks += len(k)
 			ss += len(st)
 		}
-		d := StepDelta{Step: s, Keys: make([]byte, 0, ks), States: make([]byte, 0, ss), Lens: make([]byte, 8*len(m))}
+		d := StepDelta{Step: s, Keys: make([]byte, 0, ks), States: make([]byte, 0, ss), Lens: make([]byte, 8*len(m)), Meta: im.Meta[s]}
 		i := 0
 		for k, st := range m {
 			d.Keys = append(d.Keys, k...)
@@ -251,4 +261,29 @@ func (im *Image) Deltas() []StepDelta {
 		out = append(out, d)
 	}
 	return out
+}
+
+// Merge applies the image read from one link of a chain onto im: a whole
+// snapshot (whole) replaces it, a link updates the keys it holds.
+func (im *Image) Merge(part *Image, whole bool) {
+	if whole {
+		*im = *part
+		return
+	}
+	for step, m := range part.Steps {
+		dst := im.Steps[step]
+		if dst == nil {
+			im.Steps[step] = m
+			continue
+		}
+		for k, v := range m {
+			dst[k] = v
+		}
+	}
+	for step, meta := range part.Meta {
+		im.Meta[step] = meta
+	}
+	for pi, v := range part.Gens {
+		im.Gens[pi] = v
+	}
 }

@@ -77,3 +77,20 @@ func TestImage_MalformedIsCorrupt(t *testing.T) {
 	_, err = ImageOf([]Section{{Name: "generator x"}})
 	require.True(t, errors.Is(err, ErrCorrupt))
 }
+
+func TestImage_MetaTravelsWithItsStep(t *testing.T) {
+	d := delta("1.2", "a", "A")
+	d.Meta = []byte("class")
+	im := NewImage()
+	require.NoError(t, im.Apply(Delta{Full: true, Steps: []StepDelta{d}}))
+	// A partial delta without meta keeps the step's.
+	require.NoError(t, im.Apply(Delta{Steps: []StepDelta{delta("1.2", "b", "B")}}))
+	_, secs, err := Decode(Encode(1, im.Sections()))
+	require.NoError(t, err)
+	back, err := ImageOf(secs)
+	require.NoError(t, err)
+	require.Equal(t, "class", string(back.Meta["1.2"]))
+	ds := back.Deltas()
+	require.Len(t, ds, 1)
+	require.Equal(t, "class", string(ds[0].Meta))
+}

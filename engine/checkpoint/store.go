@@ -63,9 +63,14 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// SnapshotPath is the file of checkpoint id.
-func (s *Store) SnapshotPath(id uint64) string {
-	return filepath.Join(s.dir, fmt.Sprintf("%s%s%016x", s.base, snapshotPart, id))
+// SnapshotPath is the file of checkpoint id as a whole snapshot (its own
+// base); LinkPath that of checkpoint id holding only what changed since
+// id-1, on the chain that starts at the whole snapshot base.
+func (s *Store) SnapshotPath(id uint64) string { return s.LinkPath(id, id) }
+
+// LinkPath: see SnapshotPath.
+func (s *Store) LinkPath(id, base uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%s%s%016x-%016x", s.base, snapshotPart, id, base))
 }
 
 // IDsPath is the committed-checkpoints file.
@@ -141,28 +146,116 @@ func Decode(b []byte) (id uint64, sections []Section, err error) {
 
 // Write stores checkpoint id's sections: a crash at any point leaves
 // either no file for id or the whole one.
-func (s *Store) Write(id uint64, sections []Section) error {
-	path := s.SnapshotPath(id)
+func (s *Store) Write(id uint64, sections []Section) error { return s.WriteLink(id, id, sections) }
+
+// WriteLink stores checkpoint id as a link of the chain that starts at
+// the whole snapshot base (base == id: a whole snapshot itself); the
+// sections of a link hold what changed since checkpoint id-1. A file of
+// the same id written before (a retry, or the future a rollback
+// abandoned) is replaced.
+func (s *Store) WriteLink(id, base uint64, sections []Section) error {
+	path := s.LinkPath(id, base)
 	if err := writeAtomic(path, Encode(id, sections)); err != nil {
 		return fmt.Errorf("checkpoint %d: %w", id, err)
+	}
+	files, err := s.snapshots()
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if f.id == id && f.base != base {
+			os.Remove(s.LinkPath(f.id, f.base))
+		}
 	}
 	return nil
 }
 
 // Read loads checkpoint id; a damaged or torn file wraps ErrCorrupt.
 func (s *Store) Read(id uint64) ([]Section, error) {
-	b, err := os.ReadFile(s.SnapshotPath(id))
+	secs, _, err := s.readLink(id)
+	return secs, err
+}
+
+// readLink reads the file of checkpoint id and says which chain it is on.
+func (s *Store) readLink(id uint64) ([]Section, uint64, error) {
+	files, err := s.snapshots()
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %d: %w", id, err)
+		return nil, 0, err
+	}
+	base, found := uint64(0), false
+	for _, f := range files {
+		if f.id == id {
+			base, found = f.base, true
+		}
+	}
+	if !found {
+		return nil, 0, fmt.Errorf("checkpoint %d: no file %s: %w", id, s.SnapshotPath(id), fs.ErrNotExist)
+	}
+	path := s.LinkPath(id, base)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("checkpoint %d: %w", id, err)
 	}
 	got, secs, err := Decode(b)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %d (%s): %w", id, s.SnapshotPath(id), err)
+		return nil, 0, fmt.Errorf("checkpoint %d (%s): %w", id, path, err)
 	}
 	if got != id {
-		return nil, fmt.Errorf("checkpoint %d (%s): %w: it holds checkpoint %d", id, s.SnapshotPath(id), ErrCorrupt, got)
+		return nil, 0, fmt.Errorf("checkpoint %d (%s): %w: it holds checkpoint %d", id, path, ErrCorrupt, got)
 	}
-	return secs, nil
+	return secs, base, nil
+}
+
+// Load returns the whole state of checkpoint id: its chain's whole
+// snapshot with every link up to id applied. A missing or damaged file
+// on the chain fails it (wrapping ErrCorrupt when damaged); base is the
+// chain's start.
+func (s *Store) Load(id uint64) (im *Image, base uint64, err error) {
+	secs, base, err := s.readLink(id)
+	if err != nil {
+		return nil, 0, err
+	}
+	if base > id {
+		return nil, 0, fmt.Errorf("checkpoint %d: %w: its chain starts later, at %d", id, ErrCorrupt, base)
+	}
+	links := [][]Section{secs}
+	for at := id; at > base; {
+		at--
+		ls, lb, err := s.readLink(at)
+		if err != nil {
+			return nil, 0, fmt.Errorf("checkpoint %d builds on %d: %w", id, at, err)
+		}
+		if lb != base {
+			return nil, 0, fmt.Errorf("checkpoint %d builds on %d, which is on another chain (%d, not %d): %w", id, at, lb, base, ErrCorrupt)
+		}
+		links = append(links, ls)
+	}
+	im = NewImage()
+	for i := len(links) - 1; i >= 0; i-- {
+		part, err := ImageOf(links[i])
+		if err != nil {
+			return nil, 0, fmt.Errorf("checkpoint %d: %w", id, err)
+		}
+		im.Merge(part, i == len(links)-1)
+	}
+	return im, base, nil
+}
+
+// LatestImage is Latest for chains: the newest committed checkpoint
+// whose chain reads whole, as an image.
+func (s *Store) LatestImage() (r Record, im *Image, skipped []error, ok bool, err error) {
+	recs, err := s.Committed()
+	if err != nil {
+		return Record{}, nil, nil, false, err
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		img, _, lerr := s.Load(recs[i].ID)
+		if lerr == nil {
+			return recs[i], img, skipped, true, nil
+		}
+		skipped = append(skipped, lerr)
+	}
+	return Record{}, nil, skipped, false, nil
 }
 
 // Commit appends a committed checkpoint to the ids file and syncs it.
@@ -205,50 +298,55 @@ func (s *Store) Committed() ([]Record, error) {
 	return out, nil
 }
 
-// Latest returns the newest committed checkpoint whose snapshot reads
-// whole, with its sections; skipped lists the newer ones that did not,
-// each with why (the engine logs them). ok is false when there is none.
-func (s *Store) Latest() (r Record, sections []Section, skipped []error, ok bool, err error) {
-	recs, err := s.Committed()
-	if err != nil {
-		return Record{}, nil, nil, false, err
-	}
-	for i := len(recs) - 1; i >= 0; i-- {
-		secs, rerr := s.Read(recs[i].ID)
-		if rerr == nil {
-			return recs[i], secs, skipped, true, nil
-		}
-		skipped = append(skipped, rerr)
-	}
-	return Record{}, nil, skipped, false, nil
-}
-
 // Prune removes the snapshot files of all but the newest keep committed
-// checkpoints, and those of checkpoints written but never committed that
-// are older than the newest committed one.
+// checkpoints (keeping every file on their chains), and those of
+// checkpoints written but never committed that are older than the newest
+// committed one.
 func (s *Store) Prune(keep int) error {
 	recs, err := s.Committed()
 	if err != nil {
 		return err
 	}
-	keepIDs := map[uint64]bool{}
-	var newest uint64
-	for i := len(recs) - 1; i >= 0 && len(keepIDs) < keep; i-- {
-		keepIDs[recs[i].ID] = true
-	}
-	if len(recs) > 0 {
-		newest = recs[len(recs)-1].ID
-	}
-	ids, err := s.snapshots()
+	files, err := s.snapshots()
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, id := range ids {
-		if keepIDs[id] || id > newest {
-			continue // kept, or one being taken now
+	baseOf := map[uint64]uint64{}
+	for _, f := range files {
+		baseOf[f.id] = f.base
+	}
+	type span struct{ from, to uint64 }
+	var kept []span
+	seen := map[uint64]bool{}
+	var newest uint64
+	if len(recs) > 0 {
+		newest = recs[len(recs)-1].ID
+	}
+	for i := len(recs) - 1; i >= 0 && len(seen) < keep; i-- {
+		id := recs[i].ID
+		if seen[id] {
+			continue
 		}
-		if err := os.Remove(s.SnapshotPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		seen[id] = true
+		if b, ok := baseOf[id]; ok {
+			kept = append(kept, span{b, id})
+		}
+	}
+	var errs []error
+	for _, f := range files {
+		if f.id > newest {
+			continue // one being taken now
+		}
+		keepIt := false
+		for _, k := range kept {
+			if f.base == k.from && f.id >= k.from && f.id <= k.to {
+				keepIt = true
+			}
+		}
+		if keepIt {
+			continue
+		}
+		if err := os.Remove(s.LinkPath(f.id, f.base)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
@@ -258,42 +356,70 @@ func (s *Store) Prune(keep int) error {
 // RemoveAll deletes every checkpoint file of this worker (a clean
 // shutdown, spec 3.8).
 func (s *Store) RemoveAll() error {
-	ids, err := s.snapshots()
+	files, err := s.snapshots()
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, id := range ids {
-		if err := os.Remove(s.SnapshotPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	for _, f := range files {
+		if err := os.Remove(s.LinkPath(f.id, f.base)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
 	if err := os.Remove(s.IDsPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
 	}
+	errs = append(errs, s.RemoveTemps())
 	return errors.Join(errs...)
 }
 
-// snapshots lists the ids of the snapshot files present, ascending.
-func (s *Store) snapshots() ([]uint64, error) {
+// RemoveTemps deletes the temporary files of writes a crash cut short
+// (they are never read).
+func (s *Store) RemoveTemps() error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("list checkpoints in %s: %w", s.dir, err)
+	}
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, s.base+snapshotPart) && strings.HasSuffix(name, ".tmp") {
+			if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// snapFile is one snapshot file: its checkpoint and its chain's start.
+type snapFile struct{ id, base uint64 }
+
+// snapshots lists the snapshot files present, by id ascending.
+func (s *Store) snapshots() ([]snapFile, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("list checkpoints in %s: %w", s.dir, err)
 	}
 	prefix := s.base + snapshotPart
-	var ids []uint64
+	var out []snapFile
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasPrefix(name, prefix) || strings.HasSuffix(name, ".tmp") {
 			continue
 		}
-		id, err := strconv.ParseUint(strings.TrimPrefix(name, prefix), 16, 64)
-		if err == nil {
-			ids = append(ids, id)
+		idHex, baseHex, ok := strings.Cut(strings.TrimPrefix(name, prefix), "-")
+		if !ok || len(idHex) != 16 || len(baseHex) != 16 {
+			continue
+		}
+		id, err1 := strconv.ParseUint(idHex, 16, 64)
+		base, err2 := strconv.ParseUint(baseHex, 16, 64)
+		if err1 == nil && err2 == nil {
+			out = append(out, snapFile{id, base})
 		}
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	return ids, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out, nil
 }
 
 // writeAtomic writes data to path through a temporary file: written,

@@ -11,7 +11,7 @@ import (
 )
 
 func sections(tag string) []Section {
-	return []Section{{Name: "state 0.3", Data: []byte("partitions of " + tag)}, {Name: "generator 1", Data: nil}, {Name: "", Data: []byte{0}}}
+	return []Section{{Name: "opaque 0.3", Data: []byte("partitions of " + tag)}, {Name: "generator 1", Data: nil}, {Name: "", Data: []byte{0}}}
 }
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
@@ -20,7 +20,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint64(7), id)
 	require.Len(t, secs, 3)
-	assert.Equal(t, "state 0.3", secs[0].Name)
+	assert.Equal(t, "opaque 0.3", secs[0].Name)
 	assert.Equal(t, []byte("partitions of a"), secs[0].Data)
 	assert.Empty(t, secs[1].Data)
 }
@@ -42,7 +42,7 @@ func TestDecodeRefusesDamage(t *testing.T) {
 func TestStoreWriteCommitLatestPrune(t *testing.T) {
 	dir := t.TempDir()
 	s := Open(dir, "Word Count", "worker1")
-	_, _, _, ok, err := s.Latest()
+	_, _, _, ok, err := s.LatestImage()
 	require.NoError(t, err)
 	assert.False(t, ok, "nothing committed yet")
 	for id := uint64(1); id <= 4; id++ {
@@ -53,11 +53,13 @@ func TestStoreWriteCommitLatestPrune(t *testing.T) {
 	recs, err := s.Committed()
 	require.NoError(t, err)
 	assert.Len(t, recs, 4)
-	r, secs, skipped, ok, err := s.Latest()
+	r, _, skipped, ok, err := s.LatestImage()
 	require.NoError(t, err)
-	require.True(t, ok)
+	require.True(t, ok, "%v", skipped)
 	assert.Equal(t, uint64(4), r.ID)
 	assert.Empty(t, skipped)
+	secs, err := s.Read(4)
+	require.NoError(t, err)
 	assert.Equal(t, []byte("partitions of e"), secs[0].Data)
 
 	// Keep the last two committed: 1 and 2 go, 3 and 4 stay, and 5 (being
@@ -74,7 +76,7 @@ func TestStoreWriteCommitLatestPrune(t *testing.T) {
 	require.NoError(t, err)
 	b[len(b)/2] ^= 0xff
 	require.NoError(t, os.WriteFile(s.SnapshotPath(4), b, 0o600))
-	r, _, skipped, ok, err = s.Latest()
+	r, _, skipped, ok, err = s.LatestImage()
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Equal(t, uint64(3), r.ID)
@@ -97,6 +99,8 @@ func TestStoreWriteCommitLatestPrune(t *testing.T) {
 	assert.True(t, errors.Is(err, os.ErrNotExist))
 
 	require.NoError(t, s.RemoveAll())
+	_, err = os.Stat(s.SnapshotPath(6) + ".tmp")
+	assert.True(t, errors.Is(err, os.ErrNotExist), "a temporary file outlived RemoveAll")
 	recs, err = s.Committed()
 	require.NoError(t, err)
 	assert.Empty(t, recs)
@@ -110,6 +114,65 @@ func TestStoreWriteCommitLatestPrune(t *testing.T) {
 	require.NoError(t, s.RemoveAll())
 	_, err = other.Read(1)
 	assert.NoError(t, err)
+}
+
+// Checkpoints as chains: a whole snapshot, then links holding what
+// changed; loading one applies its chain; pruning keeps the chains of
+// the newest two; a damaged link fails the checkpoints built on it, not
+// the ones before.
+func TestStoreChains(t *testing.T) {
+	s := Open(t.TempDir(), "app", "w")
+	img := func(kv ...string) []Section {
+		im := NewImage()
+		require.NoError(t, im.Apply(Delta{Steps: []StepDelta{delta("1.1", kv...)}}))
+		return im.Sections()
+	}
+	require.NoError(t, s.WriteLink(1, 1, img("a", "1", "b", "1")))
+	require.NoError(t, s.WriteLink(2, 1, img("a", "2")))
+	require.NoError(t, s.WriteLink(3, 1, img("c", "3")))
+	for id := uint64(1); id <= 3; id++ {
+		require.NoError(t, s.Commit(Record{ID: id}))
+	}
+	im, base, err := s.Load(3)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, base)
+	assert.Equal(t, map[string]string{"a": "2", "b": "1", "c": "3"}, states(im, "1.1"))
+	im, _, err = s.Load(2)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"a": "2", "b": "1"}, states(im, "1.1"))
+
+	// A new whole snapshot starts a chain; the newest two (4 and 5) keep
+	// 4's chain only.
+	require.NoError(t, s.WriteLink(4, 4, img("a", "4", "b", "4", "c", "4")))
+	require.NoError(t, s.Commit(Record{ID: 4}))
+	require.NoError(t, s.WriteLink(5, 4, img("b", "5")))
+	require.NoError(t, s.Commit(Record{ID: 5}))
+	require.NoError(t, s.Prune(2))
+	files, err := s.snapshots()
+	require.NoError(t, err)
+	assert.Equal(t, []snapFile{{4, 4}, {5, 4}}, files)
+
+	// Damage the link 5: 4 is used.
+	b, err := os.ReadFile(s.LinkPath(5, 4))
+	require.NoError(t, err)
+	b[len(b)/2] ^= 1
+	require.NoError(t, os.WriteFile(s.LinkPath(5, 4), b, 0o600))
+	r, im, skipped, ok, err := s.LatestImage()
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.EqualValues(t, 4, r.ID)
+	assert.Len(t, skipped, 1)
+	assert.Equal(t, map[string]string{"a": "4", "b": "4", "c": "4"}, states(im, "1.1"))
+
+	// Rewriting an id on another chain replaces its file.
+	require.NoError(t, s.WriteLink(5, 5, img("z", "z")))
+	files, err = s.snapshots()
+	require.NoError(t, err)
+	assert.Equal(t, []snapFile{{4, 4}, {5, 5}}, files)
+	// A link whose predecessor is missing does not load.
+	require.NoError(t, s.WriteLink(7, 5, img("y", "y")))
+	_, _, err = s.Load(7)
+	assert.Error(t, err)
 }
 
 // FuzzDecode: no input makes Decode panic, and what decodes encodes back

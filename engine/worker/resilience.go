@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,8 +38,8 @@ type Resilience struct {
 	// KeepStateOnStop: a clean stop takes a last checkpoint and leaves
 	// the files, so the same command lines resume from it.
 	KeepStateOnStop bool
-	// FullEvery: every FullEvery-th checkpoint of a worker exports every
-	// key (compaction of the changes merged in between); default 20.
+	// FullEvery: a worker starts a new chain with a whole snapshot after
+	// FullEvery links of changed keys (compaction); default 20.
 	FullEvery int
 }
 
@@ -108,10 +109,16 @@ type resilience struct {
 	gate   *gate
 
 	mu        sync.Mutex
-	image     *checkpoint.Image
 	committed uint64 // the newest checkpoint committed here
+	// Checkpoint files are chains (package checkpoint): a whole snapshot,
+	// then links holding only the keys that changed. base starts the
+	// chain the last file written here is on (0: none yet); lastTaken is
+	// the last checkpoint whose part was taken here.
 	rollback  uint64 // the rollback id checkpoints are committed under
 	taken     int    // checkpoints this process took
+	base      uint64
+	lastTaken uint64
+	chain     int // links written since the chain's whole snapshot
 	pending   map[uint64]checkpoint.Delta
 	forceFull atomic.Bool
 	restored  bool // recovered from the files at the start
@@ -140,7 +147,7 @@ func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q
 		cfg.FullEvery = 20
 	}
 	return &resilience{cfg: cfg, proc: proc, store: store, q: q, gate: g, log: log, debug: debug, warn: warn, cons: cons,
-		image: checkpoint.NewImage(), pending: map[uint64]checkpoint.Delta{}, recover: make(chan string, 4), rescaled: make(chan struct{}, 1), stopped: make(chan struct{})}
+		pending: map[uint64]checkpoint.Delta{}, recover: make(chan string, 4), rescaled: make(chan struct{}, 1), stopped: make(chan struct{})}
 }
 
 // start turns change tracking on and, if this worker's files hold a
@@ -149,6 +156,9 @@ func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q
 func (r *resilience) start() (bool, error) {
 	if err := r.proc.SetTracking(true); err != nil {
 		return false, err
+	}
+	if err := r.store.RemoveTemps(); err != nil {
+		r.warn("temporary checkpoint files not removed", "err", err)
 	}
 	recs, err := r.store.Committed()
 	if err != nil {
@@ -163,20 +173,23 @@ func (r *resilience) start() (bool, error) {
 	}
 	r.cons("Recovering from recovery files!")
 	r.cons("Attempting to recover...")
-	rec, secs, skipped, ok, err := r.store.Latest()
-	if err != nil {
-		return false, err
+	var rec checkpoint.Record
+	n, found := 0, false
+	for i := len(recs) - 1; i >= 0 && !found; i-- {
+		rec = recs[i]
+		n, err = r.restore(rec.ID, nil)
+		switch {
+		case err == nil:
+			found = true
+		case errors.Is(err, checkpoint.ErrCorrupt) || errors.Is(err, os.ErrNotExist):
+			r.warn("a checkpoint file is damaged or missing; using the one before it", "checkpoint", rec.ID, "err", err)
+		default:
+			return false, err
+		}
 	}
-	for _, s := range skipped {
-		r.warn("a checkpoint file is damaged; using the one before it", "err", s)
-	}
-	if !ok {
+	if !found {
 		r.warn("no intact checkpoint in the recovery files; starting with empty state", "dir", r.cfg.Dir, "committed", len(recs))
 		return false, nil
-	}
-	n, err := r.restore(rec.ID, secs, nil)
-	if err != nil {
-		return false, err
 	}
 	r.mu.Lock()
 	r.committed = rec.ID
@@ -191,13 +204,13 @@ func (r *resilience) start() (bool, error) {
 	return true, nil
 }
 
-// restore hands the state of checkpoint id (its sections) to the
-// processor: directly when inLoop is nil (before the loop runs), else
+// restore returns the processor to checkpoint id (its chain read from
+// the files): directly when inLoop is nil (before the loop runs), else
 // through it.
-func (r *resilience) restore(id uint64, secs []checkpoint.Section, inLoop func(func() error) error) (int, error) {
-	im, err := checkpoint.ImageOf(secs)
+func (r *resilience) restore(id uint64, inLoop func(func() error) error) (int, error) {
+	im, base, err := r.store.Load(id)
 	if err != nil {
-		return 0, fmt.Errorf("checkpoint %d in %s: %w", id, r.store.SnapshotPath(id), err)
+		return 0, err
 	}
 	var n int
 	do := func() error {
@@ -214,8 +227,10 @@ func (r *resilience) restore(id uint64, secs []checkpoint.Section, inLoop func(f
 		return 0, fmt.Errorf("restore checkpoint %d: %w", id, err)
 	}
 	r.mu.Lock()
-	r.image = im
 	clear(r.pending)
+	// The next checkpoint links to this one (the runner's record of
+	// changed keys starts empty again).
+	r.base, r.lastTaken = base, id
 	r.mu.Unlock()
 	return n, nil
 }
@@ -249,9 +264,14 @@ func (r *resilience) take(ctx context.Context, id uint64) error {
 // directly once the loop has ended).
 func (r *resilience) takeWith(id uint64, run func(func() error) error) error {
 	r.mu.Lock()
-	full := r.taken == 0 || r.taken%r.cfg.FullEvery == 0 || r.forceFull.Swap(false)
+	// A whole snapshot: the first of this process, a new chain after
+	// FullEvery links, after something went wrong (forceFull), and for
+	// a retry of a checkpoint whose part was already taken (the changes
+	// taken then are in no file of the chain).
+	full := r.taken == 0 || r.base == 0 || r.chain >= r.cfg.FullEvery || id != r.lastTaken+1 || r.forceFull.Swap(false)
 	r.mu.Unlock()
 	var d checkpoint.Delta
+	t0 := time.Now()
 	err := run(func() error {
 		var err error
 		d, err = r.proc.TakeCheckpoint(full)
@@ -265,13 +285,15 @@ func (r *resilience) takeWith(id uint64, run func(func() error) error) error {
 	}
 	r.mu.Lock()
 	r.taken++
+	r.lastTaken = id
 	r.pending[id] = d
 	r.mu.Unlock()
+	r.debug("checkpoint part taken", "id", id, "full", full, "keys", d.Count(), "took", time.Since(t0).Round(time.Microsecond))
 	return nil
 }
 
-// write merges the part taken for id into the image and writes the
-// snapshot file.
+// write writes the part taken for id: a whole snapshot that starts a
+// new chain, or a link of the current chain with the keys that changed.
 func (r *resilience) write(id uint64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -280,16 +302,27 @@ func (r *resilience) write(id uint64) error {
 		return fmt.Errorf("checkpoint %d: nothing taken", id)
 	}
 	delete(r.pending, id)
-	if err := r.image.Apply(d); err != nil {
+	base := r.base
+	if d.Full {
+		base = id
+	}
+	part := checkpoint.NewImage()
+	full := d
+	full.Full = true // the part alone, as it is (no copies)
+	if err := part.Apply(full); err != nil {
 		r.forceFull.Store(true)
 		return fmt.Errorf("checkpoint %d: %w", id, err)
 	}
-	if err := r.store.Write(id, r.image.Sections()); err != nil {
-		// What the image merged is not on disk: the next checkpoint
-		// exports every key again.
+	if err := r.store.WriteLink(id, base, part.Sections()); err != nil {
 		r.forceFull.Store(true)
 		return err
 	}
+	if d.Full {
+		r.chain = 0
+	} else {
+		r.chain++
+	}
+	r.base = base
 	return nil
 }
 
@@ -354,9 +387,11 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 	} else if err := r.take(ctx, id); err != nil {
 		return id, err
 	}
+	tw := time.Now()
 	if err := r.write(id); err != nil {
 		return id, err
 	}
+	r.debug("checkpoint written here", "id", id, "write", time.Since(tw).Round(time.Microsecond))
 	if multi {
 		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		_, err := written.Wait(wctx)
@@ -436,11 +471,7 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) error {
 // rollbackHere returns this worker to checkpoint id through its loop and
 // records the rollback.
 func (r *resilience) rollbackHere(ctx context.Context, id, rollback uint64) (int, error) {
-	secs, err := r.store.Read(id)
-	if err != nil {
-		return 0, err
-	}
-	n, err := r.restore(id, secs, func(f func() error) error { return r.inLoop(ctx, f) })
+	n, err := r.restore(id, func(f func() error) error { return r.inLoop(ctx, f) })
 	if err != nil {
 		return 0, err
 	}

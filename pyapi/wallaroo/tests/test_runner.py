@@ -540,17 +540,17 @@ class CheckpointTest(unittest.TestCase):
         path.process([b"apple banana cherry"])
         steps, gens = runner.checkpoint_take(False)
         self.assertEqual(gens, [])
-        (step, kb, sb, lb), = steps
+        (step, kb, sb, lb, meta), = steps
         self.assertEqual(step, "0.2")
         self.assertEqual(sorted(kb), sorted(b"abc"))
         # Nothing changed since: an empty delta.
-        (step, kb, sb, lb), = runner.checkpoint_take(False)[0]
+        (step, kb, sb, lb, meta), = runner.checkpoint_take(False)[0]
         self.assertEqual((kb, sb), (b"", b""))
         path.process([b"avocado"])
-        (step, kb, sb, lb), = runner.checkpoint_take(False)[0]
+        (step, kb, sb, lb, meta), = runner.checkpoint_take(False)[0]
         self.assertEqual(kb, b"a")
         # Full: every key.
-        (step, kb, sb, lb), = runner.checkpoint_take(True)[0]
+        (step, kb, sb, lb, meta), = runner.checkpoint_take(True)[0]
         self.assertEqual(sorted(kb), sorted(b"abc"))
 
     def test_restore_replaces_state_and_generator_position(self):
@@ -574,12 +574,12 @@ class CheckpointTest(unittest.TestCase):
     def test_restore_refuses_a_corrupt_or_foreign_checkpoint(self):
         runner, path = _path(self.stages, [_encode])
         path.process([b"apple"])
-        (step, kb, sb, lb), = runner.checkpoint_take(True)[0]
+        (step, kb, sb, lb, meta), = runner.checkpoint_take(True)[0]
         with self.assertRaises(ValueError) as ctx:
-            runner.checkpoint_restore([(step, kb, sb + b"x", lb)], [])
+            runner.checkpoint_restore([(step, kb, sb + b"x", lb, meta)], [])
         self.assertIn("corrupt", str(ctx.exception))
         with self.assertRaises(ValueError) as ctx:
-            runner.checkpoint_restore([("9.9", kb, sb, lb)], [])
+            runner.checkpoint_restore([("9.9", kb, sb, lb, meta)], [])
         self.assertIn("does not have", str(ctx.exception))
 
     def test_tracking_off_compiles_no_tracking_code(self):
