@@ -341,7 +341,7 @@ func writeFile(path, s string) error {
 // 3.8).
 func (m *Member) RemoveFiles() {
 	c, d := m.recoveryFiles()
-	for _, f := range []string{c, d} {
+	for _, f := range []string{c, d, m.topologyFile()} {
 		if f != "" {
 			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 				m.log.Warn("recovery file not removed", "file", f, "err", err)
@@ -399,6 +399,18 @@ func (m *Member) Start(ctx context.Context) error {
 	})
 	go m.acceptLoop(ctx, m.datL, "data", func(c net.Conn) { m.in.serve(ctx, c) })
 	if m.cfg.Initializer {
+		if m.restarted {
+			if t, err := m.loadTopology(); err == nil && len(t.Workers) > 1 {
+				// A restart of the initializer of a running cluster:
+				// the others reconnect to it (rejoin).
+				m.log.Info("restarting as the initializer of the cluster recorded in the recovery files", "workers", strings.Join(t.Workers, ","))
+				m.setTopology(ctx, t)
+				go m.acceptLoop(ctx, m.ctlL, "control", func(c net.Conn) { m.serveControl(ctx, c) })
+				return nil
+			} else if err != nil {
+				m.log.Warn("no cluster recorded in the recovery files; forming it afresh", "err", err)
+			}
+		}
 		go m.acceptLoop(ctx, m.ctlL, "control", func(c net.Conn) { m.serveControl(ctx, c) })
 		if m.cfg.WorkerCount <= 1 {
 			m.setTopology(ctx, Topology{Workers: []string{m.cfg.Name}, Data: []string{m.datL.Addr().String()}})
@@ -535,6 +547,7 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	m.mu.Unlock()
 	if topo != nil {
 		m.setTopology(ctx, *topo)
+		m.saveTopology()
 		m.broadcast(KindTopology, topo.Encode())
 	}
 	m.readControl(ctx, c, r)
@@ -829,7 +842,7 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 func (m *Member) join(ctx context.Context) error {
 	addr := m.cfg.Control
 	for hops := 0; ; hops++ {
-		err := m.joinAt(ctx, addr)
+		err := m.joinAt(ctx, addr, uint32(max(m.cfg.Joining, 0)))
 		var redir *redirectError
 		if errors.As(err, &redir) && hops < 3 {
 			m.log.Info("joining through the initializer", "asked", addr, "initializer", redir.addr)
@@ -840,7 +853,7 @@ func (m *Member) join(ctx context.Context) error {
 	}
 }
 
-func (m *Member) joinAt(ctx context.Context, addr string) error {
+func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error {
 	deadline := time.Now().Add(m.cfg.JoinTimeout)
 	var conn net.Conn
 	var err error
@@ -879,7 +892,7 @@ func (m *Member) joinAt(ctx context.Context, addr string) error {
 		conn.Close()
 		return fmt.Errorf("the initializer at %s: %w", addr, err)
 	}
-	j := Join{Worker: m.cfg.Name, Control: m.ctlL.Addr().String(), Data: m.datL.Addr().String(), Joining: uint32(max(m.cfg.Joining, 0))}
+	j := Join{Worker: m.cfg.Name, Control: m.ctlL.Addr().String(), Data: m.datL.Addr().String(), Joining: joining}
 	if _, err := conn.Write(AppendFrame(nil, KindJoin, j.Encode())); err != nil {
 		closer()
 		conn.Close()
@@ -915,6 +928,13 @@ func (m *Member) joinAt(ctx context.Context, addr string) error {
 	go func() {
 		m.readControl(ctx, c, r)
 		if ctx.Err() == nil && !m.stopping() && !m.rs.isLeaving() {
+			if m.Started() {
+				// The initializer crashed: it comes back from its
+				// recovery files at the same address.
+				m.log.Warn("lost the control link to the initializer; reconnecting", "initializer", addr)
+				go m.rejoin(ctx, addr)
+				return
+			}
 			m.log.Error("lost the control link to the initializer")
 			m.rs.lostInitializer()
 		}
@@ -1169,7 +1189,13 @@ func (m *Member) maybeStart() {
 	m.mu.Lock()
 	n := len(m.ready)
 	m.mu.Unlock()
-	if !m.cfg.Initializer || n < m.cfg.WorkerCount {
+	want := m.cfg.WorkerCount
+	m.mu.Lock()
+	if len(m.workers) > 0 {
+		want = len(m.workers) // grown or shrunk since formation
+	}
+	m.mu.Unlock()
+	if !m.cfg.Initializer || n < want {
 		return
 	}
 	m.broadcast(KindStart, nil)
@@ -1394,4 +1420,73 @@ func (m *Member) Flush(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// topologyFile (the initializer's) records the cluster it runs: its
+// workers, their data listeners and the partition table, so that a
+// restarted initializer takes up the same cluster (0.6's .workers and
+// .connection-addresses files, in our format). "" without a resilience
+// directory.
+func (m *Member) topologyFile() string {
+	if m.cfg.ResilienceDir == "" || !m.cfg.Initializer {
+		return ""
+	}
+	return filepath.Join(m.cfg.ResilienceDir, m.cfg.Hello.App+"-"+m.cfg.Name+".cluster")
+}
+
+// saveTopology (initializer) writes the cluster as it is now.
+func (m *Member) saveTopology() {
+	path := m.topologyFile()
+	if path == "" {
+		return
+	}
+	m.mu.Lock()
+	t := m.topologyLocked()
+	m.mu.Unlock()
+	tmp := path + ".tmp"
+	err := os.WriteFile(tmp, t.Encode(), 0o644)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		m.log.Warn("the cluster's topology was not recorded; a restarted initializer could not take it up", "file", path, "err", err)
+	}
+}
+
+// loadTopology reads what saveTopology wrote.
+func (m *Member) loadTopology() (Topology, error) {
+	path := m.topologyFile()
+	if path == "" {
+		return Topology{}, errors.New("no resilience directory")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Topology{}, err
+	}
+	t, err := DecodeTopology(b)
+	if err != nil {
+		return Topology{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// rejoin (not the initializer) reconnects the control link to a
+// restarted initializer, every 500 ms until it answers or this worker
+// stops, and tells it this worker is ready again.
+func (m *Member) rejoin(ctx context.Context, addr string) {
+	for ctx.Err() == nil && !m.stopping() {
+		err := m.joinAt(ctx, addr, 0)
+		if err == nil {
+			if err := m.Ready(); err != nil {
+				m.log.Warn("rejoined the initializer but could not say ready", "err", err)
+			}
+			m.log.Info("reconnected to the initializer", "initializer", addr)
+			return
+		}
+		m.log.Warn("the initializer is not back yet", "initializer", addr, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }

@@ -413,6 +413,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		if err := m.writeRecoveryFiles(); err != nil {
 			m.log.Warn("recovery files not written", "err", err)
 		}
+		m.saveTopology()
 	}
 	moved := len(routing.Moves(plan.Old, plan.New))
 	fmt.Fprintf(m.cfg.Console, "AUTOSCALE: %s complete: %d workers (%s); %d of %d partitions moved\n",

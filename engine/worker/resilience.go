@@ -411,8 +411,19 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 
 // rollbackCluster (coordinator) returns every worker to the newest
 // checkpoint all of them can read (a restarted worker asked for it).
-func (r *resilience) rollbackCluster(ctx context.Context, why string) error {
+//
+// The sources stay paused (and a restarted initializer drops its input)
+// from the start of a rollback until one succeeds: on failure run tries
+// again, and no checkpoint is taken meanwhile.
+func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error) {
 	defer r.member.Exclusive()()
+	r.gate.pause()
+	defer func() {
+		if err == nil {
+			r.endDiscarding() // a restarted initializer takes input again
+			r.gate.resume()
+		}
+	}()
 	recs, err := r.store.Committed()
 	if err != nil {
 		return err
@@ -429,8 +440,6 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) error {
 		_, err := done.Wait(wctx)
 		return err
 	}
-	r.gate.pause()
-	defer r.gate.resume()
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = r.member.Drain(dctx)
 	cancel()
@@ -545,11 +554,29 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 func (r *resilience) run(ctx context.Context) {
 	defer close(r.stopped)
 	defer r.gate.resume()
-	select {
-	case w := <-r.recover: // a restart: back to one checkpoint everywhere first
-		if err := r.rollbackCluster(ctx, w); err != nil && ctx.Err() == nil {
-			r.warn("rollback failed", "err", err)
+	// rolling: a rollback is asked for and not done yet (no checkpoint
+	// then: the workers are not at one consistent state).
+	rolling := false
+	var who string
+	rollback := func() {
+		if err := r.rollbackCluster(ctx, who); err != nil {
+			if ctx.Err() == nil {
+				r.warn("rollback failed; trying again", "err", err)
+				time.AfterFunc(500*time.Millisecond, func() {
+					select {
+					case r.recover <- who:
+					default:
+					}
+				})
+			}
+			return
 		}
+		rolling = false
+	}
+	select {
+	case who = <-r.recover: // a restart: back to one checkpoint everywhere first
+		rolling = true
+		rollback()
 	default:
 	}
 	t := time.NewTimer(0) // the first at once: the sources wait for it
@@ -559,6 +586,10 @@ func (r *resilience) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if rolling {
+				t.Reset(r.cfg.Every)
+				continue
+			}
 			t0 := time.Now()
 			id, err := r.checkpoint(ctx)
 			if err != nil && ctx.Err() == nil {
@@ -566,12 +597,13 @@ func (r *resilience) run(ctx context.Context) {
 			} else if err == nil {
 				r.debug("checkpoint complete", "id", id, "took", time.Since(t0).Round(time.Microsecond))
 			}
-			r.gate.resume() // after the first: the sources start
+			if !rolling {
+				r.gate.resume() // after the first: the sources start
+			}
 			t.Reset(r.cfg.Every)
 		case w := <-r.recover:
-			if err := r.rollbackCluster(ctx, w); err != nil && ctx.Err() == nil {
-				r.warn("rollback failed", "err", err)
-			}
+			who, rolling = w, true
+			rollback()
 		case <-r.rescaled:
 			// A checkpoint at once: until it is complete, a failure
 			// cannot be rolled back (the last one predates the move).

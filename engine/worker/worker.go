@@ -388,7 +388,7 @@ func Run(ctx context.Context, cfg Config) error {
 			closeSources()
 			return fmt.Errorf("%w: %w", ErrListen, err)
 		}
-		if res != nil && member.Restarted() && cfg.Name != cluster.InitializerName {
+		if res != nil && member.Restarted() {
 			res.discarding.Store(true) // until the cluster has rolled back
 		}
 	}
@@ -653,8 +653,12 @@ func Run(ctx context.Context, cfg Config) error {
 		// is complete (it is taken at once).
 		pause.pause()
 		go res.run(ctx)
-		if restored, _ := res.wasRestored(); restored && res.multi() {
-			res.recover <- "initializer" // the others may hold other checkpoints
+		if member != nil && member.Restarted() && res.multi() {
+			// The initializer of a running cluster restarted: every
+			// worker goes back to one checkpoint first.
+			res.recover <- "initializer"
+		} else {
+			res.endDiscarding()
 		}
 	} else if res != nil {
 		if restored, id := res.wasRestored(); restored || member.Restarted() {
