@@ -42,7 +42,7 @@ type results struct {
 	Rescale *rescaleResult `json:"rescale,omitempty"`
 	// Checkpoint is the checkpoint phase (cost of checkpoints, recovery).
 	Checkpoint *checkpointResult `json:"checkpoint,omitempty"`
-	Table   string         `json:"table"`
+	Table      string            `json:"table"`
 }
 
 type settings struct {

@@ -179,17 +179,17 @@ type Member struct {
 	ckWait       map[CheckpointOp]*ckWaiter
 	// opMu serialises the cluster-wide operations of the initializer: a
 	// checkpoint, a rollback, a rescale; drainMu the quiescence rounds.
-	opMu    sync.Mutex
-	drainMu sync.Mutex
-	idleRound    uint64
-	health       map[string]*peerHealth // by worker, from its heartbeats
-	loads        map[string]loadReport  // by worker, from its load frames
-	pending      []Join                 // initializer: workers joined before formation, in order
-	dataAddrs    []string               // the workers' data listeners, by index
-	table        routing.Table          // the partition table (after formation)
-	metrics      string                 // the cluster's metrics address (joiners: from the initializer)
-	initCtl      string                 // non-initializers: the initializer's control address
-	rs           rescaleState           // rescale.go
+	opMu      sync.Mutex
+	drainMu   sync.Mutex
+	idleRound uint64
+	health    map[string]*peerHealth // by worker, from its heartbeats
+	loads     map[string]loadReport  // by worker, from its load frames
+	pending   []Join                 // initializer: workers joined before formation, in order
+	dataAddrs []string               // the workers' data listeners, by index
+	table     routing.Table          // the partition table (after formation)
+	metrics   string                 // the cluster's metrics address (joiners: from the initializer)
+	initCtl   string                 // non-initializers: the initializer's control address
+	rs        rescaleState           // rescale.go
 }
 
 // ctlConn is one control connection; writes are serialised.

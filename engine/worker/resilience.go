@@ -136,7 +136,7 @@ type resilience struct {
 	// consistent with the checkpoint's); discarded counts the batches.
 	discarding atomic.Bool
 	discarded  atomic.Int64
-	stopped chan struct{}
+	stopped    chan struct{}
 }
 
 func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q *work.Queue, g *gate, log, debug, warn func(string, ...any), cons func(string)) *resilience {
