@@ -176,12 +176,12 @@ type Member struct {
 	// one at a time).
 	filesWritten bool
 	idleWait     chan IdleReply
-	ckWait       map[CheckpointOp]*ckWaiter
+	idleRound    uint64
+	ckWait       map[CheckpointOp]*ckWaiter // checkpoint.go: the replies awaited, by op
 	// opMu serialises the cluster-wide operations of the initializer: a
 	// checkpoint, a rollback, a rescale; drainMu the quiescence rounds.
 	opMu      sync.Mutex
 	drainMu   sync.Mutex
-	idleRound uint64
 	health    map[string]*peerHealth // by worker, from its heartbeats
 	loads     map[string]loadReport  // by worker, from its load frames
 	pending   []Join                 // initializer: workers joined before formation, in order
