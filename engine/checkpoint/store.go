@@ -154,18 +154,21 @@ func (s *Store) Write(id uint64, sections []Section) error { return s.WriteLink(
 // the same id written before (a retry, or the future a rollback
 // abandoned) is replaced.
 func (s *Store) WriteLink(id, base uint64, sections []Section) error {
-	path := s.LinkPath(id, base)
-	if err := writeAtomic(path, Encode(id, sections)); err != nil {
-		return fmt.Errorf("checkpoint %d: %w", id, err)
-	}
+	// The other file of this id goes first: two files of one id must
+	// never be there together.
 	files, err := s.snapshots()
 	if err != nil {
 		return err
 	}
 	for _, f := range files {
 		if f.id == id && f.base != base {
-			os.Remove(s.LinkPath(f.id, f.base))
+			if err := os.Remove(s.LinkPath(f.id, f.base)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("checkpoint %d: %w", id, err)
+			}
 		}
+	}
+	if err := writeAtomic(s.LinkPath(id, base), Encode(id, sections)); err != nil {
+		return fmt.Errorf("checkpoint %d: %w", id, err)
 	}
 	return nil
 }
@@ -290,9 +293,16 @@ func (s *Store) Committed() ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("committed checkpoints: %w", err)
 	}
+	// The timeline as it stands: a record whose id is not above the one
+	// before it is a rollback to it, which abandons the checkpoints
+	// committed after it.
 	var out []Record
 	for len(b) >= 16 {
-		out = append(out, Record{ID: binary.BigEndian.Uint64(b), Rollback: binary.BigEndian.Uint64(b[8:])})
+		r := Record{ID: binary.BigEndian.Uint64(b), Rollback: binary.BigEndian.Uint64(b[8:])}
+		for len(out) > 0 && out[len(out)-1].ID >= r.ID {
+			out = out[:len(out)-1]
+		}
+		out = append(out, r)
 		b = b[16:]
 	}
 	return out, nil

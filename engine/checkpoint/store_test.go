@@ -175,6 +175,18 @@ func TestStoreChains(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// A rollback record abandons what was committed after the checkpoint it
+// returns to.
+func TestCommittedFollowsRollbacks(t *testing.T) {
+	s := Open(t.TempDir(), "app", "w")
+	for _, r := range []Record{{1, 0}, {2, 0}, {3, 0}, {2, 1}, {3, 1}, {4, 1}} {
+		require.NoError(t, s.Commit(r))
+	}
+	recs, err := s.Committed()
+	require.NoError(t, err)
+	assert.Equal(t, []Record{{1, 0}, {2, 1}, {3, 1}, {4, 1}}, recs)
+}
+
 // FuzzDecode: no input makes Decode panic, and what decodes encodes back
 // to the same bytes.
 func FuzzDecode(f *testing.F) {

@@ -20,9 +20,9 @@ import (
 
 // ckWaiter collects the replies of one Round.
 type ckWaiter struct {
-	id   uint64
-	want CheckpointOp
-	ch   chan ckReply
+	id, attempt uint64
+	want        CheckpointOp
+	ch          chan ckReply
 }
 
 type ckReply struct {
@@ -54,11 +54,11 @@ func (m *Member) othersLocked() []string {
 	return out
 }
 
-// Expect (initializer) registers for the replies of op want to
-// checkpoint id from every other worker of the cluster, before the
+// Expect (initializer) registers for the replies of op want to attempt
+// of checkpoint id from every other worker of the cluster, before the
 // request that causes them is sent; Wait collects them.
-func (m *Member) Expect(id uint64, want CheckpointOp) *Replies {
-	w := &ckWaiter{id: id, want: want, ch: make(chan ckReply, 64)}
+func (m *Member) Expect(id, attempt uint64, want CheckpointOp) *Replies {
+	w := &ckWaiter{id: id, attempt: attempt, want: want, ch: make(chan ckReply, 64)}
 	m.mu.Lock()
 	if m.ckWait == nil {
 		m.ckWait = map[CheckpointOp]*ckWaiter{}
@@ -195,13 +195,13 @@ func (m *Member) checkpointFrame(c *ctlConn, f Frame) error {
 		m.mu.Lock()
 		w := m.ckWait[ck.Op]
 		m.mu.Unlock()
-		if w != nil && w.id == ck.ID && w.want == ck.Op {
+		if w != nil && w.id == ck.ID && w.attempt == ck.Attempt && w.want == ck.Op {
 			select {
 			case w.ch <- ckReply{from: c.name, c: ck}:
 			default:
 			}
 		} else {
-			m.log.Debug("late checkpoint reply", "peer", c.name, "op", ck.Op.String(), "id", ck.ID)
+			m.log.Debug("late checkpoint reply", "peer", c.name, "op", ck.Op.String(), "id", ck.ID, "attempt", ck.Attempt)
 		}
 	case OpRecover:
 		if m.cfg.OnRecover == nil {
@@ -216,7 +216,7 @@ func (m *Member) checkpointFrame(c *ctlConn, f Frame) error {
 			return nil
 		}
 		if m.cfg.OnCheckpoint == nil {
-			reply := ck
+			reply := ck // its ID and Attempt
 			reply.Op = replyOp(ck.Op)
 			reply.Text = "this worker runs without --run-with-resilience"
 			if reply.Op != 0 {

@@ -1299,17 +1299,21 @@ func (m *Member) stopHere(reason string) {
 // idleReply is this worker's answer to an Idle round.
 func (m *Member) idleReply(round uint64) IdleReply {
 	r := IdleReply{Round: round, Idle: m.cfg.Idle == nil || m.cfg.Idle()}
+	if !r.Idle {
+		m.log.Debug("not idle: the processor loop has work", "round", round)
+	}
 	m.mu.Lock()
 	outs := append([]*outbound(nil), m.outs...)
 	m.mu.Unlock()
-	for _, o := range outs {
+	for i, o := range outs {
 		if o == nil {
 			continue
 		}
-		pushed, pending, _ := o.stats()
+		pushed, pending, up := o.stats()
 		r.Sent += pushed
 		if pending > 0 {
 			r.Idle = false
+			m.log.Debug("not idle: batches not acknowledged", "round", round, "slot", i, "pending", pending, "up", up)
 		}
 	}
 	if m.in != nil {

@@ -10,7 +10,7 @@ import (
 // WireVersion is the version of the inter-worker wire format. Both ends
 // of a link check it in the first exchange; any change to a message's
 // layout increments it.
-const WireVersion = 4
+const WireVersion = 5
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -684,7 +684,11 @@ type Checkpoint struct {
 	ID       uint64
 	Rollback uint64
 	N        uint64
-	Text     string
+	// Attempt numbers the initializer's requests; a reply carries its
+	// request's, so a late reply to an attempt that failed never counts
+	// for the next one (which may have the same ID).
+	Attempt uint64
+	Text    string
 }
 
 // Encode returns c's payload.
@@ -694,6 +698,7 @@ func (c Checkpoint) Encode() []byte {
 	e.u64(c.ID)
 	e.u64(c.Rollback)
 	e.u64(c.N)
+	e.u64(c.Attempt)
 	e.str(c.Text)
 	return e.b
 }
@@ -708,6 +713,7 @@ func DecodeCheckpoint(p []byte) (Checkpoint, error) {
 	c.ID = d.u64("checkpoint id")
 	c.Rollback = d.u64("rollback id")
 	c.N = d.u64("entries")
+	c.Attempt = d.u64("attempt")
 	c.Text = d.str("text")
 	return c, d.end("checkpoint")
 }

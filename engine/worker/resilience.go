@@ -46,6 +46,9 @@ type Resilience struct {
 // keepCheckpoints is how many complete checkpoints each worker keeps.
 const keepCheckpoints = 2
 
+// maxRollbackAttempts bounds the tries of one rollback (500 ms apart).
+const maxRollbackAttempts = 60
+
 // gate pauses a worker's sources: while paused, the processor loop takes
 // no new source input and runs no generator (its Hold), while the peers'
 // work still flows. Safe for concurrent use.
@@ -124,6 +127,7 @@ type resilience struct {
 	restored  bool // recovered from the files at the start
 
 	recover chan string // rollback requests: who asked (coordinator)
+	attempt atomic.Uint64 // numbers the coordinator's requests (cluster.Checkpoint.Attempt)
 	// rescaled (coordinator) asks for a checkpoint at once after a grow
 	// or shrink; floor is the newest checkpoint committed before the
 	// last rescale: a rollback never goes back to it or before (the
@@ -165,9 +169,13 @@ func (r *resilience) start() (bool, error) {
 		return false, fmt.Errorf("read the committed checkpoints: %w", err)
 	}
 	if len(recs) == 0 {
-		// Snapshots of a run that never committed one are of no use.
-		if err := r.store.RemoveAll(); err != nil {
-			r.warn("stale checkpoint files not removed", "err", err)
+		// Snapshots of a run that never committed one are of no use,
+		// except to a worker that restarted in a running cluster: the
+		// initializer may have committed one this worker wrote.
+		if r.member == nil || !r.member.Restarted() {
+			if err := r.store.RemoveAll(); err != nil {
+				r.warn("stale checkpoint files not removed", "err", err)
+			}
 		}
 		return false, nil
 	}
@@ -239,7 +247,12 @@ func (r *resilience) restore(id uint64, inLoop func(func() error) error) (int, e
 // work, and waits for it.
 func (r *resilience) inLoop(ctx context.Context, f func() error) error {
 	done := make(chan error, 1)
+	var gone atomic.Bool // the caller stopped waiting: the call is not run
 	call := func() []work.Item {
+		if gone.Load() {
+			done <- errAbandoned
+			return nil
+		}
 		done <- f()
 		return nil
 	}
@@ -250,9 +263,12 @@ func (r *resilience) inLoop(ctx context.Context, f func() error) error {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
+		gone.Store(true)
 		return ctx.Err()
 	}
 }
+
+var errAbandoned = errors.New("abandoned before it ran")
 
 // take takes this worker's part of checkpoint id in the loop and keeps
 // it until write.
@@ -278,9 +294,10 @@ func (r *resilience) takeWith(id uint64, run func(func() error) error) error {
 		return err
 	})
 	if err != nil {
-		if full {
-			r.forceFull.Store(true)
-		}
+		// The runner may have cleared its record of changed keys (a
+		// take that failed half way, or ran after its caller gave up):
+		// the next checkpoint writes every key.
+		r.forceFull.Store(true)
 		return err
 	}
 	r.mu.Lock()
@@ -351,6 +368,9 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 	if r.member != nil {
 		defer r.member.Exclusive()()
 	}
+	if r.discarding.Load() {
+		return 0, errors.New("this worker restarted and waits for the cluster to roll back")
+	}
 	r.mu.Lock()
 	id := r.committed + 1
 	rollback := r.rollback
@@ -366,10 +386,11 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 		if err != nil {
 			return id, fmt.Errorf("checkpoint %d: the cluster did not come to rest: %w", id, err)
 		}
-		taken := r.member.Expect(id, cluster.OpTaken)
-		written = r.member.Expect(id, cluster.OpWritten)
+		att := r.attempt.Add(1)
+		taken := r.member.Expect(id, att, cluster.OpTaken)
+		written = r.member.Expect(id, att, cluster.OpWritten)
 		defer written.Close()
-		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpTake, ID: id, Rollback: rollback}); err != nil {
+		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpTake, ID: id, Rollback: rollback, Attempt: att}); err != nil {
 			taken.Close()
 			return id, err
 		}
@@ -430,8 +451,9 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 	}
 	if len(recs) == 0 {
 		r.warn("no checkpoint was completed before the failure: the restarted worker goes on with empty state", "restarted", why)
-		done := r.member.Expect(0, cluster.OpRolledBack)
-		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpRollback}); err != nil {
+		att := r.attempt.Add(1)
+		done := r.member.Expect(0, att, cluster.OpRolledBack)
+		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpRollback, Attempt: att}); err != nil {
 			done.Close()
 			return err
 		}
@@ -444,7 +466,7 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 	err = r.member.Drain(dctx)
 	cancel()
 	if err != nil {
-		r.warn("rolling back with work still in flight", "err", err)
+		return fmt.Errorf("the cluster did not come to rest for the rollback: %w", err)
 	}
 	r.mu.Lock()
 	rollback := r.rollback + 1
@@ -457,8 +479,9 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 			errs = append(errs, fmt.Errorf("checkpoint %d was taken before the last grow or shrink", id))
 			break
 		}
-		done := r.member.Expect(id, cluster.OpRolledBack)
-		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpRollback, ID: id, Rollback: rollback}); err != nil {
+		att := r.attempt.Add(1)
+		done := r.member.Expect(id, att, cluster.OpRolledBack)
+		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpRollback, ID: id, Rollback: rollback, Attempt: att}); err != nil {
 			done.Close()
 			return err
 		}
@@ -475,6 +498,26 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 		errs = append(errs, err)
 	}
 	return fmt.Errorf("no checkpoint could be restored on every worker: %w", errors.Join(errs...))
+}
+
+// giveUpRollback (coordinator) tells every worker to go on as it is
+// (a rollback to no checkpoint) and resumes the sources.
+func (r *resilience) giveUpRollback(ctx context.Context) error {
+	defer r.member.Exclusive()()
+	defer func() {
+		r.endDiscarding()
+		r.gate.resume()
+	}()
+	att := r.attempt.Add(1)
+	done := r.member.Expect(0, att, cluster.OpRolledBack)
+	if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpRollback, Attempt: att}); err != nil {
+		done.Close()
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	_, err := done.Wait(wctx)
+	return err
 }
 
 // rollbackHere returns this worker to checkpoint id through its loop and
@@ -505,7 +548,7 @@ func (r *resilience) endDiscarding() {
 func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.Checkpoint {
 	switch c.Op {
 	case cluster.OpTake:
-		reply := cluster.Checkpoint{Op: cluster.OpTaken, ID: c.ID}
+		reply := cluster.Checkpoint{Op: cluster.OpTaken, ID: c.ID, Attempt: c.Attempt}
 		if r.discarding.Load() {
 			// Its state is an old checkpoint's until the rollback: a
 			// checkpoint now would not be consistent.
@@ -517,7 +560,7 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 			return reply
 		}
 		go func() {
-			w := cluster.Checkpoint{Op: cluster.OpWritten, ID: c.ID}
+			w := cluster.Checkpoint{Op: cluster.OpWritten, ID: c.ID, Attempt: c.Attempt}
 			if err := r.write(c.ID); err != nil {
 				w.Text = err.Error()
 				r.warn("checkpoint not written", "id", c.ID, "err", err)
@@ -532,7 +575,7 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 			r.warn("checkpoint not committed here", "id", c.ID, "err", err)
 		}
 	case cluster.OpRollback:
-		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID}
+		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID, Attempt: c.Attempt}
 		if c.ID == 0 { // no checkpoint to return to: go on as is
 			r.endDiscarding()
 			return reply
@@ -557,21 +600,36 @@ func (r *resilience) run(ctx context.Context) {
 	// rolling: a rollback is asked for and not done yet (no checkpoint
 	// then: the workers are not at one consistent state).
 	rolling := false
+	failures := 0
 	var who string
 	rollback := func() {
-		if err := r.rollbackCluster(ctx, who); err != nil {
-			if ctx.Err() == nil {
-				r.warn("rollback failed; trying again", "err", err)
-				time.AfterFunc(500*time.Millisecond, func() {
-					select {
-					case r.recover <- who:
-					default:
-					}
-				})
-			}
+		err := r.rollbackCluster(ctx, who)
+		if err == nil {
+			rolling, failures = false, 0
 			return
 		}
-		rolling = false
+		if ctx.Err() != nil {
+			return
+		}
+		failures++
+		if failures >= maxRollbackAttempts {
+			// Better a cluster that runs than one that waits forever:
+			// every worker goes on with the state it has.
+			r.warn("ERROR: no rollback succeeded; the cluster goes on without returning to a checkpoint (its state may not be consistent: restart it from the files to try again)",
+				"attempts", failures, "err", err)
+			if gerr := r.giveUpRollback(ctx); gerr != nil {
+				r.warn("could not tell every worker to go on", "err", gerr)
+			}
+			rolling, failures = false, 0
+			return
+		}
+		r.warn("rollback failed; trying again", "attempt", failures, "err", err)
+		time.AfterFunc(500*time.Millisecond, func() {
+			select {
+			case r.recover <- who:
+			default:
+			}
+		})
 	}
 	select {
 	case who = <-r.recover: // a restart: back to one checkpoint everywhere first

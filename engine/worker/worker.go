@@ -652,14 +652,15 @@ func Run(ctx context.Context, cfg Config) error {
 		// As in 0.6, the sources start muted until the first checkpoint
 		// is complete (it is taken at once).
 		pause.pause()
-		go res.run(ctx)
 		if member != nil && member.Restarted() && res.multi() {
 			// The initializer of a running cluster restarted: every
-			// worker goes back to one checkpoint first.
+			// worker goes back to one checkpoint first (queued before
+			// run starts, so no checkpoint comes before it).
 			res.recover <- "initializer"
 		} else {
 			res.endDiscarding()
 		}
+		go res.run(ctx)
 	} else if res != nil {
 		if restored, id := res.wasRestored(); restored || member.Restarted() {
 			if err := member.SendCheckpoint(cluster.Checkpoint{Op: cluster.OpRecover, ID: id}); err != nil {

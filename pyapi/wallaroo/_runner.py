@@ -345,6 +345,7 @@ class Runner(object):
         # dirty[step id], so a checkpoint exports only those.
         self.track = False
         self.dirty = {}
+        self.ckpt_class = {}  # step id -> the class of its D records
         # --on-error skip (set_dead_letter): the loops catch an exception
         # of user code per message, append the message and the traceback
         # to this file, and go on with the next message.
@@ -407,23 +408,30 @@ class Runner(object):
     def skip_message(self, stage, message):
         """Record one skipped message (inside the except clause of the
         compiled loop): one JSON line with the time, the stage, the
-        message's repr and the traceback."""
-        import json
-        import traceback
+        message's repr and the traceback. Never raises: a record that
+        cannot be written is reported on stderr and the loop goes on."""
         self.dead_count += 1
-        rec = {"time": time.time(), "stage": stage,
-               "message": _describe(message),
-               "traceback": traceback.format_exc()}
         try:
+            import json
+            import traceback
+            tb = traceback.format_exc()
+            desc = _describe(message)
+            if _PY2:  # bytes of any encoding: keep them readable, never fail
+                tb = tb.decode("utf-8", "replace") if isinstance(tb, str) else tb
+                desc = desc.decode("utf-8", "replace") if isinstance(desc, str) else desc
+            line = json.dumps({"time": time.time(), "stage": stage,
+                               "message": desc, "traceback": tb})
             with open(self.dead_letter, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-        except Exception as e:  # the record is lost; say so, go on
-            sys.stderr.write("wallaroo: could not write the dead-letter file %s: %s\n"
-                             % (self.dead_letter, e))
-        if self.dead_count <= 10 or self.dead_count % 1000 == 0:
-            sys.stderr.write("wallaroo: skipped a message that failed in %s (%d so far; "
-                             "see %s): %s\n" % (stage, self.dead_count, self.dead_letter,
-                                                rec["traceback"].strip().splitlines()[-1]))
+                f.write(line + "\n")
+            last = tb.strip().splitlines()[-1] if tb.strip() else "?"
+        except Exception as e:
+            last = "(not written: %s: %s)" % (type(e).__name__, e)
+        try:
+            if self.dead_count <= 10 or self.dead_count % 1000 == 0:
+                sys.stderr.write("wallaroo: skipped a message that failed in %s (%d so far; "
+                                 "see %s): %s\n" % (stage, self.dead_count, self.dead_letter, last))
+        except Exception:
+            pass
 
     def dirty_set(self, step_id):
         d = self.dirty.get(step_id)
@@ -446,6 +454,7 @@ class Runner(object):
         (four times faster than pickling the object); P, a pickle of the
         object; S, the module's serialize. Clears the changed-key sets."""
         steps = []
+        taken = []
         with _no_gc():
             for step_id in sorted(self.states):
                 table = self.states[step_id]
@@ -457,7 +466,7 @@ class Runner(object):
                         keys.extend(pend)
                 else:
                     keys = list(dirty)
-                dirty.clear()
+                taken.append((dirty, keys))
                 if pend:
                     self._materialize(step_id, keys)
                 keys = [k for k in keys if k in table]
@@ -465,8 +474,13 @@ class Runner(object):
                 meta = b""
                 if self._pickled:
                     dumps = pickle.dumps
-                    cls = type(sts[0]) if sts else None
-                    if cls is not None and _plain_class(cls) and hasattr(sts[0], "__dict__"):
+                    # One class per step for all of its checkpoints (a
+                    # restore reads the D records of every link with the
+                    # newest link's class): the first plain one seen.
+                    cls = self.ckpt_class.get(step_id)
+                    if cls is None and sts and _plain_class(type(sts[0])) and hasattr(sts[0], "__dict__"):
+                        cls = self.ckpt_class[step_id] = type(sts[0])
+                    if cls is not None and sts:
                         meta = dumps(cls, _PROTO)
                         # (Reading __dict__ makes the object keep a dict
                         # from now on, see _INLINE_ATTRS; pickling the
@@ -484,6 +498,10 @@ class Runner(object):
                 lens.extend([len(st) for st in sts])
                 steps.append((step_id, b"".join(kbs), b"".join(sts),
                               lens.tostring() if _PY2 else lens.tobytes(), meta))
+        # Only now, all of it made: a failure above leaves the record of
+        # changed keys whole (and the engine writes every key next time).
+        for dirty, keys in taken:
+            dirty.difference_update(keys)
         gens = []
         for p in self.paths:
             if p.generator is not None:
@@ -522,6 +540,8 @@ class Runner(object):
                 loads = pickle.loads
                 de = self.deserialize
                 cls = loads(meta) if meta else None
+                if cls is not None:
+                    self.ckpt_class[step_id] = cls
                 partition_of = self.partition_of
                 kpos = spos = 0
                 for i in range(count):

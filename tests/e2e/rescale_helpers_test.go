@@ -495,6 +495,9 @@ func (s *rsSender) pause(t *testing.T) map[string]uint64 {
 
 // check fails the test if sending failed.
 func (s *rsSender) check(t *testing.T) {
+	if s == nil {
+		return // a cluster fed by its own generator source
+	}
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -626,6 +629,7 @@ type rsCluster struct {
 	recv       *rsReceiver
 	sender     *rsSender
 	keys       int
+	extra      []string // more options for joiners (the cluster's own)
 }
 
 // rsStart forms a cluster of n multi_partition_detector workers as the
@@ -798,11 +802,12 @@ func (c *rsCluster) waitProgress(what string, n int) {
 // joinArgs is the command line of a joiner named name contacting the
 // control address via, one of k joining together.
 func (c *rsCluster) joinArgs(name, via string, k int, ext string) []string {
-	return []string{"--application-module", c.module, "--in", c.in, "--out", c.out,
+	args := []string{"--application-module", c.module, "--in", c.in, "--out", c.out,
 		"--metrics", freePort(c.t), "--external", ext, "--resilience-dir", c.resilience,
 		"--name", name, "--join", via, "--worker-count", strconv.Itoa(k),
 		"--my-control", freePort(c.t), "--my-data", freePort(c.t),
 		"--ponythreads=1", "--ponypinasio", "--ponynoblock", "--depth", "1"}
+	return append(args, c.extra...)
 }
 
 // startJoiner starts one joiner with args (from joinArgs or a variation).

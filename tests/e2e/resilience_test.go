@@ -44,8 +44,8 @@ func reArgs(t *testing.T, dir, out string, limit, rate int, extra ...string) []s
 
 func reFinal(limit int) map[string]uint64 {
 	final := map[string]uint64{}
-	for k := 0; k < reKeys; k++ {
-		final[strconv.Itoa(k)] = uint64(limit)
+	for _, k := range rsKeys(reKeys) {
+		final[k] = uint64(limit)
 	}
 	return final
 }
@@ -58,14 +58,16 @@ func reFinal(limit int) map[string]uint64 {
 //     so each key's state saw every value before v, in order, also after
 //     a rollback (its state is the checkpoint's, consistent with the
 //     generator's position);
-//   - on one sink connection, a key's next window advances by exactly 1
-//     or goes back (a rollback repeats values), never skips;
 //   - every value 1..final of every key is the end of some window.
+//
+// A skip (0.6's "advances by more than one") shows as a window with a
+// hole in it, or a value no window ends at; a rollback repeats values,
+// which at least once allows. (Order across sink connections is not
+// checked: a key's outputs move between connections with its owner.)
 func reValidateAtLeastOnce(records []rsRecord, final map[string]uint64) []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	seen := map[string]map[uint64]bool{}
-	last := map[string]uint64{}
 	for i, r := range records {
 		if r.err != "" {
 			add("record %d %q: %s", i, r.raw, r.err)
@@ -86,11 +88,6 @@ func reValidateAtLeastOnce(records []rsRecord, final map[string]uint64) []string
 		if !ok {
 			add("key %s: window %v, want [%d..%d] (state lost or not consistent with the generator)", r.key, r.window, v-want+1, v)
 		}
-		ck := fmt.Sprintf("%s@%d", r.key, r.conn)
-		if prev, had := last[ck]; had && v > prev+1 {
-			add("key %s: on sink connection %d, window ending at %d after one ending at %d (values skipped)", r.key, r.conn, v, prev)
-		}
-		last[ck] = v
 		if seen[r.key] == nil {
 			seen[r.key] = map[uint64]bool{}
 		}
@@ -122,7 +119,7 @@ func reCheck(t *testing.T, recv *rsReceiver, final map[string]uint64) {
 		t.Fatalf("output is not at least once (%d records): %d problems:\n  %s", len(records), len(problems),
 			strings.Join(rsFirst(problems, 30), "\n  "))
 	}
-	t.Logf("at least once: %d records for %d keys up to %d", len(records), len(final), final["0"])
+	t.Logf("at least once: %d records for %d keys up to %d", len(records), len(final), final[rsKeys(1)[0]])
 }
 
 // reResumed checks that every run after the first went on from a
@@ -422,4 +419,51 @@ func TestResilience_OnErrorSkipWritesDeadLetters(t *testing.T) {
 	if len(reFiles(t, dir2)) == 0 {
 		t.Errorf("the checkpoint files are gone after a failure; a restart could not resume")
 	}
+}
+
+// 0.6's resilience suite, scenario (a) (runtime spec 7.4): a 3-worker
+// cluster with resilience grows by one, shrinks by one, then its last two
+// workers crash (SIGKILL) and are started again; every grow, shrink and
+// recovery happens while the generator runs, and the output is at least
+// once with whole windows.
+func TestResilience_GrowShrinkCrashRecover(t *testing.T) {
+	tool(t, "external_sender")
+	tool(t, "cluster_shrinker")
+	recv := rsStartReceiver(t)
+	const limit = 6000
+	gen := []string{"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit),
+		"--gen-rate", "2000", "--run-with-resilience", "--time-between-checkpoints", "200000000", "--log-level", "debug"}
+	c := &rsCluster{t: t, dir: testdataDir(), module: "multi_partition_detector", next: 3, keys: reKeys,
+		recv: recv, extra: gen}
+	c.in, c.out = freePort(t), recv.addr()
+	c.members = startCluster(t, c.dir, c.module, 3, c.in, c.out, append([]string{"--depth", "1"}, gen...)...)
+	c.control = argValue(t, c.members[0], "--control")
+	c.resilience = argValue(t, c.members[0], "--resilience-dir")
+	progress := func(what string) {
+		recv.waitRecords(t, recv.count()+1000, reRecoverWait, what)
+	}
+	progress("at the start")
+	c.grow(1, c.members[0])
+	progress("after the grow")
+	c.shrinkNames([]string{c.members[len(c.members)-1].name})
+	progress("after the shrink")
+	// Crash the last two workers, then start them again.
+	n := len(c.members)
+	victims := c.members[n-2:]
+	for _, v := range victims {
+		v.cmd.Process.Signal(syscall.SIGKILL)
+		v.wait(30 * time.Second)
+	}
+	for i, v := range victims {
+		r := &clusterWorker{proc: start(t, v.dir, "machida3", v.args...), name: v.name, external: v.external, dir: v.dir, args: v.args}
+		c.members[n-2+i] = r
+	}
+	for _, w := range c.members[n-2:] {
+		w.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+		waitStatus(t, w, n)
+	}
+	final := reFinal(limit)
+	recv.waitFinal(t, final, rsFinalTimeout)
+	reCheck(t, recv, final)
+	stopCluster(t, c.members, 0, false)
 }

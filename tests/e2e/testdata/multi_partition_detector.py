@@ -17,7 +17,7 @@ or duplicated and that the state moved with its key.
 
 Options (from the application's arguments, ignored by the engine):
 --depth (only 1 is supported here); --gen-source: an internal generator
-source instead of TCP, giving the keys "0" to "<partitions - 1>" the values
+source instead of TCP, giving the keys "0000000" to "<partitions - 1>" the values
 1, 2, 3, ... in turn (0.6's option); --partitions N (40); and, ours, for
 the resilience tests: --gen-limit N stops the generator after each key
 reached N, --gen-rate R paces it to about R messages per second.
@@ -70,7 +70,8 @@ class Message(object):
 
 
 class KeyedSequence(object):
-    """Gives keys "0" .. "<keys - 1>" the values 1, 2, 3, ... round-robin;
+    """Gives keys "0000000" .. "<keys - 1>" (seven digits, as the rescale
+    tests' sender names them) the values 1, 2, 3, ... round-robin;
     stops after each key has limit values (0: never). With rate > 0 it
     sleeps now and then to keep to about rate messages per second."""
 
@@ -81,7 +82,7 @@ class KeyedSequence(object):
         self.t0 = None
 
     def initial_value(self):
-        return Message("0", 1)
+        return Message("%07d" % 0, 1)
 
     def apply(self, msg):
         k = int(msg.tag) + 1
@@ -99,7 +100,7 @@ class KeyedSequence(object):
                 ahead = self.t0 + float(n) / self.rate - now
                 if ahead > 0:
                     time.sleep(min(ahead, 0.5))
-        return Message(str(k), v)
+        return Message("%07d" % k, v)
 
 
 class TraceWindowState(object):
