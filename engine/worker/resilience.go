@@ -126,7 +126,7 @@ type resilience struct {
 	forceFull atomic.Bool
 	restored  bool // recovered from the files at the start
 
-	recover chan string // rollback requests: who asked (coordinator)
+	recover chan string   // rollback requests: who asked (coordinator)
 	attempt atomic.Uint64 // numbers the coordinator's requests (cluster.Checkpoint.Attempt)
 	// rescaled (coordinator) asks for a checkpoint at once after a grow
 	// or shrink; floor is the newest checkpoint committed before the
