@@ -432,7 +432,7 @@ func TestResilience_GrowShrinkCrashRecover(t *testing.T) {
 	recv := rsStartReceiver(t)
 	const limit = 6000
 	gen := []string{"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit),
-		"--gen-rate", "2000", "--run-with-resilience", "--time-between-checkpoints", "200000000", "--log-level", "debug"}
+		"--gen-rate", "2000", "--run-with-resilience", "--time-between-checkpoints", "200000000"}
 	c := &rsCluster{t: t, dir: testdataDir(), module: "multi_partition_detector", next: 3, keys: reKeys,
 		recv: recv, extra: gen}
 	c.in, c.out = freePort(t), recv.addr()
