@@ -21,6 +21,9 @@ a Wallaroo cluster; the whole cluster shuts down and deletes its recovery
 files. Pony runtime options (--pony*) are accepted and ignored.
 
 Options:
+  --keep-state      a cluster run with --run-with-resilience takes a last
+                    checkpoint and keeps its files: starting the same
+                    command lines again resumes from it (ours, not 0.6's)
 ` + linkauth.ToolUsage
 
 // dialTimeout bounds the connect.
@@ -31,7 +34,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 // run is the whole command: it parses args, sends CleanShutdown and
 // returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	addr, sec, err := parseArgs(args)
+	addr, sec, keep, err := parseArgs(args)
 	if errors.Is(err, pflag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -40,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "error: %v\n\n%s", err, usage)
 		return 1
 	}
-	if err := shutdown(addr, sec); err != nil {
+	if err := shutdown(addr, sec, keep); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
 	}
@@ -49,29 +52,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // parseArgs returns the HOST:PORT argument and the security options, or
 // pflag.ErrHelp for --help.
-func parseArgs(args []string) (string, linkauth.ToolOptions, error) {
+func parseArgs(args []string) (string, linkauth.ToolOptions, bool, error) {
 	var sec linkauth.ToolOptions
 	fs := pflag.NewFlagSet("cluster_shutdown", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	sec.Register(fs)
+	keep := fs.Bool("keep-state", false, "")
 	if err := fs.Parse(ponyflag.Strip(args)); err != nil {
-		return "", sec, err
+		return "", sec, false, err
 	}
 	switch fs.NArg() {
 	case 0:
-		return "", sec, errors.New("missing HOST:PORT")
+		return "", sec, false, errors.New("missing HOST:PORT")
 	case 1:
-		return fs.Arg(0), sec, nil
+		return fs.Arg(0), sec, *keep, nil
 	default:
-		return "", sec, fmt.Errorf("unexpected argument %q", fs.Arg(1))
+		return "", sec, false, fmt.Errorf("unexpected argument %q", fs.Arg(1))
 	}
 }
 
 // shutdown connects to addr and writes one CleanShutdown frame with an
-// empty payload. Its errors are capitalised because run prints them after
-// "Error: ", reproducing the 0.6 tool's "Error: Unable to connect to ...".
-func shutdown(addr string, sec linkauth.ToolOptions) error {
+// empty payload (keep: "keep-state"). Its errors are capitalised because
+// run prints them after "Error: ", reproducing the 0.6 tool's "Error:
+// Unable to connect to ...".
+func shutdown(addr string, sec linkauth.ToolOptions, keep bool) error {
 	g, err := sec.Guard(dialTimeout)
 	if err != nil {
 		return err
@@ -82,7 +87,11 @@ func shutdown(addr string, sec linkauth.ToolOptions) error {
 	}
 	defer conn.Close()
 	conn.SetWriteDeadline(time.Now().Add(dialTimeout))
-	if _, err := conn.Write(extframe.Append(nil, extframe.MsgCleanShutdown, nil)); err != nil {
+	var payload []byte
+	if keep {
+		payload = []byte(extframe.KeepStatePayload)
+	}
+	if _, err := conn.Write(extframe.Append(nil, extframe.MsgCleanShutdown, payload)); err != nil {
 		return fmt.Errorf("Unable to send CleanShutdown to %s: %w", addr, err)
 	}
 	if err := conn.Close(); err != nil {

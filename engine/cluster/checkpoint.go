@@ -203,6 +203,8 @@ func (m *Member) checkpointFrame(c *ctlConn, f Frame) error {
 		} else {
 			m.log.Debug("late checkpoint reply", "peer", c.name, "op", ck.Op.String(), "id", ck.ID, "attempt", ck.Attempt)
 		}
+	case OpKeepState:
+		m.keepState.Store(true)
 	case OpRecover:
 		if m.cfg.OnRecover == nil {
 			m.log.Warn("a restarted worker asks for a rollback, but this cluster runs without resilience", "peer", c.name)
@@ -246,4 +248,25 @@ func replyOp(op CheckpointOp) CheckpointOp {
 		return OpRolledBack
 	}
 	return 0
+}
+
+// SetKeepState makes the next stop of the cluster keep the checkpoint
+// files: the stop request this worker sends (RequestStop, StopAll) says
+// so first.
+func (m *Member) SetKeepState() { m.keepState.Store(true) }
+
+// KeepState reports whether this stop keeps the checkpoint files (asked
+// here, or told by another worker).
+func (m *Member) KeepState() bool { return m.keepState.Load() }
+
+// LinkedSince (initializer) is when the current control link of worker w
+// was taken in (zero if none): a restarted worker linked before a
+// rollback completed took part in it.
+func (m *Member) LinkedSince(w string) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.ctl[w]; c != nil {
+		return c.since
+	}
+	return time.Time{}
 }

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wallaroo-go/machida/engine/routing"
@@ -182,6 +183,7 @@ type Member struct {
 	// checkpoint, a rollback, a rescale; drainMu the quiescence rounds.
 	opMu      sync.Mutex
 	drainMu   sync.Mutex
+	keepState atomic.Bool            // this stop keeps the checkpoint files
 	health    map[string]*peerHealth // by worker, from its heartbeats
 	loads     map[string]loadReport  // by worker, from its load frames
 	pending   []Join                 // initializer: workers joined before formation, in order
@@ -194,9 +196,10 @@ type Member struct {
 
 // ctlConn is one control connection; writes are serialised.
 type ctlConn struct {
-	name string
-	conn net.Conn
-	mu   sync.Mutex
+	name  string
+	conn  net.Conn
+	mu    sync.Mutex
+	since time.Time // when the link was taken in
 }
 
 func (c *ctlConn) send(k Kind, p []byte) error {
@@ -494,7 +497,7 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 		m.log.Error("control link from a worker closed", "peer", peer.Worker, "err", err)
 		return
 	}
-	c := &ctlConn{name: j.Worker, conn: conn}
+	c := &ctlConn{name: j.Worker, conn: conn, since: time.Now()}
 	m.mu.Lock()
 	known := m.workers != nil && slices.Contains(m.workers, j.Worker)
 	if j.Joining > 0 && !(peer.Restart && known) {
@@ -1275,11 +1278,19 @@ func (m *Member) RequestStop(reason string) error {
 	if c == nil {
 		return errors.New("no control link to the initializer")
 	}
+	if m.KeepState() {
+		if err := c.send(KindCheckpoint, Checkpoint{Op: OpKeepState}.Encode()); err != nil {
+			return err
+		}
+	}
 	return c.send(KindShutdown, Text(reason))
 }
 
 // StopAll (initializer) tells every worker to stop now.
 func (m *Member) StopAll(reason string) {
+	if m.KeepState() {
+		m.broadcast(KindCheckpoint, Checkpoint{Op: OpKeepState}.Encode())
+	}
 	m.broadcast(KindShutdown, Text(reason))
 	m.stopHere(reason)
 }

@@ -666,10 +666,14 @@ const (
 	// OpRecover (worker → initializer): I restarted from my checkpoint
 	// files (my newest committed checkpoint is ID): roll the cluster back.
 	OpRecover
+	// OpKeepState (either way, just before a shutdown on the same link):
+	// the stop that follows keeps the checkpoint files (cluster_shutdown
+	// --keep-state).
+	OpKeepState
 	opEnd
 )
 
-var opNames = [...]string{"", "take", "taken", "written", "commit", "rollback", "rolled-back", "recover"}
+var opNames = [...]string{"", "take", "taken", "written", "commit", "rollback", "rolled-back", "recover", "keep-state"}
 
 func (o CheckpointOp) String() string {
 	if o > 0 && o < opEnd {

@@ -63,7 +63,11 @@ func (s *Server) handle(f extframe.Frame, peer net.Addr) (id extframe.MsgID, rep
 			reason += ": " + string(f.Payload)
 		}
 		s.log.Printf("external channel: %s", reason)
-		st.Shutdown(reason)
+		if ks, ok := st.(KeepStateShutdown); ok && string(f.Payload) == extframe.KeepStatePayload {
+			ks.ShutdownKeepingState(reason)
+		} else {
+			st.Shutdown(reason)
+		}
 	case extframe.MsgShrinkRequest:
 		return s.shrink(f.Payload, peer)
 	case extframe.MsgPartitionQuery:

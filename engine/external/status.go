@@ -41,3 +41,10 @@ type Status interface {
 type Health interface {
 	Unresponsive() []string
 }
+
+// KeepStateShutdown is implemented by a Status whose worker can stop
+// keeping its state (a resilient cluster): a last checkpoint is taken and
+// the files stay, so the same command lines resume from it.
+type KeepStateShutdown interface {
+	ShutdownKeepingState(reason string)
+}

@@ -601,11 +601,14 @@ func (r *resilience) run(ctx context.Context) {
 	// then: the workers are not at one consistent state).
 	rolling := false
 	failures := 0
+	var lastRollback time.Time // when the last rollback completed
+	started := time.Now()
 	var who string
 	rollback := func() {
 		err := r.rollbackCluster(ctx, who)
 		if err == nil {
 			rolling, failures = false, 0
+			lastRollback = time.Now()
 			return
 		}
 		if ctx.Err() != nil {
@@ -660,6 +663,18 @@ func (r *resilience) run(ctx context.Context) {
 			}
 			t.Reset(r.cfg.Every)
 		case w := <-r.recover:
+			if !rolling && !lastRollback.IsZero() {
+				since := r.member.LinkedSince(w)
+				if w == cluster.InitializerName {
+					since = started // this process: its own restart
+				}
+				if !since.IsZero() && lastRollback.After(since) {
+					// It restarted before the last rollback, which took
+					// it back with the others: nothing more to do.
+					r.debug("a rollback asked for was already done", "worker", w)
+					continue
+				}
+			}
 			who, rolling = w, true
 			rollback()
 		case <-r.rescaled:

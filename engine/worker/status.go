@@ -43,6 +43,7 @@ type status struct {
 	initialized atomic.Bool
 	shutdown    func(reason string)
 	member      atomic.Pointer[cluster.Member] // set once the cluster is formed
+	keep        atomic.Bool                    // a stop that keeps the checkpoint files was asked here
 }
 
 var _ external.Status = (*status)(nil)
@@ -142,6 +143,20 @@ func (s *status) StateEntities() (map[string][]string, error) {
 }
 
 func (s *status) Shutdown(reason string) { s.shutdown(reason) }
+
+// ShutdownKeepingState stops the cluster like Shutdown, but a last
+// checkpoint is taken and the files stay (cluster_shutdown --keep-state).
+func (s *status) ShutdownKeepingState(reason string) {
+	if s.cfg.Resilience == nil {
+		s.cfg.Log.Warn("asked to stop keeping the state, but this worker runs without --run-with-resilience: there is no state on disk to keep; stopping")
+	} else {
+		s.keep.Store(true)
+		if m := s.member.Load(); m != nil {
+			m.SetKeepState()
+		}
+	}
+	s.shutdown(reason + " (keeping the state)")
+}
 
 // ShrinkQuery lists the workers a shrink asked of this worker may
 // remove: none on a single worker (the initializer hosts the sources and

@@ -474,7 +474,8 @@ func Run(ctx context.Context, cfg Config) error {
 				if err := member.Drain(drainCtx); err != nil {
 					cfg.Log.Warn("stopping with messages still between workers", "err", err)
 				}
-				if res != nil && res.cfg.KeepStateOnStop {
+				if res != nil && (res.cfg.KeepStateOnStop || member.KeepState() || st.keep.Load()) {
+					member.SetKeepState() // the others keep their files too
 					if id, err := res.checkpoint(drainCtx); err != nil {
 						cfg.Log.Error("the last checkpoint before the stop failed; the files hold the one before it", "id", id, "err", err)
 					} else {
@@ -695,7 +696,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	closeSinks()
-	keep := res != nil && res.cfg.KeepStateOnStop
+	keep := res != nil && (res.cfg.KeepStateOnStop || st.keep.Load() || (member != nil && member.KeepState()))
 	if res != nil && keep && member == nil && err == nil {
 		if id, ferr := res.final(); ferr != nil {
 			cfg.Log.Error("the last checkpoint before the stop failed; the files hold the one before it", "id", id, "err", ferr)

@@ -139,3 +139,8 @@ func Append(b []byte, id MsgID, payload []byte) []byte {
 	b = binary.BigEndian.AppendUint16(b, uint16(id))
 	return append(b, payload...)
 }
+
+// KeepStatePayload is the payload of a CleanShutdown that asks the
+// cluster to keep its checkpoint files (cluster_shutdown --keep-state;
+// 0.6's tool sent none, and a 0.6 worker ignores it).
+const KeepStatePayload = "keep-state"

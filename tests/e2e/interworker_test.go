@@ -20,7 +20,7 @@ const (
 )
 
 // wireVersion is the version the workers of this build speak.
-const wireVersion = 3
+const wireVersion = 5
 
 type wireChannel uint8
 

@@ -467,3 +467,54 @@ func TestResilience_GrowShrinkCrashRecover(t *testing.T) {
 	reCheck(t, recv, final)
 	stopCluster(t, c.members, 0, false)
 }
+
+// cluster_shutdown --keep-state: the cluster takes a last checkpoint and
+// every worker keeps its files; the same command lines started again
+// resume from it, so the output of both runs together is exactly once.
+func TestResilience_ClusterShutdownKeepStateResumes(t *testing.T) {
+	tool(t, "cluster_shutdown")
+	recv := rsStartReceiver(t)
+	const limit = 3000
+	ws := startCluster(t, testdataDir(), "multi_partition_detector", 3, freePort(t), recv.addr(),
+		"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", "2000",
+		"--run-with-resilience", "--time-between-checkpoints", "300000000")
+	dir := argValue(t, ws[0], "--resilience-dir")
+	recv.waitRecords(t, 3000, reRecoverWait, "before the stop")
+	if out, err := execOutput(bin("cluster_shutdown"), "--keep-state", ws[1].external); err != nil {
+		t.Fatalf("cluster_shutdown --keep-state: %v\n%s", err, out)
+	}
+	for _, w := range ws {
+		if code := w.wait(60 * time.Second); code != 0 {
+			t.Fatalf("%s exited %d, want 0", w.name, code)
+		}
+	}
+	if !strings.Contains(ws[0].stdout.String(), "taken at the stop") {
+		t.Errorf("the initializer took no last checkpoint")
+	}
+	for _, w := range ws {
+		found := false
+		for _, f := range reFiles(t, dir) {
+			if strings.Contains(f, "-"+w.name+".checkpoint_ids") {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("%s left no checkpoint files: %v", w.name, reFiles(t, dir))
+		}
+	}
+	if recv.count() >= limit*reKeys {
+		t.Fatalf("the generator had finished before the stop; the test proves nothing")
+	}
+	var again []*clusterWorker
+	for _, w := range ws {
+		again = append(again, &clusterWorker{proc: start(t, w.dir, "machida3", w.args...), name: w.name, external: w.external, dir: w.dir, args: w.args})
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, w := range again {
+		w.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+	}
+	final := reFinal(limit)
+	recv.waitFinal(t, final, rsFinalTimeout)
+	rsCheckOutput(t, recv, final, nil)
+	stopCluster(t, again, 0, false)
+}
