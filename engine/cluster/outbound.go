@@ -150,10 +150,7 @@ func (o *outbound) session(ctx context.Context) error {
 		return fmt.Errorf("the data listener at %s is worker %q, not %q", o.addr, peer.Worker, o.peer)
 	}
 	o.mu.Lock()
-	first := uint64(1)
-	if o.q.Pending() > 0 {
-		first = o.q.entries[0].seq
-	}
+	first := o.q.FirstHeld()
 	o.mu.Unlock()
 	if _, err := conn.Write(AppendFrame(nil, KindDataConnect, Seq(first))); err != nil {
 		return err

@@ -75,6 +75,16 @@ func (q *outQueue) Resume(last uint64) ([]outEntry, error) {
 	return append([]outEntry(nil), q.entries...), nil
 }
 
+// FirstHeld is what DataConnect announces: the sequence number of the
+// oldest batch still held, or, with none held, of the next one to be
+// sent (a receiver that restarted starts counting there).
+func (q *outQueue) FirstHeld() uint64 {
+	if len(q.entries) > 0 {
+		return q.entries[0].seq
+	}
+	return q.next
+}
+
 // Pending returns how many batches wait for an ack.
 func (q *outQueue) Pending() int { return len(q.entries) }
 

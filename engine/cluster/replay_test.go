@@ -74,3 +74,32 @@ func TestInSeq_DropsDuplicatesRefusesGaps(t *testing.T) {
 		}
 	}
 }
+
+// A receiver that restarted while nothing was waiting for its ack is
+// told to start at the next batch, not at 1: otherwise the next batch
+// looks like a gap and the link never comes up again.
+func TestOutQueue_FirstHeldAfterEverythingWasAcked(t *testing.T) {
+	q := newOutQueue(8, 1<<20)
+	if got := q.FirstHeld(); got != 1 {
+		t.Fatalf("fresh queue: first held %d, want 1", got)
+	}
+	for i := 0; i < 3; i++ {
+		q.Push(1, []byte("x"))
+	}
+	if got := q.FirstHeld(); got != 1 {
+		t.Fatalf("three pending: first held %d, want 1", got)
+	}
+	if err := q.Ack(3); err != nil {
+		t.Fatal(err)
+	}
+	first := q.FirstHeld()
+	if first != 4 {
+		t.Fatalf("all acked: first held %d, want 4 (the next batch)", first)
+	}
+	// The restarted receiver starts at first-1 and takes the next batch.
+	in := inSeq{last: first - 1}
+	e := q.Push(1, []byte("y"))
+	if ok, err := in.Accept(e.seq); !ok || err != nil {
+		t.Fatalf("batch %d after a receiver restart: ok=%v err=%v", e.seq, ok, err)
+	}
+}
