@@ -22,7 +22,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -161,8 +160,8 @@ func runCheckpoint(cfg *config) *checkpointResult {
 			*c.into = append(*c.into, r)
 		}
 	}
-	res.Ratio = ckMedian(res.With) / ckMedian(res.Without)
-	res.EveryRatio = ckMedian(res.EveryWith) / ckMedian(res.EveryWithout)
+	res.Ratio = median(res.With) / median(res.Without)
+	res.EveryRatio = median(res.EveryWith) / median(res.EveryWithout)
 	res.RatioOK = res.Ratio >= checkpointRatioTarget
 
 	// Recovery: kill -9 while it runs, start the same command line again.
@@ -249,18 +248,6 @@ func ckRecover(cfg *config, appDir string, env []string, changing int) (first, r
 	}
 }
 
-func ckMedian(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func (r *checkpointResult) lines() []string {
 	if r.Error != "" {
 		return []string{"checkpoint: ERROR " + firstLine(r.Error)}
@@ -268,9 +255,9 @@ func (r *checkpointResult) lines() []string {
 	return []string{
 		fmt.Sprintf("checkpoint (%d keys of small pickled state, one worker, a checkpoint every second, %.0f s runs):", r.Keys, r.SecondsPerRun),
 		fmt.Sprintf("   %d keys changing per second: %.0f msgs/s with, %.0f without: ratio %.3f (>= %.2f: %s)",
-			r.Changing, ckMedian(r.With), ckMedian(r.Without), r.Ratio, checkpointRatioTarget, verdict(r.RatioOK)),
+			r.Changing, median(r.With), median(r.Without), r.Ratio, checkpointRatioTarget, verdict(r.RatioOK)),
 		fmt.Sprintf("   every key changing every second: %.0f msgs/s with, %.0f without: ratio %.3f",
-			ckMedian(r.EveryWith), ckMedian(r.EveryWithout), r.EveryRatio),
+			median(r.EveryWith), median(r.EveryWithout), r.EveryRatio),
 		fmt.Sprintf("   recovery after kill -9, restart to first output: %s ms (< %v: %s); to the Replayed line: %s ms",
 			ckList(r.RecoveryMs), recoveryTarget, verdict(r.RecoveryOK), ckList(r.ReplayedMs)),
 	}

@@ -398,10 +398,7 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 			taken.Close()
 			return id, err
 		}
-		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		_, err = taken.Wait(wctx)
-		cancel()
-		if err != nil {
+		if err := waitReplies(ctx, taken); err != nil {
 			return id, err
 		}
 		r.gate.resume() // every part is taken: the sources go on
@@ -414,10 +411,7 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 	}
 	r.debug("checkpoint written here", "id", id, "write", time.Since(tw).Round(time.Microsecond))
 	if multi {
-		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		_, err := written.Wait(wctx)
-		cancel()
-		if err != nil {
+		if err := waitReplies(ctx, written); err != nil {
 			return id, err
 		}
 	}
@@ -451,16 +445,7 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 	}
 	if len(recs) == 0 {
 		r.warn("no checkpoint was completed before the failure: the restarted worker goes on with empty state", "restarted", why)
-		att := r.attempt.Add(1)
-		done := r.member.Expect(0, att, cluster.OpRolledBack)
-		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpRollback, Attempt: att}); err != nil {
-			done.Close()
-			return err
-		}
-		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		_, err := done.Wait(wctx)
-		return err
+		return r.goOnAsIs(ctx)
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = r.member.Drain(dctx)
@@ -479,21 +464,17 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 			errs = append(errs, fmt.Errorf("checkpoint %d was taken before the last grow or shrink", id))
 			break
 		}
-		att := r.attempt.Add(1)
-		done := r.member.Expect(id, att, cluster.OpRolledBack)
-		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpRollback, ID: id, Rollback: rollback, Attempt: att}); err != nil {
-			done.Close()
+		done, err := r.askRollback(id, rollback)
+		if err != nil {
 			return err
 		}
 		_, lerr := r.rollbackHere(ctx, id, rollback)
-		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		_, werr := done.Wait(wctx)
-		cancel()
+		werr := waitReplies(ctx, done)
 		if lerr == nil && werr == nil {
 			r.log("the cluster rolled back", "checkpoint", id, "rollback", rollback, "asked_by", why)
 			return nil
 		}
-		err := errors.Join(lerr, werr)
+		err = errors.Join(lerr, werr)
 		r.warn("rollback to a checkpoint failed; trying the one before it", "checkpoint", id, "err", err)
 		errs = append(errs, err)
 	}
@@ -508,13 +489,40 @@ func (r *resilience) giveUpRollback(ctx context.Context) error {
 		r.endDiscarding()
 		r.gate.resume()
 	}()
-	att := r.attempt.Add(1)
-	done := r.member.Expect(0, att, cluster.OpRolledBack)
-	if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpRollback, Attempt: att}); err != nil {
-		done.Close()
+	return r.goOnAsIs(ctx)
+}
+
+// goOnAsIs (coordinator) has every other worker go on with the state it
+// has (a rollback to no checkpoint: a restarted one stops dropping its
+// input) and waits for them.
+func (r *resilience) goOnAsIs(ctx context.Context) error {
+	done, err := r.askRollback(0, 0)
+	if err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	return waitReplies(ctx, done)
+}
+
+// askRollback (coordinator) asks every other worker to return to
+// checkpoint id (0: go on as it is) under rollback id rollback; the
+// replies are to be waited for.
+func (r *resilience) askRollback(id, rollback uint64) (*cluster.Replies, error) {
+	att := r.attempt.Add(1)
+	done := r.member.Expect(id, att, cluster.OpRolledBack)
+	if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpRollback, ID: id, Rollback: rollback, Attempt: att}); err != nil {
+		done.Close()
+		return nil, err
+	}
+	return done, nil
+}
+
+// replyLimit bounds how long the initializer waits for every worker's
+// reply to one step of a checkpoint or rollback.
+const replyLimit = 60 * time.Second
+
+// waitReplies waits up to replyLimit for every reply done expects.
+func waitReplies(ctx context.Context, done *cluster.Replies) error {
+	wctx, cancel := context.WithTimeout(ctx, replyLimit)
 	defer cancel()
 	_, err := done.Wait(wctx)
 	return err
