@@ -101,7 +101,8 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		cfg.Resilience = &worker.Resilience{Dir: opts.ResilienceDir,
-			Every: time.Duration(opts.TimeBetweenCkpt), KeepStateOnStop: opts.KeepStateOnStop}
+			Every: time.Duration(opts.TimeBetweenCkpt), KeepStateOnStop: opts.KeepStateOnStop,
+			CrashAt: os.Getenv(worker.CrashAtEnv)}
 		if opts.OnError == "skip" {
 			dead := filepath.Join(opts.ResilienceDir, cfg.App+"-"+cfg.Name+".dead-letter")
 			if p, ok := cfg.Processor.(*processor); ok {

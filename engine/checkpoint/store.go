@@ -59,6 +59,7 @@ const (
 	version      = 1
 	snapshotPart = ".checkpoint-"
 	idsSuffix    = ".checkpoint_ids"
+	floorSuffix  = ".rescale_floor"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -283,6 +284,37 @@ func (s *Store) Commit(r Record) error {
 	return nil
 }
 
+// FloorPath is the file SetFloor writes.
+func (s *Store) FloorPath() string { return filepath.Join(s.dir, s.base+floorSuffix) }
+
+// SetFloor records that no rollback may return to checkpoint id or an
+// older one (the cluster grew or shrank after it: its partitions were
+// elsewhere then). Written atomically, with a checksum.
+func (s *Store) SetFloor(id uint64) error {
+	b := binary.BigEndian.AppendUint64(nil, id)
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	if err := writeAtomic(s.FloorPath(), b); err != nil {
+		return fmt.Errorf("record the rescale floor %d: %w", id, err)
+	}
+	return nil
+}
+
+// Floor returns what SetFloor recorded last (0 if nothing); a damaged
+// file wraps ErrCorrupt.
+func (s *Store) Floor() (uint64, error) {
+	b, err := os.ReadFile(s.FloorPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("rescale floor: %w", err)
+	}
+	if len(b) != 12 || crc32.Checksum(b[:8], castagnoli) != binary.BigEndian.Uint32(b[8:]) {
+		return 0, fmt.Errorf("rescale floor %s: %w", s.FloorPath(), ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
 // Committed lists the committed checkpoints, oldest first. A last record
 // cut short by a crash is left out (it was never committed).
 func (s *Store) Committed() ([]Record, error) {
@@ -376,8 +408,10 @@ func (s *Store) RemoveAll() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := os.Remove(s.IDsPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
+	for _, p := range []string{s.IDsPath(), s.FloorPath()} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
 	errs = append(errs, s.RemoveTemps())
 	return errors.Join(errs...)
@@ -393,7 +427,7 @@ func (s *Store) RemoveTemps() error {
 	var errs []error
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, s.base+snapshotPart) && strings.HasSuffix(name, ".tmp") {
+		if strings.HasPrefix(name, s.base+snapshotPart) && strings.HasSuffix(name, ".tmp") || name == s.base+floorSuffix+".tmp" {
 			if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
 			}

@@ -203,3 +203,29 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestFloorRecordedCheckedAndRemoved(t *testing.T) {
+	dir := t.TempDir()
+	s := Open(dir, "app", "initializer")
+	f, err := s.Floor()
+	require.NoError(t, err)
+	assert.Zero(t, f, "no file: no floor")
+	require.NoError(t, s.SetFloor(41))
+	require.NoError(t, s.SetFloor(42))
+	f, err = s.Floor()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(42), f)
+
+	b, err := os.ReadFile(s.FloorPath())
+	require.NoError(t, err)
+	b[3] ^= 1
+	require.NoError(t, os.WriteFile(s.FloorPath(), b, 0o600))
+	_, err = s.Floor()
+	assert.ErrorIs(t, err, ErrCorrupt)
+
+	require.NoError(t, os.WriteFile(s.FloorPath()+".tmp", []byte("torn"), 0o600))
+	require.NoError(t, s.RemoveAll())
+	left, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, left)
+}

@@ -263,3 +263,30 @@ func TestMember_LoadReportsMoveSpreadShares(t *testing.T) {
 		return last != nil && last["worker1"] > 0.75 && last["initializer"] < 0.25
 	})
 }
+
+func TestMember_HeldRescalesAreRefusedWithTheReason(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _ := startCluster(t, ctx, 3, nil)
+	for _, m := range ms {
+		if err := m.Ready(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range ms {
+		if err := m.WaitStarted(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms[0].HoldRescales("a rollback is under way")
+	reply := ms[0].startShrink(ctx, ShrinkRequest{From: "test", Leaving: []string{"worker2"}})
+	if reply != "Cannot shrink now: a rollback is under way; ask again when it is done" {
+		t.Fatalf("shrink while held: %q", reply)
+	}
+	ms[0].rs.mu.Lock()
+	busy := ms[0].rs.busy
+	ms[0].rs.mu.Unlock()
+	if busy {
+		t.Fatal("a refused shrink left the initializer busy")
+	}
+}

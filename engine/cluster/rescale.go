@@ -82,6 +82,7 @@ type rescaleState struct {
 	// the acks of its current phase.
 	gather   rescale.Gather
 	busy     bool
+	held     string // why no rescale may start now ("" if one may; HoldRescales)
 	nextID   uint64
 	joiners  map[string]bool // the joiners of the current rescale (their Ready acks Prepare)
 	acks     chan RescaleAck
@@ -180,6 +181,12 @@ func (m *Member) serveJoiner(ctx context.Context, c *ctlConn, r *bufio.Reader, j
 	if m.rs.busy {
 		m.rs.mu.Unlock()
 		refuse("a grow or shrink is under way; join again when it is done")
+		return
+	}
+	if m.rs.held != "" {
+		why := m.rs.held
+		m.rs.mu.Unlock()
+		refuse(why + "; join again when it is done")
 		return
 	}
 	done, err := m.rs.gather.Add(rescale.Joiner{Name: j.Worker, Control: j.Control, Data: hostFrom(j.Data, c.conn.RemoteAddr()), K: int(j.Joining)}, members)
@@ -293,11 +300,25 @@ func (m *Member) startShrink(ctx context.Context, req ShrinkRequest) string {
 		m.rs.mu.Unlock()
 		return "Cannot shrink now: a grow or shrink is under way; ask again when it is done"
 	}
+	if m.rs.held != "" {
+		why := m.rs.held
+		m.rs.mu.Unlock()
+		return "Cannot shrink now: " + why + "; ask again when it is done"
+	}
 	m.rs.busy = true
 	m.rs.mu.Unlock()
 	m.log.Info("shrink requested", "from", req.From, "leaving", strings.Join(leaving, ","))
 	go m.shrink(ctx, leaving)
 	return reply
+}
+
+// HoldRescales (initializer) refuses every grow and shrink asked for
+// from now on, saying why (a rollback of the cluster under way), until
+// it is called with "". A rescale already under way is not stopped.
+func (m *Member) HoldRescales(why string) {
+	m.rs.mu.Lock()
+	m.rs.held = why
+	m.rs.mu.Unlock()
 }
 
 // runRescale (initializer) runs one rescale's phases.

@@ -41,6 +41,8 @@ type Resilience struct {
 	// FullEvery: a worker starts a new chain with a whole snapshot after
 	// FullEvery links of changed keys (compaction); default 20.
 	FullEvery int
+	// CrashAt is CrashAtEnv's value (tests only).
+	CrashAt string
 }
 
 // keepCheckpoints is how many complete checkpoints each worker keeps.
@@ -141,6 +143,7 @@ type resilience struct {
 	discarding atomic.Bool
 	discarded  atomic.Int64
 	stopped    chan struct{}
+	crash      *crashPoints // tests: where this process kills itself (nil: nowhere)
 }
 
 func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q *work.Queue, g *gate, log, debug, warn func(string, ...any), cons func(string)) *resilience {
@@ -181,10 +184,21 @@ func (r *resilience) start() (bool, error) {
 	}
 	r.cons("Recovering from recovery files!")
 	r.cons("Attempting to recover...")
+	// The initializer recorded when the cluster last grew or shrank: the
+	// checkpoints before that are of another partitioning.
+	floor, err := r.store.Floor()
+	if err != nil {
+		r.warn("the record of the last grow or shrink is damaged; any checkpoint may be rolled back to", "err", err)
+	}
+	r.floor.Store(floor)
 	var rec checkpoint.Record
 	n, found := 0, false
 	for i := len(recs) - 1; i >= 0 && !found; i-- {
 		rec = recs[i]
+		if rec.ID <= floor {
+			r.warn("the newest checkpoints were taken before the last grow or shrink; none is used", "checkpoint", rec.ID)
+			break
+		}
 		n, err = r.restore(rec.ID, nil)
 		switch {
 		case err == nil:
@@ -196,7 +210,12 @@ func (r *resilience) start() (bool, error) {
 		}
 	}
 	if !found {
-		r.warn("no intact checkpoint in the recovery files; starting with empty state", "dir", r.cfg.Dir, "committed", len(recs))
+		r.warn("no usable checkpoint in the recovery files; starting with empty state", "dir", r.cfg.Dir, "committed", len(recs))
+		// The next checkpoints number on from the files' newest.
+		last := recs[len(recs)-1]
+		r.mu.Lock()
+		r.committed, r.rollback = last.ID, last.Rollback+1
+		r.mu.Unlock()
 		return false, nil
 	}
 	r.mu.Lock()
@@ -398,17 +417,21 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 			taken.Close()
 			return id, err
 		}
+		r.crash.reached("taken")
 		if err := waitReplies(ctx, taken); err != nil {
 			return id, err
 		}
 		r.gate.resume() // every part is taken: the sources go on
 	} else if err := r.take(ctx, id); err != nil {
 		return id, err
+	} else {
+		r.crash.reached("taken")
 	}
 	tw := time.Now()
 	if err := r.write(id); err != nil {
 		return id, err
 	}
+	r.crash.reached("written")
 	r.debug("checkpoint written here", "id", id, "write", time.Since(tw).Round(time.Microsecond))
 	if multi {
 		if err := waitReplies(ctx, written); err != nil {
@@ -418,6 +441,7 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 	if err := r.commit(id, rollback); err != nil {
 		return id, err
 	}
+	r.crash.reached("commit")
 	if multi {
 		r.member.Tell(cluster.Checkpoint{Op: cluster.OpCommit, ID: id, Rollback: rollback})
 	}
@@ -458,6 +482,14 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 	r.mu.Unlock()
 	var errs []error
 	floor := r.floor.Load()
+	if recs[len(recs)-1].ID <= floor {
+		// A grow or shrink came between the failure and the rollback
+		// (it was under way when the worker restarted): the checkpoint
+		// after it did not complete, the ones before are of another
+		// partitioning.
+		r.warn("no checkpoint was completed since the last grow or shrink: the cluster goes on without rolling back", "restarted", why, "last_checkpoint", recs[len(recs)-1].ID)
+		return r.goOnAsIs(ctx)
+	}
 	for i := len(recs) - 1; i >= 0; i-- {
 		id := recs[i].ID
 		if id <= floor {
@@ -567,11 +599,14 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 			reply.Text = err.Error()
 			return reply
 		}
+		r.crash.reached("taken")
 		go func() {
 			w := cluster.Checkpoint{Op: cluster.OpWritten, ID: c.ID, Attempt: c.Attempt}
 			if err := r.write(c.ID); err != nil {
 				w.Text = err.Error()
 				r.warn("checkpoint not written", "id", c.ID, "err", err)
+			} else {
+				r.crash.reached("written")
 			}
 			if err := r.member.SendCheckpoint(w); err != nil {
 				r.warn("checkpoint reply not sent", "id", c.ID, "err", err)
@@ -579,6 +614,7 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 		}()
 		return reply
 	case cluster.OpCommit:
+		r.crash.reached("commit")
 		if err := r.commit(c.ID, c.Rollback); err != nil {
 			r.warn("checkpoint not committed here", "id", c.ID, "err", err)
 		}
@@ -608,6 +644,20 @@ func (r *resilience) run(ctx context.Context) {
 	// rolling: a rollback is asked for and not done yet (no checkpoint
 	// then: the workers are not at one consistent state).
 	rolling := false
+	setRolling := func(on bool) {
+		rolling = on
+		// No grow or shrink between two attempts: the checkpoint to
+		// return to would then be of another partitioning.
+		if r.member == nil {
+			return
+		}
+		if on {
+			r.member.HoldRescales("a rollback of the cluster to its last checkpoint is under way")
+		} else {
+			r.member.HoldRescales("")
+		}
+	}
+	defer setRolling(false)
 	failures := 0
 	var lastRollback time.Time // when the last rollback completed
 	started := time.Now()
@@ -615,7 +665,8 @@ func (r *resilience) run(ctx context.Context) {
 	rollback := func() {
 		err := r.rollbackCluster(ctx, who)
 		if err == nil {
-			rolling, failures = false, 0
+			setRolling(false)
+			failures = 0
 			lastRollback = time.Now()
 			return
 		}
@@ -631,7 +682,8 @@ func (r *resilience) run(ctx context.Context) {
 			if gerr := r.giveUpRollback(ctx); gerr != nil {
 				r.warn("could not tell every worker to go on", "err", gerr)
 			}
-			rolling, failures = false, 0
+			setRolling(false)
+			failures = 0
 			return
 		}
 		r.warn("rollback failed; trying again", "attempt", failures, "err", err)
@@ -644,7 +696,7 @@ func (r *resilience) run(ctx context.Context) {
 	}
 	select {
 	case who = <-r.recover: // a restart: back to one checkpoint everywhere first
-		rolling = true
+		setRolling(true)
 		rollback()
 	default:
 	}
@@ -683,7 +735,8 @@ func (r *resilience) run(ctx context.Context) {
 					continue
 				}
 			}
-			who, rolling = w, true
+			who = w
+			setRolling(true)
 			rollback()
 		case <-r.rescaled:
 			// A checkpoint at once: until it is complete, a failure
@@ -725,6 +778,11 @@ func (r *resilience) wasRestored() (bool, uint64) {
 func (r *resilience) afterRescale() {
 	r.mu.Lock()
 	r.floor.Store(r.committed)
+	// Kept in the files too: an initializer restarted before the next
+	// checkpoint completes must not roll back to one before the move.
+	if err := r.store.SetFloor(r.committed); err != nil {
+		r.warn("the last grow or shrink was not recorded in the resilience directory", "err", err)
+	}
 	r.mu.Unlock()
 	select {
 	case r.rescaled <- struct{}{}:

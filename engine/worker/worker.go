@@ -234,6 +234,12 @@ func Run(ctx context.Context, cfg Config) error {
 			func(msg string, args ...any) { cfg.Log.Debug(msg, args...) },
 			func(msg string, args ...any) { cfg.Log.Warn(msg, args...) },
 			func(line string) { fmt.Fprintln(cfg.Console, line) })
+		crash, err := parseCrashPoints(cfg.Resilience.CrashAt, cfg.Name)
+		if err != nil {
+			closeSources()
+			return err
+		}
+		res.crash = crash
 	}
 	// A cluster stops in one drained step (see cluster.Member.Drain):
 	// stopNow closes when this worker must stop at once; sourcesDone

@@ -39,8 +39,16 @@ Nothing here is public API. This module runs unchanged on Python 2.7 and
 
 import binascii
 import gc
+from itertools import repeat
+try:
+    from itertools import accumulate
+except ImportError:  # Python 2: no M records there
+    accumulate = None
+import marshal
+import operator
 import pickle
 from array import array
+from collections import deque
 import random
 import sys
 import time
@@ -245,6 +253,148 @@ def _rebuild(cls, d):
     return st
 
 
+def _encode_keys(keys):
+    """The UTF-8 bytes of each key; surrogates (from keys made of bytes
+    that are not UTF-8) as surrogateescape gives them."""
+    try:
+        return list(map(str.encode, keys))
+    except UnicodeEncodeError:
+        return [k.encode("utf-8", "surrogateescape") for k in keys]
+
+
+def _consume(it):
+    """Run an iterator to its end (at C speed), dropping what it gives."""
+    deque(it, maxlen=0)
+
+
+def _restore_inline(cls, names, kb, sb, klens, slens):
+    """The keys and the state objects of one step of a checkpoint whose
+    records are all M records (the usual case; see _plain_records), made
+    without a Python-level loop per key: each attribute is set on every
+    object in turn (object.__setattr__, so the objects keep their
+    attributes inline as pickle's __dict__ update would not). None if any
+    record is not an M record. Python 3 only."""
+    m = len(klens)
+    if m == 0:
+        return [], []
+    kends = list(accumulate(klens))
+    send = list(accumulate(slens))
+    sstart = [0] + send[:-1]
+    if not all(map(operator.eq, map(sb.__getitem__, sstart), repeat(ord("M"), m))):
+        return None
+    recs = map(sb.__getitem__, map(slice, map(operator.add, sstart, repeat(1, m)), send))
+    vals = list(map(marshal.loads, recs))
+    kbs = list(map(kb.__getitem__, map(slice, [0] + kends[:-1], kends)))
+    try:
+        keys = list(map(bytes.decode, kbs))
+    except UnicodeDecodeError:
+        keys = [k.decode("utf-8", "surrogateescape") for k in kbs]
+    objs = list(map(cls.__new__, repeat(cls, m)))
+    setattr_ = object.__setattr__ if _INLINE_ATTRS else setattr
+    if len(names) == 1:
+        _consume(map(setattr_, objs, repeat(names[0], m), vals))
+    else:
+        if not all(map(operator.eq, map(len, vals), repeat(len(names), m))):
+            raise ValueError("the checkpoint's state of class %s is corrupt "
+                             "(records of %s attributes where %d are named)"
+                             % (cls.__name__, sorted(set(map(len, vals))), len(names)))
+        for i, name in enumerate(names):
+            _consume(map(setattr_, objs, repeat(name, m), map(operator.itemgetter(i), vals)))
+    return keys, objs
+
+
+def _plain_records(cls, names, sts):
+    """The checkpoint records of sts, objects of a step's states, where
+    cls is the step's plain class and names its T record names (or ()).
+
+    An object of cls whose attributes are exactly names, kept inline
+    (CPython 3.11 and later), is recorded by its attributes' values (a
+    tuple, or the value alone for one name), read with getattr, which
+    leaves them inline; asking for __dict__ would make the object keep a
+    dict from then on and its attribute updates 2 to 3 times slower. The
+    values are marshalled where marshal can (an M record: plain ints,
+    floats, strings, bytes and containers of them; three times faster
+    than pickle), else pickled (a T record). An object with other
+    attributes, or a dict already, is a D record (its pickled __dict__),
+    an object of another class a P record (pickled whole).
+
+    An object's attributes are exactly names when getattr finds every
+    name (none is a class attribute, see _ckpt_names) and the garbage
+    collector sees as many values: its referents are its inline values
+    and then its class (an object with a dict shows the dict and the
+    class). When every object passes, which is the usual case, the
+    checks and the records are made for all of them at once."""
+    if names and len(sts) > 1:
+        out = _inline_records(cls, names, sts)
+        if out is not None:
+            return out
+    dumps = pickle.dumps
+    out = []
+    append = out.append
+    if not names:
+        for st in sts:
+            if type(st) is cls:
+                append(b"D" + dumps(st.__dict__, _PROTO))
+            else:
+                append(b"P" + dumps(st, _PROTO))
+        return out
+    getter = operator.attrgetter(*names)
+    referents = gc.get_referents
+    n = len(names) + 1
+    for st in sts:
+        if type(st) is not cls:
+            append(b"P" + dumps(st, _PROTO))
+            continue
+        r = referents(st)
+        if len(r) == n and r[-1] is cls:
+            try:
+                v = getter(st)
+            except AttributeError:
+                pass
+            else:
+                # With one name, [dict, cls] may be a dict kept by the
+                # object rather than its value.
+                if n != 2 or r[0] is v:
+                    append(b"T" + dumps(v, _PROTO))
+                    continue
+        append(b"D" + dumps(st.__dict__, _PROTO))
+    return out
+
+
+def _inline_records(cls, names, sts):
+    """_plain_records for sts all at once, or None if any of them is not
+    an object of cls with exactly the attributes names kept inline (the
+    caller then looks at each). No Python-level loop per object: the
+    referents of all of them come in one list, each object's ending with
+    cls; the checks compare every (n+1)-th entry with cls by identity."""
+    m = len(sts)
+    n = len(names)
+    is_ = operator.is_
+    if not all(map(is_, map(type, sts), repeat(cls, m))):
+        return None
+    r = gc.get_referents(*sts)
+    if len(r) != m * (n + 1) or not all(map(is_, r[n::n + 1], repeat(cls, m))):
+        return None
+    # No value is the class itself (else lengths that differ could
+    # still put cls at every (n+1)-th place).
+    for i in range(n):
+        if any(map(is_, r[i::n + 1], repeat(cls, m))):
+            return None
+    try:
+        vals = list(map(operator.attrgetter(*names), sts))
+    except AttributeError:
+        return None
+    # With one name, [dict, cls] may be a dict kept by the object rather
+    # than its value.
+    if n == 1 and not all(map(is_, vals, r[0::2])):
+        return None
+    try:
+        return list(map(b"M".__add__, map(marshal.dumps, vals)))
+    except ValueError:  # something marshal does not take: pickle
+        dumps = pickle.dumps
+        return [b"T" + dumps(v, _PROTO) for v in vals]
+
+
 def _plain_class(cls):
     """Whether pickle would store an object of cls as a plain copy of its
     __dict__ and rebuild it with cls.__new__(cls) and __dict__.update:
@@ -340,12 +490,19 @@ class Runner(object):
         # keys are in the index, not in the state table.
         self.pending = {}
         self.index = {}
-        # Checkpoints (set_tracking): while track is on, the loops add the
-        # key of every state object they hand to a state computation to
-        # dirty[step id], so a checkpoint exports only those.
+        # Checkpoints (set_tracking): while track is on, every state object
+        # the loops hand to a state computation is also in hot[step id]
+        # (key -> the same object as in the state table) until the next
+        # checkpoint, which exports only those. The loops look a key up
+        # there first: the keys of one second are far fewer than all of
+        # them, so this costs less than a record of keys beside the table
+        # would (one lookup in a small dict instead of two in large
+        # ones). Whatever replaces or removes a key in a state table
+        # does the same here.
         self.track = False
-        self.dirty = {}
-        self.ckpt_class = {}  # step id -> the class of its D records
+        self.hot = {}
+        self.ckpt_class = {}  # step id -> the class of its D and T records
+        self.ckpt_names = {}  # step id -> the attribute names of its T records
         # --on-error skip (set_dead_letter): the loops catch an exception
         # of user code per message, append the message and the traceback
         # to this file, and go on with the next message.
@@ -392,7 +549,7 @@ class Runner(object):
         if on == self.track:
             return
         self.track = on
-        for d in self.dirty.values():
+        for d in self.hot.values():
             d.clear()
         for path in self.paths:
             path.compile()
@@ -433,10 +590,12 @@ class Runner(object):
         except Exception:
             pass
 
-    def dirty_set(self, step_id):
-        d = self.dirty.get(step_id)
+    def hot_table(self, step_id):
+        """The states handed to state computations of step_id since the
+        last checkpoint (see track)."""
+        d = self.hot.get(step_id)
         if d is None:
-            d = self.dirty[step_id] = set()
+            d = self.hot[step_id] = {}
         return d
 
     def checkpoint_take(self, full):
@@ -448,65 +607,100 @@ class Runner(object):
         states' serialised bytes run together, lengths packs (as
         unsigned 32-bit integers, native order) the length of each key,
         then of each state, and class is the pickled class of the step's
-        plain state objects (b"" if none); gens a list of (path index,
-        pickled next value). Each state is one format byte and its data:
-        D, the pickled __dict__ of an object of the step's plain class
-        (four times faster than pickling the object); P, a pickle of the
-        object; S, the module's serialize. Clears the changed-key sets."""
+        plain state objects, or of (class, T record names) (b"" if none);
+        gens a list of (path index, pickled next value). Each state is
+        one format byte and its data: M or T, the marshalled or pickled
+        values of the attributes of an object of the step's plain class,
+        or D, its pickled __dict__ (all faster than pickling the object;
+        see _plain_records); P, a pickle of the object; S, the module's
+        serialize. Empties the hot tables (see track)."""
         steps = []
         taken = []
         with _no_gc():
             for step_id in sorted(self.states):
                 table = self.states[step_id]
                 pend = self.pending.get(step_id)
-                dirty = self.dirty_set(step_id)
+                hot = self.hot_table(step_id)
+                taken.append(hot)
+                # (No Python loop per key where it can be helped: the
+                # keys are scattered in memory and every pass over them
+                # costs its cache misses.)
                 if full:
                     keys = list(table)
                     if pend:
                         keys.extend(pend)
+                        self._materialize(step_id, keys)
+                    sts = list(map(table.get, keys))
+                    if not all(map(operator.is_not, sts, repeat(None, len(sts)))):
+                        keys = [k for k in keys if k in table]
+                        sts = [table[k] for k in keys]
                 else:
-                    keys = list(dirty)
-                taken.append((dirty, keys))
-                if pend:
-                    self._materialize(step_id, keys)
-                keys = [k for k in keys if k in table]
-                sts = [table[k] for k in keys]
+                    keys = list(hot)
+                    sts = list(hot.values())
                 meta = b""
                 if self._pickled:
                     dumps = pickle.dumps
                     # One class per step for all of its checkpoints (a
-                    # restore reads the D records of every link with the
-                    # newest link's class): the first plain one seen.
+                    # restore reads the D and T records of every link
+                    # with the newest link's class): the first plain one
+                    # seen.
                     cls = self.ckpt_class.get(step_id)
                     if cls is None and sts and _plain_class(type(sts[0])) and hasattr(sts[0], "__dict__"):
                         cls = self.ckpt_class[step_id] = type(sts[0])
                     if cls is not None and sts:
-                        meta = dumps(cls, _PROTO)
-                        # (Reading __dict__ makes the object keep a dict
-                        # from now on, see _INLINE_ATTRS; pickling the
-                        # object would too. Replacing each by a rebuilt
-                        # copy measured slower than keeping it.)
-                        sts = [b"D" + dumps(st.__dict__, _PROTO) if type(st) is cls
-                               else b"P" + dumps(st, _PROTO) for st in sts]
+                        names = self._ckpt_names(step_id, cls, keys, sts)
+                        meta = dumps((cls, names) if names else cls, _PROTO)
+                        sts = _plain_records(cls, names, sts)
                     else:
                         sts = [b"P" + dumps(st, _PROTO) for st in sts]
                 else:
                     ser = self.serialize
                     sts = [b"S" + _as_output(ser(st), "serialize") for st in sts]
-                kbs = keys if _PY2 else [k.encode("utf-8", "surrogateescape") for k in keys]
-                lens = array("I", [len(k) for k in kbs])
-                lens.extend([len(st) for st in sts])
+                kbs = keys if _PY2 else _encode_keys(keys)
+                lens = array("I", map(len, kbs))
+                lens.extend(map(len, sts))
                 steps.append((step_id, b"".join(kbs), b"".join(sts),
                               lens.tostring() if _PY2 else lens.tobytes(), meta))
-        # Only now, all of it made: a failure above leaves the record of
-        # changed keys whole (and the engine writes every key next time).
-        for dirty, keys in taken:
-            dirty.difference_update(keys)
+        # Only now, all of it made: a failure above leaves the hot tables
+        # whole (and the engine writes every key next time).
+        # (clear gives the dict's table back, so the next second's keys
+        # go into a small one.)
+        for hot in taken:
+            hot.clear()
         gens = []
         for p in self.paths:
             if p.generator is not None:
                 gens.append((p.index, pickle.dumps(p.gen_value, _PROTO)))
         return steps, gens
+
+    def _ckpt_names(self, step_id, cls, keys, sts):
+        """The attribute names of step_id's M and T records (see
+        _plain_records), chosen once per process from the first object
+        of cls among sts (the states of keys), or () where they do not
+        apply: before CPython 3.11, or a class that could answer a
+        missing attribute (a class attribute of the same name,
+        __getattr__, a custom __getattribute__), which would make getattr
+        lie. The object whose __dict__ was read to learn them is replaced
+        by a copy with its attributes inline, in the state table and in
+        sts."""
+        names = self.ckpt_names.get(step_id)
+        if names is not None:
+            return names
+        names = ()
+        if _INLINE_ATTRS and cls.__getattribute__ is object.__getattribute__ \
+                and not hasattr(cls, "__getattr__"):
+            for i, st in enumerate(sts):
+                if type(st) is cls:
+                    d = st.__dict__
+                    if d and all(type(k) is str and not hasattr(cls, k) for k in d):
+                        names = tuple(d)
+                        sts[i] = self.states[step_id][keys[i]] = _rebuild(cls, d)
+                        hot = self.hot_table(step_id)
+                        if keys[i] in hot:
+                            hot[keys[i]] = sts[i]
+                    break
+        self.ckpt_names[step_id] = names
+        return names
 
     def checkpoint_restore(self, steps, gens):
         """Return to a checkpoint: every state step's keys are replaced
@@ -519,7 +713,7 @@ class Runner(object):
                 self.states[step_id].clear()
                 self.index[step_id].clear()
                 self.pending[step_id].clear()
-                self.dirty_set(step_id).clear()
+                self.hot_table(step_id).clear()
             for step_id, kb, sb, lb, meta in steps:
                 table = self.states.get(step_id)
                 if table is None:
@@ -540,8 +734,28 @@ class Runner(object):
                 loads = pickle.loads
                 de = self.deserialize
                 cls = loads(meta) if meta else None
+                names = None
+                if type(cls) is tuple:
+                    cls, names = cls
                 if cls is not None:
                     self.ckpt_class[step_id] = cls
+                    # Later links of this process's chains use the same
+                    # names (a chain's newest meta is read for all).
+                    self.ckpt_names[step_id] = names or ()
+                one = names is not None and len(names) == 1
+                if names and not _PY2:
+                    got = _restore_inline(cls, names, kb, sb, lens[:count], lens[count:])
+                    if got is not None:
+                        keys, objs = got
+                        table.update(zip(keys, objs))
+                        parts = self.partitions
+                        for k, p in zip(keys, map(parts.__rmod__, map(zlib.crc32, _encode_keys(keys)))):
+                            ks = index.get(p)
+                            if ks is None:
+                                ks = index[p] = set()
+                            ks.add(k)
+                        n += count
+                        continue
                 partition_of = self.partition_of
                 kpos = spos = 0
                 for i in range(count):
@@ -553,7 +767,13 @@ class Runner(object):
                     fmt = sb[spos:spos + 1]
                     data = sb[spos + 1:spos + sl]
                     spos += sl
-                    if fmt == b"D" and cls is not None:
+                    if fmt == b"M" and names:
+                        v = marshal.loads(data)
+                        st = _rebuild(cls, dict(zip(names, (v,) if one else v)))
+                    elif fmt == b"T" and names:
+                        v = loads(data)
+                        st = _rebuild(cls, dict(zip(names, (v,) if one else v)))
+                    elif fmt == b"D" and cls is not None:
                         st = _rebuild(cls, loads(data))
                     elif fmt == b"P":
                         st = loads(data)
@@ -783,6 +1003,10 @@ class Runner(object):
                                              partition))
             table[k] = s
             keys.add(k)
+        hot = self.hot.get(step_id)
+        if hot:
+            for k, _ in records:
+                hot.pop(_as_key(k, "imported state"), None)
         pend = self.pending.get(step_id)
         if pend:
             for k, _ in records:
@@ -840,9 +1064,11 @@ class Runner(object):
             raise ValueError("%s is corrupt: %r is not a class" % (what, cls))
         # Made into objects on each key's first message (creator).
         if table:
+            hot = self.hot.get(step_id) or {}
             for k in ks:
                 if k in table:
                     del table[k]  # replaced by what arrived
+                    hot.pop(k, None)
         self.pending[step_id].update(zip(ks, [(cls, d) for _, d in pairs]))
         index.setdefault(partition, set()).update(ks)
         return len(pairs)
@@ -851,9 +1077,11 @@ class Runner(object):
         """Forget the state of one partition (after it moved away)."""
         table = self.states.get(step_id, {})
         pend = self.pending.get(step_id, {})
+        hot = self.hot.get(step_id, {})
         for k in self.index.get(step_id, {}).pop(partition, ()):
             table.pop(k, None)
             pend.pop(k, None)
+            hot.pop(k, None)
 
     def state_partitions(self, step_id):
         """Sorted partitions that hold state of the step here."""
@@ -1268,11 +1496,16 @@ class Path(object):
                                                           comp.initial_state)
                 if not st.keyed:
                     code(depth, "k = _SPK")
-                code(depth, "s = _t%d.get(k, _MISSING)" % n)
-                code(depth, "if s is _MISSING: s = _c%d(k)" % n)
                 if self.runner.track:
-                    env["_dk%d" % n] = self.runner.dirty_set(st.step_id).add
-                    code(depth, "_dk%d(k)" % n)
+                    env["_h%d" % n] = self.runner.hot_table(st.step_id)
+                    code(depth, "s = _h%d.get(k, _MISSING)" % n)
+                    code(depth, "if s is _MISSING:")
+                    code(depth + 1, "s = _t%d.get(k, _MISSING)" % n)
+                    code(depth + 1, "if s is _MISSING: s = _c%d(k)" % n)
+                    code(depth + 1, "_h%d[k] = s" % n)
+                else:
+                    code(depth, "s = _t%d.get(k, _MISSING)" % n)
+                    code(depth, "if s is _MISSING: s = _c%d(k)" % n)
                 call = "_f%d(v, s)" % n
                 what = "state_computation_multi"
             env["_n%d" % n] = st.name

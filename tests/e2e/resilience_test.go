@@ -518,3 +518,101 @@ func TestResilience_ClusterShutdownKeepStateResumes(t *testing.T) {
 	rsCheckOutput(t, recv, final, nil)
 	stopCluster(t, again, 0, false)
 }
+
+// reCrashAtEnv is the variable with which a worker kills itself at a
+// chosen step of the checkpoint protocol (engine/worker.CrashAtEnv).
+const reCrashAtEnv = "MACHIDA_TEST_CRASH_AT"
+
+// A crash at each step of a checkpoint: workers of a 3-worker cluster
+// kill themselves (SIGKILL) at chosen steps while the generator runs,
+// each started again with the same command line at once:
+//
+//   - worker1 after writing its part, before telling the initializer
+//     (the checkpoint never completes);
+//   - the initializer after committing in its own files, before telling
+//     the others (the newest checkpoint is committed only there);
+//   - worker2 when the commit arrives, before recording it (its part is
+//     written but not committed in its files; the rollback must take it);
+//   - worker1 again (its second process) after taking its part, before
+//     writing it.
+//
+// Every value of every key arrives, windows stay whole (state consistent
+// with the generator), and a clean stop removes the files.
+func TestResilience_CrashAtEachCheckpointStep(t *testing.T) {
+	plans := map[string][]string{
+		"worker1":     {"written:3", "taken:20"},
+		"initializer": {"commit:8"},
+		"worker2":     {"commit:14"},
+	}
+	env := func(names ...string) string {
+		var ents []string
+		for _, n := range names {
+			if len(plans[n]) > 0 {
+				ents = append(ents, n+":"+plans[n][0])
+			}
+		}
+		return strings.Join(ents, ",")
+	}
+	t.Setenv(reCrashAtEnv, env("initializer", "worker1", "worker2"))
+	recv := rsStartReceiver(t)
+	const limit = 3000
+	ws := startCluster(t, testdataDir(), "multi_partition_detector", 3, freePort(t), recv.addr(),
+		"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", "2000",
+		"--run-with-resilience", "--time-between-checkpoints", "100000000")
+	dir := ""
+	for i, a := range ws[0].args {
+		if a == "--resilience-dir" {
+			dir = ws[0].args[i+1]
+		}
+	}
+	crashes := 0
+	for _, p := range plans {
+		crashes += len(p)
+	}
+	for c := 0; c < crashes; c++ {
+		// Whichever worker is the next to reach its step.
+		victim := -1
+		deadline := time.Now().Add(reRecoverWait)
+		for victim < 0 {
+			for i, w := range ws {
+				select {
+				case <-w.done:
+					victim = i
+				default:
+				}
+				if victim >= 0 {
+					break
+				}
+			}
+			if victim < 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("crash %d of %d: no worker reached its step in %v (left: %v)", c+1, crashes, reRecoverWait, plans)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		v := ws[victim]
+		step := plans[v.name][0]
+		if !strings.Contains(v.stderr.String(), "killing this worker at checkpoint step") {
+			t.Fatalf("%s exited, but not at its crash point %s: %v\nstderr:\n%s", v.name, step, v.err, v.stderr.String())
+		}
+		t.Logf("crash %d: %s at %s", c+1, v.name, step)
+		plans[v.name] = plans[v.name][1:]
+		// The same command line again; only a next step of this worker's
+		// plan in its environment.
+		t.Setenv(reCrashAtEnv, env(v.name))
+		r := &clusterWorker{proc: start(t, v.dir, "machida3", v.args...), name: v.name, external: v.external, dir: v.dir, args: v.args}
+		ws[victim] = r
+		r.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+	}
+	for _, w := range ws {
+		waitStatus(t, w, 3)
+	}
+	final := reFinal(limit)
+	recv.waitFinal(t, final, rsFinalTimeout)
+	reCheck(t, recv, final)
+	stopCluster(t, ws, 1, false)
+	if left := reFiles(t, dir); len(left) > 0 {
+		t.Errorf("a clean stop left files in --resilience-dir: %v", left)
+	}
+}

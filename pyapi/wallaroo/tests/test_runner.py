@@ -1,5 +1,8 @@
 """Tests of the private per-batch runner the host drives (wallaroo._runner)."""
 
+import gc
+import marshal
+import pickle
 import struct
 import unittest
 
@@ -514,10 +517,6 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(struct.calcsize(_runner.stock_length_fmt(_short)), 2)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class _Counter(object):
     def initial_value(self):
         return 0
@@ -571,6 +570,25 @@ class CheckpointTest(unittest.TestCase):
         # The state keeps counting from the checkpoint.
         self.assertEqual(path.process([b"avocado"])[0], b"avocado:3\n")
 
+    def test_restore_reads_t_records_with_the_names_in_the_meta(self):
+        runner, path = _path(self.stages, [_encode])
+        runner.set_tracking(True)
+        path.process([b"apple banana apricot"])
+        runner.checkpoint_take(True)  # learns the names (reads a's __dict__)
+        path.process([b"banana"])
+        snap = runner.checkpoint_take(True)
+        (step, kb, sb, lb, meta), = snap[0]
+        cls = pickle.loads(meta)
+        if _runner._INLINE_ATTRS:
+            cls, names = cls
+            self.assertEqual(names, ("n",))
+            self.assertTrue(b"T" in sb or b"M" in sb, sb)
+        path.process([b"cherry"])
+        other, _ = _path(self.stages, [_encode])
+        other.checkpoint_restore(*snap)
+        self.assertEqual(self._counts(other), {"a": 2, "b": 2})
+        self.assertEqual(other.ckpt_names.get("0.2", ()), names if _runner._INLINE_ATTRS else ())
+
     def test_restore_refuses_a_corrupt_or_foreign_checkpoint(self):
         runner, path = _path(self.stages, [_encode])
         path.process([b"apple"])
@@ -582,11 +600,37 @@ class CheckpointTest(unittest.TestCase):
             runner.checkpoint_restore([("9.9", kb, sb, lb, meta)], [])
         self.assertIn("does not have", str(ctx.exception))
 
+    def test_states_replaced_or_dropped_are_not_used_from_the_hot_table(self):
+        runner, path = _path(self.stages, [_encode])
+        runner.set_tracking(True)
+        path.process([b"apple banana"])
+        self.assertEqual(sorted(runner.hot["0.2"]), ["a", "b"])
+        # A partition that moved away: its key starts over here.
+        pa = runner.partition_of("a")
+        exported = runner.export_partition("0.2", pa)
+        runner.drop_partition("0.2", pa)
+        self.assertEqual(path.process([b"avocado"])[0], b"avocado:1\n")
+        # The state that comes back replaces the one made meanwhile,
+        # also for the loops.
+        path.process([b"apricot"])
+        runner.import_partition("0.2", pa, exported)
+        self.assertEqual(path.process([b"almond"])[0], b"almond:2\n")
+        other = runner.export_partition("0.2", runner.partition_of("b"))
+        path.process([b"blueberry"])
+        runner.import_partition("0.2", runner.partition_of("b"), other)
+        self.assertEqual(path.process([b"berry"])[0], b"berry:2\n")
+        # A restore empties it with the tables.
+        snap = runner.checkpoint_take(True)
+        path.process([b"cherry"])
+        runner.checkpoint_restore(*snap)
+        self.assertEqual(runner.hot["0.2"], {})
+        self.assertEqual(path.process([b"cranberry", b"avocado"])[0], b"cranberry:1\navocado:3\n")
+
     def test_tracking_off_compiles_no_tracking_code(self):
         runner, path = _path(self.stages, [_encode])
-        self.assertNotIn("_dk", "".join(path.source_text))
+        self.assertNotIn("_h", "".join(path.source_text))
         runner.set_tracking(True)
-        self.assertIn("_dk", "".join(path.source_text))
+        self.assertIn("_h", "".join(path.source_text))
 
 
 class DeadLetterTest(unittest.TestCase):
@@ -617,3 +661,197 @@ class DeadLetterTest(unittest.TestCase):
                 path.process([b"boom"])
         finally:
             os.remove(name)
+
+
+class _Plain(object):
+    def __init__(self, a=0, b=0):
+        self.a = a
+        self.b = b
+
+
+class _WithDefault(object):
+    a = 7
+
+    def __init__(self):
+        self.a = 1
+        self.b = 2
+
+
+class _One(object):
+    def __init__(self, v):
+        self.v = v
+
+
+def _decode_records(cls, names, recs):
+    """The attributes of each record _plain_records made, and its format."""
+    out = []
+    for rec in recs:
+        fmt = rec[:1]
+        data = marshal.loads(rec[1:]) if fmt == b"M" else pickle.loads(rec[1:])
+        if fmt in (b"T", b"M"):
+            data = dict(zip(names, (data,) if len(names) == 1 else data))
+        elif fmt == b"P":
+            data = vars(data)
+        out.append((fmt, data))
+    return out
+
+
+class PlainRecordsTest(unittest.TestCase):
+    """T records (attribute values read without asking for __dict__) and
+    the cases that must fall back to D or P records."""
+
+    inline = _runner._INLINE_ATTRS
+
+    def _has_dict(self, st):
+        # With inline attributes, the garbage collector sees the values;
+        # once materialised (3.11, 3.12), the dict.
+        r = gc.get_referents(st)
+        return len(r) == 2 and type(r[0]) is dict
+
+    def _runner(self, objs):
+        runner = _runner.Runner.__new__(_runner.Runner)
+        runner.ckpt_names = {}
+        runner.hot = {}
+        keys = [str(i) for i in range(len(objs))]
+        runner.states = {"s": dict(zip(keys, objs))}
+        return runner, keys
+
+    def test_exact_attributes_are_t_records_and_stay_inline(self):
+        objs = [_Plain(i, -i) for i in range(3)]
+        first = objs[0]
+        runner, keys = self._runner(objs)
+        names = runner._ckpt_names("s", _Plain, keys, objs)
+        if not self.inline:
+            self.assertEqual(names, ())
+            return
+        self.assertEqual(sorted(names), ["a", "b"])
+        # The one whose __dict__ was read to learn the names was replaced
+        # by a copy with its attributes inline.
+        self.assertIsNot(objs[0], first)
+        self.assertIs(runner.states["s"]["0"], objs[0])
+        recs = _runner._plain_records(_Plain, names, objs)
+        got = _decode_records(_Plain, names, recs)
+        self.assertEqual(got, [(b"M", {"a": i, "b": -i}) for i in range(3)])
+        for st in objs:
+            self.assertFalse(self._has_dict(st))
+        # One at a time (a single object, or after a batch check failed).
+        self.assertEqual(_decode_records(_Plain, names, _runner._plain_records(_Plain, names, objs[1:2])),
+                         [(b"T", {"a": 1, "b": -1})])
+
+    def test_other_attributes_fall_back_to_d_records(self):
+        names = ("a", "b")
+        extra = _Plain(1, 2)
+        extra.c = 3
+        missing = _Plain(1, 2)
+        del missing.b
+        swapped = _Plain(1, 2)
+        del swapped.b
+        swapped.z = 9
+        dicted = _Plain(5, 6)
+        dicted.__dict__  # noqa: B018 (materialises it on 3.11 and 3.12)
+        objs = [extra, missing, swapped, dicted, _Plain(7, 8)]
+        got = _decode_records(_Plain, names,
+                              _runner._plain_records(_Plain, names, objs))
+        self.assertEqual([d for _, d in got],
+                         [{"a": 1, "b": 2, "c": 3}, {"a": 1}, {"a": 1, "z": 9},
+                          {"a": 5, "b": 6}, {"a": 7, "b": 8}])
+        self.assertEqual([f for f, _ in got][:3], [b"D"] * 3)
+        # (before 3.11 every object keeps a dict: all D records)
+        self.assertEqual(got[4][0], b"T" if self.inline else b"D")
+
+    def test_one_name_holding_a_dict(self):
+        names = ("v",)
+        held = _One({"x": 1})
+        dicted = _One(2)
+        dicted.w = 3
+        del dicted.w
+        dicted.__dict__  # noqa: B018
+        extra = _One(4)
+        extra.w = 5
+        got = _decode_records(_One, names,
+                              _runner._plain_records(_One, names, [held, dicted, extra]))
+        self.assertEqual([d for _, d in got],
+                         [{"v": {"x": 1}}, {"v": 2}, {"v": 4, "w": 5}])
+        self.assertEqual(got[0][0], b"T" if self.inline else b"D")
+        self.assertEqual(got[2][0], b"D")
+
+    def test_class_attributes_and_getattr_hooks_give_no_names(self):
+        runner, keys = self._runner([_WithDefault()])
+        self.assertEqual(runner._ckpt_names("s", _WithDefault, keys, [_WithDefault()]), ())
+
+        class Hook(object):
+            def __init__(self):
+                self.a = 1
+
+            def __getattr__(self, name):
+                return 0
+        self.assertEqual(runner._ckpt_names("t", Hook, keys, [Hook()]), ())
+
+    def test_all_at_once_marshalled_or_pickled(self):
+        names = ("a", "b")
+        objs = [_Plain(i, str(i)) for i in range(5)]
+        got = _decode_records(_Plain, names, _runner._plain_records(_Plain, names, objs))
+        self.assertEqual([d for _, d in got], [{"a": i, "b": str(i)} for i in range(5)])
+        if not self.inline:
+            return
+        self.assertEqual(set(f for f, _ in got), {b"M"})
+        for st in objs:
+            self.assertFalse(self._has_dict(st))
+        # A value marshal does not take: pickled, all of them.
+        objs[2].b = _One(7)
+        got = _decode_records(_Plain, names, _runner._plain_records(_Plain, names, objs))
+        self.assertEqual(set(f for f, _ in got), {b"T"})
+        self.assertEqual(got[2][1]["b"].v, 7)
+
+    def test_all_at_once_refuses_what_it_cannot_prove(self):
+        if not self.inline:
+            return
+        names = ("a", "b")
+        # One with an extra attribute and one without b: the lengths add
+        # up, and one value is the class itself at the place the class
+        # would end the first object.
+        extra = _Plain(1, 2)
+        extra.c = _Plain
+        short = _Plain(3, 4)
+        del short.b
+        self.assertIsNone(_runner._inline_records(_Plain, names, [extra, short]))
+        got = _decode_records(_Plain, names, _runner._plain_records(_Plain, names, [extra, short]))
+        self.assertEqual([d for _, d in got], [{"a": 1, "b": 2, "c": _Plain}, {"a": 3}])
+        # Another class among them.
+        self.assertIsNone(_runner._inline_records(_Plain, names, [_Plain(), _One(1)]))
+        # One name, one object holding a dict of its own.
+        held = _One({"x": 1})
+        dicted = _One(2)
+        dicted.w = 3
+        del dicted.w
+        dicted.__dict__  # noqa: B018
+        out = _runner._inline_records(_One, ("v",), [held, dicted])
+        if out is not None:  # 3.13 keeps the values inline behind the dict
+            self.assertEqual([marshal.loads(r[1:]) for r in out], [{"x": 1}, 2])
+
+    def test_restore_all_at_once(self):
+        if not self.inline:
+            return
+        names = ("a", "b")
+        objs = [_Plain(i, [i, "x"]) for i in range(4)]
+        recs = _runner._plain_records(_Plain, names, objs)
+        keys = [u"k\u00e9%d" % i for i in range(4)]
+        kbs = [k.encode("utf-8") for k in keys]
+        from array import array
+        got = _runner._restore_inline(_Plain, names, b"".join(kbs), b"".join(recs),
+                                      array("I", map(len, kbs)), array("I", map(len, recs)))
+        self.assertIsNotNone(got)
+        self.assertEqual(got[0], keys)
+        self.assertEqual([vars(o) for o in got[1]], [{"a": i, "b": [i, "x"]} for i in range(4)])
+        # Any record that is not M: None (the caller reads them one by one).
+        recs[2] = b"D" + pickle.dumps({"a": 2, "b": 3})
+        self.assertIsNone(_runner._restore_inline(_Plain, names, b"".join(kbs), b"".join(recs),
+                                                  array("I", map(len, kbs)), array("I", map(len, recs))))
+
+    def test_other_classes_are_p_records(self):
+        recs = _runner._plain_records(_Plain, ("a", "b"), [_One(3)])
+        self.assertEqual(_decode_records(_Plain, ("a", "b"), recs), [(b"P", {"v": 3})])
+
+
+if __name__ == "__main__":
+    unittest.main()
