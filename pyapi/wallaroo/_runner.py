@@ -39,7 +39,7 @@ Nothing here is public API. This module runs unchanged on Python 2.7 and
 
 import binascii
 import gc
-from itertools import repeat
+from itertools import chain, repeat
 try:
     from itertools import accumulate
 except ImportError:  # Python 2: no M records there
@@ -262,6 +262,48 @@ def _encode_keys(keys):
         return [k.encode("utf-8", "surrogateescape") for k in keys]
 
 
+def _names_readable(cls, names):
+    """Whether getattr reads exactly the instance attributes names of an
+    object of cls, with its attributes inline: CPython 3.11 or later, no
+    __getattr__ or custom __getattribute__ on the class, and every name
+    an identifier (attrgetter reads "a.b" as a path) that is not also an
+    attribute of the class (getattr would find the class's when the
+    object lacks it)."""
+    if not _INLINE_ATTRS or cls.__getattribute__ is not object.__getattribute__ \
+            or hasattr(cls, "__getattr__"):
+        return False
+    for k in names:
+        if type(k) is not str or not k.isidentifier() or hasattr(cls, k):
+            return False
+    return True
+
+
+def _record_state(fmt, data, cls, names, key, step_id):
+    """The state object of one checkpoint record of a plain or pickled
+    state (format M, T, D or P; see _plain_records); ValueError if the
+    record is not one that checkpoint_take makes."""
+    try:
+        if fmt in (b"M", b"T") and names:
+            v = marshal.loads(data) if fmt == b"M" else pickle.loads(data)
+            if len(names) == 1:
+                v = (v,)
+            elif type(v) is not tuple or len(v) != len(names):
+                raise ValueError("%d attribute values where %d are named"
+                                 % (len(v) if type(v) is tuple else -1, len(names)))
+            return _rebuild(cls, dict(zip(names, v)))
+        if fmt == b"D" and cls is not None:
+            d = pickle.loads(data)
+            if type(d) is not dict:
+                raise ValueError("holds %s, not the attributes" % type(d).__name__)
+            return _rebuild(cls, d)
+        if fmt == b"P":
+            return pickle.loads(data)
+        raise ValueError("format %r" % (fmt,))
+    except Exception as e:
+        raise ValueError("the checkpoint's state of key %r of step %s is corrupt "
+                         "(%s: %s)" % (key, step_id, type(e).__name__, e))
+
+
 def _consume(it):
     """Run an iterator to its end (at C speed), dropping what it gives."""
     deque(it, maxlen=0)
@@ -388,11 +430,18 @@ def _inline_records(cls, names, sts):
     # than its value.
     if n == 1 and not all(map(is_, vals, r[0::2])):
         return None
-    try:
+    # marshal only where it gives back what it was given: values of the
+    # exact scalar types (it writes anything with a buffer, a bytearray
+    # or an array, as bytes, and takes containers of anything).
+    flat = vals if n == 1 else chain.from_iterable(vals)
+    if set(map(type, flat)) <= _MARSHAL_SAFE:
         return list(map(b"M".__add__, map(marshal.dumps, vals)))
-    except ValueError:  # something marshal does not take: pickle
-        dumps = pickle.dumps
-        return [b"T" + dumps(v, _PROTO) for v in vals]
+    dumps = pickle.dumps
+    return [b"T" + dumps(v, _PROTO) for v in vals]
+
+
+# The types whose values marshal writes and reads back as they were.
+_MARSHAL_SAFE = frozenset([int, float, complex, str, bytes, bool, type(None)])
 
 
 def _plain_class(cls):
@@ -650,7 +699,10 @@ class Runner(object):
                     if cls is not None and sts:
                         names = self._ckpt_names(step_id, cls, keys, sts)
                         meta = dumps((cls, names) if names else cls, _PROTO)
-                        sts = _plain_records(cls, names, sts)
+                        # (The names stay in the meta for as long as this
+                        # process writes the chain; they are read from
+                        # the objects only while the class allows it.)
+                        sts = _plain_records(cls, names if _names_readable(cls, names) else (), sts)
                     else:
                         sts = [b"P" + dumps(st, _PROTO) for st in sts]
                 else:
@@ -687,12 +739,11 @@ class Runner(object):
         if names is not None:
             return names
         names = ()
-        if _INLINE_ATTRS and cls.__getattribute__ is object.__getattribute__ \
-                and not hasattr(cls, "__getattr__"):
+        if _names_readable(cls, ()):
             for i, st in enumerate(sts):
                 if type(st) is cls:
                     d = st.__dict__
-                    if d and all(type(k) is str and not hasattr(cls, k) for k in d):
+                    if d and _names_readable(cls, tuple(d)):
                         names = tuple(d)
                         sts[i] = self.states[step_id][keys[i]] = _rebuild(cls, d)
                         hot = self.hot_table(step_id)
@@ -731,20 +782,29 @@ class Runner(object):
                 if len(lens) != 2 * count or sum(lens) != len(kb) + len(sb):
                     raise ValueError("the checkpoint's state of step %s is corrupt "
                                      "(lengths do not match the data)" % (step_id,))
-                loads = pickle.loads
                 de = self.deserialize
-                cls = loads(meta) if meta else None
-                names = None
-                if type(cls) is tuple:
-                    cls, names = cls
+                try:
+                    cls = pickle.loads(meta) if meta else None
+                    names = None
+                    if type(cls) is tuple:
+                        cls, names = cls
+                        if type(names) is not tuple:
+                            raise ValueError("attribute names %r" % (names,))
+                except Exception as e:
+                    raise ValueError("the checkpoint's class of the state of step %s cannot be "
+                                     "read (%s: %s); was it made by another version of the "
+                                     "application?" % (step_id, type(e).__name__, e))
                 if cls is not None:
                     self.ckpt_class[step_id] = cls
                     # Later links of this process's chains use the same
                     # names (a chain's newest meta is read for all).
                     self.ckpt_names[step_id] = names or ()
-                one = names is not None and len(names) == 1
                 if names and not _PY2:
-                    got = _restore_inline(cls, names, kb, sb, lens[:count], lens[count:])
+                    try:
+                        got = _restore_inline(cls, names, kb, sb, lens[:count], lens[count:])
+                    except Exception as e:
+                        raise ValueError("the checkpoint's state of step %s is corrupt (%s: %s)"
+                                         % (step_id, type(e).__name__, e))
                     if got is not None:
                         keys, objs = got
                         table.update(zip(keys, objs))
@@ -767,21 +827,10 @@ class Runner(object):
                     fmt = sb[spos:spos + 1]
                     data = sb[spos + 1:spos + sl]
                     spos += sl
-                    if fmt == b"M" and names:
-                        v = marshal.loads(data)
-                        st = _rebuild(cls, dict(zip(names, (v,) if one else v)))
-                    elif fmt == b"T" and names:
-                        v = loads(data)
-                        st = _rebuild(cls, dict(zip(names, (v,) if one else v)))
-                    elif fmt == b"D" and cls is not None:
-                        st = _rebuild(cls, loads(data))
-                    elif fmt == b"P":
-                        st = loads(data)
-                    elif fmt == b"S":
+                    if fmt == b"S":
                         st = de(data)
                     else:
-                        raise ValueError("the checkpoint's state of key %r of step %s is "
-                                         "corrupt (format %r)" % (k, step_id, fmt))
+                        st = _record_state(fmt, data, cls, names, k, step_id)
                     table[k] = st
                     p = partition_of(k)
                     keys = index.get(p)
@@ -995,6 +1044,7 @@ class Runner(object):
             de = self.deserialize
             records = [(k, de(v)) for k, v in records]
         keys = index.setdefault(partition, set())
+        hot = self.hot.get(step_id) or {}
         for k, s in records:
             k = _as_key(k, "imported state")
             if self.partition_of(k) != partition:
@@ -1002,11 +1052,8 @@ class Runner(object):
                                  "not %d" % (k, step_id, self.partition_of(k),
                                              partition))
             table[k] = s
+            hot.pop(k, None)
             keys.add(k)
-        hot = self.hot.get(step_id)
-        if hot:
-            for k, _ in records:
-                hot.pop(_as_key(k, "imported state"), None)
         pend = self.pending.get(step_id)
         if pend:
             for k, _ in records:

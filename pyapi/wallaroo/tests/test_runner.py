@@ -626,6 +626,20 @@ class CheckpointTest(unittest.TestCase):
         self.assertEqual(runner.hot["0.2"], {})
         self.assertEqual(path.process([b"cranberry", b"avocado"])[0], b"cranberry:1\navocado:3\n")
 
+    def test_an_import_that_fails_half_way_leaves_no_stale_hot_state(self):
+        runner, path = _path(self.stages, [_encode])
+        runner.set_tracking(True)
+        path.process([b"apple"])
+        pa = runner.partition_of("a")
+        other = next(k for k in "bcdefghijklmnopqrstuvwxyz" if runner.partition_of(k) != pa)
+        big = _Total()
+        big.n = 100
+        data = _runner._FMT_PICKLE + pickle.dumps([("a", big), (other, _Total())])
+        with self.assertRaises(ValueError):
+            runner.import_partition("0.2", pa, data)
+        # "a" was replaced before the bad key: the loops use the new one.
+        self.assertEqual(path.process([b"avocado"])[0], b"avocado:101\n")
+
     def test_tracking_off_compiles_no_tracking_code(self):
         runner, path = _path(self.stages, [_encode])
         self.assertNotIn("_h", "".join(path.source_text))
@@ -775,6 +789,13 @@ class PlainRecordsTest(unittest.TestCase):
         self.assertEqual(got[0][0], b"T" if self.inline else b"D")
         self.assertEqual(got[2][0], b"D")
 
+    def test_names_are_checked_against_the_class_at_every_take(self):
+        # Names that are paths for attrgetter, or that became class
+        # attributes since they were learnt: the objects' __dict__ is read.
+        self.assertFalse(_runner._names_readable(_Plain, ("a", "x.real")))
+        self.assertFalse(_runner._names_readable(_WithDefault, ("a", "b")))
+        self.assertEqual(_runner._names_readable(_Plain, ("a", "b")), self.inline)
+
     def test_class_attributes_and_getattr_hooks_give_no_names(self):
         runner, keys = self._runner([_WithDefault()])
         self.assertEqual(runner._ckpt_names("s", _WithDefault, keys, [_WithDefault()]), ())
@@ -802,6 +823,13 @@ class PlainRecordsTest(unittest.TestCase):
         got = _decode_records(_Plain, names, _runner._plain_records(_Plain, names, objs))
         self.assertEqual(set(f for f, _ in got), {b"T"})
         self.assertEqual(got[2][1]["b"].v, 7)
+        # Nor one marshal would give back as another type (a bytearray
+        # comes back as bytes), nor containers.
+        for odd in (bytearray(b"ab"), [1, 2], {"k": 1}):
+            objs[2].b = odd
+            got = _decode_records(_Plain, names, _runner._plain_records(_Plain, names, objs))
+            self.assertEqual(set(f for f, _ in got), {b"T"})
+            self.assertIs(type(got[2][1]["b"]), type(odd))
 
     def test_all_at_once_refuses_what_it_cannot_prove(self):
         if not self.inline:
@@ -827,13 +855,13 @@ class PlainRecordsTest(unittest.TestCase):
         dicted.__dict__  # noqa: B018
         out = _runner._inline_records(_One, ("v",), [held, dicted])
         if out is not None:  # 3.13 keeps the values inline behind the dict
-            self.assertEqual([marshal.loads(r[1:]) for r in out], [{"x": 1}, 2])
+            self.assertEqual([d for _, d in _decode_records(_One, ("v",), out)], [{"v": {"x": 1}}, {"v": 2}])
 
     def test_restore_all_at_once(self):
         if not self.inline:
             return
         names = ("a", "b")
-        objs = [_Plain(i, [i, "x"]) for i in range(4)]
+        objs = [_Plain(i, "x%d" % i) for i in range(4)]
         recs = _runner._plain_records(_Plain, names, objs)
         keys = [u"k\u00e9%d" % i for i in range(4)]
         kbs = [k.encode("utf-8") for k in keys]
@@ -842,7 +870,7 @@ class PlainRecordsTest(unittest.TestCase):
                                       array("I", map(len, kbs)), array("I", map(len, recs)))
         self.assertIsNotNone(got)
         self.assertEqual(got[0], keys)
-        self.assertEqual([vars(o) for o in got[1]], [{"a": i, "b": [i, "x"]} for i in range(4)])
+        self.assertEqual([vars(o) for o in got[1]], [{"a": i, "b": "x%d" % i} for i in range(4)])
         # Any record that is not M: None (the caller reads them one by one).
         recs[2] = b"D" + pickle.dumps({"a": 2, "b": 3})
         self.assertIsNone(_runner._restore_inline(_Plain, names, b"".join(kbs), b"".join(recs),
