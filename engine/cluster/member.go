@@ -540,11 +540,14 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 			topo = &t
 		}
 	} else {
-		// A worker that restarted: it gets the topology again, alone.
+		// A worker that restarted: it gets the topology again, alone,
+		// and the others hear it is back (their links to it redial now).
 		m.log.Info("worker rejoined after a restart", "worker", j.Worker)
 		t := m.topologyLocked()
 		m.mu.Unlock()
 		c.send(KindTopology, t.Encode())
+		m.peerBack(j.Worker)
+		m.broadcastExcept(j.Worker, KindPeerBack, Text(j.Worker))
 		m.mu.Lock()
 	}
 	m.mu.Unlock()
@@ -740,6 +743,22 @@ func hostFrom(addr string, remote net.Addr) string {
 	return net.JoinHostPort(rh, p)
 }
 
+// peerBack makes this worker's data link to the worker named name dial
+// it at once (it restarted and listens again).
+func (m *Member) peerBack(name string) {
+	m.mu.Lock()
+	var o *outbound
+	for _, out := range m.outs {
+		if out != nil && out.peer == name {
+			o = out
+		}
+	}
+	m.mu.Unlock()
+	if o != nil {
+		o.dialNow()
+	}
+}
+
 // readControl reads one control connection until it ends.
 func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 	for {
@@ -820,6 +839,13 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 			m.mu.Lock()
 			m.loads[c.name] = loadReport{util: util, at: time.Now()}
 			m.mu.Unlock()
+		case KindPeerBack:
+			name, err := DecodeText(f.Payload)
+			if err != nil {
+				m.log.Error("control link closed", "peer", c.name, "err", err)
+				return
+			}
+			m.peerBack(name)
 		case KindCheckpoint:
 			if err := m.checkpointFrame(c, f); err != nil {
 				m.log.Error("control link closed", "peer", c.name, "err", err)
@@ -1236,11 +1262,17 @@ func (m *Member) Started() bool {
 }
 
 // broadcast sends a control message to every worker (initializer only).
-func (m *Member) broadcast(k Kind, p []byte) {
+func (m *Member) broadcast(k Kind, p []byte) { m.broadcastExcept("", k, p) }
+
+// broadcastExcept is broadcast to every control link but the one of the
+// worker named except.
+func (m *Member) broadcastExcept(except string, k Kind, p []byte) {
 	m.mu.Lock()
 	cs := make([]*ctlConn, 0, len(m.ctl))
-	for _, c := range m.ctl {
-		cs = append(cs, c)
+	for name, c := range m.ctl {
+		if name != except {
+			cs = append(cs, c)
+		}
 	}
 	m.mu.Unlock()
 	for _, c := range cs {
@@ -1492,6 +1524,7 @@ func (m *Member) rejoin(ctx context.Context, addr string) {
 	for ctx.Err() == nil && !m.stopping() {
 		err := m.joinAt(ctx, addr, 0)
 		if err == nil {
+			m.peerBack(InitializerName) // its data listener is back too
 			if err := m.Ready(); err != nil {
 				m.log.Warn("rejoined the initializer but could not say ready", "err", err)
 			}

@@ -290,3 +290,31 @@ func TestMember_HeldRescalesAreRefusedWithTheReason(t *testing.T) {
 		t.Fatal("a refused shrink left the initializer busy")
 	}
 }
+
+func TestMember_PeerBackMakesLinksRedialAtOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _ := startCluster(t, ctx, 3, nil)
+	link := func(m *Member, peer string) *outbound {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for _, o := range m.outs {
+			if o != nil && o.peer == peer {
+				return o
+			}
+		}
+		t.Fatalf("%s has no link to %s", m.cfg.Name, peer)
+		return nil
+	}
+	o := link(ms[1], "worker2")
+	if len(o.redial) != 0 {
+		t.Fatal("a link asked to redial before anyone came back")
+	}
+	// The initializer tells the others that worker2 is back (as when it
+	// rejoins after a restart); worker1's link to it is told to dial.
+	ms[0].broadcastExcept("worker2", KindPeerBack, Text("worker2"))
+	waitFor(t, "worker1's link to worker2 to be told to redial", func() bool { return len(o.redial) == 1 })
+	if other := link(ms[2], "worker1"); len(other.redial) != 0 {
+		t.Fatal("worker2 was told about itself")
+	}
+}

@@ -48,11 +48,22 @@ type outbound struct {
 	wake    chan struct{} // closed and replaced when a batch is pushed, acked, or the link changes
 	up      bool          // connected and handshaken
 	batches uint64        // batches pushed (for the shutdown's quiescence count)
+	// redial cuts run's wait between two connection attempts short (the
+	// peer announced it is back; see Member.peerBack).
+	redial chan struct{}
 }
 
 func newOutbound(peer, addr string, hello Hello, log *slog.Logger) *outbound {
 	return &outbound{peer: peer, addr: addr, hello: hello, log: log,
-		q: newOutQueue(MaxPendingBatches, MaxPendingBytes), wake: make(chan struct{})}
+		q: newOutQueue(MaxPendingBatches, MaxPendingBytes), wake: make(chan struct{}), redial: make(chan struct{}, 1)}
+}
+
+// dialNow makes a link that waits to redial its peer dial at once.
+func (o *outbound) dialNow() {
+	select {
+	case o.redial <- struct{}{}:
+	default:
+	}
 }
 
 // signal wakes whoever waits on o.wake; o.mu held.
@@ -117,6 +128,7 @@ func (o *outbound) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(redialEvery):
+		case <-o.redial:
 		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 // WireVersion is the version of the inter-worker wire format. Both ends
 // of a link check it in the first exchange; any change to a message's
 // layout increments it.
-const WireVersion = 5
+const WireVersion = 6
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -76,12 +76,16 @@ const (
 	// KindCheckpoint (control, both directions): one step of the
 	// checkpoint and rollback protocol (Checkpoint).
 	KindCheckpoint
+	// KindPeerBack (initializer → workers, control): the worker named
+	// in Text restarted and listens again; links to it redial at once
+	// instead of at their next retry.
+	KindPeerBack
 	kindEnd
 )
 
 var kindNames = [...]string{"", "hello", "refuse", "join", "topology", "ready", "start", "shutdown",
 	"heartbeat", "heartbeat-ack", "data-connect", "data-accept", "envelopes", "ack", "idle", "idle-reply", "load",
-	"redirect", "rescale", "rescale-ack", "state", "shrink", "shrink-reply", "checkpoint"}
+	"redirect", "rescale", "rescale-ack", "state", "shrink", "shrink-reply", "checkpoint", "peer-back"}
 
 func (k Kind) String() string {
 	if k > 0 && k < kindEnd {
