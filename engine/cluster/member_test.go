@@ -97,6 +97,21 @@ func startCluster(t *testing.T, ctx context.Context, n int, mod func(i int, c *C
 	return ms, gs
 }
 
+// startAll has every member say ready and waits until each has started.
+func startAll(t *testing.T, ctx context.Context, ms []*Member) {
+	t.Helper()
+	for _, m := range ms {
+		if err := m.Ready(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range ms {
+		if err := m.WaitStarted(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestMember_FormsRoutesAndShutsDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -117,16 +132,7 @@ func TestMember_FormsRoutesAndShutsDown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, m := range ms {
-		if err := m.Ready(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, m := range ms {
-		if err := m.WaitStarted(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startAll(t, ctx, ms)
 	// 100 batches from the initializer to worker2, in order.
 	for i := 0; i < 100; i++ {
 		if err := ms[0].Route(ctx, work.Envelopes{Dest: ms[0].Dest("worker2"), Count: 1, Data: []byte(fmt.Sprint(i))}); err != nil {
@@ -268,16 +274,7 @@ func TestMember_HeldRescalesAreRefusedWithTheReason(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ms, _ := startCluster(t, ctx, 3, nil)
-	for _, m := range ms {
-		if err := m.Ready(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, m := range ms {
-		if err := m.WaitStarted(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startAll(t, ctx, ms)
 	ms[0].HoldRescales("a rollback is under way")
 	reply := ms[0].startShrink(ctx, ShrinkRequest{From: "test", Leaving: []string{"worker2"}})
 	if reply != "Cannot shrink now: a rollback is under way; ask again when it is done" {

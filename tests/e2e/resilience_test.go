@@ -178,6 +178,24 @@ func reWaitCheckpoints(t *testing.T, dir, worker string, n int) {
 	}
 }
 
+// reStartCluster starts a 3-worker cluster of the detector with its
+// generator (limit values per key, rate messages a second) and
+// resilience on, checkpointing every 100 ms; it returns the workers and
+// their --resilience-dir.
+func reStartCluster(t *testing.T, recv *rsReceiver, limit, rate int) ([]*clusterWorker, string) {
+	t.Helper()
+	ws := startCluster(t, testdataDir(), "multi_partition_detector", 3, freePort(t), recv.addr(),
+		"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", strconv.Itoa(rate),
+		"--run-with-resilience", "--time-between-checkpoints", "100000000")
+	for i, a := range ws[0].args {
+		if a == "--resilience-dir" {
+			return ws, ws[0].args[i+1]
+		}
+	}
+	t.Fatal("the cluster's command lines have no --resilience-dir")
+	return nil, ""
+}
+
 // A worker killed with SIGKILL while the generator runs, twice, comes
 // back from its files: the generator resumes at the checkpoint's
 // position with the checkpoint's state, so nothing is lost and windows
@@ -315,15 +333,7 @@ func TestResilience_OptionsAreChecked(t *testing.T) {
 func TestResilience_ClusterWorkersKilledInTurnRecover(t *testing.T) {
 	recv := rsStartReceiver(t)
 	const limit = 2500
-	ws := startCluster(t, testdataDir(), "multi_partition_detector", 3, freePort(t), recv.addr(),
-		"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", "3000",
-		"--run-with-resilience", "--time-between-checkpoints", "100000000")
-	dir := ""
-	for i, a := range ws[0].args {
-		if a == "--resilience-dir" {
-			dir = ws[0].args[i+1]
-		}
-	}
+	ws, dir := reStartCluster(t, recv, limit, 3000)
 	got := 0
 	for _, victim := range []int{1, 2, 0, 1} {
 		got += 1500
@@ -556,15 +566,7 @@ func TestResilience_CrashAtEachCheckpointStep(t *testing.T) {
 	t.Setenv(reCrashAtEnv, env("initializer", "worker1", "worker2"))
 	recv := rsStartReceiver(t)
 	const limit = 3000
-	ws := startCluster(t, testdataDir(), "multi_partition_detector", 3, freePort(t), recv.addr(),
-		"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", "2000",
-		"--run-with-resilience", "--time-between-checkpoints", "100000000")
-	dir := ""
-	for i, a := range ws[0].args {
-		if a == "--resilience-dir" {
-			dir = ws[0].args[i+1]
-		}
-	}
+	ws, dir := reStartCluster(t, recv, limit, 2000)
 	crashes := 0
 	for _, p := range plans {
 		crashes += len(p)
