@@ -196,6 +196,20 @@ func reStartCluster(t *testing.T, recv *rsReceiver, limit, rate int) ([]*cluster
 	return nil, ""
 }
 
+// reFinishCluster waits for every key's last value (limit), checks the
+// output is at least once, stops the cluster cleanly and checks that
+// the stop removed the files.
+func reFinishCluster(t *testing.T, recv *rsReceiver, ws []*clusterWorker, dir string, limit int) {
+	t.Helper()
+	final := reFinal(limit)
+	recv.waitFinal(t, final, rsFinalTimeout)
+	reCheck(t, recv, final)
+	stopCluster(t, ws, 1, false)
+	if left := reFiles(t, dir); len(left) > 0 {
+		t.Errorf("a clean stop left files in --resilience-dir: %v", left)
+	}
+}
+
 // A worker killed with SIGKILL while the generator runs, twice, comes
 // back from its files: the generator resumes at the checkpoint's
 // position with the checkpoint's state, so nothing is lost and windows
@@ -347,13 +361,7 @@ func TestResilience_ClusterWorkersKilledInTurnRecover(t *testing.T) {
 		r.waitOutput("RESILIENCE: Replayed", reRecoverWait)
 		waitStatus(t, r, 3)
 	}
-	final := reFinal(limit)
-	recv.waitFinal(t, final, rsFinalTimeout)
-	reCheck(t, recv, final)
-	stopCluster(t, ws, 1, false)
-	if left := reFiles(t, dir); len(left) > 0 {
-		t.Errorf("a clean stop left files in --resilience-dir: %v", left)
-	}
+	reFinishCluster(t, recv, ws, dir, limit)
 }
 
 // --on-error skip: a message whose user code raises is written with its
@@ -610,11 +618,5 @@ func TestResilience_CrashAtEachCheckpointStep(t *testing.T) {
 	for _, w := range ws {
 		waitStatus(t, w, 3)
 	}
-	final := reFinal(limit)
-	recv.waitFinal(t, final, rsFinalTimeout)
-	reCheck(t, recv, final)
-	stopCluster(t, ws, 1, false)
-	if left := reFiles(t, dir); len(left) > 0 {
-		t.Errorf("a clean stop left files in --resilience-dir: %v", left)
-	}
+	reFinishCluster(t, recv, ws, dir, limit)
 }
