@@ -46,10 +46,12 @@ e2e: build
 	WALLAROO_BIN=$(CURDIR)/bin $(GO) test -count=1 -v ./tests/...
 
 # The end-to-end suite with the full cluster matrix (every example at 2, 3
-# and 5 workers; E2E_FULL=1), with machida3 and, when built, machida.
+# and 5 workers; E2E_FULL=1), with machida3 and, when built, machida; then
+# the cluster examples again with --run-with-resilience (E2E_RESILIENCE=1).
 .PHONY: e2e-full
 e2e-full: build
 	@$(PYENV_CMD) && E2E_FULL=1 WALLAROO_BIN=$(CURDIR)/bin $(GO) test -count=1 -timeout 60m ./tests/e2e/
+	@$(PYENV_CMD) && E2E_FULL=1 E2E_RESILIENCE=1 WALLAROO_BIN=$(CURDIR)/bin $(GO) test -count=1 -timeout 60m -run 'TestClusterExample_' ./tests/e2e/
 
 # Builds machida3 against each Python 3 from 3.8 to 3.13 found and runs the
 # bridge, host and end-to-end tests with each; prints a table.

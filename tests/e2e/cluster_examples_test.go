@@ -32,6 +32,12 @@ import (
 	"time"
 )
 
+// exResilience reports whether the cluster examples run with
+// --run-with-resilience (E2E_RESILIENCE=1, as 0.6's harness runs its
+// example tests in its resilience builds; make e2e-full runs the matrix
+// both ways).
+func exResilience() bool { return os.Getenv("E2E_RESILIENCE") == "1" }
+
 // e2eFull reports whether the full cluster matrix runs (E2E_FULL=1).
 func e2eFull() bool { return os.Getenv("E2E_FULL") == "1" }
 
@@ -67,7 +73,11 @@ func exStartCluster(t *testing.T, dir, module string, n int, in string, recvs ..
 	for _, r := range recvs {
 		outs = append(outs, r.addr)
 	}
-	ws := startCluster(t, dir, module, n, in, strings.Join(outs, ","))
+	var extra []string
+	if exResilience() {
+		extra = append(extra, "--run-with-resilience")
+	}
+	ws := startCluster(t, dir, module, n, in, strings.Join(outs, ","), extra...)
 	for i, r := range recvs {
 		if got, err := openConnections(r.addr); err != nil {
 			t.Fatal(err)
@@ -151,6 +161,64 @@ func TestClusterExample_WordCount(t *testing.T) {
 			})
 		}
 	})
+}
+
+// Word count and alphabet on 2 workers with --run-with-resilience and no
+// failure: the same exact outputs as without (the sources wait for the
+// first checkpoint, as in 0.6; checkpoints every second meanwhile), and a
+// clean stop removes the checkpoint files.
+func TestClusterExample_WithResilience(t *testing.T) {
+	if exResilience() {
+		t.Skip("E2E_RESILIENCE=1: every cluster example runs with resilience already")
+	}
+	t.Setenv("E2E_RESILIENCE", "1")
+	t.Run("word_count", func(t *testing.T) {
+		dir := exampleDir("word_count")
+		lines := readLines(t, filepath.Join(dir, "input.txt"))
+		want := referenceCounts(lines)
+		recv := exStartReceiver(t, dir)
+		in := freePort(t)
+		c := exStartCluster(t, dir, "word_count", 2, in, recv)
+		exSend(t, dir, in, len(lines), "--file", filepath.Join(dir, "input.txt"), "--batch-size", "5", "--interval", "1_000_000")
+		recv.waitLines(t, total(want), 60*time.Second)
+		c.stop(t)
+		got := recv.lines()
+		if len(got) != total(want) {
+			t.Errorf("%d output lines, want one per word occurrence: %d", len(got), total(want))
+		}
+		exSameSequences(t, "counts per word", byWord(t, got), perKeyCounts(want))
+		exNoCheckpointFiles(t, c)
+	})
+	t.Run("alphabet", func(t *testing.T) {
+		dir := exampleDir("alphabet")
+		file := filepath.Join(dir, "votes.msg")
+		want, msgs := alphabetRunningTotals(t, file)
+		recv := exStartReceiver(t, dir)
+		in := freePort(t)
+		c := exStartCluster(t, dir, "alphabet", 2, in, recv)
+		exSend(t, dir, in, msgs, "--file", file, "--batch-size", "50",
+			"--interval", "1_000_000", "--binary", "--msg-size", "9")
+		recv.waitLines(t, msgs, 60*time.Second)
+		c.stop(t)
+		exSameSequences(t, "running totals", byAlphabetLetter(t, recv.lines()), want)
+		exValidate(t, dir, []byte(recv.stdout.String()), "--expected", "expected.json", "--output", "{}")
+		exNoCheckpointFiles(t, c)
+	})
+}
+
+// exNoCheckpointFiles checks that a cleanly stopped cluster left no
+// checkpoint files in its --resilience-dir.
+func exNoCheckpointFiles(t *testing.T, c *exCluster) {
+	t.Helper()
+	for i, a := range c.ws[0].args {
+		if a == "--resilience-dir" {
+			for _, f := range reFiles(t, c.ws[0].args[i+1]) {
+				if strings.Contains(f, ".checkpoint") {
+					t.Errorf("a clean stop left %s", f)
+				}
+			}
+		}
+	}
 }
 
 // --- alphabet -------------------------------------------------------------------
