@@ -746,17 +746,22 @@ func hostFrom(addr string, remote net.Addr) string {
 // peerBack makes this worker's data link to the worker named name dial
 // it at once (it restarted and listens again).
 func (m *Member) peerBack(name string) {
-	m.mu.Lock()
-	var o *outbound
-	for _, out := range m.outs {
-		if out != nil && out.peer == name {
-			o = out
-		}
-	}
-	m.mu.Unlock()
-	if o != nil {
+	if o := m.linkTo(name); o != nil {
 		o.dialNow()
 	}
+}
+
+// linkTo is this worker's data link to the worker named name (nil if
+// none).
+func (m *Member) linkTo(name string) *outbound {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.outs {
+		if o != nil && o.peer == name {
+			return o
+		}
+	}
+	return nil
 }
 
 // readControl reads one control connection until it ends.

@@ -293,15 +293,11 @@ func TestMember_PeerBackMakesLinksRedialAtOnce(t *testing.T) {
 	defer cancel()
 	ms, _ := startCluster(t, ctx, 3, nil)
 	link := func(m *Member, peer string) *outbound {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		for _, o := range m.outs {
-			if o != nil && o.peer == peer {
-				return o
-			}
+		o := m.linkTo(peer)
+		if o == nil {
+			t.Fatalf("%s has no link to %s", m.cfg.Name, peer)
 		}
-		t.Fatalf("%s has no link to %s", m.cfg.Name, peer)
-		return nil
+		return o
 	}
 	o := link(ms[1], "worker2")
 	if len(o.redial) != 0 {

@@ -310,15 +310,15 @@ def _consume(it):
 
 
 def _restore_inline(cls, names, kb, sb, klens, slens):
-    """The keys and the state objects of one step of a checkpoint whose
-    records are all M records (the usual case; see _plain_records), made
-    without a Python-level loop per key: each attribute is set on every
+    """The keys, the state objects and the keys' bytes of one step of a
+    checkpoint whose records are all M records (the usual case; see
+    _plain_records), made without a Python-level loop per key: each attribute is set on every
     object in turn (object.__setattr__, so the objects keep their
     attributes inline as pickle's __dict__ update would not). None if any
     record is not an M record. Python 3 only."""
     m = len(klens)
     if m == 0:
-        return [], []
+        return [], [], []
     kends = list(accumulate(klens))
     send = list(accumulate(slens))
     sstart = [0] + send[:-1]
@@ -342,7 +342,7 @@ def _restore_inline(cls, names, kb, sb, klens, slens):
                              % (cls.__name__, sorted(set(map(len, vals))), len(names)))
         for i, name in enumerate(names):
             _consume(map(setattr_, objs, repeat(name, m), map(operator.itemgetter(i), vals)))
-    return keys, objs
+    return keys, objs, kbs
 
 
 def _plain_records(cls, names, sts):
@@ -806,10 +806,10 @@ class Runner(object):
                         raise ValueError("the checkpoint's state of step %s is corrupt (%s: %s)"
                                          % (step_id, type(e).__name__, e))
                     if got is not None:
-                        keys, objs = got
+                        keys, objs, kbs = got
                         table.update(zip(keys, objs))
                         parts = self.partitions
-                        for k, p in zip(keys, map(parts.__rmod__, map(zlib.crc32, _encode_keys(keys)))):
+                        for k, p in zip(keys, map(parts.__rmod__, map(zlib.crc32, kbs))):
                             ks = index.get(p)
                             if ks is None:
                                 ks = index[p] = set()
