@@ -105,12 +105,17 @@ func TestServe_StopClosesConnectionsAndWaitsForHandlers(t *testing.T) {
 	ln.accepts <- acceptResult{conn: a}
 	release := make(chan struct{})
 	readErr := make(chan error, 1)
+	entered := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := serveAsync(ctx, ln, Config{Label: "test"}, func(conn net.Conn) {
+		close(entered)
 		_, err := conn.Read(make([]byte, 1))
 		readErr <- err
 		<-release // still working after its socket closed
 	})
+	// Stop only once the connection is being served: stopping earlier
+	// would (rightly) leave it unaccepted and the handler never called.
+	wait(t, entered, "the handler to start")
 	cancel()
 	if err := wait(t, readErr, "handler's Read to fail"); err == nil {
 		t.Fatal("Read succeeded after stop")
