@@ -249,6 +249,10 @@ func Run(ctx context.Context, cfg Config) error {
 	finalStop := func() { stopOnce.Do(func() { close(stopNow) }) }
 	sourcesDone := make(chan struct{})
 	var idle atomic.Bool
+	// loopOver is set once the processor loop has returned (after an
+	// error in user code too): nothing more will be processed here, so a
+	// drain must not wait for this worker's queue.
+	var loopOver atomic.Bool
 	// busy counts the loop's time in user code: the member reports the
 	// utilisation it gives to peers, and deals spread segments by theirs.
 	var busy atomic.Int64
@@ -270,8 +274,10 @@ func Run(ctx context.Context, cfg Config) error {
 			shutdownMember(reason)
 		}
 		cc.Idle = func() bool {
-			if !member.Started() {
-				return true // a joiner before its start: its loop has not run
+			if !member.Started() || loopOver.Load() {
+				// A joiner before its start (its loop has not run), or a
+				// loop that has ended: nothing here will move any more.
+				return true
 			}
 			// While the sources are paused for a checkpoint, their
 			// queued input waits and does not count.
@@ -676,6 +682,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	err := work.Loop(srcCtx, drainCtx, lc)
+	loopOver.Store(true)
 	shutdown() // after an error too: starts the shutdown deadline
 	if resDone != nil {
 		<-resDone // its ctx has ended: no checkpoint runs any more

@@ -233,3 +233,60 @@ func TestCluster_HeavyCrossTrafficDoesNotDeadlock(t *testing.T) {
 	compareCounts(t, lastCounts(t, got), want)
 	stopCluster(t, ws, 0, true)
 }
+
+// TestCluster_UserExceptionOnAWorkerStopsTheCluster: an exception in user
+// code on any worker stops the whole cluster at once (0.6's behaviour
+// without resilience): the worker that ran it prints the traceback and
+// the error line naming the stage and the message and exits 1, the others
+// stop too, and nobody waits out the shutdown deadline for a loop that
+// has ended. Once on each worker of a cluster of 3: the message that
+// raises ("boom KEY") has the key of one that worker holds.
+func TestCluster_UserExceptionOnAWorkerStopsTheCluster(t *testing.T) {
+	for target := 0; target < 3; target++ {
+		t.Run(fmt.Sprintf("on_worker_%d", target), func(t *testing.T) {
+			s := newSink(t)
+			in := freePort(t)
+			ws := startCluster(t, testdataDir(), "raise_in", 3, in, s.addr(), "--raise-in", "state_computation")
+			conn := dial(t, in)
+			defer conn.Close()
+			var msgs []string
+			for i := 0; i < 60; i++ {
+				msgs = append(msgs, fmt.Sprintf("fine%d", i))
+			}
+			send(t, conn, msgs...)
+			s.waitLines(t, len(msgs), 60*time.Second)
+			key := ""
+			for k, w := range stateKeys(t, ws) {
+				if w == ws[target].name && (key == "" || k < key) {
+					key = k
+				}
+			}
+			if key == "" {
+				t.Fatalf("%s holds none of 60 keys", ws[target].name)
+			}
+			send(t, conn, "boom "+key)
+			for i, w := range ws {
+				code := w.wait(60 * time.Second)
+				errOut := w.stderr.String()
+				raised := strings.Contains(errOut, "ValueError: state_computation was told to raise")
+				switch {
+				case i == target && !raised:
+					t.Errorf("%s holds %q but does not report the exception:\n%s", w.name, key, errOut)
+				case i == target:
+					if code != 1 {
+						t.Errorf("%s ran the failing code and exited %d, want 1", w.name, code)
+					}
+					if !strings.Contains(errOut, "Traceback (most recent call last)") ||
+						!strings.Contains(errOut, `error: user code failed in state 'tally' of pipeline "Raise" while processing `) {
+						t.Errorf("%s: no traceback or error line:\n%s", w.name, errOut)
+					}
+				case raised:
+					t.Errorf("%s reports an exception it did not raise:\n%s", w.name, errOut)
+				}
+				if strings.Contains(errOut, "not finished in time") {
+					t.Errorf("%s waited out its shutdown deadline:\n%s", w.name, errOut)
+				}
+			}
+		})
+	}
+}

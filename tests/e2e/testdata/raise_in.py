@@ -1,6 +1,7 @@
 """One pipeline with every kind of user callback; --raise-in STAGE makes
 that callback raise ValueError("<stage> was told to raise") on the message
-"boom" (every other message passes):
+"boom" (every other message passes; "boom KEY" raises too, and its key
+is KEY, so that a test can choose the worker that raises):
 
   decoder, computation, key, state (the state class's constructor, when it
   is called for the key "boom"), state_computation, encoder, generator
@@ -36,8 +37,12 @@ def application_setup(args):
     return wallaroo.build_application("Raise in", p)
 
 
+def _is_boom(msg):
+    return msg == "boom" or msg.startswith("boom ")
+
+
 def _maybe_raise(stage, msg):
-    if STAGE[0] == stage and msg == "boom":
+    if STAGE[0] == stage and _is_boom(msg):
         raise ValueError(stage + " was told to raise")
 
 
@@ -61,7 +66,7 @@ class FineThenRaise(object):
 @wallaroo.computation(name="check")
 def check(msg):
     _maybe_raise("computation", msg)
-    if msg == "boom":
+    if _is_boom(msg):
         _boom_seen[0] = True
     return msg
 
@@ -69,7 +74,7 @@ def check(msg):
 @wallaroo.key_extractor
 def key(msg):
     _maybe_raise("key", msg)
-    return msg
+    return msg.split(" ")[-1]
 
 
 class Tally(object):
