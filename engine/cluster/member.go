@@ -252,9 +252,8 @@ func (m *Member) Listen() error {
 	}
 	ctlFile, dataFile := m.recoveryFiles()
 	if ctlFile != "" {
-		rc, errC := os.ReadFile(ctlFile)
-		rd, errD := os.ReadFile(dataFile)
-		recC, recD := strings.TrimSpace(string(rc)), strings.TrimSpace(string(rd))
+		recC, errC := readAddrFile(ctlFile)
+		recD, errD := readAddrFile(dataFile)
 		switch {
 		case errC == nil && errD == nil && (!explicitPort(ctlAddr) || recC == ctlAddr) && (!explicitPort(dataAddr) || recD == dataAddr):
 			ctlAddr, dataAddr = recC, recD
@@ -269,8 +268,15 @@ func (m *Member) Listen() error {
 			m.log.Warn("recovery files record other listeners than this command line; starting afresh",
 				"control_file", ctlFile, "recorded", recC+" "+recD, "command_line", ctlAddr+" "+dataAddr)
 		default:
-			return fmt.Errorf("recovery files of worker %q in %s are incomplete or unreadable (%v; %v): remove %s and %s to start this worker afresh",
-				m.cfg.Name, m.cfg.ResilienceDir, errC, errD, ctlFile, dataFile)
+			// 0.6's words first (spec 4.2), then which and why.
+			var missing []string
+			for _, e := range []error{errC, errD} {
+				if e != nil {
+					missing = append(missing, e.Error())
+				}
+			}
+			return fmt.Errorf("Some resilience/recovery files are missing! Cannot continue! Worker %q in %s: %s. Remove %s and %s to start this worker afresh",
+				m.cfg.Name, m.cfg.ResilienceDir, strings.Join(missing, "; "), ctlFile, dataFile)
 		}
 	}
 	var err error
@@ -301,14 +307,51 @@ func (m *Member) writeRecoveryFiles() error {
 	if ctlFile == "" || m.filesWritten {
 		return nil
 	}
-	if err := writeFile(ctlFile, m.ctlL.Addr().String()); err != nil {
+	if err := writeFile(ctlFile, addrFileText(m.ctlL.Addr().String())); err != nil {
 		return err
 	}
-	if err := writeFile(dataFile, m.datL.Addr().String()); err != nil {
+	if err := writeFile(dataFile, addrFileText(m.datL.Addr().String())); err != nil {
 		return err
 	}
 	m.filesWritten = true
 	return nil
+}
+
+// addrFileText is the content of a .tcp-control or .tcp-data file for
+// addr, as 0.6 wrote them (spec 4.2): the host on one line, the port on
+// the next, so that 0.6's scripts that read or rewrite them (moving a
+// worker to another host) work unchanged.
+func addrFileText(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host + "\n" + port
+}
+
+// readAddrFile reads a .tcp-control or .tcp-data file: host and port on
+// two lines (0.6's form, which this project writes) or host:port on one
+// line (what earlier versions of this project wrote). An error wraps
+// os.ErrNotExist when the file is absent.
+func readAddrFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Fields(string(b))
+	var addr string
+	switch len(lines) {
+	case 1:
+		addr = lines[0]
+	case 2:
+		addr = net.JoinHostPort(lines[0], lines[1])
+	default:
+		return "", fmt.Errorf("%s holds %d lines, want a host and a port", path, len(lines))
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return "", fmt.Errorf("%s does not name a host and a port (%q)", path, strings.TrimSpace(string(b)))
+	}
+	return addr, nil
 }
 
 // explicitPort reports whether addr names a port (not unset, not 0).
@@ -344,7 +387,7 @@ func writeFile(path, s string) error {
 // 3.8).
 func (m *Member) RemoveFiles() {
 	c, d := m.recoveryFiles()
-	for _, f := range []string{c, d, m.topologyFile()} {
+	for _, f := range []string{c, d, m.topologyFile(), m.workersFile()} {
 		if f != "" {
 			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 				m.log.Warn("recovery file not removed", "file", f, "err", err)
@@ -1474,16 +1517,28 @@ func (m *Member) Flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// topologyFile (the initializer's) records the cluster it runs: its
-// workers, their data listeners and the partition table, so that a
-// restarted initializer takes up the same cluster (0.6's .workers and
+// topologyFile (the initializer's, <app>-initializer.local-topology as
+// in 0.6) records the cluster it runs: its workers, their data listeners
+// and the partition table, so that a restarted initializer takes up the
+// same cluster (what 0.6 kept in its .local-topology and
 // .connection-addresses files, in our format). "" without a resilience
 // directory.
 func (m *Member) topologyFile() string {
 	if m.cfg.ResilienceDir == "" || !m.cfg.Initializer {
 		return ""
 	}
-	return filepath.Join(m.cfg.ResilienceDir, m.cfg.Hello.App+"-"+m.cfg.Name+".cluster")
+	return filepath.Join(m.cfg.ResilienceDir, m.cfg.Hello.App+"-"+m.cfg.Name+".local-topology")
+}
+
+// workersFile is the initializer's <app>-initializer.workers: the names
+// of the cluster's workers, one per line, as 0.6 wrote them (for
+// operators and their scripts; nothing reads it back). "" without a
+// resilience directory.
+func (m *Member) workersFile() string {
+	if p := m.topologyFile(); p != "" {
+		return strings.TrimSuffix(p, ".local-topology") + ".workers"
+	}
+	return ""
 }
 
 // saveTopology (initializer) writes the cluster as it is now.
@@ -1502,6 +1557,9 @@ func (m *Member) saveTopology() {
 	}
 	if err != nil {
 		m.log.Warn("the cluster's topology was not recorded; a restarted initializer could not take it up", "file", path, "err", err)
+	}
+	if err := writeFile(m.workersFile(), strings.Join(t.Workers, "\n")); err != nil {
+		m.log.Warn("the list of workers was not recorded", "err", err)
 	}
 }
 

@@ -1,0 +1,63 @@
+package cluster
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRecoveryFiles_AddressesAsIn06(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Name: "worker1", WorkerCount: 2, Control: "127.0.0.1:1", MyControl: "127.0.0.1:0",
+		Data: "127.0.0.1:0", Hello: hello(), ResilienceDir: dir}
+	m := New(cfg)
+	if err := m.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctl, data := m.ctlL.Addr().String(), m.datL.Addr().String()
+	m.Close()
+	base := filepath.Join(dir, "app-worker1")
+	for file, addr := range map[string]string{base + ".tcp-control": ctl, base + ".tcp-data": data} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		host, port, _ := strings.Cut(addr, ":")
+		if want := host + "\n" + port + "\n"; string(b) != want {
+			t.Errorf("%s holds %q, want %q (host and port on two lines)", file, b, want)
+		}
+	}
+
+	// Started again with the same command line, it binds what the files
+	// say, in either form.
+	if err := os.WriteFile(base+".tcp-data", []byte(data+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again := New(cfg)
+	if err := again.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	if !again.Restarted() || again.ctlL.Addr().String() != ctl || again.datL.Addr().String() != data {
+		t.Errorf("restart bound %s and %s (restarted %v), want %s and %s",
+			again.ctlL.Addr(), again.datL.Addr(), again.Restarted(), ctl, data)
+	}
+	again.Close()
+
+	// One of the two gone: 0.6's line, and which one.
+	if err := os.Remove(base + ".tcp-data"); err != nil {
+		t.Fatal(err)
+	}
+	err := New(cfg).Listen()
+	if err == nil || !strings.HasPrefix(err.Error(), "Some resilience/recovery files are missing! Cannot continue!") ||
+		!strings.Contains(err.Error(), "app-worker1.tcp-data") {
+		t.Errorf("Listen with .tcp-data missing = %v", err)
+	}
+	// A file that names no address is refused too.
+	if err := os.WriteFile(base+".tcp-data", []byte("127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := New(cfg).Listen(); err == nil || !strings.Contains(err.Error(), "does not name a host and a port") {
+		t.Errorf("Listen with a .tcp-data of one host = %v", err)
+	}
+}
