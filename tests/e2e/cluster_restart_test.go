@@ -102,4 +102,3 @@ func TestCluster_RestartAWorkerWithoutResilience(t *testing.T) {
 		t.Errorf("files left in the resilience directory after a clean stop: %v", left)
 	}
 }
-
