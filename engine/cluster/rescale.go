@@ -142,6 +142,18 @@ func (s *rescaleState) lostInitializer() {
 // Leaving reports whether this worker has left the cluster (a shrink).
 func (m *Member) Leaving() bool { return m.rs.isLeaving() }
 
+// Rescaling reports whether a grow or shrink is under way as this worker
+// takes part in it: on the initializer from the moment it has every
+// joiner (or took a shrink) until the last phase has ended, on the other
+// workers from the Prepare until the Release or Abort. The external
+// channel's cluster status then says processing_messages false, as 0.6
+// did while its world was stopped, so that tools wait for the end of it.
+func (m *Member) Rescaling() bool {
+	m.rs.mu.Lock()
+	defer m.rs.mu.Unlock()
+	return m.rs.busy || m.rs.pending != nil
+}
+
 // redirect (non-initializers' control listener) sends a worker that
 // wants to join on to the initializer.
 func (m *Member) redirect(ctx context.Context, conn net.Conn) {

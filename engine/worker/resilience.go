@@ -141,6 +141,9 @@ type resilience struct {
 	// it again from the checkpoint; state made from it would not be
 	// consistent with the checkpoint's); discarded counts the batches.
 	discarding atomic.Bool
+	// rollingBack (the initializer): a rollback of the cluster is asked
+	// for and not done yet.
+	rollingBack atomic.Bool
 	discarded  atomic.Int64
 	stopped    chan struct{}
 	crash      *crashPoints // tests: where this process kills itself (nil: nowhere)
@@ -575,6 +578,13 @@ func (r *resilience) rollbackHere(ctx context.Context, id, rollback uint64) (int
 	return n, nil
 }
 
+// holding reports whether this worker is not processing as usual
+// because of a rollback: it restarted and waits for the cluster to roll
+// back, or (the initializer) a rollback is under way.
+func (r *resilience) holding() bool {
+	return r != nil && (r.discarding.Load() || r.rollingBack.Load())
+}
+
 // endDiscarding ends the discarding of a restarted worker (the cluster
 // has rolled back) and says how much it dropped.
 func (r *resilience) endDiscarding() {
@@ -646,6 +656,7 @@ func (r *resilience) run(ctx context.Context) {
 	rolling := false
 	setRolling := func(on bool) {
 		rolling = on
+		r.rollingBack.Store(on)
 		// No grow or shrink between two attempts: the checkpoint to
 		// return to would then be of another partitioning.
 		if r.member == nil {

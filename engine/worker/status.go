@@ -44,17 +44,24 @@ type status struct {
 	shutdown    func(reason string)
 	member      atomic.Pointer[cluster.Member] // set once the cluster is formed
 	keep        atomic.Bool                    // a stop that keeps the checkpoint files was asked here
+	res         *resilience                    // nil without resilience
 }
 
 var _ external.Status = (*status)(nil)
 
 func (s *status) Initialized() bool { return s.initialized.Load() }
 
+// Cluster answers cluster-status: the workers, and whether this worker
+// processes messages as usual (processing_messages). It does not before
+// it is ready, while a grow or shrink is under way, and while a rollback
+// to a checkpoint is: 0.6 stopped its world then, and tools wait for
+// processing_messages to come back to true.
 func (s *status) Cluster() ([]string, bool) {
+	steady := s.initialized.Load() && !s.res.holding()
 	if m := s.member.Load(); m != nil {
-		return m.Workers(), s.initialized.Load() && m.Started()
+		return m.Workers(), steady && m.Started() && !m.Rescaling()
 	}
-	return []string{s.cfg.Name}, s.initialized.Load()
+	return []string{s.cfg.Name}, steady
 }
 
 func (s *status) Worker() string { return s.cfg.Name }

@@ -14,6 +14,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"strings"
 	"syscall"
@@ -364,4 +366,58 @@ func TestRescaleOneAtATime(t *testing.T) {
 	c.confirmMigration("grow by 2", pre, nil)
 	c.waitProgress("after the grow", 300)
 	c.finish(nil)
+}
+
+// While a grow is under way, every member's cluster-status says
+// processing_messages false (0.6 stopped its world then, and tools wait
+// for it to come back to true); once the grow is done, true again on
+// every member, the joiner included. The joiner's sink address has no
+// listener at first, so the grow cannot finish (a joiner is ready only
+// once its sinks are connected) until the test opens it: the window is
+// held open for as long as the test needs, not left to timing.
+func TestRescaleStatusNotProcessingDuringAGrow(t *testing.T) {
+	c := rsStart(t, 2, 0)
+	closed := freePort(t)
+	args := rsWithArg(c.joinArgs("worker2", c.control, 1, freePort(t)), "--out", closed)
+	j := c.startJoiner("worker2", args)
+	deadline := time.Now().Add(rsJoinTimeout)
+	for {
+		c.checkAlive()
+		held := 0
+		var last []string
+		for _, w := range c.members {
+			st, err := rsQueryStatus(w)
+			if err == nil && !st.Processing {
+				held++
+			}
+			last = append(last, fmt.Sprintf("%s: %+v %v", w.name, st, err))
+		}
+		if held == len(c.members) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a grow waiting for its joiner's sink: the members never all said processing_messages false within %v; last: %v; joiner:\n%s",
+				rsJoinTimeout, last, rsTail(j.proc, 20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Open the joiner's sink: the grow completes.
+	l, err := net.Listen("tcp", closed)
+	if err != nil {
+		t.Fatalf("listen on the joiner's sink address %s: %v", closed, err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, conn); conn.Close() }()
+		}
+	}()
+	c.members = append(c.members, j)
+	c.waitMembers("the grow after the joiner's sink opened", rsJoinTimeout)
+	c.sender.halt()
+	stopCluster(t, c.members, 0, false)
 }
