@@ -21,10 +21,15 @@
 //  1. NewTCP checks the configuration and applies defaults. An invalid
 //     configuration is an error wrapping ErrConfig (a wiring bug or a bad
 //     decoder definition), never a listen error.
-//  2. Listen binds the socket (and logs "<name> source is listening"). A
-//     bind failure is a user configuration error, returned as
+//  2. Bind binds the socket without listening: the port is taken, but a
+//     client that connects is refused until Serve, as 0.6 refused
+//     connections to its sources until the cluster was ready. A bind
+//     failure is a user configuration error, returned as
 //     "<name> source is unable to listen on <addr>: ...".
-//  3. Serve(stop, drain) accepts and serves until stop ends, then closes
+//  3. Listen starts listening (and logs "<name> source is listening on
+//     <addr>"); clients can connect from then on.
+//  4. Serve(stop, drain) accepts and serves (listening first if Listen
+//     was not called) until stop ends, then closes
 //     the listener and every socket and returns once all its goroutines
 //     have exited (see Stopping). A source that will not be served after
 //     all (another part of the worker failed to start) is closed with

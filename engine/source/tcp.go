@@ -59,7 +59,8 @@ type TCP struct {
 	consumer Consumer
 	log      *log.Logger
 
-	ln    net.Listener  // set by Listen
+	bound *boundPort    // set by Bind
+	ln    net.Listener  // set by Serve
 	conns atomic.Uint64 // numbers the connections of raw batches
 }
 
@@ -102,31 +103,60 @@ func NewTCP(cfg TCPConfig, consumer Consumer, logger *log.Logger) (*TCP, error) 
 	}, nil
 }
 
-// Listen binds the listening socket and logs "<name> source is listening
-// on <addr>". Connections made after Listen wait in the kernel's backlog
-// until Serve accepts them. Call it once, before Serve.
+// Bind binds the source's port without listening on it yet: a port that
+// is taken is reported now ("<name> source is unable to listen on
+// <addr>: ..."), while clients that connect are refused until Serve
+// listens, as 0.6 refused them until the cluster was ready. Call it
+// once, before Serve.
+func (t *TCP) Bind() error {
+	if t.bound != nil {
+		return fmt.Errorf("%s source is already bound to %s", t.cfg.Name, t.bound.Addr())
+	}
+	b, err := bindPort(t.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("%s source is unable to listen on %s: %w", t.cfg.Name, t.cfg.Addr, err)
+	}
+	t.bound = b
+	return nil
+}
+
+// Listen starts listening on the port Bind bound and logs "<name> source
+// is listening on <addr>": from now on clients can connect (they wait in
+// the kernel's backlog until Serve accepts them). Serve calls it if it
+// was not called; call it first to know the port is open when it
+// returns.
 func (t *TCP) Listen() error {
 	if t.ln != nil {
 		return fmt.Errorf("%s source is already listening on %s", t.cfg.Name, t.ln.Addr())
 	}
-	ln, err := net.Listen("tcp", t.cfg.Addr)
+	if t.bound == nil {
+		return fmt.Errorf("%s source: Listen called before Bind", t.cfg.Name)
+	}
+	ln, err := t.bound.listen()
 	if err != nil {
-		return fmt.Errorf("%s source is unable to listen on %s: %w", t.cfg.Name, t.cfg.Addr, err)
+		return fmt.Errorf("%s source is unable to listen on %s: %w", t.cfg.Name, t.bound.Addr(), err)
 	}
 	t.ln = ln
 	t.log.Printf("%s source is listening on %s", t.cfg.Name, ln.Addr())
 	return nil
 }
 
-// Close closes the listener of a source that will not be served (the
-// worker failed to start after Listen), so its port is free again. Serve
-// closes the listener itself; Close is for the case where Serve is never
-// called. Close before Listen, or twice, does nothing.
+// Close frees the port of a source that will not be served (the worker
+// failed to start after Bind). Serve closes its listener itself; Close is
+// for the case where Serve is never called, and must not run alongside
+// it. Close before Bind, or twice, does nothing.
 func (t *TCP) Close() error {
-	if t.ln == nil {
+	if t.ln != nil {
+		err := t.ln.Close()
+		if errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
+		return err
+	}
+	if t.bound == nil {
 		return nil
 	}
-	err := t.ln.Close()
+	err := t.bound.Close()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
@@ -134,12 +164,12 @@ func (t *TCP) Close() error {
 }
 
 // Addr returns the bound address (useful with port 0), or nil before
-// Listen.
+// Bind.
 func (t *TCP) Addr() net.Addr {
-	if t.ln == nil {
+	if t.bound == nil {
 		return nil
 	}
-	return t.ln.Addr()
+	return t.bound.Addr()
 }
 
 // Serve accepts and serves connections until stop ends. Then every
@@ -149,12 +179,15 @@ func (t *TCP) Addr() net.Addr {
 // listener and every socket, waits for all its goroutines and returns nil.
 // Only when drain ends too is what is left dropped, with a log line
 // counting the frames and bytes lost. drain should outlive stop (pass the
-// same context for both to drop at once). Serve returns an error only if
-// Listen was not called or the listener fails for good (closed by someone
-// else). Call it once.
+// same context for both to drop at once). Serve listens first if Listen
+// was not called, and returns an error only if Bind was not called,
+// listening fails, or the listener fails for good (closed by someone
+// else). Call it once; do not call Close once Listen or Serve was.
 func (t *TCP) Serve(stop, drain context.Context) error {
 	if t.ln == nil {
-		return fmt.Errorf("%s source: Serve called before Listen", t.cfg.Name)
+		if err := t.Listen(); err != nil {
+			return err
+		}
 	}
 	cfg := connset.Config{Label: t.cfg.Name + " source", MaxConns: t.cfg.MaxConns, Log: t.log}
 	return connset.Serve(stop, t.ln, cfg, func(conn net.Conn) {

@@ -139,6 +139,9 @@ func startTCP(t *testing.T, cfg TCPConfig, cons *chanConsumer) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := src.Bind(); err != nil {
+		t.Fatal(err)
+	}
 	if err := src.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +471,7 @@ func TestTCP_ListenFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = src.Listen()
+	err = src.Bind()
 	want := "Alphabet source is unable to listen on " + h.addr + ": "
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("Listen on a taken port: %v, want prefix %q", err, want)
@@ -670,7 +673,7 @@ func TestTCP_CloseFreesThePortWithoutServe(t *testing.T) {
 	if err := src.Close(); err != nil {
 		t.Fatalf("Close before Listen = %v", err)
 	}
-	if err := src.Listen(); err != nil {
+	if err := src.Bind(); err != nil {
 		t.Fatal(err)
 	}
 	addr := src.Addr().String()

@@ -169,9 +169,10 @@ func Run(ctx context.Context, cfg Config) error {
 	// The edge packages (sources, sinks, external channel) log through a
 	// *log.Logger that writes into the same slog handler.
 	plog := slog.NewLogLogger(cfg.Log.Handler(), slog.LevelInfo)
-	// Bind every source listener first, so a port that is taken is
-	// reported before anything else listens or connects (connections
-	// made now wait in the backlog until the sources are served).
+	// Bind every source's port first, so a port that is taken is
+	// reported before anything else listens or connects; the sources
+	// listen only at INIT PHASE II, so a client that connects before the
+	// worker is ready is refused (spec 1.5).
 	q := work.NewQueue(cfg.QueueBatches, cfg.QueueBytes)
 	reg := cfg.Metrics
 	reg.Gauge(metrics.QueueDepth, func() float64 { l, _ := q.Depth(); return float64(l) }, "lane", "sources")
@@ -195,7 +196,7 @@ func Run(ctx context.Context, cfg Config) error {
 			OnClosed: closedErr.Inc,
 		}, q, plog)
 		if err == nil {
-			if err = s.Listen(); err != nil {
+			if err = s.Bind(); err != nil {
 				err = fmt.Errorf("%w: %w", ErrListen, err)
 			}
 		}
@@ -440,7 +441,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// The external channel answers from the start (cluster-status says
 	// "not initialized" until the worker is ready) and can stop the worker.
-	st := &status{cfg: &cfg, shutdown: func(reason string) {
+	st := &status{cfg: &cfg, res: res, shutdown: func(reason string) {
 		cfg.Log.Info("shutting down", "reason", reason)
 		shutdown() // a cluster member then stops its cluster (below)
 	}}
@@ -584,6 +585,15 @@ func Run(ctx context.Context, cfg Config) error {
 	srcCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
 
+	// Listen before anything says ready: a client that connects once it
+	// has read "Application has successfully initialized" is taken.
+	for _, s := range sources {
+		if err := s.Listen(); err != nil {
+			closeSources()
+			closeSinks()
+			return fmt.Errorf("%w: %w", ErrListen, err)
+		}
+	}
 	var wg sync.WaitGroup
 	for _, s := range sources {
 		wg.Add(1)

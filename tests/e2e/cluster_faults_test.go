@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -450,6 +452,14 @@ func TestClusterFault_InitializerWaitsForMissingWorkers(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+	}
+	// The source port is bound but refuses clients until the cluster is
+	// ready (spec 1.5), as 0.6's did.
+	if c, err := net.DialTimeout("tcp", in, 10*time.Second); err == nil {
+		c.Close()
+		t.Errorf("a client connected to the source at %s while the cluster waits for a worker", in)
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("dial the source while the cluster waits: %v, want connection refused", err)
 	}
 	for _, p := range []*proc{init, w1} {
 		select {
