@@ -214,6 +214,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--worker-count is only valid with --cluster-initializer or --join")
 	case o.Data != "" && !o.ClusterInitializer:
 		return fmt.Errorf("only the cluster initializer takes --data; other workers use --my-data")
+	case o.ClusterInitializer && (o.Data == "" || o.Data == "0"):
+		return fmt.Errorf("the cluster initializer needs --data, the address its workers send data to (for example --data 127.0.0.1:6001)")
 	case o.LogFormat != "text" && o.LogFormat != "json":
 		return fmt.Errorf("--log-format must be text or json, got %q", o.LogFormat)
 	case !validLevel(o.LogLevel):

@@ -95,11 +95,16 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 	if cfg.Cluster != nil {
 		cfg.Cluster.Guard = guard
 	}
-	if opts.RunWithResilience {
-		if st, err := os.Stat(opts.ResilienceDir); err != nil || !st.IsDir() {
-			fmt.Fprintf(stderr, "Error: --resilience-dir %s: not a directory this worker can use (%v); create it first\n", opts.ResilienceDir, err)
-			return 1
+	// The recovery files go there with or without resilience (spec 4.2):
+	// a directory that is not there stops the worker, as in 0.6.
+	if st, err := os.Stat(opts.ResilienceDir); err != nil || !st.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
 		}
+		fmt.Fprintf(stderr, "Error: --resilience-dir %s: not a directory this worker can use (%v); create it first\n", opts.ResilienceDir, err)
+		return 1
+	}
+	if opts.RunWithResilience {
 		cfg.Resilience = &worker.Resilience{Dir: opts.ResilienceDir,
 			Every: time.Duration(opts.TimeBetweenCkpt), KeepStateOnStop: opts.KeepStateOnStop,
 			CrashAt: os.Getenv(worker.CrashAtEnv)}

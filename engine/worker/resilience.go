@@ -231,6 +231,7 @@ func (r *resilience) start() (bool, error) {
 	}
 	r.cons(fmt.Sprintf("RESILIENCE: Replayed %d entries from recovery log file.", n))
 	r.cons("|~~ - Recovery COMPLETE - ~~|")
+	r.cons("~~~Resuming message processing.~~~")
 	return true, nil
 }
 
@@ -575,6 +576,7 @@ func (r *resilience) rollbackHere(ctx context.Context, id, rollback uint64) (int
 		return n, err
 	}
 	r.cons(fmt.Sprintf("RESILIENCE: Replayed %d entries from recovery log file.", n))
+	r.cons("~~~Resuming message processing.~~~")
 	return n, nil
 }
 

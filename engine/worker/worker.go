@@ -217,6 +217,14 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return context.Background()
 	}
+	// 0.6's startup banners, one per mode its builds had: clustering and
+	// autoscale always (ours always can), resilience with
+	// --run-with-resilience (informational; nothing waits for them).
+	if cfg.Resilience != nil {
+		fmt.Fprintln(cfg.Console, "****RESILIENCE MODE is active****")
+	}
+	fmt.Fprintln(cfg.Console, "****CLUSTERING MODE is active****")
+	fmt.Fprintln(cfg.Console, "****AUTOSCALE MODE is active****")
 	// Checkpoints: res drives them (nil without resilience); pause holds
 	// the sources while the cluster comes to rest for one.
 	pause := &gate{}

@@ -263,6 +263,10 @@ func TestStartupErrors(t *testing.T) {
 			stderr: []string{"Error:", "worker-count"}},
 		{name: "data on a non-initializer", args: []string{"--application-module", "echo_lines", "--data", "127.0.0.1:1"}, code: 1,
 			stderr: []string{"Error: only the cluster initializer takes --data"}},
+		{name: "resilience dir missing", args: []string{"--application-module", "echo_lines", "--resilience-dir", "/nonexistent/machida-e2e"}, code: 1,
+			stderr: []string{"Error: --resilience-dir /nonexistent/machida-e2e: not a directory this worker can use"}},
+		{name: "initializer without data", args: []string{"--application-module", "echo_lines", "--cluster-initializer", "--worker-count", "2"}, code: 1,
+			stderr: []string{"Error: the cluster initializer needs --data"}},
 		// A cluster member needs a name of its own (spec 1.3).
 		{name: "cluster member without a name", args: []string{"--application-module", "echo_lines", "--control", "127.0.0.1:6000"}, code: 1,
 			stderr: []string{"Error: --control 127.0.0.1:6000: a worker that is not the --cluster-initializer needs --name"}},
@@ -276,9 +280,9 @@ func TestStartupErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSink(t)
-			args := append(append([]string{}, c.args...),
-				"--in", freePort(t), "--out", s.addr(), "--external", freePort(t),
-				"--metrics", freePort(t), "--resilience-dir", t.TempDir(), "--ponythreads=1")
+			// The case's own options last: they win over these.
+			args := append([]string{"--in", freePort(t), "--out", s.addr(), "--external", freePort(t),
+				"--metrics", freePort(t), "--resilience-dir", t.TempDir(), "--ponythreads=1"}, c.args...)
 			p := start(t, testdataDir(), "machida3", args...)
 			if code := p.wait(20 * time.Second); code != c.code {
 				t.Errorf("exit code %d, want %d", code, c.code)
