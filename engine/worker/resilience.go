@@ -144,9 +144,9 @@ type resilience struct {
 	// rollingBack (the initializer): a rollback of the cluster is asked
 	// for and not done yet.
 	rollingBack atomic.Bool
-	discarded  atomic.Int64
-	stopped    chan struct{}
-	crash      *crashPoints // tests: where this process kills itself (nil: nowhere)
+	discarded   atomic.Int64
+	stopped     chan struct{}
+	crash       *crashPoints // tests: where this process kills itself (nil: nowhere)
 }
 
 func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q *work.Queue, g *gate, log, debug, warn func(string, ...any), cons func(string)) *resilience {
