@@ -102,3 +102,62 @@ func TestCluster_RestartAWorkerWithoutResilience(t *testing.T) {
 		t.Errorf("files left in the resilience directory after a clean stop: %v", left)
 	}
 }
+
+// A peer that disappears: keys routed to it stall while the others flow;
+// what was sent to it waits in the links' replay queues and reaches it
+// once it is back (started again with the same command line).
+func TestCluster_KeysOfAMissingWorkerStallThenFlow(t *testing.T) {
+	dir := exampleDir("alphabet")
+	votes := filepath.Join(dir, "votes.msg")
+	want, n := alphabetRunningTotals(t, votes)
+	recv := exStartReceiver(t, dir)
+	in := freePort(t)
+	ws := startCluster(t, dir, "alphabet", 3, in, recv.addr)
+	// Which letters does worker2 own? Send every letter once... the
+	// votes file itself, then read the owners.
+	exSend(t, dir, in, n, "--file", votes, "--batch-size", "50", "--interval", "1_000_000", "--binary", "--msg-size", "9")
+	recv.waitLines(t, n, 60*time.Second)
+	owners := stateKeys(t, ws)
+	victim := ws[2]
+	victim.kill()
+	// While it is gone: the other workers' letters come out, its own do not.
+	exSend(t, dir, in, n, "--file", votes, "--batch-size", "50", "--interval", "1_000_000", "--binary", "--msg-size", "9")
+	others := 0
+	for letter, seq := range want {
+		if owners[letter] != victim.name {
+			others += len(seq)
+		}
+	}
+	lines := recv.waitLines(t, n+others, 60*time.Second)
+	for _, l := range lines[n:] {
+		letter, _, _ := strings.Cut(l, " => ")
+		if owners[letter] == victim.name {
+			t.Fatalf("letter %s of the missing worker came out while it was down: %q", letter, l)
+		}
+	}
+	// Back again: what waited for it arrives (its state starts empty).
+	back := &clusterWorker{proc: start(t, victim.dir, "machida3", victim.args...), name: victim.name,
+		external: victim.external, dir: victim.dir, args: victim.args}
+	ws[2] = back
+	back.waitOutput("Restarting a listener at", 30*time.Second)
+	lines = recv.waitLines(t, 2*n, 60*time.Second)
+	final := map[string]int{}
+	for _, l := range lines {
+		letter, v, _ := strings.Cut(l, " => ")
+		final[letter], _ = strconv.Atoi(v)
+	}
+	for letter, seq := range want {
+		_, v, _ := strings.Cut(seq[len(seq)-1], " => ")
+		tot, _ := strconv.Atoi(v)
+		if owners[letter] != victim.name {
+			tot *= 2
+		}
+		if final[letter] != tot {
+			t.Errorf("letter %s (owned by %s): final %d, want %d", letter, owners[letter], final[letter], tot)
+		}
+	}
+	if len(lines) != 2*n {
+		t.Errorf("%d lines, want %d", len(lines), 2*n)
+	}
+	stopCluster(t, ws, 1, true)
+}
