@@ -387,7 +387,7 @@ func writeFile(path, s string) error {
 // 3.8).
 func (m *Member) RemoveFiles() {
 	c, d := m.recoveryFiles()
-	for _, f := range []string{c, d, m.topologyFile(), m.workersFile()} {
+	for _, f := range []string{c, d, m.topologyFile(), m.workersFile(), m.legacyTopologyFile()} {
 		if f != "" {
 			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 				m.log.Warn("recovery file not removed", "file", f, "err", err)
@@ -1530,6 +1530,16 @@ func (m *Member) topologyFile() string {
 	return filepath.Join(m.cfg.ResilienceDir, m.cfg.Hello.App+"-"+m.cfg.Name+".local-topology")
 }
 
+// legacyTopologyFile is where earlier versions of this project kept the
+// topology (<app>-initializer.cluster): read when .local-topology is not
+// there, removed with the other files.
+func (m *Member) legacyTopologyFile() string {
+	if p := m.topologyFile(); p != "" {
+		return strings.TrimSuffix(p, ".local-topology") + ".cluster"
+	}
+	return ""
+}
+
 // workersFile is the initializer's <app>-initializer.workers: the names
 // of the cluster's workers, one per line, as 0.6 wrote them (for
 // operators and their scripts; nothing reads it back). "" without a
@@ -1570,6 +1580,12 @@ func (m *Member) loadTopology() (Topology, error) {
 		return Topology{}, errors.New("no resilience directory")
 	}
 	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		// Written by an earlier version of this project.
+		if old, oerr := os.ReadFile(m.legacyTopologyFile()); oerr == nil {
+			b, err, path = old, nil, m.legacyTopologyFile()
+		}
+	}
 	if err != nil {
 		return Topology{}, err
 	}

@@ -240,6 +240,8 @@ func (m *Member) grow(ctx context.Context, joiners []rescale.Joiner) {
 	m.mu.Unlock()
 	if err == nil {
 		err = m.runRescale(ctx, plan)
+	} else {
+		m.endPlanning() // runRescale did not run: nothing else ends it
 	}
 	if err != nil {
 		m.log.Error("grow failed", "err", err)
@@ -253,10 +255,21 @@ func (m *Member) shrink(ctx context.Context, leaving []string) {
 	m.mu.Unlock()
 	if err == nil {
 		err = m.runRescale(ctx, plan)
+	} else {
+		m.endPlanning() // runRescale did not run: nothing else ends it
 	}
 	if err != nil {
 		m.log.Error("shrink failed", "err", err)
 	}
+}
+
+// endPlanning (initializer) ends a rescale that failed before its first
+// phase (no plan could be made).
+func (m *Member) endPlanning() {
+	m.rs.mu.Lock()
+	m.rs.busy = false
+	m.rs.joiners = nil
+	m.rs.mu.Unlock()
 }
 
 // ShrinkQuery lists the workers a shrink asked of this worker may

@@ -20,10 +20,11 @@ type boundPort struct {
 	addr *net.TCPAddr
 }
 
-// bindPort binds a socket to addr (host:port; an empty or unspecified
-// host binds every address, IPv4 and IPv6 as net.Listen does) with
-// SO_REUSEADDR, so a restarted worker can bind again while the
-// connections of its previous run are in TIME_WAIT.
+// bindPort binds a socket to addr (host:port; an empty host or [::]
+// binds every address, IPv4 and IPv6, as net.Listen does; 0.0.0.0 binds
+// every IPv4 address) with SO_REUSEADDR, so a restarted worker can bind
+// again while the connections of its previous run are in TIME_WAIT. A
+// port another socket holds, listening or only bound, is refused.
 func bindPort(addr string) (*boundPort, error) {
 	ta, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
@@ -80,6 +81,14 @@ func bindPort(addr string) (*boundPort, error) {
 			// would not help.
 			return nil, os.NewSyscallError("bind", err)
 		}
+		// Bound, SO_REUSEADDR off until listen: two sockets that both
+		// have it may share a port while neither listens, so another
+		// worker (or any program) could take the port meanwhile and
+		// this one would learn it only at listen.
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 0); err != nil {
+			syscall.Close(fd)
+			return nil, os.NewSyscallError("setsockopt", err)
+		}
 		bound, err := syscall.Getsockname(fd)
 		if err != nil {
 			syscall.Close(fd)
@@ -112,6 +121,12 @@ func (b *boundPort) listen() (net.Listener, error) {
 	}
 	fd := b.fd
 	b.fd = -1
+	// Back on for listen, which checks the port again: the connections
+	// of a previous run in TIME_WAIT must not make it fail.
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		syscall.Close(fd)
+		return nil, os.NewSyscallError("setsockopt", err)
+	}
 	if err := syscall.Listen(fd, listenBacklog); err != nil {
 		syscall.Close(fd)
 		return nil, os.NewSyscallError("listen", err)

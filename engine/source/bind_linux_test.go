@@ -41,3 +41,32 @@ func TestTCP_BoundPortRefusesUntilListen(t *testing.T) {
 		t.Errorf("another listener took %s while the source listens", addr)
 	}
 }
+
+// While bound and not yet listening, the port is not free for another
+// source or program: a second bind is refused at once, not at listen.
+func TestTCP_BoundPortIsTakenBeforeListen(t *testing.T) {
+	fr := be32(t)
+	mk := func(addr string) *TCP {
+		src, err := NewTCP(TCPConfig{Name: "Held", Addr: addr, HeaderLen: fr.HeaderLen, Length: fr.Length}, &chanConsumer{batches: make(chan Batch, 1)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	a := mk("127.0.0.1:0")
+	if err := a.Bind(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	addr := a.Addr().String()
+	if err := mk(addr).Bind(); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("a second source bound %s while the first holds it: %v", addr, err)
+	}
+	if ln, err := net.Listen("tcp", addr); err == nil {
+		ln.Close()
+		t.Errorf("net.Listen took %s while a source holds it", addr)
+	}
+	if err := a.Listen(); err != nil {
+		t.Fatalf("Listen after the refused binds: %v", err)
+	}
+}

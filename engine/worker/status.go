@@ -53,9 +53,11 @@ func (s *status) Initialized() bool { return s.initialized.Load() }
 
 // Cluster answers cluster-status: the workers, and whether this worker
 // processes messages as usual (processing_messages). It does not before
-// it is ready, while a grow or shrink is under way, and while a rollback
-// to a checkpoint is: 0.6 stopped its world then, and tools wait for
-// processing_messages to come back to true.
+// it is ready, while it takes part in a grow or shrink, and, during a
+// rollback to a checkpoint, on the initializer (which holds every source
+// then) and on the restarted worker until the rollback is done: 0.6
+// stopped its world then, and tools wait for processing_messages to come
+// back to true on every worker.
 func (s *status) Cluster() ([]string, bool) {
 	steady := s.initialized.Load() && !s.res.holding()
 	if m := s.member.Load(); m != nil {

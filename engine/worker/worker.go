@@ -595,11 +595,20 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// Listen before anything says ready: a client that connects once it
 	// has read "Application has successfully initialized" is taken.
+	// failStarted returns err of a failure after the cluster formed: the
+	// initializer stops every worker first (they would wait for it to
+	// come back); another worker's peers see it go, as when one crashes.
+	failStarted := func(err error) error {
+		if member != nil && cfg.Name == cluster.InitializerName {
+			member.StopAll("the initializer could not start: " + err.Error())
+		}
+		return err
+	}
 	for _, s := range sources {
 		if err := s.Listen(); err != nil {
 			closeSources()
 			closeSinks()
-			return fmt.Errorf("%w: %w", ErrListen, err)
+			return failStarted(fmt.Errorf("%w: %w", ErrListen, err))
 		}
 	}
 	var wg sync.WaitGroup
@@ -619,7 +628,7 @@ func Run(ctx context.Context, cfg Config) error {
 			stopSources()
 			wg.Wait()
 			closeSinks()
-			return fmt.Errorf("recover from the files in %s: %w (move them away to start with empty state)", cfg.Resilience.Dir, err)
+			return failStarted(fmt.Errorf("recover from the files in %s: %w (move them away to start with empty state)", cfg.Resilience.Dir, err))
 		}
 	}
 	if cfg.Ownership != nil {
@@ -629,7 +638,7 @@ func Run(ctx context.Context, cfg Config) error {
 			stopSources()
 			wg.Wait()
 			closeSinks()
-			return fmt.Errorf("install the ownership table: %w", err)
+			return failStarted(fmt.Errorf("install the ownership table: %w", err))
 		}
 	}
 	st.initialized.Store(true)
