@@ -1009,6 +1009,9 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 				// The initializer crashed: it comes back from its
 				// recovery files at the same address.
 				m.log.Warn("lost the control link to the initializer; reconnecting", "initializer", addr)
+				if m.rs.forgetUnfrozen() {
+					m.log.Warn("the grow or shrink under way ended with the initializer; nothing had moved")
+				}
 				go m.rejoin(ctx, addr)
 				return
 			}

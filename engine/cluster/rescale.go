@@ -89,6 +89,7 @@ type rescaleState struct {
 	curID    uint64
 	leaving  bool     // this worker leaves at the end of the current rescale
 	pending  *Rescale // the Prepare of the rescale under way (workers)
+	frozen   bool     // the Freeze of pending has come (workers)
 	importEr error    // the first import that failed in the current rescale
 	// The freeze: old members (whose fences this worker waits for), the
 	// fences processed so far, closed when all are; what is parked.
@@ -129,6 +130,20 @@ func (s *rescaleState) joinerReady(name string) bool {
 	case s.acks <- RescaleAck{ID: s.curID, Phase: PhasePrepare, from: name}:
 	default:
 	}
+	return true
+}
+
+// forgetUnfrozen (a worker that lost its initializer) drops a rescale
+// that was prepared here but not frozen: nothing is parked, and the
+// initializer that comes back does not go on with it. A frozen one stays
+// (its moving partitions are parked; the status says so).
+func (s *rescaleState) forgetUnfrozen() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending == nil || s.frozen {
+		return false
+	}
+	s.pending = nil
 	return true
 }
 
@@ -837,6 +852,7 @@ func (m *Member) releaseHere(ctx context.Context, r Rescale) error {
 	m.rs.mu.Lock()
 	m.rs.leaving = leaving
 	m.rs.pending = nil
+	m.rs.frozen = false
 	m.rs.mu.Unlock()
 	return nil
 }
@@ -925,6 +941,7 @@ func (m *Member) abortHere(plan rescale.Plan) {
 	m.mu.Unlock()
 	m.rs.mu.Lock()
 	m.rs.pending = nil
+	m.rs.frozen = false
 	m.rs.mu.Unlock()
 }
 
@@ -1013,6 +1030,9 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 	case PhaseFreeze:
 		m.rs.mu.Lock()
 		p := m.rs.pending
+		if p != nil && p.ID == r.ID {
+			m.rs.frozen = true
+		}
 		m.rs.mu.Unlock()
 		if p == nil || p.ID != r.ID {
 			ack(fmt.Errorf("freeze for rescale %d, which this worker was not prepared for", r.ID))
@@ -1056,6 +1076,7 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 	case PhaseAbort:
 		m.rs.mu.Lock()
 		m.rs.pending = nil
+		m.rs.frozen = false
 		m.rs.mu.Unlock()
 		m.mu.Lock()
 		formed := m.workers != nil
