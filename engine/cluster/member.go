@@ -1215,6 +1215,31 @@ func (m *Member) Congested() <-chan struct{} {
 	return nil
 }
 
+// LinkStatus is one outbound data link as Links reports it.
+type LinkStatus struct {
+	Peer    string
+	Up      bool
+	Sent    uint64 // batches pushed since this process started
+	Pending int    // batches not acknowledged yet (its replay queue)
+}
+
+// Links reports this worker's outbound data links (0.6's boundaries), in
+// the order of its destinations.
+func (m *Member) Links() []LinkStatus {
+	m.mu.Lock()
+	outs := append([]*outbound(nil), m.outs...)
+	m.mu.Unlock()
+	var out []LinkStatus
+	for _, o := range outs {
+		if o == nil {
+			continue
+		}
+		sent, pending, up := o.stats()
+		out = append(out, LinkStatus{Peer: o.peer, Up: up, Sent: sent, Pending: pending})
+	}
+	return out
+}
+
 // LinksUp waits until every outbound data link has connected once.
 func (m *Member) LinksUp(ctx context.Context) error {
 	for {

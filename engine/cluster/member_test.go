@@ -150,6 +150,19 @@ func TestMember_FormsRoutesAndShutsDown(t *testing.T) {
 	if err := ms[0].Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Its links as boundary-count-status reports them: one per peer,
+	// up, the 100 batches to worker2 all acknowledged.
+	links := ms[0].Links()
+	sent := map[string]uint64{}
+	for _, l := range links {
+		if !l.Up || l.Pending != 0 {
+			t.Errorf("link %+v: want up with nothing unacknowledged", l)
+		}
+		sent[l.Peer] = l.Sent
+	}
+	if len(links) != 2 || sent["worker2"] != 100 || sent["worker1"] != 0 {
+		t.Errorf("links %+v, want worker1 (0 sent) and worker2 (100 sent)", links)
+	}
 	// A worker asks for the shutdown: the initializer drains (nothing
 	// is in flight: all 100 batches were acknowledged) and every member
 	// stops.

@@ -98,6 +98,11 @@ func (s *Server) handle(f extframe.Frame, peer net.Addr) (id extframe.MsgID, rep
 		return extframe.MsgSourceIDsQueryResponse, encode(sourceIDs{list(st.SourceIDs())}), true
 	case extframe.MsgReportStatus:
 		s.log.Printf("external channel: ReportStatus %q from %s", f.Payload, peer)
+		if string(f.Payload) == "boundary-count-status" {
+			if b, ok := st.(Boundaries); ok {
+				s.log.Printf("boundary count: %s", b.Boundaries())
+			}
+		}
 	case extframe.MsgStateEntityQuery:
 		return extframe.MsgStateEntityQueryResponse, stateEntitiesReply(s, list), true
 	case extframe.MsgStateEntityCountQuery:

@@ -67,6 +67,7 @@ func (f *fakeStatus) StateEntities() (map[string][]string, error) {
 	return f.entities, f.entitiesErr
 }
 func (f *fakeStatus) Shutdown(reason string) { f.shutdowns <- reason }
+func (f *fakeStatus) Boundaries() string     { return "2 data links: w1 up; w2 down" }
 func (f *fakeStatus) ShrinkQuery() []string  { return f.eligible }
 func (f *fakeStatus) Shrink(names []string, count int) string {
 	f.mu.Lock()
@@ -341,7 +342,8 @@ func TestServer_PrintReportStatusAndRotateLogAreLogged(t *testing.T) {
 	// Requests on a connection are handled in order: once this reply is
 	// here, the ones before it are done.
 	ask(t, c, extframe.MsgSourceIDsQuery, "")
-	for _, want := range []string{"$$$ ExternalPrint: hello there $$$\n", `ReportStatus "boundary-count-status"`, `RotateLog for worker "w1"`} {
+	for _, want := range []string{"$$$ ExternalPrint: hello there $$$\n", `ReportStatus "boundary-count-status"`,
+		"boundary count: 2 data links: w1 up; w2 down", `RotateLog for worker "w1"`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}

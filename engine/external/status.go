@@ -48,3 +48,10 @@ type Health interface {
 type KeepStateShutdown interface {
 	ShutdownKeepingState(reason string)
 }
+
+// Boundaries is implemented by a Status that can describe its links to
+// other workers (0.6's boundaries) for the boundary-count-status report,
+// which is logged, not answered.
+type Boundaries interface {
+	Boundaries() string
+}

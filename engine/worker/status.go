@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,25 @@ func (s *status) Cluster() ([]string, bool) {
 }
 
 func (s *status) Worker() string { return s.cfg.Name }
+
+// Boundaries implements external.Boundaries: this worker's data links to
+// its peers, for the boundary-count-status report.
+func (s *status) Boundaries() string {
+	m := s.member.Load()
+	if m == nil {
+		return "0 data links (a single worker)"
+	}
+	links := m.Links()
+	parts := make([]string, 0, len(links))
+	for _, l := range links {
+		state := "up"
+		if !l.Up {
+			state = "down"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s, %d batches sent, %d unacknowledged", l.Peer, state, l.Sent, l.Pending))
+	}
+	return fmt.Sprintf("%d data links: %s", len(links), strings.Join(parts, "; "))
+}
 
 // Unresponsive implements external.Health: the peers this worker finds
 // stuck or silent.
