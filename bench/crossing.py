@@ -1,0 +1,103 @@
+"""What crossing between workers costs in Python alone: word count's
+user functions through machida3's runner (wallaroo._runner) in one
+process, once with every partition here, once split over two runners A
+and B that hand each other their envelope batches directly (A deals
+half the lines to B, each owns half the partitions), as two workers of a
+cluster would without sockets, Go or a second process. Prints the CPU
+time per line of each (thread time, GC off) and their ratio.
+
+    python3 bench/crossing.py [--lines N] [--reps R] [COUNT_THIS_TXT]
+
+COUNT_THIS_TXT defaults to ../shared/data/count_this.txt from the
+repository root. A diagnostic for PERFORMANCE.md, not part of make bench.
+"""
+
+import argparse
+import gc
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "pyapi"))
+sys.path.insert(0, os.path.join(ROOT, "examples", "python", "word_count"))
+
+from wallaroo import _runner as R  # noqa: E402
+import word_count as wc  # noqa: E402
+
+PARTITIONS = 256
+CHUNK = 1024  # the engine's largest batch per source read
+
+
+def make_path(runner):
+    stages = [R.Stage(R.COMPUTATION, wc.split, "split", "0.1", 1, 0),
+              R.Stage(R.KEY_BY, wc.extract_word, "key", "0.2", 0, 0),
+              R.Stage(R.STATE, wc.count_word, "count", "0.3", 0, 1)]
+    segs = [R.Segment(R.SEG_SOURCE, 0), R.Segment(R.SEG_SPREAD, 0),
+            R.Segment(R.SEG_KEYED, 2)]
+    return runner.path("src", wc.decode_line, stages,
+                       [wc.encode_word_count], segs)
+
+
+def one(chunks, n):
+    path = make_path(R.Runner(PARTITIONS))
+    out = 0
+    t0 = time.thread_time()
+    for c in chunks:
+        out += len(path.process(c, 5)[0])
+    return (time.thread_time() - t0) * 1e9 / n, out
+
+
+def two(chunks, n):
+    a, b = R.Runner(PARTITIONS), R.Runner(PARTITIONS)
+    pa = make_path(a)
+    make_path(b)
+    # Destination 0 is "here"; 1 is the other runner.
+    a.set_ownership([q % 2 for q in range(PARTITIONS)], 1, [0, 1])
+    b.set_ownership([1 - q % 2 for q in range(PARTITIONS)], 1, [1, 0])
+    ta = tb = 0.0
+    out = 0
+    for c in chunks:
+        t0 = time.thread_time()
+        out += len(pa.process(c, 5)[0])
+        envs = a.take_envelopes()
+        ta += time.thread_time() - t0
+        while envs:
+            t0 = time.thread_time()
+            for _dest, _count, data in envs:
+                for _pi, outs, _ts in b.resume(data):
+                    out += len(outs[0])
+            back = b.take_envelopes()
+            tb += time.thread_time() - t0
+            t0 = time.thread_time()
+            for _dest, _count, data in back:
+                for _pi, outs, _ts in a.resume(data):
+                    out += len(outs[0])
+            envs = a.take_envelopes()
+            ta += time.thread_time() - t0
+    return ta * 1e9 / n, tb * 1e9 / n, out
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="crossing.py")
+    parser.add_argument("count_this", nargs="?",
+                        default=os.path.join(ROOT, "..", "shared", "data", "count_this.txt"))
+    parser.add_argument("--lines", type=int, default=100000)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    with open(args.count_this, "rb") as f:
+        lines = [l.rstrip(b"\n") for l in f if l.strip()]
+    data = [lines[i % len(lines)] for i in range(args.lines)]
+    chunks = [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]
+    gc.disable()
+    for rep in range(args.reps):
+        o, n1 = one(chunks, len(data))
+        a, b, n2 = two(chunks, len(data))
+        if n1 != n2:
+            sys.exit("the two runs wrote %d and %d output bytes" % (n1, n2))
+        print("rep %d: one runner %.0f ns/line; two: A %.0f + B %.0f = %.0f ns/line; ratio %.3f"
+              % (rep + 1, o, a, b, a + b, (a + b) / o))
+
+
+if __name__ == "__main__":
+    main()
