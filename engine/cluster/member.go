@@ -1215,6 +1215,14 @@ func (m *Member) Congested() <-chan struct{} {
 	return nil
 }
 
+// outbounds returns a copy of the outbound links (nil entries for this
+// worker and for peers that left), to go through without m.mu.
+func (m *Member) outbounds() []*outbound {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]*outbound(nil), m.outs...)
+}
+
 // LinkStatus is one outbound data link as Links reports it.
 type LinkStatus struct {
 	Peer    string
@@ -1226,9 +1234,7 @@ type LinkStatus struct {
 // Links reports this worker's outbound data links (0.6's boundaries), in
 // the order of its destinations.
 func (m *Member) Links() []LinkStatus {
-	m.mu.Lock()
-	outs := append([]*outbound(nil), m.outs...)
-	m.mu.Unlock()
+	outs := m.outbounds()
 	var out []LinkStatus
 	for _, o := range outs {
 		if o == nil {
@@ -1243,9 +1249,7 @@ func (m *Member) Links() []LinkStatus {
 // LinksUp waits until every outbound data link has connected once.
 func (m *Member) LinksUp(ctx context.Context) error {
 	for {
-		m.mu.Lock()
-		outs := append([]*outbound(nil), m.outs...)
-		m.mu.Unlock()
+		outs := m.outbounds()
 		all := true
 		var wait chan struct{}
 		for _, o := range outs {
@@ -1421,9 +1425,7 @@ func (m *Member) idleReply(round uint64) IdleReply {
 	if !r.Idle {
 		m.log.Debug("not idle: the processor loop has work", "round", round)
 	}
-	m.mu.Lock()
-	outs := append([]*outbound(nil), m.outs...)
-	m.mu.Unlock()
+	outs := m.outbounds()
 	for i, o := range outs {
 		if o == nil {
 			continue
@@ -1514,9 +1516,7 @@ func (m *Member) stopping() bool {
 // Flush waits until every batch sent to a peer has been acknowledged, or
 // ctx ends (at a clean stop, so peers have what this worker made).
 func (m *Member) Flush(ctx context.Context) error {
-	m.mu.Lock()
-	outs := append([]*outbound(nil), m.outs...)
-	m.mu.Unlock()
+	outs := m.outbounds()
 	var errs []error
 	for _, o := range outs {
 		if o == nil {
@@ -1551,32 +1551,26 @@ func (m *Member) Flush(ctx context.Context) error {
 // same cluster (what 0.6 kept in its .local-topology and
 // .connection-addresses files, in our format). "" without a resilience
 // directory.
-func (m *Member) topologyFile() string {
-	if m.cfg.ResilienceDir == "" || !m.cfg.Initializer {
-		return ""
-	}
-	return filepath.Join(m.cfg.ResilienceDir, m.cfg.Hello.App+"-"+m.cfg.Name+".local-topology")
-}
+func (m *Member) topologyFile() string { return m.initializerFile(".local-topology") }
 
 // legacyTopologyFile is where earlier versions of this project kept the
 // topology (<app>-initializer.cluster): read when .local-topology is not
 // there, removed with the other files.
-func (m *Member) legacyTopologyFile() string {
-	if p := m.topologyFile(); p != "" {
-		return strings.TrimSuffix(p, ".local-topology") + ".cluster"
-	}
-	return ""
-}
+func (m *Member) legacyTopologyFile() string { return m.initializerFile(".cluster") }
 
 // workersFile is the initializer's <app>-initializer.workers: the names
 // of the cluster's workers, one per line, as 0.6 wrote them (for
 // operators and their scripts; nothing reads it back). "" without a
 // resilience directory.
-func (m *Member) workersFile() string {
-	if p := m.topologyFile(); p != "" {
-		return strings.TrimSuffix(p, ".local-topology") + ".workers"
+func (m *Member) workersFile() string { return m.initializerFile(".workers") }
+
+// initializerFile is the initializer's recovery file with extension ext,
+// "" on other workers or without a resilience directory.
+func (m *Member) initializerFile(ext string) string {
+	if m.cfg.ResilienceDir == "" || !m.cfg.Initializer {
+		return ""
 	}
-	return ""
+	return filepath.Join(m.cfg.ResilienceDir, m.cfg.Hello.App+"-"+m.cfg.Name+ext)
 }
 
 // saveTopology (initializer) writes the cluster as it is now.

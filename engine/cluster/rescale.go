@@ -256,7 +256,7 @@ func (m *Member) grow(ctx context.Context, joiners []rescale.Joiner) {
 	if err == nil {
 		err = m.runRescale(ctx, plan)
 	} else {
-		m.endPlanning() // runRescale did not run: nothing else ends it
+		m.endRescale() // runRescale did not run: nothing else ends it
 	}
 	if err != nil {
 		m.log.Error("grow failed", "err", err)
@@ -271,16 +271,16 @@ func (m *Member) shrink(ctx context.Context, leaving []string) {
 	if err == nil {
 		err = m.runRescale(ctx, plan)
 	} else {
-		m.endPlanning() // runRescale did not run: nothing else ends it
+		m.endRescale() // runRescale did not run: nothing else ends it
 	}
 	if err != nil {
 		m.log.Error("shrink failed", "err", err)
 	}
 }
 
-// endPlanning (initializer) ends a rescale that failed before its first
-// phase (no plan could be made).
-func (m *Member) endPlanning() {
+// endRescale (initializer) ends the rescale under way: runRescale's
+// last step, or a grow or shrink for which no plan could be made.
+func (m *Member) endRescale() {
 	m.rs.mu.Lock()
 	m.rs.busy = false
 	m.rs.joiners = nil
@@ -374,12 +374,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		m.rs.joiners[j] = true
 	}
 	m.rs.mu.Unlock()
-	defer func() {
-		m.rs.mu.Lock()
-		m.rs.busy = false
-		m.rs.joiners = nil
-		m.rs.mu.Unlock()
-	}()
+	defer m.endRescale()
 	kind := "grow"
 	if len(plan.Leaving) > 0 {
 		kind = "shrink"

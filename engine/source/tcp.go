@@ -60,7 +60,7 @@ type TCP struct {
 	log      *log.Logger
 
 	bound *boundPort    // set by Bind
-	ln    net.Listener  // set by Serve
+	ln    net.Listener  // set by Listen
 	conns atomic.Uint64 // numbers the connections of raw batches
 }
 
@@ -146,17 +146,13 @@ func (t *TCP) Listen() error {
 // for the case where Serve is never called, and must not run alongside
 // it. Close before Bind, or twice, does nothing.
 func (t *TCP) Close() error {
-	if t.ln != nil {
-		err := t.ln.Close()
-		if errors.Is(err, net.ErrClosed) {
-			err = nil
-		}
-		return err
+	var err error
+	switch {
+	case t.ln != nil:
+		err = t.ln.Close()
+	case t.bound != nil:
+		err = t.bound.Close()
 	}
-	if t.bound == nil {
-		return nil
-	}
-	err := t.bound.Close()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
