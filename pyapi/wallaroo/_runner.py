@@ -552,6 +552,7 @@ class Runner(object):
         self.hot = {}
         self.ckpt_class = {}  # step id -> the class of its D and T records
         self.ckpt_names = {}  # step id -> the attribute names of its T records
+        self.initial_states = {}  # step id -> its state class (creator)
         # --on-error skip (set_dead_letter): the loops catch an exception
         # of user code per message, append the message and the traceback
         # to this file, and go on with the next message.
@@ -697,7 +698,7 @@ class Runner(object):
                     if cls is None and sts and _plain_class(type(sts[0])) and hasattr(sts[0], "__dict__"):
                         cls = self.ckpt_class[step_id] = type(sts[0])
                     if cls is not None and sts:
-                        names = self._ckpt_names(step_id, cls, keys, sts)
+                        names = self._ckpt_names(step_id, cls)
                         meta = dumps((cls, names) if names else cls, _PROTO)
                         # (The names stay in the meta for as long as this
                         # process writes the chain; they are read from
@@ -725,31 +726,37 @@ class Runner(object):
                 gens.append((p.index, pickle.dumps(p.gen_value, _PROTO)))
         return steps, gens
 
-    def _ckpt_names(self, step_id, cls, keys, sts):
+    def _ckpt_names(self, step_id, cls):
         """The attribute names of step_id's M and T records (see
-        _plain_records), chosen once per process from the first object
-        of cls among sts (the states of keys), or () where they do not
-        apply: before CPython 3.11, or a class that could answer a
-        missing attribute (a class attribute of the same name,
-        __getattr__, a custom __getattribute__), which would make getattr
-        lie. The object whose __dict__ was read to learn them is replaced
-        by a copy with its attributes inline, in the state table and in
-        sts."""
+        _plain_records), chosen once per process, or () where they do not
+        apply: before CPython 3.11, a class that could answer a missing
+        attribute (a class attribute of the same name, __getattr__, a
+        custom __getattribute__), which would make getattr lie, or a step
+        whose state class does not make an object of cls with no
+        arguments.
+
+        The names are read from a fresh object of the step's state class
+        (its constructor called once more, as for a new key), never from
+        a state in use: reading an object's __dict__ makes it keep a dict
+        from then on (slower attribute updates), and putting a copy in its
+        place would leave a reference the application holds to the
+        original (a global index of its states, say) behind. Objects with
+        other attributes than the fresh one's are recorded whole (D
+        records)."""
         names = self.ckpt_names.get(step_id)
         if names is not None:
             return names
         names = ()
-        if _names_readable(cls, ()):
-            for i, st in enumerate(sts):
-                if type(st) is cls:
-                    d = st.__dict__
-                    if d and _names_readable(cls, tuple(d)):
-                        names = tuple(d)
-                        sts[i] = self.states[step_id][keys[i]] = _rebuild(cls, d)
-                        hot = self.hot_table(step_id)
-                        if keys[i] in hot:
-                            hot[keys[i]] = sts[i]
-                    break
+        make = self.initial_states.get(step_id)
+        if make is not None and _names_readable(cls, ()):
+            try:
+                fresh = make()
+            except Exception:  # it worked for every key; not now: no names
+                fresh = None
+            if type(fresh) is cls:
+                d = fresh.__dict__
+                if d and _names_readable(cls, tuple(d)):
+                    names = tuple(d)
         self.ckpt_names[step_id] = names
         return names
 
@@ -991,6 +998,7 @@ class Runner(object):
         index = self.index[step_id]
         pend = self.pending[step_id]
         partition_of = self.partition_of
+        self.initial_states[step_id] = initial_state
 
         def create(key):
             if pend:

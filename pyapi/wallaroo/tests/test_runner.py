@@ -574,7 +574,7 @@ class CheckpointTest(unittest.TestCase):
         runner, path = _path(self.stages, [_encode])
         runner.set_tracking(True)
         path.process([b"apple banana apricot"])
-        runner.checkpoint_take(True)  # learns the names (reads a's __dict__)
+        runner.checkpoint_take(True)  # learns the names (from a fresh state)
         path.process([b"banana"])
         snap = runner.checkpoint_take(True)
         (step, kb, sb, lb, meta), = snap[0]
@@ -588,6 +588,29 @@ class CheckpointTest(unittest.TestCase):
         other.checkpoint_restore(*snap)
         self.assertEqual(self._counts(other), {"a": 2, "b": 2})
         self.assertEqual(other.ckpt_names.get("0.2", ()), names if _runner._INLINE_ATTRS else ())
+
+    def test_states_the_application_holds_stay_the_engines(self):
+        # An application may keep its own references to its state objects
+        # (here: every object the engine hands it); taking checkpoints must
+        # not put other objects in their place.
+        held = {}
+
+        @wallaroo.state_computation(name="count and hold", state=_Total)
+        def count_and_hold(w, total):
+            held.setdefault(w[:1], total)
+            total.n += 1
+            return "%s:%d" % (w, total.n)
+        stages = self.stages[:2] + [(S, count_and_hold, "count", "0.2", False, True)]
+        runner, path = _path(stages, [_encode])
+        runner.set_tracking(True)
+        path.process([b"apple banana"])
+        for _ in range(3):
+            runner.checkpoint_take(False)
+            runner.checkpoint_take(True)
+            path.process([b"avocado blueberry"])
+        for key, st in runner.states["0.2"].items():
+            self.assertIs(held[key], st)
+        self.assertEqual(dict((k, st.n) for k, st in held.items()), {"a": 4, "b": 4})
 
     def test_restore_refuses_a_corrupt_or_foreign_checkpoint(self):
         runner, path = _path(self.stages, [_encode])
@@ -722,27 +745,27 @@ class PlainRecordsTest(unittest.TestCase):
         r = gc.get_referents(st)
         return len(r) == 2 and type(r[0]) is dict
 
-    def _runner(self, objs):
+    def _runner(self, objs, classes=None):
         runner = _runner.Runner.__new__(_runner.Runner)
         runner.ckpt_names = {}
         runner.hot = {}
+        runner.initial_states = dict(classes or {"s": _Plain})
         keys = [str(i) for i in range(len(objs))]
         runner.states = {"s": dict(zip(keys, objs))}
         return runner, keys
 
     def test_exact_attributes_are_t_records_and_stay_inline(self):
         objs = [_Plain(i, -i) for i in range(3)]
-        first = objs[0]
         runner, keys = self._runner(objs)
-        names = runner._ckpt_names("s", _Plain, keys, objs)
+        names = runner._ckpt_names("s", _Plain)
         if not self.inline:
             self.assertEqual(names, ())
             return
         self.assertEqual(sorted(names), ["a", "b"])
-        # The one whose __dict__ was read to learn the names was replaced
-        # by a copy with its attributes inline.
-        self.assertIsNot(objs[0], first)
-        self.assertIs(runner.states["s"]["0"], objs[0])
+        # Learnt from a fresh object: no state in use was read or replaced.
+        for i, st in enumerate(objs):
+            self.assertIs(runner.states["s"][str(i)], st)
+            self.assertFalse(self._has_dict(st))
         recs = _runner._plain_records(_Plain, names, objs)
         got = _decode_records(_Plain, names, recs)
         self.assertEqual(got, [(b"M", {"a": i, "b": -i}) for i in range(3)])
@@ -797,16 +820,24 @@ class PlainRecordsTest(unittest.TestCase):
         self.assertEqual(_runner._names_readable(_Plain, ("a", "b")), self.inline)
 
     def test_class_attributes_and_getattr_hooks_give_no_names(self):
-        runner, keys = self._runner([_WithDefault()])
-        self.assertEqual(runner._ckpt_names("s", _WithDefault, keys, [_WithDefault()]), ())
-
         class Hook(object):
             def __init__(self):
                 self.a = 1
 
             def __getattr__(self, name):
                 return 0
-        self.assertEqual(runner._ckpt_names("t", Hook, keys, [Hook()]), ())
+        runner, _ = self._runner([_WithDefault()], {"s": _WithDefault, "t": Hook})
+        self.assertEqual(runner._ckpt_names("s", _WithDefault), ())
+        self.assertEqual(runner._ckpt_names("t", Hook), ())
+
+    def test_no_names_where_the_state_class_makes_no_such_object(self):
+        def raising():
+            raise RuntimeError("not now")
+        runner, _ = self._runner([], {"s": raising, "t": dict, "u": lambda: _One(1)})
+        self.assertEqual(runner._ckpt_names("s", _Plain), ())
+        self.assertEqual(runner._ckpt_names("t", _Plain), ())
+        self.assertEqual(runner._ckpt_names("u", _Plain), ())
+        self.assertEqual(runner._ckpt_names("v", _Plain), ())  # no creator
 
     def test_all_at_once_marshalled_or_pickled(self):
         names = ("a", "b")
