@@ -158,6 +158,9 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 				return 1
 			}
 		}
+		if ue.Summary != "" {
+			fmt.Fprintf(stderr, "Error: %s\n", ue.Summary)
+		}
 		fmt.Fprintf(stderr, "error: %v; stopping the worker\n", err)
 		return 1
 	case errors.As(err, new(*cluster.JoinError)):

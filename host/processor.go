@@ -114,6 +114,9 @@ type UserCodeError struct {
 	Stage  string // e.g. "computation 'split into words'"
 	Input  string // repr of the message being processed, if known
 	Err    error  // *bridge.PyError, or a conversion error
+	// Summary, when set, is 0.6's one-line report of the failure
+	// ("Serialization failed"), printed as "Error: <Summary>".
+	Summary string
 }
 
 func (e *UserCodeError) Error() string {
@@ -383,6 +386,9 @@ func (p *processor) resumeEnvelopes(py *bridge.Py, e work.Envelopes, out *work.O
 	r, err := py.Call(p.resume, data)
 	py.DecRef(data)
 	if err != nil {
+		if he := p.hookError(py, err); he != nil {
+			return he
+		}
 		fp, ferr := py.GetAttr(p.runner, "failed_path")
 		if ferr == nil {
 			defer py.DecRef(fp)
@@ -424,6 +430,9 @@ func (p *processor) resumeEnvelopes(py *bridge.Py, e work.Envelopes, out *work.O
 func (p *processor) takeEnvelopes(py *bridge.Py, out *work.Output) error {
 	r, err := py.Call(p.take)
 	if err != nil {
+		if he := p.hookError(py, err); he != nil {
+			return he
+		}
 		return fmt.Errorf("serialise envelopes: %w", err)
 	}
 	defer py.DecRef(r)
@@ -790,6 +799,50 @@ func (p *processor) salvage(py *bridge.Py, src int, out [][]byte) {
 			p.log.Warn("output produced before the failure could not be read", "pipeline", p.names[src], "err", err)
 		}
 	}
+}
+
+// hookError is the UserCodeError of a failure of the module's serialize
+// or deserialize hook in the runner's last take_envelopes or resume (its
+// failed_hook note), or nil if the failure was something else.
+func (p *processor) hookError(py *bridge.Py, err error) error {
+	note, gerr := py.GetAttr(p.runner, "failed_hook")
+	if gerr != nil {
+		return nil
+	}
+	defer py.DecRef(note)
+	if py.IsNone(note) {
+		return nil
+	}
+	var parts [3]bridge.Object
+	for i := range parts {
+		o, ierr := py.Item(note, i)
+		if ierr != nil {
+			for _, q := range parts[:i] {
+				py.DecRef(q)
+			}
+			return nil
+		}
+		parts[i] = o
+	}
+	defer func() {
+		for _, o := range parts {
+			py.DecRef(o)
+		}
+	}()
+	hook, _ := py.GoString(parts[0])
+	ue := &UserCodeError{Err: err, Summary: "Serialization failed",
+		Stage: "the module's serialize hook (a message for another worker)"}
+	if hook == "deserialize" {
+		ue.Summary = "Deserialization failed"
+		ue.Stage = "the module's deserialize hook (a message from another worker)"
+	}
+	if pi, ierr := py.GoInt(parts[1]); ierr == nil && pi >= 0 && int(pi) < len(p.names) {
+		ue.Source = p.names[pi]
+	}
+	if !py.IsNone(parts[2]) {
+		ue.Input, _ = py.GoString(parts[2])
+	}
+	return ue
 }
 
 // userError adds the runner's note of the failing stage and message.

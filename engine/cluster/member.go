@@ -104,6 +104,10 @@ type Config struct {
 	Partitions int
 	Joining    int
 	Metrics    string
+	// Sinks are the addresses of this worker's application's sinks (its
+	// --out); a worker that is not the initializer connects to the
+	// initializer's instead (see Member.Sinks).
+	Sinks []string
 	// States lists the application's state steps. ExportMany exports
 	// and drops partitions of one from the front of ps for about budget
 	// (at least one) and returns their states; ImportMany imports states.
@@ -190,6 +194,7 @@ type Member struct {
 	dataAddrs []string               // the workers' data listeners, by index
 	table     routing.Table          // the partition table (after formation)
 	metrics   string                 // the cluster's metrics address (joiners: from the initializer)
+	sinks     []string               // the application's sink addresses (from the initializer)
 	initCtl   string                 // non-initializers: the initializer's control address
 	rs        rescaleState           // rescale.go
 }
@@ -231,7 +236,7 @@ func New(cfg Config) *Member {
 		cfg.Partitions = routing.DefaultPartitions
 	}
 	return &Member{cfg: cfg, log: cfg.Log, ctl: map[string]*ctlConn{}, ready: map[string]bool{}, health: map[string]*peerHealth{}, loads: map[string]loadReport{},
-		started: make(chan struct{}), formed: make(chan struct{}), metrics: cfg.Metrics, initCtl: cfg.Control,
+		started: make(chan struct{}), formed: make(chan struct{}), metrics: cfg.Metrics, sinks: slices.Clone(cfg.Sinks), initCtl: cfg.Control,
 		rs: newRescaleState()}
 }
 
@@ -575,7 +580,7 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	if m.workers == nil {
 		m.pending = append(m.pending, Join{Worker: j.Worker, Control: j.Control, Data: data})
 		if len(m.pending) == m.cfg.WorkerCount-1 {
-			t := Topology{Workers: []string{m.cfg.Name}, Data: []string{m.datL.Addr().String()}}
+			t := Topology{Workers: []string{m.cfg.Name}, Data: []string{m.datL.Addr().String()}, Sinks: slices.Clone(m.sinks)}
 			for _, p := range m.pending {
 				t.Workers = append(t.Workers, p.Worker)
 				t.Data = append(t.Data, p.Data)
@@ -1045,6 +1050,9 @@ func (m *Member) setTopology(ctx context.Context, t Topology) {
 	if t.Metrics != "" && m.metrics == "" {
 		m.metrics = t.Metrics
 	}
+	if t.Sinks != nil {
+		m.sinks = slices.Clone(t.Sinks)
+	}
 	m.table = table
 	m.installWorkersLocked(ctx, t.Workers, t.Data)
 	m.log.Info("cluster formed", "workers", strings.Join(t.Workers, ","))
@@ -1122,7 +1130,7 @@ func tableOf(t Topology, partitions int) (routing.Table, error) {
 
 // topologyLocked is the cluster as it is now, table included. m.mu held.
 func (m *Member) topologyLocked() Topology {
-	t := Topology{Workers: slices.Clone(m.workers), Data: slices.Clone(m.dataAddrs), Epoch: m.table.Epoch(), Metrics: m.metrics}
+	t := Topology{Workers: slices.Clone(m.workers), Data: slices.Clone(m.dataAddrs), Epoch: m.table.Epoch(), Metrics: m.metrics, Sinks: slices.Clone(m.sinks)}
 	idx := map[routing.WorkerName]uint16{}
 	for i, w := range m.workers {
 		idx[routing.WorkerName(w)] = uint16(i)
@@ -1138,6 +1146,17 @@ func (m *Member) Table() routing.Table {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.table
+}
+
+// Sinks returns the addresses of the application's sinks every worker
+// connects to: the initializer's own, as the topology it sent says (a
+// worker started with another --out still writes where the initializer's
+// application does, as in 0.6, where the topology came from the
+// initializer).
+func (m *Member) Sinks() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.sinks)
 }
 
 // Metrics returns the cluster's metrics address: a joiner's comes from

@@ -112,6 +112,22 @@ func startAll(t *testing.T, ctx context.Context, ms []*Member) {
 	}
 }
 
+// Every member connects its sinks where the initializer's application
+// says (0.6 took the topology from the initializer), whatever its own
+// command line gave.
+func TestMember_SinksComeFromTheInitializer(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _ := startCluster(t, ctx, 3, func(i int, c *Config) {
+		c.Sinks = []string{fmt.Sprintf("out-of-%d:7002", i), fmt.Sprintf("out-of-%d:7003", i)}
+	})
+	for i, m := range ms {
+		if got := strings.Join(m.Sinks(), ","); got != "out-of-0:7002,out-of-0:7003" {
+			t.Errorf("member %d connects its sinks to %s, want the initializer's", i, got)
+		}
+	}
+}
+
 func TestMember_FormsRoutesAndShutsDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -387,7 +387,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	for i, w := range plan.Workers {
 		idx[routing.WorkerName(w)] = uint16(i)
 	}
-	topo := Topology{Workers: plan.Workers, Data: plan.Data, Epoch: plan.New.Epoch(), Metrics: m.Metrics()}
+	topo := Topology{Workers: plan.Workers, Data: plan.Data, Epoch: plan.New.Epoch(), Metrics: m.Metrics(), Sinks: m.Sinks()}
 	for _, o := range plan.New.Owners() {
 		topo.Owners = append(topo.Owners, idx[o])
 	}

@@ -10,7 +10,7 @@ import (
 // WireVersion is the version of the inter-worker wire format. Both ends
 // of a link check it in the first exchange; any change to a message's
 // layout increments it.
-const WireVersion = 6
+const WireVersion = 7
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -359,13 +359,17 @@ func DecodeJoin(p []byte) (Join, error) {
 // with their data listeners, and, once the cluster has been rescaled,
 // its partition table (Owners[p] indexes Workers; empty: the table of a
 // newly formed cluster) and that table's epoch. Metrics is the
-// cluster's metrics address (joiners report there).
+// cluster's metrics address (joiners report there); Sinks are the
+// addresses of the application's sinks as the initializer's application
+// has them, which every worker connects to (0.6 took the whole topology
+// from the initializer).
 type Topology struct {
 	Workers []string
 	Data    []string // Data[i] is Workers[i]'s data listener
 	Owners  []uint16
 	Epoch   uint64
 	Metrics string
+	Sinks   []string
 }
 
 // Encode returns t's payload.
@@ -382,6 +386,7 @@ func (t Topology) Encode() []byte {
 	}
 	e.u64(t.Epoch)
 	e.str(t.Metrics)
+	e.strs(t.Sinks)
 	return e.b
 }
 
@@ -410,6 +415,10 @@ func DecodeTopology(p []byte) (Topology, error) {
 	}
 	t.Epoch = d.u64("epoch")
 	t.Metrics = d.str("metrics address")
+	if d.err == nil && len(d.b) > 0 {
+		// (Absent from the topology files of earlier versions.)
+		t.Sinks = d.strs("sink address")
+	}
 	return t, d.end("topology")
 }
 

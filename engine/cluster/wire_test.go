@@ -19,7 +19,7 @@ func TestWire_RoundTrips(t *testing.T) {
 		t.Errorf("join: %+v %v", got, err)
 	}
 	tp := Topology{Workers: []string{"initializer", "w1"}, Data: []string{"a:1", "b:2"},
-		Owners: []uint16{0, 1, 1, 0}, Epoch: 3, Metrics: "m:5001"}
+		Owners: []uint16{0, 1, 1, 0}, Epoch: 3, Metrics: "m:5001", Sinks: []string{"s:7002", "s:7003"}}
 	if got, err := DecodeTopology(tp.Encode()); err != nil || !reflect.DeepEqual(got, tp) {
 		t.Errorf("topology: %+v %v", got, err)
 	}

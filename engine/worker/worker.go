@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -401,6 +402,10 @@ func Run(ctx context.Context, cfg Config) error {
 				ss.SetSpread(weights)
 			}
 		}
+		cc.Sinks = nil
+		for _, sc := range cfg.Sinks {
+			cc.Sinks = append(cc.Sinks, sc.Addr)
+		}
 		member = cluster.New(cc)
 		if res != nil {
 			res.member = member
@@ -537,6 +542,10 @@ func Run(ctx context.Context, cfg Config) error {
 		if table.Partitions() == 0 {
 			closeSources()
 			return fmt.Errorf("partition the cluster: no partition table (see the log)")
+		}
+		if err := initializerSinks(&cfg, member.Sinks(), cfg.Log); err != nil {
+			closeSources()
+			return err
 		}
 		own := work.OwnershipOf(table, routing.WorkerName(cfg.Name), func(w routing.WorkerName) work.Dest { return member.Dest(string(w)) })
 		cfg.Ownership = &own
@@ -758,4 +767,28 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Log.Info("the checkpoint files stay: starting the same command line again resumes from the last checkpoint", "dir", cfg.Resilience.Dir)
 	}
 	return err
+}
+
+// initializerSinks points cfg's sinks at the addresses the initializer's
+// application gave them (sinks, from the cluster's topology), as 0.6
+// took the whole topology from the initializer: a worker started with
+// another --out still writes where the initializer's application does,
+// and says so. A different number of sinks means the workers run
+// different pipelines: an error.
+func initializerSinks(cfg *Config, sinks []string, log *slog.Logger) error {
+	if sinks == nil {
+		return nil
+	}
+	if len(sinks) != len(cfg.Sinks) {
+		return fmt.Errorf("form the cluster: the initializer's application has %d sink(s) (%s), this worker's %d: start every worker with the same application and options",
+			len(sinks), strings.Join(sinks, ", "), len(cfg.Sinks))
+	}
+	for i, addr := range sinks {
+		if cfg.Sinks[i].Addr != addr {
+			log.Warn("sink address differs from the initializer's; using the initializer's, as the cluster's topology comes from it",
+				"sink", i, "initializer", addr, "this worker", cfg.Sinks[i].Addr)
+			cfg.Sinks[i].Addr = addr
+		}
+	}
+	return nil
 }

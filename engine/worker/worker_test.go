@@ -523,3 +523,25 @@ func TestRun_SourceConfigErrorIsNotAListenError(t *testing.T) {
 	}
 	l.Close()
 }
+
+func TestInitializerSinks(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	cfg := Config{Sinks: []SinkConfig{{Addr: "mine:1"}, {Name: "kept", Addr: "same:2"}}}
+	if err := initializerSinks(&cfg, nil, log); err != nil || cfg.Sinks[0].Addr != "mine:1" {
+		t.Fatalf("no topology sinks (one worker): %v %+v", err, cfg.Sinks)
+	}
+	if err := initializerSinks(&cfg, []string{"theirs:1", "same:2"}, log); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Sinks[0].Addr != "theirs:1" || cfg.Sinks[1] != (SinkConfig{Name: "kept", Addr: "same:2"}) {
+		t.Errorf("sinks %+v, want the initializer's addresses", cfg.Sinks)
+	}
+	if !strings.Contains(logs.String(), "initializer=theirs:1") || strings.Count(logs.String(), "differs") != 1 {
+		t.Errorf("log:\n%s", logs.String())
+	}
+	err := initializerSinks(&cfg, []string{"theirs:1"}, log)
+	if err == nil || !strings.Contains(err.Error(), "the initializer's application has 1 sink(s) (theirs:1), this worker's 2") {
+		t.Errorf("a different number of sinks: %v", err)
+	}
+}

@@ -559,6 +559,10 @@ class Runner(object):
         self.dead_letter = None
         self.dead_count = 0
         self.paths = []
+        # (hook, path index, repr of the value) when the module's
+        # serialize or deserialize hook failed in the last take_envelopes
+        # or resume (see _hook_failed).
+        self.failed_hook = None
         # (destination, path, segment) -> the flat list [key, value, ts,
         # key, value, ts, ...] of the envelope records made since
         # take_envelopes. The lists live as long as the runner: compiled
@@ -1180,7 +1184,10 @@ class Runner(object):
         (path, segment, keys, values, ingest times), one per (path,
         segment): keys and values as two lists, in one pickle with the
         batch (values serialised alone first with the module's own
-        hooks), ingest times packed as 64-bit integers."""
+        hooks), ingest times packed as 64-bit integers. If the module's
+        serialize hook fails, the exception propagates with failed_hook
+        set."""
+        self.failed_hook = None
         groups = {}
         for (dest, pi, seg), box in self.outbox.items():
             if not box:
@@ -1206,9 +1213,33 @@ class Runner(object):
         if self._pickled:
             return (dest, n, _FMT_PICKLE + pickle.dumps(gs, _PROTO))
         ser = self.serialize
-        return (dest, n, _FMT_HOOKS + pickle.dumps(
-            [(pi, seg, ks, [_as_output(ser(v), "serialize") for v in vs], ts)
-             for (pi, seg, ks, vs, ts) in gs], _PROTO))
+        groups = []
+        for (pi, seg, ks, vs, ts) in gs:
+            try:
+                svs = [_as_output(ser(v), "serialize") for v in vs]
+            except Exception:
+                self._hook_failed("serialize", pi, vs, ser)
+                raise
+            groups.append((pi, seg, ks, svs, ts))
+        return (dest, n, _FMT_HOOKS + pickle.dumps(groups, _PROTO))
+
+    def _hook_failed(self, hook, pi, values, fn):
+        """Note in failed_hook (hook name, path index, repr of the value)
+        that the module's serialize or deserialize hook raised or
+        returned something else than bytes on one of values; the value
+        is found by calling fn on each again until one fails (the run is
+        ending anyway)."""
+        what = None
+        for v in values:
+            try:
+                if hook == "serialize":
+                    _as_output(fn(v), "serialize")
+                else:
+                    fn(v)
+            except Exception:
+                what = _describe(v)
+                break
+        self.failed_hook = (hook, pi, what)
 
     def resume(self, data):
         """Run a batch of envelope records (bytes from take_envelopes,
@@ -1218,8 +1249,11 @@ class Runner(object):
         Path.process returns them; the mean ingest time only while metrics
         are on, else 0). If user code raises, the
         exception propagates with the failing path's ``failed`` and
-        ``salvage`` set, and ``self.failed_path`` is that path's index."""
+        ``salvage`` set, and ``self.failed_path`` is that path's index; if
+        the module's deserialize hook fails, ``self.failed_hook`` says
+        where."""
         self.failed_path = None
+        self.failed_hook = None
         fmt, groups = _load(data, "envelope batch")
         de = self.deserialize if fmt == _FMT_HOOKS else None
         results = []
@@ -1237,7 +1271,11 @@ class Runner(object):
                 raise ValueError("envelope for path %d; this application has "
                                  "%d" % (pi, len(self.paths)))
             if de is not None:
-                values = [de(v) for v in values]
+                try:
+                    values = [de(v) for v in values]
+                except Exception:
+                    self._hook_failed("deserialize", pi, values, de)
+                    raise
             path = self.paths[pi]
             mean_ts = sum(tss) // len(tss) if self.sample_every and tss else 0
             try:

@@ -29,6 +29,12 @@ type clusterWorker struct {
 // cluster-status query with processing_messages true.
 func startCluster(t *testing.T, dir, module string, n int, in, out string, extra ...string) []*clusterWorker {
 	t.Helper()
+	return startClusterOuts(t, dir, module, n, in, func(int) string { return out }, extra...)
+}
+
+// startClusterOuts is startCluster with worker i's --out given by out(i).
+func startClusterOuts(t *testing.T, dir, module string, n int, in string, out func(i int) string, extra ...string) []*clusterWorker {
+	t.Helper()
 	control := freePort(t)
 	// Recovery files (spec 3.9) go to a directory of this test's own, so
 	// a failed test cannot leave files that turn a later run into a
@@ -37,7 +43,7 @@ func startCluster(t *testing.T, dir, module string, n int, in, out string, extra
 	var ws []*clusterWorker
 	for i := 0; i < n; i++ {
 		ext := freePort(t)
-		args := []string{"--application-module", module, "--in", in, "--out", out,
+		args := []string{"--application-module", module, "--in", in, "--out", out(i),
 			"--metrics", freePort(t), "--external", ext, "--resilience-dir", resilience}
 		name := "initializer"
 		if i == 0 {

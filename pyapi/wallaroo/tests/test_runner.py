@@ -300,6 +300,56 @@ class RunnerTest(unittest.TestCase):
                 envs = runner.take_envelopes()
         return b"".join(out).decode("utf-8").splitlines(), sent[0], runner
 
+    def test_a_failing_hook_says_which_and_on_what(self):
+        owner = [(p % 2) for p in range(16)]
+        batches = [[b"apple banana cherry date elder fig grape"]]
+
+        def refuse(o):
+            if o.startswith("b"):
+                raise ValueError("no %s" % o)
+            return wallaroo.serialize(o)
+        with self.assertRaises(ValueError):
+            self._loopback_run(owner, [0], batches, (refuse, wallaroo.deserialize))
+
+        def not_bytes(o):
+            return 7
+        try:
+            self._loopback_run(owner, [0], batches, (not_bytes, wallaroo.deserialize))
+        except TypeError as e:
+            self.assertIn("serialize", str(e))
+        else:
+            self.fail("a serialize returning an int was taken")
+
+        # The note: which hook, on which path, on what.
+        runner = _runner.Runner(16, (refuse, wallaroo.deserialize))
+        stages = _stages([(K, _first, "first", "0.2", False, False),
+                          (S, _count, "count", "0.3", False, True)])
+        segs = [_runner.Segment(_runner.SEG_SOURCE, 0),
+                _runner.Segment(_runner.SEG_KEYED, 1)]
+        path = runner.path("src", _decode, stages, [_encode], segs)
+        runner.set_ownership([1] * 16, 1, [0])
+        path.process([b"apple", b"banana"], 5)
+        self.assertIsNone(runner.failed_hook)
+        with self.assertRaises(ValueError):
+            runner.take_envelopes()
+        self.assertEqual(runner.failed_hook, ("serialize", 0, _runner._describe(u"banana")))
+        # deserialize: the value as it arrived.
+        good = _runner.Runner(16, (lambda o: wallaroo.serialize(o), wallaroo.deserialize))
+        gpath = good.path("src", _decode, stages, [_encode], segs)
+        good.set_ownership([1] * 16, 1, [0])
+        gpath.process([b"cherry"], 5)
+        (_, _, data), = good.take_envelopes()
+
+        def deny(b):
+            raise KeyError("no")
+        bad = _runner.Runner(16, (wallaroo.serialize, deny))
+        bad.path("src", _decode, stages, [_encode], segs)
+        with self.assertRaises(KeyError):
+            bad.resume(data)
+        hook, pi, what = bad.failed_hook
+        self.assertEqual((hook, pi), ("deserialize", 0))
+        self.assertIn("cherry", what)
+
     def test_envelopes_loop_back_to_the_same_output(self):
         import random
         rnd = random.Random(7)

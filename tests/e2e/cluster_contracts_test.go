@@ -1,0 +1,195 @@
+package e2e
+
+// Rows of the Python API's acceptance checklist (spec section 12) that
+// need a cluster: stateless work on every worker (Wallaroo 0.6's
+// parallel_classifier check) and the module's serialize/deserialize hooks
+// between workers, called and, when they raise, stopping the worker
+// with the traceback and 0.6's "Error: Serialization failed".
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Every number sent comes out once, and the pids that tagged them are as
+// many as the workers: the stateless computation after the source ran on
+// each of them. 0.6's Makefile ran parallel_classifier at 2 and 15
+// workers; make e2e-full does too.
+func TestCluster_StatelessWorkReachesEveryWorker(t *testing.T) {
+	sizes := []int{3}
+	if e2eFull() {
+		sizes = []int{2, 15}
+	}
+	forEachClusterSize(t, sizes, func(t *testing.T, n int) {
+		s := newSink(t)
+		in := freePort(t)
+		ws := startCluster(t, testdataDir(), "classify", n, in, s.addr())
+		conn := dial(t, in)
+		defer conn.Close()
+		const msgs = 1000
+		for i := 1; i <= msgs; i++ {
+			send(t, conn, strconv.Itoa(i))
+		}
+		lines := s.waitLines(t, msgs, 60*time.Second)
+		seen := map[int]int{}
+		pids := map[string]int{}
+		for _, l := range lines {
+			num, pid, ok := strings.Cut(l, ":")
+			v, err := strconv.Atoi(num)
+			if !ok || err != nil {
+				t.Fatalf("output line %q is not <n>:<pid>", l)
+			}
+			seen[v]++
+			pids[pid]++
+		}
+		for i := 1; i <= msgs; i++ {
+			if seen[i] != 1 {
+				t.Errorf("%d came out %d times, want once", i, seen[i])
+			}
+		}
+		if len(pids) != n {
+			t.Errorf("the stateless computation ran in %d processes, want every one of %d workers: messages per pid %v", len(pids), n, pids)
+		}
+		stopCluster(t, ws, 0, true)
+		if got := len(strings.Split(strings.TrimSuffix(string(s.bytes()), "\n"), "\n")); got != msgs {
+			t.Errorf("%d output lines after the stop, want %d", got, msgs)
+		}
+	})
+}
+
+// hookedKeys sends "<prefix><i>" for i < count, waits for their outputs
+// and returns, per worker name, the messages whose key that worker holds.
+func hookedKeys(t *testing.T, ws []*clusterWorker, s *sink, prefix string, count, before int) map[string][]string {
+	t.Helper()
+	in := ws[0].args[3] // --in (startCluster puts it fourth)
+	conn := dial(t, in)
+	defer conn.Close()
+	for i := 0; i < count; i++ {
+		send(t, conn, fmt.Sprintf("%s%d", prefix, i))
+	}
+	s.waitLines(t, before+count, 60*time.Second)
+	held := map[string][]string{}
+	for k, w := range stateKeys(t, ws) {
+		if strings.HasPrefix(k, prefix) {
+			held[w] = append(held[w], k)
+		}
+	}
+	return held
+}
+
+// The module's hooks carry the messages between workers: on a cluster of
+// 2 they are called (the counts the processes write are not zero) and
+// every key still counts right; then a message serialize refuses, and in
+// a second cluster one deserialize refuses, stops the worker that ran the
+// hook with the traceback, 0.6's "Error: Serialization failed" (or
+// "Deserialization failed") and exit 1, and the cluster with it.
+func TestCluster_SerializationHooksBetweenWorkers(t *testing.T) {
+	for _, c := range []struct {
+		hook, prefix, summary string
+		runsOn                int // the worker whose hook fails: 0 sends, the other receives
+	}{
+		{"serialize", "sfail", "Error: Serialization failed", 0},
+		{"deserialize", "dfail", "Error: Deserialization failed", 1},
+	} {
+		t.Run(c.hook, func(t *testing.T) {
+			s := newSink(t)
+			in := freePort(t)
+			ws := startCluster(t, testdataDir(), "cluster_hooks", 2, in, s.addr())
+			if ws[0].args[3] != in {
+				t.Fatalf("startCluster's command line changed: %q", ws[0].args)
+			}
+			held := hookedKeys(t, ws, s, "ok", 40, 0)
+			if len(held[ws[1].name]) == 0 || len(held[ws[0].name]) == 0 {
+				t.Fatalf("40 keys not spread over both workers: %v", held)
+			}
+			// Again, so every key counts 2: the state of the keys whose
+			// messages crossed is where the hooks brought them.
+			hookedKeys(t, ws, s, "ok", 40, 40)
+			var ser, deser int
+			counts := map[string][]string{}
+			for _, l := range strings.Split(strings.TrimSpace(string(s.bytes())), "\n") {
+				f := strings.Fields(l)
+				if len(f) != 4 {
+					t.Fatalf("output line %q", l)
+				}
+				counts[f[0]] = append(counts[f[0]], f[1])
+				a, _ := strconv.Atoi(f[2])
+				b, _ := strconv.Atoi(f[3])
+				ser, deser = max(ser, a), max(deser, b)
+			}
+			for k, cs := range counts {
+				sort.Strings(cs)
+				if strings.Join(cs, ",") != "1,2" {
+					t.Errorf("key %s counted %v, want 1 then 2", k, cs)
+				}
+			}
+			if ser == 0 || deser == 0 {
+				t.Errorf("serialize called %d times, deserialize %d, on messages between workers; want both called", ser, deser)
+			}
+
+			// The keys the receiving worker holds are the ones that cross.
+			conn := dial(t, in)
+			defer conn.Close()
+			var failing []string
+			for i := 0; i < 40; i++ {
+				failing = append(failing, fmt.Sprintf("%s%d", c.prefix, i))
+			}
+			send(t, conn, failing...)
+			for i, w := range ws {
+				code := w.wait(60 * time.Second)
+				errOut := w.stderr.String()
+				failed := strings.Contains(errOut, c.summary)
+				if i != c.runsOn {
+					if failed {
+						t.Errorf("%s reports the failure of a hook it did not run:\n%s", w.name, errOut)
+					}
+					continue
+				}
+				if code != 1 || !failed {
+					t.Errorf("%s ran the failing %s: exit %d, want 1 with %q:\n%s", w.name, c.hook, code, c.summary, errOut)
+				}
+				for _, want := range []string{
+					"Traceback (most recent call last)",
+					"ValueError: " + c.hook + " was told to fail on",
+					"error: user code failed in the module's " + c.hook + " hook",
+					`of pipeline "Hooks" while processing `,
+				} {
+					if !strings.Contains(errOut, want) {
+						t.Errorf("%s: stderr lacks %q:\n%s", w.name, want, errOut)
+					}
+				}
+			}
+		})
+	}
+}
+
+// The topology comes from the initializer (as in 0.6): a worker started
+// with another --out still writes to the initializer's sink, says so in
+// its log, and never connects to the address of its own command line.
+func TestCluster_SinksAreTheInitializers(t *testing.T) {
+	s := newSink(t)
+	other := newSink(t)
+	in := freePort(t)
+	ws := startClusterOuts(t, testdataDir(), "cluster_hooks", 2, in, func(i int) string {
+		if i == 0 {
+			return s.addr()
+		}
+		return other.addr()
+	})
+	held := hookedKeys(t, ws, s, "k", 40, 0)
+	if len(held[ws[1].name]) == 0 {
+		t.Fatalf("worker1 holds none of 40 keys: %v", held)
+	}
+	if a, _ := s.connections(); a != 2 {
+		t.Errorf("the initializer's sink accepted %d connections, want one per worker (2)", a)
+	}
+	if a, _ := other.connections(); a != 0 {
+		t.Errorf("worker1 connected to the --out of its own command line (%d connections)", a)
+	}
+	ws[1].waitOutput("sink address differs from the initializer's", 10*time.Second)
+	stopCluster(t, ws, 1, false)
+}
