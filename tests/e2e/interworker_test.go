@@ -20,7 +20,7 @@ const (
 )
 
 // wireVersion is the version the workers of this build speak.
-const wireVersion = 6
+const wireVersion = 7
 
 type wireChannel uint8
 
