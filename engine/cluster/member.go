@@ -549,6 +549,12 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	m.mu.Lock()
 	known := m.workers != nil && slices.Contains(m.workers, j.Worker)
 	if j.Joining > 0 && !(peer.Restart && known) {
+		if reason := m.sinkMismatch(j); reason != "" {
+			m.mu.Unlock()
+			conn.Write(AppendFrame(nil, KindRefuse, Text(reason)))
+			m.log.Error("refused a worker", "worker", j.Worker, "reason", reason)
+			return
+		}
 		m.mu.Unlock()
 		m.serveJoiner(ctx, c, r, j, mine)
 		return
@@ -561,6 +567,8 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 		reason = fmt.Sprintf("a worker named %q has already joined", j.Worker)
 	case m.workers != nil && !slices.Contains(m.workers, j.Worker):
 		reason = fmt.Sprintf("the cluster is formed with %d workers; %q is not one of them", len(m.workers), j.Worker)
+	default:
+		reason = m.sinkMismatch(j)
 	}
 	if reason != "" {
 		m.mu.Unlock()
@@ -974,7 +982,8 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 		conn.Close()
 		return fmt.Errorf("the initializer at %s: %w", addr, err)
 	}
-	j := Join{Worker: m.cfg.Name, Control: m.ctlL.Addr().String(), Data: m.datL.Addr().String(), Joining: joining}
+	j := Join{Worker: m.cfg.Name, Control: m.ctlL.Addr().String(), Data: m.datL.Addr().String(), Joining: joining,
+		Sinks: uint32(len(m.cfg.Sinks))}
 	if _, err := conn.Write(AppendFrame(nil, KindJoin, j.Encode())); err != nil {
 		closer()
 		conn.Close()
@@ -1050,7 +1059,9 @@ func (m *Member) setTopology(ctx context.Context, t Topology) {
 	if t.Metrics != "" && m.metrics == "" {
 		m.metrics = t.Metrics
 	}
-	if t.Sinks != nil {
+	if t.Sinks != nil && !m.cfg.Initializer {
+		// (The initializer keeps those of its own command line, also
+		// when it restarts from a saved topology.)
 		m.sinks = slices.Clone(t.Sinks)
 	}
 	m.table = table
@@ -1146,6 +1157,16 @@ func (m *Member) Table() routing.Table {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.table
+}
+
+// sinkMismatch is the reason to refuse a worker whose application has
+// another number of sinks than this initializer's ("" if none). m.mu held.
+func (m *Member) sinkMismatch(j Join) string {
+	if int(j.Sinks) == len(m.sinks) {
+		return ""
+	}
+	return fmt.Sprintf("worker %q runs an application with %d sink(s), the initializer's has %d (%s): start every worker with the same application and options",
+		j.Worker, j.Sinks, len(m.sinks), strings.Join(m.sinks, ", "))
 }
 
 // Sinks returns the addresses of the application's sinks every worker
@@ -1632,6 +1653,11 @@ func (m *Member) loadTopology() (Topology, error) {
 	}
 	t, err := DecodeTopology(b)
 	if err != nil {
+		// Earlier versions wrote no sink addresses (an empty list reads
+		// the same).
+		if old, oerr := DecodeTopology(append(b, 0, 0, 0, 0)); oerr == nil {
+			return old, nil
+		}
 		return Topology{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return t, nil

@@ -216,6 +216,18 @@ func TestMember_RefusesAMismatchedWorker(t *testing.T) {
 			t.Errorf("joining with %+v: %v, want %q", c.h, err, c.want)
 		}
 	}
+	// The same application with another number of sinks (other
+	// options): another pipeline. (The initializer here has none.)
+	w := New(Config{Name: "w", Control: init.ctlL.Addr().String(), MyControl: "127.0.0.1:0", Data: "127.0.0.1:0", Hello: hello(),
+		JoinTimeout: 5 * time.Second, Sinks: []string{"a:1"}})
+	if err := w.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	err := w.Start(ctx)
+	w.Close()
+	if want := `worker "w" runs an application with 1 sink(s), the initializer's has 0`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("joining with another number of sinks: %v, want %q", err, want)
+	}
 }
 
 func TestMember_WorkerGivesUpOnAnAbsentInitializer(t *testing.T) {

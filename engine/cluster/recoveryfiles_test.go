@@ -61,3 +61,36 @@ func TestRecoveryFiles_AddressesAsIn06(t *testing.T) {
 		t.Errorf("Listen with a .tcp-data of one host = %v", err)
 	}
 }
+
+// The initializer's saved topology is read back with its sinks, and a
+// file written before topologies carried sink addresses still reads.
+func TestRecoveryFiles_TopologyWithAndWithoutSinks(t *testing.T) {
+	dir := t.TempDir()
+	m := New(Config{Name: InitializerName, Initializer: true, WorkerCount: 2, Hello: hello(), ResilienceDir: dir})
+	t0 := Topology{Workers: []string{InitializerName, "worker1"}, Data: []string{"a:1", "b:2"}, Metrics: "m:1", Sinks: []string{"s:7002"}}
+	path := m.topologyFile()
+	if err := os.WriteFile(path, t0.Encode(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.loadTopology(); err != nil || strings.Join(got.Sinks, ",") != "s:7002" {
+		t.Fatalf("loadTopology = %+v, %v", got, err)
+	}
+	old := t0.Encode()
+	old = old[:len(old)-len(Topology{Sinks: t0.Sinks}.Encode())+len(Topology{}.Encode())-4]
+	if err := os.WriteFile(path, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.loadTopology(); err != nil || got.Sinks != nil || strings.Join(got.Workers, ",") != "initializer,worker1" {
+		t.Fatalf("an earlier version's file: %+v, %v", got, err)
+	}
+	// On the wire, a topology without its sinks is malformed.
+	if _, err := DecodeTopology(old); err == nil {
+		t.Errorf("DecodeTopology took a topology without its sink list")
+	}
+	if err := os.WriteFile(path, old[:len(old)-3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.loadTopology(); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("a torn file: %v, want an error naming %s", err, path)
+	}
+}

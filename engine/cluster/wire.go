@@ -330,12 +330,16 @@ func (h Hello) Mismatch(mine Hello) string {
 
 // Join is a worker's request to be part of the cluster: its listeners,
 // and for a worker joining a running cluster (--join), the number of
-// workers joining with it (its --worker-count; 0 at formation).
+// workers joining with it (its --worker-count; 0 at formation). Sinks is
+// the number of sinks its application has: a worker whose pipeline has
+// another number than the initializer's is refused (it runs another
+// pipeline; the addresses themselves come from the initializer).
 type Join struct {
 	Worker  string
 	Control string // host:port of its control listener
 	Data    string // host:port of its data listener
 	Joining uint32
+	Sinks   uint32
 }
 
 // Encode returns j's payload.
@@ -345,6 +349,7 @@ func (j Join) Encode() []byte {
 	e.str(j.Control)
 	e.str(j.Data)
 	e.u32(j.Joining)
+	e.u32(j.Sinks)
 	return e.b
 }
 
@@ -352,6 +357,7 @@ func (j Join) Encode() []byte {
 func DecodeJoin(p []byte) (Join, error) {
 	d := dec{b: p}
 	j := Join{Worker: d.str("worker"), Control: d.str("control"), Data: d.str("data"), Joining: d.u32("joining")}
+	j.Sinks = d.u32("sinks")
 	return j, d.end("join")
 }
 
@@ -415,10 +421,7 @@ func DecodeTopology(p []byte) (Topology, error) {
 	}
 	t.Epoch = d.u64("epoch")
 	t.Metrics = d.str("metrics address")
-	if d.err == nil && len(d.b) > 0 {
-		// (Absent from the topology files of earlier versions.)
-		t.Sinks = d.strs("sink address")
-	}
+	t.Sinks = d.strs("sink address")
 	return t, d.end("topology")
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -783,6 +784,7 @@ func initializerSinks(cfg *Config, sinks []string, log *slog.Logger) error {
 		return fmt.Errorf("form the cluster: the initializer's application has %d sink(s) (%s), this worker's %d: start every worker with the same application and options",
 			len(sinks), strings.Join(sinks, ", "), len(cfg.Sinks))
 	}
+	cfg.Sinks = slices.Clone(cfg.Sinks) // (the caller's stays as it was)
 	for i, addr := range sinks {
 		if cfg.Sinks[i].Addr != addr {
 			log.Warn("sink address differs from the initializer's; using the initializer's, as the cluster's topology comes from it",

@@ -561,7 +561,7 @@ class Runner(object):
         self.paths = []
         # (hook, path index, repr of the value) when the module's
         # serialize or deserialize hook failed in the last take_envelopes
-        # or resume (see _hook_failed).
+        # or resume.
         self.failed_hook = None
         # (destination, path, segment) -> the flat list [key, value, ts,
         # key, value, ts, ...] of the envelope records made since
@@ -702,7 +702,7 @@ class Runner(object):
                     if cls is None and sts and _plain_class(type(sts[0])) and hasattr(sts[0], "__dict__"):
                         cls = self.ckpt_class[step_id] = type(sts[0])
                     if cls is not None and sts:
-                        names = self._ckpt_names(step_id, cls)
+                        names = self._ckpt_names(step_id, cls, sts)
                         meta = dumps((cls, names) if names else cls, _PROTO)
                         # (The names stay in the meta for as long as this
                         # process writes the chain; they are read from
@@ -730,37 +730,44 @@ class Runner(object):
                 gens.append((p.index, pickle.dumps(p.gen_value, _PROTO)))
         return steps, gens
 
-    def _ckpt_names(self, step_id, cls):
+    def _ckpt_names(self, step_id, cls, sts):
         """The attribute names of step_id's M and T records (see
         _plain_records), chosen once per process, or () where they do not
-        apply: before CPython 3.11, a class that could answer a missing
-        attribute (a class attribute of the same name, __getattr__, a
-        custom __getattribute__), which would make getattr lie, or a step
-        whose state class does not make an object of cls with no
-        arguments.
+        apply: before CPython 3.11, or a class that could answer a
+        missing attribute (a class attribute of the same name,
+        __getattr__, a custom __getattribute__), which would make getattr
+        lie.
 
-        The names are read from a fresh object of the step's state class
-        (its constructor called once more, as for a new key), never from
+        They are read from a fresh object of the step's state class (its
+        constructor called once more, as for a new key) rather than from
         a state in use: reading an object's __dict__ makes it keep a dict
-        from then on (slower attribute updates), and putting a copy in its
-        place would leave a reference the application holds to the
-        original (a global index of its states, say) behind. Objects with
-        other attributes than the fresh one's are recorded whole (D
-        records)."""
+        from then on, which makes its attribute updates slower and its
+        records D records, and putting a copy in its place would leave a
+        reference the application holds to the original behind. Only
+        when a fresh object's attributes are not those of the states
+        (sts; a class that sets some attributes later than its
+        constructor, or one whose constructor fails now) are they read
+        from the first state of cls among sts, which is left in place."""
         names = self.ckpt_names.get(step_id)
         if names is not None:
             return names
         names = ()
-        make = self.initial_states.get(step_id)
-        if make is not None and _names_readable(cls, ()):
-            try:
-                fresh = make()
-            except Exception:  # it worked for every key; not now: no names
-                fresh = None
+        if _names_readable(cls, ()):
+            make = self.initial_states.get(step_id)
+            fresh = None
+            if make is not None:
+                try:
+                    fresh = make()
+                except Exception:
+                    fresh = None
             if type(fresh) is cls:
                 d = fresh.__dict__
                 if d and _names_readable(cls, tuple(d)):
                     names = tuple(d)
+            first = next((st for st in sts if type(st) is cls), None)
+            if first is not None and (not names or _inline_records(cls, names, [first]) is None):
+                d = first.__dict__
+                names = tuple(d) if d and _names_readable(cls, tuple(d)) else ()
         self.ckpt_names[step_id] = names
         return names
 
@@ -1215,31 +1222,16 @@ class Runner(object):
         ser = self.serialize
         groups = []
         for (pi, seg, ks, vs, ts) in gs:
-            try:
-                svs = [_as_output(ser(v), "serialize") for v in vs]
-            except Exception:
-                self._hook_failed("serialize", pi, vs, ser)
-                raise
+            svs = []
+            append = svs.append
+            for v in vs:
+                try:
+                    append(_as_output(ser(v), "serialize"))
+                except Exception:
+                    self.failed_hook = ("serialize", pi, _describe(v))
+                    raise
             groups.append((pi, seg, ks, svs, ts))
         return (dest, n, _FMT_HOOKS + pickle.dumps(groups, _PROTO))
-
-    def _hook_failed(self, hook, pi, values, fn):
-        """Note in failed_hook (hook name, path index, repr of the value)
-        that the module's serialize or deserialize hook raised or
-        returned something else than bytes on one of values; the value
-        is found by calling fn on each again until one fails (the run is
-        ending anyway)."""
-        what = None
-        for v in values:
-            try:
-                if hook == "serialize":
-                    _as_output(fn(v), "serialize")
-                else:
-                    fn(v)
-            except Exception:
-                what = _describe(v)
-                break
-        self.failed_hook = (hook, pi, what)
 
     def resume(self, data):
         """Run a batch of envelope records (bytes from take_envelopes,
@@ -1271,11 +1263,15 @@ class Runner(object):
                 raise ValueError("envelope for path %d; this application has "
                                  "%d" % (pi, len(self.paths)))
             if de is not None:
-                try:
-                    values = [de(v) for v in values]
-                except Exception:
-                    self._hook_failed("deserialize", pi, values, de)
-                    raise
+                made = []
+                append = made.append
+                for v in values:
+                    try:
+                        append(de(v))
+                    except Exception:
+                        self.failed_hook = ("deserialize", pi, _describe(v))
+                        raise
+                values = made
             path = self.paths[pi]
             mean_ts = sum(tss) // len(tss) if self.sample_every and tss else 0
             try:

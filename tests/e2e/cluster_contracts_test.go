@@ -8,6 +8,7 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,7 +56,7 @@ func TestCluster_StatelessWorkReachesEveryWorker(t *testing.T) {
 			t.Errorf("the stateless computation ran in %d processes, want every one of %d workers: messages per pid %v", len(pids), n, pids)
 		}
 		stopCluster(t, ws, 0, true)
-		if got := len(strings.Split(strings.TrimSuffix(string(s.bytes()), "\n"), "\n")); got != msgs {
+		if got := len(s.lines()); got != msgs {
 			t.Errorf("%d output lines after the stop, want %d", got, msgs)
 		}
 	})
@@ -111,7 +112,7 @@ func TestCluster_SerializationHooksBetweenWorkers(t *testing.T) {
 			hookedKeys(t, ws, s, "ok", 40, 40)
 			var ser, deser int
 			counts := map[string][]string{}
-			for _, l := range strings.Split(strings.TrimSpace(string(s.bytes())), "\n") {
+			for _, l := range s.lines() {
 				f := strings.Fields(l)
 				if len(f) != 4 {
 					t.Fatalf("output line %q", l)
@@ -131,18 +132,19 @@ func TestCluster_SerializationHooksBetweenWorkers(t *testing.T) {
 				t.Errorf("serialize called %d times, deserialize %d, on messages between workers; want both called", ser, deser)
 			}
 
-			// The keys the receiving worker holds are the ones that cross.
+			// A key worker1 holds: its message crosses from the
+			// initializer (the source) to worker1.
+			slices.Sort(held[ws[1].name])
 			conn := dial(t, in)
 			defer conn.Close()
-			var failing []string
-			for i := 0; i < 40; i++ {
-				failing = append(failing, fmt.Sprintf("%s%d", c.prefix, i))
-			}
-			send(t, conn, failing...)
+			send(t, conn, c.prefix+" "+held[ws[1].name][0])
 			for i, w := range ws {
 				code := w.wait(60 * time.Second)
 				errOut := w.stderr.String()
 				failed := strings.Contains(errOut, c.summary)
+				if strings.Contains(errOut, "not finished in time") {
+					t.Errorf("%s waited out its shutdown deadline:\n%s", w.name, errOut)
+				}
 				if i != c.runsOn {
 					if failed {
 						t.Errorf("%s reports the failure of a hook it did not run:\n%s", w.name, errOut)

@@ -255,11 +255,13 @@ func (p *proc) waitOutput(s string, timeout time.Duration) {
 	p.t.Fatalf("no %q within %v\nstdout:\n%s\nstderr:\n%s", s, timeout, p.stdout.String(), p.stderr.String())
 }
 
-// sink is an in-test TCP listener collecting everything written to it.
+// sink is an in-test TCP listener collecting everything written to it,
+// each connection's bytes apart (the workers of a cluster write to one
+// sink at once: their streams must not interleave mid-line).
 type sink struct {
 	l      net.Listener
 	mu     sync.Mutex
-	data   bytes.Buffer
+	data   []*bytes.Buffer // per connection, in the order they were accepted
 	conns  int // connections accepted
 	closed int // accepted connections the peer has closed
 }
@@ -279,13 +281,15 @@ func newSink(t *testing.T) *sink {
 			}
 			s.mu.Lock()
 			s.conns++
+			data := &bytes.Buffer{}
+			s.data = append(s.data, data)
 			s.mu.Unlock()
 			go func() {
 				buf := make([]byte, 64<<10)
 				for {
 					n, err := c.Read(buf)
 					s.mu.Lock()
-					s.data.Write(buf[:n])
+					data.Write(buf[:n])
 					s.mu.Unlock()
 					if err != nil {
 						c.Close()
@@ -330,10 +334,29 @@ func (s *sink) waitClosed(t *testing.T, timeout time.Duration) int {
 	}
 }
 
+// bytes returns what every connection sent, one connection after the
+// other in the order they were accepted.
 func (s *sink) bytes() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]byte(nil), s.data.Bytes()...)
+	var out []byte
+	for _, d := range s.data {
+		out = append(out, d.Bytes()...)
+	}
+	return out
+}
+
+// lines returns the newline-terminated lines every connection sent (a
+// connection's unfinished last line is left out).
+func (s *sink) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, d := range s.data {
+		ls := strings.Split(d.String(), "\n")
+		out = append(out, ls[:len(ls)-1]...)
+	}
+	return out
 }
 
 // waitLines waits until the sink received at least n newline-terminated lines.
@@ -341,8 +364,7 @@ func (s *sink) waitLines(t *testing.T, n int, timeout time.Duration) []string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		lines := strings.Split(string(s.bytes()), "\n")
-		lines = lines[:len(lines)-1]
+		lines := s.lines()
 		if len(lines) >= n {
 			return lines
 		}

@@ -1,8 +1,9 @@
 """Defines its own serialize/deserialize hooks, which count their calls
 and fail on purpose: serialize raises on a message that starts with
 "sfail", deserialize on one that starts with "dfail". Keyed by the
-message, so in a cluster the messages of keys another worker owns cross
-through the hooks.
+message ("sfail KEY" and "dfail KEY" by KEY, so that a test can choose
+the worker that holds it), so in a cluster the messages of keys another
+worker owns cross through the hooks.
 
 Output: one line "<message> <count of its key> <serialize calls so far>
 <deserialize calls so far>" per message (the calls of the process that
@@ -47,6 +48,8 @@ def decode(bs):
 
 @wallaroo.key_extractor
 def key(data):
+    if data.startswith(b"sfail ") or data.startswith(b"dfail "):
+        data = data[6:]
     return data
 
 
