@@ -96,21 +96,39 @@ func rsStartReceiver(t *testing.T) *rsReceiver {
 		t.Fatal(err)
 	}
 	r := &rsReceiver{l: l, maxLast: map[string]uint64{}}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			r.mu.Lock()
-			id := r.conns
-			r.conns++
-			r.mu.Unlock()
-			go r.read(id, c)
-		}
-	}()
+	go r.accept(l)
 	t.Cleanup(func() { l.Close() })
 	return r
+}
+
+func (r *rsReceiver) accept(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		id := r.conns
+		r.conns++
+		r.mu.Unlock()
+		go r.read(id, c)
+	}
+}
+
+// refuse stops listening: the connections accepted so far go on, a new
+// one is refused until reopen.
+func (r *rsReceiver) refuse() { r.l.Close() }
+
+// reopen listens on the receiver's address again.
+func (r *rsReceiver) reopen(t *testing.T) {
+	t.Helper()
+	l, err := net.Listen("tcp", r.l.Addr().String())
+	if err != nil {
+		t.Fatalf("listen on the sink address %s again: %v", r.l.Addr(), err)
+	}
+	r.l = l
+	go r.accept(l)
+	t.Cleanup(func() { l.Close() })
 }
 
 func (r *rsReceiver) read(id int, c net.Conn) {

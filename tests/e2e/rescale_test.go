@@ -14,8 +14,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"slices"
 	"strings"
 	"syscall"
@@ -371,15 +369,15 @@ func TestRescaleOneAtATime(t *testing.T) {
 // While a grow is under way, every member's cluster-status says
 // processing_messages false (0.6 stopped its world then, and tools wait
 // for it to come back to true); once the grow is done, true again on
-// every member, the joiner included. The joiner's sink address has no
-// listener at first, so the grow cannot finish (a joiner is ready only
-// once its sinks are connected) until the test opens it: the window is
-// held open for as long as the test needs, not left to timing.
+// every member, the joiner included. The sink stops listening before the
+// joiner starts (the members' connections to it stay), so the joiner's
+// sink cannot connect and the grow cannot finish (a joiner is ready only
+// once its sinks are connected) until the test listens again: the window
+// is held open for as long as the test needs, not left to timing.
 func TestRescaleStatusNotProcessingDuringAGrow(t *testing.T) {
 	c := rsStart(t, 2, 0)
-	closed := freePort(t)
-	args := rsWithArg(c.joinArgs("worker2", c.control, 1, freePort(t)), "--out", closed)
-	j := c.startJoiner("worker2", args)
+	c.recv.refuse()
+	j := c.startJoiner("worker2", c.joinArgs("worker2", c.control, 1, freePort(t)))
 	deadline := time.Now().Add(rsJoinTimeout)
 	for {
 		c.checkAlive()
@@ -401,21 +399,8 @@ func TestRescaleStatusNotProcessingDuringAGrow(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// Open the joiner's sink: the grow completes.
-	l, err := net.Listen("tcp", closed)
-	if err != nil {
-		t.Fatalf("listen on the joiner's sink address %s: %v", closed, err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, conn); conn.Close() }()
-		}
-	}()
+	// Let the joiner's sink connect: the grow completes.
+	c.recv.reopen(t)
 	c.members = append(c.members, j)
 	c.waitMembers("the grow after the joiner's sink opened", rsJoinTimeout)
 	c.sender.halt()
