@@ -7,6 +7,7 @@ package e2e
 // with the traceback and 0.6's "Error: Serialization failed".
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sort"
@@ -194,4 +195,109 @@ func TestCluster_SinksAreTheInitializers(t *testing.T) {
 	}
 	ws[1].waitOutput("sink address differs from the initializer's", 10*time.Second)
 	stopCluster(t, ws, 1, false)
+}
+
+// topologySteps are the basis steps of Wallaroo 0.6's topology suite
+// (topo_gen.py's flags).
+var topologySteps = []string{"stateless", "state", "key-by-stateless", "key-by-state"}
+
+// topologies returns every sequence of 1 to max basis steps.
+func topologies(max int) [][]string {
+	var out [][]string
+	var grow func(prefix []string)
+	grow = func(prefix []string) {
+		if len(prefix) > 0 {
+			out = append(out, slices.Clone(prefix))
+		}
+		if len(prefix) == max {
+			return
+		}
+		for _, s := range topologySteps {
+			grow(append(prefix, s))
+		}
+	}
+	grow(nil)
+	return out
+}
+
+// topologyRun runs one generated pipeline on n workers: 20 values for
+// each of the keys key_0 and key_1, each sent by a client of its own, one
+// after the other (as 0.6's senders ran); every message must come out
+// once, tagged by every step in order.
+func topologyRun(t *testing.T, steps []string, n int) {
+	t.Helper()
+	s := newSink(t)
+	in := freePort(t)
+	var flags []string
+	var tags []string
+	for i, st := range steps {
+		flags = append(flags, "--"+st)
+		tags = append(tags, fmt.Sprintf("%s_%d", strings.TrimPrefix(st, "key-by-"), i))
+	}
+	ws := startCluster(t, testdataDir(), "topo_gen", n, in, s.addr(), flags...)
+	const perKey = 20
+	for _, key := range []string{"key_0", "key_1"} {
+		conn := dial(t, in)
+		for v := 1; v <= perKey; v++ {
+			payload := binary.BigEndian.AppendUint64(nil, uint64(v))
+			if _, err := conn.Write(frame(append(payload, key...))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		conn.Close()
+	}
+	lines := s.waitLines(t, 2*perKey, 60*time.Second)
+	want := strings.Join(tags, ",")
+	seen := map[string]int{}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 3 || f[2] != want {
+			t.Errorf("%v on %d workers: output %q, want <key> <value> %s", steps, n, l, want)
+			continue
+		}
+		seen[f[0]+" "+f[1]]++
+	}
+	for _, key := range []string{"key_0", "key_1"} {
+		for v := 1; v <= perKey; v++ {
+			if c := seen[fmt.Sprintf("%s %d", key, v)]; c != 1 {
+				t.Errorf("%v on %d workers: %s %d came out %d times, want once", steps, n, key, v, c)
+			}
+		}
+	}
+	stopCluster(t, ws, 0, true)
+	if got := len(s.lines()); got != 2*perKey {
+		t.Errorf("%v on %d workers: %d outputs after the stop, want %d", steps, n, got, 2*perKey)
+	}
+}
+
+// Wallaroo 0.6's topology suite: pipelines generated from every sequence
+// of basis steps (stateless, state, key_by then stateless, key_by then
+// state), messages of a class of the application's pickled between
+// workers, computations made at start-up. make test runs every sequence
+// of one and two steps on 2 workers and those of three steps that start
+// with a keyed step on 3; E2E_FULL=1 runs all 84 on 1, 2 and 3 workers,
+// as 0.6's suite did.
+func TestCluster_GeneratedTopologies(t *testing.T) {
+	type run struct {
+		steps []string
+		n     int
+	}
+	var runs []run
+	for _, steps := range topologies(3) {
+		switch {
+		case e2eFull():
+			for n := 1; n <= 3; n++ {
+				runs = append(runs, run{steps, n})
+			}
+		case len(steps) <= 2:
+			runs = append(runs, run{steps, 2})
+		case strings.HasPrefix(steps[0], "key-by-") && steps[1] != steps[2]:
+			runs = append(runs, run{steps, 3})
+		}
+	}
+	for _, r := range runs {
+		t.Run(fmt.Sprintf("%s/%d_workers", strings.Join(r.steps, "+"), r.n), func(t *testing.T) {
+			topologyRun(t, r.steps, r.n)
+		})
+	}
 }

@@ -1,0 +1,26 @@
+"""The parts of topo_gen.py's pipelines: a message class, a state class,
+and the computations topo_gen makes at start-up and files here under
+their names (so they are attributes of an importable module, as
+anything pickled by reference must be)."""
+
+
+class Message(object):
+    """A keyed value and the names of the steps it went through."""
+
+    def __init__(self, key, value):
+        self.key = key
+        self.value = value
+        self.tags = []
+
+
+class Seen(object):
+    """A step's state per key: how many messages of the key it saw."""
+
+    def __init__(self):
+        self.count = 0
+
+
+def register(name, fn):
+    fn.__name__ = name
+    globals()[name] = fn
+    return fn
