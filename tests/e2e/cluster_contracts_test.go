@@ -301,3 +301,149 @@ func TestCluster_GeneratedTopologies(t *testing.T) {
 		})
 	}
 }
+
+// Wallaroo 0.6's cli_tests against a cluster: the dummy application,
+// ten messages A to J, then every query on every worker, with the
+// answers 0.6's suite expects. On 2 workers, and on 3 with
+// --run-with-resilience (0.6's resilience builds ran the suite too).
+func TestCluster_QueriesAsTheCLITestsAsk(t *testing.T) {
+	for _, c := range []struct {
+		n     int
+		extra []string
+	}{{2, nil}, {3, []string{"--run-with-resilience"}}} {
+		t.Run(fmt.Sprintf("%d_workers%s", c.n, strings.Join(c.extra, "")), func(t *testing.T) {
+			s := newSink(t)
+			in := freePort(t)
+			ws := startCluster(t, testdataDir(), "dummy", c.n, in, s.addr(), c.extra...)
+			conn := dial(t, in)
+			defer conn.Close()
+			for r := 'A'; r <= 'J'; r++ {
+				send(t, conn, string(r))
+			}
+			s.waitFrames(t, 10, 60*time.Second)
+
+			var names []string
+			for _, w := range ws {
+				names = append(names, w.name)
+			}
+			const steps = 10 // per stage and worker, 0.6's default parallelism
+			stateStages := map[string]bool{}
+			keys := map[string]string{}
+			entityCounts := map[string]int{}
+			for _, w := range ws {
+				var st struct {
+					Count int      `json:"worker_count"`
+					Names []string `json:"worker_names"`
+					On    bool     `json:"processing_messages"`
+				}
+				query(t, w.external, "cluster-status-query", &st)
+				got := slices.Clone(st.Names)
+				slices.Sort(got[1:])
+				if st.Count != c.n || !st.On || !slices.Equal(got, names) {
+					t.Errorf("%s: cluster status %+v, want %d workers %v processing", w.name, st, c.n, names)
+				}
+
+				var pq struct {
+					State     map[string]map[string][]string `json:"state_partitions"`
+					Stateless map[string]map[string][]string `json:"stateless_partitions"`
+				}
+				query(t, w.external, "partition-query", &pq)
+				var pc struct {
+					State     map[string]map[string]int `json:"state_partitions"`
+					Stateless map[string]map[string]int `json:"stateless_partitions"`
+				}
+				query(t, w.external, "partition-count-query", &pc)
+				if len(pq.State) != 2 || len(pq.Stateless) != 1 || len(pc.State) != 2 || len(pc.Stateless) != 1 {
+					t.Errorf("%s: partition queries list %d state and %d stateless stages (counts: %d, %d), want 2 and 1",
+						w.name, len(pq.State), len(pq.Stateless), len(pc.State), len(pc.Stateless))
+				}
+				for _, m := range []map[string]map[string][]string{pq.State, pq.Stateless} {
+					for stage, per := range m {
+						if _, err := strconv.ParseUint(stage, 10, 64); err != nil {
+							t.Errorf("%s: stage id %q is not a decimal integer", w.name, stage)
+						}
+						if len(per) != 1 || len(per[w.name]) != steps {
+							t.Errorf("%s: stage %s lists %v, want only its own %d steps", w.name, stage, per, steps)
+						}
+						for _, id := range per[w.name] {
+							if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+								t.Errorf("%s: step id %q is not a decimal integer", w.name, id)
+							}
+						}
+					}
+				}
+				for _, m := range []map[string]map[string]int{pc.State, pc.Stateless} {
+					for stage, per := range m {
+						if len(per) != 1 || per[w.name] != steps {
+							t.Errorf("%s: stage %s counts %v, want {%q: %d}", w.name, stage, per, w.name, steps)
+						}
+					}
+				}
+				for stage := range pq.State {
+					stateStages[stage] = true
+				}
+
+				var sl map[string]map[string][]string
+				query(t, w.external, "stateless-partition-query", &sl)
+				var slc map[string]map[string]int
+				query(t, w.external, "stateless-partition-count-query", &slc)
+				if len(sl) != 1 || len(slc) != 1 {
+					t.Errorf("%s: stateless partition queries list %v and %v, want the one stateless stage", w.name, sl, slc)
+				}
+				for stage, per := range sl {
+					if len(per) != 1 || len(per[w.name]) != steps || slc[stage][w.name] != steps {
+						t.Errorf("%s: stateless stage %s: %v, count %v, want %d steps here", w.name, stage, per, slc[stage], steps)
+					}
+				}
+
+				var ids struct {
+					IDs []string `json:"source_ids"`
+				}
+				query(t, w.external, "source-ids-query", &ids)
+				if want := map[bool]int{true: 10, false: 0}[w.name == "initializer"]; len(ids.IDs) != want {
+					t.Errorf("%s: %d source ids, want %d (10 per TCP source, the sources on the initializer)", w.name, len(ids.IDs), want)
+				}
+
+				var ents map[string][]string
+				query(t, w.external, "state-entity-query", &ents)
+				var counts map[string]int
+				query(t, w.external, "state-entity-count-query", &counts)
+				if len(ents) != 2 || len(counts) != 2 {
+					t.Errorf("%s: state entities %v, counts %v: want both state stages, possibly empty", w.name, ents, counts)
+				}
+				for stage, ks := range ents {
+					if counts[stage] != len(ks) {
+						t.Errorf("%s: stage %s counts %d entities and lists %d", w.name, stage, counts[stage], len(ks))
+					}
+					entityCounts[stage] += len(ks)
+					for _, k := range ks {
+						if o, dup := keys[k]; dup {
+							t.Errorf("key %q is on %s and on %s", k, o, w.name)
+						}
+						keys[k] = w.name
+					}
+				}
+			}
+			numeric := 0
+			for k := range keys {
+				if _, err := strconv.ParseInt(k, 10, 64); err == nil {
+					numeric++
+				} else if k != "single-partition-key" {
+					t.Errorf("key %q is neither a hash nor single-partition-key", k)
+				}
+			}
+			if _, ok := keys["single-partition-key"]; !ok || numeric != 10 {
+				t.Errorf("keys over the cluster %v: want 10 numeric keys and single-partition-key", keys)
+			}
+			var cs []int
+			for _, n := range entityCounts {
+				cs = append(cs, n)
+			}
+			slices.Sort(cs)
+			if len(stateStages) != 2 || !slices.Equal(cs, []int{1, 10}) {
+				t.Errorf("entity counts over the cluster %v (stages %v), want 1 and 10", entityCounts, stateStages)
+			}
+			stopCluster(t, ws, 0, true)
+		})
+	}
+}
