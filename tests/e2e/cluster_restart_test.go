@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -163,4 +166,93 @@ func TestCluster_KeysOfAMissingWorkerStallThenFlow(t *testing.T) {
 		t.Errorf("%d lines, want %d", len(lines), 2*n)
 	}
 	stopCluster(t, ws, 1, true)
+}
+
+// Wallaroo 0.6's restart_without_resilience test: sequence_window on 2
+// workers, a client sending 1..200 one at a time; once 50 are sent,
+// worker1 is killed with SIGKILL and started again with the same command
+// line while the client goes on. The restarted worker says "Restarting a
+// listener", and the sink receives the final windows of both parities,
+// [194,196,198,200] and [193,195,197,199]. No parity repeats a number
+// or goes back; the state of worker1's parity starts again empty (as in
+// 0.6), the initializer's does not.
+func TestCluster_RestartWithoutResilienceWhileSending(t *testing.T) {
+	dir := exampleDir("sequence_window")
+	recv := exStartReceiver(t, dir, "--framed")
+	in := freePort(t)
+	ws := startCluster(t, dir, "sequence_window", 2, in, recv.addr)
+	conn := dial(t, in)
+	defer conn.Close()
+	var sent atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		for v := uint64(1); v <= 200; v++ {
+			if _, err := conn.Write(frame(binary.BigEndian.AppendUint64(nil, v))); err != nil {
+				done <- fmt.Errorf("sending %d: %w", v, err)
+				return
+			}
+			sent.Store(int64(v))
+			time.Sleep(10 * time.Millisecond) // a client's pace, not a wait for the cluster
+		}
+		done <- nil
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for sent.Load() < 50 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the client sent %d numbers in 60 s", sent.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	victim := ws[1]
+	victim.kill()
+	restarted := &clusterWorker{proc: start(t, victim.dir, "machida3", victim.args...), name: victim.name,
+		external: victim.external, dir: victim.dir, args: victim.args}
+	ws[1] = restarted
+	restarted.waitOutput("Restarting a listener", 30*time.Second)
+	waitStatus(t, restarted, 2)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	finals := []string{"[194,196,198,200]", "[193,195,197,199]"}
+	for {
+		lines := recv.lines()
+		if slices.Contains(lines, finals[0]) && slices.Contains(lines, finals[1]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the final windows %v never came out; last of %d: %v", finals, len(lines), lines[max(0, len(lines)-4):])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	owners := stateKeys(t, ws)
+	got := byWindowParity(t, recv.lines())
+	for _, p := range []string{"0", "1"} {
+		var last uint64
+		restartedEmpty := false
+		for i, w := range got[p] {
+			vals := strings.Split(strings.Trim(w, "[]"), ",")
+			d, _ := strconv.ParseUint(vals[3], 10, 64)
+			if d <= last {
+				t.Errorf("parity %s: window %s after one ending in %d: a number repeated or out of order", p, w, last)
+			}
+			last = d
+			if i >= 4 && vals[0] == "0" {
+				restartedEmpty = true
+			}
+		}
+		switch owners[p] {
+		case victim.name:
+			// Its state began again empty: a window with places not
+			// filled long after the start.
+			if !restartedEmpty {
+				t.Errorf("parity %s is worker1's, restarted without resilience, but no window shows its state starting empty: %v", p, got[p])
+			}
+		case "initializer":
+			if restartedEmpty {
+				t.Errorf("parity %s is the initializer's, yet its state started again: %v", p, got[p])
+			}
+		}
+	}
+	t.Logf("keys: %v; windows per parity: %d and %d", owners, len(got["0"]), len(got["1"]))
+	stopCluster(t, ws, 0, false)
 }
