@@ -154,9 +154,10 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// ErrListen wraps a failure to bind a source or external-channel listener
-// (a user configuration error: the address is taken or invalid).
-var ErrListen = errors.New("source listener")
+// ErrListen wraps a failure to bind a listener of the worker's (a source,
+// the control, data or external channel): a user configuration error,
+// the address is taken or invalid.
+var ErrListen = errors.New("listener")
 
 // Run runs the worker until ctx is cancelled (clean stop, nil error) or the
 // processor fails (its error is returned, after what was already produced

@@ -3,16 +3,20 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -122,34 +126,65 @@ func sharedData(t *testing.T, name string) string {
 	return p
 }
 
-// handedOut remembers every port freePort returned in this test binary:
-// the kernel may give a just-closed ephemeral port out again before the
-// worker it was meant for has bound it, and a cluster takes many.
+// handedOut remembers every port freePort returned in this test binary,
+// and where to look next.
 var handedOut = struct {
 	sync.Mutex
 	ports map[string]bool
+	next  int // offset of the next port to try
 }{ports: map[string]bool{}}
 
 // freePort returns a loopback address nobody listens on right now and
 // that no earlier call returned.
 func freePort(t *testing.T) string {
 	t.Helper()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for tries := 0; tries < portsBelowEphemeral; tries++ {
+		if handedOut.next == 0 {
+			// A random place to start, so that two test processes on
+			// the machine seldom probe the same ports.
+			handedOut.next = rand.IntN(portsBelowEphemeral)
+		}
+		port := firstTestPort + handedOut.next%portsBelowEphemeral
+		handedOut.next++
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if handedOut.ports[addr] {
+			continue
+		}
+		// Probed without SO_REUSEADDR, as a worker binds its sources: a
+		// port with connections of an earlier test still in TIME_WAIT is
+		// passed over.
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 0)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}}
+		l, err := lc.Listen(context.Background(), "tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			continue // taken: the next one
 		}
-		addr := l.Addr().String()
 		l.Close()
-		handedOut.Lock()
-		seen := handedOut.ports[addr]
 		handedOut.ports[addr] = true
-		handedOut.Unlock()
-		if !seen {
-			return addr
-		}
+		return addr
 	}
+	t.Fatalf("no free port between %d and %d", firstTestPort, firstTestPort+portsBelowEphemeral-1)
+	return ""
 }
+
+// Ports for workers' listeners come from below Linux's ephemeral range
+// (32768 and up by default), probed by binding them, as Wallaroo's harness
+// allocated its own from 20000: a port picked from the ephemeral range
+// can be taken, between the probe and the worker's bind, by one of the
+// many outgoing connections a cluster test makes.
+const (
+	firstTestPort       = 20000
+	portsBelowEphemeral = 12000
+)
 
 // syncBuf is a goroutine-safe output capture.
 type syncBuf struct {

@@ -21,6 +21,9 @@ class Seen(object):
 
 
 def register(name, fn):
+    """File fn here as name (pickle finds it by module and name)."""
     fn.__name__ = name
+    fn.__qualname__ = name
+    fn.__module__ = __name__
     globals()[name] = fn
     return fn
