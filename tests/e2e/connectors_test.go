@@ -475,16 +475,7 @@ func TestConnectorSink_ReconnectStartsAtAFrame(t *testing.T) {
 		t.Errorf("the worker is ready while its sink connector is not listening:\n%s", m.stdout.String())
 	}
 
-	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	l, err := lc.Listen(context.Background(), "tcp", sinkAddr)
+	l, err := listenWithSockopt(sinkAddr, syscall.SO_RCVBUF, 4096)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,16 +155,7 @@ func freePort(t *testing.T) string {
 		// Probed without SO_REUSEADDR, as a worker binds its sources: a
 		// port with connections of an earlier test still in TIME_WAIT is
 		// passed over.
-		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			if err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 0)
-			}); err != nil {
-				return err
-			}
-			return serr
-		}}
-		l, err := lc.Listen(context.Background(), "tcp", addr)
+		l, err := listenWithSockopt(addr, syscall.SO_REUSEADDR, 0)
 		if err != nil {
 			continue // taken: the next one
 		}
@@ -174,6 +165,21 @@ func freePort(t *testing.T) string {
 	}
 	t.Fatalf("no free port between %d and %d", firstTestPort, firstTestPort+portsBelowEphemeral-1)
 	return ""
+}
+
+// listenWithSockopt listens on addr with the socket option opt
+// (SOL_SOCKET level) set to value before the bind.
+func listenWithSockopt(addr string, opt, value int) (net.Listener, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, value)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	return lc.Listen(context.Background(), "tcp", addr)
 }
 
 // Ports for workers' listeners come from below Linux's ephemeral range
