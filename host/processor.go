@@ -813,22 +813,15 @@ func (p *processor) hookError(py *bridge.Py, err error) error {
 	if py.IsNone(note) {
 		return nil
 	}
-	var parts [3]bridge.Object
-	for i := range parts {
-		o, ierr := py.Item(note, i)
-		if ierr != nil {
-			for _, q := range parts[:i] {
-				py.DecRef(q)
-			}
-			return nil
-		}
-		parts[i] = o
-	}
+	parts, ierr := py.Items(note)
 	defer func() {
 		for _, o := range parts {
 			py.DecRef(o)
 		}
 	}()
+	if ierr != nil || len(parts) != 3 {
+		return nil
+	}
 	hook, _ := py.GoString(parts[0])
 	ue := &UserCodeError{Err: err, Summary: "Serialization failed",
 		Stage: "the module's serialize hook (a message for another worker)"}

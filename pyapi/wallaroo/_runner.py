@@ -759,7 +759,7 @@ class Runner(object):
                 try:
                     fresh = make()
                 except Exception:
-                    fresh = None
+                    pass  # it worked for every key so far; no names from it
             if type(fresh) is cls:
                 d = fresh.__dict__
                 if d and _names_readable(cls, tuple(d)):

@@ -303,8 +303,8 @@ type sink struct {
 	l      net.Listener
 	mu     sync.Mutex
 	data   []*bytes.Buffer // per connection, in the order they were accepted
-	conns  int // connections accepted
-	closed int // accepted connections the peer has closed
+	conns  int             // connections accepted
+	closed int             // accepted connections the peer has closed
 }
 
 func newSink(t *testing.T) *sink {
