@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -64,6 +65,18 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, w)
 		}
 	}
+	// The external channel's port is bound before the interpreter
+	// starts (a few hundred milliseconds): a tool that asks as soon as
+	// the process runs (a harness waiting for a joiner) waits in the
+	// backlog rather than finding the port closed.
+	var extLn net.Listener
+	if opts.External != "" {
+		if extLn, err = net.Listen("tcp", opts.External); err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", fmt.Errorf("%w: external channel: unable to listen on %s: %w", worker.ErrListen, opts.External, err))
+			return 1
+		}
+		defer extLn.Close()
+	}
 	apiDir, err := extractAPI()
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
@@ -92,6 +105,7 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 	cfg.Console = stdout
 	cfg.Log = logger
 	cfg.ExternalGuard = guard
+	cfg.ExternalListener = extLn
 	if cfg.Cluster != nil {
 		cfg.Cluster.Guard = guard
 	}

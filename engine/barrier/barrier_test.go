@@ -66,3 +66,40 @@ func TestAligner_OneInputCompletesAtOnce(t *testing.T) {
 		t.Fatalf("done=%v err=%v", done, err)
 	}
 }
+
+// A barrier opened over a set of inputs (the peers of the moment, not
+// 0..n-1) waits for exactly those; inputs outside the set are never held.
+func TestAligner_OpenOverASet(t *testing.T) {
+	a := NewAligner(1)
+	b := Barrier{ID: 9, Kind: Checkpoint}
+	if err := a.Open(b, nil); err == nil {
+		t.Fatal("opened over no input")
+	}
+	if err := a.Open(b, []int{0, 3, 5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Open(b, []int{1}); err == nil {
+		t.Fatal("a second Open while one is under way")
+	}
+	for _, in := range []int{5, 0} {
+		if done, err := a.Arrive(in, b); err != nil || done {
+			t.Fatalf("input %d: %v %v", in, done, err)
+		}
+	}
+	if a.Held(-1) || a.Held(1) || !a.Held(5) {
+		t.Fatal("held the wrong inputs")
+	}
+	if m := a.Missing(); len(m) != 1 || m[0] != 3 {
+		t.Fatalf("missing %v, want [3]", m)
+	}
+	if _, err := a.Arrive(4, b); err == nil {
+		t.Fatal("a barrier on an input outside the set")
+	}
+	if done, err := a.Arrive(3, b); err != nil || !done {
+		t.Fatalf("last: %v %v", done, err)
+	}
+	a.Done()
+	if a.Held(5) {
+		t.Fatal("held after Done")
+	}
+}

@@ -21,6 +21,19 @@ type Image struct {
 	Steps map[string]map[string][]byte // step id → key → state
 	Meta  map[string][]byte            // step id → what its states need to be read (the runner's)
 	Gens  map[int][]byte               // path index → next value
+	// InFlight is what this worker sent to each other worker (by name)
+	// between forwarding the checkpoint's barrier and taking its part:
+	// messages of work done before the checkpoint that the receiver
+	// takes after its own part. A rollback sends them again. Each
+	// checkpoint has its own (a link of a chain does not inherit them).
+	InFlight map[string][]Batch
+}
+
+// Batch is one batch of envelopes as it went on a link: how many, and
+// the processor's serialisation of them.
+type Batch struct {
+	Count uint32
+	Data  []byte
 }
 
 // NewImage returns an empty image.
@@ -43,9 +56,10 @@ type StepDelta struct {
 // the keys changed since the last checkpoint (all of them if Full), and
 // every generator's position.
 type Delta struct {
-	Full  bool
-	Steps []StepDelta
-	Gens  map[int][]byte
+	Full     bool
+	Steps    []StepDelta
+	Gens     map[int][]byte
+	InFlight map[string][]Batch // see Image.InFlight
 }
 
 // Count is the number of keys d carries.
@@ -111,6 +125,7 @@ func (im *Image) Apply(d Delta) error {
 	for pi, v := range d.Gens {
 		im.Gens[pi] = v
 	}
+	im.InFlight = d.InFlight
 	return nil
 }
 
@@ -125,9 +140,10 @@ func (im *Image) Entries() int {
 
 // Section names: "state <step id>" and "generator <path index>".
 const (
-	stateSection = "state "
-	metaSection  = "meta "
-	genSection   = "generator "
+	stateSection    = "state "
+	metaSection     = "meta "
+	genSection      = "generator "
+	inFlightSection = "in flight to "
 )
 
 // Sections lays the image out for a snapshot file: one section per state
@@ -168,7 +184,54 @@ func (im *Image) Sections() []Section {
 	for _, pi := range gens {
 		out = append(out, Section{Name: genSection + strconv.Itoa(pi), Data: im.Gens[pi]})
 	}
+	peers := make([]string, 0, len(im.InFlight))
+	for w := range im.InFlight {
+		peers = append(peers, w)
+	}
+	sort.Strings(peers)
+	for _, w := range peers {
+		bs := im.InFlight[w]
+		if len(bs) == 0 {
+			continue
+		}
+		// u32 batches, then per batch: u32 count, u32 length, data.
+		b := binary.BigEndian.AppendUint32(nil, uint32(len(bs)))
+		for _, x := range bs {
+			b = binary.BigEndian.AppendUint32(b, x.Count)
+			b = binary.BigEndian.AppendUint32(b, uint32(len(x.Data)))
+			b = append(b, x.Data...)
+		}
+		out = append(out, Section{Name: inFlightSection + w, Data: b})
+	}
 	return out
+}
+
+// decodeInFlight reads an in-flight section.
+func decodeInFlight(b []byte) ([]Batch, error) {
+	if len(b) < 4 {
+		return nil, fmt.Errorf("%d bytes, no count", len(b))
+	}
+	n := binary.BigEndian.Uint32(b)
+	b = b[4:]
+	if uint64(n)*8 > uint64(len(b)) {
+		return nil, fmt.Errorf("%d batches cannot fit in %d bytes", n, len(b))
+	}
+	out := make([]Batch, 0, n)
+	for i := uint32(0); i < n; i++ {
+		if len(b) < 8 {
+			return nil, fmt.Errorf("batch %d of %d cut short", i+1, n)
+		}
+		c, l := binary.BigEndian.Uint32(b), binary.BigEndian.Uint32(b[4:])
+		if c == 0 || uint64(l) > uint64(len(b)-8) {
+			return nil, fmt.Errorf("batch %d of %d: %d envelopes in %d bytes, %d left", i+1, n, c, l, len(b)-8)
+		}
+		out = append(out, Batch{Count: c, Data: b[8 : 8+l : 8+l]})
+		b = b[8+l:]
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%d bytes after the last batch", len(b))
+	}
+	return out, nil
 }
 
 // ImageOf reads the sections Sections made (other sections are left
@@ -192,6 +255,16 @@ func ImageOf(secs []Section) (*Image, error) {
 				return nil, fmt.Errorf("%w: section %q: not a generator's number", ErrCorrupt, sec.Name)
 			}
 			im.Gens[pi] = sec.Data
+		case strings.HasPrefix(sec.Name, inFlightSection):
+			w := sec.Name[len(inFlightSection):]
+			bs, err := decodeInFlight(sec.Data)
+			if err != nil || w == "" {
+				return nil, fmt.Errorf("%w: section %q: %v", ErrCorrupt, sec.Name, err)
+			}
+			if im.InFlight == nil {
+				im.InFlight = map[string][]Batch{}
+			}
+			im.InFlight[w] = bs
 		}
 	}
 	return im, nil
@@ -264,12 +337,14 @@ func (im *Image) Deltas() []StepDelta {
 }
 
 // Merge applies the image read from one link of a chain onto im: a whole
-// snapshot (whole) replaces it, a link updates the keys it holds.
+// snapshot (whole) replaces it, a link updates the keys it holds; the
+// messages in flight are always the part's own.
 func (im *Image) Merge(part *Image, whole bool) {
 	if whole {
 		*im = *part
 		return
 	}
+	im.InFlight = part.InFlight
 	for step, m := range part.Steps {
 		dst := im.Steps[step]
 		if dst == nil {

@@ -94,3 +94,32 @@ func TestImage_MetaTravelsWithItsStep(t *testing.T) {
 	require.Len(t, ds, 1)
 	require.Equal(t, "class", string(ds[0].Meta))
 }
+
+// What was in flight at a checkpoint is the checkpoint's own: it is
+// written with its link and read back with it, and a later link of the
+// chain does not inherit an earlier one's.
+func TestImage_InFlightIsEachCheckpointsOwn(t *testing.T) {
+	s := Open(t.TempDir(), "app", "w")
+	part := func(inflight map[string][]Batch, kv ...string) []Section {
+		im := NewImage()
+		require.NoError(t, im.Apply(Delta{Full: true, Steps: []StepDelta{delta("1.1", kv...)}, InFlight: inflight}))
+		return im.Sections()
+	}
+	two := map[string][]Batch{"worker1": {{Count: 2, Data: []byte("ab")}, {Count: 1, Data: []byte("c")}}, "worker2": {{Count: 1, Data: []byte("z")}}}
+	require.NoError(t, s.WriteLink(1, 1, part(nil, "a", "1")))
+	require.NoError(t, s.WriteLink(2, 1, part(two, "a", "2")))
+	require.NoError(t, s.WriteLink(3, 1, part(nil, "b", "3")))
+	im, _, err := s.Load(2)
+	require.NoError(t, err)
+	require.Equal(t, two, im.InFlight)
+	im, _, err = s.Load(3)
+	require.NoError(t, err)
+	require.Empty(t, im.InFlight, "checkpoint 3 had nothing in flight")
+	require.Equal(t, map[string]string{"a": "2", "b": "3"}, states(im, "1.1"))
+
+	// A damaged in-flight section is a damaged checkpoint.
+	for _, bad := range [][]byte{{0, 0, 0, 1}, {0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 1}} {
+		_, err := ImageOf([]Section{{Name: inFlightSection + "worker1", Data: bad}})
+		require.True(t, errors.Is(err, ErrCorrupt), "%v: %v", bad, err)
+	}
+}

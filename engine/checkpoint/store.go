@@ -1,15 +1,21 @@
 // Package checkpoint keeps one worker's checkpoints in --resilience-dir
-// (runtime spec 4.2): a snapshot file per checkpoint, written so that a
-// crash in the middle of writing never leaves a file that reads as
-// complete (temporary file, fsync, rename, fsync of the directory, and a
-// CRC-32C over the contents), and 0.6's `<app>-<worker>.checkpoint_ids`
-// list of committed checkpoints (16-byte records: checkpoint id, rollback
-// id; the last whole record is authoritative).
+// under 0.6's names (runtime spec 4.2), in our format:
+//
+//   - `<app>-<worker>.evlog`, the event log: the checkpoints this worker
+//     keeps (a whole snapshot and the links after it that hold only what
+//     changed), each entry with a CRC-32C. It is always written whole,
+//     so that a crash in the middle of writing never leaves a log that
+//     reads as complete: a temporary file, fsync, rename, fsync of the
+//     directory.
+//   - `<app>-<worker>.checkpoint_ids`, 0.6's list of committed
+//     checkpoints (16-byte records: checkpoint id, rollback id; the last
+//     whole record is authoritative).
 //
 // A Store is the files alone: no goroutines, no timers, no protocol.
 // Who takes a checkpoint, when it is complete across the cluster and
 // what a section holds are the engine's. Not safe for concurrent use:
-// one goroutine (the worker's checkpoint driver) owns a Store.
+// one goroutine (the worker's checkpoint driver) owns a Store and the
+// copy of the event log it keeps between writes.
 package checkpoint
 
 import (
@@ -22,7 +28,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -46,6 +51,11 @@ type Record struct {
 // Store is one worker's checkpoint files.
 type Store struct {
 	dir, base string
+	// cache is the event log as this Store last wrote it (cached: read
+	// or written once), so that a write does not read the log back.
+	// Reads for recovery go to the disk.
+	cache  []entry
+	cached bool
 }
 
 // Open returns the store of worker's checkpoints of app in dir (which
@@ -55,24 +65,18 @@ func Open(dir, app, worker string) *Store {
 }
 
 const (
-	magic        = "MCKP"
-	version      = 1
-	snapshotPart = ".checkpoint-"
-	idsSuffix    = ".checkpoint_ids"
-	floorSuffix  = ".rescale_floor"
+	magic       = "MCKP"
+	version     = 1
+	evlogSuffix = ".evlog"
+	legacyPart  = ".checkpoint-" // one file per checkpoint, before the event log
+	idsSuffix   = ".checkpoint_ids"
+	floorSuffix = ".rescale_floor"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// SnapshotPath is the file of checkpoint id as a whole snapshot (its own
-// base); LinkPath that of checkpoint id holding only what changed since
-// id-1, on the chain that starts at the whole snapshot base.
-func (s *Store) SnapshotPath(id uint64) string { return s.LinkPath(id, id) }
-
-// LinkPath: see SnapshotPath.
-func (s *Store) LinkPath(id, base uint64) string {
-	return filepath.Join(s.dir, fmt.Sprintf("%s%s%016x-%016x", s.base, snapshotPart, id, base))
-}
+// EventLogPath is the event log, which holds the checkpoints' snapshots.
+func (s *Store) EventLogPath() string { return filepath.Join(s.dir, s.base+evlogSuffix) }
 
 // IDsPath is the committed-checkpoints file.
 func (s *Store) IDsPath() string { return filepath.Join(s.dir, s.base+idsSuffix) }
@@ -146,76 +150,75 @@ func Decode(b []byte) (id uint64, sections []Section, err error) {
 }
 
 // Write stores checkpoint id's sections: a crash at any point leaves
-// either no file for id or the whole one.
+// either the event log as it was or the whole new one.
 func (s *Store) Write(id uint64, sections []Section) error { return s.WriteLink(id, id, sections) }
 
 // WriteLink stores checkpoint id as a link of the chain that starts at
 // the whole snapshot base (base == id: a whole snapshot itself); the
-// sections of a link hold what changed since checkpoint id-1. A file of
-// the same id written before (a retry, or the future a rollback
-// abandoned) is replaced.
+// sections of a link hold what changed since checkpoint id-1. An entry
+// of the same id written before (a retry, or the future a rollback
+// abandoned) is replaced. The event log is written whole, through a
+// temporary file (written, fsynced, renamed, the directory fsynced).
 func (s *Store) WriteLink(id, base uint64, sections []Section) error {
-	// The other file of this id goes first: two files of one id must
-	// never be there together.
-	files, err := s.snapshots()
+	es, err := s.current()
 	if err != nil {
-		return err
+		return fmt.Errorf("checkpoint %d: %w", id, err)
 	}
-	for _, f := range files {
-		if f.id == id && f.base != base {
-			if err := os.Remove(s.LinkPath(f.id, f.base)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("checkpoint %d: %w", id, err)
-			}
+	out := make([]entry, 0, len(es)+1)
+	for _, e := range es {
+		if e.id != id {
+			out = append(out, e)
 		}
 	}
-	if err := writeAtomic(s.LinkPath(id, base), Encode(id, sections)); err != nil {
+	out = append(out, entry{id: id, base: base, blob: Encode(id, sections)})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].id < out[j].id })
+	if err := s.save(out); err != nil {
 		return fmt.Errorf("checkpoint %d: %w", id, err)
 	}
 	return nil
 }
 
-// Read loads checkpoint id; a damaged or torn file wraps ErrCorrupt.
+// Read loads checkpoint id; a damaged entry wraps ErrCorrupt.
 func (s *Store) Read(id uint64) ([]Section, error) {
-	secs, _, err := s.readLink(id)
+	es, lerr := s.load()
+	secs, _, err := readLink(es, lerr, s.EventLogPath(), id)
 	return secs, err
 }
 
-// readLink reads the file of checkpoint id and says which chain it is on.
-func (s *Store) readLink(id uint64) ([]Section, uint64, error) {
-	files, err := s.snapshots()
-	if err != nil {
-		return nil, 0, err
-	}
-	base, found := uint64(0), false
-	for _, f := range files {
-		if f.id == id {
-			base, found = f.base, true
+// readLink decodes the entry of checkpoint id among es (what load read,
+// with lerr if it could not read all of path) and says which chain it is
+// on.
+func readLink(es []entry, lerr error, path string, id uint64) ([]Section, uint64, error) {
+	for _, e := range es {
+		if e.id != id {
+			continue
 		}
+		got, secs, err := Decode(e.blob)
+		if err != nil {
+			return nil, 0, fmt.Errorf("checkpoint %d (%s): %w", id, path, err)
+		}
+		if got != id {
+			return nil, 0, fmt.Errorf("checkpoint %d (%s): %w: its entry holds checkpoint %d", id, path, ErrCorrupt, got)
+		}
+		return secs, e.base, nil
 	}
-	if !found {
-		return nil, 0, fmt.Errorf("checkpoint %d: no file %s: %w", id, s.SnapshotPath(id), fs.ErrNotExist)
+	if lerr != nil {
+		return nil, 0, fmt.Errorf("checkpoint %d: %w", id, lerr)
 	}
-	path := s.LinkPath(id, base)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, 0, fmt.Errorf("checkpoint %d: %w", id, err)
-	}
-	got, secs, err := Decode(b)
-	if err != nil {
-		return nil, 0, fmt.Errorf("checkpoint %d (%s): %w", id, path, err)
-	}
-	if got != id {
-		return nil, 0, fmt.Errorf("checkpoint %d (%s): %w: it holds checkpoint %d", id, path, ErrCorrupt, got)
-	}
-	return secs, base, nil
+	return nil, 0, fmt.Errorf("checkpoint %d: not in %s: %w", id, path, fs.ErrNotExist)
 }
 
 // Load returns the whole state of checkpoint id: its chain's whole
-// snapshot with every link up to id applied. A missing or damaged file
+// snapshot with every link up to id applied. A missing or damaged entry
 // on the chain fails it (wrapping ErrCorrupt when damaged); base is the
 // chain's start.
 func (s *Store) Load(id uint64) (im *Image, base uint64, err error) {
-	secs, base, err := s.readLink(id)
+	es, lerr := s.load()
+	return loadChain(es, lerr, s.EventLogPath(), id)
+}
+
+func loadChain(es []entry, lerr error, path string, id uint64) (im *Image, base uint64, err error) {
+	secs, base, err := readLink(es, lerr, path, id)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -225,7 +228,7 @@ func (s *Store) Load(id uint64) (im *Image, base uint64, err error) {
 	links := [][]Section{secs}
 	for at := id; at > base; {
 		at--
-		ls, lb, err := s.readLink(at)
+		ls, lb, err := readLink(es, lerr, path, at)
 		if err != nil {
 			return nil, 0, fmt.Errorf("checkpoint %d builds on %d: %w", id, at, err)
 		}
@@ -246,14 +249,16 @@ func (s *Store) Load(id uint64) (im *Image, base uint64, err error) {
 }
 
 // LatestImage is Latest for chains: the newest committed checkpoint
-// whose chain reads whole, as an image.
+// whose chain reads whole, as an image. It reads the event log from the
+// disk, not what this Store last wrote.
 func (s *Store) LatestImage() (r Record, im *Image, skipped []error, ok bool, err error) {
 	recs, err := s.Committed()
 	if err != nil {
 		return Record{}, nil, nil, false, err
 	}
+	es, lerr := s.load()
 	for i := len(recs) - 1; i >= 0; i-- {
-		img, _, lerr := s.Load(recs[i].ID)
+		img, _, lerr := loadChain(es, lerr, s.EventLogPath(), recs[i].ID)
 		if lerr == nil {
 			return recs[i], img, skipped, true, nil
 		}
@@ -340,22 +345,22 @@ func (s *Store) Committed() ([]Record, error) {
 	return out, nil
 }
 
-// Prune removes the snapshot files of all but the newest keep committed
-// checkpoints (keeping every file on their chains), and those of
-// checkpoints written but never committed that are older than the newest
-// committed one.
+// Prune drops from the event log the entries of all but the newest keep
+// committed checkpoints (keeping every entry on their chains), and those
+// of checkpoints written but never committed that are older than the
+// newest committed one. The log is rewritten only when it loses an entry.
 func (s *Store) Prune(keep int) error {
 	recs, err := s.Committed()
 	if err != nil {
 		return err
 	}
-	files, err := s.snapshots()
+	es, err := s.current()
 	if err != nil {
 		return err
 	}
 	baseOf := map[uint64]uint64{}
-	for _, f := range files {
-		baseOf[f.id] = f.base
+	for _, e := range es {
+		baseOf[e.id] = e.base
 	}
 	type span struct{ from, to uint64 }
 	var kept []span
@@ -374,45 +379,37 @@ func (s *Store) Prune(keep int) error {
 			kept = append(kept, span{b, id})
 		}
 	}
-	var errs []error
-	for _, f := range files {
-		if f.id > newest {
-			continue // one being taken now
-		}
-		keepIt := false
+	out := es[:0:0]
+	for _, e := range es {
+		keepIt := e.id > newest // one being taken now
 		for _, k := range kept {
-			if f.base == k.from && f.id >= k.from && f.id <= k.to {
+			if e.base == k.from && e.id >= k.from && e.id <= k.to {
 				keepIt = true
 			}
 		}
 		if keepIt {
-			continue
-		}
-		if err := os.Remove(s.LinkPath(f.id, f.base)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
+			out = append(out, e)
 		}
 	}
-	return errors.Join(errs...)
+	if len(out) == len(es) {
+		return nil
+	}
+	return s.save(out)
 }
 
 // RemoveAll deletes every checkpoint file of this worker (a clean
 // shutdown, spec 3.8).
 func (s *Store) RemoveAll() error {
-	files, err := s.snapshots()
-	if err != nil {
-		return err
-	}
 	var errs []error
-	for _, f := range files {
-		if err := os.Remove(s.LinkPath(f.id, f.base)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	for _, p := range []string{s.IDsPath(), s.FloorPath()} {
+	for _, p := range []string{s.EventLogPath(), s.IDsPath(), s.FloorPath()} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
+	s.cache, s.cached = nil, false
+	errs = append(errs, s.removeMatching(func(name string) bool {
+		return strings.HasPrefix(name, s.base+legacyPart)
+	}))
 	errs = append(errs, s.RemoveTemps())
 	return errors.Join(errs...)
 }
@@ -420,15 +417,22 @@ func (s *Store) RemoveAll() error {
 // RemoveTemps deletes the temporary files of writes a crash cut short
 // (they are never read).
 func (s *Store) RemoveTemps() error {
+	return s.removeMatching(func(name string) bool {
+		return name == s.base+evlogSuffix+".tmp" || name == s.base+floorSuffix+".tmp" ||
+			strings.HasPrefix(name, s.base+legacyPart) && strings.HasSuffix(name, ".tmp")
+	})
+}
+
+// removeMatching removes the files of dir whose names match.
+func (s *Store) removeMatching(match func(string) bool) error {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("list checkpoints in %s: %w", s.dir, err)
 	}
 	var errs []error
 	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, s.base+snapshotPart) && strings.HasSuffix(name, ".tmp") || name == s.base+floorSuffix+".tmp" {
-			if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if match(e.Name()) {
+			if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
 			}
 		}
@@ -436,34 +440,119 @@ func (s *Store) RemoveTemps() error {
 	return errors.Join(errs...)
 }
 
-// snapFile is one snapshot file: its checkpoint and its chain's start.
+// entry is one checkpoint in the event log: its id, its chain's start
+// and its snapshot as Encode laid it out (with its own checksum).
+type entry struct {
+	id, base uint64
+	blob     []byte
+}
+
+// snapFile is one checkpoint the event log holds: its id and its
+// chain's start.
 type snapFile struct{ id, base uint64 }
 
-// snapshots lists the snapshot files present, by id ascending.
+// snapshots lists the checkpoints in the event log, by id ascending.
 func (s *Store) snapshots() ([]snapFile, error) {
-	entries, err := os.ReadDir(s.dir)
-	if err != nil {
-		return nil, fmt.Errorf("list checkpoints in %s: %w", s.dir, err)
-	}
-	prefix := s.base + snapshotPart
+	es, err := s.load()
 	var out []snapFile
-	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasPrefix(name, prefix) || strings.HasSuffix(name, ".tmp") {
-			continue
-		}
-		idHex, baseHex, ok := strings.Cut(strings.TrimPrefix(name, prefix), "-")
-		if !ok || len(idHex) != 16 || len(baseHex) != 16 {
-			continue
-		}
-		id, err1 := strconv.ParseUint(idHex, 16, 64)
-		base, err2 := strconv.ParseUint(baseHex, 16, 64)
-		if err1 == nil && err2 == nil {
-			out = append(out, snapFile{id, base})
-		}
+	for _, e := range es {
+		out = append(out, snapFile{e.id, e.base})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
-	return out, nil
+	return out, err
+}
+
+// The event log's layout: evlogMagic, a uint16 version, then entries,
+// each a frame (uint64 id, uint64 base, uint32 length, and the CRC-32C
+// of those 20 bytes) followed by length bytes of snapshot.
+const (
+	evlogMagic   = "MEVL"
+	evlogVersion = 1
+	frameLen     = 8 + 8 + 4 + 4
+)
+
+// load reads the event log from the disk: no file is no entries. What
+// cannot be read (a damaged header or frame, a cut) wraps ErrCorrupt,
+// with the entries before it.
+func (s *Store) load() ([]entry, error) {
+	b, err := os.ReadFile(s.EventLogPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read event log: %w", err)
+	}
+	return parseLog(b, s.EventLogPath())
+}
+
+// parseLog splits an event log into its entries.
+func parseLog(b []byte, path string) ([]entry, error) {
+	if len(b) < 6 || string(b[:4]) != evlogMagic {
+		return nil, fmt.Errorf("%w: %s does not start as an event log", ErrCorrupt, path)
+	}
+	if v := binary.BigEndian.Uint16(b[4:]); v != evlogVersion {
+		return nil, fmt.Errorf("%w: %s is of format version %d; this build reads version %d", ErrCorrupt, path, v, evlogVersion)
+	}
+	var es []entry
+	for rest := b[6:]; len(rest) > 0; {
+		if len(rest) < frameLen {
+			return es, fmt.Errorf("%w: %s: %d bytes after entry %d, too few for an entry", ErrCorrupt, path, len(rest), len(es))
+		}
+		f := rest[:frameLen]
+		if crc32.Checksum(f[:20], castagnoli) != binary.BigEndian.Uint32(f[20:]) {
+			return es, fmt.Errorf("%w: %s: the frame of entry %d is damaged; it and the entries after it are lost", ErrCorrupt, path, len(es)+1)
+		}
+		n := uint64(binary.BigEndian.Uint32(f[16:]))
+		if n > uint64(len(rest)-frameLen) {
+			return es, fmt.Errorf("%w: %s: entry %d is cut short", ErrCorrupt, path, len(es)+1)
+		}
+		es = append(es, entry{id: binary.BigEndian.Uint64(f), base: binary.BigEndian.Uint64(f[8:]), blob: rest[frameLen : frameLen+n]})
+		rest = rest[frameLen+n:]
+	}
+	return es, nil
+}
+
+// current is the event log as this Store last wrote it, read from the
+// disk the first time (what cannot be read is left out: it is lost for
+// reading too).
+func (s *Store) current() ([]entry, error) {
+	if s.cached {
+		return s.cache, nil
+	}
+	es, err := s.load()
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		return nil, err
+	}
+	s.cache, s.cached = es, true
+	return es, nil
+}
+
+// save writes es as the whole event log, atomically.
+func (s *Store) save(es []entry) error {
+	n := 6
+	for _, e := range es {
+		n += frameLen + len(e.blob)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, evlogMagic...)
+	b = binary.BigEndian.AppendUint16(b, evlogVersion)
+	for _, e := range es {
+		f := binary.BigEndian.AppendUint64(nil, e.id)
+		f = binary.BigEndian.AppendUint64(f, e.base)
+		f = binary.BigEndian.AppendUint32(f, uint32(len(e.blob)))
+		f = binary.BigEndian.AppendUint32(f, crc32.Checksum(f, castagnoli))
+		b = append(append(b, f...), e.blob...)
+	}
+	s.cache, s.cached = nil, false
+	if err := writeAtomic(s.EventLogPath(), b); err != nil {
+		return fmt.Errorf("write event log %s: %w", s.EventLogPath(), err)
+	}
+	// The entries alias b from now on, not the callers' slices.
+	es2, err := parseLog(b, s.EventLogPath())
+	if err != nil {
+		return err
+	}
+	s.cache, s.cached = es2, true
+	return nil
 }
 
 // writeAtomic writes data to path through a temporary file: written,

@@ -2,8 +2,10 @@ package checkpoint
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -65,17 +67,12 @@ func TestStoreWriteCommitLatestPrune(t *testing.T) {
 	// Keep the last two committed: 1 and 2 go, 3 and 4 stay, and 5 (being
 	// taken) stays.
 	require.NoError(t, s.Prune(2))
-	for id, want := range map[uint64]bool{1: false, 2: false, 3: true, 4: true, 5: true} {
-		_, err := os.Stat(s.SnapshotPath(id))
-		assert.Equal(t, want, err == nil, "checkpoint %d present", id)
-	}
+	assert.Equal(t, []uint64{3, 4, 5}, ids(t, s))
+	assert.FileExists(t, filepath.Join(dir, "Word Count-worker1.evlog"), "0.6's name")
 
 	// A damaged newest snapshot: the previous committed one is used, and
 	// the damage is reported.
-	b, err := os.ReadFile(s.SnapshotPath(4))
-	require.NoError(t, err)
-	b[len(b)/2] ^= 0xff
-	require.NoError(t, os.WriteFile(s.SnapshotPath(4), b, 0o600))
+	damage(t, s, 4)
 	r, _, skipped, ok, err = s.LatestImage()
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -93,21 +90,22 @@ func TestStoreWriteCommitLatestPrune(t *testing.T) {
 	assert.Len(t, recs, 4)
 
 	// A crash before the rename leaves only a temporary file, never a
-	// snapshot that reads as whole.
-	require.NoError(t, os.WriteFile(s.SnapshotPath(6)+".tmp", []byte("half"), 0o600))
+	// log that reads as whole.
+	require.NoError(t, os.WriteFile(s.EventLogPath()+".tmp", []byte("half"), 0o600))
 	_, err = s.Read(6)
 	assert.True(t, errors.Is(err, os.ErrNotExist))
+	assert.Equal(t, []uint64{3, 4, 5}, ids(t, s))
 
+	// Files of the layout before the event log go too.
+	legacy := filepath.Join(dir, "Word Count-worker1.checkpoint-0000000000000001-0000000000000001")
+	require.NoError(t, os.WriteFile(legacy, []byte("old"), 0o600))
 	require.NoError(t, s.RemoveAll())
-	_, err = os.Stat(s.SnapshotPath(6) + ".tmp")
-	assert.True(t, errors.Is(err, os.ErrNotExist), "a temporary file outlived RemoveAll")
+	for _, p := range []string{s.EventLogPath() + ".tmp", s.EventLogPath(), legacy} {
+		assert.NoFileExists(t, p)
+	}
 	recs, err = s.Committed()
 	require.NoError(t, err)
 	assert.Empty(t, recs)
-	for id := uint64(3); id <= 5; id++ {
-		_, err := os.Stat(s.SnapshotPath(id))
-		assert.True(t, errors.Is(err, os.ErrNotExist))
-	}
 	// Another worker's files are not touched.
 	other := Open(dir, "Word Count", "worker10")
 	require.NoError(t, other.Write(1, nil))
@@ -153,10 +151,7 @@ func TestStoreChains(t *testing.T) {
 	assert.Equal(t, []snapFile{{4, 4}, {5, 4}}, files)
 
 	// Damage the link 5: 4 is used.
-	b, err := os.ReadFile(s.LinkPath(5, 4))
-	require.NoError(t, err)
-	b[len(b)/2] ^= 1
-	require.NoError(t, os.WriteFile(s.LinkPath(5, 4), b, 0o600))
+	damage(t, s, 5)
 	r, im, skipped, ok, err := s.LatestImage()
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -164,7 +159,7 @@ func TestStoreChains(t *testing.T) {
 	assert.Len(t, skipped, 1)
 	assert.Equal(t, map[string]string{"a": "4", "b": "4", "c": "4"}, states(im, "1.1"))
 
-	// Rewriting an id on another chain replaces its file.
+	// Rewriting an id on another chain replaces its entry.
 	require.NoError(t, s.WriteLink(5, 5, img("z", "z")))
 	files, err = s.snapshots()
 	require.NoError(t, err)
@@ -228,4 +223,89 @@ func TestFloorRecordedCheckedAndRemoved(t *testing.T) {
 	left, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Empty(t, left)
+}
+
+// A log whose frames are damaged or cut reads up to the damage; a
+// checkpoint after it is lost, one before it is not; the next write
+// keeps what could be read.
+func TestEventLogDamagedFramesAndCuts(t *testing.T) {
+	s := Open(t.TempDir(), "app", "w")
+	for id := uint64(1); id <= 3; id++ {
+		require.NoError(t, s.Write(id, sections(string(rune('a'+id)))))
+		require.NoError(t, s.Commit(Record{ID: id}))
+	}
+	whole, err := os.ReadFile(s.EventLogPath())
+	require.NoError(t, err)
+	for name, b := range map[string][]byte{
+		"cut in the last entry": whole[:len(whole)-3],
+		"frame of 3 damaged":    flipAt(whole, offsetOf(t, whole, 3)+2),
+	} {
+		require.NoError(t, os.WriteFile(s.EventLogPath(), b, 0o600), name)
+		r, _, skipped, ok, err := s.LatestImage()
+		require.NoError(t, err, name)
+		require.True(t, ok, name)
+		assert.EqualValues(t, 2, r.ID, name)
+		require.Len(t, skipped, 1, name)
+		assert.ErrorIs(t, skipped[0], ErrCorrupt, name)
+	}
+	for name, b := range map[string][]byte{
+		"not a log":   []byte("MCKPxxxx"),
+		"new version": append([]byte("MEVL\x00\x09"), whole[6:]...),
+	} {
+		require.NoError(t, os.WriteFile(s.EventLogPath(), b, 0o600), name)
+		_, _, skipped, ok, err := s.LatestImage()
+		require.NoError(t, err, name)
+		assert.False(t, ok, name)
+		require.Len(t, skipped, 3, name)
+		assert.ErrorIs(t, skipped[0], ErrCorrupt, name)
+	}
+	// A fresh Store (a restarted worker) writing after a cut keeps what
+	// reads.
+	require.NoError(t, os.WriteFile(s.EventLogPath(), flipAt(whole, offsetOf(t, whole, 3)+2), 0o600))
+	s2 := Open(s.dir, "app", "w")
+	require.NoError(t, s2.Write(4, sections("e")))
+	assert.Equal(t, []uint64{1, 2, 4}, ids(t, s2))
+}
+
+// ids lists the checkpoints s's event log holds.
+func ids(t *testing.T, s *Store) []uint64 {
+	t.Helper()
+	files, err := s.snapshots()
+	require.NoError(t, err)
+	var out []uint64
+	for _, f := range files {
+		out = append(out, f.id)
+	}
+	return out
+}
+
+// offsetOf is where the frame of checkpoint id starts in the log b.
+func offsetOf(t *testing.T, b []byte, id uint64) int {
+	t.Helper()
+	for at := 6; at+frameLen <= len(b); {
+		n := int(binary.BigEndian.Uint32(b[at+16:]))
+		if binary.BigEndian.Uint64(b[at:]) == id {
+			return at
+		}
+		at += frameLen + n
+	}
+	t.Fatalf("no entry of checkpoint %d", id)
+	return 0
+}
+
+// flipAt is a copy of b with the byte at i inverted.
+func flipAt(b []byte, i int) []byte {
+	c := append([]byte(nil), b...)
+	c[i] ^= 0xff
+	return c
+}
+
+// damage inverts a byte in the middle of checkpoint id's snapshot.
+func damage(t *testing.T, s *Store, id uint64) {
+	t.Helper()
+	b, err := os.ReadFile(s.EventLogPath())
+	require.NoError(t, err)
+	at := offsetOf(t, b, id)
+	n := int(binary.BigEndian.Uint32(b[at+16:]))
+	require.NoError(t, os.WriteFile(s.EventLogPath(), flipAt(b, at+frameLen+n/2), 0o600))
 }

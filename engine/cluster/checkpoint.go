@@ -191,7 +191,7 @@ func (m *Member) checkpointFrame(c *ctlConn, f Frame) error {
 		return err
 	}
 	switch ck.Op {
-	case OpTaken, OpWritten, OpRolledBack:
+	case OpTaken, OpWritten, OpRolledBack, OpResent:
 		m.mu.Lock()
 		w := m.ckWait[ck.Op]
 		m.mu.Unlock()
@@ -211,9 +211,10 @@ func (m *Member) checkpointFrame(c *ctlConn, f Frame) error {
 			return nil
 		}
 		go m.cfg.OnRecover(c.name, ck.ID)
-	case OpTake, OpCommit, OpRollback:
-		if m.cfg.OnCheckpoint != nil && ck.Op == OpCommit {
-			// In order with what follows on the link (a stop).
+	case OpTake, OpCommit, OpRollback, OpCancel, OpResend:
+		if m.cfg.OnCheckpoint != nil && (ck.Op == OpCommit || ck.Op == OpCancel) {
+			// In order with what follows on the link (a stop; the next
+			// checkpoint's take).
 			m.cfg.OnCheckpoint(ck)
 			return nil
 		}
@@ -240,12 +241,17 @@ func (m *Member) checkpointFrame(c *ctlConn, f Frame) error {
 }
 
 // replyOp is the reply to a request op (0 for none).
+//
+// (OpCancel is handled on the reader's goroutine: it only queues the
+// cancel for the loop, and must come before the next take.)
 func replyOp(op CheckpointOp) CheckpointOp {
 	switch op {
 	case OpTake:
 		return OpTaken
 	case OpRollback:
 		return OpRolledBack
+	case OpResend:
+		return OpResent
 	}
 	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wallaroo-go/machida/engine/barrier"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,9 +64,12 @@ type Config struct {
 	Log         *slog.Logger
 	// Deliver hands a batch of envelopes from a peer to this worker's
 	// processor loop; it blocks while the loop's queue is full (TCP
-	// backpressure reaches the peer). input numbers the peer (1 and up,
-	// see Member.Input).
+	// backpressure reaches the peer). input numbers the peer (its Dest:
+	// 1 and up), so that barriers are aligned per peer.
 	Deliver func(ctx context.Context, input int, e work.Envelopes) error
+	// DeliverBarrier hands a barrier from a peer's data link to the loop,
+	// in order with that peer's envelopes (input as for Deliver).
+	DeliverBarrier func(ctx context.Context, input int, b barrier.Barrier) error
 	// OnShutdown is called on the initializer when a worker asks for the
 	// cluster to stop: the initializer then drains and stops it (see
 	// RequestStop).
@@ -115,6 +120,12 @@ type Config struct {
 	// call into it, so the processor loop's calls run in between.
 	States     []string
 	ExportMany func(step string, ps []routing.PartitionID, budget time.Duration) ([][]byte, error)
+	// FlushSinks, if set, waits until what this worker's sinks were given
+	// so far is written to their connections: a worker that loses
+	// partitions calls it before their state leaves, so that the outputs
+	// it made for their keys go out before the new owner's (a receiver
+	// that merges the workers' connections sees each key in order).
+	FlushSinks func(ctx context.Context) error
 	ImportMany func(steps []string, ps []routing.PartitionID, datas [][]byte, budget time.Duration) (int, error)
 	// Install applies an ownership table in the processor loop's order
 	// and returns once it is applied; then runs on the loop's goroutine
@@ -294,9 +305,10 @@ func (m *Member) Listen() error {
 	}
 	m.log.Info("control channel listening", "addr", m.ctlL.Addr().String())
 	m.log.Info("data channel listening", "addr", m.datL.Addr().String())
-	// A one-worker initializer writes them when its cluster first grows
-	// (writeRecoveryFiles): until then there is nobody to rejoin.
-	if !m.restarted && !(m.cfg.Initializer && m.cfg.WorkerCount <= 1) {
+	// Written as soon as the listeners are bound (as 0.6 did), on a
+	// one-worker initializer too: a restart of it finds them and binds
+	// the same ports, so that workers that join later find it again.
+	if !m.restarted {
 		if err := m.writeRecoveryFiles(); err != nil {
 			m.Close()
 			return err
@@ -392,7 +404,11 @@ func writeFile(path, s string) error {
 // 3.8).
 func (m *Member) RemoveFiles() {
 	c, d := m.recoveryFiles()
-	for _, f := range []string{c, d, m.topologyFile(), m.workersFile(), m.legacyTopologyFile()} {
+	files := []string{c, d, m.legacyTopologyFile()}
+	for _, ext := range localFileExts {
+		files = append(files, m.ownFile(ext))
+	}
+	for _, f := range files {
 		if f != "" {
 			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 				m.log.Warn("recovery file not removed", "file", f, "err", err)
@@ -433,10 +449,18 @@ func (m *Member) Start(ctx context.Context) error {
 		return ok
 	}, func(ctx context.Context, from string, e work.Envelopes) error {
 		m.mu.Lock()
-		_, ok := m.index[from]
+		slot, ok := m.index[from]
 		m.mu.Unlock()
 		if !ok {
 			return fmt.Errorf("envelopes from unknown worker %q", from)
+		}
+		input := slot + 1                    // its Dest
+		if e.Count == 0 && len(e.Data) > 0 { // a barrier (BarrierMarker)
+			b, err := DecodeBarrierMarker(e.Data)
+			if err != nil || m.cfg.DeliverBarrier == nil {
+				return err
+			}
+			return m.cfg.DeliverBarrier(ctx, input, b)
 		}
 		if e.Count == 0 { // a rescale's fence (see rescale.go)
 			if m.cfg.DeliverCall == nil {
@@ -444,9 +468,7 @@ func (m *Member) Start(ctx context.Context) error {
 			}
 			return m.cfg.DeliverCall(ctx, func() []work.Item { m.fenceProcessed(from); return nil })
 		}
-		// Every peer is input 1: the workers change with rescales, and
-		// no barrier crosses workers yet.
-		return m.cfg.Deliver(ctx, 1, e)
+		return m.cfg.Deliver(ctx, input, e)
 	})
 	go m.acceptLoop(ctx, m.datL, "data", func(c net.Conn) { m.in.serve(ctx, c) })
 	if m.cfg.Initializer {
@@ -465,6 +487,7 @@ func (m *Member) Start(ctx context.Context) error {
 		go m.acceptLoop(ctx, m.ctlL, "control", func(c net.Conn) { m.serveControl(ctx, c) })
 		if m.cfg.WorkerCount <= 1 {
 			m.setTopology(ctx, Topology{Workers: []string{m.cfg.Name}, Data: []string{m.datL.Addr().String()}})
+			m.saveTopology()
 			return nil
 		}
 		return m.waitFormed(ctx)
@@ -852,6 +875,7 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 				return
 			}
 			m.setTopology(ctx, t)
+			m.saveTopology()
 		case KindShutdown:
 			reason, _ := DecodeText(f.Payload)
 			if m.cfg.Initializer {
@@ -1196,9 +1220,53 @@ func (m *Member) Workers() []string {
 	return append([]string(nil), m.workers...)
 }
 
-// Inputs returns the number of processor-loop inputs: this worker's own
-// sources (input 0) and its peers (input 1, all of them).
-func (m *Member) Inputs() int { return 2 }
+// Inputs returns the number of processor-loop inputs a barrier would be
+// aligned over by default: this worker's own sources (input 0) and one
+// per slot (the peers' Dests). BarrierInputs names the ones of now.
+func (m *Member) Inputs() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.slots) + 1
+}
+
+// BarrierInputs lists the loop inputs a barrier arrives on from the
+// other workers of the cluster as it is now: each one's Dest.
+func (m *Member) BarrierInputs() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []int
+	for _, w := range m.othersLocked() {
+		out = append(out, m.index[w]+1)
+	}
+	return out
+}
+
+// SendBarrier forwards b on the data link to every other worker, behind
+// everything routed to it before (on the loop's goroutine).
+func (m *Member) SendBarrier(b barrier.Barrier) {
+	m.mu.Lock()
+	var outs []*outbound
+	for _, w := range m.othersLocked() {
+		if o := m.outs[m.index[w]]; o != nil {
+			outs = append(outs, o)
+		}
+	}
+	m.mu.Unlock()
+	marker := BarrierMarker(b)
+	for _, o := range outs {
+		o.Send(context.Background(), work.Envelopes{Data: marker})
+	}
+}
+
+// WorkerAt names the worker of destination d ("" if none).
+func (m *Member) WorkerAt(d work.Dest) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i := int(d) - 1; i >= 0 && i < len(m.slots) {
+		return m.slots[i]
+	}
+	return ""
+}
 
 // Dest returns the ownership-table destination of worker w: its slot
 // plus one (0 is always Here).
@@ -1598,12 +1666,6 @@ func (m *Member) topologyFile() string { return m.initializerFile(".local-topolo
 // there, removed with the other files.
 func (m *Member) legacyTopologyFile() string { return m.initializerFile(".cluster") }
 
-// workersFile is the initializer's <app>-initializer.workers: the names
-// of the cluster's workers, one per line, as 0.6 wrote them (for
-// operators and their scripts; nothing reads it back). "" without a
-// resilience directory.
-func (m *Member) workersFile() string { return m.initializerFile(".workers") }
-
 // initializerFile is the initializer's recovery file with extension ext,
 // "" on other workers or without a resilience directory.
 func (m *Member) initializerFile(ext string) string {
@@ -1613,15 +1675,39 @@ func (m *Member) initializerFile(ext string) string {
 	return filepath.Join(m.cfg.ResilienceDir, m.cfg.Hello.App+"-"+m.cfg.Name+ext)
 }
 
-// saveTopology (initializer) writes the cluster as it is now.
+// ownFile is this worker's recovery file with extension ext, "" without
+// a resilience directory.
+func (m *Member) ownFile(ext string) string {
+	if m.cfg.ResilienceDir == "" {
+		return ""
+	}
+	return filepath.Join(m.cfg.ResilienceDir, m.cfg.Hello.App+"-"+m.cfg.Name+ext)
+}
+
+// localFileExts are the files saveTopology writes on every worker, under
+// 0.6's names (spec 4.2), in our formats; .connection-addresses not on
+// the initializer, as in 0.6.
+var localFileExts = []string{".local-topology", ".workers", ".local-keys", ".connection-addresses"}
+
+// saveTopology writes the cluster as this worker knows it now, at
+// formation and after every grow or shrink: .local-topology (the
+// topology message: workers, data listeners, partition table, sinks; the
+// initializer reads its own back when it restarts), .workers (the names,
+// one per line, as 0.6 wrote them), .local-keys (the partitions of the
+// key space this worker owns: its keys are those whose partition is
+// listed; their states are in the checkpoints) and, on other workers,
+// .connection-addresses (the initializer's control address and every
+// worker's data listener). Only the initializer's topology is read back;
+// the rest is for operators and their scripts.
 func (m *Member) saveTopology() {
-	path := m.topologyFile()
-	if path == "" {
+	if m.cfg.ResilienceDir == "" {
 		return
 	}
 	m.mu.Lock()
 	t := m.topologyLocked()
+	initCtl := m.initCtl
 	m.mu.Unlock()
+	path := m.ownFile(".local-topology")
 	tmp := path + ".tmp"
 	err := os.WriteFile(tmp, t.Encode(), 0o644)
 	if err == nil {
@@ -1630,8 +1716,32 @@ func (m *Member) saveTopology() {
 	if err != nil {
 		m.log.Warn("the cluster's topology was not recorded; a restarted initializer could not take it up", "file", path, "err", err)
 	}
-	if err := writeFile(m.workersFile(), strings.Join(t.Workers, "\n")); err != nil {
+	if err := writeFile(m.ownFile(".workers"), strings.Join(t.Workers, "\n")); err != nil {
 		m.log.Warn("the list of workers was not recorded", "err", err)
+	}
+	me := -1
+	for i, w := range t.Workers {
+		if w == m.cfg.Name {
+			me = i
+		}
+	}
+	keys := []string{fmt.Sprintf("# partitions of %d owned by %s (table epoch %d), one per line", len(t.Owners), m.cfg.Name, t.Epoch)}
+	for p, o := range t.Owners {
+		if int(o) == me {
+			keys = append(keys, strconv.Itoa(p))
+		}
+	}
+	if err := writeFile(m.ownFile(".local-keys"), strings.Join(keys, "\n")); err != nil {
+		m.log.Warn("the partitions this worker owns were not recorded", "err", err)
+	}
+	if !m.cfg.Initializer {
+		addrs := []string{"control " + InitializerName + " " + initCtl}
+		for i, w := range t.Workers {
+			addrs = append(addrs, "data "+w+" "+t.Data[i])
+		}
+		if err := writeFile(m.ownFile(".connection-addresses"), strings.Join(addrs, "\n")); err != nil {
+			m.log.Warn("the cluster's addresses were not recorded", "err", err)
+		}
 	}
 }
 

@@ -94,3 +94,65 @@ func TestRecoveryFiles_TopologyWithAndWithoutSinks(t *testing.T) {
 		t.Errorf("a torn file: %v, want an error naming %s", err, path)
 	}
 }
+
+// Every worker records the cluster as it knows it under 0.6's names
+// (spec 4.2): .local-topology, .workers, .local-keys (the partitions it
+// owns) and, but on the initializer, .connection-addresses; a clean stop
+// removes them with the listeners' files.
+func TestRecoveryFiles_EveryWorkerRecordsTheCluster(t *testing.T) {
+	dir := t.TempDir()
+	topo := Topology{Workers: []string{InitializerName, "worker1"}, Data: []string{"127.0.0.1:7001", "127.0.0.1:7011"}, Epoch: 1}
+	for _, p := range []int{0, 1, 0, 1} {
+		topo.Owners = append(topo.Owners, uint16(p))
+	}
+	for _, name := range []string{InitializerName, "worker1"} {
+		cfg := Config{Name: name, Initializer: name == InitializerName, WorkerCount: 2, Control: "127.0.0.1:7000",
+			MyControl: "127.0.0.1:0", Data: "127.0.0.1:0", Hello: hello(), ResilienceDir: dir, Partitions: 4}
+		if cfg.Initializer {
+			cfg.Control = "127.0.0.1:0"
+		}
+		m := New(cfg)
+		if err := m.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		m.setTopology(t.Context(), topo)
+		m.saveTopology()
+		m.Close()
+		base := filepath.Join(dir, "app-"+name)
+		read := func(ext string) string {
+			b, err := os.ReadFile(base + ext)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			return string(b)
+		}
+		if got := read(".workers"); got != "initializer\nworker1\n" {
+			t.Errorf("%s .workers = %q", name, got)
+		}
+		want := "0\n2\n"
+		if name == "worker1" {
+			want = "1\n3\n"
+		}
+		if got := read(".local-keys"); !strings.HasSuffix(got, "line\n"+want) {
+			t.Errorf("%s .local-keys = %q, want partitions %q", name, got, want)
+		}
+		if got, err := DecodeTopology([]byte(read(".local-topology"))); err != nil || strings.Join(got.Workers, ",") != "initializer,worker1" {
+			t.Errorf("%s .local-topology = %+v, %v", name, got, err)
+		}
+		_, err := os.Stat(base + ".connection-addresses")
+		if name == InitializerName && err == nil {
+			t.Errorf("the initializer wrote .connection-addresses (0.6's other workers do)")
+		}
+		if name == "worker1" {
+			if got := read(".connection-addresses"); got != "control initializer 127.0.0.1:7000\ndata initializer 127.0.0.1:7001\ndata worker1 127.0.0.1:7011\n" {
+				t.Errorf(".connection-addresses = %q", got)
+			}
+		}
+		m.RemoveFiles()
+		for _, ext := range append([]string{".tcp-control", ".tcp-data"}, localFileExts...) {
+			if _, err := os.Stat(base + ext); err == nil {
+				t.Errorf("%s: %s outlived RemoveFiles", name, ext)
+			}
+		}
+	}
+}

@@ -469,7 +469,6 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		if err := m.writeRecoveryFiles(); err != nil {
 			m.log.Warn("recovery files not written", "err", err)
 		}
-		m.saveTopology()
 	}
 	moved := len(routing.Moves(plan.Old, plan.New))
 	fmt.Fprintf(m.cfg.Console, "AUTOSCALE: %s complete: %d workers (%s); %d of %d partitions moved\n",
@@ -560,6 +559,16 @@ func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) 
 	}
 	sent := 0
 	t0 := time.Now()
+	if len(parts) > 0 && m.cfg.FlushSinks != nil {
+		fctx, cancel := context.WithTimeout(ctx, phaseTimeout)
+		err := m.cfg.FlushSinks(fctx)
+		cancel()
+		if err != nil {
+			// Not a reason to fail the rescale: the outputs go out
+			// later, possibly after the new owner's first ones.
+			m.log.Warn("rescale: the sinks were not flushed before the state left", "err", err)
+		}
+	}
 	for _, step := range m.cfg.States {
 		rest := parts
 		for len(rest) > 0 {
@@ -844,6 +853,9 @@ func (m *Member) releaseHere(ctx context.Context, r Rescale) error {
 		m.installWorkersLocked(ctx, r.Topo.Workers, r.Topo.Data)
 	}
 	m.mu.Unlock()
+	if !leaving {
+		m.saveTopology()
+	}
 	m.rs.mu.Lock()
 	m.rs.leaving = leaving
 	m.rs.pending = nil

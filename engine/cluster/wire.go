@@ -4,13 +4,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/wallaroo-go/machida/engine/barrier"
 	"io"
 )
 
 // WireVersion is the version of the inter-worker wire format. Both ends
 // of a link check it in the first exchange; any change to a message's
 // layout increments it.
-const WireVersion = 7
+const WireVersion = 8
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -624,11 +625,42 @@ func (b EnvelopeBatch) Encode() []byte {
 func DecodeEnvelopeBatch(p []byte) (EnvelopeBatch, error) {
 	d := dec{b: p}
 	b := EnvelopeBatch{Seq: d.u64("sequence number"), Count: d.u32("count"), Data: d.bytes("envelopes")}
-	// Count 0 with no data is a fence (a rescale's marker, rescale.go).
-	if d.err == nil && (b.Seq == 0 || (b.Count == 0 && len(b.Data) > 0)) {
-		d.fail("sequence number or count")
+	// Count 0 is a marker in band with the data: with no data a fence (a
+	// rescale's, rescale.go), else a barrier (BarrierMarker).
+	if d.err == nil && b.Seq == 0 {
+		d.fail("sequence number")
+	}
+	if d.err == nil && b.Count == 0 && len(b.Data) > 0 {
+		if _, err := DecodeBarrierMarker(b.Data); err != nil {
+			return b, err
+		}
 	}
 	return b, d.end("envelope batch")
+}
+
+// BarrierMarker is the data of an envelope batch of count 0 that carries
+// a barrier on a data link, in order with the envelopes: 'B', the
+// barrier's id (u64) and its checkpoint (u64).
+func BarrierMarker(b barrier.Barrier) []byte {
+	e := enc{b: make([]byte, 0, 17)}
+	e.u8('B')
+	e.u64(uint64(b.ID))
+	e.u64(b.Checkpoint)
+	return e.b
+}
+
+// DecodeBarrierMarker reads what BarrierMarker wrote (a checkpoint
+// barrier: the only kind that crosses workers).
+func DecodeBarrierMarker(p []byte) (barrier.Barrier, error) {
+	d := dec{b: p}
+	if d.u8("marker") != 'B' && d.err == nil {
+		d.fail("marker")
+	}
+	b := barrier.Barrier{ID: barrier.ID(d.u64("barrier id")), Kind: barrier.Checkpoint, Checkpoint: d.u64("checkpoint id")}
+	if d.err == nil && b.ID == 0 {
+		d.fail("barrier id")
+	}
+	return b, d.end("barrier marker")
 }
 
 // IdleReply answers Idle: whether the worker has nothing to do, and how
@@ -661,8 +693,9 @@ func DecodeIdleReply(p []byte) (IdleReply, error) {
 type CheckpointOp uint8
 
 const (
-	// OpTake (initializer → worker): the cluster is quiet; take your part
-	// of checkpoint ID now.
+	// OpTake (initializer → worker): checkpoint ID's barrier (number
+	// Attempt) is on its way through the data links; say when your part
+	// is taken (it is taken once the barrier has arrived on every input).
 	OpTake CheckpointOp = iota + 1
 	// OpTaken (worker → initializer): my part of ID is taken (Text: why
 	// not).
@@ -686,10 +719,19 @@ const (
 	// the stop that follows keeps the checkpoint files (cluster_shutdown
 	// --keep-state).
 	OpKeepState
+	// OpCancel (initializer → worker): checkpoint ID's barrier (number
+	// Attempt) is given up: stop aligning it.
+	OpCancel
+	// OpResend (initializer → worker): every worker is back at
+	// checkpoint ID; send again what was in flight from you at ID.
+	OpResend
+	// OpResent (worker → initializer): done, N batches sent again (Text:
+	// why not).
+	OpResent
 	opEnd
 )
 
-var opNames = [...]string{"", "take", "taken", "written", "commit", "rollback", "rolled-back", "recover", "keep-state"}
+var opNames = [...]string{"", "take", "taken", "written", "commit", "rollback", "rolled-back", "recover", "keep-state", "cancel", "resend", "resent"}
 
 func (o CheckpointOp) String() string {
 	if o > 0 && o < opEnd {

@@ -21,6 +21,10 @@ type Config struct {
 	// secret, TLS or both; see package linkauth) before its first frame
 	// is read. Nil: 0.6's unauthenticated channel, byte for byte.
 	Guard *linkauth.Guard
+	// Listener, if set, is the socket bound for Addr already (the
+	// process bound it first thing, so that tools find the port taken
+	// from the start); Listen takes it instead of binding.
+	Listener net.Listener
 }
 
 // Server is the external channel server. See the package documentation
@@ -49,9 +53,12 @@ func (s *Server) Listen() error {
 	if s.ln != nil {
 		return fmt.Errorf("external channel: already listening on %s", s.ln.Addr())
 	}
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("external channel: unable to listen on %s: %w", s.cfg.Addr, err)
+	ln := s.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
+			return fmt.Errorf("external channel: unable to listen on %s: %w", s.cfg.Addr, err)
+		}
 	}
 	s.ln = ln
 	s.log.Printf("external channel: listening on %s", ln.Addr())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,11 @@ type Sink interface {
 // to this processor): they belong to work already admitted, so a barrier
 // never holds them.
 const internalInput = -1
+
+// ControlInput is the input of the engine's own items (ownership
+// changes, calls, a barrier's cancel): they go in the peers' lane, are
+// taken in order with it, and no barrier ever holds them.
+const ControlInput = math.MaxInt32
 
 // LoopConfig is what Loop needs. The loop owns nothing it is given; it
 // runs on the caller's goroutine.
@@ -55,6 +61,17 @@ type LoopConfig struct {
 	// before later items flow (a checkpoint, a rescale, a rollback). nil:
 	// nothing to do. An error stops the loop.
 	OnBarrier func(b barrier.Barrier) error
+	// BarrierInputs, if set, names the inputs a barrier arrives on, asked
+	// when its first arrival opens it (a cluster worker: its sources and
+	// each peer); nil: inputs 0 to Inputs-1.
+	BarrierInputs func(b barrier.Barrier) []int
+	// OnBarrierOpen, if set, is told of a barrier's first arrival before
+	// any later item is taken (a cluster worker forwards it to its peers
+	// then). An error stops the loop.
+	OnBarrierOpen func(b barrier.Barrier) error
+	// OnBarrierCancel, if set, is told that the barrier being aligned was
+	// given up (a Cancel item, or a newer barrier overtook it).
+	OnBarrierCancel func(b barrier.Barrier)
 	// Idle, if set, is kept true while the loop waits for work with
 	// nothing held or looped back (it is false from the moment it takes
 	// an item until it waits again): with an empty queue, the worker has
@@ -106,9 +123,12 @@ type loop struct {
 	// items released after a barrier, and an item put back while
 	// gathering a run of data items.
 	local   []Item
-	held    [][]Item
+	held    map[int][]Item
 	aligner *barrier.Aligner
-	gens    []int
+	// closed is the newest barrier completed or given up: later
+	// arrivals of it (or of older ones) are dropped.
+	closed barrier.ID
+	gens   []int
 	// localCh and peerCh are the queue's lanes, nil once closed and
 	// drained.
 	localCh, peerCh <-chan Item
@@ -130,7 +150,7 @@ func Loop(srcCtx, drainCtx context.Context, cfg LoopConfig) error {
 	cfg.setDefaults()
 	l := &loop{
 		cfg:     cfg,
-		held:    make([][]Item, cfg.Inputs),
+		held:    map[int][]Item{},
 		aligner: barrier.NewAligner(cfg.Inputs),
 		gens:    append([]int(nil), cfg.Generators...),
 		localCh: cfg.Queue.local.ch,
@@ -163,6 +183,11 @@ func (l *loop) next(ctx context.Context, block bool) (it Item, ok bool) {
 				localCh = nil
 			}
 		}
+		if l.aligner.Held(0) {
+			// The sources' barrier has arrived: their later input waits
+			// in the queue (bounded) rather than in the loop's memory.
+			localCh = nil
+		}
 		select {
 		case it, ok = <-localCh:
 			if !ok {
@@ -181,7 +206,8 @@ func (l *loop) next(ctx context.Context, block bool) (it Item, ok bool) {
 		if !block {
 			return Item{}, false
 		}
-		if l.cfg.Idle != nil {
+		if _, aligning := l.aligner.Pending(); l.cfg.Idle != nil && !aligning {
+			// (While a barrier is aligned, held input waits: not idle.)
 			l.cfg.Idle.Store(true)
 		}
 		select {
@@ -358,27 +384,91 @@ func (l *loop) generate(ctx context.Context) error {
 
 // barrier aligns b; once it has arrived on every input, acts on it and
 // lets the held items flow again (ahead of the queue, in their order).
+// Its first arrival opens it (over BarrierInputs, told to OnBarrierOpen).
+// A barrier already completed or given up is dropped; a newer one
+// overtaking the one under way gives that one up (its cancel was late).
 func (l *loop) barrier(it Item) error {
-	complete, err := l.aligner.Arrive(it.Input, it.Barrier)
+	b := it.Barrier
+	pending, active := l.aligner.Pending()
+	if b.Kind == barrier.Cancel {
+		if active && pending.ID == b.ID {
+			l.giveUp(pending)
+		}
+		l.close(b.ID)
+		return nil
+	}
+	if b.ID <= l.closed || (active && b.ID < pending.ID) {
+		l.cfg.Log.Debug("late barrier dropped", "barrier", b.String(), "input", it.Input)
+		return nil
+	}
+	if active && b.ID > pending.ID {
+		l.cfg.Log.Info("a newer barrier overtook the one under way; giving that one up", "newer", b.String(), "given_up", pending.String())
+		l.giveUp(pending)
+		l.close(pending.ID)
+		active = false
+	}
+	if !active {
+		var inputs []int
+		if l.cfg.BarrierInputs != nil {
+			inputs = l.cfg.BarrierInputs(b)
+		} else {
+			for in := 0; in < l.cfg.Inputs; in++ {
+				inputs = append(inputs, in)
+			}
+		}
+		if err := l.aligner.Open(b, inputs); err != nil {
+			return err
+		}
+		if l.cfg.OnBarrierOpen != nil {
+			if err := l.cfg.OnBarrierOpen(b); err != nil {
+				return fmt.Errorf("%v: %w", b, err)
+			}
+		}
+	}
+	complete, err := l.aligner.Arrive(it.Input, b)
 	if err != nil {
-		return err
+		// A peer's fault (or one that left): not a reason to stop.
+		l.cfg.Log.Warn("barrier arrival dropped", "err", err)
+		return nil
 	}
 	if !complete {
 		return nil
 	}
 	if l.cfg.OnBarrier != nil {
-		if err := l.cfg.OnBarrier(it.Barrier); err != nil {
-			return fmt.Errorf("%v: %w", it.Barrier, err)
+		if err := l.cfg.OnBarrier(b); err != nil {
+			return fmt.Errorf("%v: %w", b, err)
 		}
 	}
+	l.close(b.ID)
+	l.release()
+	return nil
+}
+
+// giveUp ends the alignment of b without acting on it.
+func (l *loop) giveUp(b barrier.Barrier) {
+	l.release()
+	if l.cfg.OnBarrierCancel != nil {
+		l.cfg.OnBarrierCancel(b)
+	}
+}
+
+// close records that barrier id is over.
+func (l *loop) close(id barrier.ID) {
+	if id > l.closed {
+		l.closed = id
+	}
+}
+
+// release ends the alignment: the held items run next, in their order
+// per input.
+func (l *loop) release() {
 	l.aligner.Done()
 	var released []Item
-	for in := range l.held {
-		released = append(released, l.held[in]...)
-		l.held[in] = nil
+	for in, items := range l.held {
+		released = append(released, items...)
+		delete(l.held, in)
 	}
 	l.local = append(released, l.local...)
-	return nil
 }
 
 // deliver writes l.out to the sinks and routes its envelopes. On a

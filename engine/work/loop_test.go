@@ -2,11 +2,13 @@ package work
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/wallaroo-go/machida/engine/barrier"
 	"github.com/wallaroo-go/machida/engine/source"
 )
 
@@ -113,5 +115,73 @@ func TestLoop_GeneratorRunsAgainWhenAHoldEnds(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// recordingProcessor records the size of every batch it processes, in
+// order (a batch's size tags it in the tests).
+type recordingProcessor struct{ seen []int }
+
+func (p *recordingProcessor) Process(items []Item, out *Output) error {
+	for _, it := range items {
+		p.seen = append(p.seen, len(it.Batch.Buf))
+	}
+	return nil
+}
+
+func (p *recordingProcessor) Generate(int, int, *Output) (bool, error) { return true, nil }
+func (p *recordingProcessor) SetOwnership(Ownership) error             { return nil }
+
+func tagged(input, tag int) Item {
+	return BatchItem(input, source.Batch{Buf: make([]byte, tag), Ends: []int32{int32(tag)}})
+}
+
+// Barriers over a set of inputs named when each opens: an input is held
+// after its barrier until every input has delivered it; a cancel gives
+// the barrier up (held input flows, its late arrivals are dropped); a
+// newer barrier overtakes one under way; what is given up is never acted
+// on.
+func TestLoop_BarriersOpenAlignCancelAndOvertake(t *testing.T) {
+	q := NewQueue(64, 1<<20)
+	ctx := context.Background()
+	p := &recordingProcessor{}
+	var events []string
+	mark := func(what string, b barrier.Barrier) {
+		events = append(events, fmt.Sprintf("%s %d after %v", what, b.ID, p.seen))
+	}
+	ck := func(id barrier.ID) barrier.Barrier { return barrier.Barrier{ID: id, Kind: barrier.Checkpoint} }
+	items := []Item{
+		BarrierItem(1, ck(1)), tagged(1, 11), tagged(2, 21), BarrierItem(2, ck(1)), // aligned: 21 before, 11 after
+		BarrierItem(2, ck(2)), tagged(2, 22), BarrierItem(ControlInput, barrier.Barrier{ID: 2, Kind: barrier.Cancel}),
+		BarrierItem(1, ck(2)), tagged(1, 12), // late: dropped, 12 flows
+		BarrierItem(1, ck(4)), tagged(1, 13), BarrierItem(2, ck(5)), tagged(2, 23), // 5 overtakes 4
+		BarrierItem(1, ck(5)), tagged(1, 14),
+	}
+	for _, it := range items {
+		if err := q.Put(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.Close()
+	err := Loop(ctx, ctx, LoopConfig{Processor: p, Queue: q, ExitWhenDrained: true,
+		BarrierInputs:   func(barrier.Barrier) []int { return []int{1, 2} },
+		OnBarrierOpen:   func(b barrier.Barrier) error { mark("open", b); return nil },
+		OnBarrier:       func(b barrier.Barrier) error { mark("act", b); return nil },
+		OnBarrierCancel: func(b barrier.Barrier) { mark("cancel", b) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"open 1 after []", "act 1 after [21]",
+		"open 2 after [21 11]", "cancel 2 after [21 11]",
+		"open 4 after [21 11 22 12]", "cancel 4 after [21 11 22 12]", "open 5 after [21 11 22 12]",
+		"act 5 after [21 11 22 12 13]",
+	}
+	if !slices.Equal(events, want) {
+		t.Errorf("events:\n%q\nwant\n%q", events, want)
+	}
+	if wantSeen := []int{21, 11, 22, 12, 13, 23, 14}; !slices.Equal(p.seen, wantSeen) {
+		t.Errorf("processed %v, want %v", p.seen, wantSeen)
 	}
 }

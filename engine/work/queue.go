@@ -3,6 +3,7 @@ package work
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -67,13 +68,25 @@ func (q *Queue) Deliver(ctx context.Context, b source.Batch) error {
 // Put queues an item in its lane, blocking while that lane is full;
 // ctx.Err() if ctx ends first. Control items (barriers, ownership) count
 // against the item bound only.
-func (q *Queue) Put(ctx context.Context, it Item) error {
+func (q *Queue) Put(ctx context.Context, it Item) error { return q.put(ctx, it, q.laneOf(&it)) }
+
+// PutControl queues a control item (of no bytes: a barrier, a call) in
+// the peers' lane whatever its Input: the loop takes it even while the
+// sources' lane is held (a barrier injected at the sources of a worker
+// whose sources wait for the first checkpoint).
+func (q *Queue) PutControl(ctx context.Context, it Item) error {
+	if it.size() != 0 {
+		return fmt.Errorf("work: PutControl of a %v item of %d bytes", it.Kind, it.size())
+	}
+	return q.put(ctx, it, &q.peer)
+}
+
+func (q *Queue) put(ctx context.Context, it Item, l *lane) error {
 	q.gate.RLock()
 	defer q.gate.RUnlock()
 	if q.closed {
 		return ErrClosed
 	}
-	l := q.laneOf(&it)
 	n := it.size()
 	for n > 0 {
 		l.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wallaroo-go/machida/engine/barrier"
 	"github.com/wallaroo-go/machida/engine/checkpoint"
 	"github.com/wallaroo-go/machida/engine/cluster"
 	"github.com/wallaroo-go/machida/engine/work"
@@ -90,13 +91,21 @@ func (g *gate) paused() bool { return g.hold() != nil }
 // initializer (or a worker alone) it also coordinates them: a timer
 // starts each checkpoint; a restarted peer's request starts a rollback.
 //
-// A checkpoint of a cluster: the initializer pauses its sources (the
-// only sources of a 0.6 cluster), waits until nothing is in flight
-// anywhere (every loop idle, every link acknowledged: Member.Drain), has
-// every worker take its part in its own processor loop, resumes the
-// sources, and commits once every worker has written its part. A worker
-// alone needs no pause: its loop runs the snapshot between two batches,
-// which is a consistent cut by itself.
+// A checkpoint is a barrier (package barrier) the initializer injects at
+// its sources (the only sources of a 0.6 cluster): each worker's loop,
+// at the barrier's first arrival on one of its inputs, forwards it on
+// its data link to every other worker (in order with the envelopes) and
+// from then on holds each input after its barrier until the barrier has
+// arrived on all of them; then it takes its part (the state of its keys,
+// its generators' positions) and releases the held input. Forwarding at
+// the first arrival, not after the alignment, is what keeps workers that
+// send to each other (a cycle) from waiting for each other; the price is
+// that what a worker sends between forwarding and taking its part (work
+// of input from before the barrier, which its peers will hold and take
+// after theirs) is recorded with its part, and sent again by a rollback
+// to that checkpoint (Chandy–Lamport's channel state, kept by the
+// sender). The initializer commits once every worker has written its
+// part; nothing stops or drains for a checkpoint.
 //
 // Goroutines: run (coordinator only), the member's handler goroutines,
 // and Run's goroutine at the start and the stop; mu serialises what they
@@ -146,7 +155,18 @@ type resilience struct {
 	rollingBack atomic.Bool
 	discarded   atomic.Int64
 	stopped     chan struct{}
-	crash       *crashPoints // tests: where this process kills itself (nil: nowhere)
+
+	// Barriers (see hookLoop). recording and rec are the loop
+	// goroutine's: what this worker routed to each peer since it
+	// forwarded the barrier being aligned. outcomes (under mu) hands the
+	// result of the take of each barrier (by its ID) to whoever waits for
+	// it; inflight (under mu) is what was in flight from here at the
+	// checkpoint restored last, to send again (OpResend).
+	recording bool
+	rec       map[work.Dest][]checkpoint.Batch
+	outcomes  map[uint64]chan error
+	inflight  map[string][]checkpoint.Batch
+	crash     *crashPoints // tests: where this process kills itself (nil: nowhere)
 }
 
 func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q *work.Queue, g *gate, log, debug, warn func(string, ...any), cons func(string)) *resilience {
@@ -156,8 +176,13 @@ func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q
 	if cfg.FullEvery <= 0 {
 		cfg.FullEvery = 20
 	}
-	return &resilience{cfg: cfg, proc: proc, store: store, q: q, gate: g, log: log, debug: debug, warn: warn, cons: cons,
+	r := &resilience{cfg: cfg, proc: proc, store: store, q: q, gate: g, log: log, debug: debug, warn: warn, cons: cons,
 		pending: map[uint64]checkpoint.Delta{}, recover: make(chan string, 4), rescaled: make(chan struct{}, 1), stopped: make(chan struct{})}
+	// Attempts number barriers too, and a loop drops a barrier not newer
+	// than its last: a restarted initializer must go on above the
+	// numbers of its earlier run.
+	r.attempt.Store(uint64(time.Now().UnixNano()))
+	return r
 }
 
 // start turns change tracking on and, if this worker's files hold a
@@ -207,7 +232,7 @@ func (r *resilience) start() (bool, error) {
 		case err == nil:
 			found = true
 		case errors.Is(err, checkpoint.ErrCorrupt) || errors.Is(err, os.ErrNotExist):
-			r.warn("a checkpoint file is damaged or missing; using the one before it", "checkpoint", rec.ID, "err", err)
+			r.warn("a checkpoint in the event log is damaged or missing; using the one before it", "checkpoint", rec.ID, "err", err)
 		default:
 			return false, err
 		}
@@ -262,6 +287,7 @@ func (r *resilience) restore(id uint64, inLoop func(func() error) error) (int, e
 	// The next checkpoint links to this one (the runner's record of
 	// changed keys starts empty again).
 	r.base, r.lastTaken = base, id
+	r.inflight = im.InFlight
 	r.mu.Unlock()
 	return n, nil
 }
@@ -279,7 +305,7 @@ func (r *resilience) inLoop(ctx context.Context, f func() error) error {
 		done <- f()
 		return nil
 	}
-	if err := r.q.Put(ctx, work.CallItem(1, call)); err != nil {
+	if err := r.q.Put(ctx, work.CallItem(work.ControlInput, call)); err != nil {
 		return err
 	}
 	select {
@@ -293,15 +319,11 @@ func (r *resilience) inLoop(ctx context.Context, f func() error) error {
 
 var errAbandoned = errors.New("abandoned before it ran")
 
-// take takes this worker's part of checkpoint id in the loop and keeps
-// it until write.
-func (r *resilience) take(ctx context.Context, id uint64) error {
-	return r.takeWith(id, func(f func() error) error { return r.inLoop(ctx, f) })
-}
-
-// takeWith is take with the processor reached through run (the loop, or
-// directly once the loop has ended).
-func (r *resilience) takeWith(id uint64, run func(func() error) error) error {
+// takeWith takes this worker's part of checkpoint id, with the
+// processor reached through run (directly: on the loop's goroutine, or
+// once the loop has ended), and the batches in flight to each peer at
+// the checkpoint; it keeps the part until write.
+func (r *resilience) takeWith(id uint64, run func(func() error) error, inflight map[string][]checkpoint.Batch) error {
 	r.mu.Lock()
 	// A whole snapshot: the first of this process, a new chain after
 	// FullEvery links, after something went wrong (forceFull), and for
@@ -323,12 +345,17 @@ func (r *resilience) takeWith(id uint64, run func(func() error) error) error {
 		r.forceFull.Store(true)
 		return err
 	}
+	d.InFlight = inflight
 	r.mu.Lock()
 	r.taken++
 	r.lastTaken = id
 	r.pending[id] = d
 	r.mu.Unlock()
-	r.debug("checkpoint part taken", "id", id, "full", full, "keys", d.Count(), "took", time.Since(t0).Round(time.Microsecond))
+	inFlight := 0
+	for _, bs := range inflight {
+		inFlight += len(bs)
+	}
+	r.debug("checkpoint part taken", "id", id, "full", full, "keys", d.Count(), "in_flight_batches", inFlight, "took", time.Since(t0).Round(time.Microsecond))
 	return nil
 }
 
@@ -375,7 +402,7 @@ func (r *resilience) commit(id, rollback uint64) error {
 	}
 	r.committed, r.rollback = id, rollback
 	if err := r.store.Prune(keepCheckpoints); err != nil {
-		r.warn("old checkpoint files not removed", "err", err)
+		r.warn("old checkpoints not removed from the event log", "err", err)
 	}
 	return nil
 }
@@ -386,7 +413,11 @@ func (r *resilience) multi() bool {
 }
 
 // checkpoint (coordinator) takes, writes and commits one checkpoint of
-// the cluster.
+// the cluster: it tells the others a barrier is coming (OpTake), injects
+// it at this worker's sources (input 0), waits until every worker has
+// taken its part (the first checkpoint's sources start then), writes its
+// own, and commits once every worker has written. A checkpoint that
+// fails on the way is given up everywhere (the loops stop aligning it).
 func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 	if r.member != nil {
 		defer r.member.Exclusive()()
@@ -399,38 +430,56 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 	rollback := r.rollback
 	r.mu.Unlock()
 	multi := r.multi()
-	var written *cluster.Replies
+	att := r.attempt.Add(1)
+	b := barrier.Barrier{ID: barrier.ID(att), Kind: barrier.Checkpoint, Checkpoint: id}
+	var taken, written *cluster.Replies
 	if multi {
-		r.gate.pause()
-		defer r.gate.resume()
-		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := r.member.Drain(dctx)
-		cancel()
-		if err != nil {
-			return id, fmt.Errorf("checkpoint %d: the cluster did not come to rest: %w", id, err)
-		}
-		att := r.attempt.Add(1)
-		taken := r.member.Expect(id, att, cluster.OpTaken)
+		taken = r.member.Expect(id, att, cluster.OpTaken)
 		written = r.member.Expect(id, att, cluster.OpWritten)
 		defer written.Close()
 		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpTake, ID: id, Rollback: rollback, Attempt: att}); err != nil {
 			taken.Close()
+			r.cancel(ctx, id, att)
 			return id, err
 		}
-		if err := r.take(ctx, id); err != nil {
-			taken.Close()
-			return id, err
-		}
-		r.crash.reached("taken")
-		if err := waitReplies(ctx, taken); err != nil {
-			return id, err
-		}
-		r.gate.resume() // every part is taken: the sources go on
-	} else if err := r.take(ctx, id); err != nil {
-		return id, err
-	} else {
-		r.crash.reached("taken")
 	}
+	here := r.outcome(att)
+	if err := r.q.PutControl(ctx, work.BarrierItem(0, b)); err != nil {
+		if taken != nil {
+			taken.Close()
+		}
+		r.cancel(ctx, id, att)
+		return id, fmt.Errorf("checkpoint %d: inject its barrier: %w", id, err)
+	}
+	// This worker's take and the others' replies are waited for
+	// together: a worker lost on the way fails the checkpoint at once
+	// (this worker's barrier would wait for it).
+	wctx, stopWaiting := context.WithCancel(ctx)
+	defer stopWaiting()
+	remote := make(chan error, 1)
+	if multi {
+		go func() { remote <- waitReplies(wctx, taken) }()
+	} else {
+		remote <- nil
+	}
+	local := make(chan error, 1)
+	go func() { local <- r.waitTaken(wctx, att, here) }()
+	for pending := 2; pending > 0; pending-- {
+		var err error
+		select {
+		case err = <-local:
+			if err == nil {
+				r.crash.reached("taken")
+			}
+		case err = <-remote:
+		}
+		if err != nil {
+			stopWaiting()
+			r.cancel(ctx, id, att)
+			return id, err
+		}
+	}
+	r.gate.resume() // every part is taken: the first checkpoint's sources start
 	tw := time.Now()
 	if err := r.write(id); err != nil {
 		return id, err
@@ -450,6 +499,168 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 		r.member.Tell(cluster.Checkpoint{Op: cluster.OpCommit, ID: id, Rollback: rollback})
 	}
 	return id, nil
+}
+
+// cancel (coordinator) gives up barrier att of checkpoint id here and on
+// every other worker.
+func (r *resilience) cancel(ctx context.Context, id, att uint64) {
+	if r.multi() {
+		r.member.Tell(cluster.Checkpoint{Op: cluster.OpCancel, ID: id, Attempt: att})
+	}
+	r.cancelHere(ctx, att)
+}
+
+// cancelHere has this worker's loop give up barrier att.
+func (r *resilience) cancelHere(ctx context.Context, att uint64) {
+	it := work.BarrierItem(work.ControlInput, barrier.Barrier{ID: barrier.ID(att), Kind: barrier.Cancel})
+	if err := r.q.PutControl(ctx, it); err != nil && !errors.Is(err, work.ErrClosed) {
+		r.warn("a checkpoint's barrier was not given up here", "barrier", att, "err", err)
+	}
+}
+
+// errGivenUp is the outcome of a barrier given up before its part was
+// taken.
+var errGivenUp = errors.New("its barrier was given up before it reached every input")
+
+// outcome returns the channel the take of barrier att reports on (made
+// by whoever comes first: the loop, or the one waiting).
+func (r *resilience) outcome(att uint64) chan error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.outcomes == nil {
+		r.outcomes = map[uint64]chan error{}
+	}
+	ch := r.outcomes[att]
+	if ch == nil {
+		ch = make(chan error, 1)
+		r.outcomes[att] = ch
+		// Outcomes nobody waited for (a worker that restarted) go.
+		for a := range r.outcomes {
+			if a+64 < att {
+				delete(r.outcomes, a)
+			}
+		}
+	}
+	return ch
+}
+
+// settle reports the take of barrier att (on the loop's goroutine).
+func (r *resilience) settle(att uint64, err error) {
+	select {
+	case r.outcome(att) <- err:
+	default:
+	}
+}
+
+// waitTaken waits up to replyLimit for the take of barrier att here.
+func (r *resilience) waitTaken(ctx context.Context, att uint64, ch chan error) error {
+	defer func() {
+		r.mu.Lock()
+		delete(r.outcomes, att)
+		r.mu.Unlock()
+	}()
+	t := time.NewTimer(replyLimit)
+	defer t.Stop()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("the barrier did not arrive on every input of this worker within %v", replyLimit)
+	}
+}
+
+// barrierPeers is what hookLoop needs of the cluster (a *cluster.Member;
+// nil for a worker alone).
+type barrierPeers interface {
+	BarrierInputs() []int
+	SendBarrier(b barrier.Barrier)
+	WorkerAt(d work.Dest) string
+}
+
+// hookLoop wires checkpoints into the processor loop: the inputs a
+// barrier comes on (this worker's sources if it injects barriers, and
+// every other worker), forwarding it at its first arrival, the record of
+// what is routed to peers until the part is taken, and the take itself
+// once the barrier is aligned. All on the loop's goroutine.
+func (r *resilience) hookLoop(lc *work.LoopConfig, member barrierPeers, coordinator bool) {
+	if route := lc.Route; route != nil {
+		lc.Route = func(ctx context.Context, e work.Envelopes) error {
+			if r.recording && e.Dest > 0 {
+				r.rec[e.Dest] = append(r.rec[e.Dest], checkpoint.Batch{Count: uint32(e.Count), Data: e.Data})
+			}
+			return route(ctx, e)
+		}
+	}
+	lc.BarrierInputs = func(barrier.Barrier) []int {
+		var ins []int
+		if coordinator {
+			ins = append(ins, 0)
+		}
+		if member != nil {
+			ins = append(ins, member.BarrierInputs()...)
+		}
+		if len(ins) == 0 {
+			ins = []int{0}
+		}
+		return ins
+	}
+	lc.OnBarrierOpen = func(b barrier.Barrier) error {
+		if member != nil {
+			member.SendBarrier(b)
+		}
+		r.recording, r.rec = true, map[work.Dest][]checkpoint.Batch{}
+		return nil
+	}
+	lc.OnBarrier = func(b barrier.Barrier) error {
+		var inflight map[string][]checkpoint.Batch
+		for d, bs := range r.rec {
+			if member != nil {
+				if w := member.WorkerAt(d); w != "" {
+					if inflight == nil {
+						inflight = map[string][]checkpoint.Batch{}
+					}
+					inflight[w] = bs
+				}
+			}
+		}
+		r.recording, r.rec = false, nil
+		// A take that fails fails the checkpoint, not the loop.
+		r.settle(uint64(b.ID), r.takeWith(b.Checkpoint, func(f func() error) error { return f() }, inflight))
+		return nil
+	}
+	lc.OnBarrierCancel = func(b barrier.Barrier) {
+		r.recording, r.rec = false, nil
+		r.settle(uint64(b.ID), errGivenUp)
+	}
+}
+
+// resend (on every worker, after a rollback) sends again, through the
+// loop, what was in flight from here at the checkpoint restored; it
+// returns how many batches.
+func (r *resilience) resend(ctx context.Context) (int, error) {
+	r.mu.Lock()
+	inflight := r.inflight
+	r.inflight = nil
+	r.mu.Unlock()
+	if len(inflight) == 0 || r.member == nil {
+		return 0, nil
+	}
+	n := 0
+	err := r.inLoop(ctx, func() error {
+		for w, bs := range inflight {
+			d := r.member.Dest(w)
+			for _, b := range bs {
+				if err := r.member.Route(ctx, work.Envelopes{Dest: d, Count: int(b.Count), Data: b.Data}); err != nil {
+					return fmt.Errorf("send again to %s: %w", w, err)
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
 }
 
 // rollbackCluster (coordinator) returns every worker to the newest
@@ -507,6 +718,12 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 		_, lerr := r.rollbackHere(ctx, id, rollback)
 		werr := waitReplies(ctx, done)
 		if lerr == nil && werr == nil {
+			// Every worker is back at id: now what was in flight then
+			// goes again (not before: a worker not yet back would
+			// lose it in its restore).
+			if err := r.resendAll(ctx, id); err != nil {
+				return fmt.Errorf("rolled back to checkpoint %d, but what was in flight then was not sent again: %w", id, err)
+			}
 			r.log("the cluster rolled back", "checkpoint", id, "rollback", rollback, "asked_by", why)
 			return nil
 		}
@@ -515,6 +732,30 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 		errs = append(errs, err)
 	}
 	return fmt.Errorf("no checkpoint could be restored on every worker: %w", errors.Join(errs...))
+}
+
+// resendAll (coordinator) has every worker, itself included, send again
+// what was in flight from it at checkpoint id, and waits for them.
+func (r *resilience) resendAll(ctx context.Context, id uint64) error {
+	att := r.attempt.Add(1)
+	done := r.member.Expect(id, att, cluster.OpResent)
+	if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpResend, ID: id, Attempt: att}); err != nil {
+		done.Close()
+		return err
+	}
+	n, err := r.resend(ctx)
+	if err != nil {
+		done.Close()
+		return err
+	}
+	got, err := done.Wait(ctx)
+	for _, c := range got {
+		n += int(c.N)
+	}
+	if n > 0 {
+		r.log("sent again what was in flight at the checkpoint", "checkpoint", id, "batches", n)
+	}
+	return err
 }
 
 // giveUpRollback (coordinator) tells every worker to go on as it is
@@ -607,7 +848,7 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 			reply.Text = "restarted, waiting for the cluster to roll back"
 			return reply
 		}
-		if err := r.take(ctx, c.ID); err != nil {
+		if err := r.waitTaken(ctx, c.Attempt, r.outcome(c.Attempt)); err != nil {
 			reply.Text = err.Error()
 			return reply
 		}
@@ -624,6 +865,17 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 				r.warn("checkpoint reply not sent", "id", c.ID, "err", err)
 			}
 		}()
+		return reply
+	case cluster.OpCancel:
+		r.cancelHere(ctx, c.Attempt)
+	case cluster.OpResend:
+		reply := cluster.Checkpoint{Op: cluster.OpResent, ID: c.ID, Attempt: c.Attempt}
+		n, err := r.resend(ctx)
+		if err != nil {
+			reply.Text = err.Error()
+			r.warn("what was in flight at the checkpoint was not sent again", "checkpoint", c.ID, "err", err)
+		}
+		reply.N = uint64(n)
 		return reply
 	case cluster.OpCommit:
 		r.crash.reached("commit")
@@ -771,7 +1023,7 @@ func (r *resilience) final() (uint64, error) {
 	r.mu.Lock()
 	id, rollback := r.committed+1, r.rollback
 	r.mu.Unlock()
-	if err := r.takeWith(id, func(f func() error) error { return f() }); err != nil {
+	if err := r.takeWith(id, func(f func() error) error { return f() }, nil); err != nil {
 		return id, err
 	}
 	if err := r.write(id); err != nil {

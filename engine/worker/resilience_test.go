@@ -1,12 +1,15 @@
 package worker
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wallaroo-go/machida/engine/barrier"
 	"github.com/wallaroo-go/machida/engine/checkpoint"
+	"github.com/wallaroo-go/machida/engine/work"
 )
 
 // genProc is a Checkpointer whose whole state is one generator position.
@@ -75,4 +78,75 @@ func TestResilience_RescaleFloorSurvivesARestart(t *testing.T) {
 	_, p4, ok := startAt(t, dir, 0)
 	assert.True(t, ok)
 	assert.Equal(t, byte(99), p4.pos)
+}
+
+// fakePeers is one other worker (worker1, destination and input 5).
+type fakePeers struct{ forwarded []barrier.Barrier }
+
+func (f *fakePeers) BarrierInputs() []int          { return []int{5} }
+func (f *fakePeers) SendBarrier(b barrier.Barrier) { f.forwarded = append(f.forwarded, b) }
+func (f *fakePeers) WorkerAt(d work.Dest) string   { return map[work.Dest]string{5: "worker1"}[d] }
+
+// echoProc sends every envelope it gets back to destination 5, and has a
+// generator position as its state.
+type echoProc struct{ genProc }
+
+func (p *echoProc) Process(items []work.Item, out *work.Output) error {
+	for _, it := range items {
+		out.Envelopes = append(out.Envelopes, work.Envelopes{Dest: 5, Count: 1, Data: it.Envelopes.Data})
+	}
+	return nil
+}
+func (p *echoProc) Generate(int, int, *work.Output) (bool, error) { return true, nil }
+func (p *echoProc) SetOwnership(work.Ownership) error             { return nil }
+
+// The coordinator's barrier, injected at its sources, is forwarded to
+// the peer at once; until the peer's barrier comes back, what this
+// worker routes (work of the peer's input from before its barrier) is
+// recorded with the checkpoint's part as in flight to that peer; what
+// comes after the peer's barrier is held, then runs, unrecorded.
+func TestResilience_BarrierRecordsWhatIsInFlight(t *testing.T) {
+	dir := t.TempDir()
+	p := &echoProc{}
+	q := work.NewQueue(64, 1<<20)
+	nop := func(string, ...any) {}
+	r := newResilience(Resilience{Dir: dir}, &p.genProc, checkpoint.Open(dir, "app", "initializer"), q, &gate{}, nop, nop, nop, func(string) {})
+	peers := &fakePeers{}
+	var routed []string
+	lc := work.LoopConfig{Processor: p, Queue: q, ExitWhenDrained: true,
+		Route: func(_ context.Context, e work.Envelopes) error { routed = append(routed, string(e.Data)); return nil }}
+	r.hookLoop(&lc, peers, true)
+	b := barrier.Barrier{ID: 77, Kind: barrier.Checkpoint, Checkpoint: 1}
+	ctx := context.Background()
+	env := func(s string) work.Item { return work.EnvelopesItem(5, work.Envelopes{Count: 1, Data: []byte(s)}) }
+	require.NoError(t, q.Put(ctx, env("before")))
+	require.NoError(t, q.PutControl(ctx, work.BarrierItem(0, b)))
+	require.NoError(t, q.Put(ctx, env("in the window")))
+	require.NoError(t, q.Put(ctx, work.BarrierItem(5, b)))
+	require.NoError(t, q.Put(ctx, env("after")))
+	q.Close()
+	require.NoError(t, work.Loop(ctx, ctx, lc))
+
+	assert.Equal(t, []barrier.Barrier{b}, peers.forwarded)
+	assert.Equal(t, []string{"before", "in the window", "after"}, routed)
+	require.NoError(t, <-r.outcome(77))
+	d, ok := r.pending[1]
+	require.True(t, ok, "no part taken for checkpoint 1")
+	require.Len(t, d.InFlight["worker1"], 1)
+	assert.Equal(t, "in the window", string(d.InFlight["worker1"][0].Data))
+
+	// A barrier given up: no part, the outcome says so, nothing recorded
+	// after it.
+	q = work.NewQueue(64, 1<<20)
+	lc.Queue = q
+	b2 := barrier.Barrier{ID: 78, Kind: barrier.Checkpoint, Checkpoint: 2}
+	require.NoError(t, q.PutControl(ctx, work.BarrierItem(0, b2)))
+	require.NoError(t, q.Put(ctx, env("x")))
+	require.NoError(t, q.PutControl(ctx, work.BarrierItem(work.ControlInput, barrier.Barrier{ID: 78, Kind: barrier.Cancel})))
+	q.Close()
+	require.NoError(t, work.Loop(ctx, ctx, lc))
+	assert.ErrorIs(t, <-r.outcome(78), errGivenUp)
+	_, ok = r.pending[2]
+	assert.False(t, ok)
+	assert.False(t, r.recording)
 }

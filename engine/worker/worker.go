@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wallaroo-go/machida/engine/barrier"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -88,6 +90,10 @@ type Config struct {
 	// External is the address of the external (operator) channel; empty
 	// for none.
 	External string
+	// ExternalListener, if set, is External bound already (by the
+	// process, before its slow start-up: a connection made meanwhile
+	// waits in the backlog instead of being refused).
+	ExternalListener net.Listener
 	// ExternalGuard, if set, makes operator tools authenticate on the
 	// external channel (see package linkauth).
 	ExternalGuard *linkauth.Guard
@@ -268,8 +274,17 @@ func Run(ctx context.Context, cfg Config) error {
 	// busy counts the loop's time in user code: the member reports the
 	// utilisation it gives to peers, and deals spread segments by theirs.
 	var busy atomic.Int64
+	// flushSinks is set once the sinks exist (a rescale that moves
+	// partitions away flushes them first).
+	var flushSinks atomic.Pointer[func(ctx context.Context) error]
 	if cfg.Cluster != nil {
 		cc := *cfg.Cluster
+		cc.FlushSinks = func(ctx context.Context) error {
+			if f := flushSinks.Load(); f != nil {
+				return (*f)(ctx)
+			}
+			return nil
+		}
 		cc.Log = cfg.Log
 		cc.Console = cfg.Console
 		cc.Deliver = func(ctx context.Context, input int, e work.Envelopes) error {
@@ -278,6 +293,12 @@ func Run(ctx context.Context, cfg Config) error {
 				return nil // before the rollback of a restart: see resilience
 			}
 			return q.Put(ctx, work.EnvelopesItem(input, e))
+		}
+		cc.DeliverBarrier = func(ctx context.Context, input int, b barrier.Barrier) error {
+			if res == nil || res.discarding.Load() {
+				return nil // no checkpoints here, or not until the rollback
+			}
+			return q.Put(ctx, work.BarrierItem(input, b))
 		}
 		cc.OnShutdown = func(reason string) { shutdownMember(reason) }
 		cc.OnStop = func(reason string) {
@@ -331,7 +352,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 		cc.DeliverCall = func(ctx context.Context, f func() []work.Item) error {
-			return q.Put(ctx, work.CallItem(1, f))
+			return q.Put(ctx, work.CallItem(work.ControlInput, f))
 		}
 		cc.Install = func(ctx context.Context, own work.Ownership, then func() []work.Item) error {
 			if res != nil {
@@ -341,7 +362,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			applied := make(chan error, 1)
 			it := work.OwnershipItem(own)
-			it.Input = 1 // the peers' lane: taken even while the sources' is held
+			it.Input = work.ControlInput // the peers' lane: taken even while the sources' is held
 			it.Applied = func(err error) []work.Item {
 				var first []work.Item
 				if err == nil && then != nil {
@@ -461,7 +482,7 @@ func Run(ctx context.Context, cfg Config) error {
 		shutdown() // a cluster member then stops its cluster (below)
 	}}
 	if cfg.External != "" {
-		ext := external.NewServer(external.Config{Addr: cfg.External, Guard: cfg.ExternalGuard}, st, plog)
+		ext := external.NewServer(external.Config{Addr: cfg.External, Guard: cfg.ExternalGuard, Listener: cfg.ExternalListener}, st, plog)
 		if err := ext.Listen(); err != nil {
 			closeSources()
 			if member != nil {
@@ -558,6 +579,16 @@ func Run(ctx context.Context, cfg Config) error {
 
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE I: Initializing sinks ~~|")
 	sinks := make([]*sink.TCP, len(cfg.Sinks))
+	flush := func(ctx context.Context) error {
+		var errs []error
+		for _, s := range sinks {
+			if s != nil {
+				errs = append(errs, s.Flush(ctx))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	flushSinks.Store(&flush)
 	for i, sc := range cfg.Sinks {
 		bytes := reg.Counter(metrics.SinkBytes, "sink", sc.label())
 		again := reg.Counter(metrics.SinkReconnects, "sink", sc.label())
@@ -685,6 +716,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if member != nil {
 		lc.Route = member.Route
+	}
+	if res != nil {
+		var peers barrierPeers
+		if member != nil {
+			peers = member
+		}
+		res.hookLoop(&lc, peers, member == nil || cfg.Name == cluster.InitializerName)
+	}
+	if member != nil {
 		lc.Inputs = member.Inputs()
 		lc.Idle = &idle
 		lc.Hold = func() <-chan struct{} {

@@ -257,29 +257,20 @@ func TestResilience_DamagedCheckpointFallsBackToThePreviousOne(t *testing.T) {
 	recv.waitRecords(t, 2000, reRecoverWait, "before the kill")
 	w.cmd.Process.Signal(syscall.SIGKILL)
 	w.wait(30 * time.Second)
-	var snaps []string
-	for _, f := range reFiles(t, dir) {
-		if strings.Contains(f, ".checkpoint-") {
-			snaps = append(snaps, f)
-		}
-	}
-	sort.Strings(snaps)
-	if len(snaps) < 2 {
-		t.Fatalf("want the last two checkpoints kept, found %v", snaps)
-	}
-	newest := filepath.Join(dir, snaps[len(snaps)-1])
-	b, err := os.ReadFile(newest)
+	// The event log (0.6's name) holds the checkpoints kept, the newest
+	// last: damage a byte of the newest one.
+	evlog := filepath.Join(dir, "Multi Partition Detector-initializer.evlog")
+	b, err := os.ReadFile(evlog)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the event log: %v; files: %v", err, reFiles(t, dir))
 	}
-	b[len(b)/2] ^= 0xff
-	if err := os.WriteFile(newest, b, 0o600); err != nil {
+	b[len(b)-10] ^= 0xff
+	if err := os.WriteFile(evlog, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// A crash in the middle of writing the next one: a torn temporary
 	// file and no commit record.
-	torn := filepath.Join(dir, "Multi Partition Detector-initializer.checkpoint-ffffffffffffff00.tmp")
-	if err := os.WriteFile(torn, b[:len(b)/3], 0o600); err != nil {
+	if err := os.WriteFile(evlog+".tmp", b[:len(b)/3], 0o600); err != nil {
 		t.Fatal(err)
 	}
 	w = start(t, testdataDir(), "machida3", args...)
