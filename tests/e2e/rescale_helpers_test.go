@@ -48,7 +48,8 @@ type rsRecord struct {
 	err    string // why raw does not parse; empty when it does
 }
 
-var rsOutputRE = regexp.MustCompile(`^\((.*)\.TraceID\.TraceWindow,\[([0-9,]*)\]\)$`)
+// (Or testdata/spread_counts.py's "(<key>.Count,[n,s,q])".)
+var rsOutputRE = regexp.MustCompile(`^\((.*?)\.(?:TraceID\.TraceWindow|Count),\[([0-9,]*)\]\)$`)
 
 func rsParse(conn int, payload []byte) rsRecord {
 	r := rsRecord{conn: conn, raw: string(payload)}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -161,11 +162,11 @@ func reFiles(t *testing.T, dir string) []string {
 	return out
 }
 
-// reWaitCheckpoints waits until the worker's checkpoint_ids file holds at
-// least n committed checkpoints.
-func reWaitCheckpoints(t *testing.T, dir, worker string, n int) {
+// reWaitCheckpoints waits until the checkpoint_ids file of app's worker
+// holds at least n committed checkpoints.
+func reWaitCheckpoints(t *testing.T, dir, app, worker string, n int) {
 	t.Helper()
-	path := filepath.Join(dir, "Multi Partition Detector-"+worker+".checkpoint_ids")
+	path := filepath.Join(dir, app+"-"+worker+".checkpoint_ids")
 	deadline := time.Now().Add(reRecoverWait)
 	for {
 		if st, err := os.Stat(path); err == nil && st.Size() >= int64(16*n) {
@@ -182,11 +183,11 @@ func reWaitCheckpoints(t *testing.T, dir, worker string, n int) {
 // generator (limit values per key, rate messages a second) and
 // resilience on, checkpointing every 100 ms; it returns the workers and
 // their --resilience-dir.
-func reStartCluster(t *testing.T, recv *rsReceiver, limit, rate int) ([]*clusterWorker, string) {
+func reStartCluster(t *testing.T, recv *rsReceiver, limit, rate int, extra ...string) ([]*clusterWorker, string) {
 	t.Helper()
 	ws := startCluster(t, testdataDir(), "multi_partition_detector", 3, freePort(t), recv.addr(),
-		"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", strconv.Itoa(rate),
-		"--run-with-resilience", "--time-between-checkpoints", "100000000")
+		append([]string{"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", strconv.Itoa(rate),
+			"--run-with-resilience", "--time-between-checkpoints", "100000000"}, extra...)...)
 	for i, a := range ws[0].args {
 		if a == "--resilience-dir" {
 			return ws, ws[0].args[i+1]
@@ -221,7 +222,7 @@ func TestResilience_KilledWhileDataFlowsRecovers(t *testing.T) {
 	args := reArgs(t, dir, recv.addr(), limit, 4000)
 	w := start(t, testdataDir(), "machida3", args...)
 	for round := 1; round <= 2; round++ {
-		reWaitCheckpoints(t, dir, "initializer", 2)
+		reWaitCheckpoints(t, dir, "Multi Partition Detector", "initializer", 2)
 		recv.waitRecords(t, round*1500, reRecoverWait, fmt.Sprintf("before kill %d", round))
 		w.cmd.Process.Signal(syscall.SIGKILL)
 		w.wait(30 * time.Second)
@@ -253,7 +254,7 @@ func TestResilience_DamagedCheckpointFallsBackToThePreviousOne(t *testing.T) {
 	const limit = 1200
 	args := reArgs(t, dir, recv.addr(), limit, 3000)
 	w := start(t, testdataDir(), "machida3", args...)
-	reWaitCheckpoints(t, dir, "initializer", 3)
+	reWaitCheckpoints(t, dir, "Multi Partition Detector", "initializer", 3)
 	recv.waitRecords(t, 2000, reRecoverWait, "before the kill")
 	w.cmd.Process.Signal(syscall.SIGKILL)
 	w.wait(30 * time.Second)
@@ -343,7 +344,7 @@ func TestResilience_ClusterWorkersKilledInTurnRecover(t *testing.T) {
 	for _, victim := range []int{1, 2, 0, 1} {
 		got += 1500
 		recv.waitRecords(t, got, reRecoverWait, fmt.Sprintf("before killing %s", ws[victim].name))
-		reWaitCheckpoints(t, dir, ws[victim].name, 1)
+		reWaitCheckpoints(t, dir, "Multi Partition Detector", ws[victim].name, 1)
 		v := ws[victim]
 		v.cmd.Process.Signal(syscall.SIGKILL)
 		v.wait(30 * time.Second)
@@ -353,6 +354,60 @@ func TestResilience_ClusterWorkersKilledInTurnRecover(t *testing.T) {
 		waitStatus(t, r, 3)
 	}
 	reFinishCluster(t, recv, ws, dir, limit)
+}
+
+// A stateless step first (spread: 0.6 runs it on any worker), so that
+// messages cross between the workers in every direction and checkpoint
+// barriers meet work in flight both ways (testdata/spread_counts.py):
+// worker2, then the initializer, is killed while data flows and comes
+// back. Each key's state adds up its values (count, sum, sum of squares),
+// which arrive in no fixed order: at the end every key shows exactly the
+// totals of 1..limit, so no value was lost or counted twice in the state.
+func TestResilience_SpreadStageKilledRecovers(t *testing.T) {
+	recv := rsStartReceiver(t)
+	const limit = 2500
+	ws := startCluster(t, testdataDir(), "spread_counts", 3, freePort(t), recv.addr(),
+		"--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", "4000",
+		"--run-with-resilience", "--time-between-checkpoints", "100000000")
+	dir := argValue(t, ws[0], "--resilience-dir")
+	got := 0
+	for _, victim := range []int{2, 0} {
+		got += 2000
+		recv.waitRecords(t, got, reRecoverWait, fmt.Sprintf("before killing %s", ws[victim].name))
+		reWaitCheckpoints(t, dir, "Spread Counts", ws[victim].name, 1)
+		v := ws[victim]
+		v.cmd.Process.Signal(syscall.SIGKILL)
+		v.wait(30 * time.Second)
+		r := &clusterWorker{proc: start(t, v.dir, "machida3", v.args...), name: v.name, external: v.external, dir: v.dir, args: v.args}
+		ws[victim] = r
+		r.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+		waitStatus(t, r, 3)
+	}
+	n := uint64(limit)
+	want := []uint64{n, n * (n + 1) / 2, n * (n + 1) * (2*n + 1) / 6}
+	final := map[string]uint64{}
+	for _, k := range rsKeys(reKeys) {
+		final[k] = want[2]
+	}
+	recv.waitFinal(t, final, rsFinalTimeout)
+	stopCluster(t, ws, 1, false)
+	done := map[string]bool{}
+	for _, r := range recv.snapshot() {
+		if r.err != "" {
+			t.Fatalf("record %q: %s", r.key, r.err)
+		}
+		if len(r.window) != 3 || r.window[0] > n || r.window[1] > want[1] || r.window[2] > want[2] {
+			t.Errorf("key %s: totals %v beyond those of 1..%d %v: a value counted twice", r.key, r.window, limit, want)
+		}
+		if slices.Equal(r.window, want) {
+			done[r.key] = true
+		}
+	}
+	for k := range final {
+		if !done[k] {
+			t.Errorf("key %s never showed the totals of 1..%d %v", k, limit, want)
+		}
+	}
 }
 
 // --on-error skip: a message whose user code raises is written with its

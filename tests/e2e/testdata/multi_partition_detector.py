@@ -20,10 +20,7 @@ Options (from the application's arguments, ignored by the engine):
 source instead of TCP, giving the keys "0000000" to "<partitions - 1>" the values
 1, 2, 3, ... in turn (0.6's option); --partitions N (40); and, ours, for
 the resilience tests: --gen-limit N stops the generator after each key
-reached N, --gen-rate R paces it to about R messages per second, and
---spread-first puts a stateless step that changes nothing first, right
-after the source: 0.6 runs it on any worker (spread), so messages cross
-between workers in every direction before they reach their key's owner.
+reached N, --gen-rate R paces it to about R messages per second.
 """
 
 import struct
@@ -54,8 +51,6 @@ def application_setup(args):
         in_host, in_port = wallaroo.tcp_parse_input_addrs(args)[0]
         p = wallaroo.source("Detector",
                             wallaroo.TCPSourceConfig(in_host, in_port, decode))
-    if "--spread-first" in args:
-        p = p.to(pass_through)
     p = (p.key_by(partition_key)
          .to(trace_id)
          .key_by(partition_key)
@@ -132,11 +127,6 @@ def decode(bs):
 @wallaroo.key_extractor
 def partition_key(msg):
     return msg.tag.split(".")[0]
-
-
-@wallaroo.computation(name="Pass through")
-def pass_through(msg):
-    return msg
 
 
 @wallaroo.computation(name="TraceID")
