@@ -543,6 +543,10 @@ func (m *Member) prepareHere(ctx context.Context, r Rescale) error {
 	return m.LinksUp(lctx)
 }
 
+// flushLimit bounds the wait for the sinks before a partition's state
+// leaves (a sink that is down would hold the frozen partitions).
+const flushLimit = 5 * time.Second
+
 // exportBudget is how long one export call may run: the processor
 // loop's calls (the keys that do not move) run between two of them.
 const exportBudget = 10 * time.Millisecond
@@ -560,7 +564,7 @@ func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) 
 	sent := 0
 	t0 := time.Now()
 	if len(parts) > 0 && m.cfg.FlushSinks != nil {
-		fctx, cancel := context.WithTimeout(ctx, phaseTimeout)
+		fctx, cancel := context.WithTimeout(ctx, flushLimit)
 		err := m.cfg.FlushSinks(fctx)
 		cancel()
 		if err != nil {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"github.com/wallaroo-go/machida/engine/barrier"
 	"io"
 	"reflect"
 	"testing"
@@ -176,5 +177,31 @@ func TestLoad_RoundTripAndBounds(t *testing.T) {
 	}
 	if _, err := DecodeLoad([]byte{1, 2}); err == nil {
 		t.Fatal("a short payload was accepted")
+	}
+}
+
+// A barrier crosses a data link as an envelope batch of count 0 with a
+// marker; a fence has no data; anything else with count 0 is malformed.
+func TestWire_BarrierMarkers(t *testing.T) {
+	b := barrier.Barrier{ID: 1 << 40, Kind: barrier.Checkpoint, Checkpoint: 7}
+	got, err := DecodeEnvelopeBatch(EnvelopeBatch{Seq: 3, Data: BarrierMarker(b)}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := DecodeBarrierMarker(got.Data); err != nil || back != b {
+		t.Fatalf("marker round trip: %v, %v; want %v", back, err, b)
+	}
+	if _, err := DecodeEnvelopeBatch(EnvelopeBatch{Seq: 3}.Encode()); err != nil {
+		t.Errorf("a fence: %v", err)
+	}
+	for name, data := range map[string][]byte{
+		"not a marker": {'X', 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7},
+		"cut short":    BarrierMarker(b)[:10],
+		"trailing":     append(BarrierMarker(b), 0),
+		"barrier 0":    BarrierMarker(barrier.Barrier{ID: 0, Checkpoint: 7}),
+	} {
+		if _, err := DecodeEnvelopeBatch(EnvelopeBatch{Seq: 3, Data: data}.Encode()); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
 	}
 }

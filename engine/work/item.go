@@ -139,6 +139,9 @@ type Item struct {
 	// Call is a KindCall item's function (on the loop's goroutine); the
 	// items it returns run before anything else.
 	Call func() []Item
+	// released: the item's bytes were given back to its queue lane when
+	// a barrier held it (the loop counts them apart meanwhile).
+	released bool
 }
 
 // BatchItem, EnvelopesItem, BarrierItem and OwnershipItem build items.

@@ -128,6 +128,8 @@ type loop struct {
 	// closed is the newest barrier completed or given up: later
 	// arrivals of it (or of older ones) are dropped.
 	closed barrier.ID
+	// heldBytes is what held holds (see hold).
+	heldBytes int
 	gens   []int
 	// localCh and peerCh are the queue's lanes, nil once closed and
 	// drained.
@@ -278,7 +280,9 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 			return nil
 		}
 		if it.Input != internalInput && l.aligner.Held(it.Input) {
-			l.held[it.Input] = append(l.held[it.Input], it)
+			if err := l.hold(it); err != nil {
+				return err
+			}
 			continue
 		}
 		switch it.Kind {
@@ -331,7 +335,7 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 		perr := l.cfg.Processor.Process(items, l.out)
 		l.busyEnd(t0)
 		for i := range items {
-			if items[i].Input != internalInput {
+			if items[i].Input != internalInput && !items[i].released {
 				l.cfg.Queue.done(&items[i])
 			}
 			items[i] = Item{}
@@ -391,7 +395,8 @@ func (l *loop) barrier(it Item) error {
 	b := it.Barrier
 	pending, active := l.aligner.Pending()
 	if b.Kind == barrier.Cancel {
-		if active && pending.ID == b.ID {
+		// (An older one still open lost its own cancel: it goes too.)
+		if active && pending.ID <= b.ID {
 			l.giveUp(pending)
 		}
 		l.close(b.ID)
@@ -444,6 +449,31 @@ func (l *loop) barrier(it Item) error {
 	return nil
 }
 
+// maxHeldBytes bounds what a barrier's alignment may hold: past it the
+// barrier is given up here (its checkpoint fails and is taken again
+// later) rather than the loop's memory growing with a slow peer.
+const maxHeldBytes = 256 << 20
+
+// hold keeps it until the barrier being aligned has arrived on every
+// input. Its bytes go back to the queue at once: the peers share one
+// lane, and held bytes must not keep another peer's barrier out of it.
+func (l *loop) hold(it Item) error {
+	if !it.released {
+		l.cfg.Queue.done(&it)
+		it.released = true
+	}
+	l.held[it.Input] = append(l.held[it.Input], it)
+	l.heldBytes += it.size()
+	if l.heldBytes > maxHeldBytes {
+		if b, ok := l.aligner.Pending(); ok {
+			l.cfg.Log.Warn("giving up a barrier: too much input held while waiting for it", "barrier", b.String(), "held_bytes", l.heldBytes, "missing_inputs", fmt.Sprint(l.aligner.Missing()))
+			l.giveUp(b)
+			l.close(b.ID)
+		}
+	}
+	return nil
+}
+
 // giveUp ends the alignment of b without acting on it.
 func (l *loop) giveUp(b barrier.Barrier) {
 	l.release()
@@ -468,6 +498,7 @@ func (l *loop) release() {
 		released = append(released, items...)
 		delete(l.held, in)
 	}
+	l.heldBytes = 0
 	l.local = append(released, l.local...)
 }
 

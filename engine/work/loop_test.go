@@ -185,3 +185,46 @@ func TestLoop_BarriersOpenAlignCancelAndOvertake(t *testing.T) {
 		t.Errorf("processed %v, want %v", p.seen, wantSeen)
 	}
 }
+
+// Input held by a barrier gives its bytes back to the queue: peers share
+// one lane, and one peer's held input (it delivered its barrier first
+// and sends on) must not keep another peer's barrier out of the lane.
+func TestLoop_HeldInputDoesNotFillTheLane(t *testing.T) {
+	q := NewQueue(64, 1000) // the lane holds 1000 bytes
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	p := &recordingProcessor{}
+	acted := make(chan struct{})
+	loopDone := make(chan error, 1)
+	go func() {
+		loopDone <- Loop(ctx, ctx, LoopConfig{Processor: p, Queue: q,
+			BarrierInputs: func(barrier.Barrier) []int { return []int{1, 2} },
+			OnBarrier:     func(barrier.Barrier) error { close(acted); return nil },
+		})
+	}()
+	b := barrier.Barrier{ID: 1, Kind: barrier.Checkpoint}
+	puts := make(chan error, 1)
+	go func() { // the peers' links, in order (a Put blocks while the lane is full)
+		items := []Item{BarrierItem(1, b)}
+		for i := 0; i < 30; i++ { // 3000 bytes held, three times the lane
+			items = append(items, tagged(1, 100))
+		}
+		for _, it := range append(items, tagged(2, 100), BarrierItem(2, b)) {
+			if err := q.Put(ctx, it); err != nil {
+				puts <- err
+				return
+			}
+		}
+		puts <- nil
+	}()
+	select {
+	case <-acted:
+	case <-time.After(30 * time.Second):
+		t.Errorf("the barrier was not aligned: held input filled the lane; processed %v", p.seen)
+	}
+	stop()
+	<-loopDone
+	if err := <-puts; err != nil && err != context.Canceled {
+		t.Error(err)
+	}
+}

@@ -158,12 +158,13 @@ type resilience struct {
 
 	// Barriers (see hookLoop). recording and rec are the loop
 	// goroutine's: what this worker routed to each peer since it
-	// forwarded the barrier being aligned. outcomes (under mu) hands the
-	// result of the take of each barrier (by its ID) to whoever waits for
-	// it; inflight (under mu) is what was in flight from here at the
+	// forwarded the barrier being aligned. outcomes (under outMu) hands
+	// the result of the take of each barrier (by its ID) to whoever waits
+	// for it; inflight (under mu) is what was in flight from here at the
 	// checkpoint restored last, to send again (OpResend).
 	recording bool
 	rec       map[work.Dest][]checkpoint.Batch
+	outMu     sync.Mutex // outcomes' own: the loop never waits for a write's I/O to report
 	outcomes  map[uint64]chan error
 	inflight  map[string][]checkpoint.Batch
 	crash     *crashPoints // tests: where this process kills itself (nil: nowhere)
@@ -238,7 +239,7 @@ func (r *resilience) start() (bool, error) {
 		}
 	}
 	if !found {
-		r.warn("no usable checkpoint in the recovery files; starting with empty state", "dir", r.cfg.Dir, "committed", len(recs))
+		r.warn("ERROR: no usable checkpoint in the recovery files; starting with empty state (the state of this worker's keys is lost)", "dir", r.cfg.Dir, "committed", len(recs))
 		// The next checkpoints number on from the files' newest.
 		last := recs[len(recs)-1]
 		r.mu.Lock()
@@ -510,10 +511,14 @@ func (r *resilience) cancel(ctx context.Context, id, att uint64) {
 	r.cancelHere(ctx, att)
 }
 
-// cancelHere has this worker's loop give up barrier att.
+// cancelHere has this worker's loop give up barrier att (and any older
+// one still open). Also when ctx has ended (a stop): a loop left
+// aligning would never be idle, and the stop's drain would wait for it.
 func (r *resilience) cancelHere(ctx context.Context, att uint64) {
 	it := work.BarrierItem(work.ControlInput, barrier.Barrier{ID: barrier.ID(att), Kind: barrier.Cancel})
-	if err := r.q.PutControl(ctx, it); err != nil && !errors.Is(err, work.ErrClosed) {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replyLimit)
+	defer cancel()
+	if err := r.q.PutControl(pctx, it); err != nil && !errors.Is(err, work.ErrClosed) {
 		r.warn("a checkpoint's barrier was not given up here", "barrier", att, "err", err)
 	}
 }
@@ -525,8 +530,8 @@ var errGivenUp = errors.New("its barrier was given up before it reached every in
 // outcome returns the channel the take of barrier att reports on (made
 // by whoever comes first: the loop, or the one waiting).
 func (r *resilience) outcome(att uint64) chan error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.outMu.Lock()
+	defer r.outMu.Unlock()
 	if r.outcomes == nil {
 		r.outcomes = map[uint64]chan error{}
 	}
@@ -555,9 +560,9 @@ func (r *resilience) settle(att uint64, err error) {
 // waitTaken waits up to replyLimit for the take of barrier att here.
 func (r *resilience) waitTaken(ctx context.Context, att uint64, ch chan error) error {
 	defer func() {
-		r.mu.Lock()
+		r.outMu.Lock()
 		delete(r.outcomes, att)
-		r.mu.Unlock()
+		r.outMu.Unlock()
 	}()
 	t := time.NewTimer(replyLimit)
 	defer t.Stop()
@@ -686,6 +691,9 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 		r.warn("no checkpoint was completed before the failure: the restarted worker goes on with empty state", "restarted", why)
 		return r.goOnAsIs(ctx)
 	}
+	// A barrier whose cancel was lost would keep a loop aligning (not
+	// idle): every one up to now goes.
+	r.cancel(ctx, 0, r.attempt.Load())
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = r.member.Drain(dctx)
 	cancel()
@@ -867,7 +875,10 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 		}()
 		return reply
 	case cluster.OpCancel:
-		r.cancelHere(ctx, c.Attempt)
+		// Not on the control link's reader: the queue may be full. A
+		// cancel that comes after the next barrier opened gives up
+		// nothing (it is older).
+		go r.cancelHere(ctx, c.Attempt)
 	case cluster.OpResend:
 		reply := cluster.Checkpoint{Op: cluster.OpResent, ID: c.ID, Attempt: c.Attempt}
 		n, err := r.resend(ctx)

@@ -579,16 +579,6 @@ func Run(ctx context.Context, cfg Config) error {
 
 	fmt.Fprintln(cfg.Console, "|~~ INIT PHASE I: Initializing sinks ~~|")
 	sinks := make([]*sink.TCP, len(cfg.Sinks))
-	flush := func(ctx context.Context) error {
-		var errs []error
-		for _, s := range sinks {
-			if s != nil {
-				errs = append(errs, s.Flush(ctx))
-			}
-		}
-		return errors.Join(errs...)
-	}
-	flushSinks.Store(&flush)
 	for i, sc := range cfg.Sinks {
 		bytes := reg.Counter(metrics.SinkBytes, "sink", sc.label())
 		again := reg.Counter(metrics.SinkReconnects, "sink", sc.label())
@@ -596,6 +586,14 @@ func Run(ctx context.Context, cfg Config) error {
 			OnWrite: func(n int) { bytes.Add(uint64(n)) }, OnReconnect: again.Inc}, plog)
 		sinks[i].Start(drainCtx)
 	}
+	flush := func(ctx context.Context) error {
+		var errs []error
+		for _, s := range sinks {
+			errs = append(errs, s.Flush(ctx))
+		}
+		return errors.Join(errs...)
+	}
+	flushSinks.Store(&flush)
 	closeSinks := func() {
 		endDrain() // Close must not wait for a peer that is gone
 		for _, s := range sinks {
