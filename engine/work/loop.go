@@ -130,7 +130,7 @@ type loop struct {
 	closed barrier.ID
 	// heldBytes is what held holds (see hold).
 	heldBytes int
-	gens   []int
+	gens      []int
 	// localCh and peerCh are the queue's lanes, nil once closed and
 	// drained.
 	localCh, peerCh <-chan Item
