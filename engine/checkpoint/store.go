@@ -3,9 +3,11 @@
 //
 //   - `<app>-<worker>.evlog`, the event log: the checkpoints this worker
 //     keeps (a whole snapshot and the links after it that hold only what
-//     changed), each entry with a CRC-32C. It is always written whole,
-//     so that a crash in the middle of writing never leaves a log that
-//     reads as complete: a temporary file, fsync, rename, fsync of the
+//     changed), each entry framed with a CRC-32C. A link is appended and
+//     fsynced (a crash in the middle tears only that entry, which then
+//     reads as absent: the checkpoint before it is used); a whole
+//     snapshot, and the removal of checkpoints no longer kept, rewrite
+//     the log through a temporary file, fsync, rename and fsync of the
 //     directory.
 //   - `<app>-<worker>.checkpoint_ids`, 0.6's list of committed
 //     checkpoints (16-byte records: checkpoint id, rollback id; the last
@@ -52,10 +54,12 @@ type Record struct {
 type Store struct {
 	dir, base string
 	// cache is the event log as this Store last wrote it (cached: read
-	// or written once), so that a write does not read the log back.
-	// Reads for recovery go to the disk.
+	// or written once), so that a write does not read the log back;
+	// intact: the file holds exactly that, nothing torn after it (an
+	// append may follow). Reads for recovery go to the disk.
 	cache  []entry
 	cached bool
+	intact bool
 }
 
 // Open returns the store of worker's checkpoints of app in dir (which
@@ -155,14 +159,23 @@ func (s *Store) Write(id uint64, sections []Section) error { return s.WriteLink(
 
 // WriteLink stores checkpoint id as a link of the chain that starts at
 // the whole snapshot base (base == id: a whole snapshot itself); the
-// sections of a link hold what changed since checkpoint id-1. An entry
-// of the same id written before (a retry, or the future a rollback
-// abandoned) is replaced. The event log is written whole, through a
-// temporary file (written, fsynced, renamed, the directory fsynced).
+// sections of a link hold what changed since checkpoint id-1. A link
+// that follows the log's last entry is appended to the log and fsynced
+// (a crash in the middle leaves a torn last entry, which reads as
+// absent); anything else (a whole snapshot, an entry of the same id
+// written before: a retry, or the future a rollback abandoned, a log
+// whose end is damaged) rewrites the log whole, through a temporary file
+// (written, fsynced, renamed, the directory fsynced).
 func (s *Store) WriteLink(id, base uint64, sections []Section) error {
 	es, err := s.current()
 	if err != nil {
 		return fmt.Errorf("checkpoint %d: %w", id, err)
+	}
+	if s.intact && base != id && len(es) > 0 && es[len(es)-1].id < id {
+		if err := s.appendEntry(entry{id: id, base: base, blob: Encode(id, sections)}); err != nil {
+			return fmt.Errorf("checkpoint %d: %w", id, err)
+		}
+		return nil
 	}
 	out := make([]entry, 0, len(es)+1)
 	for _, e := range es {
@@ -406,7 +419,7 @@ func (s *Store) RemoveAll() error {
 			errs = append(errs, err)
 		}
 	}
-	s.cache, s.cached = nil, false
+	s.cache, s.cached, s.intact = nil, false, false
 	errs = append(errs, s.removeMatching(func(name string) bool {
 		return strings.HasPrefix(name, s.base+legacyPart)
 	}))
@@ -522,8 +535,42 @@ func (s *Store) current() ([]entry, error) {
 	if err != nil && !errors.Is(err, ErrCorrupt) {
 		return nil, err
 	}
-	s.cache, s.cached = es, true
+	s.cache, s.cached, s.intact = es, true, err == nil
 	return es, nil
+}
+
+// appendEntry appends e to the event log (intact, with entries) and
+// fsyncs it.
+func (s *Store) appendEntry(e entry) error {
+	s.intact = false // until the append is known whole
+	f, err := os.OpenFile(s.EventLogPath(), os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("append to event log: %w", err)
+	}
+	b := appendFrame(make([]byte, 0, frameLen+len(e.blob)), e)
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("append to event log %s: %w", s.EventLogPath(), err)
+	}
+	e.blob = b[frameLen:]
+	s.cache = append(s.cache, e)
+	s.intact = true
+	return nil
+}
+
+// appendFrame appends e's frame and snapshot to b.
+func appendFrame(b []byte, e entry) []byte {
+	f := binary.BigEndian.AppendUint64(nil, e.id)
+	f = binary.BigEndian.AppendUint64(f, e.base)
+	f = binary.BigEndian.AppendUint32(f, uint32(len(e.blob)))
+	f = binary.BigEndian.AppendUint32(f, crc32.Checksum(f, castagnoli))
+	return append(append(b, f...), e.blob...)
 }
 
 // save writes es as the whole event log, atomically.
@@ -536,13 +583,9 @@ func (s *Store) save(es []entry) error {
 	b = append(b, evlogMagic...)
 	b = binary.BigEndian.AppendUint16(b, evlogVersion)
 	for _, e := range es {
-		f := binary.BigEndian.AppendUint64(nil, e.id)
-		f = binary.BigEndian.AppendUint64(f, e.base)
-		f = binary.BigEndian.AppendUint32(f, uint32(len(e.blob)))
-		f = binary.BigEndian.AppendUint32(f, crc32.Checksum(f, castagnoli))
-		b = append(append(b, f...), e.blob...)
+		b = appendFrame(b, e)
 	}
-	s.cache, s.cached = nil, false
+	s.cache, s.cached, s.intact = nil, false, false
 	if err := writeAtomic(s.EventLogPath(), b); err != nil {
 		return fmt.Errorf("write event log %s: %w", s.EventLogPath(), err)
 	}
@@ -551,7 +594,7 @@ func (s *Store) save(es []entry) error {
 	if err != nil {
 		return err
 	}
-	s.cache, s.cached = es2, true
+	s.cache, s.cached, s.intact = es2, true, true
 	return nil
 }
 

@@ -309,3 +309,48 @@ func damage(t *testing.T, s *Store, id uint64) {
 	n := int(binary.BigEndian.Uint32(b[at+16:]))
 	require.NoError(t, os.WriteFile(s.EventLogPath(), flipAt(b, at+frameLen+n/2), 0o600))
 }
+
+// Links are appended to the event log (a whole snapshot rewrites it); an
+// append torn by a crash reads as absent, the checkpoint before it is
+// used, and the next write after a restart rewrites the log whole.
+func TestEventLogAppendsLinksAndSurvivesATornAppend(t *testing.T) {
+	dir := t.TempDir()
+	s := Open(dir, "app", "w")
+	size := func() int64 {
+		st, err := os.Stat(s.EventLogPath())
+		require.NoError(t, err)
+		return st.Size()
+	}
+	require.NoError(t, s.WriteLink(1, 1, sections("a")))
+	require.NoError(t, s.Commit(Record{ID: 1}))
+	before := size()
+	link := Encode(2, sections("b"))
+	require.NoError(t, s.WriteLink(2, 1, sections("b")))
+	require.NoError(t, s.Commit(Record{ID: 2}))
+	assert.Equal(t, before+int64(frameLen+len(link)), size(), "the link was not appended")
+
+	// A crash in the middle of appending 3: half its bytes.
+	f, err := os.OpenFile(s.EventLogPath(), os.O_WRONLY|os.O_APPEND, 0o600)
+	require.NoError(t, err)
+	torn := appendFrame(nil, entry{id: 3, base: 1, blob: Encode(3, sections("c"))})
+	_, err = f.Write(torn[:len(torn)/2])
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.NoError(t, s.Commit(Record{ID: 3})) // as if another worker's commit came
+	r, _, skipped, ok, err := Open(dir, "app", "w").LatestImage()
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.EqualValues(t, 2, r.ID)
+	require.Len(t, skipped, 1)
+	assert.ErrorIs(t, skipped[0], ErrCorrupt)
+
+	// A restarted worker's next write leaves a log that reads whole.
+	s2 := Open(dir, "app", "w")
+	require.NoError(t, s2.WriteLink(3, 1, sections("c")))
+	es, err := s2.load()
+	require.NoError(t, err)
+	assert.Len(t, es, 3)
+	im, _, err := s2.Load(3)
+	require.NoError(t, err)
+	assert.NotNil(t, im)
+}
