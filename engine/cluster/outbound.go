@@ -118,7 +118,13 @@ func (o *outbound) run(ctx context.Context) {
 		}
 		var refused *refusedError
 		if errors.As(err, &refused) {
-			o.log.Error("data link refused by peer", "peer", o.peer, "reason", refused.reason)
+			// During a grow a new worker may dial one that does not know
+			// it yet: a warning while that can last, an error after.
+			if failures < 10 {
+				o.log.Warn("data link refused by peer; retrying", "peer", o.peer, "reason", refused.reason)
+			} else if failures%20 == 10 {
+				o.log.Error("data link refused by peer", "peer", o.peer, "reason", refused.reason, "refusals", failures+1)
+			}
 		} else if failures%20 == 0 {
 			// Every 10 s while the peer stays away.
 			o.log.Warn("data link down; retrying every 500ms", "peer", o.peer, "addr", o.addr, "err", err)

@@ -340,11 +340,21 @@ func TestResilience_ClusterWorkersKilledInTurnRecover(t *testing.T) {
 	recv := rsStartReceiver(t)
 	const limit = 2500
 	ws, dir := reStartCluster(t, recv, limit, 3000)
+	reKillInTurn(t, recv, ws, dir, "Multi Partition Detector", 1500, 1, 2, 0, 1)
+	reFinishCluster(t, recv, ws, dir, limit)
+}
+
+// reKillInTurn kills each victim of a 3-worker cluster of app in turn
+// with SIGKILL, once every records more outputs have come and it has
+// committed a checkpoint, starts it again with the same command line and
+// waits until it has recovered.
+func reKillInTurn(t *testing.T, recv *rsReceiver, ws []*clusterWorker, dir, app string, every int, victims ...int) {
+	t.Helper()
 	got := 0
-	for _, victim := range []int{1, 2, 0, 1} {
-		got += 1500
+	for _, victim := range victims {
+		got += every
 		recv.waitRecords(t, got, reRecoverWait, fmt.Sprintf("before killing %s", ws[victim].name))
-		reWaitCheckpoints(t, dir, "Multi Partition Detector", ws[victim].name, 1)
+		reWaitCheckpoints(t, dir, app, ws[victim].name, 1)
 		v := ws[victim]
 		v.cmd.Process.Signal(syscall.SIGKILL)
 		v.wait(30 * time.Second)
@@ -353,7 +363,6 @@ func TestResilience_ClusterWorkersKilledInTurnRecover(t *testing.T) {
 		r.waitOutput("RESILIENCE: Replayed", reRecoverWait)
 		waitStatus(t, r, 3)
 	}
-	reFinishCluster(t, recv, ws, dir, limit)
 }
 
 // A stateless step first (spread: 0.6 runs it on any worker), so that
@@ -370,19 +379,7 @@ func TestResilience_SpreadStageKilledRecovers(t *testing.T) {
 		"--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", "4000",
 		"--run-with-resilience", "--time-between-checkpoints", "100000000")
 	dir := argValue(t, ws[0], "--resilience-dir")
-	got := 0
-	for _, victim := range []int{2, 0} {
-		got += 2000
-		recv.waitRecords(t, got, reRecoverWait, fmt.Sprintf("before killing %s", ws[victim].name))
-		reWaitCheckpoints(t, dir, "Spread Counts", ws[victim].name, 1)
-		v := ws[victim]
-		v.cmd.Process.Signal(syscall.SIGKILL)
-		v.wait(30 * time.Second)
-		r := &clusterWorker{proc: start(t, v.dir, "machida3", v.args...), name: v.name, external: v.external, dir: v.dir, args: v.args}
-		ws[victim] = r
-		r.waitOutput("RESILIENCE: Replayed", reRecoverWait)
-		waitStatus(t, r, 3)
-	}
+	reKillInTurn(t, recv, ws, dir, "Spread Counts", 2000, 2, 0)
 	n := uint64(limit)
 	want := []uint64{n, n * (n + 1) / 2, n * (n + 1) * (2*n + 1) / 6}
 	final := map[string]uint64{}
