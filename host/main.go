@@ -370,6 +370,7 @@ func clusterConfig(opts *Options, app, digest string) *cluster.Config {
 		c.Joining = max(opts.WorkerCount, 1)
 	}
 	c.Metrics = opts.Metrics
+	c.SlowFrom = cluster.SlowFromEnv(os.Getenv(cluster.SlowLinkEnv), c.Name)
 	return c
 }
 

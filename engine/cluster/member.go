@@ -70,6 +70,10 @@ type Config struct {
 	// DeliverBarrier hands a barrier from a peer's data link to the loop,
 	// in order with that peer's envelopes (input as for Deliver).
 	DeliverBarrier func(ctx context.Context, input int, b barrier.Barrier) error
+	// SlowFrom (tests only: SlowLinkEnv) names a peer whose data link
+	// this worker reads slowly (a pause before each batch), so that its
+	// input backs up and other peers' barriers overtake its own.
+	SlowFrom string
 	// OnShutdown is called on the initializer when a worker asks for the
 	// cluster to stop: the initializer then drains and stops it (see
 	// RequestStop).
@@ -454,7 +458,10 @@ func (m *Member) Start(ctx context.Context) error {
 		if !ok {
 			return fmt.Errorf("envelopes from unknown worker %q", from)
 		}
-		input := slot + 1                    // its Dest
+		input := slot + 1 // its Dest
+		if from == m.cfg.SlowFrom {
+			time.Sleep(slowLinkPause)
+		}
 		if e.Count == 0 && len(e.Data) > 0 { // a barrier (BarrierMarker)
 			b, err := DecodeBarrierMarker(e.Data)
 			if err != nil || m.cfg.DeliverBarrier == nil {
@@ -1227,6 +1234,24 @@ func (m *Member) Inputs() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.slots) + 1
+}
+
+// SlowLinkEnv names the environment variable with which a test makes a
+// worker read one peer's data link slowly: "<worker>:<peer>" (the
+// worker of that name, the link from that peer). See Config.SlowFrom.
+const SlowLinkEnv = "MACHIDA_TEST_SLOW_LINK"
+
+// slowLinkPause is SlowFrom's pause per batch.
+const slowLinkPause = 2 * time.Millisecond
+
+// SlowFromEnv returns the peer whose link worker reads slowly according
+// to value (SlowLinkEnv's), "" for none.
+func SlowFromEnv(value, worker string) string {
+	w, peer, ok := strings.Cut(value, ":")
+	if !ok || w != worker {
+		return ""
+	}
+	return peer
 }
 
 // BarrierInputs lists the loop inputs a barrier arrives on from the

@@ -372,14 +372,29 @@ func reKillInTurn(t *testing.T, recv *rsReceiver, ws []*clusterWorker, dir, app 
 // back. Each key's state adds up its values (count, sum, sum of squares),
 // which arrive in no fixed order: at the end every key shows exactly the
 // totals of 1..limit, so no value was lost or counted twice in the state.
+//
+// worker1 reads its link from the initializer slowly (SlowLinkEnv), so
+// that worker2's barrier usually reaches it first: then what it routes
+// until the initializer's arrives is in flight at the checkpoint, and a
+// rollback to it must send that again (most checkpoints have some; the
+// test says how many batches each rollback sent again).
 func TestResilience_SpreadStageKilledRecovers(t *testing.T) {
+	t.Setenv("MACHIDA_TEST_SLOW_LINK", "worker1:initializer")
 	recv := rsStartReceiver(t)
 	const limit = 2500
 	ws := startCluster(t, testdataDir(), "spread_counts", 3, freePort(t), recv.addr(),
 		"--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", "4000",
 		"--run-with-resilience", "--time-between-checkpoints", "100000000")
 	dir := argValue(t, ws[0], "--resilience-dir")
-	reKillInTurn(t, recv, ws, dir, "Spread Counts", 2000, 2, 0)
+	first := ws[0]
+	reKillInTurn(t, recv, ws, dir, "Spread Counts", 2000, 2, 2, 0)
+	for _, w := range []*clusterWorker{first, ws[0]} {
+		for _, line := range strings.Split(w.stderr.String(), "\n") {
+			if strings.Contains(line, "in flight") || strings.Contains(line, "rolled back") {
+				t.Logf("%s: %s", w.name, line)
+			}
+		}
+	}
 	n := uint64(limit)
 	want := []uint64{n, n * (n + 1) / 2, n * (n + 1) * (2*n + 1) / 6}
 	final := map[string]uint64{}
