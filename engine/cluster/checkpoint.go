@@ -11,7 +11,8 @@ import (
 // The member's part of checkpoints and rollbacks: it carries the
 // protocol's messages (KindCheckpoint) and serialises the cluster-wide
 // operations; the worker's resilience driver decides what each step does
-// (pausing the sources, draining, taking and writing snapshots).
+// (the barrier, taking and writing snapshots, sending again what was in
+// flight after a rollback).
 //
 // On the initializer, Round sends one step to every other worker and
 // collects their replies; Exclusive keeps a checkpoint, a rollback and a
