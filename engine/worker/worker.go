@@ -312,9 +312,9 @@ func Run(ctx context.Context, cfg Config) error {
 				// loop that has ended: nothing here will move any more.
 				return true
 			}
-			// While the sources are paused (until the first checkpoint, and
-			// during a rollback), their
-			// queued input waits and does not count.
+			// While the sources are paused (until the first checkpoint,
+			// and during a rollback), their queued input waits and does
+			// not count.
 			local, peer := q.Depth()
 			return idle.Load() && peer == 0 && (local == 0 || pause.paused())
 		}
