@@ -100,7 +100,7 @@ func (r *Replies) Wait(ctx context.Context) (map[string]Checkpoint, error) {
 	var errs []error
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	what := fmt.Sprintf("%s of checkpoint %d", r.w.want, r.w.id)
+	what := fmt.Sprintf("the %q replies to checkpoint %d", r.w.want.String(), r.w.id)
 	late := func() []string {
 		var out []string
 		for _, o := range r.others {
