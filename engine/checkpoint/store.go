@@ -460,20 +460,6 @@ type entry struct {
 	blob     []byte
 }
 
-// snapFile is one checkpoint the event log holds: its id and its
-// chain's start.
-type snapFile struct{ id, base uint64 }
-
-// snapshots lists the checkpoints in the event log, by id ascending.
-func (s *Store) snapshots() ([]snapFile, error) {
-	es, err := s.load()
-	var out []snapFile
-	for _, e := range es {
-		out = append(out, snapFile{e.id, e.base})
-	}
-	return out, err
-}
-
 // The event log's layout: evlogMagic, a uint16 version, then entries,
 // each a frame (uint64 id, uint64 base, uint32 length, and the CRC-32C
 // of those 20 bytes) followed by length bytes of snapshot.

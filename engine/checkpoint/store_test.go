@@ -354,3 +354,17 @@ func TestEventLogAppendsLinksAndSurvivesATornAppend(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotNil(t, im)
 }
+
+// snapFile is one checkpoint the event log holds: its id and its
+// chain's start.
+type snapFile struct{ id, base uint64 }
+
+// snapshots lists the checkpoints in the event log, by id ascending.
+func (s *Store) snapshots() ([]snapFile, error) {
+	es, err := s.load()
+	var out []snapFile
+	for _, e := range es {
+		out = append(out, snapFile{e.id, e.base})
+	}
+	return out, err
+}
