@@ -18,6 +18,7 @@ import (
 
 	"github.com/wallaroo-go/machida/bridge"
 	"github.com/wallaroo-go/machida/engine/cluster"
+	"github.com/wallaroo-go/machida/engine/external"
 	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/source"
 	"github.com/wallaroo-go/machida/engine/topology"
@@ -71,8 +72,8 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 	// backlog rather than finding the port closed.
 	var extLn net.Listener
 	if opts.External != "" {
-		if extLn, err = net.Listen("tcp", opts.External); err != nil {
-			fmt.Fprintf(stderr, "Error: %v\n", fmt.Errorf("%w: external channel: unable to listen on %s: %w", worker.ErrListen, opts.External, err))
+		if extLn, err = external.Bind(opts.External); err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", fmt.Errorf("%w: %w", worker.ErrListen, err))
 			return 1
 		}
 		defer extLn.Close()

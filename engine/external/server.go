@@ -46,6 +46,16 @@ func NewServer(cfg Config, status Status, logger *log.Logger) *Server {
 	return &Server{cfg: cfg, status: status, log: logger}
 }
 
+// Bind binds the external channel's socket on addr (for Config.Listener,
+// or Listen), with an error that names the channel and the address.
+func Bind(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("external channel: unable to listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
 // Listen binds the listening socket and logs the bound address.
 // Connections made after Listen wait in the kernel's backlog until Serve
 // accepts them. Call it once, before Serve.
@@ -56,8 +66,8 @@ func (s *Server) Listen() error {
 	ln := s.cfg.Listener
 	if ln == nil {
 		var err error
-		if ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
-			return fmt.Errorf("external channel: unable to listen on %s: %w", s.cfg.Addr, err)
+		if ln, err = Bind(s.cfg.Addr); err != nil {
+			return err
 		}
 	}
 	s.ln = ln

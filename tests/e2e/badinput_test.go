@@ -358,3 +358,26 @@ func TestPortTaken(t *testing.T) {
 		t.Errorf("the worker connected %d times to its sink before failing", accepted)
 	}
 }
+
+// The external channel's port is bound before the interpreter starts: a
+// taken one stops the worker at once with a line naming the channel and
+// the address, exit 1.
+func TestExternalPortTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s := newSink(t)
+	m := machida(t, testdataDir(), "echo_lines", freePort(t), s.addr(), "--external", l.Addr().String())
+	if code := m.wait(20 * time.Second); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	want := "Error: listener: external channel: unable to listen on " + l.Addr().String()
+	if !strings.Contains(m.stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, m.stderr.String())
+	}
+	if strings.Contains(m.stdout.String(), "INIT PHASE") {
+		t.Errorf("the worker started before failing:\n%s", m.stdout.String())
+	}
+}
