@@ -80,6 +80,15 @@ type Replies struct {
 	w      *ckWaiter
 	others []string
 	conns  map[string]*ctlConn // each one's control link at Expect
+	// failFast: Wait returns at the first reply that says why not.
+	failFast bool
+}
+
+// FailFast makes Wait return at the first reply that fails, without
+// waiting for the others (whose step may wait for the failed one).
+func (r *Replies) FailFast() *Replies {
+	r.failFast = true
+	return r
 }
 
 // Close stops collecting.
@@ -119,6 +128,9 @@ func (r *Replies) Wait(ctx context.Context) (map[string]Checkpoint, error) {
 			got[rep.from] = rep.c
 			if rep.c.Text != "" {
 				errs = append(errs, fmt.Errorf("%s: %s", rep.from, rep.c.Text))
+				if r.failFast {
+					return got, fmt.Errorf("%s: %w", what, errors.Join(errs...))
+				}
 			}
 		case <-tick.C:
 			r.m.mu.Lock()

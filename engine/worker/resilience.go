@@ -435,7 +435,10 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 	b := barrier.Barrier{ID: barrier.ID(att), Kind: barrier.Checkpoint, Checkpoint: id}
 	var taken, written *cluster.Replies
 	if multi {
-		taken = r.member.Expect(id, att, cluster.OpTaken)
+		// A worker that cannot take its part (it restarted and waits
+		// for a rollback) fails the checkpoint at once: the others'
+		// barriers would wait for it.
+		taken = r.member.Expect(id, att, cluster.OpTaken).FailFast()
 		written = r.member.Expect(id, att, cluster.OpWritten)
 		defer written.Close()
 		if err := r.member.Send(cluster.Checkpoint{Op: cluster.OpTake, ID: id, Rollback: rollback, Attempt: att}); err != nil {
