@@ -309,10 +309,11 @@ func (m *Member) Listen() error {
 	}
 	m.log.Info("control channel listening", "addr", m.ctlL.Addr().String())
 	m.log.Info("data channel listening", "addr", m.datL.Addr().String())
-	// Written as soon as the listeners are bound (as 0.6 did), on a
-	// one-worker initializer too: a restart of it finds them and binds
-	// the same ports, so that workers that join later find it again.
-	if !m.restarted {
+	// A one-worker initializer writes them when its cluster first grows
+	// (writeRecoveryFiles): until then there is nobody to rejoin, and
+	// single workers of one application sharing the default /tmp must
+	// not find each other's files.
+	if !m.restarted && !(m.cfg.Initializer && m.cfg.WorkerCount <= 1) {
 		if err := m.writeRecoveryFiles(); err != nil {
 			m.Close()
 			return err
