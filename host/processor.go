@@ -1,6 +1,7 @@
 package host
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -338,7 +339,11 @@ func (p *processor) processItems(py *bridge.Py, items []work.Item, out *work.Out
 			}
 		case work.KindEnvelopes:
 			if err := p.resumeEnvelopes(py, it.Envelopes, out); err != nil {
-				return err
+				var bad badBatch
+				if !errors.As(err, &bad) {
+					return err
+				}
+				out.Rejected = append(out.Rejected, work.Rejected{Input: it.Input, Count: it.Envelopes.Count, Reason: string(bad)})
 			}
 		default:
 			return fmt.Errorf("host: Process given a %v item", it.Kind)
@@ -389,6 +394,9 @@ func (p *processor) resumeEnvelopes(py *bridge.Py, e work.Envelopes, out *work.O
 		if he := p.hookError(py, err); he != nil {
 			return he
 		}
+		if why, ok := p.badBatch(py); ok {
+			return badBatch(why)
+		}
 		fp, ferr := py.GetAttr(p.runner, "failed_path")
 		if ferr == nil {
 			defer py.DecRef(fp)
@@ -424,6 +432,30 @@ func (p *processor) resumeEnvelopes(py *bridge.Py, e work.Envelopes, out *work.O
 		py.DecRef(run)
 	}
 	return first
+}
+
+// badBatch is the runner's reason for refusing an envelope batch that is
+// not a batch of this application (none of it ran).
+type badBatch string
+
+func (b badBatch) Error() string { return "envelope batch refused: " + string(b) }
+
+// badBatch returns the runner's bad_batch note of its last resume (why
+// it refused the batch), if it has one.
+func (p *processor) badBatch(py *bridge.Py) (string, bool) {
+	note, err := py.GetAttr(p.runner, "bad_batch")
+	if err != nil {
+		return "", false
+	}
+	defer py.DecRef(note)
+	if py.IsNone(note) {
+		return "", false
+	}
+	why, err := py.GoString(note)
+	if err != nil {
+		return "", false
+	}
+	return why, true
 }
 
 // takeEnvelopes moves the runner's outbox into out.Envelopes.

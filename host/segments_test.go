@@ -268,3 +268,56 @@ func TestProcessor_SetSpreadWeighsTheDeal(t *testing.T) {
 		t.Fatal("after stale weights the deal changed")
 	}
 }
+
+// An envelope batch that is not one of this application (damaged bytes
+// from a peer) is refused before any of it runs: the loop logs it as
+// lost, naming the peer, and the items around it run as usual instead of
+// the worker stopping.
+func TestSegments_DamagedEnvelopeBatchIsDroppedAndNamed(t *testing.T) {
+	p, _ := newCountProcessor(t)
+	var logs syncBuf
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	q := work.NewQueue(8, 1<<20)
+	damaged := []work.Envelopes{
+		{Count: 3, Data: []byte("Pnot a pickle")},
+		{Count: 1, Data: []byte("Xsome other format")},
+	}
+	go func() {
+		defer q.Close()
+		if err := q.Deliver(ctx, batchOf("apple banana")); err != nil {
+			return
+		}
+		for _, e := range damaged {
+			if err := q.Put(ctx, work.Item{Kind: work.KindEnvelopes, Input: 2, Envelopes: e}); err != nil {
+				return
+			}
+		}
+		_ = q.Deliver(ctx, batchOf("apple cherry"))
+	}()
+	sinks := []*enginetest.ListSink{{}, {}}
+	err := work.Loop(ctx, ctx, work.LoopConfig{
+		Processor: p, Queue: q, Sinks: []work.Sink{sinks[0], sinks[1]},
+		MaxItemsPerCall: 8, ExitWhenDrained: true,
+		InputName: func(input int) string { return fmt.Sprintf("w%d", input) },
+		Log:       slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatalf("the loop stopped on a damaged batch: %v", err)
+	}
+	got := strings.Join(sinks[0].Lines(), " ")
+	for _, want := range []string{"apple:1", "banana:1", "apple:2", "cherry:1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output %q lacks %q", got, want)
+		}
+	}
+	log := logs.String()
+	if n := strings.Count(log, "level=ERROR"); n != 2 {
+		t.Errorf("%d ERROR lines, want one per damaged batch:\n%s", n, log)
+	}
+	for _, want := range []string{`from="worker w2"`, "envelopes=3", "envelopes=1", "corrupt", "not a known format"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}

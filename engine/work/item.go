@@ -197,10 +197,22 @@ func (it *Item) size() int {
 
 // Output collects what one Process or Generate call produced: the bytes
 // for each sink (Sinks[i] for sink i; the slices are the caller's
-// afterwards) and the envelopes bound elsewhere.
+// afterwards), the envelopes bound elsewhere, and the envelope batches
+// the processor refused to run.
 type Output struct {
 	Sinks     [][]byte
 	Envelopes []Envelopes
+	Rejected  []Rejected
+}
+
+// Rejected is an envelope batch the processor could not read as a batch
+// of its application (damaged bytes, or a peer that is not what its
+// handshake said): none of it ran, and the loop logs it as lost instead
+// of stopping the worker. Other items of the same call still run.
+type Rejected struct {
+	Input  int // the item's input (a peer's Dest)
+	Count  int // envelopes in the batch
+	Reason string
 }
 
 // NewOutput returns an Output for n sinks.
@@ -212,6 +224,7 @@ func (o *Output) Reset() {
 		o.Sinks[i] = nil
 	}
 	o.Envelopes = o.Envelopes[:0]
+	o.Rejected = o.Rejected[:0]
 }
 
 // SpreadSetter is implemented by a processor that can deal the messages

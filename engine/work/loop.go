@@ -89,6 +89,9 @@ type LoopConfig struct {
 	// ExitWhenDrained makes Loop return once the queue is closed and all
 	// is processed, instead of staying up until srcCtx ends (tests).
 	ExitWhenDrained bool
+	// InputName, if set, names an input in log lines (a cluster worker:
+	// the peer whose Dest it is).
+	InputName func(input int) string
 	// Log receives diagnostics; Console the lines tools wait for.
 	Log     *slog.Logger
 	Console io.Writer
@@ -502,10 +505,21 @@ func (l *loop) release() {
 	l.local = append(released, l.local...)
 }
 
-// deliver writes l.out to the sinks and routes its envelopes. On a
-// processor error (perr), out still holds what was produced before the
-// failure: it is delivered before the error is returned.
+// deliver logs the batches the processor rejected, writes l.out to the
+// sinks and routes its envelopes. On a processor error (perr), out still
+// holds what was produced before the failure: it is delivered before the
+// error is returned.
 func (l *loop) deliver(ctx context.Context, perr error) error {
+	for _, r := range l.out.Rejected {
+		from := fmt.Sprintf("input %d", r.Input)
+		if l.cfg.InputName != nil {
+			if n := l.cfg.InputName(r.Input); n != "" {
+				from = "worker " + n
+			}
+		}
+		l.cfg.Log.Error("dropped a batch of envelopes that is not a batch of this application: the messages in it are lost; if it happens again, check that every worker runs the same build and application",
+			"from", from, "envelopes", r.Count, "reason", r.Reason)
+	}
 	for i, o := range l.out.Sinks {
 		if len(o) == 0 {
 			continue

@@ -715,6 +715,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if member != nil {
 		lc.Route = member.Route
+		lc.InputName = func(input int) string { return member.WorkerAt(work.Dest(input)) }
 	}
 	if res != nil {
 		var peers barrierPeers

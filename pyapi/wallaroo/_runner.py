@@ -563,6 +563,9 @@ class Runner(object):
         # serialize or deserialize hook failed in the last take_envelopes
         # or resume.
         self.failed_hook = None
+        # Why the last resume refused its batch (not a batch of this
+        # application: nothing of it ran), or None.
+        self.bad_batch = None
         # (destination, path, segment) -> the flat list [key, value, ts,
         # key, value, ts, ...] of the envelope records made since
         # take_envelopes. The lists live as long as the runner: compiled
@@ -1239,29 +1242,27 @@ class Runner(object):
         Returns [(path index, per-sink outputs, mean ingest time)]: one
         entry per group of records of one path and segment (the outputs as
         Path.process returns them; the mean ingest time only while metrics
-        are on, else 0). If user code raises, the
-        exception propagates with the failing path's ``failed`` and
-        ``salvage`` set, and ``self.failed_path`` is that path's index; if
-        the module's deserialize hook fails, ``self.failed_hook`` says
-        where."""
+        are on, else 0).
+
+        The whole batch is read and checked before any of it runs: bytes
+        that are not a batch of this application raise ValueError with
+        ``self.bad_batch`` saying why, and nothing has run. If user code
+        raises, the exception propagates with the failing path's
+        ``failed`` and ``salvage`` set, and ``self.failed_path`` is that
+        path's index; if the module's deserialize hook fails,
+        ``self.failed_hook`` says where."""
         self.failed_path = None
         self.failed_hook = None
-        fmt, groups = _load(data, "envelope batch")
+        self.bad_batch = None
+        try:
+            fmt, groups = _load(data, "envelope batch")
+            runs = self._batch_groups(groups)
+        except ValueError as e:
+            self.bad_batch = str(e)
+            raise
         de = self.deserialize if fmt == _FMT_HOOKS else None
         results = []
-        for g in groups:
-            try:
-                pi, seg, keys, values, tss = g
-                if len(keys) != len(values):
-                    raise ValueError("%d keys for %d values"
-                                     % (len(keys), len(values)))
-                tss = _unpack_ts(tss, len(keys))
-            except (TypeError, ValueError) as e:
-                raise ValueError("envelope batch is corrupt: a group is %s "
-                                 "(%s)" % (_describe(g), e))
-            if not 0 <= pi < len(self.paths):
-                raise ValueError("envelope for path %d; this application has "
-                                 "%d" % (pi, len(self.paths)))
+        for pi, seg, keys, values, tss in runs:
             if de is not None:
                 made = []
                 append = made.append
@@ -1281,6 +1282,38 @@ class Runner(object):
                 self.failed_path = pi
                 raise
         return results
+
+    def _batch_groups(self, groups):
+        """The groups of a loaded envelope batch as (path index, segment,
+        keys, values, ingest times), each checked against this
+        application; ValueError saying what is wrong with the first bad
+        one."""
+        if type(groups) is not list:
+            raise ValueError("envelope batch is corrupt: it holds %s, not a "
+                             "list of groups" % _describe(groups))
+        runs = []
+        for g in groups:
+            try:
+                pi, seg, keys, values, tss = g
+                if len(keys) != len(values):
+                    raise ValueError("%d keys for %d values"
+                                     % (len(keys), len(values)))
+                tss = _unpack_ts(tss, len(keys))
+            except (TypeError, ValueError) as e:
+                raise ValueError("envelope batch is corrupt: a group is %s "
+                                 "(%s)" % (_describe(g), e))
+            if type(pi) is not int or not 0 <= pi < len(self.paths):
+                raise ValueError("envelope batch names pipeline %s; this "
+                                 "application has %d" % (_describe(pi),
+                                                         len(self.paths)))
+            last = len(self.paths[pi].segments) - 1
+            if type(seg) is not int or not 0 < seg <= last:
+                raise ValueError("envelope batch names segment %s of pipeline "
+                                 "%r, which has segments 1 to %d"
+                                 % (_describe(seg), self.paths[pi].source_name,
+                                    last))
+            runs.append((pi, seg, keys, values, tss))
+        return runs
 
 
 # The most keys a keyed boundary remembers the destination of.

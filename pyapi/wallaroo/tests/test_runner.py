@@ -422,12 +422,24 @@ class RunnerTest(unittest.TestCase):
                 ([(0, 1, ["a"], ["a", "b"], ts)], "1 keys for 2 values"),
                 ([(0, 1, ["a", "b"], ["a", "b"], ts[:8])], "1 ingest times for 2"),
                 ([(0, 1, ["a"])], "corrupt"),
-                ([(5, 1, ["a", "b"], ["a", "b"], ts)], "for path 5"),
-                ([(0, 9, ["a", "b"], ["a", "b"], ts)], "segment 9")]:
+                ([(5, 1, ["a", "b"], ["a", "b"], ts)], "pipeline 5"),
+                ([(0, 9, ["a", "b"], ["a", "b"], ts)], "segment 9"),
+                ({"not": "a list"}, "not a list"),
+                # A good group before a bad one: neither runs.
+                ([(0, 1, ["a", "b"], ["a", "b"], ts),
+                  (0, 0, ["a", "b"], ["a", "b"], ts)], "segment 0")]:
             with self.assertRaises(ValueError) as ctx:
                 runner.resume(batch(groups))
             self.assertIn(what, str(ctx.exception))
+            self.assertEqual(runner.bad_batch, str(ctx.exception))
+        with self.assertRaises(ValueError):
+            runner.resume(b"Pnot a pickle")
+        self.assertIn("corrupt", runner.bad_batch)
         self.assertEqual(runner.state_entities(), {"0.1": []})
+        # A good batch clears the note.
+        runner.resume(batch([(0, 1, ["a", "b"], ["a", "b"], ts)]))
+        self.assertIsNone(runner.bad_batch)
+        self.assertEqual(len(runner.state_entities()["0.1"]), 2)
 
     def test_spread_slots_weigh_the_deal(self):
         runner = _runner.Runner(16)
