@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -111,6 +112,62 @@ func TestCluster_RestartAWorkerWithoutResilience(t *testing.T) {
 	if left := reFiles(t, resDir); len(left) != 0 {
 		t.Errorf("files left in the resilience directory after a clean stop: %v", left)
 	}
+}
+
+// The initializer restarted the same way (spec 3.9: "the initializer can
+// also be restarted this way"): it binds its recorded listeners and its
+// source port again, the other workers reconnect to it, and the stream
+// goes on; its own letters start empty, the others' lose and duplicate
+// nothing.
+func TestCluster_RestartTheInitializerWithoutResilience(t *testing.T) {
+	dir := exampleDir("alphabet")
+	votes := filepath.Join(dir, "votes.msg")
+	want, n := alphabetRunningTotals(t, votes)
+	recv := exStartReceiver(t, dir)
+	in := freePort(t)
+	ws := startCluster(t, dir, "alphabet", 3, in, recv.addr)
+	send := func() {
+		exSend(t, dir, in, n, "--file", votes, "--batch-size", "50", "--interval", "1_000_000", "--binary", "--msg-size", "9")
+	}
+	send()
+	recv.waitLines(t, n, 60*time.Second)
+	owners := stateKeys(t, ws)
+	victim := ws[0]
+	if !slices.Contains(slices.Collect(maps.Values(owners)), victim.name) {
+		t.Fatalf("the initializer owns no letter: %v", owners)
+	}
+	victim.kill()
+	restarted := &clusterWorker{proc: start(t, victim.dir, "machida3", victim.args...), name: victim.name,
+		external: victim.external, dir: victim.dir, args: victim.args}
+	ws[0] = restarted
+	restarted.waitOutput("Restarting a listener at", 30*time.Second)
+	for _, w := range ws {
+		waitStatus(t, w, 3)
+	}
+	send()
+	lines := recv.waitLines(t, 2*n, 60*time.Second)
+	final := map[string]int{}
+	for _, l := range lines {
+		letter, v, ok := strings.Cut(l, " => ")
+		if !ok {
+			t.Fatalf("malformed line %q", l)
+		}
+		final[letter], _ = strconv.Atoi(v)
+	}
+	for letter, seq := range want {
+		_, v, _ := strings.Cut(seq[len(seq)-1], " => ")
+		tot, _ := strconv.Atoi(v)
+		if owners[letter] != victim.name {
+			tot *= 2 // survived: both runs add up
+		}
+		if final[letter] != tot {
+			t.Errorf("letter %s (owned by %s): final total %d, want %d", letter, owners[letter], final[letter], tot)
+		}
+	}
+	if len(lines) != 2*n {
+		t.Errorf("%d output lines, want %d: something was lost or duplicated", len(lines), 2*n)
+	}
+	stopCluster(t, ws, 1, false)
 }
 
 // A peer that disappears: keys routed to it stall while the others flow;
