@@ -239,6 +239,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--keep-state-on-stop keeps the checkpoint files: it needs --run-with-resilience")
 	case o.OnError != "stop" && o.OnError != "skip":
 		return fmt.Errorf("--on-error must be stop or skip, got %q", o.OnError)
+	case o.EventLogFileSize < 0:
+		return fmt.Errorf("--event-log-file-size must be a number of bytes, 0 or more, got %d", o.EventLogFileSize)
 	case o.OnError == "skip" && !o.RunWithResilience:
 		return fmt.Errorf("--on-error skip writes failing messages to a dead-letter file in --resilience-dir: it needs --run-with-resilience")
 	}

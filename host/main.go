@@ -122,7 +122,9 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 	if opts.RunWithResilience {
 		cfg.Resilience = &worker.Resilience{Dir: opts.ResilienceDir,
 			Every: time.Duration(opts.TimeBetweenCkpt), KeepStateOnStop: opts.KeepStateOnStop,
+			LogRotation: opts.LogRotation, LogFileSize: int64(opts.EventLogFileSize),
 			CrashAt: os.Getenv(worker.CrashAtEnv)}
+		fmt.Fprintf(stdout, "||| Log-rotation: %t|||\n", opts.LogRotation)
 		if opts.OnError == "skip" {
 			dead := filepath.Join(opts.ResilienceDir, cfg.App+"-"+cfg.Name+".dead-letter")
 			if p, ok := cfg.Processor.(*processor); ok {

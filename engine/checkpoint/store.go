@@ -9,6 +9,11 @@
 //     snapshot, and the removal of checkpoints no longer kept, rewrite
 //     the log through a temporary file, fsync, rename and fsync of the
 //     directory.
+//     With --log-rotation the log moves on to a new file now and then
+//     (Rotate): `<app>-<worker>-<16 hex digits>.evlog`, named by its
+//     offset (the bytes the log held in the files before it), which
+//     starts with every checkpoint kept; the file with the greatest
+//     offset is the log, and the one before it is removed.
 //   - `<app>-<worker>.checkpoint_ids`, 0.6's list of committed
 //     checkpoints (16-byte records: checkpoint id, rollback id; the last
 //     whole record is authoritative).
@@ -30,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -53,6 +59,15 @@ type Record struct {
 // Store is one worker's checkpoint files.
 type Store struct {
 	dir, base string
+	// path is the event log's current file (resolved on first use: the
+	// rotated file of the greatest offset, else <base>.evlog) and offset
+	// its offset (0 for <base>.evlog); size is its length as last
+	// written or read, and written whether an entry was written to it
+	// since it began (or since this Store opened it).
+	path    string
+	offset  uint64
+	size    int64
+	written bool
 	// cache is the event log as this Store last wrote it (cached: read
 	// or written once), so that a write does not read the log back;
 	// intact: the file holds exactly that, nothing torn after it (an
@@ -79,8 +94,91 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// EventLogPath is the event log, which holds the checkpoints' snapshots.
-func (s *Store) EventLogPath() string { return filepath.Join(s.dir, s.base+evlogSuffix) }
+// EventLogPath is the event log's current file, which holds the
+// checkpoints' snapshots.
+func (s *Store) EventLogPath() string {
+	if s.path == "" {
+		s.path, s.offset = filepath.Join(s.dir, s.base+evlogSuffix), 0
+		for _, name := range s.rotatedNames() {
+			if off, ok := s.rotatedOffset(name); ok && off > s.offset {
+				s.path, s.offset = filepath.Join(s.dir, name), off
+			}
+		}
+	}
+	return s.path
+}
+
+// rotatedNames lists the names of the rotated event log files in the
+// directory (any offset; unreadable directory: none).
+func (s *Store) rotatedNames() []string {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if _, ok := s.rotatedOffset(e.Name()); ok {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// rotatedOffset reads the offset out of a rotated event log file's name.
+func (s *Store) rotatedOffset(name string) (uint64, bool) {
+	hex, ok := strings.CutPrefix(name, s.base+"-")
+	if !ok {
+		return 0, false
+	}
+	hex, ok = strings.CutSuffix(hex, evlogSuffix)
+	if !ok || len(hex) != 16 {
+		return 0, false
+	}
+	off, err := strconv.ParseUint(hex, 16, 64)
+	return off, err == nil
+}
+
+// EventLogSize is the length of the event log's current file.
+func (s *Store) EventLogSize() int64 {
+	if _, err := s.current(); err != nil {
+		return 0
+	}
+	return s.size
+}
+
+// ErrNothingToRotate is returned by Rotate when no checkpoint was written
+// to the event log's current file since it began (0.6 ignored such a
+// rotation too).
+var ErrNothingToRotate = errors.New("checkpoint: nothing written to the event log since it began")
+
+// Rotate moves the event log on to a new file (--log-rotation), named by
+// its offset (the old file's offset plus its length), that holds every
+// checkpoint kept; the old file is removed once the new one is on disk.
+// A crash in between leaves both, and the new one (greater offset) is
+// read. Returns the new file's path.
+func (s *Store) Rotate() (string, error) {
+	es, err := s.current()
+	if err != nil {
+		return "", err
+	}
+	if !s.written {
+		return "", ErrNothingToRotate
+	}
+	old, oldOffset := s.EventLogPath(), s.offset
+	next := s.offset + uint64(s.size)
+	path := filepath.Join(s.dir, fmt.Sprintf("%s-%016x%s", s.base, next, evlogSuffix))
+	s.path, s.offset = path, next
+	if err := s.save(es); err != nil {
+		// Still the old file (read again at the next write).
+		s.path, s.offset = old, oldOffset
+		return "", fmt.Errorf("rotate the event log: %w", err)
+	}
+	s.written = false
+	if err := os.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return path, fmt.Errorf("rotated the event log to %s, but %s is not removed: %w", path, old, err)
+	}
+	return path, nil
+}
 
 // IDsPath is the committed-checkpoints file.
 func (s *Store) IDsPath() string { return filepath.Join(s.dir, s.base+idsSuffix) }
@@ -171,6 +269,7 @@ func (s *Store) WriteLink(id, base uint64, sections []Section) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint %d: %w", id, err)
 	}
+	s.written = true
 	if s.intact && base != id && len(es) > 0 && es[len(es)-1].id < id {
 		if err := s.appendEntry(entry{id: id, base: base, blob: Encode(id, sections)}); err != nil {
 			return fmt.Errorf("checkpoint %d: %w", id, err)
@@ -414,12 +513,17 @@ func (s *Store) Prune(keep int) error {
 // shutdown, spec 3.8).
 func (s *Store) RemoveAll() error {
 	var errs []error
-	for _, p := range []string{s.EventLogPath(), s.IDsPath(), s.FloorPath()} {
+	paths := []string{filepath.Join(s.dir, s.base+evlogSuffix), s.IDsPath(), s.FloorPath()}
+	for _, name := range s.rotatedNames() {
+		paths = append(paths, filepath.Join(s.dir, name))
+	}
+	for _, p := range paths {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
 	s.cache, s.cached, s.intact = nil, false, false
+	s.path, s.offset, s.size, s.written = "", 0, 0, false
 	errs = append(errs, s.removeMatching(func(name string) bool {
 		return strings.HasPrefix(name, s.base+legacyPart)
 	}))
@@ -431,6 +535,11 @@ func (s *Store) RemoveAll() error {
 // (they are never read).
 func (s *Store) RemoveTemps() error {
 	return s.removeMatching(func(name string) bool {
+		if t, ok := strings.CutSuffix(name, ".tmp"); ok {
+			if _, rotated := s.rotatedOffset(t); rotated {
+				return true
+			}
+		}
 		return name == s.base+evlogSuffix+".tmp" || name == s.base+floorSuffix+".tmp" ||
 			strings.HasPrefix(name, s.base+legacyPart) && strings.HasSuffix(name, ".tmp")
 	})
@@ -475,11 +584,13 @@ const (
 func (s *Store) load() ([]entry, error) {
 	b, err := os.ReadFile(s.EventLogPath())
 	if errors.Is(err, fs.ErrNotExist) {
+		s.size = 0
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read event log: %w", err)
 	}
+	s.size = int64(len(b))
 	return parseLog(b, s.EventLogPath())
 }
 
@@ -547,6 +658,7 @@ func (s *Store) appendEntry(e entry) error {
 	e.blob = b[frameLen:]
 	s.cache = append(s.cache, e)
 	s.intact = true
+	s.size += int64(len(b))
 	return nil
 }
 
@@ -576,6 +688,7 @@ func (s *Store) save(es []entry) error {
 		return fmt.Errorf("write event log %s: %w", s.EventLogPath(), err)
 	}
 	// The entries alias b from now on, not the callers' slices.
+	s.size = int64(len(b))
 	es2, err := parseLog(b, s.EventLogPath())
 	if err != nil {
 		return err

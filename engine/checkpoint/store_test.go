@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -367,4 +368,71 @@ func (s *Store) snapshots() ([]snapFile, error) {
 		out = append(out, snapFile{e.id, e.base})
 	}
 	return out, err
+}
+
+func TestEventLogRotation(t *testing.T) {
+	dir := t.TempDir()
+	s := Open(dir, "Word Count", "worker1")
+	_, err := s.Rotate()
+	assert.ErrorIs(t, err, ErrNothingToRotate, "nothing written yet")
+
+	require.NoError(t, s.Write(1, sections("a")))
+	require.NoError(t, s.Commit(Record{ID: 1}))
+	require.NoError(t, s.WriteLink(2, 1, sections("b")))
+	require.NoError(t, s.Commit(Record{ID: 2}))
+	first := s.EventLogPath()
+	assert.Equal(t, filepath.Join(dir, "Word Count-worker1.evlog"), first)
+	size := s.EventLogSize()
+	info, err := os.Stat(first)
+	require.NoError(t, err)
+	assert.Equal(t, info.Size(), size)
+
+	// The new file is named by the old one's length (its offset) and
+	// holds every checkpoint kept; the old file is gone.
+	path, err := s.Rotate()
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, fmt.Sprintf("Word Count-worker1-%016x.evlog", size)), path)
+	assert.Equal(t, path, s.EventLogPath())
+	assert.NoFileExists(t, first)
+	_, err = s.Rotate()
+	assert.ErrorIs(t, err, ErrNothingToRotate, "nothing written since the rotation")
+	secs, err := s.Read(2)
+	require.NoError(t, err)
+	require.Len(t, secs, 3)
+	assert.Equal(t, []byte("partitions of b"), secs[0].Data)
+
+	// Links go on in the new file; a second rotation's offset adds up.
+	require.NoError(t, s.WriteLink(3, 1, sections("c")))
+	require.NoError(t, s.Commit(Record{ID: 3}))
+	second := s.EventLogSize()
+	path2, err := s.Rotate()
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, fmt.Sprintf("Word Count-worker1-%016x.evlog", size+second)), path2)
+	assert.NoFileExists(t, path)
+
+	// A new process (a restart) finds the newest file, also when a crash
+	// left the file before it (rotated, not yet removed) and a temporary
+	// file of a later rotation.
+	require.NoError(t, os.WriteFile(path, []byte("MEVL\x00\x01"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("Word Count-worker1-%016x.evlog.tmp", 1<<40)), []byte("torn"), 0o600))
+	r := Open(dir, "Word Count", "worker1")
+	assert.Equal(t, path2, r.EventLogPath())
+	rec, im, skipped, ok, err := r.LatestImage()
+	require.NoError(t, err)
+	require.True(t, ok, "%v", skipped)
+	assert.Equal(t, uint64(3), rec.ID)
+	assert.NotNil(t, im)
+	require.NoError(t, r.RemoveTemps())
+	_, err = os.Stat(filepath.Join(dir, fmt.Sprintf("Word Count-worker1-%016x.evlog.tmp", 1<<40)))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+
+	// A clean stop removes every file of the log, rotated ones included;
+	// another worker's files stay.
+	other := filepath.Join(dir, fmt.Sprintf("Word Count-worker2-%016x.evlog", 5))
+	require.NoError(t, os.WriteFile(other, []byte("x"), 0o600))
+	require.NoError(t, r.RemoveAll())
+	left, err := filepath.Glob(filepath.Join(dir, "Word Count-worker1*"))
+	require.NoError(t, err)
+	assert.Empty(t, left)
+	assert.FileExists(t, other)
 }

@@ -218,6 +218,19 @@ func (m *Member) checkpointFrame(c *ctlConn, f Frame) error {
 		}
 	case OpKeepState:
 		m.keepState.Store(true)
+	case OpRotate:
+		if ck.Text != m.cfg.Name {
+			// (Only the initializer has a link to every worker.)
+			if err := m.RotateLog(ck.Text); err != nil {
+				m.log.Warn("RotateLog not passed on", "asked_by", c.name, "err", err)
+			}
+			return nil
+		}
+		if m.cfg.OnCheckpoint == nil {
+			m.log.Warn("RotateLog not done: this worker runs without --run-with-resilience (it keeps no event log)", "asked_by", c.name)
+			return nil
+		}
+		go m.cfg.OnCheckpoint(ck)
 	case OpRecover:
 		if m.cfg.OnRecover == nil {
 			m.log.Warn("a restarted worker asks for a rollback, but this cluster runs without resilience", "peer", c.name)
@@ -251,6 +264,26 @@ func (m *Member) checkpointFrame(c *ctlConn, f Frame) error {
 		}()
 	}
 	return nil
+}
+
+// RotateLog passes a RotateLog of the external channel on to worker w
+// (not this one): the initializer sends it to w, any other worker to the
+// initializer, which passes it on.
+func (m *Member) RotateLog(w string) error {
+	m.mu.Lock()
+	known := slices.Contains(m.workers, w)
+	cc := m.toInit
+	if m.cfg.Initializer {
+		cc = m.ctl[w]
+	}
+	m.mu.Unlock()
+	switch {
+	case !known:
+		return fmt.Errorf("the cluster has no worker %q", w)
+	case cc == nil:
+		return fmt.Errorf("no control link to pass it on to %s", w)
+	}
+	return cc.send(KindCheckpoint, Checkpoint{Op: OpRotate, Text: w}.Encode())
 }
 
 // replyOp is the reply to a request op (0 for none).

@@ -11,7 +11,7 @@ import (
 // WireVersion is the version of the inter-worker wire format. Both ends
 // of a link check it in the first exchange; any change to a message's
 // layout increments it.
-const WireVersion = 8
+const WireVersion = 9
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -728,10 +728,14 @@ const (
 	// OpResent (worker → initializer): done, N batches sent again (Text:
 	// why not).
 	OpResent
+	// OpRotate (either way): the external channel asked for a rotation
+	// of the event log of worker Text (--log-rotation); the initializer
+	// passes on one that is not its own.
+	OpRotate
 	opEnd
 )
 
-var opNames = [...]string{"", "take", "taken", "written", "commit", "rollback", "rolled-back", "recover", "keep-state", "cancel", "resend", "resent"}
+var opNames = [...]string{"", "take", "taken", "written", "commit", "rollback", "rolled-back", "recover", "keep-state", "cancel", "resend", "resent", "rotate"}
 
 func (o CheckpointOp) String() string {
 	if o > 0 && o < opEnd {

@@ -54,8 +54,8 @@ func (s *Server) handle(f extframe.Frame, peer net.Addr) (id extframe.MsgID, rep
 	case extframe.MsgRotateLog:
 		worker := string(f.Payload)
 		s.log.Printf("external channel: RotateLog for worker %q from %s", worker, peer)
-		if !st.RotateLog(worker) {
-			s.log.Printf("external channel: RotateLog for worker %q not done: log rotation is not supported (is --log-rotation on?)", worker)
+		if err := st.RotateLog(worker); err != nil {
+			s.log.Printf("external channel: RotateLog for worker %q not done: %v", worker, err)
 		}
 	case extframe.MsgCleanShutdown:
 		reason := fmt.Sprintf("CleanShutdown from external channel client %s", peer)

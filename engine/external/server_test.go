@@ -75,11 +75,14 @@ func (f *fakeStatus) Shrink(names []string, count int) string {
 	f.shrinks = append(f.shrinks, fmt.Sprintf("names=%q count=%d", names, count))
 	return f.shrinkReply
 }
-func (f *fakeStatus) RotateLog(worker string) bool {
+func (f *fakeStatus) RotateLog(worker string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rotated = append(f.rotated, worker)
-	return f.canRotate
+	if !f.canRotate {
+		return errors.New("this worker runs without --log-rotation")
+	}
+	return nil
 }
 
 func (f *fakeStatus) calls() (shrinks, rotated []string) {
@@ -348,7 +351,7 @@ func TestServer_PrintReportStatusAndRotateLogAreLogged(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
 	}
-	if strings.Contains(logs.String(), "not supported") {
+	if strings.Contains(logs.String(), "not done") {
 		t.Errorf("rotation reported unsupported:\n%s", logs)
 	}
 	if _, rotated := st.calls(); fmt.Sprint(rotated) != "[w1]" {
@@ -363,7 +366,7 @@ func TestServer_RotateLogUnsupportedIsLogged(t *testing.T) {
 	c := dial(t, addr)
 	send(t, c, extframe.Append(nil, extframe.MsgRotateLog, []byte("initializer")))
 	ask(t, c, extframe.MsgSourceIDsQuery, "")
-	if !strings.Contains(logs.String(), `RotateLog for worker "initializer" not done`) {
+	if !strings.Contains(logs.String(), `RotateLog for worker "initializer" not done: this worker runs without --log-rotation`) {
 		t.Errorf("log lacks the refusal:\n%s", logs)
 	}
 }

@@ -30,8 +30,9 @@ type Status interface {
 	// sent back ("Shrinking by 1 workers!", "Invalid shrink targets!",
 	// ...). names is never nil; it is empty for a shrink by count.
 	Shrink(names []string, count int) (status string)
-	// RotateLog handles RotateLog for the named worker; returns false if not supported.
-	RotateLog(worker string) bool
+	// RotateLog hands on a RotateLog for the named worker (this one, or
+	// another that it passes it to); an error says why it cannot.
+	RotateLog(worker string) error
 }
 
 // Health is an optional part of Status: the workers this one finds

@@ -42,6 +42,12 @@ type Resilience struct {
 	// FullEvery: a worker starts a new chain with a whole snapshot after
 	// FullEvery links of changed keys (compaction); default 20.
 	FullEvery int
+	// LogRotation (--log-rotation) lets the event log move on to a new
+	// file: when asked through the external channel (RotateLog), and
+	// once it holds LogFileSize bytes (--event-log-file-size; 0: never
+	// for its size).
+	LogRotation bool
+	LogFileSize int64
 	// CrashAt is CrashAtEnv's value (tests only).
 	CrashAt string
 }
@@ -405,7 +411,38 @@ func (r *resilience) commit(id, rollback uint64) error {
 	if err := r.store.Prune(keepCheckpoints); err != nil {
 		r.warn("old checkpoints not removed from the event log", "err", err)
 	}
+	if n := r.cfg.LogFileSize; r.cfg.LogRotation && n > 0 && r.store.EventLogSize() >= n {
+		r.rotateLocked(fmt.Sprintf("the event log reached %d bytes (--event-log-file-size)", n))
+	}
 	return nil
+}
+
+// rotate moves the event log on to a new file (spec 4.6; asked through
+// the external channel), between two checkpoint writes. It returns why
+// not when it cannot.
+func (r *resilience) rotate(why string) error {
+	if !r.cfg.LogRotation {
+		return errors.New("this worker runs without --log-rotation")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rotateLocked(why)
+	return nil
+}
+
+// rotateLocked rotates the event log (r.mu held) and says so: 0.6's
+// console line, then the new file or why it did not.
+func (r *resilience) rotateLocked(why string) {
+	r.cons("Starting event log rotation.")
+	path, err := r.store.Rotate()
+	switch {
+	case errors.Is(err, checkpoint.ErrNothingToRotate):
+		r.log("event log rotation ignored: no checkpoint was written to it since it began", "why", why)
+	case err != nil:
+		r.warn("event log not rotated; it goes on in the same file", "why", why, "err", err)
+	default:
+		r.log("event log rotated", "file", path, "why", why)
+	}
 }
 
 // multi reports whether this worker coordinates other workers.
@@ -895,6 +932,10 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 		r.crash.reached("commit")
 		if err := r.commit(c.ID, c.Rollback); err != nil {
 			r.warn("checkpoint not committed here", "id", c.ID, "err", err)
+		}
+	case cluster.OpRotate:
+		if err := r.rotate("RotateLog from the external channel"); err != nil {
+			r.warn("RotateLog not done", "err", err)
 		}
 	case cluster.OpRollback:
 		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID, Attempt: c.Attempt}

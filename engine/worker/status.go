@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -208,5 +209,27 @@ func (s *status) Shrink(names []string, count int) string {
 	return "Invalid shrink targets!"
 }
 
-// RotateLog is not supported: this worker keeps no event log.
-func (s *status) RotateLog(string) bool { return false }
+// RotateLog rotates this worker's event log (spec 4.6), or passes the
+// request on to the named worker of the cluster.
+func (s *status) RotateLog(worker string) error {
+	if worker != s.cfg.Name {
+		if m := s.member.Load(); m != nil {
+			return m.RotateLog(worker)
+		}
+		return fmt.Errorf("this worker is %q, and it is in no cluster", s.cfg.Name)
+	}
+	if s.res == nil {
+		return errors.New("this worker runs without --run-with-resilience (it keeps no event log)")
+	}
+	if !s.res.cfg.LogRotation {
+		return errors.New("this worker runs without --log-rotation")
+	}
+	// Off the channel's goroutine: a rotation waits for a checkpoint
+	// write under way.
+	go func() {
+		if err := s.res.rotate("RotateLog from the external channel"); err != nil {
+			s.res.warn("RotateLog not done", "err", err)
+		}
+	}()
+	return nil
+}

@@ -363,7 +363,7 @@ func TestExternalChannel_PrintRotateLogReportStatusOnARealWorker(t *testing.T) {
 		t.Errorf("rotate-log: external_sender printed %q, want nothing", out)
 	}
 	m.waitOutput(`RotateLog for worker "initializer"`, 20*time.Second)
-	m.waitOutput("log rotation is not supported", 20*time.Second)
+	m.waitOutput(`RotateLog for worker "initializer" not done: this worker runs without --run-with-resilience`, 20*time.Second)
 
 	if out := runTool(t, "external_sender", "--external", ext, "--type", "boundary-count-status"); out != "" {
 		t.Errorf("boundary-count-status: external_sender printed %q, want nothing", out)
