@@ -857,9 +857,13 @@ func (p *processor) hookError(py *bridge.Py, err error) error {
 	hook, _ := py.GoString(parts[0])
 	ue := &UserCodeError{Err: err, Summary: "Serialization failed",
 		Stage: "the module's serialize hook (a message for another worker)"}
-	if hook == "deserialize" {
+	switch hook {
+	case "deserialize":
 		ue.Summary = "Deserialization failed"
 		ue.Stage = "the module's deserialize hook (a message from another worker)"
+	case "unpickle":
+		ue.Summary = "Deserialization failed"
+		ue.Stage = "unpickling messages from another worker (a class's __setstate__ or __reduce__)"
 	}
 	if pi, ierr := py.GoInt(parts[1]); ierr == nil && pi >= 0 && int(pi) < len(p.names) {
 		ue.Source = p.names[pi]

@@ -62,11 +62,13 @@ type Store struct {
 	// path is the event log's current file (resolved on first use: the
 	// rotated file of the greatest offset, else <base>.evlog) and offset
 	// its offset (0 for <base>.evlog); size is its length as last
-	// written or read, and written whether an entry was written to it
-	// since it began (or since this Store opened it).
+	// written or read, begin its length when it began (or when this
+	// Store first read it), and written whether an entry was written to
+	// it since then.
 	path    string
 	offset  uint64
 	size    int64
+	begin   int64
 	written bool
 	// cache is the event log as this Store last wrote it (cached: read
 	// or written once), so that a write does not read the log back;
@@ -99,9 +101,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func (s *Store) EventLogPath() string {
 	if s.path == "" {
 		s.path, s.offset = filepath.Join(s.dir, s.base+evlogSuffix), 0
+		found := false
 		for _, name := range s.rotatedNames() {
-			if off, ok := s.rotatedOffset(name); ok && off > s.offset {
-				s.path, s.offset = filepath.Join(s.dir, name), off
+			if off, ok := s.rotatedOffset(name); ok && (!found || off > s.offset) {
+				s.path, s.offset, found = filepath.Join(s.dir, name), off, true
 			}
 		}
 	}
@@ -138,18 +141,32 @@ func (s *Store) rotatedOffset(name string) (uint64, bool) {
 	return off, err == nil
 }
 
-// EventLogSize is the length of the event log's current file.
-func (s *Store) EventLogSize() int64 {
-	if _, err := s.current(); err != nil {
+// EventLogGrowth is how much the event log's current file has grown
+// since it began (or since this Store first read it).
+func (s *Store) EventLogGrowth() int64 {
+	if _, err := s.current(); err != nil || s.size < s.begin {
 		return 0
 	}
-	return s.size
+	return s.size - s.begin
 }
 
 // ErrNothingToRotate is returned by Rotate when no checkpoint was written
 // to the event log's current file since it began (0.6 ignored such a
 // rotation too).
 var ErrNothingToRotate = errors.New("checkpoint: nothing written to the event log since it began")
+
+// StaleLogError is Rotate's error when the new file is written (the log
+// goes on there) but the old one could not be removed.
+type StaleLogError struct {
+	Old string
+	Err error
+}
+
+func (e *StaleLogError) Error() string {
+	return fmt.Sprintf("the old event log %s is not removed: %v", e.Old, e.Err)
+}
+
+func (e *StaleLogError) Unwrap() error { return e.Err }
 
 // Rotate moves the event log on to a new file (--log-rotation), named by
 // its offset (the old file's offset plus its length), that holds every
@@ -164,18 +181,16 @@ func (s *Store) Rotate() (string, error) {
 	if !s.written {
 		return "", ErrNothingToRotate
 	}
-	old, oldOffset := s.EventLogPath(), s.offset
+	old := s.EventLogPath()
 	next := s.offset + uint64(s.size)
 	path := filepath.Join(s.dir, fmt.Sprintf("%s-%016x%s", s.base, next, evlogSuffix))
-	s.path, s.offset = path, next
-	if err := s.save(es); err != nil {
-		// Still the old file (read again at the next write).
-		s.path, s.offset = old, oldOffset
+	if err := s.saveTo(path, es); err != nil {
 		return "", fmt.Errorf("rotate the event log: %w", err)
 	}
-	s.written = false
+	s.path, s.offset = path, next
+	s.begin, s.written = s.size, false
 	if err := os.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return path, fmt.Errorf("rotated the event log to %s, but %s is not removed: %w", path, old, err)
+		return path, &StaleLogError{Old: old, Err: err}
 	}
 	return path, nil
 }
@@ -269,11 +284,11 @@ func (s *Store) WriteLink(id, base uint64, sections []Section) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint %d: %w", id, err)
 	}
-	s.written = true
 	if s.intact && base != id && len(es) > 0 && es[len(es)-1].id < id {
 		if err := s.appendEntry(entry{id: id, base: base, blob: Encode(id, sections)}); err != nil {
 			return fmt.Errorf("checkpoint %d: %w", id, err)
 		}
+		s.written = true
 		return nil
 	}
 	out := make([]entry, 0, len(es)+1)
@@ -287,6 +302,7 @@ func (s *Store) WriteLink(id, base uint64, sections []Section) error {
 	if err := s.save(out); err != nil {
 		return fmt.Errorf("checkpoint %d: %w", id, err)
 	}
+	s.written = true
 	return nil
 }
 
@@ -523,7 +539,7 @@ func (s *Store) RemoveAll() error {
 		}
 	}
 	s.cache, s.cached, s.intact = nil, false, false
-	s.path, s.offset, s.size, s.written = "", 0, 0, false
+	s.path, s.offset, s.size, s.begin, s.written = "", 0, 0, 0, false
 	errs = append(errs, s.removeMatching(func(name string) bool {
 		return strings.HasPrefix(name, s.base+legacyPart)
 	}))
@@ -531,10 +547,15 @@ func (s *Store) RemoveAll() error {
 	return errors.Join(errs...)
 }
 
-// RemoveTemps deletes the temporary files of writes a crash cut short
-// (they are never read).
+// RemoveTemps deletes the temporary files of writes a crash cut short,
+// and event log files older than the current one (a crash between a
+// rotation's new file and the removal of the old): they are never read.
 func (s *Store) RemoveTemps() error {
+	current := filepath.Base(s.EventLogPath())
 	return s.removeMatching(func(name string) bool {
+		if _, rotated := s.rotatedOffset(name); (rotated || name == s.base+evlogSuffix) && name != current {
+			return true
+		}
 		if t, ok := strings.CutSuffix(name, ".tmp"); ok {
 			if _, rotated := s.rotatedOffset(t); rotated {
 				return true
@@ -594,6 +615,14 @@ func (s *Store) load() ([]entry, error) {
 	return parseLog(b, s.EventLogPath())
 }
 
+// loadCached reads the event log for current: the first read also
+// sets where its growth is counted from.
+func (s *Store) loadCached() ([]entry, error) {
+	es, err := s.load()
+	s.begin = s.size
+	return es, err
+}
+
 // parseLog splits an event log into its entries.
 func parseLog(b []byte, path string) ([]entry, error) {
 	if len(b) < 6 || string(b[:4]) != evlogMagic {
@@ -628,7 +657,7 @@ func (s *Store) current() ([]entry, error) {
 	if s.cached {
 		return s.cache, nil
 	}
-	es, err := s.load()
+	es, err := s.loadCached()
 	if err != nil && !errors.Is(err, ErrCorrupt) {
 		return nil, err
 	}
@@ -672,7 +701,11 @@ func appendFrame(b []byte, e entry) []byte {
 }
 
 // save writes es as the whole event log, atomically.
-func (s *Store) save(es []entry) error {
+func (s *Store) save(es []entry) error { return s.saveTo(s.EventLogPath(), es) }
+
+// saveTo writes es as the whole event log to path (the current file, or
+// the next one of a rotation), atomically; the cache holds them after.
+func (s *Store) saveTo(path string, es []entry) error {
 	n := 6
 	for _, e := range es {
 		n += frameLen + len(e.blob)
@@ -684,12 +717,12 @@ func (s *Store) save(es []entry) error {
 		b = appendFrame(b, e)
 	}
 	s.cache, s.cached, s.intact = nil, false, false
-	if err := writeAtomic(s.EventLogPath(), b); err != nil {
-		return fmt.Errorf("write event log %s: %w", s.EventLogPath(), err)
+	if err := writeAtomic(path, b); err != nil {
+		return fmt.Errorf("write event log %s: %w", path, err)
 	}
 	// The entries alias b from now on, not the callers' slices.
 	s.size = int64(len(b))
-	es2, err := parseLog(b, s.EventLogPath())
+	es2, err := parseLog(b, path)
 	if err != nil {
 		return err
 	}

@@ -382,10 +382,10 @@ func TestEventLogRotation(t *testing.T) {
 	require.NoError(t, s.Commit(Record{ID: 2}))
 	first := s.EventLogPath()
 	assert.Equal(t, filepath.Join(dir, "Word Count-worker1.evlog"), first)
-	size := s.EventLogSize()
 	info, err := os.Stat(first)
 	require.NoError(t, err)
-	assert.Equal(t, info.Size(), size)
+	size := info.Size()
+	assert.Equal(t, size, s.EventLogGrowth(), "a new log grows from nothing")
 
 	// The new file is named by the old one's length (its offset) and
 	// holds every checkpoint kept; the old file is gone.
@@ -394,6 +394,7 @@ func TestEventLogRotation(t *testing.T) {
 	assert.Equal(t, filepath.Join(dir, fmt.Sprintf("Word Count-worker1-%016x.evlog", size)), path)
 	assert.Equal(t, path, s.EventLogPath())
 	assert.NoFileExists(t, first)
+	assert.Zero(t, s.EventLogGrowth(), "a rotated log grows from what it began with")
 	_, err = s.Rotate()
 	assert.ErrorIs(t, err, ErrNothingToRotate, "nothing written since the rotation")
 	secs, err := s.Read(2)
@@ -404,7 +405,11 @@ func TestEventLogRotation(t *testing.T) {
 	// Links go on in the new file; a second rotation's offset adds up.
 	require.NoError(t, s.WriteLink(3, 1, sections("c")))
 	require.NoError(t, s.Commit(Record{ID: 3}))
-	second := s.EventLogSize()
+	info, err = os.Stat(path)
+	require.NoError(t, err)
+	second := info.Size()
+	assert.Less(t, s.EventLogGrowth(), second)
+	assert.Positive(t, s.EventLogGrowth())
 	path2, err := s.Rotate()
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(dir, fmt.Sprintf("Word Count-worker1-%016x.evlog", size+second)), path2)
@@ -425,6 +430,8 @@ func TestEventLogRotation(t *testing.T) {
 	require.NoError(t, r.RemoveTemps())
 	_, err = os.Stat(filepath.Join(dir, fmt.Sprintf("Word Count-worker1-%016x.evlog.tmp", 1<<40)))
 	assert.ErrorIs(t, err, os.ErrNotExist)
+	assert.NoFileExists(t, path, "the log before the newest is removed at the start")
+	assert.FileExists(t, path2)
 
 	// A clean stop removes every file of the log, rotated ones included;
 	// another worker's files stay.

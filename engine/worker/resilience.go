@@ -199,10 +199,14 @@ func (r *resilience) start() (bool, error) {
 	if err := r.proc.SetTracking(true); err != nil {
 		return false, err
 	}
+	// (r.mu around every use of the store: a RotateLog may come from the
+	// external channel meanwhile.)
+	r.mu.Lock()
 	if err := r.store.RemoveTemps(); err != nil {
 		r.warn("temporary checkpoint files not removed", "err", err)
 	}
 	recs, err := r.store.Committed()
+	r.mu.Unlock()
 	if err != nil {
 		return false, fmt.Errorf("read the committed checkpoints: %w", err)
 	}
@@ -211,7 +215,7 @@ func (r *resilience) start() (bool, error) {
 		// except to a worker that restarted in a running cluster: the
 		// initializer may have committed one this worker wrote.
 		if r.member == nil || !r.member.Restarted() {
-			if err := r.store.RemoveAll(); err != nil {
+			if err := r.removeFiles(); err != nil {
 				r.warn("stale checkpoint files not removed", "err", err)
 			}
 		}
@@ -221,7 +225,9 @@ func (r *resilience) start() (bool, error) {
 	r.cons("Attempting to recover...")
 	// The initializer recorded when the cluster last grew or shrank: the
 	// checkpoints before that are of another partitioning.
+	r.mu.Lock()
 	floor, err := r.store.Floor()
+	r.mu.Unlock()
 	if err != nil {
 		r.warn("the record of the last grow or shrink is damaged; any checkpoint may be rolled back to", "err", err)
 	}
@@ -257,8 +263,9 @@ func (r *resilience) start() (bool, error) {
 	r.committed = rec.ID
 	r.rollback = rec.Rollback + 1
 	r.restored = true
+	err = r.store.Commit(checkpoint.Record{ID: rec.ID, Rollback: rec.Rollback + 1})
 	r.mu.Unlock()
-	if err := r.store.Commit(checkpoint.Record{ID: rec.ID, Rollback: rec.Rollback + 1}); err != nil {
+	if err != nil {
 		return false, err
 	}
 	r.cons(fmt.Sprintf("RESILIENCE: Replayed %d entries from recovery log file.", n))
@@ -271,7 +278,9 @@ func (r *resilience) start() (bool, error) {
 // the files): directly when inLoop is nil (before the loop runs), else
 // through it.
 func (r *resilience) restore(id uint64, inLoop func(func() error) error) (int, error) {
+	r.mu.Lock()
 	im, base, err := r.store.Load(id)
+	r.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
@@ -411,8 +420,8 @@ func (r *resilience) commit(id, rollback uint64) error {
 	if err := r.store.Prune(keepCheckpoints); err != nil {
 		r.warn("old checkpoints not removed from the event log", "err", err)
 	}
-	if n := r.cfg.LogFileSize; r.cfg.LogRotation && n > 0 && r.store.EventLogSize() >= n {
-		r.rotateLocked(fmt.Sprintf("the event log reached %d bytes (--event-log-file-size)", n))
+	if n := r.cfg.LogFileSize; r.cfg.LogRotation && n > 0 && r.store.EventLogGrowth() >= n {
+		r.rotateLocked(fmt.Sprintf("the event log grew by %d bytes or more (--event-log-file-size)", n))
 	}
 	return nil
 }
@@ -431,18 +440,32 @@ func (r *resilience) rotate(why string) error {
 }
 
 // rotateLocked rotates the event log (r.mu held) and says so: 0.6's
-// console line, then the new file or why it did not.
+// console line (not for a rotation ignored), then the new file or why
+// it did not.
 func (r *resilience) rotateLocked(why string) {
-	r.cons("Starting event log rotation.")
 	path, err := r.store.Rotate()
-	switch {
-	case errors.Is(err, checkpoint.ErrNothingToRotate):
+	if errors.Is(err, checkpoint.ErrNothingToRotate) {
 		r.log("event log rotation ignored: no checkpoint was written to it since it began", "why", why)
+		return
+	}
+	r.cons("Starting event log rotation.")
+	var stale *checkpoint.StaleLogError
+	switch {
+	case errors.As(err, &stale):
+		r.warn("event log rotated, but the old file is still there (it is not read again; the next start or a clean stop removes it)", "file", path, "why", why, "err", err)
 	case err != nil:
 		r.warn("event log not rotated; it goes on in the same file", "why", why, "err", err)
 	default:
 		r.log("event log rotated", "file", path, "why", why)
 	}
+}
+
+// removeFiles deletes this worker's checkpoint files (a clean stop; a
+// start that finds nothing committed).
+func (r *resilience) removeFiles() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.store.RemoveAll()
 }
 
 // multi reports whether this worker coordinates other workers.
@@ -723,7 +746,9 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 			r.gate.resume()
 		}
 	}()
+	r.mu.Lock()
 	recs, err := r.store.Committed()
+	r.mu.Unlock()
 	if err != nil {
 		return err
 	}

@@ -801,7 +801,7 @@ func Run(ctx context.Context, cfg Config) error {
 			member.RemoveFiles()
 		}
 		if res != nil {
-			if rerr := res.store.RemoveAll(); rerr != nil {
+			if rerr := res.removeFiles(); rerr != nil {
 				cfg.Log.Warn("checkpoint files not removed", "err", rerr)
 			}
 		}

@@ -1246,7 +1246,9 @@ class Runner(object):
 
         The whole batch is read and checked before any of it runs: bytes
         that are not a batch of this application raise ValueError with
-        ``self.bad_batch`` saying why, and nothing has run. If user code
+        ``self.bad_batch`` saying why, and nothing has run (but if
+        unpickling it ran the application's code, which raised, that is
+        UnpickleError with ``self.failed_hook`` ("unpickle", -1, None)). If user code
         raises, the exception propagates with the failing path's
         ``failed`` and ``salvage`` set, and ``self.failed_path`` is that
         path's index; if the module's deserialize hook fails,
@@ -1257,6 +1259,9 @@ class Runner(object):
         try:
             fmt, groups = _load(data, "envelope batch")
             runs = self._batch_groups(groups)
+        except UnpickleError:
+            self.failed_hook = ("unpickle", -1, None)
+            raise
         except ValueError as e:
             self.bad_batch = str(e)
             raise
@@ -1345,6 +1350,26 @@ def _hex(bs):
     return binascii.hexlify(bs).decode("ascii")
 
 
+class UnpickleError(ValueError):
+    """Unpickling bytes made here ran Python code (a class's
+    ``__setstate__`` or ``__reduce__`` constructor) that raised: the
+    application's code failed, the bytes are not known to be damaged."""
+
+
+def _raised_in_python(tb):
+    """Whether a traceback from pickle.loads (tb's first frame is the
+    caller's) went through Python code other than pickle's own helpers
+    (copyreg): then the application's code raised, not the unpickler on
+    damaged bytes (which raises from C)."""
+    tb = tb.tb_next if tb is not None else None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename.replace("\\", "/").rsplit("/", 1)[-1]
+        if name not in ("copyreg.py", "copy_reg.py", "pickle.py"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def _load(data, what):
     """(format, records) of bytes made by export_partition or
     take_envelopes; ValueError naming what if they are not."""
@@ -1355,6 +1380,10 @@ def _load(data, what):
     try:
         records = pickle.loads(body)
     except Exception as e:
+        if _raised_in_python(sys.exc_info()[2]):
+            raise UnpickleError("%s: unpickling it ran code of the application's "
+                                "classes, which raised %s: %s"
+                                % (what, type(e).__name__, e))
         raise ValueError("%s is corrupt: %s: %s" % (what, type(e).__name__, e))
     if fmt == _FMT_PLAIN:
         try:

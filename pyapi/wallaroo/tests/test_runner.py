@@ -96,6 +96,16 @@ def _path(stages, encoders, runner=None):
     return runner, runner.path("src", _decode, _stages(stages), encoders)
 
 
+class _Touchy(object):
+    """Pickles, but raises when unpickled (as a broken __setstate__)."""
+
+    def __getstate__(self):
+        return {"n": 1}
+
+    def __setstate__(self, state):
+        raise KeyError("no n here")
+
+
 class RunnerTest(unittest.TestCase):
     def test_keyed_state_filters_and_fan_out(self):
         stages = [
@@ -436,8 +446,15 @@ class RunnerTest(unittest.TestCase):
             runner.resume(b"Pnot a pickle")
         self.assertIn("corrupt", runner.bad_batch)
         self.assertEqual(runner.state_entities(), {"0.1": []})
-        # A good batch clears the note.
+        # A value whose class raises while it is unpickled: the
+        # application's code failed, the batch is not damaged.
+        with self.assertRaises(_runner.UnpickleError):
+            runner.resume(batch([(0, 1, ["a", "b"], [_Touchy(), _Touchy()], ts)]))
+        self.assertIsNone(runner.bad_batch)
+        self.assertEqual(runner.failed_hook, ("unpickle", -1, None))
+        # A good batch clears the notes.
         runner.resume(batch([(0, 1, ["a", "b"], ["a", "b"], ts)]))
+        self.assertIsNone(runner.failed_hook)
         self.assertIsNone(runner.bad_batch)
         self.assertEqual(len(runner.state_entities()["0.1"]), 2)
 
