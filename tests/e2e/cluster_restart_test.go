@@ -21,23 +21,12 @@ import (
 // 0.6. Alphabet routes every vote by letter straight from the source, so
 // a letter's votes only ever pass through the worker that owns it.
 func TestCluster_RestartAWorkerWithoutResilience(t *testing.T) {
-	dir := exampleDir("alphabet")
-	votes := filepath.Join(dir, "votes.msg")
-	want, n := alphabetRunningTotals(t, votes)
+	ws, recv, send, want, n, owners := alphabetSentOnce(t)
 	total := map[string]int{}
 	for letter, seq := range want {
 		_, v, _ := strings.Cut(seq[len(seq)-1], " => ")
 		total[letter], _ = strconv.Atoi(v)
 	}
-	recv := exStartReceiver(t, dir)
-	in := freePort(t)
-	ws := startCluster(t, dir, "alphabet", 3, in, recv.addr)
-	send := func() {
-		exSend(t, dir, in, n, "--file", votes, "--batch-size", "50", "--interval", "1_000_000", "--binary", "--msg-size", "9")
-	}
-	send()
-	recv.waitLines(t, n, 60*time.Second)
-	owners := stateKeys(t, ws)
 	victim := ws[2]
 	var mine []string
 	for letter, w := range owners {
@@ -78,22 +67,7 @@ func TestCluster_RestartAWorkerWithoutResilience(t *testing.T) {
 			}
 		}
 	}
-	victim.kill() // SIGKILL: its recovery files stay
-	restarted := &clusterWorker{proc: start(t, victim.dir, "machida3", victim.args...), name: victim.name,
-		external: victim.external, dir: victim.dir, args: victim.args}
-	ws[2] = restarted
-	restarted.waitOutput("Restarting a listener at", 30*time.Second)
-	waitStatus(t, restarted, 3)
-	send()
-	lines := recv.waitLines(t, 2*n, 60*time.Second)
-	final := map[string]int{}
-	for _, l := range lines {
-		letter, v, ok := strings.Cut(l, " => ")
-		if !ok {
-			t.Fatalf("malformed line %q", l)
-		}
-		final[letter], _ = strconv.Atoi(v)
-	}
+	final := alphabetRestartAndResend(t, ws, 2, recv, send, 2*n) // SIGKILL: its recovery files stay
 	for letter, tot := range total {
 		w := owners[letter]
 		expect := 2 * tot // survived: both runs add up
@@ -104,22 +78,22 @@ func TestCluster_RestartAWorkerWithoutResilience(t *testing.T) {
 			t.Errorf("letter %s (owned by %s): final total %d, want %d", letter, w, final[letter], expect)
 		}
 	}
-	if len(lines) != 2*n {
-		t.Errorf("%d output lines, want %d: something was lost or duplicated", len(lines), 2*n)
-	}
 	stopCluster(t, ws, 0, false)
+	if got := len(recv.lines()); got != 2*n {
+		t.Errorf("%d output lines, want %d: something was lost or duplicated", got, 2*n)
+	}
 	// A clean stop deletes them all (spec 3.8).
 	if left := reFiles(t, resDir); len(left) != 0 {
 		t.Errorf("files left in the resilience directory after a clean stop: %v", left)
 	}
 }
 
-// The initializer restarted the same way (spec 3.9: "the initializer can
-// also be restarted this way"): it binds its recorded listeners and its
-// source port again, the other workers reconnect to it, and the stream
-// goes on; its own letters start empty, the others' lose and duplicate
-// nothing.
-func TestCluster_RestartTheInitializerWithoutResilience(t *testing.T) {
+// alphabetSentOnce starts a 3-worker alphabet cluster and sends it the
+// example's votes once (send sends them again): it returns the workers,
+// the receiver, send, each letter's running totals, the number of votes
+// and each letter's owner.
+func alphabetSentOnce(t *testing.T) ([]*clusterWorker, *exReceiver, func(), map[string][]string, int, map[string]string) {
+	t.Helper()
 	dir := exampleDir("alphabet")
 	votes := filepath.Join(dir, "votes.msg")
 	want, n := alphabetRunningTotals(t, votes)
@@ -131,29 +105,49 @@ func TestCluster_RestartTheInitializerWithoutResilience(t *testing.T) {
 	}
 	send()
 	recv.waitLines(t, n, 60*time.Second)
-	owners := stateKeys(t, ws)
-	victim := ws[0]
-	if !slices.Contains(slices.Collect(maps.Values(owners)), victim.name) {
-		t.Fatalf("the initializer owns no letter: %v", owners)
-	}
+	return ws, recv, send, want, n, stateKeys(t, ws)
+}
+
+// alphabetRestartAndResend kills worker i of an alphabet cluster with
+// SIGKILL, starts it again with the same command line (it says
+// "Restarting a listener at"), waits until every worker is in the
+// cluster again, sends the votes again and waits for want lines in all;
+// it returns each letter's last total.
+func alphabetRestartAndResend(t *testing.T, ws []*clusterWorker, i int, recv *exReceiver, send func(), want int) map[string]int {
+	t.Helper()
+	victim := ws[i]
 	victim.kill()
 	restarted := &clusterWorker{proc: start(t, victim.dir, "machida3", victim.args...), name: victim.name,
 		external: victim.external, dir: victim.dir, args: victim.args}
-	ws[0] = restarted
+	ws[i] = restarted
 	restarted.waitOutput("Restarting a listener at", 30*time.Second)
 	for _, w := range ws {
-		waitStatus(t, w, 3)
+		waitStatus(t, w, len(ws))
 	}
 	send()
-	lines := recv.waitLines(t, 2*n, 60*time.Second)
 	final := map[string]int{}
-	for _, l := range lines {
+	for _, l := range recv.waitLines(t, want, 60*time.Second) {
 		letter, v, ok := strings.Cut(l, " => ")
 		if !ok {
 			t.Fatalf("malformed line %q", l)
 		}
 		final[letter], _ = strconv.Atoi(v)
 	}
+	return final
+}
+
+// The initializer restarted the same way (spec 3.9: "the initializer can
+// also be restarted this way"): it binds its recorded listeners and its
+// source port again, the other workers reconnect to it, and the stream
+// goes on; its own letters start empty, the others' lose and duplicate
+// nothing.
+func TestCluster_RestartTheInitializerWithoutResilience(t *testing.T) {
+	ws, recv, send, want, n, owners := alphabetSentOnce(t)
+	victim := ws[0]
+	if !slices.Contains(slices.Collect(maps.Values(owners)), victim.name) {
+		t.Fatalf("the initializer owns no letter: %v", owners)
+	}
+	final := alphabetRestartAndResend(t, ws, 0, recv, send, 2*n)
 	for letter, seq := range want {
 		_, v, _ := strings.Cut(seq[len(seq)-1], " => ")
 		tot, _ := strconv.Atoi(v)

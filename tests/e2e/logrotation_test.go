@@ -139,13 +139,7 @@ func TestResilience_LogRotationBySize(t *testing.T) {
 	final := reFinal(limit)
 	recv.waitFinal(t, final, rsFinalTimeout)
 	reCheck(t, recv, final)
-	w.cmd.Process.Signal(syscall.SIGTERM)
-	if code := w.wait(60 * time.Second); code != 0 {
-		t.Fatalf("exit %d after SIGTERM, want 0", code)
-	}
-	if left := reFiles(t, dir); len(left) > 0 {
-		t.Errorf("a clean stop left files in --resilience-dir: %v", left)
-	}
+	reStopCleanly(t, w, dir)
 }
 
 // Without --log-rotation (resilience on), RotateLog says why not.

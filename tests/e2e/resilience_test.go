@@ -211,6 +211,19 @@ func reFinishCluster(t *testing.T, recv *rsReceiver, ws []*clusterWorker, dir st
 	}
 }
 
+// reStopCleanly stops a worker alone with SIGTERM: it exits 0 and leaves
+// no file in its --resilience-dir.
+func reStopCleanly(t *testing.T, w *proc, dir string) {
+	t.Helper()
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	if code := w.wait(60 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
+	if left := reFiles(t, dir); len(left) > 0 {
+		t.Errorf("a clean stop left files in --resilience-dir: %v", left)
+	}
+}
+
 // A worker killed with SIGKILL while the generator runs, twice, comes
 // back from its files: the generator resumes at the checkpoint's
 // position with the checkpoint's state, so nothing is lost and windows
@@ -236,13 +249,7 @@ func TestResilience_KilledWhileDataFlowsRecovers(t *testing.T) {
 	recv.waitFinal(t, final, rsFinalTimeout)
 	reCheck(t, recv, final)
 	reResumed(t, recv)
-	w.cmd.Process.Signal(syscall.SIGTERM)
-	if code := w.wait(60 * time.Second); code != 0 {
-		t.Fatalf("exit %d after SIGTERM, want 0", code)
-	}
-	if left := reFiles(t, dir); len(left) > 0 {
-		t.Errorf("a clean stop left files in --resilience-dir: %v", left)
-	}
+	reStopCleanly(t, w, dir)
 }
 
 // A damaged newest checkpoint (a flipped byte) is detected by its
