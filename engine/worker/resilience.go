@@ -43,9 +43,9 @@ type Resilience struct {
 	// FullEvery links of changed keys (compaction); default 20.
 	FullEvery int
 	// LogRotation (--log-rotation) lets the event log move on to a new
-	// file: when asked through the external channel (RotateLog), and
-	// once it holds LogFileSize bytes (--event-log-file-size; 0: never
-	// for its size).
+	// file: when asked through the external channel (RotateLog), and at
+	// a checkpoint once its file has grown by LogFileSize bytes since it
+	// began (--event-log-file-size; 0: never for its size).
 	LogRotation bool
 	LogFileSize int64
 	// CrashAt is CrashAtEnv's value (tests only).

@@ -170,21 +170,13 @@ func TestCluster_RestartTheInitializerWithoutResilience(t *testing.T) {
 // what was sent to it waits in the links' replay queues and reaches it
 // once it is back (started again with the same command line).
 func TestCluster_KeysOfAMissingWorkerStallThenFlow(t *testing.T) {
-	dir := exampleDir("alphabet")
-	votes := filepath.Join(dir, "votes.msg")
-	want, n := alphabetRunningTotals(t, votes)
-	recv := exStartReceiver(t, dir)
-	in := freePort(t)
-	ws := startCluster(t, dir, "alphabet", 3, in, recv.addr)
-	// Which letters does worker2 own? Send every letter once... the
-	// votes file itself, then read the owners.
-	exSend(t, dir, in, n, "--file", votes, "--batch-size", "50", "--interval", "1_000_000", "--binary", "--msg-size", "9")
-	recv.waitLines(t, n, 60*time.Second)
-	owners := stateKeys(t, ws)
+	// Which letters does worker2 own? Every letter is sent once (the
+	// votes file itself), then the owners are read.
+	ws, recv, send, want, n, owners := alphabetSentOnce(t)
 	victim := ws[2]
 	victim.kill()
 	// While it is gone: the other workers' letters come out, its own do not.
-	exSend(t, dir, in, n, "--file", votes, "--batch-size", "50", "--interval", "1_000_000", "--binary", "--msg-size", "9")
+	send()
 	others := 0
 	for letter, seq := range want {
 		if owners[letter] != victim.name {
