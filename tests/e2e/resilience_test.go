@@ -322,6 +322,7 @@ func TestResilience_OptionsAreChecked(t *testing.T) {
 		{[]string{"--keep-state-on-stop"}, "needs --run-with-resilience"},
 		{[]string{"--run-with-resilience", "--on-error", "retry"}, "--on-error must be stop or skip"},
 		{[]string{"--run-with-resilience", "--time-between-checkpoints", "0"}, "--time-between-checkpoints must be"},
+		{[]string{"--run-with-resilience", "--log-rotation", "--event-log-file-size", "-5"}, "--event-log-file-size must be a number of bytes, 0 or more, got -5"},
 		{[]string{"--run-with-resilience", "--resilience-dir", "/nonexistent/dir"}, "--resilience-dir /nonexistent/dir"},
 	}
 	for _, c := range cases {
