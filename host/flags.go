@@ -239,12 +239,28 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--keep-state-on-stop keeps the checkpoint files: it needs --run-with-resilience")
 	case o.OnError != "stop" && o.OnError != "skip":
 		return fmt.Errorf("--on-error must be stop or skip, got %q", o.OnError)
+	case o.RunWithResilience && rotatedLike(o.Name):
+		return fmt.Errorf("--name %s: with --run-with-resilience a worker's name may not end in '-' and 16 hex digits: its event log would be taken for a rotated event log of the worker named %q; choose another name", o.Name, o.Name[:len(o.Name)-17])
 	case o.EventLogFileSize < 0:
 		return fmt.Errorf("--event-log-file-size must be a number of bytes, 0 or more, got %d", o.EventLogFileSize)
 	case o.OnError == "skip" && !o.RunWithResilience:
 		return fmt.Errorf("--on-error skip writes failing messages to a dead-letter file in --resilience-dir: it needs --run-with-resilience")
 	}
 	return nil
+}
+
+// rotatedLike reports whether a worker name ends like the rotated event
+// log files of another worker's name (<app>-<worker>-<16 hex>.evlog).
+func rotatedLike(name string) bool {
+	if len(name) < 18 || name[len(name)-17] != '-' {
+		return false
+	}
+	for _, c := range name[len(name)-16:] {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return false
+		}
+	}
+	return true
 }
 
 // clusterMember reports whether the command line starts a member of a

@@ -72,6 +72,7 @@ func TestValidate(t *testing.T) {
 		"resilience dir slash":         {"m", "-r", "/tmp/x/"},
 		"log format":                   {"m", "--log-format", "xml"},
 		"log level":                    {"m", "--log-level=loud"},
+		"name like a rotated log":      {"m", "--run-with-resilience", "-n", "w-00000000000000aB"},
 	}
 	for name, argv := range cases {
 		o, err := ParseArgs(argv)
@@ -88,6 +89,12 @@ func TestValidate(t *testing.T) {
 	}
 	if len(o.AppArgs) != 2 || o.AppArgs[1] != "app-arg" {
 		t.Errorf("application args = %q", o.AppArgs)
+	}
+	for _, name := range []string{"w-00000000000000a", "w-0000000000000000a", "w_00000000000000aa", "-00000000000000aa"} {
+		o, _ = ParseArgs([]string{"m", "--run-with-resilience", "-n", name})
+		if err := o.Validate(); err != nil {
+			t.Errorf("name %q refused: %v", name, err)
+		}
 	}
 	o, _ = ParseArgs([]string{"m", "--help"})
 	if !o.Help {

@@ -97,26 +97,44 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // EventLogPath is the event log's current file, which holds the
-// checkpoints' snapshots.
+// checkpoints' snapshots. (If the directory cannot be listed, the
+// unrotated name, not remembered: reads and writes go through resolve,
+// which reports the error.)
 func (s *Store) EventLogPath() string {
-	if s.path == "" {
-		s.path, s.offset = filepath.Join(s.dir, s.base+evlogSuffix), 0
-		found := false
-		for _, name := range s.rotatedNames() {
-			if off, ok := s.rotatedOffset(name); ok && (!found || off > s.offset) {
-				s.path, s.offset, found = filepath.Join(s.dir, name), off, true
-			}
-		}
+	if err := s.resolve(); err != nil {
+		return filepath.Join(s.dir, s.base+evlogSuffix)
 	}
 	return s.path
 }
 
+// resolve finds the event log's current file once: the rotated file of
+// the greatest offset, else <base>.evlog. A directory that cannot be
+// listed is an error (guessing would read, and later write, the wrong
+// file).
+func (s *Store) resolve() error {
+	if s.path != "" {
+		return nil
+	}
+	names, err := s.rotatedNames()
+	if err != nil {
+		return err
+	}
+	path, offset, found := filepath.Join(s.dir, s.base+evlogSuffix), uint64(0), false
+	for _, name := range names {
+		if off, ok := s.rotatedOffset(name); ok && (!found || off > offset) {
+			path, offset, found = filepath.Join(s.dir, name), off, true
+		}
+	}
+	s.path, s.offset = path, offset
+	return nil
+}
+
 // rotatedNames lists the names of the rotated event log files in the
-// directory (any offset; unreadable directory: none).
-func (s *Store) rotatedNames() []string {
+// directory (any offset).
+func (s *Store) rotatedNames() ([]string, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("list the event log files in %s: %w", s.dir, err)
 	}
 	var out []string
 	for _, e := range entries {
@@ -124,7 +142,7 @@ func (s *Store) rotatedNames() []string {
 			out = append(out, e.Name())
 		}
 	}
-	return out
+	return out, nil
 }
 
 // rotatedOffset reads the offset out of a rotated event log file's name.
@@ -169,10 +187,13 @@ func (e *StaleLogError) Error() string {
 func (e *StaleLogError) Unwrap() error { return e.Err }
 
 // Rotate moves the event log on to a new file (--log-rotation), named by
-// its offset (the old file's offset plus its length), that holds every
-// checkpoint kept; the old file is removed once the new one is on disk.
-// A crash in between leaves both, and the new one (greater offset) is
-// read. Returns the new file's path.
+// its offset (the old file's offset plus its length, and above every
+// offset on the disk), that holds every checkpoint kept; the old file is
+// removed once the new one is on disk. A crash in between leaves both,
+// and the new one (greater offset) is read. Returns the new file's path.
+// Once the new file has its name the log goes on there, even if the
+// directory could not be synced after the rename (then the old file is
+// kept too, and the error is a StaleLogError).
 func (s *Store) Rotate() (string, error) {
 	es, err := s.current()
 	if err != nil {
@@ -181,14 +202,30 @@ func (s *Store) Rotate() (string, error) {
 	if !s.written {
 		return "", ErrNothingToRotate
 	}
-	old := s.EventLogPath()
+	old := s.path
 	next := s.offset + uint64(s.size)
+	names, err := s.rotatedNames()
+	if err != nil {
+		return "", fmt.Errorf("rotate the event log: %w", err)
+	}
+	for _, name := range names {
+		// A file left by an earlier failure must never be read
+		// instead of the new one.
+		if off, _ := s.rotatedOffset(name); off >= next {
+			next = off + 1
+		}
+	}
 	path := filepath.Join(s.dir, fmt.Sprintf("%s-%016x%s", s.base, next, evlogSuffix))
-	if err := s.saveTo(path, es); err != nil {
+	err = s.saveTo(path, es)
+	var unsynced *dirSyncError
+	if err != nil && !errors.As(err, &unsynced) {
 		return "", fmt.Errorf("rotate the event log: %w", err)
 	}
 	s.path, s.offset = path, next
 	s.begin, s.written = s.size, false
+	if unsynced != nil {
+		return path, &StaleLogError{Old: old, Err: err}
+	}
 	if err := os.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return path, &StaleLogError{Old: old, Err: err}
 	}
@@ -385,6 +422,11 @@ func (s *Store) LatestImage() (r Record, im *Image, skipped []error, ok bool, er
 		return Record{}, nil, nil, false, err
 	}
 	es, lerr := s.load()
+	if lerr != nil && !errors.Is(lerr, ErrCorrupt) {
+		// Not damage but a failure to read (the directory or the file):
+		// falling back to an older checkpoint would hide it.
+		return Record{}, nil, nil, false, lerr
+	}
 	for i := len(recs) - 1; i >= 0; i-- {
 		img, _, lerr := loadChain(es, lerr, s.EventLogPath(), recs[i].ID)
 		if lerr == nil {
@@ -530,7 +572,11 @@ func (s *Store) Prune(keep int) error {
 func (s *Store) RemoveAll() error {
 	var errs []error
 	paths := []string{filepath.Join(s.dir, s.base+evlogSuffix), s.IDsPath(), s.FloorPath()}
-	for _, name := range s.rotatedNames() {
+	names, err := s.rotatedNames()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, name := range names {
 		paths = append(paths, filepath.Join(s.dir, name))
 	}
 	for _, p := range paths {
@@ -551,7 +597,10 @@ func (s *Store) RemoveAll() error {
 // and event log files older than the current one (a crash between a
 // rotation's new file and the removal of the old): they are never read.
 func (s *Store) RemoveTemps() error {
-	current := filepath.Base(s.EventLogPath())
+	if err := s.resolve(); err != nil {
+		return err
+	}
+	current := filepath.Base(s.path)
 	return s.removeMatching(func(name string) bool {
 		if _, rotated := s.rotatedOffset(name); (rotated || name == s.base+evlogSuffix) && name != current {
 			return true
@@ -603,7 +652,10 @@ const (
 // cannot be read (a damaged header or frame, a cut) wraps ErrCorrupt,
 // with the entries before it.
 func (s *Store) load() ([]entry, error) {
-	b, err := os.ReadFile(s.EventLogPath())
+	if err := s.resolve(); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		s.size = 0
 		return nil, nil
@@ -612,7 +664,7 @@ func (s *Store) load() ([]entry, error) {
 		return nil, fmt.Errorf("read event log: %w", err)
 	}
 	s.size = int64(len(b))
-	return parseLog(b, s.EventLogPath())
+	return parseLog(b, s.path)
 }
 
 // loadCached reads the event log for current: the first read also
@@ -668,8 +720,11 @@ func (s *Store) current() ([]entry, error) {
 // appendEntry appends e to the event log (intact, with entries) and
 // fsyncs it.
 func (s *Store) appendEntry(e entry) error {
+	if err := s.resolve(); err != nil {
+		return err
+	}
 	s.intact = false // until the append is known whole
-	f, err := os.OpenFile(s.EventLogPath(), os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("append to event log: %w", err)
 	}
@@ -682,7 +737,7 @@ func (s *Store) appendEntry(e entry) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("append to event log %s: %w", s.EventLogPath(), err)
+		return fmt.Errorf("append to event log %s: %w", s.path, err)
 	}
 	e.blob = b[frameLen:]
 	s.cache = append(s.cache, e)
@@ -701,7 +756,12 @@ func appendFrame(b []byte, e entry) []byte {
 }
 
 // save writes es as the whole event log, atomically.
-func (s *Store) save(es []entry) error { return s.saveTo(s.EventLogPath(), es) }
+func (s *Store) save(es []entry) error {
+	if err := s.resolve(); err != nil {
+		return err
+	}
+	return s.saveTo(s.path, es)
+}
 
 // saveTo writes es as the whole event log to path (the current file, or
 // the next one of a rotation), atomically; the cache holds them after.
@@ -717,16 +777,23 @@ func (s *Store) saveTo(path string, es []entry) error {
 		b = appendFrame(b, e)
 	}
 	s.cache, s.cached, s.intact = nil, false, false
-	if err := writeAtomic(path, b); err != nil {
-		return fmt.Errorf("write event log %s: %w", path, err)
+	werr := writeAtomic(path, b)
+	var unsynced *dirSyncError
+	if werr != nil && !errors.As(werr, &unsynced) {
+		return fmt.Errorf("write event log %s: %w", path, werr)
 	}
-	// The entries alias b from now on, not the callers' slices.
+	// The file holds b now (only its directory entry may not be on the
+	// disk yet, if unsynced). The entries alias b from now on, not the
+	// callers' slices.
 	s.size = int64(len(b))
 	es2, err := parseLog(b, path)
 	if err != nil {
 		return err
 	}
 	s.cache, s.cached, s.intact = es2, true, true
+	if werr != nil {
+		return fmt.Errorf("write event log %s: %w", path, werr)
+	}
 	return nil
 }
 
@@ -752,7 +819,17 @@ func writeAtomic(path string, data []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	d, err := os.Open(filepath.Dir(path))
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return &dirSyncError{err}
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory (a variable: tests make it fail).
+var syncDir = defaultSyncDir
+
+func defaultSyncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
@@ -762,3 +839,15 @@ func writeAtomic(path string, data []byte) error {
 	}
 	return nil
 }
+
+// dirSyncError is writeAtomic's error when the file is written, synced
+// and renamed into place, but its directory could not be synced: the new
+// contents are what the path holds now (a crash of the process loses
+// nothing; a power cut might bring the old ones back).
+type dirSyncError struct{ err error }
+
+func (e *dirSyncError) Error() string {
+	return fmt.Sprintf("written and renamed into place, but the directory is not synced: %v", e.err)
+}
+
+func (e *dirSyncError) Unwrap() error { return e.err }

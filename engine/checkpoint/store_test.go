@@ -443,3 +443,94 @@ func TestEventLogRotation(t *testing.T) {
 	assert.Empty(t, left)
 	assert.FileExists(t, other)
 }
+
+// A rotation whose new file is renamed into place but whose directory
+// cannot be synced goes on in the new file (it is the one the next start
+// reads) and keeps the old one; nothing committed is lost either way.
+func TestEventLogRotationDirectoryNotSynced(t *testing.T) {
+	dir := t.TempDir()
+	s := Open(dir, "app", "w")
+	require.NoError(t, s.Write(1, sections("a")))
+	require.NoError(t, s.Commit(Record{ID: 1}))
+	require.NoError(t, s.WriteLink(2, 1, sections("b")))
+	require.NoError(t, s.Commit(Record{ID: 2}))
+	old := s.EventLogPath()
+
+	failing := errors.New("injected: directory not synced")
+	syncDir = func(string) error { return failing }
+	path, err := s.Rotate()
+	syncDir = defaultSyncDir
+	var stale *StaleLogError
+	require.ErrorAs(t, err, &stale)
+	assert.ErrorIs(t, err, failing)
+	assert.Equal(t, old, stale.Old)
+	assert.Equal(t, path, s.EventLogPath(), "the log goes on in the renamed file")
+	assert.FileExists(t, old, "the old file stays while the new name may not be on the disk")
+
+	require.NoError(t, s.WriteLink(3, 1, sections("c")))
+	require.NoError(t, s.Commit(Record{ID: 3}))
+	r := Open(dir, "app", "w")
+	assert.Equal(t, path, r.EventLogPath())
+	require.NoError(t, r.RemoveTemps())
+	assert.NoFileExists(t, old)
+	rec, _, skipped, ok, err := r.LatestImage()
+	require.NoError(t, err)
+	require.True(t, ok, "%v", skipped)
+	assert.Equal(t, uint64(3), rec.ID)
+}
+
+// A rotated file already on the disk with an offset at or above the next
+// one (left by an earlier failure) is never read instead of the log: the
+// next rotation names its file above it.
+func TestEventLogRotationNamesAboveEveryFileOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	s := Open(dir, "app", "w")
+	require.NoError(t, s.Write(1, sections("a")))
+	require.NoError(t, s.Commit(Record{ID: 1}))
+	stray := filepath.Join(dir, fmt.Sprintf("app-w-%016x.evlog", 1<<20))
+	require.NoError(t, os.WriteFile(stray, []byte("MEVL\x00\x01"), 0o600))
+	path, err := s.Rotate()
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, fmt.Sprintf("app-w-%016x.evlog", 1<<20+1)), path)
+	r := Open(dir, "app", "w")
+	assert.Equal(t, path, r.EventLogPath())
+	require.NoError(t, r.RemoveTemps())
+	assert.NoFileExists(t, stray)
+	rec, _, _, ok, err := r.LatestImage()
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, uint64(1), rec.ID)
+}
+
+// A directory that cannot be listed is an error for reads, writes and the
+// start's clean-up, not a silent choice of the unrotated file; nothing is
+// remembered, so the right file is found once the directory reads again.
+func TestEventLogUnlistableDirectory(t *testing.T) {
+	dir := t.TempDir()
+	s := Open(dir, "app", "w")
+	require.NoError(t, s.Write(1, sections("a")))
+	require.NoError(t, s.Commit(Record{ID: 1}))
+	path, err := s.Rotate()
+	require.NoError(t, err)
+
+	// The same directory, unreadable to this process: a store on a path
+	// that is a file stands in for it (root may read any directory).
+	blocked := filepath.Join(t.TempDir(), "not-a-dir")
+	require.NoError(t, os.WriteFile(blocked, nil, 0o600))
+	b := Open(blocked, "app", "w")
+	_, _, err = b.Load(1)
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, ErrCorrupt)
+	assert.Contains(t, err.Error(), "list the event log files")
+	assert.Error(t, b.RemoveTemps())
+	assert.Error(t, b.Write(2, sections("b")))
+	_, _, _, ok, err := b.LatestImage()
+	assert.False(t, ok)
+	assert.Error(t, err, "a failure to read is not a fallback to an older checkpoint")
+	assert.Error(t, b.Write(2, sections("b")), "nothing was remembered")
+
+	r := Open(dir, "app", "w")
+	assert.Equal(t, path, r.EventLogPath())
+	_, _, err = r.Load(1)
+	require.NoError(t, err)
+}

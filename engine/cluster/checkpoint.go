@@ -283,7 +283,10 @@ func (m *Member) RotateLog(w string) error {
 	case cc == nil:
 		return fmt.Errorf("no control link to pass it on to %s", w)
 	}
-	return cc.send(KindCheckpoint, Checkpoint{Op: OpRotate, Text: w}.Encode())
+	if err := cc.send(KindCheckpoint, Checkpoint{Op: OpRotate, Text: w}.Encode()); err != nil {
+		return fmt.Errorf("pass the RotateLog for %s on: %w", w, err)
+	}
+	return nil
 }
 
 // replyOp is the reply to a request op (0 for none).
