@@ -324,6 +324,7 @@ func TestResilience_OptionsAreChecked(t *testing.T) {
 		{[]string{"--run-with-resilience", "--time-between-checkpoints", "0"}, "--time-between-checkpoints must be"},
 		{[]string{"--run-with-resilience", "--log-rotation", "--event-log-file-size", "-5"}, "--event-log-file-size must be a number of bytes, 0 or more, got -5"},
 		{[]string{"--run-with-resilience", "--resilience-dir", "/nonexistent/dir"}, "--resilience-dir /nonexistent/dir"},
+		{[]string{"--run-with-resilience", "--name", "w-00000000000000aa"}, `its event log would be taken for a rotated event log of the worker named "w"`},
 	}
 	for _, c := range cases {
 		args := append([]string{"--application-module", "multi_partition_detector", "--gen-source",
