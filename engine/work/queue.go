@@ -25,6 +25,11 @@ type Queue struct {
 	// Close exclusively, so no Put ever sends on a closed channel.
 	gate   sync.RWMutex
 	closed bool
+	// abandoned is closed by Discard (the loop has ended): Puts waiting
+	// for room give up with ErrClosed instead of holding the gate that
+	// Close waits for, since nobody will make room any more.
+	abandoned chan struct{}
+	abandon   sync.Once
 }
 
 // lane is one bounded FIFO of a Queue.
@@ -46,7 +51,7 @@ var ErrClosed = errors.New("work: the queue is closed")
 // NewQueue returns a queue whose lanes hold at most items items and
 // maxBytes bytes each.
 func NewQueue(items, maxBytes int) *Queue {
-	return &Queue{local: newLane(items, maxBytes), peer: newLane(items, maxBytes)}
+	return &Queue{local: newLane(items, maxBytes), peer: newLane(items, maxBytes), abandoned: make(chan struct{})}
 }
 
 func (q *Queue) laneOf(it *Item) *lane {
@@ -87,6 +92,11 @@ func (q *Queue) put(ctx context.Context, it Item, l *lane) error {
 	if q.closed {
 		return ErrClosed
 	}
+	select {
+	case <-q.abandoned:
+		return ErrClosed
+	default:
+	}
 	n := it.size()
 	for n > 0 {
 		l.mu.Lock()
@@ -101,6 +111,8 @@ func (q *Queue) put(ctx context.Context, it Item, l *lane) error {
 		case <-space:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-q.abandoned:
+			return ErrClosed
 		}
 	}
 	select {
@@ -109,6 +121,9 @@ func (q *Queue) put(ctx context.Context, it Item, l *lane) error {
 	case <-ctx.Done():
 		l.release(n)
 		return ctx.Err()
+	case <-q.abandoned:
+		l.release(n)
+		return ErrClosed
 	}
 }
 
@@ -148,9 +163,12 @@ func (l *lane) release(n int) {
 }
 
 // Discard drops whatever is still queued (after the loop has ended), so
-// producers blocked in Put can finish; it returns once the queue is
-// closed and empty. Items dropped are counted in the result.
+// producers blocked in Put can finish (a Put waiting for room, or made
+// from now on, fails with ErrClosed: nobody takes from the queue any
+// more); it returns once the queue is closed and empty. Items dropped are
+// counted in the result.
 func (q *Queue) Discard() (items, bytes int) {
+	q.abandon.Do(func() { close(q.abandoned) })
 	for _, ch := range []chan Item{q.local.ch, q.peer.ch} {
 		for it := range ch {
 			items++
