@@ -133,6 +133,9 @@ func (in *inbound) session(ctx context.Context, conn net.Conn) (string, error) {
 		if ok {
 			// Data aliases the frame's own buffer: the queue owns it now.
 			if err := in.deliver(ctx, from, work.Envelopes{Count: int(b.Count), Data: b.Data, Arrived: time.Now().UnixNano()}); err != nil {
+				// Not delivered: not to be acked either (a later session
+				// must take it again).
+				seq.last = b.Seq - 1
 				return from, err
 			}
 			in.mu.Lock()

@@ -227,7 +227,14 @@ func (c *ctlConn) send(k Kind, p []byte) error {
 	defer c.mu.Unlock()
 	c.conn.SetWriteDeadline(time.Now().Add(handshakeLimit))
 	_, err := c.conn.Write(AppendFrame(nil, k, p))
-	return err
+	if err != nil {
+		// A write cut short (a deadline) may leave half a frame: the
+		// next frame would follow it and the peer would read garbage.
+		// The link goes; its reader sees it closed and it is made anew.
+		c.conn.Close()
+		return fmt.Errorf("control link to %s: %w", c.name, err)
+	}
+	return nil
 }
 
 // New returns a member that is not yet listening.
@@ -664,7 +671,7 @@ const (
 type peerHealth struct {
 	last     time.Time     // last heartbeat
 	busy     time.Duration // user code running that long at the last heartbeat
-	reported string        // what was last logged ("" when healthy)
+	reported string        // the kind of trouble last logged (healthOf up to " for "; "" when healthy)
 }
 
 // heartbeats runs until ctx ends: it sends this worker's heartbeat on its
@@ -779,13 +786,16 @@ func (m *Member) checkHealth(now time.Time) {
 	defer m.mu.Unlock()
 	for name, h := range m.health {
 		why := healthOf(h, now)
-		if why != h.reported {
+		// Logged when the kind of trouble changes (silent, stuck,
+		// healthy), not every time its duration grows by a second.
+		kind, _, _ := strings.Cut(why, " for ")
+		if kind != h.reported {
 			if why == "" {
 				m.log.Info("worker answers again", "worker", name)
 			} else {
 				m.log.Warn("worker unresponsive", "worker", name, "why", why)
 			}
-			h.reported = why
+			h.reported = kind
 		}
 	}
 }
@@ -1314,6 +1324,11 @@ func heldSlot(d work.Dest) (int, bool) { return int(-2 - d), d <= -2 }
 // destination names, over that link's replay queue (blocking while it is
 // full).
 func (m *Member) Route(ctx context.Context, e work.Envelopes) error {
+	if len(e.Data) > MaxEnvelopeData {
+		// It could never cross: the peer would refuse the frame, and
+		// the link would send it again for ever.
+		return fmt.Errorf("a batch of %d envelopes is %d bytes, more than a link carries (%d): a message this large cannot go to another worker", e.Count, len(e.Data), MaxEnvelopeData)
+	}
 	if _, ok := heldSlot(e.Dest); ok {
 		m.park(e)
 		return nil
@@ -1335,10 +1350,7 @@ func (m *Member) Route(ctx context.Context, e work.Envelopes) error {
 // link to a peer is full, a channel that closes when it may have room;
 // nil otherwise.
 func (m *Member) Congested() <-chan struct{} {
-	m.mu.Lock()
-	outs := m.outs
-	m.mu.Unlock()
-	for _, o := range outs {
+	for _, o := range m.outbounds() {
 		if o == nil {
 			continue
 		}

@@ -112,9 +112,13 @@ func (o *outbound) stats() (pushed uint64, pending int, up bool) {
 func (o *outbound) run(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
+		ups := o.ups
 		err := o.session(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if o.ups > ups {
+			failures = 0 // it was up: this drop is news
 		}
 		var refused *refusedError
 		if errors.As(err, &refused) {

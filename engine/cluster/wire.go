@@ -17,6 +17,11 @@ const WireVersion = 9
 // below it).
 const MaxFrame = 64 << 20
 
+// MaxEnvelopeData is the most bytes of envelopes one batch may carry: a
+// KindEnvelopes frame holds its kind, sequence number, count and length
+// besides.
+const MaxEnvelopeData = MaxFrame - 1 - 8 - 4 - 4
+
 // Kind is the type of an inter-worker message.
 type Kind uint8
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"github.com/wallaroo-go/machida/engine/barrier"
+	"github.com/wallaroo-go/machida/engine/work"
 	"io"
 	"reflect"
 	"testing"
@@ -203,5 +204,28 @@ func TestWire_BarrierMarkers(t *testing.T) {
 		if _, err := DecodeEnvelopeBatch(EnvelopeBatch{Seq: 3, Data: data}.Encode()); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
 		}
+	}
+}
+
+// The largest batch of envelopes fits one frame exactly, and Route
+// refuses a larger one (no link could carry it: the peer would refuse
+// the frame and the link would send it again for ever).
+func TestWire_LargestEnvelopeBatchFitsAFrame(t *testing.T) {
+	p := EnvelopeBatch{Seq: 1, Count: 1, Data: make([]byte, MaxEnvelopeData)}.Encode()
+	f, err := ReadFrame(bytes.NewReader(AppendFrame(nil, KindEnvelopes, p)))
+	if err != nil {
+		t.Fatalf("the largest batch: %v", err)
+	}
+	if b, err := DecodeEnvelopeBatch(f.Payload); err != nil || len(b.Data) != MaxEnvelopeData {
+		t.Fatalf("decoded %d bytes, %v", len(b.Data), err)
+	}
+	p = EnvelopeBatch{Seq: 1, Count: 1, Data: make([]byte, MaxEnvelopeData+1)}.Encode()
+	if _, err := ReadFrame(bytes.NewReader(AppendFrame(nil, KindEnvelopes, p))); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("one byte more: %v, want ErrMalformed", err)
+	}
+	var m Member
+	err = m.Route(t.Context(), work.Envelopes{Dest: 1, Count: 3, Data: make([]byte, MaxEnvelopeData+1)})
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("cannot go to another worker")) {
+		t.Fatalf("Route of a batch too large = %v", err)
 	}
 }

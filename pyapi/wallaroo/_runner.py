@@ -1214,8 +1214,36 @@ class Runner(object):
         out = []
         for dest in sorted(groups):
             for gs in _chunks(groups[dest]):
-                out.append(self._envelope_batch(dest, gs))
+                self._envelope_batches(dest, gs, out)
         return out
+
+    def _envelope_batches(self, dest, gs, out):
+        """Append to out the batches of groups gs for dest: one, or, if
+        its bytes are over _MAX_BATCH_BYTES, as many as it takes (halves
+        of the records, again and again; one record is one batch however
+        large: the engine refuses what no link can carry)."""
+        batch = self._envelope_batch(dest, gs)
+        if len(batch[2]) <= _MAX_BATCH_BYTES or batch[1] <= 1:
+            out.append(batch)
+            return
+        half = batch[1] // 2
+        first, second = [], []
+        n = 0
+        for g in gs:
+            pi, seg, ks, vs, ts = g
+            k = len(ks)
+            if n + k <= half:
+                first.append(g)
+            elif n >= half:
+                second.append(g)
+            else:
+                cut = half - n
+                w = len(ts) // k if k else 0  # bytes per packed ingest time
+                first.append((pi, seg, ks[:cut], vs[:cut], ts[:w * cut]))
+                second.append((pi, seg, ks[cut:], vs[cut:], ts[w * cut:]))
+            n += k
+        self._envelope_batches(dest, first, out)
+        self._envelope_batches(dest, second, out)
 
     def _envelope_batch(self, dest, gs):
         """(dest, count, bytes) of groups of records for one destination."""
@@ -1330,6 +1358,11 @@ _SPREAD_SLOTS = 64
 
 # The most envelope records in one batch.
 _MAX_ENVELOPES = 4096
+
+# The most bytes of one batch of envelope records (unless it is one
+# record): well under what one frame between workers carries, and a
+# fraction of a link's replay queue.
+_MAX_BATCH_BYTES = 4 << 20
 
 
 def _chunks(groups):

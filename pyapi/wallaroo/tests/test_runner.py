@@ -418,6 +418,38 @@ class RunnerTest(unittest.TestCase):
         finally:
             _runner._MAX_ENVELOPES = saved
 
+    def test_envelope_batches_are_bounded_in_bytes(self):
+        # Batches are cut by bytes too (a frame between workers has a
+        # limit): halves of the records until each fits, or is one record.
+        saved = _runner._MAX_BATCH_BYTES
+        _runner._MAX_BATCH_BYTES = 300
+        try:
+            stages = _stages([(K, _first, "first", "0.0", False, False),
+                              (S, _count, "count", "0.1", False, True)])
+            msgs = [(b"k%d " % (i % 4)) + b"x" * (i * 7 % 90) for i in range(41)]
+            msgs.append(b"big " + b"y" * 1000)  # one record over the bound
+            local = _runner.Runner(16)
+            local.path("src", _decode, stages, [_encode])
+            want = local.paths[0].process(msgs, 1)[0]
+
+            here = _runner.Runner(16)
+            here.path("src", _decode, stages, [_encode])
+            here.set_ownership([1] * 16, 1)
+            self.assertEqual(here.paths[0].process(msgs, 1)[0], b"")
+            envs = here.take_envelopes()
+            self.assertGreater(len(envs), 3)
+            self.assertEqual(sum(n for _, n, _ in envs), len(msgs))
+            for _, n, data in envs:
+                self.assertTrue(len(data) <= 300 or n == 1,
+                                "a batch of %d records is %d bytes" % (n, len(data)))
+            there = _runner.Runner(16)
+            there.path("src", _decode, stages, [_encode])
+            got = b"".join(outs[0] for _, data in [(e[0], e[2]) for e in envs]
+                           for _, outs, _ in there.resume(data))
+            self.assertEqual(got, want, "every record once, in order")
+        finally:
+            _runner._MAX_BATCH_BYTES = saved
+
     def test_corrupt_envelope_batches_are_refused(self):
         import pickle
         runner = _runner.Runner(16)
