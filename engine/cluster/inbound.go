@@ -25,9 +25,9 @@ type inbound struct {
 	known   func(name string) bool // is name a worker of the cluster?
 
 	mu   sync.Mutex
-	seqs map[string]*inSeq // per sending worker, kept across reconnects
-	inc  map[string]uint64 // the incarnation each sequence belongs to
-	busy map[string]bool   // a link from that worker is being served
+	seqs map[string]*inSeq     // per sending worker, kept across reconnects
+	inc  map[string]uint64     // the incarnation each sequence belongs to
+	busy map[string]*inSession // the link from that worker being served
 	// processed counts the batches delivered (for the shutdown's
 	// quiescence count).
 	processed uint64
@@ -36,7 +36,14 @@ type inbound struct {
 func newInbound(hello Hello, log *slog.Logger, known func(string) bool,
 	deliver func(ctx context.Context, from string, e work.Envelopes) error) *inbound {
 	return &inbound{hello: hello, log: log, known: known, deliver: deliver,
-		seqs: map[string]*inSeq{}, busy: map[string]bool{}, inc: map[string]uint64{}}
+		seqs: map[string]*inSeq{}, busy: map[string]*inSession{}, inc: map[string]uint64{}}
+}
+
+// inSession is a data link being served: its connection, and done,
+// closed once the session has ended (it no longer touches its sequence).
+type inSession struct {
+	conn net.Conn
+	done chan struct{}
 }
 
 // serve handles one accepted data connection until it ends or ctx does.
@@ -81,11 +88,32 @@ func (in *inbound) session(ctx context.Context, conn net.Conn) (string, error) {
 		return from, err
 	}
 	in.mu.Lock()
-	if in.busy[from] {
+	if old := in.busy[from]; old != nil {
+		// A sender keeps one connection at a time: dialling again, it
+		// has given up on the one before, which this side may not know
+		// yet (a peer that lost power, or restarted, sends no FIN). That
+		// one goes; its session must end before this one takes over the
+		// sequence (it may be delivering a batch: the sender retries).
 		in.mu.Unlock()
-		return from, fmt.Errorf("a second data link from %q while the first is up", from)
+		in.log.Info("a new data link from a peer replaces the one before", "peer", from, "old_remote", old.conn.RemoteAddr())
+		old.conn.Close()
+		t := time.NewTimer(handshakeLimit)
+		select {
+		case <-old.done:
+			t.Stop()
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		in.mu.Lock()
+		if in.busy[from] != nil {
+			in.mu.Unlock()
+			return from, fmt.Errorf("a second data link from %q while the first is still delivering", from)
+		}
 	}
-	in.busy[from] = true
+	cur := &inSession{conn: conn, done: make(chan struct{})}
+	in.busy[from] = cur
+	conn.SetDeadline(time.Now().Add(handshakeLimit)) // (after any wait above)
 	seq := in.seqs[from]
 	if seq != nil && in.inc[from] != peer.Incarnation {
 		// The sender restarted: its numbering starts again.
@@ -106,8 +134,11 @@ func (in *inbound) session(ctx context.Context, conn net.Conn) (string, error) {
 	in.mu.Unlock()
 	defer func() {
 		in.mu.Lock()
-		delete(in.busy, from)
+		if in.busy[from] == cur {
+			delete(in.busy, from)
+		}
 		in.mu.Unlock()
+		close(cur.done)
 	}()
 	if _, err := conn.Write(AppendFrame(nil, KindDataAccept, Seq(last))); err != nil {
 		return from, err

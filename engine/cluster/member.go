@@ -205,6 +205,7 @@ type Member struct {
 	keepState atomic.Bool            // this stop keeps the checkpoint files
 	health    map[string]*peerHealth // by worker, from its heartbeats
 	loads     map[string]loadReport  // by worker, from its load frames
+	cong      *congestion            // initializer: the workers whose links are congested (congestion.go)
 	pending   []Join                 // initializer: workers joined before formation, in order
 	dataAddrs []string               // the workers' data listeners, by index
 	table     routing.Table          // the partition table (after formation)
@@ -259,7 +260,7 @@ func New(cfg Config) *Member {
 	}
 	return &Member{cfg: cfg, log: cfg.Log, ctl: map[string]*ctlConn{}, ready: map[string]bool{}, health: map[string]*peerHealth{}, loads: map[string]loadReport{},
 		started: make(chan struct{}), formed: make(chan struct{}), metrics: cfg.Metrics, sinks: slices.Clone(cfg.Sinks), initCtl: cfg.Control,
-		rs: newRescaleState()}
+		rs: newRescaleState(), cong: newCongestion()}
 }
 
 // Listen binds the control listener (initializer: Control; others:
@@ -840,11 +841,12 @@ func hostFrom(addr string, remote net.Addr) string {
 	return net.JoinHostPort(rh, p)
 }
 
-// peerBack makes this worker's data link to the worker named name dial
-// it at once (it restarted and listens again).
+// peerBack makes this worker's data link to the worker named name drop
+// its connection, if any, and dial it at once (it restarted and listens
+// again).
 func (m *Member) peerBack(name string) {
 	if o := m.linkTo(name); o != nil {
-		o.dialNow()
+		o.peerRestarted()
 	}
 }
 
@@ -942,6 +944,16 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 			m.mu.Lock()
 			m.loads[c.name] = loadReport{util: util, at: time.Now()}
 			m.mu.Unlock()
+		case KindCongestion:
+			on, err := DecodeCongestion(f.Payload)
+			if err != nil {
+				m.log.Error("control link closed", "peer", c.name, "err", err)
+				return
+			}
+			if m.cfg.Initializer {
+				m.cong.set(c.name, on, time.Now())
+				m.log.Debug("congestion", "worker", c.name, "congested", on)
+			}
 		case KindPeerBack:
 			name, err := DecodeText(f.Payload)
 			if err != nil {
@@ -1112,6 +1124,7 @@ func (m *Member) setTopology(ctx context.Context, t Topology) {
 	close(m.formed)
 	go m.heartbeats(ctx)
 	go m.balance(ctx)
+	go m.watchCongestion(ctx)
 }
 
 // installWorkersLocked makes workers (with data listeners data) the
@@ -1154,6 +1167,7 @@ func (m *Member) addSlotsLocked(ctx context.Context, workers, data []string) {
 		o := newOutbound(w, data[i], m.cfg.Hello, m.log)
 		o.guard = m.cfg.Guard
 		o.onUp = m.cfg.OnLinkUp
+		o.full = m.cong.note
 		octx, cancel := context.WithCancel(ctx)
 		o.cancel = cancel
 		m.outs[slot] = o
@@ -1347,8 +1361,9 @@ func (m *Member) Route(ctx context.Context, e work.Envelopes) error {
 }
 
 // Congested implements the loop's Hold: while the replay queue of any
-// link to a peer is full, a channel that closes when it may have room;
-// nil otherwise.
+// link to a peer is full, or (initializer) any worker says one of its
+// own is (congestion.go), a channel that closes when that may have
+// changed; nil otherwise.
 func (m *Member) Congested() <-chan struct{} {
 	for _, o := range m.outbounds() {
 		if o == nil {
@@ -1358,7 +1373,7 @@ func (m *Member) Congested() <-chan struct{} {
 			return c
 		}
 	}
-	return nil
+	return m.cong.held()
 }
 
 // outbounds returns a copy of the outbound links (nil entries for this

@@ -37,6 +37,7 @@ type outbound struct {
 	log   *slog.Logger
 	guard *linkauth.Guard                               // set before run; nil: unauthenticated
 	onUp  func(peer string, reconnect bool, resent int) // set before run; may be nil
+	full  chan<- struct{}                               // set before run; may be nil: poked (without blocking) when Send fills the replay queue
 	// cancel ends run (the peer left the cluster); nil for links made
 	// at formation, which live as long as the member.
 	cancel context.CancelFunc
@@ -47,6 +48,7 @@ type outbound struct {
 	sent    uint64        // highest seq written on the current connection
 	wake    chan struct{} // closed and replaced when a batch is pushed, acked, or the link changes
 	up      bool          // connected and handshaken
+	conn    net.Conn      // the current session's connection, once handshaken (nil between sessions)
 	batches uint64        // batches pushed (for the shutdown's quiescence count)
 	// redial cuts run's wait between two connection attempts short (the
 	// peer announced it is back; see Member.peerBack).
@@ -66,6 +68,19 @@ func (o *outbound) dialNow() {
 	}
 }
 
+// peerRestarted ends the current session, if any (its connection is to
+// the peer's earlier run, whose end this side may not have seen: a host
+// that lost power sends no reset), and redials at once.
+func (o *outbound) peerRestarted() {
+	o.mu.Lock()
+	c := o.conn
+	o.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+	o.dialNow()
+}
+
 // signal wakes whoever waits on o.wake; o.mu held.
 func (o *outbound) signal() {
 	close(o.wake)
@@ -83,7 +98,14 @@ func (o *outbound) Send(_ context.Context, e work.Envelopes) error {
 	o.q.Push(uint32(e.Count), e.Data)
 	o.batches++
 	o.signal()
+	full := o.q.Full()
 	o.mu.Unlock()
+	if full && o.full != nil {
+		select {
+		case o.full <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
@@ -193,6 +215,7 @@ func (o *outbound) session(ctx context.Context) error {
 	again, rerr := o.q.Resume(last)
 	o.sent = last
 	o.up = true
+	o.conn = conn
 	o.signal()
 	o.mu.Unlock()
 	if rerr != nil {
@@ -206,6 +229,7 @@ func (o *outbound) session(ctx context.Context) error {
 	defer func() {
 		o.mu.Lock()
 		o.up = false
+		o.conn = nil
 		o.signal()
 		o.mu.Unlock()
 	}()
@@ -287,7 +311,7 @@ func handshake(conn net.Conn, r *bufio.Reader, mine Hello, ch Channel) (Hello, e
 
 // readHello reads the peer's Hello (or its Refuse) and checks it.
 func readHello(conn net.Conn, r *bufio.Reader, mine Hello, ch Channel) (Hello, error) {
-	f, err := ReadFrame(r)
+	f, err := readFrameMax(r, maxHandshakeFrame)
 	if err != nil {
 		if errors.Is(err, ErrMalformed) {
 			// What a peer that requires authentication sends first

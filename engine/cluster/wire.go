@@ -11,7 +11,7 @@ import (
 // WireVersion is the version of the inter-worker wire format. Both ends
 // of a link check it in the first exchange; any change to a message's
 // layout increments it.
-const WireVersion = 9
+const WireVersion = 10
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -86,12 +86,20 @@ const (
 	// in Text restarted and listens again; links to it redial at once
 	// instead of at their next retry.
 	KindPeerBack
+	// KindCongestion (worker → initializer, control): whether a replay
+	// queue of the sender's data links is full (Seq payload, 0 or 1),
+	// sent when that changes and repeated while it lasts. The initializer
+	// holds its sources while any worker is congested: a worker with no
+	// sources of its own passes its peers' work on whatever its links'
+	// state, so backpressure must reach the sources through it.
+	KindCongestion
 	kindEnd
 )
 
 var kindNames = [...]string{"", "hello", "refuse", "join", "topology", "ready", "start", "shutdown",
 	"heartbeat", "heartbeat-ack", "data-connect", "data-accept", "envelopes", "ack", "idle", "idle-reply", "load",
-	"redirect", "rescale", "rescale-ack", "state", "shrink", "shrink-reply", "checkpoint", "peer-back"}
+	"redirect", "rescale", "rescale-ack", "state", "shrink", "shrink-reply", "checkpoint", "peer-back",
+	"congestion"}
 
 func (k Kind) String() string {
 	if k > 0 && k < kindEnd {
@@ -142,14 +150,22 @@ func AppendFrame(b []byte, k Kind, payload []byte) []byte {
 // ReadFrame reads one frame. io.EOF means the peer closed between frames;
 // anything malformed (a length of 0 or over MaxFrame, an unknown kind, a
 // frame cut short) wraps ErrMalformed or io.ErrUnexpectedEOF.
-func ReadFrame(r io.Reader) (Frame, error) {
+func ReadFrame(r io.Reader) (Frame, error) { return readFrameMax(r, MaxFrame) }
+
+// maxHandshakeFrame bounds the first frame read from a connection (a
+// Hello, a Refuse, a Redirect), before anything says who is calling: a
+// stranger cannot make a worker allocate MaxFrame per connection.
+const maxHandshakeFrame = 64 << 10
+
+// readFrameMax is ReadFrame with a smaller bound on the length.
+func readFrameMax(r io.Reader, max uint32) (Frame, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
 		return Frame{}, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:4])
-	if n == 0 || n > MaxFrame {
-		return Frame{}, fmt.Errorf("%w: length %d (want 1 to %d)", ErrMalformed, n, MaxFrame)
+	if n == 0 || n > max {
+		return Frame{}, fmt.Errorf("%w: length %d (want 1 to %d)", ErrMalformed, n, max)
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(r, buf); err != nil {

@@ -85,6 +85,11 @@ func TestWire_Malformed(t *testing.T) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
 		}
 	}
+	// A first frame (a hello) claiming 16 MiB is refused before anything
+	// is allocated for it.
+	if _, err := readFrameMax(bytes.NewReader([]byte{0, 0xff, 0, 0, byte(KindHello)}), maxHandshakeFrame); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a 16 MiB hello: %v, want ErrMalformed", err)
+	}
 	if _, err := ReadFrame(bytes.NewReader([]byte{0, 0, 0, 9, 1, 2})); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("cut short: %v", err)
 	}

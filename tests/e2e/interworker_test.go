@@ -20,7 +20,7 @@ const (
 )
 
 // wireVersion is the version the workers of this build speak.
-const wireVersion = 9
+const wireVersion = 10
 
 type wireChannel uint8
 
