@@ -139,6 +139,11 @@ type Item struct {
 	// Call is a KindCall item's function (on the loop's goroutine); the
 	// items it returns run before anything else.
 	Call func() []Item
+	// Rearm, on a KindCall item, has every generator of the loop run
+	// again after the call, also one that had stopped: the call returned
+	// the processor to a checkpoint, which moved the generators back (one
+	// restored as stopped drops out again on its first round).
+	Rearm bool
 	// released: the item's bytes were given back to its queue lane when
 	// a barrier held it (the loop counts them apart meanwhile).
 	released bool

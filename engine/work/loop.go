@@ -311,6 +311,9 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 					l.local = append(first, l.local...)
 				}
 			}
+			if it.Rearm {
+				l.gens = append(l.gens[:0], l.cfg.Generators...)
+			}
 			continue
 		case KindBatch, KindEnvelopes:
 		default:

@@ -311,6 +311,13 @@ func (r *resilience) restore(id uint64, inLoop func(func() error) error) (int, e
 // inLoop runs f on the processor loop's goroutine, in order with its
 // work, and waits for it.
 func (r *resilience) inLoop(ctx context.Context, f func() error) error {
+	return r.callInLoop(ctx, f, false)
+}
+
+// callInLoop is inLoop; with rearm, f returns the processor to a
+// checkpoint, and the loop runs its generators again after it (see
+// work.Item.Rearm).
+func (r *resilience) callInLoop(ctx context.Context, f func() error, rearm bool) error {
 	done := make(chan error, 1)
 	var gone atomic.Bool // the caller stopped waiting: the call is not run
 	call := func() []work.Item {
@@ -321,7 +328,9 @@ func (r *resilience) inLoop(ctx context.Context, f func() error) error {
 		done <- f()
 		return nil
 	}
-	if err := r.q.Put(ctx, work.CallItem(work.ControlInput, call)); err != nil {
+	it := work.CallItem(work.ControlInput, call)
+	it.Rearm = rearm
+	if err := r.q.Put(ctx, it); err != nil {
 		return err
 	}
 	select {
@@ -485,6 +494,11 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 	}
 	if r.discarding.Load() {
 		return 0, errors.New("this worker restarted and waits for the cluster to roll back")
+	}
+	if r.rollingBack.Load() {
+		// (A stop's keep-state checkpoint: it would record state the
+		// rollback has not finished putting back.)
+		return 0, errors.New("a rollback of the cluster is under way")
 	}
 	r.mu.Lock()
 	id := r.committed + 1
@@ -881,7 +895,7 @@ func waitReplies(ctx context.Context, done *cluster.Replies) error {
 // rollbackHere returns this worker to checkpoint id through its loop and
 // records the rollback.
 func (r *resilience) rollbackHere(ctx context.Context, id, rollback uint64) (int, error) {
-	n, err := r.restore(id, func(f func() error) error { return r.inLoop(ctx, f) })
+	n, err := r.restore(id, func(f func() error) error { return r.callInLoop(ctx, f, true) })
 	if err != nil {
 		return 0, err
 	}
@@ -946,6 +960,12 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 		go r.cancelHere(ctx, c.Attempt)
 	case cluster.OpResend:
 		reply := cluster.Checkpoint{Op: cluster.OpResent, ID: c.ID, Attempt: c.Attempt}
+		if r.discarding.Load() {
+			// Restarted after this rollback restored: what it holds as
+			// in flight is of its own older checkpoint, not this one's.
+			reply.Text = "restarted, waiting for the cluster to roll back"
+			return reply
+		}
 		n, err := r.resend(ctx)
 		if err != nil {
 			reply.Text = err.Error()
@@ -1063,8 +1083,8 @@ func (r *resilience) run(ctx context.Context) {
 			} else if err == nil {
 				r.debug("checkpoint complete", "id", id, "took", time.Since(t0).Round(time.Microsecond))
 			}
-			if !rolling {
-				r.gate.resume() // after the first: the sources start
+			if !rolling && err == nil {
+				r.gate.resume() // after the first complete one: the sources start
 			}
 			t.Reset(r.cfg.Every)
 		case w := <-r.recover:

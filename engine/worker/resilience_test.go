@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -149,4 +150,55 @@ func TestResilience_BarrierRecordsWhatIsInFlight(t *testing.T) {
 	_, ok = r.pending[2]
 	assert.False(t, ok)
 	assert.False(t, r.recording)
+}
+
+// finiteGen is a processor with one generator that stops (a None) when
+// its position reaches limit; the position is its whole state. pos is
+// read and written on the loop's goroutine only.
+type finiteGen struct {
+	pos, limit byte
+}
+
+func (p *finiteGen) SetTracking(bool) error { return nil }
+func (p *finiteGen) TakeCheckpoint(full bool) (checkpoint.Delta, error) {
+	return checkpoint.Delta{Full: full, Gens: map[int][]byte{0: {p.pos}}}, nil
+}
+func (p *finiteGen) RestoreCheckpoint(im *checkpoint.Image) (int, error) {
+	p.pos = im.Gens[0][0]
+	return len(im.Gens), nil
+}
+func (p *finiteGen) Process([]work.Item, *work.Output) error { return nil }
+func (p *finiteGen) SetOwnership(work.Ownership) error       { return nil }
+func (p *finiteGen) Generate(int, int, *work.Output) (bool, error) {
+	p.pos++
+	return p.pos >= p.limit, nil
+}
+
+// A generator that came to its end after a checkpoint runs again after a
+// rollback to that checkpoint (another worker crashed): it is back where
+// the checkpoint had it and produces the rest again.
+func TestResilience_RollbackRearmsAStoppedGenerator(t *testing.T) {
+	dir := t.TempDir()
+	q := work.NewQueue(64, 1<<20)
+	p := &finiteGen{pos: 2, limit: 5}
+	nop := func(string, ...any) {}
+	r := newResilience(Resilience{Dir: dir}, p, checkpoint.Open(dir, "app", "initializer"), q, &gate{}, nop, nop, nop, func(string) {})
+	_, err := r.start()
+	require.NoError(t, err)
+	id, err := r.final() // the checkpoint has the generator at 2
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go work.Loop(ctx, ctx, work.LoopConfig{Processor: p, Queue: q, Generators: []int{0}})
+	pos := func() byte {
+		var got byte
+		require.NoError(t, r.inLoop(ctx, func() error { got = p.pos; return nil }))
+		return got
+	}
+	require.Eventually(t, func() bool { return pos() == 5 }, time.Minute, 5*time.Millisecond, "the generator never came to its end")
+	_, err = r.rollbackHere(ctx, id, 1)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return pos() == 5 }, time.Minute, 5*time.Millisecond,
+		"after the rollback the generator did not produce 3 to 5 again")
 }
