@@ -489,9 +489,11 @@ func (m *Member) Start(ctx context.Context) error {
 	go m.acceptLoop(ctx, m.datL, "data", func(c net.Conn) { m.in.serve(ctx, c) })
 	if m.cfg.Initializer {
 		if m.restarted {
-			if t, err := m.loadTopology(); err == nil && len(t.Workers) > 1 {
+			if t, err := m.loadTopology(); err == nil && (len(t.Workers) > 1 || m.cfg.WorkerCount > 1) {
 				// A restart of the initializer of a running cluster:
-				// the others reconnect to it (rejoin).
+				// the others reconnect to it (rejoin). (Also a cluster
+				// shrunk to this worker alone: its --worker-count is
+				// that of its start, not what it is now.)
 				m.log.Info("restarting as the initializer of the cluster recorded in the recovery files", "workers", strings.Join(t.Workers, ","))
 				m.setTopology(ctx, t)
 				go m.acceptLoop(ctx, m.ctlL, "control", func(c net.Conn) { m.serveControl(ctx, c) })
@@ -722,13 +724,20 @@ func (m *Member) balance(ctx context.Context) {
 	}
 	t := time.NewTicker(loadEvery)
 	defer t.Stop()
-	bal := spread.NewBalancer(m.Workers())
+	members := m.Workers()
+	bal := spread.NewBalancer(members)
 	lastBusy, lastAt := m.cfg.BusyNanos(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if ws := m.Workers(); !slices.Equal(ws, members) {
+			// Grown or shrunk: the dealing starts even again over the
+			// new members (as the processor's does).
+			members = ws
+			bal = spread.NewBalancer(members)
 		}
 		busy, now := m.cfg.BusyNanos(), time.Now()
 		util := 0.0
@@ -740,7 +749,7 @@ func (m *Member) balance(ctx context.Context) {
 		cs := m.controlConnsLocked()
 		utils := map[string]float64{m.cfg.Name: util}
 		for w, r := range m.loads {
-			if now.Sub(r.at) < loadStale {
+			if now.Sub(r.at) < loadStale && slices.Contains(members, w) {
 				utils[w] = r.util
 			}
 		}
@@ -880,9 +889,14 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 			}
 			m.mu.Lock()
 			m.ready[c.name] = true
+			member := slices.Contains(m.workers, c.name)
 			m.mu.Unlock()
 			if m.Started() {
-				c.send(KindStart, nil) // a worker back from a restart
+				if member {
+					c.send(KindStart, nil) // a worker back from a restart
+				} else {
+					m.log.Warn("a worker that is not a member says it is ready (a joiner of an aborted grow?); not started", "worker", c.name)
+				}
 			} else {
 				m.maybeStart()
 			}
@@ -1487,6 +1501,8 @@ func (m *Member) WaitStarted(ctx context.Context) error {
 	select {
 	case <-m.started:
 		return nil
+	case err := <-m.rs.joinFailed: // a joiner whose grow was aborted
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -1597,6 +1613,15 @@ func (m *Member) idleReply(round uint64) IdleReply {
 			r.Idle = false
 			m.log.Debug("not idle: batches not acknowledged", "round", round, "slot", i, "pending", pending, "up", up)
 		}
+	}
+	m.rs.mu.Lock()
+	parked, busy := len(m.rs.parked), m.rs.busy || m.rs.pending != nil
+	m.rs.mu.Unlock()
+	if parked > 0 || busy {
+		// A grow or shrink under way holds messages back (parked until
+		// the release): they are on their way too.
+		r.Idle = false
+		m.log.Debug("not idle: a grow or shrink is under way", "round", round, "parked", parked)
 	}
 	if m.in != nil {
 		r.Processed = m.in.delivered()

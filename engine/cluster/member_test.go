@@ -332,23 +332,37 @@ func TestMember_HeldRescalesAreRefusedWithTheReason(t *testing.T) {
 func TestMember_PeerBackMakesLinksRedialAtOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ms, _ := startCluster(t, ctx, 3, nil)
-	link := func(m *Member, peer string) *outbound {
-		o := m.linkTo(peer)
-		if o == nil {
-			t.Fatalf("%s has no link to %s", m.cfg.Name, peer)
+	var mu sync.Mutex
+	redialled := map[string]int{} // by worker: its links' reconnects to worker2
+	ms, _ := startCluster(t, ctx, 3, func(i int, c *Config) {
+		name := c.Name
+		c.OnLinkUp = func(peer string, reconnect bool, _ int) {
+			if peer == "worker2" && reconnect {
+				mu.Lock()
+				redialled[name]++
+				mu.Unlock()
+			}
 		}
-		return o
+	})
+	if o := ms[1].linkTo("worker2"); o == nil {
+		t.Fatal("worker1 has no link to worker2")
 	}
-	o := link(ms[1], "worker2")
-	if len(o.redial) != 0 {
-		t.Fatal("a link asked to redial before anyone came back")
+	if err := ms[1].LinksUp(ctx); err != nil {
+		t.Fatal(err)
 	}
 	// The initializer tells the others that worker2 is back (as when it
-	// rejoins after a restart); worker1's link to it is told to dial.
+	// rejoins after a restart): worker1's link to it drops the connection
+	// it had (to worker2's earlier run, which may never have said it
+	// ended) and dials at once.
 	ms[0].broadcastExcept("worker2", KindPeerBack, Text("worker2"))
-	waitFor(t, "worker1's link to worker2 to be told to redial", func() bool { return len(o.redial) == 1 })
-	if other := link(ms[2], "worker1"); len(other.redial) != 0 {
+	waitFor(t, "worker1's link to worker2 to dial again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return redialled["worker1"] >= 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if redialled["worker2"] != 0 {
 		t.Fatal("worker2 was told about itself")
 	}
 }

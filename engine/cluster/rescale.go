@@ -246,6 +246,16 @@ func (m *Member) serveJoiner(ctx context.Context, c *ctlConn, r *bufio.Reader, j
 		delete(m.ctl, j.Worker)
 	}
 	m.mu.Unlock()
+	if !done {
+		// Gone before the others of its group came: it no longer
+		// counts (its name is free again, and a shrink is not held).
+		m.rs.mu.Lock()
+		left := m.rs.gather.Remove(j.Worker)
+		m.rs.mu.Unlock()
+		if left {
+			m.log.Warn("a joining worker left before the others of its join came", "worker", j.Worker, "still_waiting_for", k)
+		}
+	}
 }
 
 // grow (initializer) adds joiners to the cluster.
@@ -416,7 +426,13 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	defer func() {
 		if err != nil && !frozen {
 			m.log.Warn("rescale aborted", "id", id, "err", err)
-			send(everyone, Rescale{ID: id, Phase: PhaseAbort})
+			// Every worker is told, also those after one that cannot
+			// be (a joiner listed after a dead one would wait for ever).
+			for _, n := range everyone {
+				if serr := send([]string{n}, Rescale{ID: id, Phase: PhaseAbort}); serr != nil {
+					m.log.Warn("rescale abort not sent", "id", id, "worker", n, "err", serr)
+				}
+			}
 			m.abortHere(plan)
 		}
 	}()
@@ -1091,6 +1107,11 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		m.rs.mu.Unlock()
 		m.mu.Lock()
 		formed := m.workers != nil
+		if formed && m.Started() {
+			// A member: the links and slots its Prepare made for the
+			// joiners go (a later rescale would wait for them).
+			m.installWorkersLocked(ctx, slices.Clone(m.workers), slices.Clone(m.dataAddrs))
+		}
 		m.mu.Unlock()
 		if !m.Started() && formed {
 			select {

@@ -97,6 +97,21 @@ func (g *Gather) Add(j Joiner, members []string) (complete bool, err error) {
 	return len(g.Joiners) == g.K, nil
 }
 
+// Remove takes back a joiner that left before its group was complete
+// (its control link closed); it reports whether it was waiting here.
+func (g *Gather) Remove(name string) bool {
+	for i, o := range g.Joiners {
+		if o.Name == name {
+			g.Joiners = slices.Delete(g.Joiners, i, i+1)
+			if len(g.Joiners) == 0 {
+				g.K = 0
+			}
+			return true
+		}
+	}
+	return false
+}
+
 // Plan is one rescale: the cluster before and after.
 type Plan struct {
 	Old, New routing.Table

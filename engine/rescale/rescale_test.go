@@ -55,6 +55,18 @@ func TestGather(t *testing.T) {
 	done, err = g.Add(Joiner{Name: "j2", K: 2}, members)
 	require.NoError(t, err)
 	assert.True(t, done)
+
+	// A joiner that leaves before its group is complete no longer
+	// counts: its name is free, and the group starts over once empty.
+	var h Gather
+	_, err = h.Add(Joiner{Name: "j1", K: 3}, members)
+	require.NoError(t, err)
+	assert.True(t, h.Remove("j1"))
+	assert.False(t, h.Remove("j1"))
+	assert.Zero(t, h.K)
+	done, err = h.Add(Joiner{Name: "j1", K: 1}, members)
+	require.NoError(t, err)
+	assert.True(t, done, "a new join of one, with the name free again")
 }
 
 func TestPlans(t *testing.T) {

@@ -559,6 +559,12 @@ func Run(ctx context.Context, cfg Config) error {
 			if ctx.Err() != nil {
 				return nil // stopped while forming
 			}
+			var refused *cluster.JoinError
+			if errors.As(err, &refused) && !member.Restarted() {
+				// Never a member: the same command line run again is a
+				// new join, not a restart from these files.
+				member.RemoveFiles()
+			}
 			return fmt.Errorf("form the cluster: %w", err)
 		}
 		st.member.Store(member)

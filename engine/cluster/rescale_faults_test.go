@@ -1,0 +1,308 @@
+package cluster
+
+// Rescales that go wrong: a grow aborted before its freeze, a joiner
+// that leaves before its join is complete, a stop while messages are
+// parked, an initializer restarted after a shrink to itself alone. The
+// members run with a fake processor (its ownership installed at once,
+// state exported and imported as partition numbers).
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wallaroo-go/machida/engine/routing"
+	"github.com/wallaroo-go/machida/engine/work"
+)
+
+// fakeProc stands in for the processor loop and the Python state of one
+// member: Install applies at once and runs then(); DeliverCall runs f at
+// once; ExportMany exports every partition asked for; ImportMany imports.
+type fakeProc struct {
+	mu        sync.Mutex
+	exported  []uint32
+	imported  []uint32
+	owns      []work.Ownership
+	onInstall func(n int) // called before then(), with the count of installs so far
+}
+
+func (f *fakeProc) wire(c *Config) {
+	c.States = []string{"s"}
+	c.ExportMany = func(step string, ps []routing.PartitionID, budget time.Duration) ([][]byte, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		var out [][]byte
+		for _, p := range ps {
+			f.exported = append(f.exported, uint32(p))
+			out = append(out, binary.BigEndian.AppendUint32(nil, uint32(p)))
+		}
+		return out, nil
+	}
+	c.ImportMany = func(steps []string, ps []routing.PartitionID, datas [][]byte, budget time.Duration) (int, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, p := range ps {
+			f.imported = append(f.imported, uint32(p))
+		}
+		return len(ps), nil
+	}
+	c.Install = func(ctx context.Context, o work.Ownership, then func() []work.Item) error {
+		f.mu.Lock()
+		f.owns = append(f.owns, o)
+		n := len(f.owns)
+		hook := f.onInstall
+		f.mu.Unlock()
+		if hook != nil {
+			hook(n)
+		}
+		if then != nil {
+			then()
+		}
+		return nil
+	}
+	c.DeliverCall = func(ctx context.Context, fn func() []work.Item) error {
+		fn()
+		return nil
+	}
+}
+
+func (f *fakeProc) counts() (exp, imp int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.exported), len(f.imported)
+}
+
+func (f *fakeProc) lastOwn() work.Ownership {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.owns) == 0 {
+		return work.Ownership{}
+	}
+	return f.owns[len(f.owns)-1]
+}
+
+func heldIn(o work.Ownership) int {
+	n := 0
+	for _, d := range o.Owner {
+		if _, ok := heldSlot(d); ok {
+			n++
+		}
+	}
+	return n
+}
+
+type rescaleResult struct {
+	kind string
+	ok   bool
+}
+
+// rsCluster forms a cluster of n members with fake processors; the
+// initializer reports each rescale on the returned channel.
+func rsCluster(t *testing.T, ctx context.Context, n int, extra func(i int, c *Config)) ([]*Member, []*fakeProc, chan rescaleResult) {
+	t.Helper()
+	res := make(chan rescaleResult, 16)
+	fps := make([]*fakeProc, n)
+	ms, _ := startCluster(t, ctx, n, func(i int, c *Config) {
+		fps[i] = &fakeProc{}
+		fps[i].wire(c)
+		if i == 0 {
+			c.OnRescale = func(kind string, ok bool, took time.Duration) { res <- rescaleResult{kind, ok} }
+		}
+		if extra != nil {
+			extra(i, c)
+		}
+	})
+	startAll(t, ctx, ms)
+	return ms, fps, res
+}
+
+// joiner makes a worker that asks to join k at once through the
+// initializer; it is started on its own context.
+func joiner(t *testing.T, init *Member, name string, k int, fp *fakeProc, mod func(*Config)) *Member {
+	t.Helper()
+	g := &got{byIn: map[int][]string{}}
+	cfg := Config{Name: name, Control: init.ctlL.Addr().String(), MyControl: "127.0.0.1:0", Data: "127.0.0.1:0",
+		Hello: hello(), Deliver: g.deliver, JoinTimeout: 10 * time.Second, Joining: k}
+	fp.wire(&cfg)
+	if mod != nil {
+		mod(&cfg)
+	}
+	m := New(cfg)
+	if err := m.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func waitResult(t *testing.T, ch chan rescaleResult, d time.Duration) rescaleResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(d):
+		t.Fatalf("no rescale result within %v", d)
+	}
+	return rescaleResult{}
+}
+
+// A grow aborted before its freeze (a joiner fails its preparation) is
+// told to every worker and joiner: the members drop the links their
+// Prepare made to the joiners (a later rescale would wait for them), and
+// a joiner told to abort is not started when it says it is ready.
+func TestRescale_AbortedGrowTellsEveryoneAndDropsItsLinks(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _, results := rsCluster(t, ctx, 2, nil)
+	j1 := joiner(t, ms[0], "j1", 2, &fakeProc{}, nil)
+	defer j1.Close()
+	j2 := joiner(t, ms[0], "j2", 2, &fakeProc{}, nil)
+	defer j2.Close()
+	errs := make(chan error, 2)
+	go func() { errs <- j1.Start(ctx) }()
+	waitFor(t, "j1 waiting for its join", func() bool {
+		ms[0].rs.mu.Lock()
+		defer ms[0].rs.mu.Unlock()
+		return len(ms[0].rs.gather.Joiners) == 1
+	})
+	go func() { errs <- j2.Start(ctx) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("joiner start: %v", err)
+		}
+	}
+	j1.rs.mu.Lock()
+	id := j1.rs.pending.ID
+	j1.rs.mu.Unlock()
+	if err := j1.toInit.send(KindRescaleAck, RescaleAck{ID: id, Phase: PhasePrepare, Err: "j1: preparation failed (test)"}.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	if r := waitResult(t, results, time.Minute); r.ok {
+		t.Fatal("the grow succeeded")
+	}
+	for _, m := range ms {
+		waitFor(t, m.cfg.Name+" drops its links to the joiners", func() bool {
+			return m.linkTo("j1") == nil && m.linkTo("j2") == nil
+		})
+	}
+	if err := j2.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, time.Minute)
+	defer scancel()
+	var je *JoinError
+	if err := j2.WaitStarted(sctx); !errors.As(err, &je) {
+		t.Fatalf("the aborted joiner j2: WaitStarted = %v, want its JoinError", err)
+	}
+	if got := ms[0].Workers(); !slices.Equal(got, []string{"initializer", "worker1"}) {
+		t.Errorf("members after the abort: %v", got)
+	}
+}
+
+// A joiner that leaves before the others of its join came no longer
+// counts: its name is free and a join of one with it completes.
+func TestRescale_AJoinerThatLeavesIsTakenOutOfItsJoin(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _, results := rsCluster(t, ctx, 2, nil)
+	jctx, kill := context.WithCancel(ctx)
+	j := joiner(t, ms[0], "j1", 2, &fakeProc{}, nil)
+	go j.Start(jctx)
+	waitFor(t, "j1 waiting for its join", func() bool {
+		ms[0].rs.mu.Lock()
+		defer ms[0].rs.mu.Unlock()
+		return len(ms[0].rs.gather.Joiners) == 1
+	})
+	kill()
+	j.Close()
+	waitFor(t, "j1 taken out of its join", func() bool {
+		ms[0].rs.mu.Lock()
+		defer ms[0].rs.mu.Unlock()
+		return len(ms[0].rs.gather.Joiners) == 0
+	})
+	again := joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
+	defer again.Close()
+	go func() {
+		if err := again.Start(ctx); err != nil {
+			t.Errorf("j1 joining again: %v", err)
+			return
+		}
+		again.LinksUp(ctx)
+		again.Ready()
+	}()
+	if r := waitResult(t, results, time.Minute); !r.ok {
+		t.Fatal("the join of one failed")
+	}
+	if got := ms[0].Workers(); !slices.Equal(got, []string{"initializer", "worker1", "j1"}) {
+		t.Errorf("members after the grow: %v", got)
+	}
+}
+
+// A drain (the clean stop's) does not call the cluster at rest while
+// messages wait, parked, for the release of a rescale.
+func TestRescale_DrainWaitsForParkedMessages(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _, _ := rsCluster(t, ctx, 2, nil)
+	// What Route does with a message of a moving partition in a freeze.
+	if err := ms[0].Route(ctx, work.Envelopes{Dest: holdDest(ms[0].index["worker1"]), Count: 3, Data: []byte("abc")}); err != nil {
+		t.Fatal(err)
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
+	defer dcancel()
+	if err := ms[0].Drain(dctx); err == nil {
+		t.Fatal("Drain says the cluster is at rest with a message parked")
+	}
+}
+
+// An initializer started with --worker-count 2 and shrunk to itself alone
+// restarts from its recovery files as a cluster of one (not waiting for
+// the worker that left).
+func TestRescale_InitializerShrunkToOneRestarts(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mctx, crash := context.WithCancel(ctx)
+	ms, _, results := rsCluster(t, mctx, 2, func(i int, c *Config) { c.ResilienceDir = dir })
+	if r := ms[0].Shrink(mctx, []string{"worker1"}, 0); r != "Shrinking by 1 workers!" {
+		t.Fatalf("shrink: %q", r)
+	}
+	if r := waitResult(t, results, time.Minute); !r.ok {
+		t.Fatal("the shrink failed")
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "app-initializer.workers"))
+	if err != nil || strings.TrimSpace(string(b)) != "initializer" {
+		t.Fatalf(".workers after the shrink: %q, %v", b, err)
+	}
+	crash()
+	ms[0].Close()
+	cfg := ms[0].cfg
+	cfg.OnShutdown, cfg.OnStop = nil, nil
+	var m *Member
+	waitFor(t, "the restarted initializer binds its listeners again", func() bool {
+		m = New(cfg)
+		if err := m.Listen(); err != nil {
+			m.Close()
+			return false
+		}
+		return true
+	})
+	defer m.Close()
+	if !m.Restarted() {
+		t.Fatal("not a restart")
+	}
+	sctx, scancel := context.WithTimeout(ctx, time.Minute)
+	defer scancel()
+	if err := m.Start(sctx); err != nil {
+		t.Fatalf("the restarted initializer does not take up its cluster of one: %v", err)
+	}
+	if got := m.Workers(); !slices.Equal(got, []string{"initializer"}) {
+		t.Errorf("workers after the restart: %v", got)
+	}
+}
