@@ -144,6 +144,10 @@ type Config struct {
 	// coordinated ("grow" or "shrink"), whether it completed, and how long
 	// it took (metrics).
 	OnRescale func(kind string, ok bool, took time.Duration)
+	// OnRescaled, if set, is told on a worker other than the initializer
+	// (and not leaving) that a grow or shrink it took part in is
+	// complete here (its new table installed).
+	OnRescaled func()
 
 	// Checkpoints (checkpoint.go). OnCheckpoint (not the initializer)
 	// handles a request of the initializer (take, commit, rollback) on a

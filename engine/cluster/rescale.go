@@ -1098,6 +1098,8 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 				if m.cfg.OnLeave != nil {
 					m.cfg.OnLeave()
 				}
+			} else if m.cfg.OnRescaled != nil {
+				m.cfg.OnRescaled()
 			}
 		}()
 	case PhaseAbort:

@@ -908,6 +908,20 @@ func (r *resilience) rollbackHere(ctx context.Context, id, rollback uint64) (int
 	return n, nil
 }
 
+// recordFloor records that a grow or shrink completed here: no
+// checkpoint before it is restored again, also by this worker restarted
+// before the next one completes (its own checkpoints would give it keys
+// it no longer owns; a worker other than the initializer learns of the
+// rescale at its release).
+func (r *resilience) recordFloor() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.floor.Store(r.committed)
+	if err := r.store.SetFloor(r.committed); err != nil {
+		r.warn("the last grow or shrink was not recorded in the resilience directory", "err", err)
+	}
+}
+
 // holding reports whether this worker is not processing as usual
 // because of a rollback: it restarted and waits for the cluster to roll
 // back, or (the initializer) a rollback is under way.
@@ -1141,14 +1155,7 @@ func (r *resilience) wasRestored() (bool, uint64) {
 
 // afterRescale (coordinator) is told that a grow or shrink completed.
 func (r *resilience) afterRescale() {
-	r.mu.Lock()
-	r.floor.Store(r.committed)
-	// Kept in the files too: an initializer restarted before the next
-	// checkpoint completes must not roll back to one before the move.
-	if err := r.store.SetFloor(r.committed); err != nil {
-		r.warn("the last grow or shrink was not recorded in the resilience directory", "err", err)
-	}
-	r.mu.Unlock()
+	r.recordFloor()
 	select {
 	case r.rescaled <- struct{}{}:
 	default:

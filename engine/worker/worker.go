@@ -390,6 +390,9 @@ func Run(ctx context.Context, cfg Config) error {
 		cc.Busy = cfg.Busy
 		cc.BusyNanos = busy.Load
 		cc.Partitions = cfg.Partitions
+		if res != nil {
+			cc.OnRescaled = res.recordFloor
+		}
 		if reg != nil || res != nil {
 			cc.OnRescale = func(kind string, ok bool, took time.Duration) {
 				if res != nil && ok {
