@@ -142,12 +142,12 @@ func (m *Member) watchCongestion(ctx context.Context) {
 }
 
 // linksFull reports whether a replay queue of this worker's data links
-// is full.
+// is full, or it has parked as much as it may (a rescale's).
 func (m *Member) linksFull() bool {
 	for _, o := range m.outbounds() {
 		if o != nil && o.congested() != nil {
 			return true
 		}
 	}
-	return false
+	return m.parkedFull() != nil
 }

@@ -1391,6 +1391,9 @@ func (m *Member) Congested() <-chan struct{} {
 			return c
 		}
 	}
+	if c := m.parkedFull(); c != nil {
+		return c
+	}
 	return m.cong.held()
 }
 

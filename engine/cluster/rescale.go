@@ -54,7 +54,9 @@ import (
 // new table.
 //
 // Failures before Freeze abort the rescale (joiners are told to go); a
-// failure after it is reported and leaves the moving partitions parked.
+// failure after it is reported and leaves the moving partitions parked
+// (bounded: the sources are held once maxParked batches wait), and no
+// later rescale may start (one would drop them).
 
 // phaseTimeout bounds one phase of a rescale.
 const phaseTimeout = 60 * time.Second
@@ -83,6 +85,10 @@ type rescaleState struct {
 	gather   rescale.Gather
 	busy     bool
 	held     string // why no rescale may start now ("" if one may; HoldRescales)
+	// wedged (initializer): why no rescale may start again: one failed
+	// after its state began to move, and its moving partitions stay
+	// parked (a later one would drop what they hold).
+	wedged string
 	nextID   uint64
 	joiners  map[string]bool // the joiners of the current rescale (their Ready acks Prepare)
 	acks     chan RescaleAck
@@ -97,6 +103,9 @@ type rescaleState struct {
 	fenced     map[string]bool
 	fencesDone chan struct{}
 	parked     []work.Envelopes
+	// parkedRoom, while parked holds maxParked batches or more, closes
+	// when it holds fewer (the sources are held meanwhile: Congested).
+	parkedRoom chan struct{}
 	// States for this worker, waiting for the importer (one goroutine
 	// while any are queued); importing counts those not yet imported.
 	imports   []State
@@ -214,6 +223,12 @@ func (m *Member) serveJoiner(ctx context.Context, c *ctlConn, r *bufio.Reader, j
 		why := m.rs.held
 		m.rs.mu.Unlock()
 		refuse(why + "; join again when it is done")
+		return
+	}
+	if m.rs.wedged != "" {
+		why := m.rs.wedged
+		m.rs.mu.Unlock()
+		refuse(why)
 		return
 	}
 	done, err := m.rs.gather.Add(rescale.Joiner{Name: j.Worker, Control: j.Control, Data: hostFrom(j.Data, c.conn.RemoteAddr()), K: int(j.Joining)}, members)
@@ -355,6 +370,11 @@ func (m *Member) startShrink(ctx context.Context, req ShrinkRequest) string {
 		m.rs.mu.Unlock()
 		return "Cannot shrink now: " + why + "; ask again when it is done"
 	}
+	if m.rs.wedged != "" {
+		why := m.rs.wedged
+		m.rs.mu.Unlock()
+		return "Cannot shrink now: " + why
+	}
 	m.rs.busy = true
 	m.rs.mu.Unlock()
 	m.log.Info("shrink requested", "from", req.From, "leaving", strings.Join(leaving, ","))
@@ -424,6 +444,13 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	}
 	frozen := false
 	defer func() {
+		if err != nil && frozen {
+			why := fmt.Sprintf("grow or shrink %d failed after its state began to move (%v); the messages of its moving partitions wait parked and no grow or shrink can start: stop the cluster (cluster_shutdown) and start it again", id, err)
+			m.log.Error("rescale failed after the freeze", "id", id, "err", err)
+			m.rs.mu.Lock()
+			m.rs.wedged = why
+			m.rs.mu.Unlock()
+		}
 		if err != nil && !frozen {
 			m.log.Warn("rescale aborted", "id", id, "err", err)
 			// Every worker is told, also those after one that cannot
@@ -552,7 +579,13 @@ func (m *Member) prepareHere(ctx context.Context, r Rescale) error {
 	if len(old) == 0 {
 		close(m.rs.fencesDone)
 	}
-	m.rs.parked = nil
+	if n := len(m.rs.parked); n > 0 {
+		m.rs.pending = nil
+		m.rs.mu.Unlock()
+		// (Left by a rescale that failed after its freeze: dropping them
+		// would lose messages a source read.)
+		return fmt.Errorf("%d batches of an earlier grow or shrink are still parked here", n)
+	}
 	m.rs.mu.Unlock()
 	lctx, cancel := context.WithTimeout(ctx, phaseTimeout)
 	defer cancel()
@@ -802,6 +835,32 @@ func (m *Member) park(e work.Envelopes) {
 	m.rs.mu.Unlock()
 }
 
+// maxParked bounds what a worker parks before its sources are held.
+const maxParked = MaxPendingBatches
+
+// parkedFull returns, while maxParked batches or more are parked here, a
+// channel that closes once fewer are; nil otherwise.
+func (m *Member) parkedFull() <-chan struct{} {
+	m.rs.mu.Lock()
+	defer m.rs.mu.Unlock()
+	if len(m.rs.parked) < maxParked {
+		return nil
+	}
+	if m.rs.parkedRoom == nil {
+		m.rs.parkedRoom = make(chan struct{})
+	}
+	return m.rs.parkedRoom
+}
+
+// parkedShrunkLocked wakes those waiting for room among the parked
+// batches, if there is; m.rs.mu held.
+func (m *Member) parkedShrunkLocked() {
+	if m.rs.parkedRoom != nil && len(m.rs.parked) < maxParked {
+		close(m.rs.parkedRoom)
+		m.rs.parkedRoom = nil
+	}
+}
+
 // commitHere waits until every state sent here has been imported.
 func (m *Member) commitHere() error {
 	m.rs.importing.Wait()
@@ -905,6 +964,7 @@ func (m *Member) drainParked(ctx context.Context, final work.Ownership, done cha
 		n += e.Count
 	}
 	left := len(m.rs.parked)
+	m.parkedShrunkLocked()
 	m.rs.mu.Unlock()
 	if left == 0 {
 		go func() {
@@ -928,6 +988,7 @@ func (m *Member) unpark(mine bool) []work.Item {
 	m.rs.mu.Lock()
 	parked := m.rs.parked
 	m.rs.parked = nil
+	m.parkedShrunkLocked()
 	m.rs.mu.Unlock()
 	var here []work.Item
 	var keep []work.Envelopes

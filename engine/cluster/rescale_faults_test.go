@@ -306,3 +306,47 @@ func TestRescale_InitializerShrunkToOneRestarts(t *testing.T) {
 		t.Errorf("workers after the restart: %v", got)
 	}
 }
+
+// A grow that fails after its freeze (the joiner dies as the freeze
+// starts) is reported, and no later grow or shrink may start (it would
+// drop the messages parked for the moving partitions); what is parked is
+// bounded: once maxParked batches wait, the sources are held.
+func TestRescale_FailureAfterTheFreezeRefusesLaterRescales(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	jctx, kill := context.WithCancel(ctx)
+	defer kill()
+	var j *Member
+	ms, fps, results := rsCluster(t, ctx, 2, nil)
+	fps[0].mu.Lock()
+	fps[0].onInstall = func(n int) {
+		if n == 1 { // the initializer's freeze: the joiner dies now
+			kill()
+			j.Close()
+		}
+	}
+	fps[0].mu.Unlock()
+	j = joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
+	go func() {
+		if err := j.Start(jctx); err != nil {
+			return
+		}
+		j.LinksUp(jctx)
+		j.Ready()
+	}()
+	if r := waitResult(t, results, 3*phaseTimeout); r.ok {
+		t.Fatal("the grow succeeded")
+	}
+	if r := ms[0].startShrink(ctx, ShrinkRequest{Leaving: []string{"worker1"}}); !strings.Contains(r, "failed after its state began to move") {
+		t.Errorf("a shrink after the failed grow: %q", r)
+	}
+	if ms[0].Congested() != nil {
+		t.Fatal("held before anything is parked")
+	}
+	for i := 0; i < maxParked; i++ {
+		ms[0].park(work.Envelopes{Dest: holdDest(0), Count: 1, Data: []byte("x")})
+	}
+	if ms[0].Congested() == nil {
+		t.Errorf("%d batches parked and the sources not held", maxParked)
+	}
+}
