@@ -82,13 +82,13 @@ type rescaleState struct {
 	mu sync.Mutex
 	// Initializer: the joiners gathering, the rescale under way, and
 	// the acks of its current phase.
-	gather   rescale.Gather
-	busy     bool
-	held     string // why no rescale may start now ("" if one may; HoldRescales)
+	gather rescale.Gather
+	busy   bool
+	held   string // why no rescale may start now ("" if one may; HoldRescales)
 	// wedged (initializer): why no rescale may start again: one failed
 	// after its state began to move, and its moving partitions stay
 	// parked (a later one would drop what they hold).
-	wedged string
+	wedged   string
 	nextID   uint64
 	joiners  map[string]bool // the joiners of the current rescale (their Ready acks Prepare)
 	acks     chan RescaleAck
