@@ -763,9 +763,29 @@ func Run(ctx context.Context, cfg Config) error {
 		go res.run(ctx)
 	} else if res != nil {
 		if restored, id := res.wasRestored(); restored || member.Restarted() {
-			if err := member.SendCheckpoint(cluster.Checkpoint{Op: cluster.OpRecover, ID: id}); err != nil {
-				cfg.Log.Warn("could not ask the initializer for a rollback", "err", err)
-			}
+			// Asked until the rollback has come: a request lost (the
+			// control link being made anew, the initializer busy) would
+			// leave this worker dropping its input for ever.
+			go func() {
+				wait := time.Duration(0)
+				for asked := false; ; {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(wait):
+					}
+					if asked && !res.discarding.Load() {
+						return
+					}
+					asked = true
+					if err := member.SendCheckpoint(cluster.Checkpoint{Op: cluster.OpRecover, ID: id}); err != nil {
+						cfg.Log.Warn("could not ask the initializer for a rollback; asking again", "err", err)
+						wait = 500 * time.Millisecond
+					} else {
+						wait = 10 * time.Second
+					}
+				}
+			}()
 		}
 	}
 	err := work.Loop(srcCtx, drainCtx, lc)
