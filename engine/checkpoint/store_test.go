@@ -444,14 +444,43 @@ func TestEventLogRotation(t *testing.T) {
 	assert.FileExists(t, other)
 }
 
+// oneCommitted is the store of worker w of app in dir with checkpoint 1
+// written and committed.
+func oneCommitted(t *testing.T, dir string) *Store {
+	t.Helper()
+	s := Open(dir, "app", "w")
+	require.NoError(t, s.Write(1, sections("a")))
+	require.NoError(t, s.Commit(Record{ID: 1}))
+	return s
+}
+
+// restartReads opens dir's store anew (a restart), checks that it reads
+// the log at path, that its start removes gone (an older file), and that
+// its newest usable checkpoint is id.
+func restartReads(t *testing.T, dir, path, gone string, id uint64) {
+	t.Helper()
+	r := Open(dir, "app", "w")
+	assert.Equal(t, path, r.EventLogPath())
+	require.NoError(t, r.RemoveTemps())
+	assert.NoFileExists(t, gone)
+	latestIs(t, r, id)
+}
+
+// latestIs checks that the newest usable checkpoint in s's files is id.
+func latestIs(t *testing.T, s *Store, id uint64) {
+	t.Helper()
+	rec, _, skipped, ok, err := s.LatestImage()
+	require.NoError(t, err)
+	require.True(t, ok, "%v", skipped)
+	assert.Equal(t, id, rec.ID)
+}
+
 // A rotation whose new file is renamed into place but whose directory
 // cannot be synced goes on in the new file (it is the one the next start
 // reads) and keeps the old one; nothing committed is lost either way.
 func TestEventLogRotationDirectoryNotSynced(t *testing.T) {
 	dir := t.TempDir()
-	s := Open(dir, "app", "w")
-	require.NoError(t, s.Write(1, sections("a")))
-	require.NoError(t, s.Commit(Record{ID: 1}))
+	s := oneCommitted(t, dir)
 	require.NoError(t, s.WriteLink(2, 1, sections("b")))
 	require.NoError(t, s.Commit(Record{ID: 2}))
 	old := s.EventLogPath()
@@ -469,14 +498,7 @@ func TestEventLogRotationDirectoryNotSynced(t *testing.T) {
 
 	require.NoError(t, s.WriteLink(3, 1, sections("c")))
 	require.NoError(t, s.Commit(Record{ID: 3}))
-	r := Open(dir, "app", "w")
-	assert.Equal(t, path, r.EventLogPath())
-	require.NoError(t, r.RemoveTemps())
-	assert.NoFileExists(t, old)
-	rec, _, skipped, ok, err := r.LatestImage()
-	require.NoError(t, err)
-	require.True(t, ok, "%v", skipped)
-	assert.Equal(t, uint64(3), rec.ID)
+	restartReads(t, dir, path, old, 3)
 }
 
 // A rotated file already on the disk with an offset at or above the next
@@ -484,22 +506,13 @@ func TestEventLogRotationDirectoryNotSynced(t *testing.T) {
 // next rotation names its file above it.
 func TestEventLogRotationNamesAboveEveryFileOnDisk(t *testing.T) {
 	dir := t.TempDir()
-	s := Open(dir, "app", "w")
-	require.NoError(t, s.Write(1, sections("a")))
-	require.NoError(t, s.Commit(Record{ID: 1}))
+	s := oneCommitted(t, dir)
 	stray := filepath.Join(dir, fmt.Sprintf("app-w-%016x.evlog", 1<<20))
 	require.NoError(t, os.WriteFile(stray, []byte("MEVL\x00\x01"), 0o600))
 	path, err := s.Rotate()
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(dir, fmt.Sprintf("app-w-%016x.evlog", 1<<20+1)), path)
-	r := Open(dir, "app", "w")
-	assert.Equal(t, path, r.EventLogPath())
-	require.NoError(t, r.RemoveTemps())
-	assert.NoFileExists(t, stray)
-	rec, _, _, ok, err := r.LatestImage()
-	require.NoError(t, err)
-	require.True(t, ok)
-	assert.Equal(t, uint64(1), rec.ID)
+	restartReads(t, dir, path, stray, 1)
 }
 
 // A directory that cannot be listed is an error for reads, writes and the
@@ -507,9 +520,7 @@ func TestEventLogRotationNamesAboveEveryFileOnDisk(t *testing.T) {
 // remembered, so the right file is found once the directory reads again.
 func TestEventLogUnlistableDirectory(t *testing.T) {
 	dir := t.TempDir()
-	s := Open(dir, "app", "w")
-	require.NoError(t, s.Write(1, sections("a")))
-	require.NoError(t, s.Commit(Record{ID: 1}))
+	s := oneCommitted(t, dir)
 	path, err := s.Rotate()
 	require.NoError(t, err)
 
