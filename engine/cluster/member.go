@@ -1622,7 +1622,9 @@ func (m *Member) idleReply(round uint64) IdleReply {
 		}
 	}
 	m.rs.mu.Lock()
-	parked, busy := len(m.rs.parked), m.rs.busy || m.rs.pending != nil
+	// (Not rs.busy: a rescale accepted but waiting for the lock a
+	// rollback's drain holds has nothing on its way yet.)
+	parked, busy := len(m.rs.parked), m.rs.pending != nil
 	m.rs.mu.Unlock()
 	if parked > 0 || busy {
 		// A grow or shrink under way holds messages back (parked until

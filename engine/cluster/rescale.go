@@ -113,6 +113,11 @@ type rescaleState struct {
 	importing sync.WaitGroup
 	// joinFailed reports a joiner's failure before it is a member.
 	joinFailed chan error
+	// prepared counts the Prepares a worker's control reader took;
+	// aborted is that count when the last Abort came: a Prepare (run on
+	// a goroutine of its own) numbered at or below it was aborted, even
+	// if it runs after the Abort.
+	prepared, aborted uint64
 	// shrinkReply (non-initializers): the reply to the forwarded shrink.
 	shrinkReply chan string
 }
@@ -558,7 +563,17 @@ func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []s
 
 // prepareHere makes the workers of the new cluster known (data links to
 // joiners) and, on a worker that was already a member, waits for them.
-func (m *Member) prepareHere(ctx context.Context, r Rescale) error {
+func (m *Member) prepareHere(ctx context.Context, r Rescale) error { return m.prepareAs(ctx, r, 0) }
+
+// prepareAs is prepareHere for the Prepare numbered n by a worker's
+// control reader (0: the initializer's own, never aborted under it).
+func (m *Member) prepareAs(ctx context.Context, r Rescale, n uint64) error {
+	m.rs.mu.Lock()
+	gone := n != 0 && n <= m.rs.aborted
+	m.rs.mu.Unlock()
+	if gone {
+		return fmt.Errorf("rescale %d was aborted before its preparation here", r.ID)
+	}
 	m.mu.Lock()
 	var old []string
 	for _, w := range m.workers {
@@ -585,6 +600,15 @@ func (m *Member) prepareHere(ctx context.Context, r Rescale) error {
 		// (Left by a rescale that failed after its freeze: dropping them
 		// would lose messages a source read.)
 		return fmt.Errorf("%d batches of an earlier grow or shrink are still parked here", n)
+	}
+	if n != 0 && n <= m.rs.aborted {
+		// The Abort came while this ran: undo what it made.
+		m.rs.pending = nil
+		m.rs.mu.Unlock()
+		m.mu.Lock()
+		m.installWorkersLocked(ctx, slices.Clone(m.workers), slices.Clone(m.dataAddrs))
+		m.mu.Unlock()
+		return fmt.Errorf("rescale %d was aborted during its preparation here", r.ID)
 	}
 	m.rs.mu.Unlock()
 	lctx, cancel := context.WithTimeout(ctx, phaseTimeout)
@@ -1114,7 +1138,11 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 			m.setTopology(ctx, r.Topo)
 			return // it says Ready once its sinks and links are up
 		}
-		go func() { ack(m.prepareHere(ctx, r)) }()
+		m.rs.mu.Lock()
+		m.rs.prepared++
+		n := m.rs.prepared
+		m.rs.mu.Unlock()
+		go func() { ack(m.prepareAs(ctx, r, n)) }()
 	case PhaseFreeze:
 		m.rs.mu.Lock()
 		p := m.rs.pending
@@ -1167,6 +1195,7 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		m.rs.mu.Lock()
 		m.rs.pending = nil
 		m.rs.frozen = false
+		m.rs.aborted = m.rs.prepared
 		m.rs.mu.Unlock()
 		m.mu.Lock()
 		formed := m.workers != nil

@@ -777,12 +777,11 @@ func Run(ctx context.Context, cfg Config) error {
 					if asked && !res.discarding.Load() {
 						return
 					}
-					asked = true
 					if err := member.SendCheckpoint(cluster.Checkpoint{Op: cluster.OpRecover, ID: id}); err != nil {
 						cfg.Log.Warn("could not ask the initializer for a rollback; asking again", "err", err)
 						wait = 500 * time.Millisecond
 					} else {
-						wait = 10 * time.Second
+						asked, wait = true, 10*time.Second
 					}
 				}
 			}()

@@ -1199,24 +1199,14 @@ class Runner(object):
         set."""
         self.failed_hook = None
         groups = {}
-        # Keys equal to their values go as None (see _batch_groups): with
-        # pickle only (a deserialize hook makes new values), and not on
-        # Python 2, where a unicode value may equal a byte-string key.
-        elide = self._pickled and not _PY2
         for (dest, pi, seg), box in self.outbox.items():
             if not box:
                 continue
             step = 3 * _MAX_ENVELOPES
             for i in range(0, len(box), step):
                 part = box[i:i + step] if len(box) > step else box
-                ks, vs = part[0::3], part[1::3]
-                if elide and ks == vs:
-                    # Each key is its value (word count's key_by): sent
-                    # once. (The comparison is by identity first: about
-                    # 2 ns a record, against 20 saved in pickling.)
-                    ks = None
                 groups.setdefault(dest, []).append(
-                    (pi, seg, ks, vs, _pack_ts(part[2::3])))
+                    (pi, seg, part[0::3], part[1::3], _pack_ts(part[2::3])))
             if self.sample_every:
                 self.handed[pi] = self.handed.get(pi, 0) + len(box) // 3
             # Emptied in place: the compiled loops hold its append.
@@ -1249,8 +1239,8 @@ class Runner(object):
             else:
                 cut = half - n
                 w = len(ts) // k if k else 0  # bytes per packed ingest time
-                first.append((pi, seg, None if ks is None else ks[:cut], vs[:cut], ts[:w * cut]))
-                second.append((pi, seg, None if ks is None else ks[cut:], vs[cut:], ts[w * cut:]))
+                first.append((pi, seg, ks[:cut], vs[:cut], ts[:w * cut]))
+                second.append((pi, seg, ks[cut:], vs[cut:], ts[w * cut:]))
             n += k
         self._envelope_batches(dest, first, out)
         self._envelope_batches(dest, second, out)
@@ -1338,8 +1328,6 @@ class Runner(object):
         for g in groups:
             try:
                 pi, seg, keys, values, tss = g
-                if keys is None and type(values) is list:
-                    keys = values  # each key is its value
                 if len(keys) != len(values):
                     raise ValueError("%d keys for %d values"
                                      % (len(keys), len(values)))

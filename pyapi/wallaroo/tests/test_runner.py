@@ -34,11 +34,6 @@ def _first(w):
     return w[0]
 
 
-@wallaroo.key_extractor
-def _itself(w):
-    return w
-
-
 class _Total(object):
     def __init__(self):
         self.n = 0
@@ -454,31 +449,6 @@ class RunnerTest(unittest.TestCase):
             self.assertEqual(got, want, "every record once, in order")
         finally:
             _runner._MAX_BATCH_BYTES = saved
-
-    def test_keys_that_are_their_values_cross_once(self):
-        # Word count's key_by returns the word: the batch carries the
-        # words once (keys None), and the other side counts the same.
-        stages = _stages([(C, _split, "split", "0.1", True, False),
-                          (K, _itself, "word", "0.2", False, False),
-                          (S, _count, "count", "0.3", False, True)])
-        segs = [_runner.Segment(_runner.SEG_SOURCE, 0),
-                _runner.Segment(_runner.SEG_KEYED, 2)]
-        msgs = [b"apple banana apple", b"cherry banana apple", b"x"]
-        local = _runner.Runner(16)
-        local.path("src", _decode, stages, [_encode], segs)
-        want = local.paths[0].process(msgs, 1)[0]
-        here = _runner.Runner(16)
-        here.path("src", _decode, stages, [_encode], segs)
-        here.set_ownership([1] * 16, 1)
-        here.paths[0].process(msgs, 1)
-        (_, n, data), = here.take_envelopes()
-        self.assertEqual(n, 7)
-        groups = pickle.loads(data[1:])
-        self.assertEqual([g[2] for g in groups], [None] if not _runner._PY2 else [groups[0][2]])
-        there = _runner.Runner(16)
-        there.path("src", _decode, stages, [_encode], segs)
-        got = b"".join(outs[0] for _, outs, _ in there.resume(data))
-        self.assertEqual(got, want)
 
     def test_corrupt_envelope_batches_are_refused(self):
         import pickle
