@@ -124,7 +124,7 @@ func (m *Member) watchCongestion(ctx context.Context) {
 			}
 			continue
 		}
-		full := m.linksFull()
+		full := m.congestedHere() != nil
 		if full == on && (!on || now.Sub(sent) < congestionRepeat) {
 			continue
 		}
@@ -139,15 +139,4 @@ func (m *Member) watchCongestion(ctx context.Context) {
 		}
 		on, sent = full, now
 	}
-}
-
-// linksFull reports whether a replay queue of this worker's data links
-// is full, or it has parked as much as it may (a rescale's).
-func (m *Member) linksFull() bool {
-	for _, o := range m.outbounds() {
-		if o != nil && o.congested() != nil {
-			return true
-		}
-	}
-	return m.parkedFull() != nil
 }

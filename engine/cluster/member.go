@@ -1383,6 +1383,16 @@ func (m *Member) Route(ctx context.Context, e work.Envelopes) error {
 // own is (congestion.go), a channel that closes when that may have
 // changed; nil otherwise.
 func (m *Member) Congested() <-chan struct{} {
+	if c := m.congestedHere(); c != nil {
+		return c
+	}
+	return m.cong.held()
+}
+
+// congestedHere returns, while a replay queue of this worker's data
+// links is full or it has parked as much as it may (a rescale's), a
+// channel that closes when that may have changed; nil otherwise.
+func (m *Member) congestedHere() <-chan struct{} {
 	for _, o := range m.outbounds() {
 		if o == nil {
 			continue
@@ -1391,10 +1401,7 @@ func (m *Member) Congested() <-chan struct{} {
 			return c
 		}
 	}
-	if c := m.parkedFull(); c != nil {
-		return c
-	}
-	return m.cong.held()
+	return m.parkedFull()
 }
 
 // outbounds returns a copy of the outbound links (nil entries for this

@@ -605,9 +605,7 @@ func (m *Member) prepareAs(ctx context.Context, r Rescale, n uint64) error {
 		// The Abort came while this ran: undo what it made.
 		m.rs.pending = nil
 		m.rs.mu.Unlock()
-		m.mu.Lock()
-		m.installWorkersLocked(ctx, slices.Clone(m.workers), slices.Clone(m.dataAddrs))
-		m.mu.Unlock()
+		m.dropJoinerLinks(ctx)
 		return fmt.Errorf("rescale %d was aborted during its preparation here", r.ID)
 	}
 	m.rs.mu.Unlock()
@@ -1048,13 +1046,19 @@ func (m *Member) unpark(mine bool) []work.Item {
 
 // abortHere forgets a rescale that did not freeze.
 func (m *Member) abortHere(plan rescale.Plan) {
-	m.mu.Lock()
-	m.installWorkersLocked(context.Background(), slices.Clone(m.workers), slices.Clone(m.dataAddrs))
-	m.mu.Unlock()
+	m.dropJoinerLinks(context.Background())
 	m.rs.mu.Lock()
 	m.rs.pending = nil
 	m.rs.frozen = false
 	m.rs.mu.Unlock()
+}
+
+// dropJoinerLinks makes the members the workers again: the slots and
+// links a Prepare made for joiners go.
+func (m *Member) dropJoinerLinks(ctx context.Context) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.installWorkersLocked(ctx, slices.Clone(m.workers), slices.Clone(m.dataAddrs))
 }
 
 // rescaleFrame handles the control frames of rescales (on any worker).
@@ -1199,12 +1203,10 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		m.rs.mu.Unlock()
 		m.mu.Lock()
 		formed := m.workers != nil
-		if formed && m.Started() {
-			// A member: the links and slots its Prepare made for the
-			// joiners go (a later rescale would wait for them).
-			m.installWorkersLocked(ctx, slices.Clone(m.workers), slices.Clone(m.dataAddrs))
-		}
 		m.mu.Unlock()
+		if formed && m.Started() {
+			m.dropJoinerLinks(ctx) // a later rescale would wait for them
+		}
 		if !m.Started() && formed {
 			select {
 			case m.rs.joinFailed <- &JoinError{Reason: "the cluster could not take this worker (the grow was aborted; see the initializer's log)"}:

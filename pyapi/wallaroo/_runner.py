@@ -1219,31 +1219,18 @@ class Runner(object):
 
     def _envelope_batches(self, dest, gs, out):
         """Append to out the batches of groups gs for dest: one, or, if
-        its bytes are over _MAX_BATCH_BYTES, as many as it takes (halves
-        of the records, again and again; one record is one batch however
-        large: the engine refuses what no link can carry)."""
+        its bytes are over _MAX_BATCH_BYTES, the records cut at once into
+        as many parts as its size says (a part still over is cut again;
+        one record is one batch however large: the engine refuses what no
+        link can carry)."""
         batch = self._envelope_batch(dest, gs)
         if len(batch[2]) <= _MAX_BATCH_BYTES or batch[1] <= 1:
             out.append(batch)
             return
-        half = batch[1] // 2
-        first, second = [], []
-        n = 0
-        for g in gs:
-            pi, seg, ks, vs, ts = g
-            k = len(vs)
-            if n + k <= half:
-                first.append(g)
-            elif n >= half:
-                second.append(g)
-            else:
-                cut = half - n
-                w = len(ts) // k if k else 0  # bytes per packed ingest time
-                first.append((pi, seg, ks[:cut], vs[:cut], ts[:w * cut]))
-                second.append((pi, seg, ks[cut:], vs[cut:], ts[w * cut:]))
-            n += k
-        self._envelope_batches(dest, first, out)
-        self._envelope_batches(dest, second, out)
+        parts = min(batch[1], len(batch[2]) // _MAX_BATCH_BYTES + 1)
+        size = -(-batch[1] // parts)  # records a part, rounded up
+        for part in _cut_groups(gs, size):
+            self._envelope_batches(dest, part, out)
 
     def _envelope_batch(self, dest, gs):
         """(dest, count, bytes) of groups of records for one destination."""
@@ -1363,6 +1350,26 @@ _MAX_ENVELOPES = 4096
 # record): well under what one frame between workers carries, and a
 # fraction of a link's replay queue.
 _MAX_BATCH_BYTES = 4 << 20
+
+
+def _cut_groups(gs, size):
+    """The groups gs as lists of groups of size records each (the last
+    fewer), cutting groups where a part ends."""
+    part, n = [], 0
+    for pi, seg, ks, vs, ts in gs:
+        w = len(ts) // len(vs) if vs else 0  # bytes per packed ingest time
+        at = 0
+        while at < len(vs):
+            take = min(size - n, len(vs) - at)
+            part.append((pi, seg, ks[at:at + take], vs[at:at + take],
+                         ts[w * at:w * (at + take)]))
+            n += take
+            at += take
+            if n == size:
+                yield part
+                part, n = [], 0
+    if part:
+        yield part
 
 
 def _chunks(groups):
