@@ -111,6 +111,8 @@ type rescaleState struct {
 	imports   []State
 	importer  bool
 	importing sync.WaitGroup
+	// pieces holds the states arriving in pieces, until complete.
+	pieces map[pieceKey][]byte
 	// joinFailed reports a joiner's failure before it is a member.
 	joinFailed chan error
 	// prepared counts the Prepares a worker's control reader took;
@@ -588,6 +590,7 @@ func (m *Member) prepareAs(ctx context.Context, r Rescale, n uint64) error {
 	m.rs.mu.Lock()
 	m.rs.pending = &r
 	m.rs.importEr = nil
+	m.rs.pieces = nil
 	m.rs.oldMembers = old
 	m.rs.fenced = map[string]bool{}
 	m.rs.fencesDone = make(chan struct{})
@@ -657,8 +660,10 @@ func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) 
 			for i, data := range datas {
 				p := rest[i]
 				st := State{ID: id, To: to[p], Step: step, Partition: uint32(p), Data: data}
-				if err := m.forwardState(ctx, st); err != nil {
-					return err
+				for _, piece := range st.Pieces(stateChunk) {
+					if err := m.forwardState(ctx, piece); err != nil {
+						return err
+					}
 				}
 				sent += len(data)
 			}
@@ -669,13 +674,16 @@ func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) 
 	return nil
 }
 
-// forwardState takes one partition's state towards its new owner: the
-// initializer imports it or passes it on; another worker sends it to the
-// initializer.
+// stateChunk is the most bytes of state in one KindState frame (a
+// variable for tests).
+var stateChunk = StateChunk
+
+// forwardState takes one partition's state (or a piece of it) towards
+// its new owner: the owner puts it together and imports it; the
+// initializer passes it on; another worker sends it to the initializer.
 func (m *Member) forwardState(ctx context.Context, st State) error {
 	if st.To == m.cfg.Name {
-		m.queueImport(st)
-		return nil
+		return m.assemble(st)
 	}
 	m.mu.Lock()
 	var c *ctlConn
@@ -689,6 +697,47 @@ func (m *Member) forwardState(ctx context.Context, st State) error {
 		return fmt.Errorf("no control link towards %s for partition %d of %s", st.To, st.Partition, st.Step)
 	}
 	return c.send(KindState, st.Encode())
+}
+
+// pieceKey names a partition's state arriving in pieces.
+type pieceKey struct {
+	id        uint64
+	step      string
+	partition uint32
+}
+
+// assemble queues a partition's state for import once all of it has
+// arrived here: whole, or the pieces of it in order (they come one
+// after the other on one path). A piece out of order is an error.
+func (m *Member) assemble(st State) error {
+	if st.Offset == 0 && uint64(len(st.Data)) == st.Total {
+		m.queueImport(st)
+		return nil
+	}
+	key := pieceKey{st.ID, st.Step, st.Partition}
+	m.rs.mu.Lock()
+	buf, ok := m.rs.pieces[key]
+	if uint64(len(buf)) != st.Offset {
+		m.rs.mu.Unlock()
+		return fmt.Errorf("state of partition %d of %s: a piece at byte %d after %d bytes (a piece was lost or came out of order)", st.Partition, st.Step, st.Offset, len(buf))
+	}
+	if !ok {
+		buf = make([]byte, 0, min(st.Total, 1<<28))
+	}
+	buf = append(buf, st.Data...)
+	if uint64(len(buf)) < st.Total {
+		if m.rs.pieces == nil {
+			m.rs.pieces = map[pieceKey][]byte{}
+		}
+		m.rs.pieces[key] = buf
+		m.rs.mu.Unlock()
+		return nil
+	}
+	delete(m.rs.pieces, key)
+	m.rs.mu.Unlock()
+	st.Offset, st.Data = 0, buf
+	m.queueImport(st)
+	return nil
 }
 
 // queueImport hands a state that arrived for this worker to the
@@ -888,6 +937,9 @@ func (m *Member) commitHere() error {
 	m.rs.importing.Wait()
 	m.rs.mu.Lock()
 	defer m.rs.mu.Unlock()
+	if m.rs.importEr == nil && len(m.rs.pieces) > 0 {
+		return fmt.Errorf("the state of %d partitions arrived here incomplete", len(m.rs.pieces))
+	}
 	return m.rs.importEr
 }
 

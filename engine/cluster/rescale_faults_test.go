@@ -7,9 +7,11 @@ package cluster
 // state exported and imported as partition numbers).
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -348,5 +350,70 @@ func TestRescale_FailureAfterTheFreezeRefusesLaterRescales(t *testing.T) {
 	}
 	if ms[0].Congested() == nil {
 		t.Errorf("%d batches parked and the sources not held", maxParked)
+	}
+}
+
+// A partition's state larger than a KindState frame carries goes in
+// pieces, through the initializer, and is imported whole by its new
+// owner.
+func TestRescale_StateLargerThanAFrameArrivesInPieces(t *testing.T) {
+	saved := stateChunk
+	stateChunk = 7
+	defer func() { stateChunk = saved }()
+	big := func(p routing.PartitionID) []byte {
+		return []byte(strings.Repeat(fmt.Sprintf("<%d>", p), 10+int(p)%5))
+	}
+	bigExports := func(c *Config) {
+		c.ExportMany = func(step string, ps []routing.PartitionID, budget time.Duration) ([][]byte, error) {
+			var out [][]byte
+			for _, p := range ps {
+				out = append(out, big(p))
+			}
+			return out, nil
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _, results := rsCluster(t, ctx, 2, func(i int, c *Config) { bigExports(c) })
+	var mu sync.Mutex
+	got := map[routing.PartitionID][]byte{}
+	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, func(c *Config) {
+		c.ImportMany = func(steps []string, ps []routing.PartitionID, datas [][]byte, budget time.Duration) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			for i, p := range ps {
+				got[p] = slices.Clone(datas[i])
+			}
+			return len(ps), nil
+		}
+	})
+	defer j.Close()
+	go func() {
+		if err := j.Start(ctx); err != nil {
+			t.Errorf("j1: %v", err)
+			return
+		}
+		j.LinksUp(ctx)
+		j.Ready()
+	}()
+	if r := waitResult(t, results, time.Minute); !r.ok {
+		t.Fatal("the grow failed")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) == 0 {
+		t.Fatal("j1 imported nothing")
+	}
+	for p, data := range got {
+		if want := big(p); !bytes.Equal(data, want) {
+			t.Errorf("partition %d: imported %q, want %q", p, data, want)
+		}
+	}
+	for _, m := range ms {
+		m.rs.mu.Lock()
+		if len(m.rs.pieces) != 0 {
+			t.Errorf("%s holds pieces after the grow", m.cfg.Name)
+		}
+		m.rs.mu.Unlock()
 	}
 }

@@ -1,6 +1,12 @@
 package cluster
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wallaroo-go/machida/engine/routing"
+)
 
 // A worker that loses its initializer forgets a grow or shrink that was
 // only prepared here (nothing parked; the status goes back to processing),
@@ -17,5 +23,39 @@ func TestRescaleState_ForgetUnfrozen(t *testing.T) {
 	s.pending, s.frozen = &Rescale{ID: 4}, true
 	if s.forgetUnfrozen() || s.pending == nil {
 		t.Error("a frozen rescale was forgotten")
+	}
+}
+
+// Pieces of a state that come out of order are refused, and a commit
+// with a state still incomplete fails, naming it.
+func TestAssemble_PiecesInOrderOrAnError(t *testing.T) {
+	var imported [][]byte
+	m := New(Config{Name: "j1", ImportMany: func(_ []string, _ []routing.PartitionID, datas [][]byte, _ time.Duration) (int, error) {
+		imported = append(imported, datas...)
+		return len(datas), nil
+	}})
+	piece := func(off uint64, data string) State {
+		return State{ID: 1, To: "j1", Step: "s", Partition: 4, Offset: off, Total: 6, Data: []byte(data)}
+	}
+	if err := m.assemble(piece(0, "ab")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.assemble(piece(4, "ef")); err == nil || !strings.Contains(err.Error(), "out of order") {
+		t.Errorf("a piece after a gap: %v", err)
+	}
+	if err := m.commitHere(); err == nil || !strings.Contains(err.Error(), "incomplete") {
+		t.Errorf("a commit with a state in pieces: %v", err)
+	}
+	if err := m.assemble(piece(2, "cd")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.assemble(piece(4, "ef")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.commitHere(); err != nil {
+		t.Fatal(err)
+	}
+	if len(imported) != 1 || string(imported[0]) != "abcdef" {
+		t.Errorf("imported %q", imported)
 	}
 }

@@ -10,8 +10,9 @@ import (
 
 // WireVersion is the version of the inter-worker wire format. Both ends
 // of a link check it in the first exchange; any change to a message's
-// layout increments it.
-const WireVersion = 10
+// layout increments it, the layout of the runner's envelope batches
+// (opaque here, read by the peer's runner) included.
+const WireVersion = 11
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -536,31 +537,65 @@ func DecodeRescaleAck(p []byte) (RescaleAck, error) {
 }
 
 // State is the payload of KindState: one partition of one state step on
-// its way to its new owner To.
+// its way to its new owner To, or a piece of it. A partition's state
+// larger than StateChunk travels in pieces (a frame has a limit), in
+// order on one path: Data is the bytes at Offset of Total.
 type State struct {
 	ID        uint64 // the rescale's
 	To        string
 	Step      string
 	Partition uint32
+	Offset    uint64
+	Total     uint64
 	Data      []byte
 }
 
+// StateChunk is the most bytes of state one KindState frame carries.
+const StateChunk = 16 << 20
+
 // Encode returns s's payload.
 func (s State) Encode() []byte {
-	e := enc{b: make([]byte, 0, 32+len(s.To)+len(s.Step)+len(s.Data))}
+	e := enc{b: make([]byte, 0, 48+len(s.To)+len(s.Step)+len(s.Data))}
 	e.u64(s.ID)
 	e.str(s.To)
 	e.str(s.Step)
 	e.u32(s.Partition)
+	e.u64(s.Offset)
+	e.u64(s.Total)
 	e.bytes(s.Data)
 	return e.b
 }
 
-// DecodeState reads a State payload (Data aliases p).
+// DecodeState reads a State payload (Data aliases p); a piece that does
+// not lie within its total is refused.
 func DecodeState(p []byte) (State, error) {
 	d := dec{b: p}
-	s := State{ID: d.u64("rescale id"), To: d.str("destination"), Step: d.str("step"), Partition: d.u32("partition"), Data: d.bytes("state")}
-	return s, d.end("state")
+	s := State{ID: d.u64("rescale id"), To: d.str("destination"), Step: d.str("step"), Partition: d.u32("partition"),
+		Offset: d.u64("offset"), Total: d.u64("total"), Data: d.bytes("state")}
+	if err := d.end("state"); err != nil {
+		return s, err
+	}
+	if s.Offset > s.Total || uint64(len(s.Data)) > s.Total-s.Offset {
+		return s, fmt.Errorf("%w: state of partition %d of %s: %d bytes at %d of %d", ErrMalformed, s.Partition, s.Step, len(s.Data), s.Offset, s.Total)
+	}
+	return s, nil
+}
+
+// Pieces cuts the whole state s (Offset 0, Data all of it) into the
+// States that carry it, each at most size bytes (one, if it fits).
+func (s State) Pieces(size int) []State {
+	s.Offset, s.Total = 0, uint64(len(s.Data))
+	if len(s.Data) <= size {
+		return []State{s}
+	}
+	var out []State
+	for off := 0; off < len(s.Data); off += size {
+		p := s
+		p.Offset = uint64(off)
+		p.Data = s.Data[off:min(off+size, len(s.Data))]
+		out = append(out, p)
+	}
+	return out
 }
 
 // ShrinkRequest is the payload of KindShrink: the leaving workers the

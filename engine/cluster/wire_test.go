@@ -7,8 +7,35 @@ import (
 	"github.com/wallaroo-go/machida/engine/work"
 	"io"
 	"reflect"
+	"slices"
 	"testing"
 )
+
+// A state is cut into pieces of at most the given size, each saying
+// where it lies in the whole; a state that fits is one piece.
+func TestState_Pieces(t *testing.T) {
+	whole := State{ID: 2, To: "j1", Step: "s", Partition: 5, Data: []byte("0123456789")}
+	for _, c := range []struct {
+		size int
+		want []string
+	}{{10, []string{"0123456789"}}, {64, []string{"0123456789"}}, {4, []string{"0123", "4567", "89"}}, {5, []string{"01234", "56789"}}} {
+		var got []string
+		at := uint64(0)
+		for _, p := range whole.Pieces(c.size) {
+			if p.Offset != at || p.Total != 10 || p.ID != 2 || p.To != "j1" || p.Partition != 5 {
+				t.Errorf("size %d: piece %+v (want offset %d of 10)", c.size, p, at)
+			}
+			at += uint64(len(p.Data))
+			got = append(got, string(p.Data))
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("size %d: pieces %q, want %q", c.size, got, c.want)
+		}
+	}
+	if ps := (State{Step: "s"}).Pieces(4); len(ps) != 1 || ps[0].Total != 0 {
+		t.Errorf("an empty state: %+v", ps)
+	}
+}
 
 func TestWire_RoundTrips(t *testing.T) {
 	h := Hello{Version: WireVersion, App: "Word Count", Digest: "ab12", PyMajor: 3, Worker: "worker1",
@@ -40,9 +67,14 @@ func TestWire_RoundTrips(t *testing.T) {
 	if _, err := DecodeCheckpoint(Checkpoint{Op: opEnd}.Encode()); err == nil {
 		t.Errorf("checkpoint: an unknown op was taken")
 	}
-	st := State{ID: 9, To: "w1", Step: "0.2", Partition: 17, Data: []byte("state")}
+	st := State{ID: 9, To: "w1", Step: "0.2", Partition: 17, Offset: 3, Total: 8, Data: []byte("state")}
 	if got, err := DecodeState(st.Encode()); err != nil || !reflect.DeepEqual(got, st) {
 		t.Errorf("state: %+v %v", got, err)
+	}
+	for _, bad := range []State{{Offset: 4, Total: 8, Data: []byte("state")}, {Offset: 9, Total: 8}} {
+		if _, err := DecodeState(bad.Encode()); !errors.Is(err, ErrMalformed) {
+			t.Errorf("state of %d bytes at %d of %d: %v", len(bad.Data), bad.Offset, bad.Total, err)
+		}
 	}
 	sr := ShrinkRequest{From: "w2", Leaving: []string{"w1", "w3"}}
 	if got, err := DecodeShrinkRequest(sr.Encode()); err != nil || !reflect.DeepEqual(got, sr) {

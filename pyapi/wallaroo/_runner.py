@@ -123,7 +123,9 @@ def _as_key(key, stage):
     are one key, and the common case, a str key, costs nothing: its hash
     is cached."""
     if isinstance(key, str):
-        return key
+        # A subclass's instance as its plain text: a key is its text, and
+        # the engine compares keys without running application code.
+        return key if type(key) is str else str.__str__(key)
     if _PY2 and isinstance(key, _text_type):
         return key.encode("utf-8")
     if not _PY2 and isinstance(key, bytes):
@@ -181,27 +183,42 @@ _PROTO = 2 if _PY2 else min(pickle.HIGHEST_PROTOCOL, 5)
 # packed, not pickled one by one): 'q' on Python 3, 'l' on a 64-bit
 # Python 2.
 _TS_CODE = "q" if "q" in getattr(__import__("array"), "typecodes", "") else "l"
-if array(_TS_CODE).itemsize != 8:
+_TS_SIZE = 8
+if array(_TS_CODE).itemsize != _TS_SIZE:
     raise ImportError("wallaroo._runner needs a 64-bit array type for "
                       "ingest times (array %r is %d bytes here)"
                       % (_TS_CODE, array(_TS_CODE).itemsize))
 
 
 def _pack_ts(values):
+    """Ingest times packed as 64-bit integers: one when they are all the
+    same (the records of one source batch share it), none for none."""
+    if values and values.count(values[0]) == len(values):
+        values = values[:1]
     a = array(_TS_CODE, values)
     return a.tostring() if _PY2 else a.tobytes()
 
 
 def _unpack_ts(data, n):
+    """The ingest times of n records from _pack_ts: an array of n, or of
+    one that all n share, or empty when the sender carried none (its
+    metrics were off)."""
     a = array(_TS_CODE)
     if _PY2:
         a.fromstring(data)
     else:
         a.frombytes(data)
-    if len(a) != n:
+    if len(a) != n and not (n and len(a) <= 1):
         raise ValueError("envelope batch is corrupt: %d ingest times for %d "
                          "records" % (len(a), n))
     return a
+
+
+def _mean_ts(tss):
+    """The mean of the ingest times that are known (not 0)."""
+    if 0 in tss:
+        tss = [t for t in tss if t]
+    return sum(tss) // len(tss) if tss else 0
 
 
 # Envelope batch formats (first byte of what take_envelopes returns).
@@ -592,12 +609,33 @@ class Runner(object):
             raise ValueError("sample_every must be >= 0, got %d" % sample_every)
         if sample_every == self.sample_every:
             return
+        was = self._width()
         self.sample_every = sample_every
+        self._rewidth(was, self._width())
         del self.timings[:]
         self.handed.clear()
         self.raw_frames.clear()
         for path in self.paths:
             path.compile()
+
+    def _width(self):
+        """Items per record in the outbox: key, value and, while metrics
+        are on (the loops carry ingest times), ingest time."""
+        return 3 if self.sample_every else 2
+
+    def _rewidth(self, was, now):
+        """Records waiting in the outbox, made with was items each, with
+        now items each (an ingest time added as 0, unknown, or dropped)."""
+        if was == now:
+            return
+        for box in self.outbox.values():
+            if not box:
+                continue
+            ks, vs = box[0::was], box[1::was]
+            if now == 3:
+                box[:] = [x for k, v in zip(ks, vs) for x in (k, v, 0)]
+            else:
+                box[:] = [x for k, v in zip(ks, vs) for x in (k, v)]
 
     def set_tracking(self, on):
         """Turn change tracking for incremental checkpoints on or off,
@@ -1194,21 +1232,27 @@ class Runner(object):
         (path, segment, keys, values, ingest times), one per (path,
         segment): keys and values as two lists, in one pickle with the
         batch (values serialised alone first with the module's own
-        hooks), ingest times packed as 64-bit integers. If the module's
+        hooks); a key that is its own value (the same object) travels as
+        None, so it is not written twice. Ingest times are packed as
+        64-bit integers (see _pack_ts), only while metrics are on: then
+        the outbox holds (key, value, ingest time) triples, else pairs
+        (_width). If the module's
         serialize hook fails, the exception propagates with failed_hook
         set."""
         self.failed_hook = None
         groups = {}
+        width = self._width()
         for (dest, pi, seg), box in self.outbox.items():
             if not box:
                 continue
-            step = 3 * _MAX_ENVELOPES
+            step = width * _MAX_ENVELOPES
             for i in range(0, len(box), step):
                 part = box[i:i + step] if len(box) > step else box
                 groups.setdefault(dest, []).append(
-                    (pi, seg, part[0::3], part[1::3], _pack_ts(part[2::3])))
+                    (pi, seg, part[0::width], part[1::width],
+                     _pack_ts(part[2::width]) if width == 3 else b""))
             if self.sample_every:
-                self.handed[pi] = self.handed.get(pi, 0) + len(box) // 3
+                self.handed[pi] = self.handed.get(pi, 0) + len(box) // width
             # Emptied in place: the compiled loops hold its append.
             del box[:]
         out = []
@@ -1233,8 +1277,13 @@ class Runner(object):
             self._envelope_batches(dest, part, out)
 
     def _envelope_batch(self, dest, gs):
-        """(dest, count, bytes) of groups of records for one destination."""
+        """(dest, count, bytes) of groups of records for one destination.
+        A group whose keys are all None travels with None for its keys
+        (keys are native str or None: counting them runs no application
+        code)."""
         n = sum(len(g[3]) for g in gs)
+        gs = [(pi, seg, None if ks.count(None) == len(ks) else ks, vs, ts)
+              for (pi, seg, ks, vs, ts) in gs]
         if self._pickled:
             return (dest, n, _FMT_PICKLE + pickle.dumps(gs, _PROTO))
         ser = self.serialize
@@ -1282,6 +1331,7 @@ class Runner(object):
             raise
         de = self.deserialize if fmt == _FMT_HOOKS else None
         results = []
+        timed = bool(self.sample_every)
         for pi, seg, keys, values, tss in runs:
             if de is not None:
                 made = []
@@ -1294,10 +1344,19 @@ class Runner(object):
                         raise
                 values = made
             path = self.paths[pi]
-            mean_ts = sum(tss) // len(tss) if self.sample_every and tss else 0
+            keyless = keys is None
+            if timed:
+                # The loops take ingest times: as sent, or 0 (unknown)
+                # where the sender's metrics were off.
+                mean_ts = _mean_ts(tss)
+                if len(tss) != len(values):
+                    tss = repeat(tss[0] if tss else 0, len(values))
+                items = zip(values, tss) if keyless else zip(keys, values, tss)
+            else:
+                mean_ts = 0
+                items = values if keyless else zip(keys, values)
             try:
-                results.append((pi, path.resume(seg, zip(keys, values, tss)),
-                                mean_ts))
+                results.append((pi, path.resume(seg, items, keyless), mean_ts))
             except Exception:
                 self.failed_path = pi
                 raise
@@ -1315,10 +1374,10 @@ class Runner(object):
         for g in groups:
             try:
                 pi, seg, keys, values, tss = g
-                if len(keys) != len(values):
+                if keys is not None and len(keys) != len(values):
                     raise ValueError("%d keys for %d values"
                                      % (len(keys), len(values)))
-                tss = _unpack_ts(tss, len(keys))
+                tss = _unpack_ts(tss, len(values))
             except (TypeError, ValueError) as e:
                 raise ValueError("envelope batch is corrupt: a group is %s "
                                  "(%s)" % (_describe(g), e))
@@ -1357,12 +1416,14 @@ def _cut_groups(gs, size):
     fewer), cutting groups where a part ends."""
     part, n = [], 0
     for pi, seg, ks, vs, ts in gs:
-        w = len(ts) // len(vs) if vs else 0  # bytes per packed ingest time
+        # One packed ingest time per record is cut with them; one shared
+        # by all (or none) goes with every part.
+        w = _TS_SIZE if vs and len(ts) == _TS_SIZE * len(vs) else 0
         at = 0
         while at < len(vs):
             take = min(size - n, len(vs) - at)
             part.append((pi, seg, ks[at:at + take], vs[at:at + take],
-                         ts[w * at:w * (at + take)]))
+                         ts[w * at:w * (at + take)] if w else ts))
             n += take
             at += take
             if n == size:
@@ -1511,6 +1572,9 @@ class Path(object):
         """(Re)build the loops for the runner's current ownership."""
         self.source_text = []
         self._entries = [self._compile(i) for i in range(len(self.segments))]
+        # Entries for records that came without keys (see take_envelopes).
+        self._keyless = [None] + [self._compile(i, True)
+                                  for i in range(1, len(self.segments))]
         self._run = self._entries[0]
 
     def _boundary(self, code, depth, seg_index, seg, env):
@@ -1519,8 +1583,11 @@ class Path(object):
         The names it binds in env are made once per compile (the body may
         be emitted twice, timed and untimed)."""
         runner = self.runner
-        # Leaving: three appends to the destination's outbox list.
-        leave = "_o(k); _o(v); _o(_ts); continue"
+        # Leaving: appends to the destination's outbox list (see
+        # Runner._width); at a keyed boundary the key is None when it is
+        # the value itself (take_envelopes).
+        ts = "; _o(_ts)" if runner.sample_every else ""
+        leave = "_o(k); _o(v)%s; continue" % ts
         if seg.kind == SEG_SPREAD:
             if not any(runner.spread):
                 return
@@ -1554,9 +1621,13 @@ class Path(object):
             # 38 ns a key, measured; a miss is rare.)
             code(depth, "try: _o = _rc%d[k]" % seg_index)
             code(depth, "except KeyError: _o = _rt%d(k)" % seg_index)
-            code(depth, "if _o is not None: " + leave)
+            # (Not with the module's own serialisation hooks: the value
+            # the peer's deserialize makes need not be the key.)
+            key = "None if k is v else k" if runner._pickled else "k"
+            code(depth, "if _o is not None: _o(%s); _o(v)%s; continue"
+                 % (key, ts))
 
-    def _compile(self, entry):
+    def _compile(self, entry, keyless=False):
         """The function that runs messages from segment ``entry`` on. The
         source entry (0) takes (frames, ts, salvage); a later one takes
         (items, salvage) with items (key, value, ingest ts). It returns
@@ -1587,15 +1658,15 @@ class Path(object):
         if every:
             code(d, "_smp -= 1")
             code(d, "if _smp:")
-            self._body(entry, code, d + 1, env, False)
+            self._body(entry, code, d + 1, env, False, keyless)
             code(d, "else:")
             # The next sample comes after 1 to 2 * every - 1 messages
             # (every on average): a fixed interval would keep sampling the
             # same kind of message of a periodic input.
             code(d + 1, "_smp = int(_srnd() * %d) + 1" % (2 * every - 1))
-            self._body(entry, code, d + 1, env, True)
+            self._body(entry, code, d + 1, env, True, keyless)
         else:
-            self._body(entry, code, d, env, False)
+            self._body(entry, code, d, env, False, keyless)
         if skip:
             env["_skip"] = self.runner.skip_message
             env["_stn"] = self.stage_names
@@ -1632,7 +1703,7 @@ class Path(object):
         self.source_text.append(text)
         return env["_make"]()
 
-    def _body(self, entry, code, depth, env, timed):
+    def _body(self, entry, code, depth, env, timed, keyless=False):
         """Emit the loop body of segment ``entry`` on at ``depth``; timed,
         each computation's call (and the decoder's) is timed."""
         starts = dict((s.start, (i, s)) for i, s in enumerate(self.segments)
@@ -1661,8 +1732,17 @@ class Path(object):
             else:
                 code(depth, "v = _x")
             code(depth, "k = None")
+        elif keyless:
+            # Records of a group whose keys were all None: at a keyed
+            # segment each key was its value.
+            code(depth, "v, _ts = _x" if self.runner.sample_every else "v = _x")
+            code(depth, "k = v" if self.segments[entry].kind == SEG_KEYED
+                 else "k = None")
         else:
-            code(depth, "k, v, _ts = _x")
+            code(depth, "k, v, _ts = _x" if self.runner.sample_every
+                 else "k, v = _x")
+            if self.segments[entry].kind == SEG_KEYED:
+                code(depth, "if k is None: k = v")
         for i in range(first, len(self.stages)):
             st = self.stages[i]
             n = i + 1
@@ -1818,9 +1898,11 @@ class Path(object):
         outs = self._run(frames, ts, self._note_failure)
         return outs, reason
 
-    def resume(self, segment, items):
-        """Run (key, value, ingest ts) items from segment ``segment`` on;
-        return the per-sink outputs like process."""
+    def resume(self, segment, items, keyless=False):
+        """Run (key, value[, ingest ts]) items from segment ``segment``
+        on (keyless: (value[, ingest ts]), the keys None); return the
+        per-sink outputs like process. Ingest times are there while the
+        runner's metrics are on."""
         if not 0 < segment < len(self._entries):
             raise ValueError("envelope for segment %d of pipeline %r, which "
                              "has segments 1 to %d"
@@ -1828,7 +1910,8 @@ class Path(object):
                                 len(self._entries) - 1))
         self.failed = None
         self.salvage = None
-        return self._entries[segment](items, self._note_failure)
+        run = self._keyless[segment] if keyless else self._entries[segment]
+        return run(items, self._note_failure)
 
     def generate(self, n, ts=0):
         """Take up to n values from the generator and run them; return

@@ -20,7 +20,7 @@ const (
 )
 
 // wireVersion is the version the workers of this build speak.
-const wireVersion = 10
+const wireVersion = 11
 
 type wireChannel uint8
 

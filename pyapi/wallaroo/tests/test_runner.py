@@ -53,6 +53,24 @@ def _twice(w, total):
     return [w, None, w.upper()]
 
 
+class _Word(str):
+    """A value the engine must never compare with its key (its __eq__ is
+    the application's code, which may raise)."""
+    def __eq__(self, other):
+        if str.__eq__(self, other):
+            raise AssertionError("the engine compared a value with its key")
+        return False
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+    __hash__ = str.__hash__
+
+
+@wallaroo.decoder(header_length=4, length_fmt=">I")
+def _words(bs):
+    return _Word(bs.decode("utf-8"))
+
+
 @wallaroo.encoder
 def _encode(s):
     return (s + "\n").encode("utf-8")
@@ -144,6 +162,18 @@ class RunnerTest(unittest.TestCase):
         path.process([b"q1"])
         path.process([b"q2"])
         self.assertEqual(runner.state_entities(), {"0.1": [b"q"]})
+
+    def test_a_key_of_a_str_subclass_is_its_plain_text(self):
+        @wallaroo.key_extractor
+        def word(w):
+            return _Word(w)  # its __eq__ raises if compared with "ant"
+        runner = _runner.Runner(4)
+        stages = [(K, word, "k", "0.0", False, False),
+                  (S, _count, "count", "0.1", False, True)]
+        path = runner.path("src", _decode, _stages(stages), [_encode])
+        path.process([b"ant", b"ant"])
+        self.assertEqual([type(k) for k in runner.states["0.1"]], [str])
+        self.assertEqual(runner.state_entities(), {"0.1": [b"ant"]})
 
     def test_error_records_stage_input_and_salvage(self):
         stages = [(K, _first, "k", "0.0", False, False),
@@ -432,21 +462,35 @@ class RunnerTest(unittest.TestCase):
             local.path("src", _decode, stages, [_encode])
             want = local.paths[0].process(msgs, 1)[0]
 
-            here = _runner.Runner(16)
-            here.path("src", _decode, stages, [_encode])
-            here.set_ownership([1] * 16, 1)
-            self.assertEqual(here.paths[0].process(msgs, 1)[0], b"")
-            envs = here.take_envelopes()
-            self.assertGreater(len(envs), 3)
-            self.assertEqual(sum(n for _, n, _ in envs), len(msgs))
-            for _, n, data in envs:
-                self.assertTrue(len(data) <= 300 or n == 1,
-                                "a batch of %d records is %d bytes" % (n, len(data)))
-            there = _runner.Runner(16)
-            there.path("src", _decode, stages, [_encode])
-            got = b"".join(outs[0] for _, data in [(e[0], e[2]) for e in envs]
-                           for _, outs, _ in there.resume(data))
-            self.assertEqual(got, want, "every record once, in order")
+            # Metrics off (no ingest times), on with one time for all
+            # records, on with a time per record: each is cut right.
+            for every, times in [(0, [1]), (4, [7]), (4, [5, 9])]:
+                here = _runner.Runner(16)
+                here.path("src", _decode, stages, [_encode])
+                here.set_ownership([1] * 16, 1)
+                here.set_metrics(every)
+                half = len(msgs) // len(times)
+                for i, ts in enumerate(times):
+                    chunk = msgs[i * half:] if i == len(times) - 1 else \
+                        msgs[i * half:(i + 1) * half]
+                    self.assertEqual(here.paths[0].process(chunk, ts)[0], b"")
+                envs = here.take_envelopes()
+                self.assertGreater(len(envs), 3)
+                self.assertEqual(sum(n for _, n, _ in envs), len(msgs))
+                for _, n, data in envs:
+                    self.assertTrue(len(data) <= 300 or n == 1,
+                                    "a batch of %d records is %d bytes" % (n, len(data)))
+                there = _runner.Runner(16)
+                there.path("src", _decode, stages, [_encode])
+                there.set_metrics(every)
+                results = [r for _, data in [(e[0], e[2]) for e in envs]
+                           for r in there.resume(data)]
+                got = b"".join(outs[0] for _, outs, _ in results)
+                self.assertEqual(got, want, "every record once, in order")
+                if every:  # the mean ingest time of each group's records
+                    means = [m for _, _, m in results]
+                    self.assertTrue(all(min(times) <= m <= max(times)
+                                        for m in means), means)
         finally:
             _runner._MAX_BATCH_BYTES = saved
 
@@ -462,7 +506,7 @@ class RunnerTest(unittest.TestCase):
             return b"P" + pickle.dumps(groups, 2)
         for groups, what in [
                 ([(0, 1, ["a"], ["a", "b"], ts)], "1 keys for 2 values"),
-                ([(0, 1, ["a", "b"], ["a", "b"], ts[:8])], "1 ingest times for 2"),
+                ([(0, 1, ["a", "b"], ["a", "b"], ts + ts[:8])], "3 ingest times for 2"),
                 ([(0, 1, ["a"])], "corrupt"),
                 ([(5, 1, ["a", "b"], ["a", "b"], ts)], "pipeline 5"),
                 ([(0, 9, ["a", "b"], ["a", "b"], ts)], "segment 9"),
@@ -489,6 +533,112 @@ class RunnerTest(unittest.TestCase):
         self.assertIsNone(runner.failed_hook)
         self.assertIsNone(runner.bad_batch)
         self.assertEqual(len(runner.state_entities()["0.1"]), 2)
+
+    def _pair(self, key_by, decoder=_decode, hooks=None):
+        """Two runners, "here" sending every partition to "there", with a
+        key_by stage that is key_by; returns (here's path, here, there)."""
+        def build():
+            r = _runner.Runner(16, hooks)
+            stages = _stages([(K, key_by, "key", "0.0", False, False),
+                              (S, _count, "count", "0.1", False, True)])
+            segs = [_runner.Segment(_runner.SEG_SOURCE, 0),
+                    _runner.Segment(_runner.SEG_KEYED, 1)]
+            return r, r.path("src", decoder, stages, [_encode], segs)
+        here, path = build()
+        there, _ = build()
+        here.set_ownership([1] * 16, 1, [0])
+        return path, here, there
+
+    def test_keys_that_are_their_values_travel_once(self):
+        @wallaroo.key_extractor
+        def itself(w):
+            return w
+
+        @wallaroo.key_extractor
+        def copy(w):
+            return "".join(list(w))  # equal, never the same object
+
+        @wallaroo.key_extractor
+        def some(w):
+            return w if w.startswith("a") else copy.extract_key(w)
+        frames = [b"ant", b"bee", b"ant"]
+        for key_by, decoder, elided in [(itself, _decode, None),
+                                        (some, _decode, [None, "bee", None]),
+                                        (copy, _decode, False),
+                                        (copy, _words, False)]:
+            path, here, there = self._pair(key_by, decoder)
+            path.process(frames, 7)
+            (dest, n, data), = here.take_envelopes()
+            self.assertEqual((dest, n), (1, 3))
+            (_, _, keys, values, ts), = pickle.loads(data[1:])
+            # (On Python 2 the decoded text is unicode; its key, the
+            # native str, is another object.)
+            if elided is False or _runner._PY2:
+                elided = ["ant", "bee", "ant"]
+            self.assertEqual(keys, elided)
+            self.assertEqual([type(v) for v in values],
+                             [_Word if decoder is _words else type(u"")] * 3)
+            self.assertEqual(ts, b"", "no ingest times while metrics are off")
+            (_, outs, _), = there.resume(data)
+            self.assertEqual(outs[0], b"ant:1\nbee:1\nant:2\n")
+            self.assertEqual(there.state_entities()["0.1"], [b"ant", b"bee"])
+        # With the module's own hooks the value the peer deserialises need
+        # not be the key: keys travel.
+        shout = (lambda o: o.encode("utf-8"), lambda b: b.decode("utf-8").upper())
+        path, here, there = self._pair(copy if _runner._PY2 else itself, hooks=shout)
+        path.process(frames, 7)
+        (_, _, data), = here.take_envelopes()
+        self.assertEqual(data[:1], b"H")
+        (_, _, keys, _, _), = pickle.loads(data[1:])
+        self.assertEqual(keys, ["ant", "bee", "ant"])
+        (_, outs, _), = there.resume(data)
+        self.assertEqual(outs[0], b"ANT:1\nBEE:1\nANT:2\n")
+        self.assertEqual(there.state_entities()["0.1"], [b"ant", b"bee"])
+
+    def test_ingest_times_travel_only_while_metrics_are_on(self):
+        path, here, there = self._pair(_first)
+        # Records made before metrics came on wait in the outbox as
+        # pairs; turning metrics on gives them an unknown (0) time.
+        path.process([b"apple", b"avocado"], 0)
+        here.set_metrics(4)
+        path.process([b"banana"], 9000)
+        path.process([b"cherry"], 9000)
+        there.set_metrics(4)
+        (_, n, data), = here.take_envelopes()
+        self.assertEqual(n, 4)
+        (_, _, keys, _, ts), = pickle.loads(data[1:])
+        self.assertEqual(list(_runner._unpack_ts(ts, 4)), [0, 0, 9000, 9000])
+        (_, outs, mean), = there.resume(data)
+        self.assertEqual(mean, 9000, "unknown times are not averaged in")
+        self.assertEqual(outs[0], b"apple:1\navocado:2\nbanana:1\ncherry:1\n")
+        # All the same time: one is sent for all.
+        path.process([b"date", b"elder"], 500)
+        (_, n, data), = here.take_envelopes()
+        (_, _, _, _, ts), = pickle.loads(data[1:])
+        self.assertEqual(list(_runner._unpack_ts(ts, 2)), [500])
+        (_, outs, mean), = there.resume(data)
+        self.assertEqual(mean, 500)
+        # A receiver whose metrics are off runs batches with times; one
+        # whose metrics are on runs batches without (mean unknown: 0).
+        there.set_metrics(0)
+        path.process([b"fig"], 600)
+        (_, outs, mean), = there.resume(here.take_envelopes()[0][2])
+        self.assertEqual((outs[0], mean), (b"fig:1\n", 0))
+        here.set_metrics(0)
+        there.set_metrics(4)
+        path.process([b"grape"], 600)
+        (_, outs, mean), = there.resume(here.take_envelopes()[0][2])
+        self.assertEqual((outs[0], mean), (b"grape:1\n", 0))
+        # Turning metrics off with records waiting drops their times.
+        here.set_metrics(4)
+        path.process([b"hazel"], 700)
+        here.set_metrics(0)
+        there.set_metrics(0)
+        (_, n, data), = here.take_envelopes()
+        (_, _, _, _, ts), = pickle.loads(data[1:])
+        self.assertEqual((n, ts), (1, b""))
+        (_, outs, _), = there.resume(data)
+        self.assertEqual(outs[0], b"hazel:1\n")
 
     def test_spread_slots_weigh_the_deal(self):
         runner = _runner.Runner(16)
@@ -529,7 +679,10 @@ class RunnerTest(unittest.TestCase):
         runner.set_ownership([1] * 16, 2, [0, 1])
         text = "".join(runner.paths[0].source_text)
         self.assertIn("try: _o = _rc2[k]", text)
-        self.assertIn("_o(k); _o(v); _o(_ts); continue", text)
+        self.assertIn("_o(None if k is v else k); _o(v); continue", text)
+        runner.set_metrics(4)
+        text = "".join(runner.paths[0].source_text)
+        self.assertIn("_o(None if k is v else k); _o(v); _o(_ts); continue", text)
         self.assertEqual(runner.epoch, 2)
 
     def test_partition_export_import_round_trip(self):
