@@ -810,7 +810,11 @@ type Checkpoint struct {
 	// request's, so a late reply to an attempt that failed never counts
 	// for the next one (which may have the same ID).
 	Attempt uint64
-	Text    string
+	// Seen (OpRolledBack) is the highest attempt the worker has been
+	// asked for: an initializer restarted with its clock behind numbers
+	// its next barriers above it (a worker's loop drops older ones).
+	Seen uint64
+	Text string
 }
 
 // Encode returns c's payload.
@@ -821,6 +825,7 @@ func (c Checkpoint) Encode() []byte {
 	e.u64(c.Rollback)
 	e.u64(c.N)
 	e.u64(c.Attempt)
+	e.u64(c.Seen)
 	e.str(c.Text)
 	return e.b
 }
@@ -836,6 +841,7 @@ func DecodeCheckpoint(p []byte) (Checkpoint, error) {
 	c.Rollback = d.u64("rollback id")
 	c.N = d.u64("entries")
 	c.Attempt = d.u64("attempt")
+	c.Seen = d.u64("attempt seen")
 	c.Text = d.str("text")
 	return c, d.end("checkpoint")
 }

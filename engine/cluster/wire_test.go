@@ -60,7 +60,7 @@ func TestWire_RoundTrips(t *testing.T) {
 	if got, err := DecodeRescaleAck(ra.Encode()); err != nil || got != ra {
 		t.Errorf("rescale ack: %+v %v", got, err)
 	}
-	ck := Checkpoint{Op: OpRolledBack, ID: 12, Rollback: 3, N: 40, Attempt: 7, Text: "ok"}
+	ck := Checkpoint{Op: OpRolledBack, ID: 12, Rollback: 3, N: 40, Attempt: 7, Seen: 99, Text: "ok"}
 	if got, err := DecodeCheckpoint(ck.Encode()); err != nil || got != ck {
 		t.Errorf("checkpoint: %+v %v", got, err)
 	}

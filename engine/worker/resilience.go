@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,11 @@ type Resilience struct {
 
 // keepCheckpoints is how many complete checkpoints each worker keeps.
 const keepCheckpoints = 2
+
+// AttemptSeedEnv (tests) numbers this process's first checkpoint
+// attempts from its value instead of the clock's: what an initializer
+// restarted with its clock behind would do.
+const AttemptSeedEnv = "MACHIDA_TEST_ATTEMPT_SEED"
 
 // maxRollbackAttempts bounds the tries of one rollback (500 ms apart).
 const maxRollbackAttempts = 60
@@ -145,6 +151,7 @@ type resilience struct {
 
 	recover chan string   // rollback requests: who asked (coordinator)
 	attempt atomic.Uint64 // numbers the coordinator's requests (cluster.Checkpoint.Attempt)
+	seen    atomic.Uint64 // (workers) the highest attempt asked of this worker
 	// rescaled (coordinator) asks for a checkpoint at once after a grow
 	// or shrink; floor is the newest checkpoint committed before the
 	// last rescale: a rollback never goes back to it or before (the
@@ -187,8 +194,16 @@ func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q
 		pending: map[uint64]checkpoint.Delta{}, recover: make(chan string, 4), rescaled: make(chan struct{}, 1), stopped: make(chan struct{})}
 	// Attempts number barriers too, and a loop drops a barrier not newer
 	// than its last: a restarted initializer must go on above the
-	// numbers of its earlier run.
-	r.attempt.Store(uint64(time.Now().UnixNano()))
+	// numbers of its earlier run. The clock gives that, unless it went
+	// back; the workers' replies to the rollback that starts every run
+	// of the initializer (waitRolledBack) make sure of it.
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv(AttemptSeedEnv); v != "" {
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			seed = n
+		}
+	}
+	r.attempt.Store(seed)
 	return r
 }
 
@@ -803,7 +818,7 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 			return err
 		}
 		_, lerr := r.rollbackHere(ctx, id, rollback)
-		werr := waitReplies(ctx, done)
+		werr := r.waitRolledBack(ctx, done)
 		if lerr == nil && werr == nil {
 			// Every worker is back at id: now what was in flight then
 			// goes again (not before: a worker not yet back would
@@ -864,7 +879,37 @@ func (r *resilience) goOnAsIs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return waitReplies(ctx, done)
+	return r.waitRolledBack(ctx, done)
+}
+
+// waitRolledBack (coordinator) waits for the replies to a rollback and
+// numbers the next attempts above every one a worker has seen.
+func (r *resilience) waitRolledBack(ctx context.Context, done *cluster.Replies) error {
+	wctx, cancel := context.WithTimeout(ctx, replyLimit)
+	defer cancel()
+	got, err := done.Wait(wctx)
+	for _, c := range got {
+		if c.Seen > 0 {
+			// (With room for a barrier the worker's loop saw whose
+			// request it did not read before this one's restart.)
+			raise(&r.attempt, c.Seen+attemptMargin)
+		}
+	}
+	return err
+}
+
+// attemptMargin is how far above the highest attempt a worker reports
+// the next ones start.
+const attemptMargin = 1 << 20
+
+// raise sets a to v if v is higher.
+func raise(a *atomic.Uint64, v uint64) {
+	for {
+		cur := a.Load()
+		if v <= cur || a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
 }
 
 // askRollback (coordinator) asks every other worker to return to
@@ -940,6 +985,7 @@ func (r *resilience) endDiscarding() {
 // handle (a worker that is not the initializer) answers the
 // initializer's requests.
 func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.Checkpoint {
+	raise(&r.seen, c.Attempt)
 	switch c.Op {
 	case cluster.OpTake:
 		reply := cluster.Checkpoint{Op: cluster.OpTaken, ID: c.ID, Attempt: c.Attempt}
@@ -997,7 +1043,7 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 			r.warn("RotateLog not done", "err", err)
 		}
 	case cluster.OpRollback:
-		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID, Attempt: c.Attempt}
+		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID, Attempt: c.Attempt, Seen: r.seen.Load()}
 		if c.ID == 0 { // no checkpoint to return to: go on as is
 			r.endDiscarding()
 			return reply

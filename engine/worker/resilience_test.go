@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/wallaroo-go/machida/engine/barrier"
 	"github.com/wallaroo-go/machida/engine/checkpoint"
+	"github.com/wallaroo-go/machida/engine/cluster"
 	"github.com/wallaroo-go/machida/engine/work"
 )
 
@@ -201,4 +203,25 @@ func TestResilience_RollbackRearmsAStoppedGenerator(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return pos() == 5 }, time.Minute, 5*time.Millisecond,
 		"after the rollback the generator did not produce 3 to 5 again")
+}
+
+// A worker's reply to a rollback says the highest attempt it has been
+// asked for, whatever the rollback's own (an initializer restarted with
+// its clock behind asks with lower numbers): the initializer numbers its
+// next barriers above it, never below (raise).
+func TestResilience_RollbackRepliesCarryTheHighestAttemptSeen(t *testing.T) {
+	r := newTestResilience(t, t.TempDir(), &genProc{})
+	ctx := context.Background()
+	got := r.handle(ctx, cluster.Checkpoint{Op: cluster.OpRollback, Attempt: 700})
+	assert.Equal(t, uint64(700), got.Seen)
+	got = r.handle(ctx, cluster.Checkpoint{Op: cluster.OpRollback, Attempt: 300})
+	assert.Equal(t, uint64(300), got.Attempt, "the reply is the request's")
+	assert.Equal(t, uint64(700), got.Seen)
+
+	var a atomic.Uint64
+	a.Store(500)
+	raise(&a, 400)
+	assert.Equal(t, uint64(500), a.Load())
+	raise(&a, 900)
+	assert.Equal(t, uint64(900), a.Load())
 }

@@ -355,8 +355,11 @@ func TestResilience_ClusterWorkersKilledInTurnRecover(t *testing.T) {
 
 // reKillInTurn kills each victim of a 3-worker cluster of app in turn
 // with SIGKILL, once every records more outputs have come and it has
-// committed a checkpoint, starts it again with the same command line and
-// waits until it has recovered.
+// committed a checkpoint, starts it again with the same command line,
+// waits until it has recovered and then until it has committed two
+// more checkpoints. The initializer (victim 0) comes back as if its
+// clock had gone back (its checkpoint attempts, which number the
+// barriers, start from 1: below those the others saw).
 func reKillInTurn(t *testing.T, recv *rsReceiver, ws []*clusterWorker, dir, app string, every int, victims ...int) {
 	t.Helper()
 	got := 0
@@ -367,10 +370,26 @@ func reKillInTurn(t *testing.T, recv *rsReceiver, ws []*clusterWorker, dir, app 
 		v := ws[victim]
 		v.cmd.Process.Signal(syscall.SIGKILL)
 		v.wait(30 * time.Second)
+		if victim == 0 {
+			t.Setenv("MACHIDA_TEST_ATTEMPT_SEED", "1")
+		}
 		r := &clusterWorker{proc: start(t, v.dir, "machida3", v.args...), name: v.name, external: v.external, dir: v.dir, args: v.args}
+		t.Setenv("MACHIDA_TEST_ATTEMPT_SEED", "")
 		ws[victim] = r
 		r.waitOutput("RESILIENCE: Replayed", reRecoverWait)
 		waitStatus(t, r, 3)
+		ids := filepath.Join(dir, app+"-"+v.name+".checkpoint_ids")
+		st, err := os.Stat(ids)
+		if err != nil {
+			t.Fatalf("%s after its recovery: %v", v.name, err)
+		}
+		eventually(t, reRecoverWait, func() (bool, string) {
+			now, err := os.Stat(ids)
+			if err != nil {
+				return false, fmt.Sprintf("%s after its recovery: %v", v.name, err)
+			}
+			return now.Size() >= st.Size()+32, fmt.Sprintf("%s committed %d checkpoints after its recovery, want 2", v.name, (now.Size()-st.Size())/16)
+		})
 	}
 }
 
