@@ -59,13 +59,15 @@ func (m *Member) othersLocked() []string {
 // of checkpoint id from every other worker of the cluster, before the
 // request that causes them is sent; Wait collects them.
 func (m *Member) Expect(id, attempt uint64, want CheckpointOp) *Replies {
-	w := &ckWaiter{id: id, attempt: attempt, want: want, ch: make(chan ckReply, 64)}
 	m.mu.Lock()
+	others := m.othersLocked()
+	// Room for every other worker's reply, twice (one that restarts may
+	// answer again): none is dropped before Wait reads it.
+	w := &ckWaiter{id: id, attempt: attempt, want: want, ch: make(chan ckReply, max(64, 2*len(others)))}
 	if m.ckWait == nil {
 		m.ckWait = map[CheckpointOp]*ckWaiter{}
 	}
 	m.ckWait[want] = w
-	others := m.othersLocked()
 	conns := make(map[string]*ctlConn, len(others))
 	for _, o := range others {
 		conns[o] = m.ctl[o]

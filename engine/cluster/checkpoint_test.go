@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -70,5 +71,28 @@ func TestReplies_WaitForAllOrFailFast(t *testing.T) {
 	}
 	if m.ckWait[OpTaken] != nil {
 		t.Error("Wait left its waiter registered")
+	}
+}
+
+// Every reply of a cluster of many workers is kept until Wait reads it,
+// however many come before Wait starts (checkpointFrame never blocks:
+// a full channel would drop one, and the step would time out).
+func TestReplies_RoomForEveryWorker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	workers := []string{"init"}
+	ctl := map[string]*ctlConn{}
+	for i := range 100 {
+		w := "w" + strconv.Itoa(i)
+		workers = append(workers, w)
+		ctl[w] = &ctlConn{name: w}
+	}
+	m := &Member{cfg: Config{Name: "init"}, workers: workers, ctl: ctl}
+	r := m.Expect(7, 3, OpTaken)
+	for _, w := range workers[1:] {
+		m.checkpointFrame(ctl[w], Frame{Kind: KindCheckpoint, Payload: Checkpoint{Op: OpTaken, ID: 7, Attempt: 3}.Encode()})
+	}
+	if got, err := r.Wait(ctx); err != nil || len(got) != 100 {
+		t.Errorf("Wait = %d replies, %v; want all 100", len(got), err)
 	}
 }
