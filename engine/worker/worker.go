@@ -537,6 +537,11 @@ func Run(ctx context.Context, cfg Config) error {
 				}
 				member.StopAll(why)
 			default:
+				if res != nil && res.cfg.KeepStateOnStop {
+					// Its --keep-state-on-stop holds for the whole
+					// cluster it stops (the initializer coordinates).
+					member.SetKeepState()
+				}
 				if err := member.RequestStop(why); err != nil {
 					cfg.Log.Warn("could not ask the initializer to stop the cluster; stopping this worker alone", "err", err)
 					finalStop()

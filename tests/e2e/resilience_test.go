@@ -577,16 +577,37 @@ func TestResilience_GrowShrinkCrashRecover(t *testing.T) {
 // resume from it, so the output of both runs together is exactly once.
 func TestResilience_ClusterShutdownKeepStateResumes(t *testing.T) {
 	tool(t, "cluster_shutdown")
+	reKeepStateResumes(t, nil, func(ws []*clusterWorker) {
+		if out, err := execOutput(bin("cluster_shutdown"), "--keep-state", ws[1].external); err != nil {
+			t.Fatalf("cluster_shutdown --keep-state: %v\n%s", err, out)
+		}
+	})
+}
+
+// The same with every worker started with --keep-state-on-stop and
+// SIGTERM sent to worker1 (not the initializer, which coordinates the
+// stop): the whole cluster keeps its state.
+func TestResilience_KeepStateOnStopOfAWorkerKeepsTheCluster(t *testing.T) {
+	reKeepStateResumes(t, []string{"--keep-state-on-stop"}, func(ws []*clusterWorker) {
+		ws[1].cmd.Process.Signal(syscall.SIGTERM)
+	})
+}
+
+// reKeepStateResumes runs a 3-worker cluster of the detector with
+// resilience (and extra arguments), stops it with stop while the
+// generator runs, checks that every worker exited 0 leaving its files
+// and the initializer took a last checkpoint, then starts the same
+// workers again: they resume, exactly once.
+func reKeepStateResumes(t *testing.T, extra []string, stop func([]*clusterWorker)) {
+	t.Helper()
 	recv := rsStartReceiver(t)
 	const limit = 3000
 	ws := startCluster(t, testdataDir(), "multi_partition_detector", 3, freePort(t), recv.addr(),
-		"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", "2000",
-		"--run-with-resilience", "--time-between-checkpoints", "300000000")
+		append([]string{"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", "2000",
+			"--run-with-resilience", "--time-between-checkpoints", "300000000"}, extra...)...)
 	dir := argValue(t, ws[0], "--resilience-dir")
 	recv.waitRecords(t, 3000, reRecoverWait, "before the stop")
-	if out, err := execOutput(bin("cluster_shutdown"), "--keep-state", ws[1].external); err != nil {
-		t.Fatalf("cluster_shutdown --keep-state: %v\n%s", err, out)
-	}
+	stop(ws)
 	for _, w := range ws {
 		if code := w.wait(60 * time.Second); code != 0 {
 			t.Fatalf("%s exited %d, want 0", w.name, code)
