@@ -615,6 +615,20 @@ func (r *resilience) cancelHere(ctx context.Context, att uint64) {
 	}
 }
 
+// cancelAttempt (workers) is the attempt up to which a cancel asked with
+// attempt att gives barriers up here: att, unless the initializer is
+// behind what this worker has seen (it restarted with its clock behind,
+// and cancels before its rollback what its earlier run left open here,
+// whose number is above its own): then everything up to where its
+// attempts go on after the rollback (waitRolledBack), so a barrier left
+// open by the earlier run does not hold this worker's input for ever.
+func (r *resilience) cancelAttempt(att uint64) uint64 {
+	if seen := r.seen.Load(); att < seen {
+		return seen + attemptMargin
+	}
+	return att
+}
+
 // errGivenUp is the outcome of a barrier given up before its part was
 // taken.
 var errGivenUp = errors.New("its barrier was given up before it reached every input")
@@ -1017,7 +1031,7 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 		// Not on the control link's reader: the queue may be full. A
 		// cancel that comes after the next barrier opened gives up
 		// nothing (it is older).
-		go r.cancelHere(ctx, c.Attempt)
+		go r.cancelHere(ctx, r.cancelAttempt(c.Attempt))
 	case cluster.OpResend:
 		reply := cluster.Checkpoint{Op: cluster.OpResent, ID: c.ID, Attempt: c.Attempt}
 		if r.discarding.Load() {

@@ -218,6 +218,12 @@ func TestResilience_RollbackRepliesCarryTheHighestAttemptSeen(t *testing.T) {
 	assert.Equal(t, uint64(300), got.Attempt, "the reply is the request's")
 	assert.Equal(t, uint64(700), got.Seen)
 
+	// A cancel from the initializer behind what this worker saw gives up
+	// whatever its earlier run left open here (up to where its attempts
+	// go on after the rollback); one in step gives up to its own.
+	assert.Equal(t, uint64(700+attemptMargin), r.cancelAttempt(300))
+	assert.Equal(t, uint64(700), r.cancelAttempt(700))
+
 	var a atomic.Uint64
 	a.Store(500)
 	raise(&a, 400)

@@ -127,9 +127,9 @@ def _as_key(key, stage):
         # the engine compares keys without running application code.
         return key if type(key) is str else str.__str__(key)
     if _PY2 and isinstance(key, _text_type):
-        return key.encode("utf-8")
+        return _text_type.encode(key, "utf-8")  # (a subclass's own encode not called)
     if not _PY2 and isinstance(key, bytes):
-        return key.decode("utf-8", "surrogateescape")
+        return bytes.decode(key, "utf-8", "surrogateescape")
     raise TypeError(
         "key extractor %s returned %s %s; a key must be str or bytes"
         % (stage, type(key).__name__, _describe(key)))
@@ -1570,6 +1570,9 @@ class Path(object):
 
     def compile(self):
         """(Re)build the loops for the runner's current ownership."""
+        # The slot lists of this path's old loops are no longer dealt.
+        r = self.runner
+        r._spread_lists = [e for e in r._spread_lists if e[1] != self.index]
         self.source_text = []
         self._entries = [self._compile(i) for i in range(len(self.segments))]
         # Entries for records that came without keys (see take_envelopes).

@@ -661,6 +661,12 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(dealt([0] * n), 0)
         quarter = dealt([1] * (n // 4) + [0] * (n - n // 4))
         self.assertTrue(350 < quarter < 650, quarter)
+        # Recompiling (metrics on and off) keeps one slot list per
+        # compiled spread boundary, not one more each time.
+        lists = len(runner._spread_lists)
+        for every in [4, 0] * 10:
+            runner.set_metrics(every)
+        self.assertEqual(len(runner._spread_lists), lists)
         # The deal survives a recompile with the same destinations, and
         # is dropped when a destination leaves.
         runner.set_ownership([0] * 16, 2, [0, 1])
