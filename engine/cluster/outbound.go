@@ -213,6 +213,13 @@ func (o *outbound) session(ctx context.Context) error {
 	conn.SetDeadline(time.Time{})
 	o.mu.Lock()
 	again, rerr := o.q.Resume(last)
+	if errors.Is(rerr, ErrAckBeyondSent) {
+		// Taking its word would skip the batches from here to last,
+		// which it never got: the link fails, saying why, and is dialled
+		// again.
+		o.mu.Unlock()
+		return fmt.Errorf("the peer says it has up to batch %d: %w", last, rerr)
+	}
 	o.sent = last
 	o.up = true
 	o.conn = conn

@@ -1,6 +1,9 @@
 package cluster
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // outQueue is the sender's half of a data link as a state machine: it
 // numbers batches, keeps every one until the receiver acknowledges it,
@@ -41,11 +44,16 @@ func (q *outQueue) Push(count uint32, data []byte) outEntry {
 	return e
 }
 
+// ErrAckBeyondSent is the protocol fault of a receiver that acknowledges
+// (or, reconnecting, says it has) a batch that was never sent: the two
+// ends disagree on the link's numbering.
+var ErrAckBeyondSent = errors.New("acknowledged a batch that was never sent")
+
 // Ack drops every batch up to seq. An ack beyond what was sent is a
-// protocol fault.
+// protocol fault (ErrAckBeyondSent).
 func (q *outQueue) Ack(seq uint64) error {
 	if seq >= q.next {
-		return fmt.Errorf("ack of batch %d, but only %d were sent", seq, q.next-1)
+		return fmt.Errorf("%w: batch %d, but only %d were sent", ErrAckBeyondSent, seq, q.next-1)
 	}
 	if seq <= q.acked {
 		return nil // an old or repeated ack
