@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -380,8 +381,17 @@ func exNextAmount(a int64) int64 {
 	return exFloorMod(exFloorMod(a, 2500)*(factor%2500)+7, 2500) - 1250
 }
 
-// execOutput runs a program and returns its standard output.
+// execOutputLimit bounds how long a tool run by execOutput may take.
+const execOutputLimit = 2 * time.Minute
+
+// execOutput runs a program and returns its standard output; one that
+// has not ended after execOutputLimit is killed (the error says so).
 func execOutput(name string, args ...string) (string, error) {
-	out, err := exec.Command(name, args...).Output()
+	ctx, cancel := context.WithTimeout(context.Background(), execOutputLimit)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).Output()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%s did not end within %v: %w", name, execOutputLimit, err)
+	}
 	return string(out), err
 }
