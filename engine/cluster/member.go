@@ -61,7 +61,10 @@ type Config struct {
 	// JoinTimeout bounds how long a worker retries its control
 	// connection to the initializer (default 30 s).
 	JoinTimeout time.Duration
-	Log         *slog.Logger
+	// StateChunk is the most bytes of state one KindState frame
+	// carries (default StateChunk; tests make it small).
+	StateChunk int
+	Log        *slog.Logger
 	// Deliver hands a batch of envelopes from a peer to this worker's
 	// processor loop; it blocks while the loop's queue is full (TCP
 	// backpressure reaches the peer). input numbers the peer (its Dest:
@@ -246,6 +249,9 @@ func (c *ctlConn) send(k Kind, p []byte) error {
 func New(cfg Config) *Member {
 	if cfg.JoinTimeout <= 0 {
 		cfg.JoinTimeout = 30 * time.Second
+	}
+	if cfg.StateChunk <= 0 {
+		cfg.StateChunk = StateChunk
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))

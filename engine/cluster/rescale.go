@@ -660,7 +660,7 @@ func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) 
 			for i, data := range datas {
 				p := rest[i]
 				st := State{ID: id, To: to[p], Step: step, Partition: uint32(p), Data: data}
-				for _, piece := range st.Pieces(stateChunk) {
+				for _, piece := range st.Pieces(m.cfg.StateChunk) {
 					if err := m.forwardState(ctx, piece); err != nil {
 						return err
 					}
@@ -673,10 +673,6 @@ func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) 
 	m.log.Info("rescale: state sent", "partitions", len(moves), "bytes", sent, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
-
-// stateChunk is the most bytes of state in one KindState frame (a
-// variable for tests).
-var stateChunk = StateChunk
 
 // forwardState takes one partition's state (or a piece of it) towards
 // its new owner: the owner puts it together and imports it; the

@@ -357,9 +357,6 @@ func TestRescale_FailureAfterTheFreezeRefusesLaterRescales(t *testing.T) {
 // pieces, through the initializer, and is imported whole by its new
 // owner.
 func TestRescale_StateLargerThanAFrameArrivesInPieces(t *testing.T) {
-	saved := stateChunk
-	stateChunk = 7
-	defer func() { stateChunk = saved }()
 	big := func(p routing.PartitionID) []byte {
 		return []byte(strings.Repeat(fmt.Sprintf("<%d>", p), 10+int(p)%5))
 	}
@@ -374,7 +371,10 @@ func TestRescale_StateLargerThanAFrameArrivesInPieces(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ms, _, results := rsCluster(t, ctx, 2, func(i int, c *Config) { bigExports(c) })
+	ms, _, results := rsCluster(t, ctx, 2, func(i int, c *Config) {
+		bigExports(c)
+		c.StateChunk = 7
+	})
 	var mu sync.Mutex
 	got := map[routing.PartitionID][]byte{}
 	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, func(c *Config) {
