@@ -899,9 +899,7 @@ func (r *resilience) goOnAsIs(ctx context.Context) error {
 // waitRolledBack (coordinator) waits for the replies to a rollback and
 // numbers the next attempts above every one a worker has seen.
 func (r *resilience) waitRolledBack(ctx context.Context, done *cluster.Replies) error {
-	wctx, cancel := context.WithTimeout(ctx, replyLimit)
-	defer cancel()
-	got, err := done.Wait(wctx)
+	got, err := collectReplies(ctx, done)
 	for _, c := range got {
 		if c.Seen > 0 {
 			// (With room for a barrier the worker's loop saw whose
@@ -945,10 +943,15 @@ const replyLimit = 60 * time.Second
 
 // waitReplies waits up to replyLimit for every reply done expects.
 func waitReplies(ctx context.Context, done *cluster.Replies) error {
+	_, err := collectReplies(ctx, done)
+	return err
+}
+
+// collectReplies is waitReplies returning the replies that came.
+func collectReplies(ctx context.Context, done *cluster.Replies) (map[string]cluster.Checkpoint, error) {
 	wctx, cancel := context.WithTimeout(ctx, replyLimit)
 	defer cancel()
-	_, err := done.Wait(wctx)
-	return err
+	return done.Wait(wctx)
 }
 
 // rollbackHere returns this worker to checkpoint id through its loop and
