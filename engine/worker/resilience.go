@@ -445,7 +445,16 @@ func (r *resilience) commit(id, rollback uint64) error {
 		r.warn("old checkpoints not removed from the event log", "err", err)
 	}
 	if n := r.cfg.LogFileSize; r.cfg.LogRotation && n > 0 && r.store.EventLogGrowth() >= n {
-		r.rotateLocked(fmt.Sprintf("the event log grew by %d bytes or more (--event-log-file-size)", n))
+		// Off the caller's goroutine (on a worker, the control link's
+		// reader: a rotation writes the whole last checkpoint); the
+		// next checkpoint write waits for it (r.mu).
+		go func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.store.EventLogGrowth() >= n {
+				r.rotateLocked(fmt.Sprintf("the event log grew by %d bytes or more (--event-log-file-size)", n))
+			}
+		}()
 	}
 	return nil
 }
@@ -485,7 +494,9 @@ func (r *resilience) rotateLocked(why string) {
 }
 
 // removeFiles deletes this worker's checkpoint files (a clean stop; a
-// start that finds nothing committed).
+// start that finds nothing committed). A rotation that comes after it
+// (they run on goroutines of their own) writes none again: the store
+// cannot read the log it would start the new file from.
 func (r *resilience) removeFiles() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -851,7 +862,8 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 }
 
 // resendAll (coordinator) has every worker, itself included, send again
-// what was in flight from it at checkpoint id, and waits for them.
+// what was in flight from it at checkpoint id, and waits for them (up to
+// replyLimit).
 func (r *resilience) resendAll(ctx context.Context, id uint64) error {
 	att := r.attempt.Add(1)
 	done := r.member.Expect(id, att, cluster.OpResent)
@@ -864,7 +876,9 @@ func (r *resilience) resendAll(ctx context.Context, id uint64) error {
 		done.Close()
 		return err
 	}
-	got, err := done.Wait(ctx)
+	// (Bounded like every other wait for replies: a worker that is alive
+	// but stuck in user code would hold the recovery for ever.)
+	got, err := collectReplies(ctx, done)
 	for _, c := range got {
 		n += int(c.N)
 	}
@@ -1056,9 +1070,12 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 			r.warn("checkpoint not committed here", "id", c.ID, "err", err)
 		}
 	case cluster.OpRotate:
-		if err := r.rotate("RotateLog from the external channel"); err != nil {
-			r.warn("RotateLog not done", "err", err)
-		}
+		// Off the control link's reader, as RotateLog asked here is.
+		go func() {
+			if err := r.rotate("RotateLog from the external channel (passed on by another worker)"); err != nil {
+				r.warn("RotateLog not done", "err", err)
+			}
+		}()
 	case cluster.OpRollback:
 		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID, Attempt: c.Attempt, Seen: r.seen.Load()}
 		if c.ID == 0 { // no checkpoint to return to: go on as is

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -230,4 +232,35 @@ func TestResilience_RollbackRepliesCarryTheHighestAttemptSeen(t *testing.T) {
 	assert.Equal(t, uint64(500), a.Load())
 	raise(&a, 900)
 	assert.Equal(t, uint64(900), a.Load())
+}
+
+// A rotation asked by size runs off the committing goroutine, and one
+// that comes after a clean stop removed the files writes none again.
+func TestResilience_RotationsAfterACleanStopWriteNothing(t *testing.T) {
+	dir := t.TempDir()
+	nop := func(string, ...any) {}
+	r := newResilience(Resilience{Dir: dir, LogRotation: true, LogFileSize: 1}, &genProc{pos: 3},
+		checkpoint.Open(dir, "app", "initializer"), nil, &gate{}, nop, nop, nop, func(string) {})
+	_, err := r.start()
+	require.NoError(t, err)
+	files := func() []string {
+		names, err := filepath.Glob(filepath.Join(dir, "*"))
+		require.NoError(t, err)
+		return names
+	}
+	_, err = r.final() // committed: the log grew past 1 byte
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		for _, n := range files() {
+			if strings.HasPrefix(filepath.Base(n), "app-initializer-") {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 5*time.Millisecond, "no rotated file: %v", files())
+
+	require.NoError(t, r.removeFiles())
+	require.Empty(t, files(), "a clean stop leaves no files")
+	require.NoError(t, r.rotate("asked after the stop"))
+	assert.Empty(t, files(), "a rotation after the clean stop wrote a file")
 }

@@ -56,24 +56,68 @@ func runSuite(m *testing.M) int {
 	if h := os.Getenv("WALLAROO_HOST"); h != "" {
 		hostBinary = h
 	}
-	code := m.Run()
+	index, count, err := parsePortSlice(os.Getenv("E2E_PORT_SLICE"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 2
+	}
 	// Where the Python 2.7 binary was built too, the whole suite runs
-	// again with it, in a child process of this test binary.
+	// again with it, in a child process of this test binary, at the same
+	// time as this run (the suite mostly waits on workers: two runs take
+	// little more than one). Each run takes ports from its own half of
+	// this process's slice; the child's output is printed once it ends.
+	var rerun *exec.Cmd
+	var rerunOut bytes.Buffer
 	if os.Getenv("WALLAROO_HOST") == "" {
 		if _, err := os.Stat(bin("machida")); err == nil {
-			fmt.Fprintln(os.Stderr, "e2e: running the suite again with machida (Python 2.7)")
-			cmd := exec.Command(os.Args[0], os.Args[1:]...)
-			cmd.Env = append(os.Environ(), "WALLAROO_HOST=machida", "WALLAROO_BIN="+binDir)
-			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-			if err := cmd.Run(); err != nil {
-				fmt.Fprintf(os.Stderr, "e2e: the suite failed with machida: %v\n", err)
-				code = 1
+			rerun = exec.Command(os.Args[0], os.Args[1:]...)
+			rerun.Env = append(os.Environ(), "WALLAROO_HOST=machida", "WALLAROO_BIN="+binDir,
+				fmt.Sprintf("E2E_PORT_SLICE=%d/%d", 2*index+1, 2*count))
+			rerun.Stdout, rerun.Stderr = &rerunOut, &rerunOut
+			if err := rerun.Start(); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: the suite could not run again with machida: %v\n", err)
+				return 1
 			}
-		} else {
-			fmt.Fprintln(os.Stderr, "e2e: "+noMachidaRerun())
+			index, count = 2*index, 2*count
 		}
 	}
+	portSlice.index, portSlice.count = index, count
+	code := m.Run()
+	if rerun != nil {
+		err := rerun.Wait()
+		fmt.Fprintln(os.Stderr, "e2e: the suite ran again with machida (Python 2.7), at the same time; its output:")
+		os.Stdout.Write(rerunOut.Bytes())
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: the suite failed with machida: %v\n", err)
+			code = 1
+		}
+	} else if os.Getenv("WALLAROO_HOST") == "" {
+		fmt.Fprintln(os.Stderr, "e2e: "+noMachidaRerun())
+	}
 	return code
+}
+
+// portSlice is the part of the test ports (see firstTestPort) this test
+// process takes its ports from: slice index of count equal slices. Suites
+// that run at once (the machida run beside the machida3 one, the Python
+// minors of build/test-pythons) are given disjoint slices, so that one
+// never probes a port another has handed out and not yet bound.
+var portSlice = struct{ index, count int }{0, 1}
+
+// parsePortSlice reads E2E_PORT_SLICE, "i/n" (0 <= i < n): slice i of n;
+// empty, the whole range.
+func parsePortSlice(s string) (index, count int, err error) {
+	if s == "" {
+		return 0, 1, nil
+	}
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n || portsBelowEphemeral/n < 500 {
+		return 0, 0, fmt.Errorf("E2E_PORT_SLICE=%q: want i/n, slice i (from 0) of n, with at least 500 ports a slice (n <= %d)",
+			s, portsBelowEphemeral/500)
+	}
+	return i, n, nil
 }
 
 // noMachidaRerun says why the suite did not run again with machida.
@@ -86,7 +130,8 @@ func noMachidaRerun() string {
 }
 
 // TestSuite_RunsAgainWithMachida reports, in the test output, whether
-// TestMain runs the whole suite a second time with the Python 2.7 binary:
+// TestMain runs the whole suite a second time with the Python 2.7 binary
+// (beside this run):
 // a missing bin/machida skips that run, and this test says so.
 func TestSuite_RunsAgainWithMachida(t *testing.T) {
 	if py2() {
@@ -95,7 +140,7 @@ func TestSuite_RunsAgainWithMachida(t *testing.T) {
 	if _, err := os.Stat(bin("machida")); err != nil {
 		t.Skip(noMachidaRerun())
 	}
-	t.Logf("TestMain runs the suite again with %s once this run ends", bin("machida"))
+	t.Logf("TestMain runs the suite again with %s, at the same time as this run", bin("machida"))
 }
 
 // py2 reports whether the suite runs the Python 2.7 binary.
@@ -126,8 +171,11 @@ func sharedData(t *testing.T, name string) string {
 	return p
 }
 
-// handedOut remembers every port freePort returned in this test binary,
-// and where to look next.
+// handedOut remembers the ports freePort returned to tests that have not
+// ended (a test's cleanups stop its workers before the one that gives its
+// ports back runs), and where to look next: a port comes again only once
+// the cursor has gone round the slice, and only if nothing is bound to it
+// then (the probe).
 var handedOut = struct {
 	sync.Mutex
 	ports map[string]bool
@@ -135,18 +183,21 @@ var handedOut = struct {
 }{ports: map[string]bool{}}
 
 // freePort returns a loopback address nobody listens on right now and
-// that no earlier call returned.
+// that no test still running was given, from this process's portSlice.
 func freePort(t *testing.T) string {
 	t.Helper()
 	handedOut.Lock()
 	defer handedOut.Unlock()
-	for tries := 0; tries < portsBelowEphemeral; tries++ {
+	size := portsBelowEphemeral / portSlice.count
+	base := firstTestPort + portSlice.index*size
+	for tries := 0; tries < size; tries++ {
 		if handedOut.next == 0 {
 			// A random place to start, so that two test processes on
-			// the machine seldom probe the same ports.
-			handedOut.next = rand.IntN(portsBelowEphemeral)
+			// the machine given the same slice seldom probe the same
+			// ports.
+			handedOut.next = rand.IntN(size)
 		}
-		port := firstTestPort + handedOut.next%portsBelowEphemeral
+		port := base + handedOut.next%size
 		handedOut.next++
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if handedOut.ports[addr] {
@@ -161,9 +212,14 @@ func freePort(t *testing.T) string {
 		}
 		l.Close()
 		handedOut.ports[addr] = true
+		t.Cleanup(func() {
+			handedOut.Lock()
+			delete(handedOut.ports, addr)
+			handedOut.Unlock()
+		})
 		return addr
 	}
-	t.Fatalf("no free port between %d and %d", firstTestPort, firstTestPort+portsBelowEphemeral-1)
+	t.Fatalf("no free port between %d and %d (E2E_PORT_SLICE %d/%d)", base, base+size-1, portSlice.index, portSlice.count)
 	return ""
 }
 
