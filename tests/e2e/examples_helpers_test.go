@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -152,6 +153,13 @@ func (r *exReceiver) stopWhenDrained(t *testing.T) {
 // IPv4 listener's address) has not closed yet, established or closed by
 // the peer only (CLOSE_WAIT), from /proc/net/tcp. Connections still in the
 // listener's backlog count too.
+//
+// /proc/net/tcp is not a snapshot: the kernel walks its table again from
+// where the last read stopped, so that while other sockets come and go (a
+// loaded machine, other suites at once) an entry can be read twice or not
+// at all. The file is read in one large read where it can, each
+// connection counted once (by its remote end), and the count taken again
+// until two in a row agree.
 func openConnections(addr string) (int, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -165,21 +173,52 @@ func openConnections(addr string) (int, error) {
 	// /proc/net/tcp shows the address as the 32-bit word (network
 	// order bytes) read in host order, and the port as a number, in hex.
 	local := fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(ip), pn)
-	b, err := os.ReadFile("/proc/net/tcp")
+	last := -1
+	for range 20 {
+		n, err := countConnections(local)
+		if err != nil {
+			return 0, err
+		}
+		if n == last {
+			return n, nil
+		}
+		last = n
+	}
+	return last, nil
+}
+
+// countConnections reads /proc/net/tcp once and counts the distinct
+// connections whose local end is local (its form there) that are
+// established or in CLOSE_WAIT.
+func countConnections(local string) (int, error) {
+	f, err := os.Open("/proc/net/tcp")
 	if err != nil {
 		return 0, fmt.Errorf("cannot tell whether the connections are closed: %w", err)
 	}
-	n := 0
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 4 || f[1] != local {
-			continue
+	defer f.Close()
+	var b []byte
+	buf := make([]byte, 4<<20)
+	for {
+		n, err := f.Read(buf)
+		b = append(b, buf[:n]...)
+		if err == io.EOF || (err == nil && n == 0) {
+			break
 		}
-		if st := f[3]; st == "01" || st == "08" { // ESTABLISHED, CLOSE_WAIT
-			n++
+		if err != nil {
+			return 0, fmt.Errorf("cannot tell whether the connections are closed: %w", err)
 		}
 	}
-	return n, nil
+	remotes := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		fields := strings.Fields(line)
+		if len(fields) < 4 || fields[1] != local {
+			continue
+		}
+		if st := fields[3]; st == "01" || st == "08" { // ESTABLISHED, CLOSE_WAIT
+			remotes[fields[2]] = true
+		}
+	}
+	return len(remotes), nil
 }
 
 // exReadFile reads a file or fails the test.
