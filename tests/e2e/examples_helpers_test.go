@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -154,12 +153,12 @@ func (r *exReceiver) stopWhenDrained(t *testing.T) {
 // the peer only (CLOSE_WAIT), from /proc/net/tcp. Connections still in the
 // listener's backlog count too.
 //
-// /proc/net/tcp is not a snapshot: the kernel walks its table again from
-// where the last read stopped, so that while other sockets come and go (a
-// loaded machine, other suites at once) an entry can be read twice or not
-// at all. The file is read in one large read where it can, each
-// connection counted once (by its remote end), and the count taken again
-// until two in a row agree.
+// /proc/net/tcp is not a snapshot: the kernel hands it out a page per
+// read and walks its table again from where the last read stopped, so
+// that while other sockets come and go (a loaded machine, other suites at
+// once) a row can be read twice or not at all. Each connection is counted
+// once (by its remote end) over three reads of the file: one row missed by
+// a read is seen by another.
 func openConnections(addr string) (int, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -173,42 +172,23 @@ func openConnections(addr string) (int, error) {
 	// /proc/net/tcp shows the address as the 32-bit word (network
 	// order bytes) read in host order, and the port as a number, in hex.
 	local := fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(ip), pn)
-	last := -1
-	for range 20 {
-		n, err := countConnections(local)
-		if err != nil {
+	remotes := map[string]bool{}
+	for range 3 {
+		if err := readConnections(local, remotes); err != nil {
 			return 0, err
 		}
-		if n == last {
-			return n, nil
-		}
-		last = n
 	}
-	return last, nil
+	return len(remotes), nil
 }
 
-// countConnections reads /proc/net/tcp once and counts the distinct
-// connections whose local end is local (its form there) that are
-// established or in CLOSE_WAIT.
-func countConnections(local string) (int, error) {
-	f, err := os.Open("/proc/net/tcp")
+// readConnections reads /proc/net/tcp once and adds to remotes the
+// remote end of each connection whose local end is local (its form there)
+// that is established or in CLOSE_WAIT.
+func readConnections(local string, remotes map[string]bool) error {
+	b, err := os.ReadFile("/proc/net/tcp")
 	if err != nil {
-		return 0, fmt.Errorf("cannot tell whether the connections are closed: %w", err)
+		return fmt.Errorf("cannot tell whether the connections are closed: %w", err)
 	}
-	defer f.Close()
-	var b []byte
-	buf := make([]byte, 4<<20)
-	for {
-		n, err := f.Read(buf)
-		b = append(b, buf[:n]...)
-		if err == io.EOF || (err == nil && n == 0) {
-			break
-		}
-		if err != nil {
-			return 0, fmt.Errorf("cannot tell whether the connections are closed: %w", err)
-		}
-	}
-	remotes := map[string]bool{}
 	for _, line := range strings.Split(string(b), "\n")[1:] {
 		fields := strings.Fields(line)
 		if len(fields) < 4 || fields[1] != local {
@@ -218,7 +198,7 @@ func countConnections(local string) (int, error) {
 			remotes[fields[2]] = true
 		}
 	}
-	return len(remotes), nil
+	return nil
 }
 
 // exReadFile reads a file or fails the test.

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,10 +71,22 @@ func runSuite(m *testing.M) int {
 	var rerunOut bytes.Buffer
 	if os.Getenv("WALLAROO_HOST") == "" {
 		if _, err := os.Stat(bin("machida")); err == nil {
-			rerun = exec.Command(os.Args[0], os.Args[1:]...)
+			if portsBelowEphemeral/(2*count) < 500 {
+				fmt.Fprintf(os.Stderr, "e2e: E2E_PORT_SLICE=%d/%d leaves too few ports to share with the machida run (at most %d slices)\n",
+					index, count, portsBelowEphemeral/1000)
+				return 2
+			}
+			rerun = exec.Command(os.Args[0], rerunArgs(os.Args[1:])...)
 			rerun.Env = append(os.Environ(), "WALLAROO_HOST=machida", "WALLAROO_BIN="+binDir,
 				fmt.Sprintf("E2E_PORT_SLICE=%d/%d", 2*index+1, 2*count))
 			rerun.Stdout, rerun.Stderr = &rerunOut, &rerunOut
+			// It dies with this process (a panic, a go test timeout)
+			// rather than run on unseen, holding its slice of ports.
+			// (The signal comes when the thread that started it ends:
+			// this one, locked to the main goroutine, ends with the
+			// process.)
+			runtime.LockOSThread()
+			rerun.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 			if err := rerun.Start(); err != nil {
 				fmt.Fprintf(os.Stderr, "e2e: the suite could not run again with machida: %v\n", err)
 				return 1
@@ -95,6 +108,28 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: "+noMachidaRerun())
 	}
 	return code
+}
+
+// rerunArgs is the test binary's arguments for the machida run: the
+// parent's, but those naming files both runs would write at once
+// (profiles, traces, go test's log) left out.
+func rerunArgs(args []string) []string {
+	files := []string{"-test.coverprofile", "-test.cpuprofile", "-test.memprofile", "-test.blockprofile",
+		"-test.mutexprofile", "-test.trace", "-test.testlogfile", "-test.outputdir", "-test.gocoverdir"}
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, _, hasValue := strings.Cut(a, "=")
+		name = "-" + strings.TrimLeft(name, "-")
+		if slices.Contains(files, name) {
+			if !hasValue {
+				i++ // its value is the next argument
+			}
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // portSlice is the part of the test ports (see firstTestPort) this test
@@ -567,3 +602,25 @@ func readLines(t *testing.T, path string) []string {
 }
 
 var _ = io.EOF
+
+// The machida run gets the parent's flags but those naming files both
+// runs would write at once; E2E_PORT_SLICE is read or refused whole.
+func TestHarness_RerunFlagsAndPortSlices(t *testing.T) {
+	got := rerunArgs([]string{"-test.v=true", "-test.testlogfile=/tmp/x", "-test.timeout=40m0s",
+		"-test.cpuprofile", "cpu.out", "--test.trace=t.out", "-test.run=TestA"})
+	want := []string{"-test.v=true", "-test.timeout=40m0s", "-test.run=TestA"}
+	if !slices.Equal(got, want) {
+		t.Errorf("rerunArgs = %q, want %q", got, want)
+	}
+	for s, want := range map[string][2]int{"": {0, 1}, "1/2": {1, 2}, "5/6": {5, 6}} {
+		i, n, err := parsePortSlice(s)
+		if err != nil || i != want[0] || n != want[1] {
+			t.Errorf("parsePortSlice(%q) = %d, %d, %v; want %d/%d", s, i, n, err, want[0], want[1])
+		}
+	}
+	for _, s := range []string{"2/2", "-1/3", "1", "a/b", "0/0", "0/100"} {
+		if _, _, err := parsePortSlice(s); err == nil {
+			t.Errorf("parsePortSlice(%q) accepted", s)
+		}
+	}
+}
