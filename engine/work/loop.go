@@ -48,7 +48,7 @@ type LoopConfig struct {
 	// call short: what it produces (sink bytes, envelopes for peers)
 	// leaves only when it returns, so one huge call would leave the peers
 	// it feeds idle (2048, two source batches a call, gave a 2-worker
-	// word count about 4 % less throughput; one worker is the same with
+	// word count 2-6 % less throughput; one worker is the same with
 	// either: PERFORMANCE.md).
 	MaxItemsPerCall    int
 	MaxMessagesPerCall int
