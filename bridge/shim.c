@@ -288,3 +288,206 @@ PyObject *wb_int(long long v) {
 #endif
     return PyLong_FromLongLong(v);
 }
+
+/* Text columns: the C twins of wallaroo._columns.pack_text and
+ * unpack_text, in the same format (a count, each item's length in bytes
+ * as unsigned LEB128 varints, then the items' bytes: UTF-8 of each exact
+ * str on Python 3, the bytes of each exact str on Python 2). The host
+ * installs them in wallaroo._runner, which packs the envelope columns of
+ * native strings with them (one memcpy per string instead of pickle's
+ * opcode and memo entry). Called from Python, so with the GIL held. */
+
+static char *wb_put_varint(char *p, uint64_t n) {
+    while (n > 0x7f) {
+        *p++ = (char)((n & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    *p++ = (char)n;
+    return p;
+}
+
+static Py_ssize_t wb_varint_size(uint64_t n) {
+    Py_ssize_t k = 1;
+    while (n > 0x7f) {
+        n >>= 7;
+        k++;
+    }
+    return k;
+}
+
+/* The bytes of exact native string o (borrowed view), or NULL when o is
+ * not one or has no UTF-8 form (a lone surrogate): no exception set. */
+static const char *wb_text_item(PyObject *o, Py_ssize_t *n) {
+#if PY_MAJOR_VERSION >= 3
+    const char *s;
+    if (!PyUnicode_CheckExact(o)) {
+        return NULL;
+    }
+    s = PyUnicode_AsUTF8AndSize(o, n);
+    if (s == NULL) {
+        PyErr_Clear();
+    }
+    return s;
+#else
+    if (!PyString_CheckExact(o)) {
+        return NULL;
+    }
+    *n = PyString_GET_SIZE(o);
+    return PyString_AS_STRING(o);
+#endif
+}
+
+static PyObject *wb_pack_text(PyObject *self, PyObject *values) {
+    Py_ssize_t count, i, size;
+    struct item {
+        const char *s;
+        Py_ssize_t n;
+    } *items;
+    char *p;
+    PyObject *out;
+    (void)self;
+    if (!PyList_CheckExact(values)) {
+        Py_RETURN_NONE;
+    }
+    count = PyList_GET_SIZE(values);
+    items = PyMem_Malloc(sizeof(*items) * (size_t)(count > 0 ? count : 1));
+    if (items == NULL) {
+        return PyErr_NoMemory();
+    }
+    size = wb_varint_size((uint64_t)count);
+    for (i = 0; i < count; i++) {
+        items[i].s = wb_text_item(PyList_GET_ITEM(values, i), &items[i].n);
+        if (items[i].s == NULL || (uint64_t)items[i].n > 0xffffffffu) {
+            PyMem_Free(items);
+            Py_RETURN_NONE;
+        }
+        size += wb_varint_size((uint64_t)items[i].n) + items[i].n;
+    }
+    out = PyBytes_FromStringAndSize(NULL, size); /* new */
+    if (out != NULL) {
+        p = wb_put_varint(PyBytes_AS_STRING(out), (uint64_t)count);
+        for (i = 0; i < count; i++) {
+            p = wb_put_varint(p, (uint64_t)items[i].n);
+        }
+        for (i = 0; i < count; i++) {
+            memcpy(p, items[i].s, (size_t)items[i].n);
+            p += items[i].n;
+        }
+    }
+    PyMem_Free(items);
+    return out;
+}
+
+/* wb_get_varint reads the varint at *p (before end) into *n; 0, or -1
+ * if it runs past end or over the 35 bits the reference reads. */
+static int wb_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *n) {
+    int shift = 0;
+    *n = 0;
+    for (;;) {
+        unsigned char b;
+        if (*p >= end) {
+            return -1;
+        }
+        b = *(*p)++;
+        *n |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            return 0;
+        }
+        shift += 7;
+        if (shift > 28) {
+            return -1;
+        }
+    }
+}
+
+static PyObject *wb_corrupt_column(const char *why) {
+    PyErr_Format(PyExc_ValueError, "text column is corrupt: %s", why);
+    return NULL;
+}
+
+static PyObject *wb_unpack_text(PyObject *self, PyObject *data) {
+    const unsigned char *start, *end, *p, *lens, *body;
+    uint64_t count, n, total = 0;
+    Py_ssize_t i;
+    PyObject *list;
+    (void)self;
+    if (!PyBytes_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "a text column is bytes, not %.100s", Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    start = (const unsigned char *)PyBytes_AS_STRING(data);
+    end = start + PyBytes_GET_SIZE(data);
+    p = start;
+    if (wb_get_varint(&p, end, &count) < 0) {
+        return wb_corrupt_column("a length runs past its end or over 32 bits");
+    }
+    if (count > (uint64_t)(end - p)) {
+        return wb_corrupt_column("more items than bytes");
+    }
+    lens = p;
+    for (i = 0; i < (Py_ssize_t)count; i++) {
+        if (wb_get_varint(&p, end, &n) < 0) {
+            return wb_corrupt_column("a length runs past its end or over 32 bits");
+        }
+        total += n;
+    }
+    body = p;
+    if (total != (uint64_t)(end - body)) {
+        return wb_corrupt_column("its items' lengths do not add up to its size");
+    }
+    list = PyList_New((Py_ssize_t)count); /* new */
+    if (list == NULL) {
+        return NULL;
+    }
+    p = lens;
+    for (i = 0; i < (Py_ssize_t)count; i++) {
+        PyObject *s;
+        wb_get_varint(&p, end, &n); /* read once above: cannot fail */
+#if PY_MAJOR_VERSION >= 3
+        {
+            uint64_t j;
+            unsigned char high = 0;
+            for (j = 0; j < n; j++) {
+                high |= body[j];
+            }
+            if (high < 0x80) { /* ASCII: no decoding to do */
+                s = PyUnicode_New((Py_ssize_t)n, 127);
+                if (s != NULL) {
+                    memcpy(PyUnicode_DATA(s), body, (size_t)n);
+                }
+            } else {
+                s = PyUnicode_DecodeUTF8((const char *)body, (Py_ssize_t)n, NULL);
+                if (s == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    PyErr_Clear();
+                    Py_DECREF(list);
+                    return wb_corrupt_column("an item is not UTF-8");
+                }
+            }
+        }
+#else
+        s = PyString_FromStringAndSize((const char *)body, (Py_ssize_t)n);
+#endif
+        if (s == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, s); /* steals s */
+        body += n;
+    }
+    return list;
+}
+
+static PyMethodDef wb_text_defs[] = {
+    {"pack_text", wb_pack_text, METH_O, "A list of exact native strings as one bytes (None for anything else)."},
+    {"unpack_text", wb_unpack_text, METH_O, "The list of strings a packed text column holds."},
+};
+
+/* wb_text_codec returns the built-in function pack_text (which 0) or
+ * unpack_text (1). */
+PyObject *wb_text_codec(int which) {
+    if (which < 0 || which > 1) {
+        PyErr_SetString(PyExc_ValueError, "no such text codec function");
+        return NULL;
+    }
+    return PyCFunction_NewEx(&wb_text_defs[which], NULL, NULL);
+}

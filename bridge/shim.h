@@ -60,4 +60,5 @@ void wb_err_set_runtime(const char *msg);
 const char *wb_type_name(PyObject *o);
 PyObject *wb_compile(const char *source, const char *filename);
 PyObject *wb_int(long long v);
+PyObject *wb_text_codec(int which);
 #endif

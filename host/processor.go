@@ -160,6 +160,20 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, parti
 		}
 	}()
 	keep := func(o bridge.Object) bridge.Object { tmp = append(tmp, o); return o }
+	// Envelope columns of native strings are packed by the bridge's C
+	// twins of wallaroo._columns' reference functions.
+	pack, unpack, err := py.TextColumnCodec()
+	if err != nil {
+		return nil, fmt.Errorf("make the text column codec: %w", err)
+	}
+	keep(pack)
+	keep(unpack)
+	if err := py.SetAttr(mod, "_pack_text", pack); err != nil {
+		return nil, fmt.Errorf("install the text column codec: %w", err)
+	}
+	if err := py.SetAttr(mod, "_unpack_text", unpack); err != nil {
+		return nil, fmt.Errorf("install the text column codec: %w", err)
+	}
 	for name, want := range runnerKinds {
 		o, err := py.GetAttr(mod, name)
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 // of a link check it in the first exchange; any change to a message's
 // layout increments it, the layout of the runner's envelope batches
 // (opaque here, read by the peer's runner) included.
-const WireVersion = 11
+const WireVersion = 12
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).

@@ -54,6 +54,10 @@ import sys
 import time
 import zlib
 
+# (The machida binaries put C versions of these two here: see _columns.)
+from wallaroo._columns import pack_text as _pack_text
+from wallaroo._columns import unpack_text as _unpack_text
+
 _PY2 = sys.version_info[0] == 2
 if _PY2:
     _text_type = unicode  # noqa: F821 (Python 2 only)
@@ -1231,7 +1235,8 @@ class Runner(object):
         replay queue and of the peer's work). A batch is a list of groups
         (path, segment, keys, values, ingest times), one per (path,
         segment): keys and values as two lists, in one pickle with the
-        batch (values serialised alone first with the module's own
+        batch (a list of native strings packed as one bytes, see
+        _columns; or values serialised alone first with the module's own
         hooks); a key that is its own value (the same object) travels as
         None, so it is not written twice. Ingest times are packed as
         64-bit integers (see _pack_ts), only while metrics are on: then
@@ -1285,7 +1290,14 @@ class Runner(object):
         gs = [(pi, seg, None if ks.count(None) == len(ks) else ks, vs, ts)
               for (pi, seg, ks, vs, ts) in gs]
         if self._pickled:
-            return (dest, n, _FMT_PICKLE + pickle.dumps(gs, _PROTO))
+            # A column of native strings travels packed (see _columns).
+            pack = _pack_text
+            cols = []
+            for (pi, seg, ks, vs, ts) in gs:
+                if ks is not None:
+                    ks = pack(ks) or ks
+                cols.append((pi, seg, ks, pack(vs) or vs, ts))
+            return (dest, n, _FMT_PICKLE + pickle.dumps(cols, _PROTO))
         ser = self.serialize
         groups = []
         for (pi, seg, ks, vs, ts) in gs:
@@ -1374,6 +1386,11 @@ class Runner(object):
         for g in groups:
             try:
                 pi, seg, keys, values, tss = g
+                # (A column is a list, or the bytes of a packed one.)
+                if type(values) is bytes:
+                    values = _unpack_text(values)
+                if type(keys) is bytes:
+                    keys = _unpack_text(keys)
                 if keys is not None and len(keys) != len(values):
                     raise ValueError("%d keys for %d values"
                                      % (len(keys), len(values)))

@@ -20,7 +20,7 @@ const (
 )
 
 // wireVersion is the version the workers of this build speak.
-const wireVersion = 11
+const wireVersion = 12
 
 type wireChannel uint8
 

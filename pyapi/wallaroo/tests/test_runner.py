@@ -7,7 +7,7 @@ import struct
 import unittest
 
 import wallaroo
-from wallaroo import _runner
+from wallaroo import _columns, _runner
 
 
 @wallaroo.decoder(header_length=4, length_fmt=">I")
@@ -103,6 +103,11 @@ class _CustomLength(wallaroo.OctetDecoder):
 
 
 C, S, K = _runner.COMPUTATION, _runner.STATE, _runner.KEY_BY
+
+
+def _unpacked(column):
+    """A column of an envelope batch as a list (packed: see _columns)."""
+    return _columns.unpack_text(column) if type(column) is bytes else column
 
 
 def _stages(tuples):
@@ -511,6 +516,10 @@ class RunnerTest(unittest.TestCase):
                 ([(5, 1, ["a", "b"], ["a", "b"], ts)], "pipeline 5"),
                 ([(0, 9, ["a", "b"], ["a", "b"], ts)], "segment 9"),
                 ({"not": "a list"}, "not a list"),
+                # Packed columns (_columns) that do not add up.
+                ([(0, 1, None, b"\x02\x01\x01a", ts)], "text column is corrupt"),
+                ([(0, 1, b"\x01\x05a", ["a"], ts[:8])], "text column is corrupt"),
+                ([(0, 1, None, _columns.pack_text(["a"]), ts)], "2 ingest times for 1"),
                 # A good group before a bad one: neither runs.
                 ([(0, 1, ["a", "b"], ["a", "b"], ts),
                   (0, 0, ["a", "b"], ["a", "b"], ts)], "segment 0")]:
@@ -571,6 +580,8 @@ class RunnerTest(unittest.TestCase):
             (dest, n, data), = here.take_envelopes()
             self.assertEqual((dest, n), (1, 3))
             (_, _, keys, values, ts), = pickle.loads(data[1:])
+            # Columns of native strings travel packed (_columns).
+            keys, values = _unpacked(keys), _unpacked(values)
             # (On Python 2 the decoded text is unicode; its key, the
             # native str, is another object.)
             if elided is False or _runner._PY2:

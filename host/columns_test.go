@@ -1,0 +1,81 @@
+package host
+
+import (
+	"testing"
+
+	"github.com/wallaroo-go/machida/bridge"
+)
+
+// columnsCheck compares the bridge's C text column codec with the
+// reference in wallaroo._columns: the same bytes for what both pack, each
+// reads what the other makes (UTF-8 included, which only the C packer
+// makes), the C packer refuses what is not a list of exact native
+// strings, and both refuse damaged columns with a ValueError. It raises
+// AssertionError naming the first difference.
+const columnsCheck = `
+import sys
+from wallaroo import _columns
+
+PY2 = sys.version_info[0] == 2
+
+class Sub(str):
+    pass
+
+def check(cpack, cunpack):
+    cases = [[], [""], ["a", "", "bc"], ["word"] * 300, ["x" * 200, "y" * 20000]]
+    if PY2:
+        cases.append(["caf\xc3\xa9", "\xff\x00"])
+        others = [[u"a"], [bytearray(b"a")]]
+    else:
+        cases.append([u"caf\xe9", u"\u65e5\u672c", u"\U0001F600"])
+        others = [[b"a"], [u"\ud800"]]
+    for vs in cases:
+        c = cpack(vs)
+        assert type(c) is bytes, (vs[:3], c)
+        for unpack in (cunpack, _columns.unpack_text):
+            got = unpack(c)
+            assert got == vs and all(type(v) is str for v in got), (vs[:3], got[:3])
+        ref = _columns.pack_text(vs)
+        if ref is not None:
+            assert ref == c, (vs[:3], ref[:20], c[:20])
+    for other in others + [("a",), ["a", None], ["a", 1], [Sub("a")], "ab", None]:
+        assert cpack(other) is None, other
+    bad = [b"", b"\x80", b"\x02\x01", b"\x02\x01\x81", b"\xff\xff\xff\xff\xff\x01",
+           b"\x05a", b"\x01\x02a", b"\x01\x01ab", b"\xff\xff\xff\x0f" + b"a" * 8]
+    if not PY2:
+        bad += [b"\x01\x01\xff", b"\x01\x02\xc3\x28"]
+    for data in bad:
+        for unpack in (cunpack, _columns.unpack_text):
+            try:
+                unpack(data)
+            except ValueError as e:
+                assert "text column is corrupt" in str(e), (data, e)
+            else:
+                raise AssertionError("%r read %r" % (unpack, data))
+    try:
+        cunpack([1])
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("unpack_text took a list")
+`
+
+func TestTextColumns_CCodecMatchesTheReference(t *testing.T) {
+	err := testInterp.Do(func(py *bridge.Py) error {
+		mod, err := py.Exec("columns_check", columnsCheck)
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(mod)
+		pack, unpack, err := py.TextColumnCodec()
+		if err != nil {
+			return err
+		}
+		defer py.DecRef(pack)
+		defer py.DecRef(unpack)
+		return py.CallMethodDiscard(mod, "check", pack, unpack)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
