@@ -95,7 +95,7 @@ func startProcess(t *testing.T, dir string, env []string, path string, args ...s
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
 	t.Logf("run (in %s): %s %s", dir, path, strings.Join(args, " "))
-	if err := p.cmd.Start(); err != nil {
+	if err := startChild(p.cmd); err != nil {
 		t.Fatalf("start %s: %v", path, err)
 	}
 	go func() {

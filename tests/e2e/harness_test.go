@@ -80,13 +80,9 @@ func runSuite(m *testing.M) int {
 			rerun.Env = append(os.Environ(), "WALLAROO_HOST=machida", "WALLAROO_BIN="+binDir, "E2E_PORT_SLICE="+child)
 			rerun.Stdout, rerun.Stderr = &rerunOut, &rerunOut
 			// It dies with this process (a panic, a go test timeout)
-			// rather than run on unseen, holding its slice of ports.
-			// (The signal comes when the thread that started it ends:
-			// this one, locked to the main goroutine, ends with the
-			// process.)
-			runtime.LockOSThread()
-			rerun.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-			if err := rerun.Start(); err != nil {
+			// rather than run on unseen, holding its slice of ports
+			// (startChild).
+			if err := startChild(rerun); err != nil {
 				fmt.Fprintf(os.Stderr, "e2e: the suite could not run again with machida: %v\n", err)
 				return 1
 			}
@@ -323,7 +319,7 @@ func start(t *testing.T, dir string, name string, args ...string) *proc {
 	p.cmd.Stderr = &p.stderr
 	p.cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	t.Logf("run (in %s): %s %s", dir, name, strings.Join(args, " "))
-	if err := p.cmd.Start(); err != nil {
+	if err := startChild(p.cmd); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() {

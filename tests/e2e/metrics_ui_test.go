@@ -58,7 +58,7 @@ func runChromium(t *testing.T, pageURL string, args ...string) (string, error) {
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr syncBuf
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
+	err = runChild(cmd)
 	if cmd.Process != nil {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leftovers of this run only; ESRCH when none
 	}

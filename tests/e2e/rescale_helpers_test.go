@@ -536,7 +536,7 @@ func rsRun(timeout time.Duration, name string, args ...string) (stdout, stderr s
 	cmd := exec.CommandContext(ctx, bin(name), args...)
 	var o, e syncBuf
 	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
+	err = runChild(cmd)
 	code = 0
 	if err != nil {
 		code = -1
