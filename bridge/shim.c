@@ -297,6 +297,12 @@ PyObject *wb_int(long long v) {
  * native strings with them (one memcpy per string instead of pickle's
  * opcode and memo entry). Called from Python, so with the GIL held. */
 
+/* WB_TEXT_MAX bounds a packed column (the runner's _MAX_BATCH_BYTES):
+ * past it, the column is left to pickle, which writes an object repeated
+ * in it once (a list of one large string n times would pack to n
+ * copies). */
+#define WB_TEXT_MAX ((Py_ssize_t)4 << 20)
+
 static char *wb_put_varint(char *p, uint64_t n) {
     while (n > 0x7f) {
         *p++ = (char)((n & 0x7f) | 0x80);
@@ -315,51 +321,78 @@ static Py_ssize_t wb_varint_size(uint64_t n) {
     return k;
 }
 
-/* The bytes of exact native string o (borrowed view), or NULL when o is
- * not one or has no UTF-8 form (a lone surrogate): no exception set. */
-static const char *wb_text_item(PyObject *o, Py_ssize_t *n) {
-#if PY_MAJOR_VERSION >= 3
+/* One item of a column being packed: its bytes, and the UTF-8 copy that
+ * holds them when the str is not ASCII (owned; NULL otherwise). */
+struct wb_text_item {
     const char *s;
+    Py_ssize_t n;
+    PyObject *utf8;
+};
+
+/* wb_text_item fills it from o: 1, or 0 when o is not an exact native
+ * string or has no UTF-8 form (a lone surrogate; no exception left set),
+ * or -1 with an exception set (out of memory). A non-ASCII str gets a
+ * UTF-8 copy of its own (PyUnicode_AsUTF8AndSize would keep one in the
+ * str for as long as it lives: a key in a state dict, for ever). */
+static int wb_text_item(PyObject *o, struct wb_text_item *it) {
+    it->utf8 = NULL;
+#if PY_MAJOR_VERSION >= 3
     if (!PyUnicode_CheckExact(o)) {
-        return NULL;
+        return 0;
     }
-    s = PyUnicode_AsUTF8AndSize(o, n);
-    if (s == NULL) {
-        PyErr_Clear();
+    if (PyUnicode_IS_COMPACT_ASCII(o)) {
+        it->s = (const char *)PyUnicode_DATA(o);
+        it->n = PyUnicode_GET_LENGTH(o);
+        return 1;
     }
-    return s;
+    it->utf8 = PyUnicode_AsUTF8String(o); /* new */
+    if (it->utf8 == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    it->s = PyBytes_AS_STRING(it->utf8);
+    it->n = PyBytes_GET_SIZE(it->utf8);
+    return 1;
 #else
     if (!PyString_CheckExact(o)) {
-        return NULL;
+        return 0;
     }
-    *n = PyString_GET_SIZE(o);
-    return PyString_AS_STRING(o);
+    it->s = PyString_AS_STRING(o);
+    it->n = PyString_GET_SIZE(o);
+    return 1;
 #endif
 }
 
 static PyObject *wb_pack_text(PyObject *self, PyObject *values) {
-    Py_ssize_t count, i, size;
-    struct item {
-        const char *s;
-        Py_ssize_t n;
-    } *items;
+    Py_ssize_t count, i, done = 0, size;
+    struct wb_text_item *items;
     char *p;
-    PyObject *out;
+    PyObject *out = NULL;
     (void)self;
     if (!PyList_CheckExact(values)) {
         Py_RETURN_NONE;
     }
     count = PyList_GET_SIZE(values);
+    if (count >= WB_TEXT_MAX) { /* at least a byte an item */
+        Py_RETURN_NONE;
+    }
     items = PyMem_Malloc(sizeof(*items) * (size_t)(count > 0 ? count : 1));
     if (items == NULL) {
         return PyErr_NoMemory();
     }
     size = wb_varint_size((uint64_t)count);
     for (i = 0; i < count; i++) {
-        items[i].s = wb_text_item(PyList_GET_ITEM(values, i), &items[i].n);
-        if (items[i].s == NULL || (uint64_t)items[i].n > 0xffffffffu) {
-            PyMem_Free(items);
-            Py_RETURN_NONE;
+        int ok = wb_text_item(PyList_GET_ITEM(values, i), &items[i]);
+        if (ok <= 0) {
+            goto give_up; /* -1: the exception stays set */
+        }
+        done = i + 1; /* items[:done] may hold UTF-8 copies */
+        /* (Compared before adding: no overflow on any Py_ssize_t.) */
+        if (items[i].n > WB_TEXT_MAX - size - 5) {
+            goto give_up;
         }
         size += wb_varint_size((uint64_t)items[i].n) + items[i].n;
     }
@@ -374,12 +407,22 @@ static PyObject *wb_pack_text(PyObject *self, PyObject *values) {
             p += items[i].n;
         }
     }
+    goto free_items;
+give_up:
+    if (!PyErr_Occurred()) {
+        Py_INCREF(Py_None);
+        out = Py_None;
+    }
+free_items:
+    for (i = 0; i < done; i++) { /* (an item refused holds no copy) */
+        Py_XDECREF(items[i].utf8);
+    }
     PyMem_Free(items);
     return out;
 }
 
 /* wb_get_varint reads the varint at *p (before end) into *n; 0, or -1
- * if it runs past end or over the 35 bits the reference reads. */
+ * if it runs past end or its value is over 32 bits. */
 static int wb_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *n) {
     int shift = 0;
     *n = 0;
@@ -391,7 +434,7 @@ static int wb_get_varint(const unsigned char **p, const unsigned char *end, uint
         b = *(*p)++;
         *n |= (uint64_t)(b & 0x7f) << shift;
         if (!(b & 0x80)) {
-            return 0;
+            return *n > 0xffffffffu ? -1 : 0;
         }
         shift += 7;
         if (shift > 28) {
@@ -407,7 +450,7 @@ static PyObject *wb_corrupt_column(const char *why) {
 
 static PyObject *wb_unpack_text(PyObject *self, PyObject *data) {
     const unsigned char *start, *end, *p, *lens, *body;
-    uint64_t count, n, total = 0;
+    uint64_t count, n, total = 0, room;
     Py_ssize_t i;
     PyObject *list;
     (void)self;
@@ -419,7 +462,7 @@ static PyObject *wb_unpack_text(PyObject *self, PyObject *data) {
     end = start + PyBytes_GET_SIZE(data);
     p = start;
     if (wb_get_varint(&p, end, &count) < 0) {
-        return wb_corrupt_column("a length runs past its end or over 32 bits");
+        return wb_corrupt_column("it ends inside a length, or a length is over 32 bits");
     }
     if (count > (uint64_t)(end - p)) {
         return wb_corrupt_column("more items than bytes");
@@ -427,13 +470,18 @@ static PyObject *wb_unpack_text(PyObject *self, PyObject *data) {
     lens = p;
     for (i = 0; i < (Py_ssize_t)count; i++) {
         if (wb_get_varint(&p, end, &n) < 0) {
-            return wb_corrupt_column("a length runs past its end or over 32 bits");
+            return wb_corrupt_column("it ends inside a length, or a length is over 32 bits");
+        }
+        /* (The total never passes the column's size: no wrap.) */
+        room = (uint64_t)(end - p);
+        if (n > room || total > room - n) {
+            return wb_corrupt_column("its items' lengths add up to more than its size");
         }
         total += n;
     }
     body = p;
     if (total != (uint64_t)(end - body)) {
-        return wb_corrupt_column("its items' lengths do not add up to its size");
+        return wb_corrupt_column("its items' lengths add up to less than its size");
     }
     list = PyList_New((Py_ssize_t)count); /* new */
     if (list == NULL) {

@@ -86,8 +86,13 @@ func Open(dir, app, worker string) *Store {
 }
 
 const (
-	magic       = "MCKP"
-	version     = 1
+	magic = "MCKP"
+	// version 2: the envelope batches of a snapshot's in-flight section
+	// may hold packed text columns (wire version 12), which a build that
+	// reads only version 1 would misread; version 1 snapshots are read as
+	// before.
+	version     = 2
+	minVersion  = 1
 	evlogSuffix = ".evlog"
 	legacyPart  = ".checkpoint-" // one file per checkpoint, before the event log
 	idsSuffix   = ".checkpoint_ids"
@@ -272,8 +277,8 @@ func Decode(b []byte) (id uint64, sections []Section, err error) {
 	if string(body[:4]) != magic {
 		return bad("starts with %q, not %q", body[:4], magic)
 	}
-	if v := binary.BigEndian.Uint16(body[4:]); v != version {
-		return bad("format version %d; this build reads version %d", v, version)
+	if v := binary.BigEndian.Uint16(body[4:]); v < minVersion || v > version {
+		return bad("format version %d; this build reads versions %d to %d", v, minVersion, version)
 	}
 	id = binary.BigEndian.Uint64(body[6:])
 	count := binary.BigEndian.Uint32(body[14:])

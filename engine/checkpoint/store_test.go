@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -26,6 +27,28 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	assert.Equal(t, "opaque 0.3", secs[0].Name)
 	assert.Equal(t, []byte("partitions of a"), secs[0].Data)
 	assert.Empty(t, secs[1].Data)
+}
+
+// A snapshot of an older format version is read; one of a newer version
+// (or of none) is refused, naming the versions this build reads.
+func TestDecodeReadsTheVersionsItKnows(t *testing.T) {
+	withVersion := func(v uint16) []byte {
+		b := Encode(9, sections("v"))
+		body := b[:len(b)-4]
+		binary.BigEndian.PutUint16(body[4:], v)
+		return binary.BigEndian.AppendUint32(body, crc32.Checksum(body, castagnoli))
+	}
+	for v := uint16(minVersion); v <= version; v++ {
+		id, secs, err := Decode(withVersion(v))
+		require.NoError(t, err, "version %d", v)
+		assert.Equal(t, uint64(9), id)
+		assert.Len(t, secs, 3)
+	}
+	for _, v := range []uint16{0, version + 1} {
+		_, _, err := Decode(withVersion(v))
+		assert.ErrorIs(t, err, ErrCorrupt)
+		assert.ErrorContains(t, err, fmt.Sprintf("format version %d; this build reads versions %d to %d", v, minVersion, version))
+	}
 }
 
 func TestDecodeRefusesDamage(t *testing.T) {

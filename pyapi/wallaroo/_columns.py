@@ -14,7 +14,8 @@ instead as one bytes object:
 
 The machida binaries replace ``pack_text`` and ``unpack_text`` in
 ``wallaroo._runner`` with C versions of the same format (the bridge's
-shim.c), about five times cheaper than pickle per string; these are the
+shim.c): per string, packing is about a fifth of pickling's cost and
+unpacking two thirds of unpickling's (PERFORMANCE.md); these are the
 reference, used where the package runs without a binary (its tests). The
 C packer takes any exact ``str``; this one only lists whose text is ASCII
 (the others are pickled: correct, only slower). Either unpacker reads
@@ -30,6 +31,12 @@ import sys
 _PY2 = sys.version_info[0] == 2
 
 
+# The most bytes of a packed column (the runner's _MAX_BATCH_BYTES): past
+# it the column is left to pickle, which writes an object repeated in it
+# once (a list of one large string n times would pack to n copies).
+_MAX_PACKED = 4 << 20
+
+
 def _varint(out, n):
     while n > 0x7f:
         out.append((n & 0x7f) | 0x80)
@@ -39,13 +46,16 @@ def _varint(out, n):
 
 def pack_text(values):
     """The bytes of a list of exact native strings, or None when values
-    is not a list or holds anything else (pickle it then)."""
+    is not a list, holds anything else or would pack to more than
+    _MAX_PACKED bytes (pickle it then)."""
     if type(values) is not list:
         return None
     for v in values:
         if type(v) is not str:
             return None
     data = "".join(values)
+    if len(data) + 5 * (len(values) + 1) > _MAX_PACKED:
+        return None
     if not _PY2:
         try:
             data = data.encode("ascii")
@@ -60,7 +70,7 @@ def pack_text(values):
 
 def _read_varint(data, at):
     """(value, next offset) of the varint at data[at:]; ValueError if it
-    runs past the end or over 32 bits."""
+    runs past the end or its value is over 32 bits."""
     n = shift = 0
     while True:
         if at >= len(data):
@@ -69,11 +79,13 @@ def _read_varint(data, at):
         at += 1
         n |= (b & 0x7f) << shift
         if not b & 0x80:
+            if n > 0xffffffff:
+                break
             return n, at
         shift += 7
         if shift > 28:
-            raise ValueError("text column is corrupt: a length of more than "
-                             "32 bits")
+            break
+    raise ValueError("text column is corrupt: a length of more than 32 bits")
 
 
 def unpack_text(data):

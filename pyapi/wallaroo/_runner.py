@@ -22,7 +22,8 @@ segment): three list appends, no tuple, no call of ours. A boundary finds
 a key's list (or None when the key is local) in a dict of its own, filled
 as keys are first seen. ``Runner.take_envelopes`` serialises the records
 per destination in columns: keys and values in one pickle when the module
-uses pickle (one call of its own ``serialize`` per value otherwise), the
+uses pickle (a column of native strings packed as one bytes, see
+``_columns``; one call of its own ``serialize`` per value otherwise), the
 ingest times as packed 64-bit integers; ``Runner.resume`` runs such a
 batch from the segment each group names.
 
@@ -1334,7 +1335,7 @@ class Runner(object):
         self.bad_batch = None
         try:
             fmt, groups = _load(data, "envelope batch")
-            runs = self._batch_groups(groups)
+            runs = self._batch_groups(groups, fmt == _FMT_PICKLE)
         except UnpickleError:
             self.failed_hook = ("unpickle", -1, None)
             raise
@@ -1374,11 +1375,12 @@ class Runner(object):
                 raise
         return results
 
-    def _batch_groups(self, groups):
+    def _batch_groups(self, groups, packed):
         """The groups of a loaded envelope batch as (path index, segment,
         keys, values, ingest times), each checked against this
         application; ValueError saying what is wrong with the first bad
-        one."""
+        one. Packed columns (see _columns) are read where packed says the
+        batch's format may hold them."""
         if type(groups) is not list:
             raise ValueError("envelope batch is corrupt: it holds %s, not a "
                              "list of groups" % _describe(groups))
@@ -1387,10 +1389,15 @@ class Runner(object):
             try:
                 pi, seg, keys, values, tss = g
                 # (A column is a list, or the bytes of a packed one.)
-                if type(values) is bytes:
+                if type(values) is bytes and packed:
                     values = _unpack_text(values)
-                if type(keys) is bytes:
+                if type(keys) is bytes and packed:
                     keys = _unpack_text(keys)
+                if type(values) is not list or \
+                        (keys is not None and type(keys) is not list):
+                    raise ValueError("its columns are %s and %s, not lists"
+                                     % (type(keys).__name__,
+                                        type(values).__name__))
                 if keys is not None and len(keys) != len(values):
                     raise ValueError("%d keys for %d values"
                                      % (len(keys), len(values)))

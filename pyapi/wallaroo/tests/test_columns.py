@@ -31,7 +31,9 @@ class ColumnsTest(unittest.TestCase):
                          b"\x02\x02\xc8\x01ab" + b"c" * 200)
 
     def test_anything_else_is_left_to_pickle(self):
-        others = [("a", "b"), ["a", None], ["a", 1], [_Str("a")],
+        # Over the bound too: pickle writes a repeated string once.
+        big = "x" * 100000
+        others = [[big] * 64, ("a", "b"), ["a", None], ["a", 1], [_Str("a")],
                   [b"a" if not _PY2 else u"a"], "ab", None]
         if not _PY2:
             # (The reference packer takes ASCII only; the C one UTF-8.)
@@ -55,6 +57,7 @@ class ColumnsTest(unittest.TestCase):
                 (b"\x02\x01", "2 items in 2 bytes"),
                 (b"\x02\x01\x81", "ends inside a length"),
                 (b"\xff\xff\xff\xff\xff\x01", "more than 32 bits"),
+                (b"\x01\x80\x80\x80\x80\x10", "more than 32 bits"),
                 (b"\x05a", "5 items in 2 bytes"),
                 (b"\x01\x02a", "add up to 2 bytes, it holds 1"),
                 (b"\x01\x01ab", "add up to 1 bytes, it holds 2")]:

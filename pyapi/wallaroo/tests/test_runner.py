@@ -527,6 +527,13 @@ class RunnerTest(unittest.TestCase):
                 runner.resume(batch(groups))
             self.assertIn(what, str(ctx.exception))
             self.assertEqual(runner.bad_batch, str(ctx.exception))
+        # Packed columns only where the format packs them (not in the
+        # batches of the module's own serialise hooks).
+        with self.assertRaises(ValueError) as ctx:
+            runner.resume(b"H" + pickle.dumps(
+                [(0, 1, None, _columns.pack_text(["a"]), b"")], 2))
+        self.assertIn("columns are NoneType and %s, not lists"
+                      % bytes.__name__, str(ctx.exception))
         with self.assertRaises(ValueError):
             runner.resume(b"Pnot a pickle")
         self.assertIn("corrupt", runner.bad_batch)
