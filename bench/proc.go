@@ -10,12 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wallaroo-go/machida/internal/childproc"
 )
 
 // proc is a process this program started. It is stopped by its PID only.
@@ -36,38 +37,6 @@ var (
 	procs   = map[*proc]bool{}
 )
 
-// The workers and servers the bench starts die with it, also when it is
-// killed without stopping them (SIGKILL, a crash): the kernel sends them
-// SIGKILL when the thread that started them ends (Pdeathsig), so they are
-// all started from one goroutine locked to its OS thread for the life of
-// the process.
-var spawnJobs = make(chan spawnJob)
-
-type spawnJob struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func init() {
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread lives as long as the process
-		for j := range spawnJobs {
-			j.done <- j.cmd.Start()
-		}
-	}()
-}
-
-// startChild is cmd.Start, with cmd dying with this process.
-func startChild(cmd *exec.Cmd) error {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	done := make(chan error, 1)
-	spawnJobs <- spawnJob{cmd, done}
-	return <-done
-}
-
 // startProc runs argv in dir and waits until it prints a line containing
 // readyLine (or exits, or 60 s pass).
 func startProc(name string, argv []string, dir string, env []string, readyLine string) (*proc, error) {
@@ -81,7 +50,8 @@ func startProc(name string, argv []string, dir string, env []string, readyLine s
 	cmd.Stdout = w
 	cmd.Stderr = w
 	p := &proc{name: name, cmd: cmd, ready: make(chan struct{}), exited: make(chan struct{})}
-	if err := startChild(cmd); err != nil {
+	// (It dies with the bench, also one killed: childproc.)
+	if err := childproc.Start(cmd); err != nil {
 		r.Close()
 		w.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wallaroo-go/machida/internal/childproc"
 )
 
 // nsNet is a set of namespaces made by this test.
@@ -100,7 +102,7 @@ func (n *nsNet) start(ns, dir, name string, args ...string) *proc {
 	p.cmd.Stderr = &p.stderr
 	p.cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	t.Logf("run in netns %s (in %s): %s %s", ns, dir, name, strings.Join(args, " "))
-	if err := startChild(p.cmd); err != nil {
+	if err := childproc.Start(p.cmd); err != nil {
 		t.Fatalf("start %s in %s: %v", name, ns, err)
 	}
 	go func() {

@@ -42,6 +42,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wallaroo-go/machida/internal/childproc"
 )
 
 // connectorScripts are the scripts of connectors/, all runnable on Python 3.
@@ -95,7 +97,7 @@ func startProcess(t *testing.T, dir string, env []string, path string, args ...s
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
 	t.Logf("run (in %s): %s %s", dir, path, strings.Join(args, " "))
-	if err := startChild(p.cmd); err != nil {
+	if err := childproc.Start(p.cmd); err != nil {
 		t.Fatalf("start %s: %v", path, err)
 	}
 	go func() {

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wallaroo-go/machida/internal/childproc"
 )
 
 var binDir string
@@ -82,7 +84,7 @@ func runSuite(m *testing.M) int {
 			// It dies with this process (a panic, a go test timeout)
 			// rather than run on unseen, holding its slice of ports
 			// (startChild).
-			if err := startChild(rerun); err != nil {
+			if err := childproc.Start(rerun); err != nil {
 				fmt.Fprintf(os.Stderr, "e2e: the suite could not run again with machida: %v\n", err)
 				return 1
 			}
@@ -319,7 +321,7 @@ func start(t *testing.T, dir string, name string, args ...string) *proc {
 	p.cmd.Stderr = &p.stderr
 	p.cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	t.Logf("run (in %s): %s %s", dir, name, strings.Join(args, " "))
-	if err := startChild(p.cmd); err != nil {
+	if err := childproc.Start(p.cmd); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() {

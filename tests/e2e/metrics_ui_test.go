@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wallaroo-go/machida/internal/childproc"
 )
 
 // The Metrics UI end to end: bin/metrics_ui fed over the hub protocol,
@@ -58,7 +60,7 @@ func runChromium(t *testing.T, pageURL string, args ...string) (string, error) {
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr syncBuf
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = runChild(cmd)
+	err = childproc.Run(cmd)
 	if cmd.Process != nil {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leftovers of this run only; ESRCH when none
 	}

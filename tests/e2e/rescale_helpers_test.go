@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wallaroo-go/machida/internal/childproc"
 )
 
 // Generous deadlines: the machine has two cores, is shared, and runs
@@ -536,7 +538,7 @@ func rsRun(timeout time.Duration, name string, args ...string) (stdout, stderr s
 	cmd := exec.CommandContext(ctx, bin(name), args...)
 	var o, e syncBuf
 	cmd.Stdout, cmd.Stderr = &o, &e
-	err = runChild(cmd)
+	err = childproc.Run(cmd)
 	code = 0
 	if err != nil {
 		code = -1
