@@ -80,6 +80,7 @@ fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz FuzzLinkAuth -fuzztime 30s ./internal/linkauth/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./engine/checkpoint/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/hubproto/
+	@env_exports=$$(build/python-env) && eval "$$env_exports" && $(GO) test -run '^$$' -fuzz FuzzTextColumns -fuzztime 30s ./host/
 
 # Benchmarks machida3 against the plain-Python ceiling and a hand-written
 # asyncio server on word count and market spread, prints a table and writes

@@ -61,6 +61,24 @@ def check(cpack, cunpack):
         pass
     else:
         raise AssertionError("unpack_text took a list")
+
+def agree(cpack, cunpack, data):
+    """The C unpacker and the reference read data alike: the same native
+    strings, or a ValueError from both; what C reads packs back the same."""
+    try:
+        c, cerr = cunpack(data), None
+    except ValueError as e:
+        c, cerr = None, e
+    try:
+        r, rerr = _columns.unpack_text(data), None
+    except ValueError as e:
+        r, rerr = None, e
+    if (cerr is None) != (rerr is None):
+        raise AssertionError("C: %s; reference: %s; on %r" % (cerr or c, rerr or r, data))
+    if cerr is None:
+        assert c == r and all(type(s) is str for s in c), (c, r)
+        p = cpack(c)
+        assert p is None or cunpack(p) == c, (c, p)
 `
 
 func TestTextColumns_CCodecMatchesTheReference(t *testing.T) {
@@ -81,4 +99,37 @@ func TestTextColumns_CCodecMatchesTheReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzTextColumns feeds the C unpacker what a damaged or hostile peer
+// could send in a column: it never crashes, and it reads exactly what the
+// reference in wallaroo._columns reads (the same strings, or a
+// ValueError from both).
+func FuzzTextColumns(f *testing.F) {
+	for _, seed := range [][]byte{{0}, {1, 0}, {2, 1, 2, 'a', 'b', 'c'}, {1, 3, 0xe6, 0x97, 0xa5},
+		{0x80}, {1, 0xff, 0xff, 0xff, 0xff, 0x0f}, {2, 0x81, 0x01, 0, 'x'}, {1, 2, 0xc3, 0x28}} {
+		f.Add(seed)
+	}
+	var mod, pack, unpack bridge.Object // made once per fuzzing process, never freed
+	f.Fuzz(func(t *testing.T, data []byte) {
+		err := testInterp.Do(func(py *bridge.Py) error {
+			if mod.IsZero() {
+				m, err := py.Exec("columns_check", columnsCheck)
+				if err != nil {
+					return err
+				}
+				p, u, err := py.TextColumnCodec()
+				if err != nil {
+					return err
+				}
+				mod, pack, unpack = m, p, u
+			}
+			b := py.Bytes(data)
+			defer py.DecRef(b)
+			return py.CallMethodDiscard(mod, "agree", pack, unpack, b)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 }
