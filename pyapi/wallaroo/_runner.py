@@ -1288,20 +1288,19 @@ class Runner(object):
         (keys are native str or None: counting them runs no application
         code)."""
         n = sum(len(g[3]) for g in gs)
-        gs = [(pi, seg, None if ks.count(None) == len(ks) else ks, vs, ts)
-              for (pi, seg, ks, vs, ts) in gs]
         if self._pickled:
             # A column of native strings travels packed (see _columns).
             pack = _pack_text
             cols = []
             for (pi, seg, ks, vs, ts) in gs:
-                if ks is not None:
-                    ks = pack(ks) or ks
+                ks = None if ks.count(None) == len(ks) else (pack(ks) or ks)
                 cols.append((pi, seg, ks, pack(vs) or vs, ts))
             return (dest, n, _FMT_PICKLE + pickle.dumps(cols, _PROTO))
         ser = self.serialize
         groups = []
         for (pi, seg, ks, vs, ts) in gs:
+            if ks.count(None) == len(ks):
+                ks = None
             svs = []
             append = svs.append
             for v in vs:

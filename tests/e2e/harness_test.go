@@ -83,7 +83,7 @@ func runSuite(m *testing.M) int {
 			rerun.Stdout, rerun.Stderr = &rerunOut, &rerunOut
 			// It dies with this process (a panic, a go test timeout)
 			// rather than run on unseen, holding its slice of ports
-			// (startChild).
+			// (childproc).
 			if err := childproc.Start(rerun); err != nil {
 				fmt.Fprintf(os.Stderr, "e2e: the suite could not run again with machida: %v\n", err)
 				return 1
