@@ -402,7 +402,15 @@ func (p *processor) frameRaw(py *bridge.Py, b *source.Batch, out *work.Output) e
 // resumeEnvelopes runs a batch of envelopes from the segments they name.
 func (p *processor) resumeEnvelopes(py *bridge.Py, e work.Envelopes, out *work.Output) error {
 	data := py.Bytes(e.Data)
-	r, err := py.Call(p.resume, data)
+	var r bridge.Object
+	var err error
+	if e.Reroute {
+		routed := py.Int(1)
+		r, err = py.Call(p.resume, data, routed)
+		py.DecRef(routed)
+	} else {
+		r, err = py.Call(p.resume, data)
+	}
 	py.DecRef(data)
 	if err != nil {
 		if he := p.hookError(py, err); he != nil {

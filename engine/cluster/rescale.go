@@ -53,10 +53,15 @@ import (
 // its state arrived, and after the release every worker routes by the
 // new table.
 //
-// Failures before Freeze abort the rescale (joiners are told to go); a
-// failure after it is reported and leaves the moving partitions parked
-// (bounded: the sources are held once maxParked batches wait), and no
-// later rescale may start (one would drop them).
+// Failures before Freeze abort the rescale (joiners are told to go). A
+// failure after it, before any Release, is undone: joiners are told to go,
+// every old worker imports again the states it sent and drops those it
+// imported (Undo), then installs the old table and routes what it parked
+// again, record by record, to the partitions' old owners (UndoRelease):
+// no message is lost or run twice, and the cluster is as it was. If the
+// undo fails too (or the failure came during the Release), the moving
+// partitions stay parked (bounded: the sources are held once maxParked
+// batches wait), and no later rescale may start (one would drop them).
 
 // phaseTimeout bounds one phase of a rescale.
 const phaseTimeout = 60 * time.Second
@@ -97,6 +102,17 @@ type rescaleState struct {
 	pending  *Rescale // the Prepare of the rescale under way (workers)
 	frozen   bool     // the Freeze of pending has come (workers)
 	importEr error    // the first import that failed in the current rescale
+	// exported holds the states this worker sent in the current rescale
+	// (whole), imported the partitions it took in: what an Undo gives
+	// back and drops. undone is the id of the rescale last undone here
+	// (its states arriving late are dropped). freezing, while this
+	// worker's freeze runs, closes when it has ended; stopFreeze cuts
+	// it short (an Undo came).
+	exported   []State
+	imported   []State
+	undone     uint64
+	freezing   chan struct{}
+	stopFreeze context.CancelFunc
 	// The freeze: old members (whose fences this worker waits for), the
 	// fences processed so far, closed when all are; what is parked.
 	oldMembers []string
@@ -449,8 +465,18 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		}
 		return nil
 	}
-	frozen := false
+	frozen, released := false, false
 	defer func() {
+		if err != nil && frozen && !released {
+			m.log.Error("rescale failed after the freeze: undoing it", "id", id, "err", err)
+			uerr := m.undoRescale(ctx, id, plan, old, send)
+			if uerr == nil {
+				fmt.Fprintf(m.cfg.Console, "AUTOSCALE: %s to %d workers failed (%v) and was undone: %d workers (%s), as before\n",
+					kind, len(plan.Workers), err, len(old)+1, strings.Join(m.Workers(), ","))
+				return
+			}
+			err = fmt.Errorf("%w; and undoing it failed: %v", err, uerr)
+		}
 		if err != nil && frozen {
 			why := fmt.Sprintf("grow or shrink %d failed after its state began to move (%v); the messages of its moving partitions wait parked and no grow or shrink can start: stop the cluster (cluster_shutdown) and start it again", id, err)
 			m.log.Error("rescale failed after the freeze", "id", id, "err", err)
@@ -506,6 +532,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	}
 	t3 := time.Now()
 	// 4. Release.
+	released = true
 	if err := send(everyone, Rescale{ID: id, Phase: PhaseRelease}); err != nil {
 		return err
 	}
@@ -546,7 +573,7 @@ func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []s
 				continue
 			}
 			if a.Err != "" {
-				return fmt.Errorf("phase %d: %s", phase, a.Err)
+				return fmt.Errorf("%s: %s", PhaseName(phase), a.Err)
 			}
 			delete(want, a.from)
 		case <-timeout.C:
@@ -555,7 +582,7 @@ func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []s
 				missing = append(missing, n)
 			}
 			slices.Sort(missing)
-			return fmt.Errorf("phase %d: no answer from %s within %v", phase, strings.Join(missing, ","), phaseTimeout)
+			return fmt.Errorf("%s: no answer from %s within %v", PhaseName(phase), strings.Join(missing, ","), phaseTimeout)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -591,6 +618,7 @@ func (m *Member) prepareAs(ctx context.Context, r Rescale, n uint64) error {
 	m.rs.pending = &r
 	m.rs.importEr = nil
 	m.rs.pieces = nil
+	m.rs.exported, m.rs.imported, m.rs.undone = nil, nil, 0
 	m.rs.oldMembers = old
 	m.rs.fenced = map[string]bool{}
 	m.rs.fencesDone = make(chan struct{})
@@ -650,6 +678,9 @@ func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) 
 	for _, step := range m.cfg.States {
 		rest := parts
 		for len(rest) > 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("export state of %s: %w", step, err)
+			}
 			datas, err := m.cfg.ExportMany(step, rest, exportBudget)
 			if err == nil && len(datas) == 0 {
 				err = errors.New("no partition exported")
@@ -657,6 +688,12 @@ func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) 
 			if err != nil {
 				return fmt.Errorf("export state of %s: %w", step, err)
 			}
+			m.rs.mu.Lock()
+			for i, data := range datas {
+				p := rest[i]
+				m.rs.exported = append(m.rs.exported, State{ID: id, To: to[p], Step: step, Partition: uint32(p), Data: data})
+			}
+			m.rs.mu.Unlock()
 			for i, data := range datas {
 				p := rest[i]
 				st := State{ID: id, To: to[p], Step: step, Partition: uint32(p), Data: data}
@@ -712,6 +749,11 @@ func (m *Member) assemble(st State) error {
 	}
 	key := pieceKey{st.ID, st.Step, st.Partition}
 	m.rs.mu.Lock()
+	if st.ID == m.rs.undone {
+		m.rs.mu.Unlock()
+		m.log.Warn("rescale: a state piece of a grow or shrink that was undone is dropped", "id", st.ID, "step", st.Step, "partition", st.Partition)
+		return nil
+	}
 	buf, ok := m.rs.pieces[key]
 	if uint64(len(buf)) != st.Offset {
 		m.rs.mu.Unlock()
@@ -740,6 +782,12 @@ func (m *Member) assemble(st State) error {
 // importer, which imports what has arrived in one call at a time.
 func (m *Member) queueImport(st State) {
 	m.rs.mu.Lock()
+	if st.ID == m.rs.undone {
+		m.rs.mu.Unlock()
+		m.log.Warn("rescale: a state of a grow or shrink that was undone is dropped", "id", st.ID, "step", st.Step, "partition", st.Partition)
+		return
+	}
+	m.rs.imported = append(m.rs.imported, State{ID: st.ID, Step: st.Step, Partition: st.Partition})
 	m.rs.imports = append(m.rs.imports, st)
 	m.rs.importing.Add(1)
 	start := !m.rs.importer
@@ -1009,6 +1057,9 @@ func (m *Member) releaseHere(ctx context.Context, r Rescale) error {
 	m.rs.leaving = leaving
 	m.rs.pending = nil
 	m.rs.frozen = false
+	// (What an undo would have given back is not needed any more.)
+	m.rs.exported, m.rs.imported = nil, nil
+	m.rs.freezing, m.rs.stopFreeze = nil, nil
 	m.rs.mu.Unlock()
 	return nil
 }
@@ -1092,6 +1143,149 @@ func (m *Member) unpark(mine bool) []work.Item {
 	return here
 }
 
+// undoRescale (initializer) undoes rescale id, which failed after its
+// freeze and before any Release: the joiners are told to go; the old
+// workers (others: those but this one) that can be told take their
+// states back (Undo), then the old table (UndoRelease). An old worker
+// without a control link (it died) is left out: under the old table its
+// partitions are its own again, and it starts them empty when it is
+// started again (spec 3.9).
+func (m *Member) undoRescale(ctx context.Context, id uint64, plan rescale.Plan, others []string, send func([]string, Rescale) error) error {
+	for _, n := range plan.Joining {
+		if err := send([]string{n}, Rescale{ID: id, Phase: PhaseAbort}); err != nil {
+			m.log.Warn("rescale undo: a joiner was not told to go", "id", id, "worker", n, "err", err)
+		}
+	}
+	var reach []string
+	for _, n := range others {
+		if err := send([]string{n}, Rescale{ID: id, Phase: PhaseUndo}); err != nil {
+			m.log.Error("rescale undo: a worker cannot be told; its partitions are its own again and restart empty when it does", "id", id, "worker", n, "err", err)
+			continue
+		}
+		reach = append(reach, n)
+	}
+	if err := m.undoHere(ctx, id); err != nil {
+		return err
+	}
+	if err := m.waitAcks(ctx, id, PhaseUndo, reach); err != nil {
+		return err
+	}
+	if err := send(reach, Rescale{ID: id, Phase: PhaseUndoRelease}); err != nil {
+		return err
+	}
+	if err := m.undoReleaseHere(ctx); err != nil {
+		return err
+	}
+	return m.waitAcks(ctx, id, PhaseUndoRelease, reach)
+}
+
+// undoHere gives back what this worker's part in rescale id moved: once
+// its freeze has ended (cut short), the partitions it imported are
+// dropped and those it sent are imported again. The moving partitions
+// stay parked meanwhile.
+func (m *Member) undoHere(ctx context.Context, id uint64) error {
+	m.rs.mu.Lock()
+	m.rs.undone = id
+	stop, freezing := m.rs.stopFreeze, m.rs.freezing
+	m.rs.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	if freezing != nil {
+		select {
+		case <-freezing:
+		case <-time.After(phaseTimeout):
+			return fmt.Errorf("undo: the freeze here did not end within %v", phaseTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	m.rs.importing.Wait() // what arrived before the undo is in; later states are dropped
+	m.rs.mu.Lock()
+	sent, got := m.rs.exported, m.rs.imported
+	m.rs.exported, m.rs.imported, m.rs.pieces = nil, nil, nil
+	m.rs.importEr = nil
+	m.rs.mu.Unlock()
+	dropped := 0
+	for _, step := range m.cfg.States {
+		var rest []routing.PartitionID
+		for _, st := range got {
+			if st.Step == step && !slices.Contains(rest, routing.PartitionID(st.Partition)) {
+				rest = append(rest, routing.PartitionID(st.Partition))
+			}
+		}
+		for len(rest) > 0 {
+			datas, err := m.cfg.ExportMany(step, rest, exportBudget)
+			if err == nil && len(datas) == 0 {
+				err = errors.New("no partition dropped")
+			}
+			if err != nil {
+				return fmt.Errorf("undo: drop the imported state of %s: %w", step, err)
+			}
+			rest = rest[len(datas):]
+			dropped += len(datas)
+		}
+	}
+	steps := make([]string, len(sent))
+	parts := make([]routing.PartitionID, len(sent))
+	datas := make([][]byte, len(sent))
+	for i, st := range sent {
+		steps[i], parts[i], datas[i] = st.Step, routing.PartitionID(st.Partition), st.Data
+	}
+	for len(parts) > 0 {
+		n, err := m.cfg.ImportMany(steps, parts, datas, exportBudget)
+		if err == nil && n == 0 {
+			err = errors.New("no partition imported")
+		}
+		if err != nil {
+			return fmt.Errorf("undo: import again the state of partition %d of %s: %w", parts[0], steps[0], err)
+		}
+		steps, parts, datas = steps[n:], parts[n:], datas[n:]
+	}
+	m.log.Info("rescale undo: states given back", "id", id, "imported_again", len(sent), "dropped", dropped)
+	return nil
+}
+
+// undoReleaseHere installs this worker's old table again and, in the
+// same step of its loop, runs what it parked through the runner routed
+// again (each record goes to its partition's old owner, or runs here);
+// the links made for joiners go.
+func (m *Member) undoReleaseHere(ctx context.Context) error {
+	if m.Started() {
+		m.mu.Lock()
+		table := m.table
+		m.mu.Unlock()
+		own := work.OwnershipOf(table, routing.WorkerName(m.cfg.Name), func(w routing.WorkerName) work.Dest { return m.Dest(string(w)) })
+		if err := m.cfg.Install(ctx, own, m.rerouteParked); err != nil {
+			return fmt.Errorf("undo: %w", err)
+		}
+	}
+	m.dropJoinerLinks(ctx)
+	m.rs.mu.Lock()
+	m.rs.pending = nil
+	m.rs.frozen = false
+	m.rs.freezing, m.rs.stopFreeze = nil, nil
+	m.rs.mu.Unlock()
+	return nil
+}
+
+// rerouteParked returns everything parked here, in the order it was
+// parked, as batches to run here routed again (on the loop's goroutine,
+// right after the old table was installed).
+func (m *Member) rerouteParked() []work.Item {
+	m.rs.mu.Lock()
+	parked := m.rs.parked
+	m.rs.parked = nil
+	m.parkedShrunkLocked()
+	m.rs.mu.Unlock()
+	items := make([]work.Item, 0, len(parked))
+	for _, e := range parked {
+		e.Dest, e.Reroute = work.Here, true
+		items = append(items, work.ResumeItem(e))
+	}
+	return items
+}
+
 // abortHere forgets a rescale that did not freeze.
 func (m *Member) abortHere(plan rescale.Plan) {
 	m.dropJoinerLinks(context.Background())
@@ -1173,7 +1367,7 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		a := RescaleAck{ID: r.ID, Phase: r.Phase}
 		if err != nil {
 			a.Err = fmt.Sprintf("%s: %v", m.cfg.Name, err)
-			m.log.Error("rescale phase failed", "phase", r.Phase, "err", err)
+			m.log.Error("rescale phase failed", "phase", PhaseName(r.Phase), "err", err)
 		}
 		c.send(KindRescaleAck, a.Encode())
 	}
@@ -1206,11 +1400,20 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 			ack(fmt.Errorf("freeze for rescale %d, which this worker was not prepared for", r.ID))
 			return
 		}
+		// (Set here, in the control link's order: an Undo after this
+		// Freeze finds it.)
+		fctx, stop := context.WithCancel(ctx)
+		freezing := make(chan struct{})
+		m.rs.mu.Lock()
+		m.rs.freezing, m.rs.stopFreeze = freezing, stop
+		m.rs.mu.Unlock()
 		go func() {
+			defer stop()
 			plan, err := m.planOf(*p)
 			if err == nil {
-				err = m.freezeHere(ctx, r.ID, plan)
+				err = m.freezeHere(fctx, r.ID, plan)
 			}
+			close(freezing)
 			ack(err)
 		}()
 	case PhaseCommit:
@@ -1243,6 +1446,10 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 				m.cfg.OnRescaled()
 			}
 		}()
+	case PhaseUndo:
+		go func() { ack(m.undoHere(ctx, r.ID)) }()
+	case PhaseUndoRelease:
+		go func() { ack(m.undoReleaseHere(ctx)) }()
 	case PhaseAbort:
 		m.rs.mu.Lock()
 		m.rs.pending = nil

@@ -33,6 +33,7 @@ type fakeProc struct {
 	imported  []uint32
 	owns      []work.Ownership
 	onInstall func(n int) // called before then(), with the count of installs so far
+	ran       []work.Item // what then() gave to run first
 }
 
 func (f *fakeProc) wire(c *Config) {
@@ -65,7 +66,10 @@ func (f *fakeProc) wire(c *Config) {
 			hook(n)
 		}
 		if then != nil {
-			then()
+			items := then()
+			f.mu.Lock()
+			f.ran = append(f.ran, items...)
+			f.mu.Unlock()
 		}
 		return nil
 	}
@@ -309,22 +313,27 @@ func TestRescale_InitializerShrunkToOneRestarts(t *testing.T) {
 	}
 }
 
-// A grow that fails after its freeze (the joiner dies as the freeze
-// starts) is reported, and no later grow or shrink may start (it would
-// drop the messages parked for the moving partitions); what is parked is
-// bounded: once maxParked batches wait, the sources are held.
-func TestRescale_FailureAfterTheFreezeRefusesLaterRescales(t *testing.T) {
+// A grow whose joiner dies after the freeze is undone: every old worker
+// takes back the state it sent (it exported, then imported the same
+// partitions), installs its old table (nothing held), and runs what it
+// had parked routed again; the joiner's links go, and a later shrink
+// goes ahead.
+func TestRescale_FailureAfterTheFreezeIsUndone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	jctx, kill := context.WithCancel(ctx)
 	defer kill()
 	var j *Member
 	ms, fps, results := rsCluster(t, ctx, 2, nil)
+	parked := work.Envelopes{Count: 1, Data: []byte("parked during the freeze")}
 	fps[0].mu.Lock()
 	fps[0].onInstall = func(n int) {
 		if n == 1 { // the initializer's freeze: the joiner dies now
 			kill()
 			j.Close()
+			e := parked
+			e.Dest = holdDest(2)
+			ms[0].park(e)
 		}
 	}
 	fps[0].mu.Unlock()
@@ -339,8 +348,74 @@ func TestRescale_FailureAfterTheFreezeRefusesLaterRescales(t *testing.T) {
 	if r := waitResult(t, results, 3*phaseTimeout); r.ok {
 		t.Fatal("the grow succeeded")
 	}
+	for i, fp := range fps {
+		fp.mu.Lock()
+		exp, imp := slices.Clone(fp.exported), slices.Clone(fp.imported)
+		installs, ran := len(fp.owns), slices.Clone(fp.ran)
+		fp.mu.Unlock()
+		if len(exp) == 0 || !slices.Equal(exp, imp) {
+			t.Errorf("worker %d: exported %v, imported again %v", i, exp, imp)
+		}
+		if installs != 2 || heldIn(fp.lastOwn()) != 0 {
+			t.Errorf("worker %d: %d tables installed, %d partitions held in the last", i, installs, heldIn(fp.lastOwn()))
+		}
+		if i == 0 {
+			if len(ran) != 1 || !ran[0].Envelopes.Reroute || ran[0].Envelopes.Dest != work.Here || string(ran[0].Envelopes.Data) != string(parked.Data) {
+				t.Errorf("the initializer ran %+v after the undo, want its parked batch routed again", ran)
+			}
+		}
+	}
+	if ms[0].Rescaling() || ms[1].Rescaling() {
+		t.Error("still rescaling after the undo")
+	}
+	if got := ms[0].Workers(); !slices.Equal(got, []string{"initializer", "worker1"}) {
+		t.Errorf("workers after the undo: %v", got)
+	}
+	if r := ms[0].startShrink(ctx, ShrinkRequest{Leaving: []string{"worker1"}}); r != "Shrinking by 1 workers!" {
+		t.Fatalf("a shrink after the undone grow: %q", r)
+	}
+	if r := waitResult(t, results, 3*phaseTimeout); !r.ok {
+		t.Fatal("the shrink after the undone grow failed")
+	}
+}
+
+// A rescale whose undo fails too leaves the cluster refusing later
+// rescales (what is parked must not be dropped), and the sources held
+// once maxParked batches are parked.
+func TestRescale_AFailedUndoRefusesLaterRescales(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	jctx, kill := context.WithCancel(ctx)
+	defer kill()
+	var j *Member
+	ms, fps, results := rsCluster(t, ctx, 2, func(i int, c *Config) {
+		if i == 1 {
+			c.ImportMany = func([]string, []routing.PartitionID, [][]byte, time.Duration) (int, error) {
+				return 0, errors.New("the state cannot be read here")
+			}
+		}
+	})
+	fps[0].mu.Lock()
+	fps[0].onInstall = func(n int) {
+		if n == 1 {
+			kill()
+			j.Close()
+		}
+	}
+	fps[0].mu.Unlock()
+	j = joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
+	go func() {
+		if err := j.Start(jctx); err != nil {
+			return
+		}
+		j.LinksUp(jctx)
+		j.Ready()
+	}()
+	if r := waitResult(t, results, 4*phaseTimeout); r.ok {
+		t.Fatal("the grow succeeded")
+	}
 	if r := ms[0].startShrink(ctx, ShrinkRequest{Leaving: []string{"worker1"}}); !strings.Contains(r, "failed after its state began to move") {
-		t.Errorf("a shrink after the failed grow: %q", r)
+		t.Errorf("a shrink after the failed undo: %q", r)
 	}
 	if ms[0].Congested() != nil {
 		t.Fatal("held before anything is parked")

@@ -12,7 +12,7 @@ import (
 // of a link check it in the first exchange; any change to a message's
 // layout increments it, the layout of the runner's envelope batches
 // (opaque here, read by the peer's runner) included.
-const WireVersion = 12
+const WireVersion = 13
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -466,9 +466,39 @@ const (
 	// new owners; leavers stop, joiners start.
 	PhaseRelease
 	// PhaseAbort: the rescale failed before Freeze: keep the old
-	// cluster (forget the joiners).
+	// cluster (forget the joiners). A joiner told it after the Freeze
+	// leaves too.
 	PhaseAbort
+	// PhaseUndo: the rescale failed after its Freeze, before any
+	// Release: once your freeze has ended, import again the states you
+	// sent and drop those you imported; then ack.
+	PhaseUndo
+	// PhaseUndoRelease: every old worker has its states back: install
+	// the old table and send what was parked to the partitions' old
+	// owners (routed again, key by key); then ack.
+	PhaseUndoRelease
 )
+
+// PhaseName names a rescale phase for messages ("freeze").
+func PhaseName(p uint8) string {
+	switch p {
+	case PhasePrepare:
+		return "prepare"
+	case PhaseFreeze:
+		return "freeze"
+	case PhaseCommit:
+		return "commit"
+	case PhaseRelease:
+		return "release"
+	case PhaseAbort:
+		return "abort"
+	case PhaseUndo:
+		return "undo"
+	case PhaseUndoRelease:
+		return "undo release"
+	}
+	return fmt.Sprintf("phase %d", p)
+}
 
 // Rescale is the payload of KindRescale: the rescale's id and phase, the
 // new cluster (at Prepare), and the leaving workers.
@@ -497,7 +527,7 @@ func (r Rescale) Encode() []byte {
 func DecodeRescale(p []byte) (Rescale, error) {
 	d := dec{b: p}
 	r := Rescale{ID: d.u64("rescale id"), Phase: d.u8("phase")}
-	if d.err == nil && (r.Phase < PhasePrepare || r.Phase > PhaseAbort) {
+	if d.err == nil && (r.Phase < PhasePrepare || r.Phase > PhaseUndoRelease) {
 		d.fail("phase")
 	}
 	if tp := d.bytes("topology"); d.err == nil && len(tp) > 0 {

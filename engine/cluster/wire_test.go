@@ -141,8 +141,15 @@ func TestWire_Malformed(t *testing.T) {
 	if _, err := DecodeTopology(bad.Encode()); !errors.Is(err, ErrMalformed) {
 		t.Errorf("a partition owned by worker 1 of 1: %v", err)
 	}
-	if _, err := DecodeRescale(Rescale{ID: 1, Phase: 99}.Encode()); !errors.Is(err, ErrMalformed) {
-		t.Errorf("rescale phase 99: %v", err)
+	for _, p := range []uint8{0, PhaseUndoRelease + 1, 99} {
+		if _, err := DecodeRescale(Rescale{ID: 1, Phase: p}.Encode()); !errors.Is(err, ErrMalformed) {
+			t.Errorf("rescale phase %d: %v", p, err)
+		}
+	}
+	for p := PhasePrepare; p <= PhaseUndoRelease; p++ {
+		if r, err := DecodeRescale(Rescale{ID: 1, Phase: p}.Encode()); err != nil || r.Phase != p {
+			t.Errorf("rescale phase %s: %+v, %v", PhaseName(p), r, err)
+		}
 	}
 	if _, err := DecodeEnvelopeBatch(EnvelopeBatch{Seq: 1, Count: 0, Data: []byte("x")}.Encode()); !errors.Is(err, ErrMalformed) {
 		t.Errorf("a batch of 0 envelopes with data: %v", err)

@@ -144,7 +144,7 @@ func (p *Processor) Process(items []work.Item, out *work.Output) error {
 		case work.KindBatch:
 			b := it.Batch
 			for i := 0; i < b.Len(); i++ {
-				if err := p.run(b.Source, 0, "", string(b.Frame(i)), 0, envs, out); err != nil {
+				if err := p.run(b.Source, 0, false, "", string(b.Frame(i)), 0, envs, out); err != nil {
 					return err
 				}
 			}
@@ -155,7 +155,7 @@ func (p *Processor) Process(items []work.Item, out *work.Output) error {
 			}
 			for _, r := range recs {
 				p.resumed++
-				if err := p.run(r.Path, r.Segment, r.Key, r.Value, r.Ingest, envs, out); err != nil {
+				if err := p.run(r.Path, r.Segment, it.Envelopes.Reroute, r.Key, r.Value, r.Ingest, envs, out); err != nil {
 					return err
 				}
 			}
@@ -197,7 +197,7 @@ func (p *Processor) Generate(src int, max int, out *work.Output) (bool, error) {
 			return true, nil
 		}
 		p.genNext[src]++
-		if err := p.run(src, 0, "", v, 0, envs, out); err != nil {
+		if err := p.run(src, 0, false, "", v, 0, envs, out); err != nil {
 			return false, err
 		}
 	}
@@ -206,7 +206,9 @@ func (p *Processor) Generate(src int, max int, out *work.Output) (bool, error) {
 
 // run takes one message from segment seg of path pi to the sinks (or out
 // of the processor at a boundary whose owner is elsewhere).
-func (p *Processor) run(pi, seg int, key, v string, ts int64, envs map[work.Dest][]envelope, out *work.Output) error {
+// run takes one message through path pi from segment seg on; rerouted,
+// it is routed at seg's own boundary first (it may leave again).
+func (p *Processor) run(pi, seg int, reroute bool, key, v string, ts int64, envs map[work.Dest][]envelope, out *work.Output) error {
 	path := p.Paths[pi]
 	plan := p.plans[pi]
 	if seg < 0 || seg >= len(plan) {
@@ -218,7 +220,11 @@ func (p *Processor) run(pi, seg int, key, v string, ts int64, envs map[work.Dest
 			starts[s.Start] = i
 		}
 	}
-	return p.from(pi, path, plan, starts, plan[seg].Start, seg, key, v, ts, envs, out)
+	entry := seg
+	if reroute {
+		entry-- // from checks the boundaries of the segments after entry
+	}
+	return p.from(pi, path, plan, starts, plan[seg].Start, entry, key, v, ts, envs, out)
 }
 
 func (p *Processor) from(pi int, path Path, plan []topology.Segment, starts map[int]int, first, entry int, key, v string, ts int64, envs map[work.Dest][]envelope, out *work.Output) error {

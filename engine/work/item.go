@@ -35,6 +35,11 @@ type Envelopes struct {
 	// set by the link that received it, 0 for a batch looped back
 	// here), for the node-ingress-egress metric.
 	Arrived int64
+	// Reroute marks a batch that must be routed again before it runs
+	// here (what a rescale undone after its freeze had parked): each
+	// record goes by the ownership table installed now, from the
+	// segment it names; those this worker does not own leave again.
+	Reroute bool
 }
 
 // Ownership is the table that says where each partition's segments run,

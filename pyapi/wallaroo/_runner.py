@@ -1129,12 +1129,21 @@ class Runner(object):
         """Export and drop partitions of a state step from the front of the
         list, one after the other, until budget_ns of time has gone (at
         least one): their bytes, in order. The engine calls it again for
-        the rest, so the processor's own calls run in between."""
+        the rest, so the processor's own calls run in between. A
+        partition is dropped only once exported: if one cannot be (the
+        module's serialize raises), those before it are returned and the
+        next call raises on it, with its state still here."""
         out = []
         t0 = _clock_ns()
         with _no_gc():
             for p in partitions:
-                out.append(self.export_partition(step_id, p))
+                try:
+                    data = self.export_partition(step_id, p)
+                except Exception:
+                    if out:
+                        break
+                    raise
+                out.append(data)
                 self.drop_partition(step_id, p)
                 if _clock_ns() - t0 >= budget_ns:
                     break
@@ -1312,9 +1321,13 @@ class Runner(object):
             groups.append((pi, seg, ks, svs, ts))
         return (dest, n, _FMT_HOOKS + pickle.dumps(groups, _PROTO))
 
-    def resume(self, data):
+    def resume(self, data, routed=False):
         """Run a batch of envelope records (bytes from take_envelopes,
         made here or on another worker) from the segment each names.
+        With routed, each record is first routed by the ownership table
+        installed now, as at the boundary it crossed: those of partitions
+        another worker owns go to its outbox (what a rescale that was
+        undone had parked).
         Returns [(path index, per-sink outputs, mean ingest time)]: one
         entry per group of records of one path and segment (the outputs as
         Path.process returns them; the mean ingest time only while metrics
@@ -1368,7 +1381,8 @@ class Runner(object):
                 mean_ts = 0
                 items = values if keyless else zip(keys, values)
             try:
-                results.append((pi, path.resume(seg, items, keyless), mean_ts))
+                results.append((pi, path.resume(seg, items, keyless, routed),
+                                mean_ts))
             except Exception:
                 self.failed_path = pi
                 raise
@@ -1601,6 +1615,9 @@ class Path(object):
         # Entries for records that came without keys (see take_envelopes).
         self._keyless = [None] + [self._compile(i, True)
                                   for i in range(1, len(self.segments))]
+        # Entries that route each record first (resume's routed), made
+        # when first asked: (segment, keyless) -> function.
+        self._routed = {}
         self._run = self._entries[0]
 
     def _boundary(self, code, depth, seg_index, seg, env):
@@ -1653,7 +1670,7 @@ class Path(object):
             code(depth, "if _o is not None: _o(%s); _o(v)%s; continue"
                  % (key, ts))
 
-    def _compile(self, entry, keyless=False):
+    def _compile(self, entry, keyless=False, routed=False):
         """The function that runs messages from segment ``entry`` on. The
         source entry (0) takes (frames, ts, salvage); a later one takes
         (items, salvage) with items (key, value, ingest ts). It returns
@@ -1684,15 +1701,15 @@ class Path(object):
         if every:
             code(d, "_smp -= 1")
             code(d, "if _smp:")
-            self._body(entry, code, d + 1, env, False, keyless)
+            self._body(entry, code, d + 1, env, False, keyless, routed)
             code(d, "else:")
             # The next sample comes after 1 to 2 * every - 1 messages
             # (every on average): a fixed interval would keep sampling the
             # same kind of message of a periodic input.
             code(d + 1, "_smp = int(_srnd() * %d) + 1" % (2 * every - 1))
-            self._body(entry, code, d + 1, env, True, keyless)
+            self._body(entry, code, d + 1, env, True, keyless, routed)
         else:
-            self._body(entry, code, d, env, False, keyless)
+            self._body(entry, code, d, env, False, keyless, routed)
         if skip:
             env["_skip"] = self.runner.skip_message
             env["_stn"] = self.stage_names
@@ -1729,9 +1746,11 @@ class Path(object):
         self.source_text.append(text)
         return env["_make"]()
 
-    def _body(self, entry, code, depth, env, timed, keyless=False):
+    def _body(self, entry, code, depth, env, timed, keyless=False,
+              routed=False):
         """Emit the loop body of segment ``entry`` on at ``depth``; timed,
-        each computation's call (and the decoder's) is timed."""
+        each computation's call (and the decoder's) is timed; routed, the
+        boundary of segment ``entry`` itself is emitted first."""
         starts = dict((s.start, (i, s)) for i, s in enumerate(self.segments)
                       if i > 0)
         skip = self.runner.dead_letter is not None
@@ -1772,7 +1791,8 @@ class Path(object):
         for i in range(first, len(self.stages)):
             st = self.stages[i]
             n = i + 1
-            if i in starts and starts[i][0] > entry:
+            if i in starts and (starts[i][0] > entry or
+                                (routed and starts[i][0] == entry)):
                 self._boundary(code, depth, starts[i][0], starts[i][1], env)
             code(depth, "_st = %d; _x = v" % n)
             if st.kind == KEY_BY:
@@ -1924,11 +1944,12 @@ class Path(object):
         outs = self._run(frames, ts, self._note_failure)
         return outs, reason
 
-    def resume(self, segment, items, keyless=False):
+    def resume(self, segment, items, keyless=False, routed=False):
         """Run (key, value[, ingest ts]) items from segment ``segment``
         on (keyless: (value[, ingest ts]), the keys None); return the
         per-sink outputs like process. Ingest times are there while the
-        runner's metrics are on."""
+        runner's metrics are on. Routed, each item is routed first as at
+        the boundary of ``segment``: it may leave for another worker."""
         if not 0 < segment < len(self._entries):
             raise ValueError("envelope for segment %d of pipeline %r, which "
                              "has segments 1 to %d"
@@ -1936,7 +1957,13 @@ class Path(object):
                                 len(self._entries) - 1))
         self.failed = None
         self.salvage = None
-        run = self._keyless[segment] if keyless else self._entries[segment]
+        if routed:
+            run = self._routed.get((segment, keyless))
+            if run is None:
+                run = self._routed[(segment, keyless)] = \
+                    self._compile(segment, keyless, True)
+        else:
+            run = self._keyless[segment] if keyless else self._entries[segment]
         return run(items, self._note_failure)
 
     def generate(self, n, ts=0):

@@ -20,7 +20,7 @@ const (
 )
 
 // wireVersion is the version the workers of this build speak.
-const wireVersion = 12
+const wireVersion = 13
 
 type wireChannel uint8
 

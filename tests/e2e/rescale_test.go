@@ -260,6 +260,40 @@ func TestRescaleJoinErrors(t *testing.T) {
 	c.finish(nil)
 }
 
+// A grow that fails after its state began to move is undone: the joiner
+// cannot read the state sent to it (--refuse-moved-state: the app's state
+// class is unknown by name there), the initializer undoes the grow, the
+// joiner exits 1 with a Join Error, and the cluster goes on as it was:
+// its 2 workers, every key with its old owner and its state (the output
+// stays exactly once); a later grow goes ahead.
+func TestRescaleGrowUndoneAfterTheFreeze(t *testing.T) {
+	c := rsStart(t, 2, 0)
+	c.waitProgress("before the grow", 300)
+	pre := c.mustSnapshot("before the grow")
+	name := fmt.Sprintf("worker%d", c.next)
+	c.next++
+	j := c.startJoiner(name, append(c.joinArgs(name, c.control, 1, freePort(t)), "--refuse-moved-state"))
+	code, exited := rsWaitExit(j.proc, rsJoinTimeout)
+	if !exited {
+		t.Fatalf("a joiner that cannot read the state sent to it still runs after %v; output:\n%s", rsJoinTimeout, rsTail(j.proc, 30))
+	}
+	if code != 1 || !strings.Contains(rsOutput(j.proc), "Join Error:") {
+		t.Errorf("the joiner of the undone grow exited %d, want 1 with a \"Join Error:\" line; output:\n%s", code, rsTail(j.proc, 30))
+	}
+	c.members[0].proc.waitOutput("and was undone", rsJoinTimeout)
+	c.waitMembers("after the undone grow", rsJoinTimeout)
+	post := c.mustSnapshot("after the undone grow")
+	for k := range pre {
+		if pre.owner(k) != post.owner(k) || len(post[k]) != 1 {
+			t.Errorf("key %s: owned by %v before the undone grow, by %v after", k, pre[k], post[k])
+		}
+	}
+	c.waitProgress("after the undone grow", 300)
+	rsGrow1.run(c)
+	c.waitProgress("after the grow that followed", 300)
+	c.finish(nil)
+}
+
 // restartMember kills w with SIGKILL and starts it again with its
 // original command line; it must come back as the same member (the
 // members report the same cluster, spec 3.9) and the stream must go on.

@@ -613,6 +613,53 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(outs[0], b"ANT:1\nBEE:1\nANT:2\n")
         self.assertEqual(there.state_entities()["0.1"], [b"ant", b"bee"])
 
+    def test_routed_resume_sends_on_what_is_not_owned_here(self):
+        """What a rescale undone after its freeze had parked runs again
+        routed: the records of partitions another worker owns leave for
+        it, the others run here, each in the order it had."""
+        @wallaroo.key_extractor
+        def itself(w):
+            return w
+        words = ["ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen"]
+        frames = [w.encode("ascii") for w in words * 2]
+        for key_by in (_first, itself):  # keys travel; keys elided
+            path, here, there = self._pair(key_by)
+            path.process(frames, 7)
+            (_, n, data), = here.take_envelopes()
+            self.assertEqual(n, 16)
+            # "there" owns the even partitions; the odd ones are "here"'s
+            # (its destination 1).
+            owner = [p % 2 for p in range(16)]
+            there.set_ownership(owner, 2, [0])
+            mine = [w for w in words * 2
+                    if owner[there.partition_of(key_by.extract_key(w))] == 0]
+            self.assertTrue(0 < len(mine) < 16, mine)
+            (_, outs, _), = there.resume(data, True)
+            counts = {}
+            want = []
+            for w in mine:
+                k = key_by.extract_key(w)
+                counts[k] = counts.get(k, 0) + 1
+                want.append("%s:%d\n" % (w, counts[k]))
+            self.assertEqual(outs[0], "".join(want).encode("ascii"))
+            (dest, n, back), = there.take_envelopes()
+            self.assertEqual((dest, n), (1, 16 - len(mine)))
+            # Run where they belong, in their order, with their own state.
+            here.set_ownership([1 - p % 2 for p in range(16)], 2, [0])
+            (_, outs, _), = here.resume(back)
+            rest = [w for w in words * 2 if w not in mine]
+            counts = {}
+            want = []
+            for w in rest:
+                k = key_by.extract_key(w)
+                counts[k] = counts.get(k, 0) + 1
+                want.append("%s:%d\n" % (w, counts[k]))
+            self.assertEqual(outs[0], "".join(want).encode("ascii"))
+            # Not routed, the batch runs here whatever the table says.
+            (_, outs, _), = there.resume(data)
+            self.assertEqual(outs[0].count(b"\n"), 16)
+            self.assertEqual(there.take_envelopes(), [])
+
     def test_ingest_times_travel_only_while_metrics_are_on(self):
         path, here, there = self._pair(_first)
         # Records made before metrics came on wait in the outbox as
@@ -746,6 +793,27 @@ class RunnerTest(unittest.TestCase):
         with self.assertRaises(ValueError) as ctx:
             b.import_partition("9.9", 0, data)
         self.assertIn("no state step 9.9", str(ctx.exception))
+
+    def test_a_partition_that_cannot_be_exported_keeps_its_state(self):
+        batches = [[b"apple avocado banana", b"cherry apple"]]
+        _, _, a = self._loopback_run([0] * 16, [0], batches)
+        parts = a.state_partitions("0.3")
+        self.assertGreaterEqual(len(parts), 2)
+        bad = parts[1]
+        real = a.export_partition
+
+        def export(step, p):
+            if p == bad:
+                raise ValueError("this state cannot be serialized")
+            return real(step, p)
+        a.export_partition = export
+        # Those before it come out (and go); it and those after stay.
+        out = a.export_partitions("0.3", parts, 10 ** 12)
+        self.assertEqual(len(out), 1)
+        self.assertEqual(a.state_partitions("0.3"), parts[1:])
+        with self.assertRaises(ValueError):
+            a.export_partitions("0.3", parts[1:], 10 ** 12)
+        self.assertEqual(a.state_partitions("0.3"), parts[1:])
 
     def test_typed_stages_and_segments(self):
         with self.assertRaises(ValueError):

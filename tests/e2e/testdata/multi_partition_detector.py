@@ -20,7 +20,11 @@ Options (from the application's arguments, ignored by the engine):
 source instead of TCP, giving the keys "0000000" to "<partitions - 1>" the values
 1, 2, 3, ... in turn (0.6's option); --partitions N (40); and, ours, for
 the resilience tests: --gen-limit N stops the generator after each key
-reached N, --gen-rate R paces it to about R messages per second.
+reached N, --gen-rate R paces it to about R messages per second;
+--refuse-moved-state makes the state class unknown by name on this worker,
+so that the state of keys moved here cannot be read (as if it ran
+another version of the module): a grow whose joiner has it fails after
+its state began to move.
 """
 
 import struct
@@ -38,6 +42,9 @@ def application_setup(args):
     if depth != 1:
         raise ValueError("this multi_partition_detector supports --depth 1 only")
     out_host, out_port = wallaroo.tcp_parse_output_addrs(args)[0]
+    if "--refuse-moved-state" in args:
+        # (trace_window still creates new states: it holds the class.)
+        globals().pop("TraceWindowState", None)
 
     def opt(name, default):
         if name in args:
