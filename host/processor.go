@@ -645,6 +645,28 @@ func (p *processor) ExportPartitions(step topology.StepID, ps []routing.Partitio
 	return out, nil
 }
 
+// DropPartitions forgets the state of partitions of one state step here
+// (what a rescale that was undone had brought), without serialising it.
+func (p *processor) DropPartitions(step topology.StepID, ps []routing.PartitionID) error {
+	err := p.in.Do(func(py *bridge.Py) error {
+		id := py.Str(step.String())
+		defer py.DecRef(id)
+		for _, part := range ps {
+			n := py.Int(int64(part))
+			err := py.CallMethodDiscard(p.runner, "drop_partition", id, n)
+			py.DecRef(n)
+			if err != nil {
+				return fmt.Errorf("partition %d: %w", part, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("drop partitions of step %s: %w", step, err)
+	}
+	return nil
+}
+
 // ImportPartitions imports the states of partitions from the front of
 // the lists for about budget (at least one) in one call, and says how
 // many.

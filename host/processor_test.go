@@ -10,6 +10,7 @@ import (
 	"github.com/wallaroo-go/machida/bridge"
 	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/source"
+	"github.com/wallaroo-go/machida/engine/topology"
 	"github.com/wallaroo-go/machida/engine/work"
 )
 
@@ -227,5 +228,45 @@ func TestProcessor_NoReferenceLeaks(t *testing.T) {
 	}
 	if refsAfter != refsBefore {
 		t.Errorf("reference count of the runner's process method %d -> %d", refsBefore, refsAfter)
+	}
+}
+
+// DropPartitions forgets the state of the partitions named (what an
+// undone rescale had brought), and of no other.
+func TestProcessor_DropPartitionsForgetsTheirStateOnly(t *testing.T) {
+	p, _ := newCountProcessor(t)
+	if err := p.Process(items(batchOf("apple banana cherry")), work.NewOutput(2)); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := p.StateEntities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var step topology.StepID
+	var keys []string
+	for s, ks := range ents {
+		if len(ks) > 0 {
+			step, keys = s, ks
+		}
+	}
+	if len(keys) < 2 {
+		t.Fatalf("state entities: %v", ents)
+	}
+	gone := routing.PartitionID(routing.PartitionOf([]byte(keys[0]), routing.DefaultPartitions))
+	if err := p.DropPartitions(step, []routing.PartitionID{gone}); err != nil {
+		t.Fatal(err)
+	}
+	ents, err = p.StateEntities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, k := range keys {
+		if routing.PartitionID(routing.PartitionOf([]byte(k), routing.DefaultPartitions)) != gone {
+			want = append(want, k)
+		}
+	}
+	if got := ents[step]; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("after dropping partition %d: %v, want %v", gone, got, want)
 	}
 }

@@ -134,6 +134,9 @@ type Config struct {
 	// that merges the workers' connections sees each key in order).
 	FlushSinks func(ctx context.Context) error
 	ImportMany func(steps []string, ps []routing.PartitionID, datas [][]byte, budget time.Duration) (int, error)
+	// DropMany forgets the state of partitions of one state step (what a
+	// rescale that was undone had brought here).
+	DropMany func(step string, ps []routing.PartitionID) error
 	// Install applies an ownership table in the processor loop's order
 	// and returns once it is applied; then runs on the loop's goroutine
 	// right after, and the items it returns run before anything else.

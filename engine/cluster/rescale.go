@@ -103,8 +103,9 @@ type rescaleState struct {
 	frozen   bool     // the Freeze of pending has come (workers)
 	importEr error    // the first import that failed in the current rescale
 	// exported holds the states this worker sent in the current rescale
-	// (whole), imported the partitions it took in: what an Undo gives
-	// back and drops. undone is the id of the rescale last undone here
+	// (whole: a second copy of them until the Release or an Undo, or,
+	// if the undo fails, until the worker stops), imported the
+	// partitions it took in: what an Undo gives back and drops. undone is the id of the rescale last undone here
 	// (its states arriving late are dropped). freezing, while this
 	// worker's freeze runs, closes when it has ended; stopFreeze cuts
 	// it short (an Undo came).
@@ -427,14 +428,15 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		m.rs.joiners[j] = true
 	}
 	m.rs.mu.Unlock()
-	defer m.endRescale()
 	kind := "grow"
 	if len(plan.Leaving) > 0 {
 		kind = "shrink"
 	}
 	if m.cfg.OnRescale != nil {
+		// (Told once the rescale has ended: another may start.)
 		defer func() { m.cfg.OnRescale(kind, err == nil, time.Since(t0)) }()
 	}
+	defer m.endRescale()
 	fmt.Fprintf(m.cfg.Console, "AUTOSCALE: %s to %d workers (%s) begins\n", kind, len(plan.Workers), strings.Join(append(plan.Joining, plan.Leaving...), ","))
 	idx := map[routing.WorkerName]uint16{}
 	for i, w := range plan.Workers {
@@ -531,7 +533,8 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		return err
 	}
 	t3 := time.Now()
-	// 4. Release.
+	// 4. Release. (From here on nothing is undone: a worker may have
+	// installed the new table.)
 	released = true
 	if err := send(everyone, Rescale{ID: id, Phase: PhaseRelease}); err != nil {
 		return err
@@ -1144,39 +1147,45 @@ func (m *Member) unpark(mine bool) []work.Item {
 }
 
 // undoRescale (initializer) undoes rescale id, which failed after its
-// freeze and before any Release: the joiners are told to go; the old
-// workers (others: those but this one) that can be told take their
-// states back (Undo), then the old table (UndoRelease). An old worker
-// without a control link (it died) is left out: under the old table its
-// partitions are its own again, and it starts them empty when it is
-// started again (spec 3.9).
+// freeze and before any Release: the joiners are told to go; every old
+// worker (others: those but this one) takes its states back (Undo), then
+// the old table (UndoRelease). An old worker that cannot be told (no
+// control link: it died, or its link is being replaced) fails the undo
+// before it begins: the states it sent or was sent could not be put
+// back, so nothing is undone and the moving partitions stay parked.
 func (m *Member) undoRescale(ctx context.Context, id uint64, plan rescale.Plan, others []string, send func([]string, Rescale) error) error {
 	for _, n := range plan.Joining {
 		if err := send([]string{n}, Rescale{ID: id, Phase: PhaseAbort}); err != nil {
 			m.log.Warn("rescale undo: a joiner was not told to go", "id", id, "worker", n, "err", err)
 		}
 	}
-	var reach []string
+	m.mu.Lock()
+	var gone []string
 	for _, n := range others {
-		if err := send([]string{n}, Rescale{ID: id, Phase: PhaseUndo}); err != nil {
-			m.log.Error("rescale undo: a worker cannot be told; its partitions are its own again and restart empty when it does", "id", id, "worker", n, "err", err)
-			continue
+		if m.ctl[n] == nil {
+			gone = append(gone, n)
 		}
-		reach = append(reach, n)
+	}
+	m.mu.Unlock()
+	if len(gone) > 0 {
+		return fmt.Errorf("no control link to %s: what it sent or was sent cannot be put back", strings.Join(gone, ","))
+	}
+	if err := send(others, Rescale{ID: id, Phase: PhaseUndo}); err != nil {
+		return err
 	}
 	if err := m.undoHere(ctx, id); err != nil {
 		return err
 	}
-	if err := m.waitAcks(ctx, id, PhaseUndo, reach); err != nil {
+	if err := m.waitAcks(ctx, id, PhaseUndo, others); err != nil {
 		return err
 	}
-	if err := send(reach, Rescale{ID: id, Phase: PhaseUndoRelease}); err != nil {
+	if err := send(others, Rescale{ID: id, Phase: PhaseUndoRelease}); err != nil {
 		return err
 	}
 	if err := m.undoReleaseHere(ctx); err != nil {
 		return err
 	}
-	return m.waitAcks(ctx, id, PhaseUndoRelease, reach)
+	return m.waitAcks(ctx, id, PhaseUndoRelease, others)
 }
 
 // undoHere gives back what this worker's part in rescale id moved: once
@@ -1208,23 +1217,22 @@ func (m *Member) undoHere(ctx context.Context, id uint64) error {
 	m.rs.mu.Unlock()
 	dropped := 0
 	for _, step := range m.cfg.States {
-		var rest []routing.PartitionID
+		var parts []routing.PartitionID
 		for _, st := range got {
-			if st.Step == step && !slices.Contains(rest, routing.PartitionID(st.Partition)) {
-				rest = append(rest, routing.PartitionID(st.Partition))
+			if st.Step == step && !slices.Contains(parts, routing.PartitionID(st.Partition)) {
+				parts = append(parts, routing.PartitionID(st.Partition))
 			}
 		}
-		for len(rest) > 0 {
-			datas, err := m.cfg.ExportMany(step, rest, exportBudget)
-			if err == nil && len(datas) == 0 {
-				err = errors.New("no partition dropped")
-			}
-			if err != nil {
-				return fmt.Errorf("undo: drop the imported state of %s: %w", step, err)
-			}
-			rest = rest[len(datas):]
-			dropped += len(datas)
+		if len(parts) == 0 {
+			continue
 		}
+		if m.cfg.DropMany == nil {
+			return fmt.Errorf("undo: %d partitions of %s came here and cannot be dropped", len(parts), step)
+		}
+		if err := m.cfg.DropMany(step, parts); err != nil {
+			return fmt.Errorf("undo: drop the imported state of %s: %w", step, err)
+		}
+		dropped += len(parts)
 	}
 	steps := make([]string, len(sent))
 	parts := make([]routing.PartitionID, len(sent))
@@ -1238,7 +1246,7 @@ func (m *Member) undoHere(ctx context.Context, id uint64) error {
 			err = errors.New("no partition imported")
 		}
 		if err != nil {
-			return fmt.Errorf("undo: import again the state of partition %d of %s: %w", parts[0], steps[0], err)
+			return fmt.Errorf("undo: import again the state of %d partitions this worker sent: %w", len(parts), err)
 		}
 		steps, parts, datas = steps[n:], parts[n:], datas[n:]
 	}

@@ -31,6 +31,7 @@ type fakeProc struct {
 	mu        sync.Mutex
 	exported  []uint32
 	imported  []uint32
+	dropped   []uint32
 	owns      []work.Ownership
 	onInstall func(n int) // called before then(), with the count of installs so far
 	ran       []work.Item // what then() gave to run first
@@ -55,6 +56,14 @@ func (f *fakeProc) wire(c *Config) {
 			f.imported = append(f.imported, uint32(p))
 		}
 		return len(ps), nil
+	}
+	c.DropMany = func(step string, ps []routing.PartitionID) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, p := range ps {
+			f.dropped = append(f.dropped, uint32(p))
+		}
+		return nil
 	}
 	c.Install = func(ctx context.Context, o work.Ownership, then func() []work.Item) error {
 		f.mu.Lock()
@@ -313,38 +322,48 @@ func TestRescale_InitializerShrunkToOneRestarts(t *testing.T) {
 	}
 }
 
-// A grow whose joiner dies after the freeze is undone: every old worker
-// takes back the state it sent (it exported, then imported the same
-// partitions), installs its old table (nothing held), and runs what it
-// had parked routed again; the joiner's links go, and a later shrink
-// goes ahead.
+// refusingJoiner starts a joiner into init's cluster whose every import
+// fails (it cannot read the states sent to it): the grow fails at its
+// Commit, once every old worker has sent its states.
+func refusingJoiner(t *testing.T, ctx context.Context, init *Member) (*Member, *fakeProc) {
+	t.Helper()
+	fp := &fakeProc{}
+	j := joiner(t, init, "j1", 1, fp, func(c *Config) {
+		c.ImportMany = func([]string, []routing.PartitionID, [][]byte, time.Duration) (int, error) {
+			return 0, errors.New("the state cannot be read here")
+		}
+	})
+	go func() {
+		if err := j.Start(ctx); err != nil {
+			return
+		}
+		j.LinksUp(ctx)
+		j.Ready()
+	}()
+	return j, fp
+}
+
+// A grow that fails after the freeze (its joiner cannot read the states
+// sent to it) is undone: every old worker takes back the states it sent
+// (it exported, then imported the same partitions), installs its old
+// table (nothing held), and runs what it had parked routed again; the
+// joiner is told to go, its links go, and a later shrink goes ahead.
 func TestRescale_FailureAfterTheFreezeIsUndone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	jctx, kill := context.WithCancel(ctx)
-	defer kill()
-	var j *Member
 	ms, fps, results := rsCluster(t, ctx, 2, nil)
 	parked := work.Envelopes{Count: 1, Data: []byte("parked during the freeze")}
 	fps[0].mu.Lock()
 	fps[0].onInstall = func(n int) {
-		if n == 1 { // the initializer's freeze: the joiner dies now
-			kill()
-			j.Close()
+		if n == 1 { // the initializer's freeze
 			e := parked
 			e.Dest = holdDest(2)
 			ms[0].park(e)
 		}
 	}
 	fps[0].mu.Unlock()
-	j = joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
-	go func() {
-		if err := j.Start(jctx); err != nil {
-			return
-		}
-		j.LinksUp(jctx)
-		j.Ready()
-	}()
+	j, _ := refusingJoiner(t, ctx, ms[0])
+	defer j.Close()
 	if r := waitResult(t, results, 3*phaseTimeout); r.ok {
 		t.Fatal("the grow succeeded")
 	}
@@ -371,6 +390,14 @@ func TestRescale_FailureAfterTheFreezeIsUndone(t *testing.T) {
 	if got := ms[0].Workers(); !slices.Equal(got, []string{"initializer", "worker1"}) {
 		t.Errorf("workers after the undo: %v", got)
 	}
+	select {
+	case err := <-j.rs.joinFailed:
+		if !strings.Contains(err.Error(), "Join Error") {
+			t.Errorf("the joiner was told: %v", err)
+		}
+	case <-time.After(phaseTimeout):
+		t.Error("the joiner of the undone grow was not told to go")
+	}
 	if r := ms[0].startShrink(ctx, ShrinkRequest{Leaving: []string{"worker1"}}); r != "Shrinking by 1 workers!" {
 		t.Fatalf("a shrink after the undone grow: %q", r)
 	}
@@ -379,38 +406,71 @@ func TestRescale_FailureAfterTheFreezeIsUndone(t *testing.T) {
 	}
 }
 
-// A rescale whose undo fails too leaves the cluster refusing later
-// rescales (what is parked must not be dropped), and the sources held
-// once maxParked batches are parked.
+// A worker that imported states drops them at the undo (a shrink whose
+// leaver's states could not all be read by the worker that stays is
+// undone too: the leaver takes back all of its partitions).
+func TestRescale_AnUndoneShrinkDropsWhatCameAndGivesBackWhatLeft(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var imports int
+	ms, fps, results := rsCluster(t, ctx, 3, func(i int, c *Config) {
+		if i == 1 {
+			next := c.ImportMany
+			c.ImportMany = func(steps []string, ps []routing.PartitionID, datas [][]byte, budget time.Duration) (int, error) {
+				imports++
+				if imports > 1 { // the first batch is in, then nothing
+					return 0, errors.New("the state cannot be read here")
+				}
+				return next(steps[:1], ps[:1], datas[:1], budget)
+			}
+		}
+	})
+	if r := ms[0].startShrink(ctx, ShrinkRequest{Leaving: []string{"worker2"}}); r != "Shrinking by 1 workers!" {
+		t.Fatalf("shrink: %q", r)
+	}
+	if r := waitResult(t, results, 3*phaseTimeout); r.ok {
+		t.Fatal("the shrink succeeded")
+	}
+	fps[1].mu.Lock()
+	imp, drop := slices.Clone(fps[1].imported), slices.Clone(fps[1].dropped)
+	fps[1].mu.Unlock()
+	// Everything that came is dropped: what was imported, and what
+	// failed to be (it may be there in part).
+	for _, p := range imp {
+		if !slices.Contains(drop, p) {
+			t.Errorf("worker1 imported partition %d and did not drop it at the undo (dropped %v)", p, drop)
+		}
+	}
+	if len(imp) == 0 || len(drop) <= len(imp) {
+		t.Errorf("worker1 imported %v, dropped at the undo %v: want the first batch in, the rest refused, all dropped", imp, drop)
+	}
+	fps[2].mu.Lock()
+	exp, back := slices.Clone(fps[2].exported), slices.Clone(fps[2].imported)
+	fps[2].mu.Unlock()
+	if len(exp) == 0 || !slices.Equal(exp, back) {
+		t.Errorf("the leaver exported %v, imported again %v", exp, back)
+	}
+	if got := ms[0].Workers(); len(got) != 3 || ms[2].Leaving() {
+		t.Errorf("after the undone shrink: workers %v, worker2 leaving %v", got, ms[2].Leaving())
+	}
+}
+
+// A rescale whose undo fails too (here an old worker cannot import its
+// own states again) leaves the cluster refusing later rescales (what is
+// parked must not be dropped), and the sources held once maxParked
+// batches are parked.
 func TestRescale_AFailedUndoRefusesLaterRescales(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	jctx, kill := context.WithCancel(ctx)
-	defer kill()
-	var j *Member
-	ms, fps, results := rsCluster(t, ctx, 2, func(i int, c *Config) {
+	ms, _, results := rsCluster(t, ctx, 2, func(i int, c *Config) {
 		if i == 1 {
 			c.ImportMany = func([]string, []routing.PartitionID, [][]byte, time.Duration) (int, error) {
 				return 0, errors.New("the state cannot be read here")
 			}
 		}
 	})
-	fps[0].mu.Lock()
-	fps[0].onInstall = func(n int) {
-		if n == 1 {
-			kill()
-			j.Close()
-		}
-	}
-	fps[0].mu.Unlock()
-	j = joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
-	go func() {
-		if err := j.Start(jctx); err != nil {
-			return
-		}
-		j.LinksUp(jctx)
-		j.Ready()
-	}()
+	j, _ := refusingJoiner(t, ctx, ms[0])
+	defer j.Close()
 	if r := waitResult(t, results, 4*phaseTimeout); r.ok {
 		t.Fatal("the grow succeeded")
 	}

@@ -205,9 +205,8 @@ func (p *Processor) Generate(src int, max int, out *work.Output) (bool, error) {
 }
 
 // run takes one message from segment seg of path pi to the sinks (or out
-// of the processor at a boundary whose owner is elsewhere).
-// run takes one message through path pi from segment seg on; rerouted,
-// it is routed at seg's own boundary first (it may leave again).
+// of the processor at a boundary whose owner is elsewhere); rerouted, it
+// is routed at seg's own boundary first (it may leave again).
 func (p *Processor) run(pi, seg int, reroute bool, key, v string, ts int64, envs map[work.Dest][]envelope, out *work.Output) error {
 	path := p.Paths[pi]
 	plan := p.plans[pi]

@@ -304,6 +304,47 @@ func TestLoop_RouteGetsForeignEnvelopes(t *testing.T) {
 	assert.Zero(t, p.Resumed())
 }
 
+// Envelopes marked Reroute (what an undone rescale had parked) are routed
+// again at their own segment: those of partitions owned elsewhere leave,
+// the others run here; unmarked, all run here.
+func TestLoop_RerouteSendsOnWhatIsNotOwnedHere(t *testing.T) {
+	var parked []work.Envelopes
+	all := ownership(1, 16, func(int) work.Dest { return 7 })
+	r := Run{Processor: countApp(), Inputs: [][]work.Item{append([]work.Item{work.OwnershipItem(all)}, batches(0, words(7, 10))...)},
+		Route: func(_ context.Context, e work.Envelopes) error {
+			parked = append(parked, e)
+			return nil
+		}}.Go()
+	require.NoError(t, r.Err)
+	require.NotEmpty(t, parked)
+	sent := 0
+	for _, e := range parked {
+		sent += e.Count
+	}
+	half := ownership(2, 16, func(q int) work.Dest { return work.Dest(q % 2 * 7) })
+	run := func(reroute bool) (local int, left int) {
+		items := []work.Item{work.OwnershipItem(half)}
+		for _, e := range parked {
+			e.Dest, e.Reroute = work.Here, reroute
+			items = append(items, work.ResumeItem(e))
+		}
+		res := Run{Processor: countApp(), Inputs: [][]work.Item{items}, Route: func(_ context.Context, e work.Envelopes) error {
+			assert.Equal(t, work.Dest(7), e.Dest)
+			left += e.Count
+			return nil
+		}}.Go()
+		require.NoError(t, res.Err)
+		return len(res.Sinks[0].Lines()), left
+	}
+	local, left := run(true)
+	assert.Positive(t, local)
+	assert.Positive(t, left)
+	assert.Equal(t, sent, local+left, "every rerouted message runs here or leaves, once")
+	local, left = run(false)
+	assert.Equal(t, sent, local)
+	assert.Zero(t, left)
+}
+
 func TestLoop_QueueKeepsOrderPerInput(t *testing.T) {
 	p := &Processor{Sinks: 1, Paths: []Path{{Stages: []Stage{{Name: "id", Map: func(v string) []string { return []string{v} }}}}}}
 	var inputs [][]work.Item

@@ -28,6 +28,7 @@ type Queries interface {
 type Migrator interface {
 	ExportPartitions(step topology.StepID, ps []routing.PartitionID, budget time.Duration) ([][]byte, error)
 	ImportPartitions(steps []topology.StepID, ps []routing.PartitionID, datas [][]byte, budget time.Duration) (int, error)
+	DropPartitions(step topology.StepID, ps []routing.PartitionID) error
 }
 
 // Stages lists the application's state and stateless stages; the

@@ -351,6 +351,13 @@ func Run(ctx context.Context, cfg Config) error {
 				}
 				return mig.ImportPartitions(ids, ps, datas, budget)
 			}
+			cc.DropMany = func(s string, ps []routing.PartitionID) error {
+				id, err := topology.ParseStepID(s)
+				if err != nil {
+					return err
+				}
+				return mig.DropPartitions(id, ps)
+			}
 		}
 		cc.DeliverCall = func(ctx context.Context, f func() []work.Item) error {
 			return q.Put(ctx, work.CallItem(work.ControlInput, f))
