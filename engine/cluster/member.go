@@ -484,18 +484,17 @@ func (m *Member) Start(ctx context.Context) error {
 		if from == m.cfg.SlowFrom {
 			time.Sleep(slowLinkPause)
 		}
-		if e.Count == 0 && len(e.Data) > 0 { // a barrier (BarrierMarker)
-			b, err := DecodeBarrierMarker(e.Data)
-			if err != nil || m.cfg.DeliverBarrier == nil {
+		if e.Count == 0 { // a barrier or a rescale's fence (see rescale.go)
+			b, fence, err := DecodeMarker(e.Data)
+			switch {
+			case err != nil:
 				return err
+			case fence != 0 && m.cfg.DeliverCall != nil:
+				return m.cfg.DeliverCall(ctx, func() []work.Item { m.fenceProcessed(from, fence); return nil })
+			case fence == 0 && m.cfg.DeliverBarrier != nil:
+				return m.cfg.DeliverBarrier(ctx, input, b)
 			}
-			return m.cfg.DeliverBarrier(ctx, input, b)
-		}
-		if e.Count == 0 { // a rescale's fence (see rescale.go)
-			if m.cfg.DeliverCall == nil {
-				return nil
-			}
-			return m.cfg.DeliverCall(ctx, func() []work.Item { m.fenceProcessed(from); return nil })
+			return nil
 		}
 		return m.cfg.Deliver(ctx, input, e)
 	})

@@ -851,7 +851,7 @@ func (m *Member) freezeHere(ctx context.Context, id uint64, plan rescale.Plan) e
 	}
 	own := m.freezeOwnership(plan)
 	if err := m.cfg.Install(ctx, own, func() []work.Item {
-		m.sendFences()
+		m.sendFences(id)
 		return nil
 	}); err != nil {
 		return fmt.Errorf("freeze: %w", err)
@@ -907,22 +907,27 @@ func (m *Member) freezeOwnership(plan rescale.Plan) work.Ownership {
 // sendFences sends a fence on the link to every other worker; on the
 // loop's goroutine, right after the freeze table was installed, so it
 // follows everything routed by the old table.
-func (m *Member) sendFences() {
+func (m *Member) sendFences(id uint64) {
 	m.mu.Lock()
 	outs := slices.Clone(m.outs)
 	m.mu.Unlock()
 	for _, o := range outs {
 		if o != nil {
-			o.Send(context.Background(), work.Envelopes{})
+			o.Send(context.Background(), work.Envelopes{Data: FenceMarker(id)})
 		}
 	}
 }
 
 // fenceProcessed records that everything from peer before its fence has
 // been processed here (on the loop's goroutine).
-func (m *Member) fenceProcessed(peer string) {
+func (m *Member) fenceProcessed(peer string, id uint64) {
 	m.rs.mu.Lock()
 	defer m.rs.mu.Unlock()
+	if m.rs.pending == nil || m.rs.pending.ID != id {
+		// (Of a rescale that was undone, or aborted: not this one's.)
+		m.log.Info("rescale: a fence of another grow or shrink ignored", "peer", peer, "rescale", id)
+		return
+	}
 	if m.rs.fenced == nil || m.rs.fenced[peer] || !slices.Contains(m.rs.oldMembers, peer) {
 		return
 	}

@@ -552,3 +552,25 @@ func TestRescale_StateLargerThanAFrameArrivesInPieces(t *testing.T) {
 		m.rs.mu.Unlock()
 	}
 }
+
+// A fence counts only for the rescale it names: one of a rescale that was
+// undone (sent late by a freeze cut short) is not taken for the next's.
+func TestRescale_AFenceOfAnotherRescaleIsIgnored(t *testing.T) {
+	m := New(Config{Name: "w0"})
+	m.rs.pending = &Rescale{ID: 2}
+	m.rs.oldMembers = []string{"w1"}
+	m.rs.fenced = map[string]bool{}
+	m.rs.fencesDone = make(chan struct{})
+	m.fenceProcessed("w1", 1)
+	select {
+	case <-m.rs.fencesDone:
+		t.Fatal("the fence of rescale 1 counted for rescale 2")
+	default:
+	}
+	m.fenceProcessed("w1", 2)
+	select {
+	case <-m.rs.fencesDone:
+	default:
+		t.Fatal("the fence of rescale 2 did not count for it")
+	}
+}

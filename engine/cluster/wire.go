@@ -711,13 +711,13 @@ func (b EnvelopeBatch) Encode() []byte {
 func DecodeEnvelopeBatch(p []byte) (EnvelopeBatch, error) {
 	d := dec{b: p}
 	b := EnvelopeBatch{Seq: d.u64("sequence number"), Count: d.u32("count"), Data: d.bytes("envelopes")}
-	// Count 0 is a marker in band with the data: with no data a fence (a
-	// rescale's, rescale.go), else a barrier (BarrierMarker).
+	// Count 0 is a marker in band with the data: a barrier
+	// (BarrierMarker) or a rescale's fence (FenceMarker).
 	if d.err == nil && b.Seq == 0 {
 		d.fail("sequence number")
 	}
-	if d.err == nil && b.Count == 0 && len(b.Data) > 0 {
-		if _, err := DecodeBarrierMarker(b.Data); err != nil {
+	if d.err == nil && b.Count == 0 {
+		if _, _, err := DecodeMarker(b.Data); err != nil {
 			return b, err
 		}
 	}
@@ -747,6 +747,32 @@ func DecodeBarrierMarker(p []byte) (barrier.Barrier, error) {
 		d.fail("barrier id")
 	}
 	return b, d.end("barrier marker")
+}
+
+// FenceMarker is the data of an envelope batch of count 0 that carries a
+// rescale's fence on a data link (rescale.go): 'F' and the rescale's id,
+// so that a fence of a rescale that was undone is not taken for the
+// next one's.
+func FenceMarker(rescale uint64) []byte {
+	e := enc{b: make([]byte, 0, 9)}
+	e.u8('F')
+	e.u64(rescale)
+	return e.b
+}
+
+// DecodeMarker reads the data of an envelope batch of count 0: a barrier
+// (ok, with the fence id 0) or a fence (its rescale id, not 0).
+func DecodeMarker(p []byte) (b barrier.Barrier, fence uint64, err error) {
+	if len(p) > 0 && p[0] == 'F' {
+		d := dec{b: p[1:]}
+		fence = d.u64("rescale id")
+		if d.err == nil && fence == 0 {
+			d.fail("rescale id")
+		}
+		return b, fence, d.end("fence marker")
+	}
+	b, err = DecodeBarrierMarker(p)
+	return b, 0, err
 }
 
 // IdleReply answers Idle: whether the worker has nothing to do, and how

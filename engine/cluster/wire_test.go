@@ -80,8 +80,8 @@ func TestWire_RoundTrips(t *testing.T) {
 	if got, err := DecodeShrinkRequest(sr.Encode()); err != nil || !reflect.DeepEqual(got, sr) {
 		t.Errorf("shrink request: %+v %v", got, err)
 	}
-	fence := EnvelopeBatch{Seq: 8}
-	if got, err := DecodeEnvelopeBatch(fence.Encode()); err != nil || got.Count != 0 || len(got.Data) != 0 {
+	fence := EnvelopeBatch{Seq: 8, Data: FenceMarker(5)}
+	if got, err := DecodeEnvelopeBatch(fence.Encode()); err != nil || !reflect.DeepEqual(got, fence) {
 		t.Errorf("fence: %+v %v", got, err)
 	}
 	b := EnvelopeBatch{Seq: 7, Count: 3, Data: []byte("xyz")}
@@ -151,8 +151,18 @@ func TestWire_Malformed(t *testing.T) {
 			t.Errorf("rescale phase %s: %+v, %v", PhaseName(p), r, err)
 		}
 	}
-	if _, err := DecodeEnvelopeBatch(EnvelopeBatch{Seq: 1, Count: 0, Data: []byte("x")}.Encode()); !errors.Is(err, ErrMalformed) {
-		t.Errorf("a batch of 0 envelopes with data: %v", err)
+	for _, data := range [][]byte{[]byte("x"), nil, []byte("F"), FenceMarker(0), append(FenceMarker(3), 0)} {
+		if _, err := DecodeEnvelopeBatch(EnvelopeBatch{Seq: 1, Count: 0, Data: data}.Encode()); !errors.Is(err, ErrMalformed) {
+			t.Errorf("a batch of 0 envelopes with data %q (neither a barrier nor a fence): %v", data, err)
+		}
+	}
+	if b, err := DecodeEnvelopeBatch(EnvelopeBatch{Seq: 1, Count: 0, Data: FenceMarker(7)}.Encode()); err != nil {
+		t.Errorf("a fence: %v", err)
+	} else if _, fence, err := DecodeMarker(b.Data); fence != 7 || err != nil {
+		t.Errorf("a fence of rescale 7 read as %d, %v", fence, err)
+	}
+	if _, fence, err := DecodeMarker(BarrierMarker(barrier.Barrier{ID: 4, Kind: barrier.Checkpoint, Checkpoint: 2})); fence != 0 || err != nil {
+		t.Errorf("a barrier marker read as fence %d, %v", fence, err)
 	}
 }
 
@@ -226,7 +236,8 @@ func TestLoad_RoundTripAndBounds(t *testing.T) {
 }
 
 // A barrier crosses a data link as an envelope batch of count 0 with a
-// marker; a fence has no data; anything else with count 0 is malformed.
+// marker; a fence carries its rescale's id (FenceMarker); anything else
+// with count 0 is malformed.
 func TestWire_BarrierMarkers(t *testing.T) {
 	b := barrier.Barrier{ID: 1 << 40, Kind: barrier.Checkpoint, Checkpoint: 7}
 	got, err := DecodeEnvelopeBatch(EnvelopeBatch{Seq: 3, Data: BarrierMarker(b)}.Encode())
@@ -236,7 +247,7 @@ func TestWire_BarrierMarkers(t *testing.T) {
 	if back, err := DecodeBarrierMarker(got.Data); err != nil || back != b {
 		t.Fatalf("marker round trip: %v, %v; want %v", back, err, b)
 	}
-	if _, err := DecodeEnvelopeBatch(EnvelopeBatch{Seq: 3}.Encode()); err != nil {
+	if _, err := DecodeEnvelopeBatch(EnvelopeBatch{Seq: 3, Data: FenceMarker(1)}.Encode()); err != nil {
 		t.Errorf("a fence: %v", err)
 	}
 	for name, data := range map[string][]byte{
