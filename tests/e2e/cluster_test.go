@@ -35,6 +35,13 @@ func startCluster(t *testing.T, dir, module string, n int, in, out string, extra
 // startClusterOuts is startCluster with worker i's --out given by out(i).
 func startClusterOuts(t *testing.T, dir, module string, n int, in string, out func(i int) string, extra ...string) []*clusterWorker {
 	t.Helper()
+	return startClusterEach(t, dir, module, n, in, out, nil, extra...)
+}
+
+// startClusterEach is startClusterOuts with more options for worker i
+// alone from each(i) (nil: none).
+func startClusterEach(t *testing.T, dir, module string, n int, in string, out func(i int) string, each func(i int) []string, extra ...string) []*clusterWorker {
+	t.Helper()
 	control := freePort(t)
 	// Recovery files (spec 3.9) go to a directory of this test's own, so
 	// a failed test cannot leave files that turn a later run into a
@@ -56,6 +63,9 @@ func startClusterOuts(t *testing.T, dir, module string, n int, in string, out fu
 		}
 		args = append(args, "--ponythreads=1", "--ponypinasio", "--ponynoblock")
 		args = append(args, extra...)
+		if each != nil {
+			args = append(args, each(i)...)
+		}
 		ws = append(ws, &clusterWorker{proc: start(t, dir, "machida3", args...), name: name, external: ext, dir: dir, args: args})
 		time.Sleep(50 * time.Millisecond) // as the harness staggers its workers
 	}

@@ -659,6 +659,13 @@ type rsCluster struct {
 // has produced output.
 func rsStart(t *testing.T, n, keys int) *rsCluster {
 	t.Helper()
+	return rsStartEach(t, n, keys, nil)
+}
+
+// rsStartEach is rsStart with more options for worker i alone from
+// each(i) (nil: none).
+func rsStartEach(t *testing.T, n, keys int, each func(i int) []string) *rsCluster {
+	t.Helper()
 	tool(t, "external_sender")
 	tool(t, "cluster_shrinker")
 	tool(t, "cluster_shutdown")
@@ -668,7 +675,7 @@ func rsStart(t *testing.T, n, keys int) *rsCluster {
 	c := &rsCluster{t: t, dir: testdataDir(), module: "multi_partition_detector", next: n, keys: keys}
 	c.recv = rsStartReceiver(t)
 	c.in, c.out = freePort(t), c.recv.addr()
-	c.members = startCluster(t, c.dir, c.module, n, c.in, c.out, "--depth", "1")
+	c.members = startClusterEach(t, c.dir, c.module, n, c.in, func(int) string { return c.out }, each, "--depth", "1")
 	c.control = argValue(t, c.members[0], "--control")
 	c.resilience = argValue(t, c.members[0], "--resilience-dir")
 	c.sender = rsStartSender(t, c.in, keys)

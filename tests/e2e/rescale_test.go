@@ -294,6 +294,35 @@ func TestRescaleGrowUndoneAfterTheFreeze(t *testing.T) {
 	c.finish(nil)
 }
 
+// A shrink that fails after its state began to move is undone too: of the
+// two workers that stay, worker1 cannot read the states the leaver sends
+// it (--refuse-moved-state on worker1 alone), so the initializer drops the
+// states it took in and the leaver takes back all it sent; the cluster
+// keeps its 3 workers, every key its owner and its state (exactly once).
+func TestRescaleShrinkUndoneAfterTheFreeze(t *testing.T) {
+	c := rsStartEach(t, 3, 0, func(i int) []string {
+		if i == 1 {
+			return []string{"--refuse-moved-state"}
+		}
+		return nil
+	})
+	c.waitProgress("before the shrink", 300)
+	pre := c.mustSnapshot("before the shrink")
+	if r := c.shrinkReply(c.members[0], "--workers", "worker2"); !strings.Contains(r, "Shrinking by 1 workers!") {
+		t.Fatalf("cluster_shrinker --workers worker2: %q", r)
+	}
+	c.members[0].proc.waitOutput("and was undone", rsJoinTimeout)
+	c.waitMembers("after the undone shrink", rsJoinTimeout)
+	post := c.mustSnapshot("after the undone shrink")
+	for k := range pre {
+		if pre.owner(k) != post.owner(k) || len(post[k]) != 1 {
+			t.Errorf("key %s: owned by %v before the undone shrink, by %v after", k, pre[k], post[k])
+		}
+	}
+	c.waitProgress("after the undone shrink", 300)
+	c.finish(nil)
+}
+
 // restartMember kills w with SIGKILL and starts it again with its
 // original command line; it must come back as the same member (the
 // members report the same cluster, spec 3.9) and the stream must go on.
