@@ -16,6 +16,7 @@ import (
 	"github.com/wallaroo-go/machida/engine/spread"
 	"github.com/wallaroo-go/machida/engine/topology"
 	"github.com/wallaroo-go/machida/engine/work"
+	"github.com/wallaroo-go/machida/engine/worker"
 )
 
 // processor implements work.Processor with the private runner module
@@ -644,6 +645,10 @@ func (p *processor) ExportPartitions(step topology.StepID, ps []routing.Partitio
 	}
 	return out, nil
 }
+
+// The engine moves state through the processor (a type assertion in
+// engine/worker): keep it a Migrator.
+var _ worker.Migrator = (*processor)(nil)
 
 // DropPartitions forgets the state of partitions of one state step here
 // (what a rescale that was undone had brought), without serialising it.

@@ -103,9 +103,10 @@ type rescaleState struct {
 	frozen   bool     // the Freeze of pending has come (workers)
 	importEr error    // the first import that failed in the current rescale
 	// exported holds the states this worker sent in the current rescale
-	// (whole: a second copy of them until the Release or an Undo, or,
-	// if the undo fails, until the worker stops), imported the
-	// partitions it took in: what an Undo gives back and drops. undone is the id of the rescale last undone here
+	// (whole: a second copy of them until the Release or an Undo; those
+	// an Undo could not import again stay, until the worker stops),
+	// imported the partitions it took in: what an Undo gives back and
+	// drops. undone is the id of the rescale last undone here
 	// (its states arriving late are dropped). freezing, while this
 	// worker's freeze runs, closes when it has ended; stopFreeze cuts
 	// it short (an Undo came).
@@ -924,7 +925,8 @@ func (m *Member) fenceProcessed(peer string, id uint64) {
 	m.rs.mu.Lock()
 	defer m.rs.mu.Unlock()
 	if m.rs.pending == nil || m.rs.pending.ID != id {
-		// (Of a rescale that was undone, or aborted: not this one's.)
+		// (Of a rescale that was undone, sent late by a freeze cut
+		// short: not this one's.)
 		m.log.Info("rescale: a fence of another grow or shrink ignored", "peer", peer, "rescale", id)
 		return
 	}
@@ -1154,10 +1156,12 @@ func (m *Member) unpark(mine bool) []work.Item {
 // undoRescale (initializer) undoes rescale id, which failed after its
 // freeze and before any Release: the joiners are told to go; every old
 // worker (others: those but this one) takes its states back (Undo), then
-// the old table (UndoRelease). An old worker that cannot be told (no
-// control link: it died, or its link is being replaced) fails the undo
-// before it begins: the states it sent or was sent could not be put
-// back, so nothing is undone and the moving partitions stay parked.
+// the old table (UndoRelease). An old worker without a control link (it
+// died, or its link is being replaced) fails the undo before any worker
+// is told: the states it sent or was sent could not be put back, so
+// nothing is undone and the moving partitions stay parked. (A send that
+// fails once the Undo has gone out fails the undo too, with the workers
+// told before it having taken their states back: still parked, wedged.)
 func (m *Member) undoRescale(ctx context.Context, id uint64, plan rescale.Plan, others []string, send func([]string, Rescale) error) error {
 	for _, n := range plan.Joining {
 		if err := send([]string{n}, Rescale{ID: id, Phase: PhaseAbort}); err != nil {
@@ -1251,6 +1255,10 @@ func (m *Member) undoHere(ctx context.Context, id uint64) error {
 			err = errors.New("no partition imported")
 		}
 		if err != nil {
+			// What was not imported again stays kept (the only copy).
+			m.rs.mu.Lock()
+			m.rs.exported = append(sent[len(sent)-len(parts):len(sent):len(sent)], m.rs.exported...)
+			m.rs.mu.Unlock()
 			return fmt.Errorf("undo: import again the state of %d partitions this worker sent: %w", len(parts), err)
 		}
 		steps, parts, datas = steps[n:], parts[n:], datas[n:]

@@ -450,8 +450,25 @@ func TestRescale_AnUndoneShrinkDropsWhatCameAndGivesBackWhatLeft(t *testing.T) {
 	if len(exp) == 0 || !slices.Equal(exp, back) {
 		t.Errorf("the leaver exported %v, imported again %v", exp, back)
 	}
+	fps[0].mu.Lock()
+	imp0, drop0 := slices.Clone(fps[0].imported), slices.Clone(fps[0].dropped)
+	fps[0].mu.Unlock()
+	if len(imp0) == 0 || !slices.Equal(imp0, drop0) {
+		t.Errorf("the initializer imported %v, dropped at the undo %v", imp0, drop0)
+	}
 	if got := ms[0].Workers(); len(got) != 3 || ms[2].Leaving() {
 		t.Errorf("after the undone shrink: workers %v, worker2 leaving %v", got, ms[2].Leaving())
+	}
+	ms[0].rs.mu.Lock()
+	wedged := ms[0].rs.wedged
+	ms[0].rs.mu.Unlock()
+	if wedged != "" {
+		t.Errorf("wedged after an undo: %s", wedged)
+	}
+	for i, m := range ms {
+		if m.Rescaling() || heldIn(fps[i].lastOwn()) != 0 {
+			t.Errorf("worker %d after the undo: rescaling %v, %d partitions held", i, m.Rescaling(), heldIn(fps[i].lastOwn()))
+		}
 	}
 }
 

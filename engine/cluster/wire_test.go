@@ -173,6 +173,8 @@ func FuzzWire(f *testing.F) {
 	f.Add(AppendFrame(nil, KindHello, Hello{App: "a", Worker: "w"}.Encode()))
 	f.Add(AppendFrame(nil, KindTopology, Topology{Workers: []string{"i"}, Data: []string{"x:1"}}.Encode()))
 	f.Add(AppendFrame(nil, KindEnvelopes, EnvelopeBatch{Seq: 1, Count: 1, Data: []byte("d")}.Encode()))
+	f.Add(AppendFrame(nil, KindEnvelopes, EnvelopeBatch{Seq: 2, Data: FenceMarker(1)}.Encode()))
+	f.Add(AppendFrame(nil, KindEnvelopes, EnvelopeBatch{Seq: 3, Data: BarrierMarker(barrier.Barrier{ID: 1, Kind: barrier.Checkpoint, Checkpoint: 1})}.Encode()))
 	f.Add(AppendFrame(nil, KindRescale, Rescale{ID: 1, Phase: PhasePrepare, Topo: Topology{Workers: []string{"i", "j"}, Data: []string{"x:1", "y:2"}, Owners: []uint16{0, 1}, Epoch: 2}, Leaving: []string{"j"}}.Encode()))
 	f.Add(AppendFrame(nil, KindState, State{ID: 1, To: "j", Step: "0.1", Partition: 3, Data: []byte("s")}.Encode()))
 	f.Add([]byte{0, 0, 0, 1, 1})
