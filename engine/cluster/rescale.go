@@ -814,32 +814,50 @@ func (m *Member) importLoop() {
 			return
 		}
 		m.rs.mu.Unlock()
-		steps := make([]string, len(batch))
-		parts := make([]routing.PartitionID, len(batch))
-		datas := make([][]byte, len(batch))
-		for i, st := range batch {
-			steps[i], parts[i], datas[i] = st.Step, routing.PartitionID(st.Partition), st.Data
-		}
-		for len(parts) > 0 {
-			n, err := m.cfg.ImportMany(steps, parts, datas, exportBudget)
-			if err == nil && n == 0 {
-				err = errors.New("no partition imported")
-			}
-			if err != nil {
-				m.log.Error("rescale: state not imported", "partitions", len(parts), "err", err)
-				m.rs.mu.Lock()
-				if m.rs.importEr == nil {
-					m.rs.importEr = err
-				}
-				m.rs.mu.Unlock()
-				n = len(parts)
-			}
-			steps, parts, datas = steps[n:], parts[n:], datas[n:]
+		left, err := m.importStates(batch, func(n int) {
 			for range n {
+				m.rs.importing.Done()
+			}
+		})
+		if err != nil {
+			m.log.Error("rescale: state not imported", "partitions", left, "err", err)
+			m.rs.mu.Lock()
+			if m.rs.importEr == nil {
+				m.rs.importEr = err
+			}
+			m.rs.mu.Unlock()
+			for range left {
 				m.rs.importing.Done()
 			}
 		}
 	}
+}
+
+// importStates imports sts into the processor, in calls of about
+// exportBudget each (the loop's own calls run in between), telling done
+// how many each call took; at the first failure it returns how many were
+// left (not imported) and the error.
+func (m *Member) importStates(sts []State, done func(n int)) (left int, err error) {
+	steps := make([]string, len(sts))
+	parts := make([]routing.PartitionID, len(sts))
+	datas := make([][]byte, len(sts))
+	for i, st := range sts {
+		steps[i], parts[i], datas[i] = st.Step, routing.PartitionID(st.Partition), st.Data
+	}
+	for len(parts) > 0 {
+		n, err := m.cfg.ImportMany(steps, parts, datas, exportBudget)
+		if err == nil && n == 0 {
+			err = errors.New("no partition imported")
+		}
+		if err != nil {
+			return len(parts), err
+		}
+		steps, parts, datas = steps[n:], parts[n:], datas[n:]
+		if done != nil {
+			done(n)
+		}
+	}
+	return 0, nil
 }
 
 // freezeHere installs the freeze table (moving partitions park), sends
@@ -1243,25 +1261,12 @@ func (m *Member) undoHere(ctx context.Context, id uint64) error {
 		}
 		dropped += len(parts)
 	}
-	steps := make([]string, len(sent))
-	parts := make([]routing.PartitionID, len(sent))
-	datas := make([][]byte, len(sent))
-	for i, st := range sent {
-		steps[i], parts[i], datas[i] = st.Step, routing.PartitionID(st.Partition), st.Data
-	}
-	for len(parts) > 0 {
-		n, err := m.cfg.ImportMany(steps, parts, datas, exportBudget)
-		if err == nil && n == 0 {
-			err = errors.New("no partition imported")
-		}
-		if err != nil {
-			// What was not imported again stays kept (the only copy).
-			m.rs.mu.Lock()
-			m.rs.exported = append(sent[len(sent)-len(parts):len(sent):len(sent)], m.rs.exported...)
-			m.rs.mu.Unlock()
-			return fmt.Errorf("undo: import again the state of %d partitions this worker sent: %w", len(parts), err)
-		}
-		steps, parts, datas = steps[n:], parts[n:], datas[n:]
+	if left, err := m.importStates(sent, nil); err != nil {
+		// What was not imported again stays kept (the only copy).
+		m.rs.mu.Lock()
+		m.rs.exported = append(sent[len(sent)-left:len(sent):len(sent)], m.rs.exported...)
+		m.rs.mu.Unlock()
+		return fmt.Errorf("undo: import again the state of %d partitions this worker sent: %w", left, err)
 	}
 	m.log.Info("rescale undo: states given back", "id", id, "imported_again", len(sent), "dropped", dropped)
 	return nil

@@ -280,18 +280,26 @@ func TestRescaleGrowUndoneAfterTheFreeze(t *testing.T) {
 	if code != 1 || !strings.Contains(rsOutput(j.proc), "Join Error:") {
 		t.Errorf("the joiner of the undone grow exited %d, want 1 with a \"Join Error:\" line; output:\n%s", code, rsTail(j.proc, 30))
 	}
-	c.members[0].proc.waitOutput("and was undone", rsJoinTimeout)
-	c.waitMembers("after the undone grow", rsJoinTimeout)
-	post := c.mustSnapshot("after the undone grow")
-	for k := range pre {
-		if pre.owner(k) != post.owner(k) || len(post[k]) != 1 {
-			t.Errorf("key %s: owned by %v before the undone grow, by %v after", k, pre[k], post[k])
-		}
-	}
-	c.waitProgress("after the undone grow", 300)
+	c.waitUndone("grow", pre)
 	rsGrow1.run(c)
 	c.waitProgress("after the grow that followed", 300)
 	c.finish(nil)
+}
+
+// waitUndone waits until the initializer says the grow or shrink (what)
+// was undone, then checks the cluster is as it was: its members, every
+// key with the owner it had in pre, and the stream flowing.
+func (c *rsCluster) waitUndone(what string, pre rsOwnership) {
+	c.t.Helper()
+	c.members[0].proc.waitOutput("and was undone", rsJoinTimeout)
+	c.waitMembers("after the undone "+what, rsJoinTimeout)
+	post := c.mustSnapshot("after the undone " + what)
+	for k := range pre {
+		if pre.owner(k) != post.owner(k) || len(post[k]) != 1 {
+			c.t.Errorf("key %s: owned by %v before the undone %s, by %v after", k, pre[k], what, post[k])
+		}
+	}
+	c.waitProgress("after the undone "+what, 300)
 }
 
 // A shrink that fails after its state began to move is undone too: of the
@@ -311,15 +319,7 @@ func TestRescaleShrinkUndoneAfterTheFreeze(t *testing.T) {
 	if r := c.shrinkReply(c.members[0], "--workers", "worker2"); !strings.Contains(r, "Shrinking by 1 workers!") {
 		t.Fatalf("cluster_shrinker --workers worker2: %q", r)
 	}
-	c.members[0].proc.waitOutput("and was undone", rsJoinTimeout)
-	c.waitMembers("after the undone shrink", rsJoinTimeout)
-	post := c.mustSnapshot("after the undone shrink")
-	for k := range pre {
-		if pre.owner(k) != post.owner(k) || len(post[k]) != 1 {
-			t.Errorf("key %s: owned by %v before the undone shrink, by %v after", k, pre[k], post[k])
-		}
-	}
-	c.waitProgress("after the undone shrink", 300)
+	c.waitUndone("shrink", pre)
 	c.finish(nil)
 }
 

@@ -622,6 +622,16 @@ class RunnerTest(unittest.TestCase):
             return w
         words = ["ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen"]
         frames = [w.encode("ascii") for w in words * 2]
+
+        def counted(key_by, ws):
+            """The count stage's output for ws run in order from empty."""
+            counts = {}
+            want = []
+            for w in ws:
+                k = key_by.extract_key(w)
+                counts[k] = counts.get(k, 0) + 1
+                want.append("%s:%d\n" % (w, counts[k]))
+            return "".join(want).encode("ascii")
         for key_by in (_first, itself):  # keys travel; keys elided
             path, here, there = self._pair(key_by)
             path.process(frames, 7)
@@ -635,26 +645,14 @@ class RunnerTest(unittest.TestCase):
                     if owner[there.partition_of(key_by.extract_key(w))] == 0]
             self.assertTrue(0 < len(mine) < 16, mine)
             (_, outs, _), = there.resume(data, True)
-            counts = {}
-            want = []
-            for w in mine:
-                k = key_by.extract_key(w)
-                counts[k] = counts.get(k, 0) + 1
-                want.append("%s:%d\n" % (w, counts[k]))
-            self.assertEqual(outs[0], "".join(want).encode("ascii"))
+            self.assertEqual(outs[0], counted(key_by, mine))
             (dest, n, back), = there.take_envelopes()
             self.assertEqual((dest, n), (1, 16 - len(mine)))
             # Run where they belong, in their order, with their own state.
             here.set_ownership([1 - p % 2 for p in range(16)], 2, [0])
             (_, outs, _), = here.resume(back)
             rest = [w for w in words * 2 if w not in mine]
-            counts = {}
-            want = []
-            for w in rest:
-                k = key_by.extract_key(w)
-                counts[k] = counts.get(k, 0) + 1
-                want.append("%s:%d\n" % (w, counts[k]))
-            self.assertEqual(outs[0], "".join(want).encode("ascii"))
+            self.assertEqual(outs[0], counted(key_by, rest))
             # Not routed, the batch runs here whatever the table says.
             (_, outs, _), = there.resume(data)
             self.assertEqual(outs[0].count(b"\n"), 16)
