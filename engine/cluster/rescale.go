@@ -298,8 +298,30 @@ func (m *Member) serveJoiner(ctx context.Context, c *ctlConn, r *bufio.Reader, j
 	}
 }
 
+// joinerLinkWait bounds how long a grow waits for the control links of
+// its joiners to be registered.
+const joinerLinkWait = 10 * time.Second
+
 // grow (initializer) adds joiners to the cluster.
 func (m *Member) grow(ctx context.Context, joiners []rescale.Joiner) {
+	// The joiner that completed the join starts the grow; each of the
+	// others registers its control link once its Hello is written, which
+	// may be later: wait for them (a grow that started without one would
+	// fail at once, "no control link").
+	for deadline := time.Now().Add(joinerLinkWait); ; {
+		m.mu.Lock()
+		all := true
+		for _, j := range joiners {
+			if m.ctl[j.Name] == nil {
+				all = false
+			}
+		}
+		m.mu.Unlock()
+		if all || time.Now().After(deadline) || ctx.Err() != nil {
+			break // (a link still missing fails the Prepare, which aborts)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	m.mu.Lock()
 	plan, err := rescale.Grow(m.table, m.workers, m.dataAddrs, joiners)
 	m.mu.Unlock()
