@@ -714,21 +714,21 @@ func (m *Member) migrateHere(ctx context.Context, id uint64, plan rescale.Plan) 
 			if err != nil {
 				return fmt.Errorf("export state of %s: %w", step, err)
 			}
-			m.rs.mu.Lock()
+			sts := make([]State, len(datas))
 			for i, data := range datas {
 				p := rest[i]
-				m.rs.exported = append(m.rs.exported, State{ID: id, To: to[p], Step: step, Partition: uint32(p), Data: data})
+				sts[i] = State{ID: id, To: to[p], Step: step, Partition: uint32(p), Data: data}
 			}
+			m.rs.mu.Lock()
+			m.rs.exported = append(m.rs.exported, sts...) // kept for an undo
 			m.rs.mu.Unlock()
-			for i, data := range datas {
-				p := rest[i]
-				st := State{ID: id, To: to[p], Step: step, Partition: uint32(p), Data: data}
+			for _, st := range sts {
 				for _, piece := range st.Pieces(m.cfg.StateChunk) {
 					if err := m.forwardState(ctx, piece); err != nil {
 						return err
 					}
 				}
-				sent += len(data)
+				sent += len(st.Data)
 			}
 			rest = rest[len(datas):]
 		}
