@@ -210,19 +210,34 @@ type Member struct {
 	ckWait       map[CheckpointOp]*ckWaiter // checkpoint.go: the replies awaited, by op
 	// opMu serialises the cluster-wide operations of the initializer: a
 	// checkpoint, a rollback, a rescale; drainMu the quiescence rounds.
-	opMu      sync.Mutex
-	drainMu   sync.Mutex
-	keepState atomic.Bool            // this stop keeps the checkpoint files
-	health    map[string]*peerHealth // by worker, from its heartbeats
-	loads     map[string]loadReport  // by worker, from its load frames
-	cong      *congestion            // initializer: the workers whose links are congested (congestion.go)
-	pending   []Join                 // initializer: workers joined before formation, in order
-	dataAddrs []string               // the workers' data listeners, by index
-	table     routing.Table          // the partition table (after formation)
-	metrics   string                 // the cluster's metrics address (joiners: from the initializer)
-	sinks     []string               // the application's sink addresses (from the initializer)
-	initCtl   string                 // non-initializers: the initializer's control address
-	rs        rescaleState           // rescale.go
+	opMu    sync.Mutex
+	drainMu sync.Mutex
+	// Initializer: joiners admitted to a join whose control link is not
+	// registered yet, and the rescale whose Abort each of them is owed
+	// (it was aborted before the link came: serveJoiner tells it).
+	joinerUnlinked map[string]bool
+	owedAbort      map[string]uint64
+	// Seams for tests: beforeJoinerLink runs in serveJoiner just before
+	// a joiner's control link is registered; joinerWait and comeBack, if
+	// set, replace joinerLinkWait and comeBackWait; onAwaitBack runs when
+	// an undo starts to wait for workers to come back; beforeRejoin runs
+	// before a worker that lost its initializer reconnects.
+	beforeJoinerLink func(worker string)
+	joinerWait       time.Duration
+	comeBack         time.Duration
+	onAwaitBack      func(workers []string)
+	beforeRejoin     func()
+	keepState        atomic.Bool            // this stop keeps the checkpoint files
+	health           map[string]*peerHealth // by worker, from its heartbeats
+	loads            map[string]loadReport  // by worker, from its load frames
+	cong             *congestion            // initializer: the workers whose links are congested (congestion.go)
+	pending          []Join                 // initializer: workers joined before formation, in order
+	dataAddrs        []string               // the workers' data listeners, by index
+	table            routing.Table          // the partition table (after formation)
+	metrics          string                 // the cluster's metrics address (joiners: from the initializer)
+	sinks            []string               // the application's sink addresses (from the initializer)
+	initCtl          string                 // non-initializers: the initializer's control address
+	rs               rescaleState           // rescale.go
 }
 
 // ctlConn is one control connection; writes are serialised.
@@ -1879,6 +1894,9 @@ func (m *Member) loadTopology() (Topology, error) {
 // restarted initializer, every 500 ms until it answers or this worker
 // stops, and tells it this worker is ready again.
 func (m *Member) rejoin(ctx context.Context, addr string) {
+	if m.beforeRejoin != nil {
+		m.beforeRejoin()
+	}
 	for ctx.Err() == nil && !m.stopping() {
 		err := m.joinAt(ctx, addr, 0)
 		if err == nil {

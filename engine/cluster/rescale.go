@@ -270,13 +270,32 @@ func (m *Member) serveJoiner(ctx context.Context, c *ctlConn, r *bufio.Reader, j
 		m.rs.busy = true
 	}
 	m.rs.mu.Unlock()
+	m.mu.Lock()
+	if m.joinerUnlinked == nil {
+		m.joinerUnlinked = map[string]bool{}
+	}
+	m.joinerUnlinked[j.Worker] = true
+	m.mu.Unlock()
 	c.conn.SetDeadline(time.Time{})
 	c.conn.Write(AppendFrame(nil, KindHello, mine.Encode()))
+	if m.beforeJoinerLink != nil {
+		m.beforeJoinerLink(j.Worker)
+	}
 	m.mu.Lock()
 	m.ctl[j.Worker] = c
+	delete(m.joinerUnlinked, j.Worker)
+	owed, late := m.owedAbort[j.Worker]
+	delete(m.owedAbort, j.Worker)
 	m.mu.Unlock()
 	fmt.Fprintf(m.cfg.Console, "AUTOSCALE: Waiting for %d joining workers\n", k)
 	m.log.Info("a worker asks to join", "worker", j.Worker, "joining together", k)
+	if late {
+		// Its grow was aborted before this link was registered.
+		m.log.Warn("a joiner's link came after its grow was aborted: told to go", "worker", j.Worker, "id", owed)
+		if err := c.send(KindRescale, Rescale{ID: owed, Phase: PhaseAbort}.Encode()); err != nil {
+			m.log.Warn("rescale abort not sent", "id", owed, "worker", j.Worker, "err", err)
+		}
+	}
 	if done {
 		go m.grow(ctx, joiners)
 	}
@@ -308,7 +327,11 @@ func (m *Member) grow(ctx context.Context, joiners []rescale.Joiner) {
 	// others registers its control link once its Hello is written, which
 	// may be later: wait for them (a grow that started without one would
 	// fail at once, "no control link").
-	for deadline := time.Now().Add(joinerLinkWait); ; {
+	wait := joinerLinkWait
+	if m.joinerWait > 0 {
+		wait = m.joinerWait
+	}
+	for deadline := time.Now().Add(wait); ; {
 		m.mu.Lock()
 		all := true
 		for _, j := range joiners {
@@ -348,6 +371,24 @@ func (m *Member) shrink(ctx context.Context, leaving []string) {
 	if err != nil {
 		m.log.Error("shrink failed", "err", err)
 	}
+}
+
+// oweAbort (initializer) records that joiner n, admitted to its join
+// but with no control link registered yet, is to be told that rescale id
+// was aborted once its link is (serveJoiner); it reports whether n was
+// such a joiner.
+func (m *Member) oweAbort(n string, id uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ctl[n] != nil || !m.joinerUnlinked[n] {
+		return false
+	}
+	if m.owedAbort == nil {
+		m.owedAbort = map[string]uint64{}
+	}
+	m.owedAbort[n] = id
+	m.log.Warn("rescale aborted before a joiner's link came: it is told when the link comes", "id", id, "worker", n)
+	return true
 }
 
 // endRescale (initializer) ends the rescale under way: runRescale's
@@ -514,6 +555,9 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 			// Every worker is told, also those after one that cannot
 			// be (a joiner listed after a dead one would wait for ever).
 			for _, n := range everyone {
+				if m.oweAbort(n, id) {
+					continue
+				}
 				if serr := send([]string{n}, Rescale{ID: id, Phase: PhaseAbort}); serr != nil {
 					m.log.Warn("rescale abort not sent", "id", id, "worker", n, "err", serr)
 				}
@@ -584,24 +628,63 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 }
 
 // waitAcks (initializer) waits until every worker of names has acked
-// phase of rescale id.
+// phase of rescale id. It fails at the first ack that says why not, at
+// phaseTimeout, or as soon as the control link to a worker it waits for
+// is gone or replaced (it stopped or crashed: its ack will not come, and
+// a process started again knows nothing of the rescale).
 func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []string) error {
 	want := map[string]bool{}
+	m.mu.Lock()
+	links := make(map[string]*ctlConn, len(names))
 	for _, n := range names {
 		want[n] = true
+		links[n] = m.ctl[n]
+	}
+	m.mu.Unlock()
+	take := func(a RescaleAck) error {
+		if a.ID != id || a.Phase != phase {
+			return nil
+		}
+		if a.Err != "" {
+			return fmt.Errorf("%s: %s", PhaseName(phase), a.Err)
+		}
+		delete(want, a.from)
+		return nil
 	}
 	timeout := time.NewTimer(phaseTimeout)
 	defer timeout.Stop()
+	tick := time.NewTicker(linkCheckEvery)
+	defer tick.Stop()
 	for len(want) > 0 {
 		select {
 		case a := <-m.rs.acks:
-			if a.ID != id || a.Phase != phase {
-				continue
+			if err := take(a); err != nil {
+				return err
 			}
-			if a.Err != "" {
-				return fmt.Errorf("%s: %s", PhaseName(phase), a.Err)
+		case <-tick.C:
+			// Acks that came before a link went count.
+			for drained := false; !drained; {
+				select {
+				case a := <-m.rs.acks:
+					if err := take(a); err != nil {
+						return err
+					}
+				default:
+					drained = true
+				}
 			}
-			delete(want, a.from)
+			m.mu.Lock()
+			var gone []string
+			for n := range want {
+				if c := m.ctl[n]; c == nil || c != links[n] {
+					gone = append(gone, n)
+				}
+			}
+			m.mu.Unlock()
+			if len(gone) > 0 {
+				slices.Sort(gone)
+				return fmt.Errorf("%s: lost the control link to %s (stopped or crashed): its answer will not come", PhaseName(phase), strings.Join(gone, ","))
+			}
 		case <-timeout.C:
 			var missing []string
 			for n := range want {
@@ -615,6 +698,9 @@ func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []s
 	}
 	return nil
 }
+
+// linkCheckEvery is how often waitAcks looks for lost control links.
+const linkCheckEvery = 100 * time.Millisecond
 
 // prepareHere makes the workers of the new cluster known (data links to
 // joiners) and, on a worker that was already a member, waits for them.
@@ -1208,16 +1294,25 @@ func (m *Member) undoRescale(ctx context.Context, id uint64, plan rescale.Plan, 
 			m.log.Warn("rescale undo: a joiner was not told to go", "id", id, "worker", n, "err", err)
 		}
 	}
-	m.mu.Lock()
-	var gone []string
-	for _, n := range others {
-		if m.ctl[n] == nil {
-			gone = append(gone, n)
+	if gone := m.unlinked(others); len(gone) > 0 {
+		// A worker that crashed comes back when it is started again
+		// with its command line (spec 3.9), knowing nothing of the
+		// rescale: its keys restart empty, as after any such restart,
+		// and the others take back what they sent it. One whose link
+		// dropped and came back takes part in the undo as it is.
+		limit := comeBackWait
+		if m.comeBack > 0 {
+			limit = m.comeBack
 		}
-	}
-	m.mu.Unlock()
-	if len(gone) > 0 {
-		return fmt.Errorf("no control link to %s: what it sent or was sent cannot be put back", strings.Join(gone, ","))
+		fmt.Fprintf(m.cfg.Console, "AUTOSCALE: waiting up to %v for %s to come back, to undo the failed grow or shrink\n",
+			limit, strings.Join(gone, ","))
+		m.log.Warn("rescale undo: waiting for workers to come back", "id", id, "workers", strings.Join(gone, ","), "limit", limit)
+		if m.onAwaitBack != nil {
+			m.onAwaitBack(gone)
+		}
+		if still := m.waitLinked(ctx, gone, limit); len(still) > 0 {
+			return fmt.Errorf("no control link to %s (not back within %v): what it sent or was sent cannot be put back", strings.Join(still, ","), limit)
+		}
 	}
 	if err := send(others, Rescale{ID: id, Phase: PhaseUndo}); err != nil {
 		return err
@@ -1235,6 +1330,42 @@ func (m *Member) undoRescale(ctx context.Context, id uint64, plan rescale.Plan, 
 		return err
 	}
 	return m.waitAcks(ctx, id, PhaseUndoRelease, others)
+}
+
+// comeBackWait bounds how long an undo waits for an old worker whose
+// control link was lost (it crashed) to be started again.
+const comeBackWait = 60 * time.Second
+
+// unlinked returns those of names with no control link.
+func (m *Member) unlinked(names []string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var gone []string
+	for _, n := range names {
+		if m.ctl[n] == nil {
+			gone = append(gone, n)
+		}
+	}
+	return gone
+}
+
+// waitLinked waits up to limit until each of names has a control link
+// and returns those that still have none.
+func (m *Member) waitLinked(ctx context.Context, names []string, limit time.Duration) []string {
+	deadline := time.Now().Add(limit)
+	tick := time.NewTicker(linkCheckEvery)
+	defer tick.Stop()
+	for {
+		still := m.unlinked(names)
+		if len(still) == 0 || time.Now().After(deadline) {
+			return still
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return still
+		}
+	}
 }
 
 // undoHere gives back what this worker's part in rescale id moved: once
@@ -1510,7 +1641,9 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		if formed && m.Started() {
 			m.dropJoinerLinks(ctx) // a later rescale would wait for them
 		}
-		if !m.Started() && formed {
+		if !m.Started() && (formed || (m.cfg.Joining > 0 && !m.restarted)) {
+			// (A joiner told before its Prepare came has no
+			// topology yet: it goes all the same.)
 			select {
 			case m.rs.joinFailed <- &JoinError{Reason: "the cluster could not take this worker (the grow was aborted; see the initializer's log)"}:
 			default:

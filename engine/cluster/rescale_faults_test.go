@@ -259,6 +259,153 @@ func TestRescale_AJoinerThatLeavesIsTakenOutOfItsJoin(t *testing.T) {
 	}
 }
 
+// An old worker whose control link drops during the freeze and comes
+// back (the same process reconnects; one started again after a crash
+// comes back the same way, with nothing of the rescale) fails the grow,
+// and the undo waits for it, then goes ahead with it: every old worker
+// takes back what it sent, none stays held, the cluster is not wedged,
+// and a later rescale goes ahead.
+func TestRescale_AWorkerThatComesBackTakesPartInTheUndo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ms []*Member
+	dropped := make(chan struct{})
+	awaiting := make(chan struct{})
+	ms, fps, results := rsCluster(t, ctx, 3, func(i int, c *Config) {
+		if i != 2 {
+			return
+		}
+		next := c.Install
+		c.Install = func(ctx context.Context, o work.Ownership, then func() []work.Item) error {
+			select {
+			case <-dropped:
+			default:
+				// worker2's freeze: its link to the initializer
+				// drops; it reconnects once the undo waits for it.
+				close(dropped)
+				w := ms[2]
+				w.mu.Lock()
+				link := w.toInit
+				w.mu.Unlock()
+				link.conn.Close()
+			}
+			return next(ctx, o, then)
+		}
+	})
+	ms[2].beforeRejoin = func() { <-awaiting }
+	ms[0].onAwaitBack = func(names []string) {
+		if slices.Equal(names, []string{"worker2"}) {
+			close(awaiting)
+		}
+	}
+	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
+	defer j.Close()
+	go func() {
+		if err := j.Start(ctx); err != nil {
+			return
+		}
+		j.LinksUp(ctx)
+		j.Ready()
+	}()
+	if r := waitResult(t, results, 3*phaseTimeout); r.ok {
+		t.Fatal("the grow succeeded though worker2's link dropped")
+	}
+	select {
+	case <-awaiting:
+	default:
+		t.Fatal("the undo did not wait for worker2")
+	}
+	ms[0].rs.mu.Lock()
+	wedged := ms[0].rs.wedged
+	ms[0].rs.mu.Unlock()
+	if wedged != "" {
+		t.Fatalf("wedged: %s", wedged)
+	}
+	for i, fp := range fps {
+		fp.mu.Lock()
+		exp, back := slices.Clone(fp.exported), slices.Clone(fp.imported)
+		fp.mu.Unlock()
+		if len(exp) == 0 || !slices.Equal(exp, back) {
+			t.Errorf("worker %d exported %v, imported again %v", i, exp, back)
+		}
+		if ms[i].Rescaling() || heldIn(fp.lastOwn()) != 0 {
+			t.Errorf("worker %d after the undo: rescaling %v, %d partitions held", i, ms[i].Rescaling(), heldIn(fp.lastOwn()))
+		}
+	}
+	if r := ms[0].startShrink(ctx, ShrinkRequest{Leaving: []string{"worker1"}}); r != "Shrinking by 1 workers!" {
+		t.Fatalf("a shrink after the undo: %q", r)
+	}
+	if r := waitResult(t, results, 3*phaseTimeout); !r.ok {
+		t.Fatal("the shrink after the undo failed")
+	}
+}
+
+// A joiner whose control link is registered only after its grow was
+// aborted (the grow waited for it in vain: "no control link") is told
+// to go when its link comes, and fails its join with a Join Error
+// rather than waiting for ever; a later join goes ahead.
+func TestRescale_AJoinerLinkedAfterItsGrowWasAbortedIsTold(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _, results := rsCluster(t, ctx, 2, nil)
+	release := make(chan struct{})
+	ms[0].joinerWait = 50 * time.Millisecond
+	ms[0].beforeJoinerLink = func(w string) {
+		if w == "j1" {
+			<-release // until its grow has been aborted
+		}
+	}
+	failed := make(chan error, 2)
+	join := func(name string) *Member {
+		j := joiner(t, ms[0], name, 2, &fakeProc{}, nil)
+		go func() {
+			if err := j.Start(ctx); err != nil {
+				failed <- fmt.Errorf("%s: %w", name, err)
+				return
+			}
+			j.LinksUp(ctx)
+			j.Ready()
+		}()
+		return j
+	}
+	j1 := join("j1")
+	defer j1.Close()
+	waitFor(t, "j1 in its join", func() bool {
+		ms[0].rs.mu.Lock()
+		defer ms[0].rs.mu.Unlock()
+		return len(ms[0].rs.gather.Joiners) == 1
+	})
+	j2 := join("j2")
+	defer j2.Close()
+	if r := waitResult(t, results, 3*phaseTimeout); r.ok {
+		t.Fatal("the grow succeeded without j1's link")
+	}
+	close(release)
+	for _, name := range []string{"j1", "j2"} {
+		select {
+		case err := <-failed:
+			if !strings.Contains(err.Error(), "Join Error") {
+				t.Errorf("a joiner of the aborted grow failed with %v, want a Join Error", err)
+			}
+		case <-time.After(phaseTimeout):
+			t.Fatalf("a joiner of the aborted grow (%s or the other) was never told to go", name)
+		}
+	}
+	again := joiner(t, ms[0], "j3", 1, &fakeProc{}, nil)
+	defer again.Close()
+	go func() {
+		if err := again.Start(ctx); err != nil {
+			t.Errorf("j3: %v", err)
+			return
+		}
+		again.LinksUp(ctx)
+		again.Ready()
+	}()
+	if r := waitResult(t, results, 3*phaseTimeout); !r.ok {
+		t.Fatal("a join after the aborted grow failed")
+	}
+}
+
 // A drain (the clean stop's) does not call the cluster at rest while
 // messages wait, parked, for the release of a rescale.
 func TestRescale_DrainWaitsForParkedMessages(t *testing.T) {
@@ -502,6 +649,73 @@ func TestRescale_AFailedUndoRefusesLaterRescales(t *testing.T) {
 	}
 	if ms[0].Congested() == nil {
 		t.Errorf("%d batches parked and the sources not held", maxParked)
+	}
+}
+
+// An old worker lost during the freeze (here it stops: its control link
+// goes and it does not come back) fails the grow as soon as its link is
+// gone (the reason names the lost link, not phaseTimeout); the undo
+// waits for it to come back and, as it does not, is refused before it
+// begins (what it sent or was sent cannot be put back): no other worker
+// takes anything back, the cluster refuses later rescales saying why,
+// and what is parked stays parked.
+func TestRescale_AWorkerLostDuringTheFreezeWedgesWithoutAnUndo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ms []*Member
+	lost := make(chan struct{})
+	ms, fps, results := rsCluster(t, ctx, 3, func(i int, c *Config) {
+		if i != 2 {
+			return
+		}
+		next := c.Install
+		c.Install = func(ctx context.Context, o work.Ownership, then func() []work.Item) error {
+			select {
+			case <-lost:
+			default:
+				// worker2's freeze: it stops (no rejoin) and its
+				// link to the initializer goes.
+				close(lost)
+				w := ms[2]
+				w.mu.Lock()
+				w.shutdownR = "test: worker2 is gone"
+				link := w.toInit
+				w.mu.Unlock()
+				link.conn.Close()
+			}
+			return next(ctx, o, then)
+		}
+	})
+	ms[0].comeBack = 200 * time.Millisecond // it never comes back
+	fp := &fakeProc{}
+	j := joiner(t, ms[0], "j1", 1, fp, nil)
+	defer j.Close()
+	go func() {
+		if err := j.Start(ctx); err != nil {
+			return
+		}
+		j.LinksUp(ctx)
+		j.Ready()
+	}()
+	if r := waitResult(t, results, 3*phaseTimeout); r.ok {
+		t.Fatal("the grow succeeded without worker2")
+	}
+	ms[0].rs.mu.Lock()
+	wedged := ms[0].rs.wedged
+	ms[0].rs.mu.Unlock()
+	if !strings.Contains(wedged, "lost the control link to worker2") || !strings.Contains(wedged, "no control link to worker2 (not back within") {
+		t.Errorf("wedged: %q, want the lost link and the refused undo named", wedged)
+	}
+	for i := 0; i < 2; i++ {
+		fps[i].mu.Lock()
+		exp, back, dropped := len(fps[i].exported), len(fps[i].imported), len(fps[i].dropped)
+		fps[i].mu.Unlock()
+		if exp == 0 || back != 0 || dropped != 0 {
+			t.Errorf("worker %d exported %d partitions, imported %d, dropped %d: want its states sent and nothing undone", i, exp, back, dropped)
+		}
+	}
+	if r := ms[0].startShrink(ctx, ShrinkRequest{Leaving: []string{"worker1"}}); !strings.Contains(r, "failed after its state began to move") {
+		t.Errorf("a shrink after the refused undo: %q", r)
 	}
 }
 

@@ -323,6 +323,52 @@ func TestRescaleShrinkUndoneAfterTheFreeze(t *testing.T) {
 	c.finish(nil)
 }
 
+// A worker that crashes while a grow moves state (SIGKILL, here when it
+// first pickles a state to send: --die-exporting-state on worker2) fails
+// the grow; the initializer waits for it, and once it is started again
+// with its command line (restart without resilience, spec 3.9) the grow
+// is undone with it: the joiner exits 1 with its Join Error, the cluster
+// keeps its 3 workers and every key its owner, and the stream goes on.
+// worker2's keys restart empty, as after any such restart; every other
+// key is exactly once.
+func TestRescaleGrowUndoneWhenAWorkerCrashesAndComesBack(t *testing.T) {
+	c := rsStartEach(t, 3, 200, func(i int) []string {
+		if i == 2 {
+			return []string{"--die-exporting-state"}
+		}
+		return nil
+	})
+	c.waitProgress("before the grow", 300)
+	pre := c.mustSnapshot("before the grow")
+	victim := c.members[2]
+	keys := map[string]bool{}
+	for _, k := range pre.keysOf(victim.name) {
+		keys[k] = true
+	}
+	name := fmt.Sprintf("worker%d", c.next)
+	c.next++
+	j := c.startJoiner(name, c.joinArgs(name, c.control, 1, freePort(t)))
+	if _, exited := rsWaitExit(victim.proc, rsJoinTimeout); !exited {
+		t.Fatalf("%s, which dies when it sends a state, still runs %v after the joiner started; output:\n%s", victim.name, rsJoinTimeout, rsTail(victim.proc, 30))
+	}
+	c.rsWaitLog(c.members[0], "to come back, to undo the failed grow", rsJoinTimeout, c.members[0])
+	args := slices.DeleteFunc(slices.Clone(victim.args), func(a string) bool { return a == "--die-exporting-state" })
+	back := &clusterWorker{proc: start(t, victim.dir, "machida3", args...), name: victim.name,
+		external: victim.external, dir: victim.dir, args: args}
+	c.members[2] = back
+	back.waitOutput("Restarting a listener at", 60*time.Second)
+	code, exited := rsWaitExit(j.proc, rsJoinTimeout)
+	if !exited {
+		t.Fatalf("the joiner of the undone grow still runs after %v; output:\n%s", rsJoinTimeout, rsTail(j.proc, 30))
+	}
+	if code != 1 || !strings.Contains(rsOutput(j.proc), "Join Error:") {
+		t.Errorf("the joiner of the undone grow exited %d, want 1 with a \"Join Error:\" line; output:\n%s", code, rsTail(j.proc, 30))
+	}
+	c.waitUndone("grow", pre)
+	t.Logf("%s owned %d keys before its crash; they are checked for their final value only", victim.name, len(keys))
+	c.finish(keys)
+}
+
 // restartMember kills w with SIGKILL and starts it again with its
 // original command line; it must come back as the same member (the
 // members report the same cluster, spec 3.9) and the stream must go on.

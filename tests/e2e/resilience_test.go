@@ -584,27 +584,33 @@ func TestResilience_ClusterShutdownKeepStateResumes(t *testing.T) {
 	})
 }
 
-// The same with every worker started with --keep-state-on-stop and
-// SIGTERM sent to worker1 (not the initializer, which coordinates the
-// stop): the whole cluster keeps its state.
+// The same with worker1 alone started with --keep-state-on-stop and
+// SIGTERM sent to it: the initializer, started without the flag,
+// coordinates the stop, and the whole cluster keeps its state.
 func TestResilience_KeepStateOnStopOfAWorkerKeepsTheCluster(t *testing.T) {
-	reKeepStateResumes(t, []string{"--keep-state-on-stop"}, func(ws []*clusterWorker) {
+	reKeepStateResumes(t, func(i int) []string {
+		if i == 1 {
+			return []string{"--keep-state-on-stop"}
+		}
+		return nil
+	}, func(ws []*clusterWorker) {
 		ws[1].cmd.Process.Signal(syscall.SIGTERM)
 	})
 }
 
 // reKeepStateResumes runs a 3-worker cluster of the detector with
-// resilience (and extra arguments), stops it with stop while the
-// generator runs, checks that every worker exited 0 leaving its files
-// and the initializer took a last checkpoint, then starts the same
-// workers again: they resume, exactly once.
-func reKeepStateResumes(t *testing.T, extra []string, stop func([]*clusterWorker)) {
+// resilience (and worker i's own arguments from each, nil for none),
+// stops it with stop while the generator runs, checks that every worker
+// exited 0 leaving its files and the initializer took a last
+// checkpoint, then starts the same workers again: they resume, exactly
+// once.
+func reKeepStateResumes(t *testing.T, each func(i int) []string, stop func([]*clusterWorker)) {
 	t.Helper()
 	recv := rsStartReceiver(t)
 	const limit = 3000
-	ws := startCluster(t, testdataDir(), "multi_partition_detector", 3, freePort(t), recv.addr(),
-		append([]string{"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", "2000",
-			"--run-with-resilience", "--time-between-checkpoints", "300000000"}, extra...)...)
+	ws := startClusterEach(t, testdataDir(), "multi_partition_detector", 3, freePort(t), func(int) string { return recv.addr() }, each,
+		"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit), "--gen-rate", "2000",
+		"--run-with-resilience", "--time-between-checkpoints", "300000000")
 	dir := argValue(t, ws[0], "--resilience-dir")
 	recv.waitRecords(t, 3000, reRecoverWait, "before the stop")
 	stop(ws)

@@ -24,9 +24,14 @@ reached N, --gen-rate R paces it to about R messages per second;
 --refuse-moved-state makes the state class unknown by name on this worker,
 so that the state of keys moved here cannot be read (as if it ran
 another version of the module): a grow whose joiner has it fails after
-its state began to move.
+its state began to move; --die-exporting-state kills this worker
+(SIGKILL) the first time one of its states is pickled, as when a grow or
+shrink sends it to another worker: a worker that crashes after the
+state began to move.
 """
 
+import os
+import signal
 import struct
 import time
 
@@ -42,6 +47,8 @@ def application_setup(args):
     if depth != 1:
         raise ValueError("this multi_partition_detector supports --depth 1 only")
     out_host, out_port = wallaroo.tcp_parse_output_addrs(args)[0]
+    if "--die-exporting-state" in args:
+        TraceWindowState.die_exporting = True
     if "--refuse-moved-state" in args:
         # (trace_window still creates new states: it holds the class.)
         globals().pop("TraceWindowState", None)
@@ -113,8 +120,15 @@ class KeyedSequence(object):
 class TraceWindowState(object):
     """The last WINDOW values of one key, oldest first."""
 
+    die_exporting = False
+
     def __init__(self):
         self.values = []
+
+    def __getstate__(self):
+        if self.die_exporting:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.__dict__
 
     def push(self, value):
         self.values.append(value)
