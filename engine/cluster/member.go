@@ -919,7 +919,9 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 			member := slices.Contains(m.workers, c.name)
 			m.mu.Unlock()
 			if m.Started() {
-				if member {
+				if member && m.rs.startLater(c.name) {
+					m.log.Warn("a worker back from a restart during a grow or shrink: started once it has ended", "worker", c.name)
+				} else if member {
 					c.send(KindStart, nil) // a worker back from a restart
 				} else {
 					m.log.Warn("a worker that is not a member says it is ready (a joiner of an aborted grow?); not started", "worker", c.name)

@@ -93,15 +93,18 @@ type rescaleState struct {
 	// wedged (initializer): why no rescale may start again: one failed
 	// after its state began to move, and its moving partitions stay
 	// parked (a later one would drop what they hold).
-	wedged   string
-	nextID   uint64
-	joiners  map[string]bool // the joiners of the current rescale (their Ready acks Prepare)
-	acks     chan RescaleAck
-	curID    uint64
-	leaving  bool     // this worker leaves at the end of the current rescale
-	pending  *Rescale // the Prepare of the rescale under way (workers)
-	frozen   bool     // the Freeze of pending has come (workers)
-	importEr error    // the first import that failed in the current rescale
+	wedged  string
+	nextID  uint64
+	joiners map[string]bool // the joiners of the current rescale (their Ready acks Prepare)
+	// startAfter: workers back from a restart that said Ready during the
+	// rescale, started when it ends (endRescale).
+	startAfter []string
+	acks       chan RescaleAck
+	curID      uint64
+	leaving    bool     // this worker leaves at the end of the current rescale
+	pending    *Rescale // the Prepare of the rescale under way (workers)
+	frozen     bool     // the Freeze of pending has come (workers)
+	importEr   error    // the first import that failed in the current rescale
 	// exported holds the states this worker sent in the current rescale
 	// (whole: a second copy of them until the Release or an Undo; those
 	// an Undo could not import again stay, until the worker stops),
@@ -397,7 +400,37 @@ func (m *Member) endRescale() {
 	m.rs.mu.Lock()
 	m.rs.busy = false
 	m.rs.joiners = nil
+	later := m.rs.startAfter
+	m.rs.startAfter = nil
 	m.rs.mu.Unlock()
+	for _, n := range later {
+		m.mu.Lock()
+		c := m.ctl[n]
+		m.mu.Unlock()
+		if c == nil {
+			continue // gone again: it says Ready when it is back
+		}
+		m.log.Info("the grow or shrink has ended: a worker back from a restart is started", "worker", n)
+		if err := c.send(KindStart, nil); err != nil {
+			m.log.Warn("start not sent", "worker", n, "err", err)
+		}
+	}
+}
+
+// startLater (initializer) keeps a worker back from a restart from
+// starting while a grow or shrink is under way (it would route by the
+// old table while others hold the moving partitions): endRescale starts
+// it. It reports whether the start was put off.
+func (s *rescaleState) startLater(worker string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.busy {
+		return false
+	}
+	if !slices.Contains(s.startAfter, worker) {
+		s.startAfter = append(s.startAfter, worker)
+	}
+	return true
 }
 
 // ShrinkQuery lists the workers a shrink asked of this worker may
@@ -517,6 +550,9 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		}
 	}
 	everyone := append(slices.Clone(old), plan.Joining...)
+	// via holds the control link each worker was last told a phase on
+	// (its ack comes on that link or not at all; this goroutine only).
+	via := map[string]*ctlConn{}
 	send := func(names []string, r Rescale) error {
 		for _, n := range names {
 			m.mu.Lock()
@@ -525,6 +561,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 			if c == nil {
 				return fmt.Errorf("no control link to %s", n)
 			}
+			via[n] = c
 			if err := c.send(KindRescale, r.Encode()); err != nil {
 				return fmt.Errorf("tell %s: %w", n, err)
 			}
@@ -535,7 +572,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	defer func() {
 		if err != nil && frozen && !released {
 			m.log.Error("rescale failed after the freeze: undoing it", "id", id, "err", err)
-			uerr := m.undoRescale(ctx, id, plan, old, send)
+			uerr := m.undoRescale(ctx, id, plan, old, send, via)
 			if uerr == nil {
 				fmt.Fprintf(m.cfg.Console, "AUTOSCALE: %s to %d workers failed (%v) and was undone: %d workers (%s), as before\n",
 					kind, len(plan.Workers), err, len(old)+1, strings.Join(m.Workers(), ","))
@@ -573,7 +610,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if err := m.prepareHere(ctx, prep); err != nil {
 		return err
 	}
-	if err := m.waitAcks(ctx, id, PhasePrepare, everyone); err != nil {
+	if err := m.waitAcks(ctx, id, PhasePrepare, everyone, via); err != nil {
 		return err
 	}
 	// 2. Freeze: the moving partitions park; their state moves.
@@ -585,7 +622,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if err := m.freezeHere(ctx, id, plan); err != nil {
 		return err
 	}
-	if err := m.waitAcks(ctx, id, PhaseFreeze, everyone); err != nil {
+	if err := m.waitAcks(ctx, id, PhaseFreeze, everyone, via); err != nil {
 		return err
 	}
 	t2 := time.Now()
@@ -596,7 +633,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if err := m.commitHere(); err != nil {
 		return err
 	}
-	if err := m.waitAcks(ctx, id, PhaseCommit, everyone); err != nil {
+	if err := m.waitAcks(ctx, id, PhaseCommit, everyone, via); err != nil {
 		return err
 	}
 	t3 := time.Now()
@@ -609,7 +646,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if err := m.releaseHere(ctx, prep); err != nil {
 		return err
 	}
-	if err := m.waitAcks(ctx, id, PhaseRelease, everyone); err != nil {
+	if err := m.waitAcks(ctx, id, PhaseRelease, everyone, via); err != nil {
 		return err
 	}
 	if len(plan.Workers) > 1 {
@@ -630,15 +667,20 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 // waitAcks (initializer) waits until every worker of names has acked
 // phase of rescale id. It fails at the first ack that says why not, at
 // phaseTimeout, or as soon as the control link to a worker it waits for
-// is gone or replaced (it stopped or crashed: its ack will not come, and
-// a process started again knows nothing of the rescale).
-func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []string) error {
+// is gone or is no longer the one it was told the phase on (via; the
+// link of now for a name via lacks): it stopped or crashed, its ack will
+// not come, and a process started again knows nothing of the rescale.
+func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []string, via map[string]*ctlConn) error {
 	want := map[string]bool{}
 	m.mu.Lock()
 	links := make(map[string]*ctlConn, len(names))
 	for _, n := range names {
 		want[n] = true
-		links[n] = m.ctl[n]
+		if c, ok := via[n]; ok {
+			links[n] = c
+		} else {
+			links[n] = m.ctl[n]
+		}
 	}
 	m.mu.Unlock()
 	take := func(a RescaleAck) error {
@@ -662,7 +704,17 @@ func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []s
 				return err
 			}
 		case <-tick.C:
-			// Acks that came before a link went count.
+			// The links lost are read first, then the acks queued:
+			// a link's reader queues every ack it read before its
+			// link goes, so one that acked and then went counts.
+			m.mu.Lock()
+			var lost []string
+			for n := range want {
+				if c := m.ctl[n]; c == nil || c != links[n] {
+					lost = append(lost, n)
+				}
+			}
+			m.mu.Unlock()
 			for drained := false; !drained; {
 				select {
 				case a := <-m.rs.acks:
@@ -673,14 +725,12 @@ func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []s
 					drained = true
 				}
 			}
-			m.mu.Lock()
 			var gone []string
-			for n := range want {
-				if c := m.ctl[n]; c == nil || c != links[n] {
+			for _, n := range lost {
+				if want[n] {
 					gone = append(gone, n)
 				}
 			}
-			m.mu.Unlock()
 			if len(gone) > 0 {
 				slices.Sort(gone)
 				return fmt.Errorf("%s: lost the control link to %s (stopped or crashed): its answer will not come", PhaseName(phase), strings.Join(gone, ","))
@@ -1283,12 +1333,16 @@ func (m *Member) unpark(mine bool) []work.Item {
 // freeze and before any Release: the joiners are told to go; every old
 // worker (others: those but this one) takes its states back (Undo), then
 // the old table (UndoRelease). An old worker without a control link (it
-// died, or its link is being replaced) fails the undo before any worker
-// is told: the states it sent or was sent could not be put back, so
-// nothing is undone and the moving partitions stay parked. (A send that
-// fails once the Undo has gone out fails the undo too, with the workers
-// told before it having taken their states back: still parked, wedged.)
-func (m *Member) undoRescale(ctx context.Context, id uint64, plan rescale.Plan, others []string, send func([]string, Rescale) error) error {
+// died) is waited for, up to comeBackWait: started again, it knows
+// nothing of the rescale (its keys are empty, as after any restart; it
+// is not started until the rescale has ended, so it processes nothing by
+// the old table while others still hold the moving partitions), and the
+// others take back what they sent. One that does not come back fails the
+// undo before any worker is told: nothing is undone and the moving
+// partitions stay parked. (A send that fails once the Undo has gone out
+// fails the undo too, with the workers told before it having taken
+// their states back: still parked, wedged.)
+func (m *Member) undoRescale(ctx context.Context, id uint64, plan rescale.Plan, others []string, send func([]string, Rescale) error, via map[string]*ctlConn) error {
 	for _, n := range plan.Joining {
 		if err := send([]string{n}, Rescale{ID: id, Phase: PhaseAbort}); err != nil {
 			m.log.Warn("rescale undo: a joiner was not told to go", "id", id, "worker", n, "err", err)
@@ -1320,7 +1374,7 @@ func (m *Member) undoRescale(ctx context.Context, id uint64, plan rescale.Plan, 
 	if err := m.undoHere(ctx, id); err != nil {
 		return err
 	}
-	if err := m.waitAcks(ctx, id, PhaseUndo, others); err != nil {
+	if err := m.waitAcks(ctx, id, PhaseUndo, others, via); err != nil {
 		return err
 	}
 	if err := send(others, Rescale{ID: id, Phase: PhaseUndoRelease}); err != nil {
@@ -1329,7 +1383,7 @@ func (m *Member) undoRescale(ctx context.Context, id uint64, plan rescale.Plan, 
 	if err := m.undoReleaseHere(ctx); err != nil {
 		return err
 	}
-	return m.waitAcks(ctx, id, PhaseUndoRelease, others)
+	return m.waitAcks(ctx, id, PhaseUndoRelease, others, via)
 }
 
 // comeBackWait bounds how long an undo waits for an old worker whose
@@ -1439,7 +1493,12 @@ func (m *Member) undoReleaseHere(ctx context.Context) error {
 			return fmt.Errorf("undo: %w", err)
 		}
 	}
-	m.dropJoinerLinks(ctx)
+	m.mu.Lock()
+	formed := m.workers != nil
+	m.mu.Unlock()
+	if formed { // (a worker back from a restart may not have its topology yet)
+		m.dropJoinerLinks(ctx)
+	}
 	m.rs.mu.Lock()
 	m.rs.pending = nil
 	m.rs.frozen = false

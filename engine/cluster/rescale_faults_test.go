@@ -340,6 +340,35 @@ func TestRescale_AWorkerThatComesBackTakesPartInTheUndo(t *testing.T) {
 	}
 }
 
+// A worker back from a restart that says it is ready while a grow or
+// shrink is under way (here, its undo) is not started until the rescale
+// has ended: started at once, it would route by the old table while the
+// others still hold the moving partitions.
+func TestRescale_AWorkerBackFromARestartStartsWhenTheRescaleEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _, _ := rsCluster(t, ctx, 2, nil)
+	ms[0].rs.mu.Lock()
+	ms[0].rs.busy = true // a rescale under way
+	ms[0].rs.mu.Unlock()
+	ms[1].mu.Lock()
+	ms[1].started = make(chan struct{}) // as a process started again
+	ms[1].mu.Unlock()
+	if err := ms[1].Ready(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the initializer to put worker1's start off", func() bool {
+		ms[0].rs.mu.Lock()
+		defer ms[0].rs.mu.Unlock()
+		return slices.Equal(ms[0].rs.startAfter, []string{"worker1"})
+	})
+	if ms[1].Started() {
+		t.Fatal("worker1 was started during the rescale")
+	}
+	ms[0].endRescale()
+	waitFor(t, "worker1 started once the rescale ended", ms[1].Started)
+}
+
 // A joiner whose control link is registered only after its grow was
 // aborted (the grow waited for it in vain: "no control link") is told
 // to go when its link comes, and fails its join with a Join Error

@@ -330,7 +330,7 @@ func TestRescaleShrinkUndoneAfterTheFreeze(t *testing.T) {
 // is undone with it: the joiner exits 1 with its Join Error, the cluster
 // keeps its 3 workers and every key its owner, and the stream goes on.
 // worker2's keys restart empty, as after any such restart; every other
-// key is exactly once.
+// key is exactly once and in order.
 func TestRescaleGrowUndoneWhenAWorkerCrashesAndComesBack(t *testing.T) {
 	c := rsStartEach(t, 3, 200, func(i int) []string {
 		if i == 2 {
