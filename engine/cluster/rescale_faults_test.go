@@ -243,14 +243,7 @@ func TestRescale_AJoinerThatLeavesIsTakenOutOfItsJoin(t *testing.T) {
 	})
 	again := joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
 	defer again.Close()
-	go func() {
-		if err := again.Start(ctx); err != nil {
-			t.Errorf("j1 joining again: %v", err)
-			return
-		}
-		again.LinksUp(ctx)
-		again.Ready()
-	}()
+	runJoiner(ctx, again, func(err error) { t.Errorf("j1 joining again: %v", err) })
 	if r := waitResult(t, results, time.Minute); !r.ok {
 		t.Fatal("the join of one failed")
 	}
@@ -268,30 +261,8 @@ func TestRescale_AJoinerThatLeavesIsTakenOutOfItsJoin(t *testing.T) {
 func TestRescale_AWorkerThatComesBackTakesPartInTheUndo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var ms []*Member
-	dropped := make(chan struct{})
 	awaiting := make(chan struct{})
-	ms, fps, results := rsCluster(t, ctx, 3, func(i int, c *Config) {
-		if i != 2 {
-			return
-		}
-		next := c.Install
-		c.Install = func(ctx context.Context, o work.Ownership, then func() []work.Item) error {
-			select {
-			case <-dropped:
-			default:
-				// worker2's freeze: its link to the initializer
-				// drops; it reconnects once the undo waits for it.
-				close(dropped)
-				w := ms[2]
-				w.mu.Lock()
-				link := w.toInit
-				w.mu.Unlock()
-				link.conn.Close()
-			}
-			return next(ctx, o, then)
-		}
-	})
+	ms, fps, results := rsClusterLosingWorker2(t, ctx, false)
 	ms[2].beforeRejoin = func() { <-awaiting }
 	ms[0].onAwaitBack = func(names []string) {
 		if slices.Equal(names, []string{"worker2"}) {
@@ -300,13 +271,7 @@ func TestRescale_AWorkerThatComesBackTakesPartInTheUndo(t *testing.T) {
 	}
 	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
 	defer j.Close()
-	go func() {
-		if err := j.Start(ctx); err != nil {
-			return
-		}
-		j.LinksUp(ctx)
-		j.Ready()
-	}()
+	runJoiner(ctx, j, nil)
 	if r := waitResult(t, results, 3*phaseTimeout); r.ok {
 		t.Fatal("the grow succeeded though worker2's link dropped")
 	}
@@ -315,9 +280,7 @@ func TestRescale_AWorkerThatComesBackTakesPartInTheUndo(t *testing.T) {
 	default:
 		t.Fatal("the undo did not wait for worker2")
 	}
-	ms[0].rs.mu.Lock()
-	wedged := ms[0].rs.wedged
-	ms[0].rs.mu.Unlock()
+	wedged := wedgedOf(ms[0])
 	if wedged != "" {
 		t.Fatalf("wedged: %s", wedged)
 	}
@@ -332,12 +295,7 @@ func TestRescale_AWorkerThatComesBackTakesPartInTheUndo(t *testing.T) {
 			t.Errorf("worker %d after the undo: rescaling %v, %d partitions held", i, ms[i].Rescaling(), heldIn(fp.lastOwn()))
 		}
 	}
-	if r := ms[0].startShrink(ctx, ShrinkRequest{Leaving: []string{"worker1"}}); r != "Shrinking by 1 workers!" {
-		t.Fatalf("a shrink after the undo: %q", r)
-	}
-	if r := waitResult(t, results, 3*phaseTimeout); !r.ok {
-		t.Fatal("the shrink after the undo failed")
-	}
+	shrinkGoesAhead(t, ctx, ms[0], results, "after the undo")
 }
 
 // A worker back from a restart that says it is ready while a grow or
@@ -387,14 +345,7 @@ func TestRescale_AJoinerLinkedAfterItsGrowWasAbortedIsTold(t *testing.T) {
 	failed := make(chan error, 2)
 	join := func(name string) *Member {
 		j := joiner(t, ms[0], name, 2, &fakeProc{}, nil)
-		go func() {
-			if err := j.Start(ctx); err != nil {
-				failed <- fmt.Errorf("%s: %w", name, err)
-				return
-			}
-			j.LinksUp(ctx)
-			j.Ready()
-		}()
+		runJoiner(ctx, j, func(err error) { failed <- fmt.Errorf("%s: %w", name, err) })
 		return j
 	}
 	j1 := join("j1")
@@ -422,14 +373,7 @@ func TestRescale_AJoinerLinkedAfterItsGrowWasAbortedIsTold(t *testing.T) {
 	}
 	again := joiner(t, ms[0], "j3", 1, &fakeProc{}, nil)
 	defer again.Close()
-	go func() {
-		if err := again.Start(ctx); err != nil {
-			t.Errorf("j3: %v", err)
-			return
-		}
-		again.LinksUp(ctx)
-		again.Ready()
-	}()
+	runJoiner(ctx, again, func(err error) { t.Errorf("j3: %v", err) })
 	if r := waitResult(t, results, 3*phaseTimeout); !r.ok {
 		t.Fatal("a join after the aborted grow failed")
 	}
@@ -498,6 +442,71 @@ func TestRescale_InitializerShrunkToOneRestarts(t *testing.T) {
 	}
 }
 
+// rsClusterLosingWorker2 is rsCluster of 3 whose worker2 loses its
+// control link to the initializer at its first freeze; with stop it
+// stops (and does not come back), else it reconnects as a worker that
+// lost its initializer does.
+func rsClusterLosingWorker2(t *testing.T, ctx context.Context, stop bool) ([]*Member, []*fakeProc, chan rescaleResult) {
+	t.Helper()
+	var ms []*Member
+	var once sync.Once
+	ms, fps, results := rsCluster(t, ctx, 3, func(i int, c *Config) {
+		if i != 2 {
+			return
+		}
+		next := c.Install
+		c.Install = func(ctx context.Context, o work.Ownership, then func() []work.Item) error {
+			once.Do(func() {
+				w := ms[2]
+				w.mu.Lock()
+				if stop {
+					w.shutdownR = "test: worker2 is gone"
+				}
+				link := w.toInit
+				w.mu.Unlock()
+				link.conn.Close()
+			})
+			return next(ctx, o, then)
+		}
+	})
+	return ms, fps, results
+}
+
+// wedgedOf is why init refuses every rescale ("" if it does not).
+func wedgedOf(init *Member) string {
+	init.rs.mu.Lock()
+	defer init.rs.mu.Unlock()
+	return init.rs.wedged
+}
+
+// runJoiner starts j, then says its links are up and it is ready, on a
+// goroutine of its own; failed (nil: nothing) gets the error of a Start
+// that fails.
+func runJoiner(ctx context.Context, j *Member, failed func(error)) {
+	go func() {
+		if err := j.Start(ctx); err != nil {
+			if failed != nil {
+				failed(err)
+			}
+			return
+		}
+		j.LinksUp(ctx)
+		j.Ready()
+	}()
+}
+
+// shrinkGoesAhead asks init's cluster to shrink by worker1 and waits
+// for it to succeed (after what).
+func shrinkGoesAhead(t *testing.T, ctx context.Context, init *Member, results chan rescaleResult, what string) {
+	t.Helper()
+	if r := init.startShrink(ctx, ShrinkRequest{Leaving: []string{"worker1"}}); r != "Shrinking by 1 workers!" {
+		t.Fatalf("a shrink %s: %q", what, r)
+	}
+	if r := waitResult(t, results, 3*phaseTimeout); !r.ok {
+		t.Fatalf("the shrink %s failed", what)
+	}
+}
+
 // refusingJoiner starts a joiner into init's cluster whose every import
 // fails (it cannot read the states sent to it): the grow fails at its
 // Commit, once every old worker has sent its states.
@@ -509,13 +518,7 @@ func refusingJoiner(t *testing.T, ctx context.Context, init *Member) (*Member, *
 			return 0, errors.New("the state cannot be read here")
 		}
 	})
-	go func() {
-		if err := j.Start(ctx); err != nil {
-			return
-		}
-		j.LinksUp(ctx)
-		j.Ready()
-	}()
+	runJoiner(ctx, j, nil)
 	return j, fp
 }
 
@@ -574,12 +577,7 @@ func TestRescale_FailureAfterTheFreezeIsUndone(t *testing.T) {
 	case <-time.After(phaseTimeout):
 		t.Error("the joiner of the undone grow was not told to go")
 	}
-	if r := ms[0].startShrink(ctx, ShrinkRequest{Leaving: []string{"worker1"}}); r != "Shrinking by 1 workers!" {
-		t.Fatalf("a shrink after the undone grow: %q", r)
-	}
-	if r := waitResult(t, results, 3*phaseTimeout); !r.ok {
-		t.Fatal("the shrink after the undone grow failed")
-	}
+	shrinkGoesAhead(t, ctx, ms[0], results, "after the undone grow")
 }
 
 // A worker that imported states drops them at the undo (a shrink whose
@@ -635,9 +633,7 @@ func TestRescale_AnUndoneShrinkDropsWhatCameAndGivesBackWhatLeft(t *testing.T) {
 	if got := ms[0].Workers(); len(got) != 3 || ms[2].Leaving() {
 		t.Errorf("after the undone shrink: workers %v, worker2 leaving %v", got, ms[2].Leaving())
 	}
-	ms[0].rs.mu.Lock()
-	wedged := ms[0].rs.wedged
-	ms[0].rs.mu.Unlock()
+	wedged := wedgedOf(ms[0])
 	if wedged != "" {
 		t.Errorf("wedged after an undo: %s", wedged)
 	}
@@ -691,47 +687,16 @@ func TestRescale_AFailedUndoRefusesLaterRescales(t *testing.T) {
 func TestRescale_AWorkerLostDuringTheFreezeWedgesWithoutAnUndo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var ms []*Member
-	lost := make(chan struct{})
-	ms, fps, results := rsCluster(t, ctx, 3, func(i int, c *Config) {
-		if i != 2 {
-			return
-		}
-		next := c.Install
-		c.Install = func(ctx context.Context, o work.Ownership, then func() []work.Item) error {
-			select {
-			case <-lost:
-			default:
-				// worker2's freeze: it stops (no rejoin) and its
-				// link to the initializer goes.
-				close(lost)
-				w := ms[2]
-				w.mu.Lock()
-				w.shutdownR = "test: worker2 is gone"
-				link := w.toInit
-				w.mu.Unlock()
-				link.conn.Close()
-			}
-			return next(ctx, o, then)
-		}
-	})
+	ms, fps, results := rsClusterLosingWorker2(t, ctx, true)
 	ms[0].comeBack = 200 * time.Millisecond // it never comes back
 	fp := &fakeProc{}
 	j := joiner(t, ms[0], "j1", 1, fp, nil)
 	defer j.Close()
-	go func() {
-		if err := j.Start(ctx); err != nil {
-			return
-		}
-		j.LinksUp(ctx)
-		j.Ready()
-	}()
+	runJoiner(ctx, j, nil)
 	if r := waitResult(t, results, 3*phaseTimeout); r.ok {
 		t.Fatal("the grow succeeded without worker2")
 	}
-	ms[0].rs.mu.Lock()
-	wedged := ms[0].rs.wedged
-	ms[0].rs.mu.Unlock()
+	wedged := wedgedOf(ms[0])
 	if !strings.Contains(wedged, "lost the control link to worker2") || !strings.Contains(wedged, "no control link to worker2 (not back within") {
 		t.Errorf("wedged: %q, want the lost link and the refused undo named", wedged)
 	}
@@ -783,14 +748,7 @@ func TestRescale_StateLargerThanAFrameArrivesInPieces(t *testing.T) {
 		}
 	})
 	defer j.Close()
-	go func() {
-		if err := j.Start(ctx); err != nil {
-			t.Errorf("j1: %v", err)
-			return
-		}
-		j.LinksUp(ctx)
-		j.Ready()
-	}()
+	runJoiner(ctx, j, func(err error) { t.Errorf("j1: %v", err) })
 	if r := waitResult(t, results, time.Minute); !r.ok {
 		t.Fatal("the grow failed")
 	}
