@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -733,7 +734,8 @@ func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []s
 			}
 			if len(gone) > 0 {
 				slices.Sort(gone)
-				return fmt.Errorf("%s: lost the control link to %s (stopped or crashed): its answer will not come", PhaseName(phase), strings.Join(gone, ","))
+				pending := slices.Sorted(maps.Keys(want))
+				return &linksLostError{phase: phase, lost: gone, pending: pending}
 			}
 		case <-timeout.C:
 			var missing []string
@@ -747,6 +749,18 @@ func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []s
 		}
 	}
 	return nil
+}
+
+// linksLostError is waitAcks's failure when the control links of lost
+// went before they acked; pending are all that had not acked then.
+type linksLostError struct {
+	phase         uint8
+	lost, pending []string
+}
+
+func (e *linksLostError) Error() string {
+	return fmt.Sprintf("%s: lost the control link to %s (stopped or crashed): its answer will not come",
+		PhaseName(e.phase), strings.Join(e.lost, ","))
 }
 
 // linkCheckEvery is how often waitAcks looks for lost control links.
@@ -1339,51 +1353,88 @@ func (m *Member) unpark(mine bool) []work.Item {
 // the old table while others still hold the moving partitions), and the
 // others take back what they sent. One that does not come back fails the
 // undo before any worker is told: nothing is undone and the moving
-// partitions stay parked. (A send that fails once the Undo has gone out
-// fails the undo too, with the workers told before it having taken
-// their states back: still parked, wedged.)
+// partitions stay parked. A worker lost during the undo is waited for in
+// the same way and told its phase again (up to undoRounds times); one
+// not back in time fails the undo with the workers told before having
+// taken their states back (still parked: wedged).
 func (m *Member) undoRescale(ctx context.Context, id uint64, plan rescale.Plan, others []string, send func([]string, Rescale) error, via map[string]*ctlConn) error {
 	for _, n := range plan.Joining {
 		if err := send([]string{n}, Rescale{ID: id, Phase: PhaseAbort}); err != nil {
 			m.log.Warn("rescale undo: a joiner was not told to go", "id", id, "worker", n, "err", err)
 		}
 	}
-	if gone := m.unlinked(others); len(gone) > 0 {
-		// A worker that crashed comes back when it is started again
-		// with its command line (spec 3.9), knowing nothing of the
-		// rescale: its keys restart empty, as after any such restart,
-		// and the others take back what they sent it. One whose link
-		// dropped and came back takes part in the undo as it is.
-		limit := comeBackWait
-		if m.comeBack > 0 {
-			limit = m.comeBack
+	// Each undo phase is told again to a worker lost while it ran (or
+	// when it was sent), once that worker is back: both can run again
+	// (a worker that took its states back has none left to take, one
+	// started again has none at all).
+	phase := func(ph uint8, here func(context.Context) error) error {
+		todo := others
+		for round := 1; ; round++ {
+			if err := m.awaitBack(ctx, id, todo); err != nil {
+				return err
+			}
+			// (send fails only for a link that is gone or going:
+			// the next round waits for it.)
+			err := send(todo, Rescale{ID: id, Phase: ph})
+			if err == nil && here != nil {
+				if err := here(ctx); err != nil {
+					return err
+				}
+				here = nil
+			}
+			if err == nil {
+				err = m.waitAcks(ctx, id, ph, todo, via)
+				if err == nil {
+					return nil
+				}
+				var lost *linksLostError
+				if !errors.As(err, &lost) {
+					return err
+				}
+				todo = lost.pending
+			}
+			if round == undoRounds {
+				return err
+			}
+			m.log.Warn("rescale undo: a worker was lost; telling it again once it is back", "id", id, "phase", PhaseName(ph), "err", err)
 		}
-		fmt.Fprintf(m.cfg.Console, "AUTOSCALE: waiting up to %v for %s to come back, to undo the failed grow or shrink\n",
-			limit, strings.Join(gone, ","))
-		m.log.Warn("rescale undo: waiting for workers to come back", "id", id, "workers", strings.Join(gone, ","), "limit", limit)
-		if m.onAwaitBack != nil {
-			m.onAwaitBack(gone)
-		}
-		if still := m.waitLinked(ctx, gone, limit); len(still) > 0 {
-			return fmt.Errorf("no control link to %s (not back within %v): what it sent or was sent cannot be put back", strings.Join(still, ","), limit)
-		}
 	}
-	if err := send(others, Rescale{ID: id, Phase: PhaseUndo}); err != nil {
+	if err := phase(PhaseUndo, func(ctx context.Context) error { return m.undoHere(ctx, id) }); err != nil {
 		return err
 	}
-	if err := m.undoHere(ctx, id); err != nil {
-		return err
+	return phase(PhaseUndoRelease, m.undoReleaseHere)
+}
+
+// undoRounds bounds how often one undo phase is told again to workers
+// lost while it ran.
+const undoRounds = 3
+
+// awaitBack (initializer) waits, for the undo of rescale id, until each
+// of names has a control link: a worker that crashed comes back when it
+// is started again with its command line (spec 3.9), knowing nothing of
+// the rescale (its keys restart empty, as after any such restart, and
+// the others take back what they sent it); one whose link dropped and
+// came back takes part as it is. It fails for one not back within
+// comeBackWait.
+func (m *Member) awaitBack(ctx context.Context, id uint64, names []string) error {
+	gone := m.unlinked(names)
+	if len(gone) == 0 {
+		return nil
 	}
-	if err := m.waitAcks(ctx, id, PhaseUndo, others, via); err != nil {
-		return err
+	limit := comeBackWait
+	if m.comeBack > 0 {
+		limit = m.comeBack
 	}
-	if err := send(others, Rescale{ID: id, Phase: PhaseUndoRelease}); err != nil {
-		return err
+	fmt.Fprintf(m.cfg.Console, "AUTOSCALE: waiting up to %v for %s to come back, to undo the failed grow or shrink\n",
+		limit, strings.Join(gone, ","))
+	m.log.Warn("rescale undo: waiting for workers to come back", "id", id, "workers", strings.Join(gone, ","), "limit", limit)
+	if m.onAwaitBack != nil {
+		m.onAwaitBack(gone)
 	}
-	if err := m.undoReleaseHere(ctx); err != nil {
-		return err
+	if still := m.waitLinked(ctx, gone, limit); len(still) > 0 {
+		return fmt.Errorf("no control link to %s (not back within %v): what it sent or was sent cannot be put back", strings.Join(still, ","), limit)
 	}
-	return m.waitAcks(ctx, id, PhaseUndoRelease, others, via)
+	return nil
 }
 
 // comeBackWait bounds how long an undo waits for an old worker whose

@@ -284,18 +284,56 @@ func TestRescale_AWorkerThatComesBackTakesPartInTheUndo(t *testing.T) {
 	if wedged != "" {
 		t.Fatalf("wedged: %s", wedged)
 	}
-	for i, fp := range fps {
-		fp.mu.Lock()
-		exp, back := slices.Clone(fp.exported), slices.Clone(fp.imported)
-		fp.mu.Unlock()
-		if len(exp) == 0 || !slices.Equal(exp, back) {
-			t.Errorf("worker %d exported %v, imported again %v", i, exp, back)
+	checkTookBack(t, ms, fps)
+	shrinkGoesAhead(t, ctx, ms[0], results, "after the undo")
+}
+
+// A worker lost during the undo itself (its link drops while it takes
+// its states back) is waited for and told again once it is back: the
+// undo completes (every old worker took back what it sent, nothing is
+// held, the cluster is not wedged).
+func TestRescale_AWorkerLostDuringTheUndoIsToldAgain(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ms []*Member
+	var once sync.Once
+	awaiting := make(chan struct{})
+	ms, fps, results := rsCluster(t, ctx, 3, func(i int, c *Config) {
+		if i != 2 {
+			return
 		}
-		if ms[i].Rescaling() || heldIn(fp.lastOwn()) != 0 {
-			t.Errorf("worker %d after the undo: rescaling %v, %d partitions held", i, ms[i].Rescaling(), heldIn(fp.lastOwn()))
+		next := c.ImportMany
+		c.ImportMany = func(steps []string, ps []routing.PartitionID, datas [][]byte, budget time.Duration) (int, error) {
+			once.Do(func() { // the undo's import of what worker2 sent
+				w := ms[2]
+				w.mu.Lock()
+				link := w.toInit
+				w.mu.Unlock()
+				link.conn.Close()
+			})
+			return next(steps, ps, datas, budget)
+		}
+	})
+	ms[2].beforeRejoin = func() { <-awaiting }
+	ms[0].onAwaitBack = func(names []string) {
+		if slices.Equal(names, []string{"worker2"}) {
+			close(awaiting)
 		}
 	}
-	shrinkGoesAhead(t, ctx, ms[0], results, "after the undo")
+	j, _ := refusingJoiner(t, ctx, ms[0])
+	defer j.Close()
+	if r := waitResult(t, results, 4*phaseTimeout); r.ok {
+		t.Fatal("the grow succeeded")
+	}
+	select {
+	case <-awaiting:
+	default:
+		t.Fatal("the undo did not wait for worker2")
+	}
+	if w := wedgedOf(ms[0]); w != "" {
+		t.Fatalf("wedged: %s", w)
+	}
+	checkTookBack(t, ms, fps)
 }
 
 // A worker back from a restart that says it is ready while a grow or
@@ -477,6 +515,24 @@ func wedgedOf(init *Member) string {
 	init.rs.mu.Lock()
 	defer init.rs.mu.Unlock()
 	return init.rs.wedged
+}
+
+// checkTookBack checks that every member exported states and imported
+// the same ones again (an undone grow), and that none is rescaling or
+// holds a partition.
+func checkTookBack(t *testing.T, ms []*Member, fps []*fakeProc) {
+	t.Helper()
+	for i, fp := range fps {
+		fp.mu.Lock()
+		exp, back := slices.Clone(fp.exported), slices.Clone(fp.imported)
+		fp.mu.Unlock()
+		if len(exp) == 0 || !slices.Equal(exp, back) {
+			t.Errorf("worker %d exported %v, imported again %v", i, exp, back)
+		}
+		if ms[i].Rescaling() || heldIn(fp.lastOwn()) != 0 {
+			t.Errorf("worker %d after the undo: rescaling %v, %d partitions held", i, ms[i].Rescaling(), heldIn(fp.lastOwn()))
+		}
+	}
 }
 
 // runJoiner starts j, then says its links are up and it is ready, on a
