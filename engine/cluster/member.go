@@ -1116,7 +1116,9 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 	go func() {
 		m.readControl(ctx, c, r)
 		if ctx.Err() == nil && !m.stopping() && !m.rs.isLeaving() {
-			if m.Started() {
+			// (A worker back from a restart may wait for its start
+			// while a grow or shrink ends: it reconnects too.)
+			if m.Started() || m.restarted {
 				// The initializer crashed: it comes back from its
 				// recovery files at the same address.
 				m.log.Warn("lost the control link to the initializer; reconnecting", "initializer", addr)

@@ -100,12 +100,14 @@ type rescaleState struct {
 	// startAfter: workers back from a restart that said Ready during the
 	// rescale, started when it ends (endRescale).
 	startAfter []string
-	acks       chan RescaleAck
-	curID      uint64
-	leaving    bool     // this worker leaves at the end of the current rescale
-	pending    *Rescale // the Prepare of the rescale under way (workers)
-	frozen     bool     // the Freeze of pending has come (workers)
-	importEr   error    // the first import that failed in the current rescale
+	// undoRuns (workers): the last run of each undo phase (undoOnce).
+	undoRuns map[uint8]*undoRun
+	acks     chan RescaleAck
+	curID    uint64
+	leaving  bool     // this worker leaves at the end of the current rescale
+	pending  *Rescale // the Prepare of the rescale under way (workers)
+	frozen   bool     // the Freeze of pending has come (workers)
+	importEr error    // the first import that failed in the current rescale
 	// exported holds the states this worker sent in the current rescale
 	// (whole: a second copy of them until the Release or an Undo; those
 	// an Undo could not import again stay, until the worker stops),
@@ -403,7 +405,14 @@ func (m *Member) endRescale() {
 	m.rs.joiners = nil
 	later := m.rs.startAfter
 	m.rs.startAfter = nil
+	wedged := m.rs.wedged != ""
 	m.rs.mu.Unlock()
+	if wedged && len(later) > 0 {
+		// The moving partitions stay held: started, they would
+		// route by the old table.
+		m.log.Error("workers back from a restart are not started: the failed grow or shrink could not be undone; stop the cluster and start it again", "workers", strings.Join(later, ","))
+		return
+	}
 	for _, n := range later {
 		m.mu.Lock()
 		c := m.ctl[n]
@@ -564,6 +573,13 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 			}
 			via[n] = c
 			if err := c.send(KindRescale, r.Encode()); err != nil {
+				// The link is broken (send closed it): it is gone
+				// now, not once its reader has seen it close.
+				m.mu.Lock()
+				if m.ctl[n] == c {
+					delete(m.ctl, n)
+				}
+				m.mu.Unlock()
 				return fmt.Errorf("tell %s: %w", n, err)
 			}
 		}
@@ -1354,7 +1370,8 @@ func (m *Member) unpark(mine bool) []work.Item {
 // others take back what they sent. One that does not come back fails the
 // undo before any worker is told: nothing is undone and the moving
 // partitions stay parked. A worker lost during the undo is waited for in
-// the same way and told its phase again (up to undoRounds times); one
+// the same way and told its phase again (each phase is told at most
+// undoRounds times in all; a worker runs it once, see undoOnce); one
 // not back in time fails the undo with the workers told before having
 // taken their states back (still parked: wedged).
 func (m *Member) undoRescale(ctx context.Context, id uint64, plan rescale.Plan, others []string, send func([]string, Rescale) error, via map[string]*ctlConn) error {
@@ -1435,6 +1452,39 @@ func (m *Member) awaitBack(ctx context.Context, id uint64, names []string) error
 		return fmt.Errorf("no control link to %s (not back within %v): what it sent or was sent cannot be put back", strings.Join(still, ","), limit)
 	}
 	return nil
+}
+
+// undoRun is one run of an undo phase on a worker.
+type undoRun struct {
+	id   uint64
+	done chan struct{} // closed when it has ended, err set
+	err  error
+}
+
+// undoOnce runs the undo phase r (Undo or UndoRelease) once per rescale:
+// a repeat of it (the initializer tells a phase again to a worker it lost
+// while it ran, and the slow ones with it) waits for the first run and
+// reports its result rather than running beside it.
+func (m *Member) undoOnce(ctx context.Context, r Rescale, run func() error) error {
+	m.rs.mu.Lock()
+	if u := m.rs.undoRuns[r.Phase]; u != nil && u.id == r.ID {
+		m.rs.mu.Unlock()
+		select {
+		case <-u.done:
+			return u.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	u := &undoRun{id: r.ID, done: make(chan struct{})}
+	if m.rs.undoRuns == nil {
+		m.rs.undoRuns = map[uint8]*undoRun{}
+	}
+	m.rs.undoRuns[r.Phase] = u
+	m.rs.mu.Unlock()
+	u.err = run()
+	close(u.done)
+	return u.err
 }
 
 // comeBackWait bounds how long an undo waits for an old worker whose
@@ -1736,9 +1786,9 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 			}
 		}()
 	case PhaseUndo:
-		go func() { ack(m.undoHere(ctx, r.ID)) }()
+		go func() { ack(m.undoOnce(ctx, r, func() error { return m.undoHere(ctx, r.ID) })) }()
 	case PhaseUndoRelease:
-		go func() { ack(m.undoReleaseHere(ctx)) }()
+		go func() { ack(m.undoOnce(ctx, r, func() error { return m.undoReleaseHere(ctx) })) }()
 	case PhaseAbort:
 		m.rs.mu.Lock()
 		m.rs.pending = nil
@@ -1751,9 +1801,11 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		if formed && m.Started() {
 			m.dropJoinerLinks(ctx) // a later rescale would wait for them
 		}
-		if !m.Started() && (formed || (m.cfg.Joining > 0 && !m.restarted)) {
+		if !m.Started() && m.cfg.Joining > 0 && !m.restarted {
 			// (A joiner told before its Prepare came has no
-			// topology yet: it goes all the same.)
+			// topology yet: it goes all the same. A worker back
+			// from a restart, not started until the rescale ends,
+			// stays.)
 			select {
 			case m.rs.joinFailed <- &JoinError{Reason: "the cluster could not take this worker (the grow was aborted; see the initializer's log)"}:
 			default:

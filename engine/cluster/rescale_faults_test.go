@@ -336,10 +336,63 @@ func TestRescale_AWorkerLostDuringTheUndoIsToldAgain(t *testing.T) {
 	checkTookBack(t, ms, fps)
 }
 
+// An undo phase told again while its first run still runs (the
+// initializer lost another worker and tells every one not yet done) is
+// not run a second time beside it: the repeat waits for the first run
+// and reports its result, a failure included; a later rescale's undo
+// runs afresh.
+func TestRescale_AnUndoPhaseToldAgainRunsOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := New(Config{Name: "worker1"})
+	release := make(chan struct{})
+	runs := 0
+	first := make(chan error, 1)
+	undo := Rescale{ID: 7, Phase: PhaseUndo}
+	go func() {
+		first <- m.undoOnce(ctx, undo, func() error {
+			runs++
+			<-release
+			return errors.New("the state cannot be read here")
+		})
+	}()
+	waitFor(t, "the first run to start", func() bool {
+		m.rs.mu.Lock()
+		defer m.rs.mu.Unlock()
+		return m.rs.undoRuns[PhaseUndo] != nil
+	})
+	again := make(chan error, 1)
+	go func() {
+		again <- m.undoOnce(ctx, undo, func() error {
+			t.Error("the phase ran a second time")
+			return nil
+		})
+	}()
+	select {
+	case err := <-again:
+		t.Fatalf("the repeat returned (%v) before the first run ended", err)
+	default:
+	}
+	close(release)
+	for _, ch := range []chan error{first, again} {
+		if err := <-ch; err == nil || !strings.Contains(err.Error(), "cannot be read") {
+			t.Errorf("got %v, want the first run's failure", err)
+		}
+	}
+	if runs != 1 {
+		t.Errorf("ran %d times", runs)
+	}
+	next := 0
+	if err := m.undoOnce(ctx, Rescale{ID: 8, Phase: PhaseUndo}, func() error { next++; return nil }); err != nil || next != 1 {
+		t.Errorf("the undo of the next rescale: err %v, ran %d times", err, next)
+	}
+}
+
 // A worker back from a restart that says it is ready while a grow or
-// shrink is under way (here, its undo) is not started until the rescale
-// has ended: started at once, it would route by the old table while the
-// others still hold the moving partitions.
+// shrink is under way is not started until the rescale has ended:
+// started at once, it would route by the old table while the others
+// still hold the moving partitions. An Abort of that rescale does not
+// fail its start (it is no joiner).
 func TestRescale_AWorkerBackFromARestartStartsWhenTheRescaleEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -361,8 +414,22 @@ func TestRescale_AWorkerBackFromARestartStartsWhenTheRescaleEnds(t *testing.T) {
 	if ms[1].Started() {
 		t.Fatal("worker1 was started during the rescale")
 	}
+	// The rescale is aborted (every worker is told): a worker back
+	// from a restart is no joiner, and waits for its start all the same.
+	ms[0].mu.Lock()
+	link := ms[0].ctl["worker1"]
+	ms[0].mu.Unlock()
+	if err := link.send(KindRescale, Rescale{ID: 7, Phase: PhaseAbort}.Encode()); err != nil {
+		t.Fatal(err)
+	}
 	ms[0].endRescale()
+	// (The Start comes after the Abort on the same link.)
 	waitFor(t, "worker1 started once the rescale ended", ms[1].Started)
+	select {
+	case err := <-ms[1].rs.joinFailed:
+		t.Errorf("the Abort failed worker1's start: %v", err)
+	default:
+	}
 }
 
 // A joiner whose control link is registered only after its grow was
