@@ -1380,10 +1380,10 @@ func (m *Member) undoRescale(ctx context.Context, id uint64, plan rescale.Plan, 
 			m.log.Warn("rescale undo: a joiner was not told to go", "id", id, "worker", n, "err", err)
 		}
 	}
-	// Each undo phase is told again to a worker lost while it ran (or
-	// when it was sent), once that worker is back: both can run again
-	// (a worker that took its states back has none left to take, one
-	// started again has none at all).
+	// Each undo phase is told again, once they are back, to the workers
+	// not done when one was lost while it ran (or when it was sent): a
+	// worker that runs it or ran it reports that run's result
+	// (undoOnce); one started again has nothing to take back.
 	phase := func(ph uint8, here func(context.Context) error) error {
 		todo := others
 		for round := 1; ; round++ {
