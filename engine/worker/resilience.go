@@ -1161,6 +1161,7 @@ func (r *resilience) run(ctx context.Context) {
 	}
 	t := time.NewTimer(0) // the first at once: the sources wait for it
 	defer t.Stop()
+	var fails failedCheckpoints
 	for {
 		select {
 		case <-ctx.Done():
@@ -1173,8 +1174,9 @@ func (r *resilience) run(ctx context.Context) {
 			t0 := time.Now()
 			id, err := r.checkpoint(ctx)
 			if err != nil && ctx.Err() == nil {
-				r.warn("checkpoint failed; the next one will try again", "id", id, "err", err)
+				fails.failed(r, id, err)
 			} else if err == nil {
+				fails.complete(r, id)
 				r.debug("checkpoint complete", "id", id, "took", time.Since(t0).Round(time.Microsecond))
 			}
 			if !rolling && err == nil {
@@ -1209,6 +1211,45 @@ func (r *resilience) run(ctx context.Context) {
 			t.Reset(0)
 		}
 	}
+}
+
+// failedCheckpoints keeps the log of checkpoints that fail in a row
+// readable: while a worker is down they fail every interval, the same
+// way; each new reason is logged, a repeat only every failLogEvery (with
+// how many failed meanwhile), and the first success after failures says
+// so. Run's goroutine only.
+type failedCheckpoints struct {
+	last     string    // the last reason logged
+	loggedAt time.Time // when
+	quiet    int       // failures not logged since
+	inRow    int
+}
+
+// failLogEvery is how often a checkpoint failing for the same reason is
+// logged again.
+const failLogEvery = 10 * time.Second
+
+func (f *failedCheckpoints) failed(r *resilience, id uint64, err error) {
+	f.inRow++
+	why := err.Error()
+	if why == f.last && time.Since(f.loggedAt) < failLogEvery {
+		f.quiet++
+		r.debug("checkpoint failed again", "id", id, "err", err)
+		return
+	}
+	if f.quiet > 0 {
+		r.warn("checkpoint failed; the next one will try again", "id", id, "err", err, "failed_in_a_row", f.inRow, "not_logged", f.quiet)
+	} else {
+		r.warn("checkpoint failed; the next one will try again", "id", id, "err", err)
+	}
+	f.last, f.loggedAt, f.quiet = why, time.Now(), 0
+}
+
+func (f *failedCheckpoints) complete(r *resilience, id uint64) {
+	if f.inRow > 0 {
+		r.log("checkpoints complete again", "id", id, "failed_in_a_row_before", f.inRow)
+	}
+	*f = failedCheckpoints{}
 }
 
 // final (a worker alone, after its loop ended) takes, writes and commits

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -264,4 +266,42 @@ func TestResilience_RotationsAfterACleanStopWriteNothing(t *testing.T) {
 	require.Empty(t, files(), "a clean stop leaves no files")
 	require.NoError(t, r.rotate("asked after the stop"))
 	assert.Empty(t, files(), "a rotation after the clean stop wrote a file")
+}
+
+// Checkpoints that fail in a row for the same reason (a worker down)
+// are logged once, then again only every failLogEvery with how many were
+// not; a new reason is logged at once, and the first success after
+// failures says so.
+func TestFailedCheckpoints_LogsARepeatedReasonOnce(t *testing.T) {
+	var warns, logs []string
+	r := &resilience{
+		warn:  func(msg string, args ...any) { warns = append(warns, fmt.Sprint(append([]any{msg}, args...)...)) },
+		log:   func(msg string, args ...any) { logs = append(logs, msg) },
+		debug: func(string, ...any) {},
+	}
+	var f failedCheckpoints
+	down := errors.New("take of checkpoint 5: not connected to [worker2]")
+	for i := 0; i < 50; i++ {
+		f.failed(r, 5, down)
+	}
+	if len(warns) != 1 {
+		t.Fatalf("50 failures for one reason logged %d times: %q", len(warns), warns)
+	}
+	f.loggedAt = f.loggedAt.Add(-failLogEvery) // as if failLogEvery passed
+	f.failed(r, 5, down)
+	if len(warns) != 2 || !strings.Contains(warns[1], "not_logged49") {
+		t.Fatalf("the repeat after failLogEvery: %q", warns)
+	}
+	f.failed(r, 5, errors.New("take of checkpoint 5: worker1: disk full"))
+	if len(warns) != 3 {
+		t.Fatalf("a new reason was not logged at once: %q", warns)
+	}
+	f.complete(r, 6)
+	if len(logs) != 1 || logs[0] != "checkpoints complete again" {
+		t.Fatalf("the success after failures: %q", logs)
+	}
+	f.complete(r, 7)
+	if len(logs) != 1 {
+		t.Fatalf("a success after successes was logged: %q", logs)
+	}
 }

@@ -348,14 +348,7 @@ func TestRescaleGrowUndoneWhenAWorkerCrashesAndComesBack(t *testing.T) {
 	name := fmt.Sprintf("worker%d", c.next)
 	c.next++
 	j := c.startJoiner(name, c.joinArgs(name, c.control, 1, freePort(t)))
-	if _, exited := rsWaitExit(victim.proc, rsJoinTimeout); !exited {
-		t.Fatalf("%s, which dies when it sends a state, still runs %v after the joiner started; output:\n%s", victim.name, rsJoinTimeout, rsTail(victim.proc, 30))
-	}
-	c.rsWaitLog(c.members[0], "to come back, to undo the failed grow", rsJoinTimeout, c.members[0])
-	args := slices.DeleteFunc(slices.Clone(victim.args), func(a string) bool { return a == "--die-exporting-state" })
-	back := &clusterWorker{proc: start(t, victim.dir, "machida3", args...), name: victim.name,
-		external: victim.external, dir: victim.dir, args: args}
-	c.members[2] = back
+	back := c.restartCrashed(victim, "--die-exporting-state")
 	back.waitOutput("Restarting a listener at", 60*time.Second)
 	code, exited := rsWaitExit(j.proc, rsJoinTimeout)
 	if !exited {
@@ -367,6 +360,27 @@ func TestRescaleGrowUndoneWhenAWorkerCrashesAndComesBack(t *testing.T) {
 	c.waitUndone("grow", pre)
 	t.Logf("%s owned %d keys before its crash; they are checked for their final value only", victim.name, len(keys))
 	c.finish(keys)
+}
+
+// restartCrashed waits for victim, which kills itself during a grow or
+// shrink (its option die), to be gone and for the initializer to wait
+// for it to undo the rescale, then starts it again with its command line
+// without die, in its place among the members.
+func (c *rsCluster) restartCrashed(victim *clusterWorker, die string) *clusterWorker {
+	c.t.Helper()
+	if _, exited := rsWaitExit(victim.proc, rsJoinTimeout); !exited {
+		c.t.Fatalf("%s (%s) still runs %v after the rescale began; output:\n%s", victim.name, die, rsJoinTimeout, rsTail(victim.proc, 30))
+	}
+	c.rsWaitLog(c.members[0], "to come back, to undo the failed grow or shrink", rsJoinTimeout, c.members[0])
+	args := slices.DeleteFunc(slices.Clone(victim.args), func(a string) bool { return a == die })
+	back := &clusterWorker{proc: start(c.t, victim.dir, "machida3", args...), name: victim.name,
+		external: victim.external, dir: victim.dir, args: args}
+	for i, m := range c.members {
+		if m == victim {
+			c.members[i] = back
+		}
+	}
+	return back
 }
 
 // restartMember kills w with SIGKILL and starts it again with its

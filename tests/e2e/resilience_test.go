@@ -572,6 +572,47 @@ func TestResilience_GrowShrinkCrashRecover(t *testing.T) {
 	stopCluster(t, c.members, 0, false)
 }
 
+// With resilience, a worker that crashes while a shrink moves state
+// (worker2 takes in one of the leaver's states: --die-importing-state)
+// and is started again with its command line: the shrink is undone with
+// it (the leaver takes back what it sent and stays), worker2 recovers
+// from its checkpoint, the cluster rolls back to it, and the output is
+// at least once with whole windows for every key.
+func TestResilience_ShrinkUndoneWhenAWorkerCrashesAndComesBack(t *testing.T) {
+	tool(t, "external_sender")
+	tool(t, "cluster_shrinker")
+	recv := rsStartReceiver(t)
+	const limit, keys = 1000, 60
+	gen := []string{"--depth", "1", "--gen-source", "--partitions", strconv.Itoa(keys), "--gen-limit", strconv.Itoa(limit),
+		"--gen-rate", "4000", "--run-with-resilience", "--time-between-checkpoints", "200000000"}
+	c := &rsCluster{t: t, dir: testdataDir(), module: "multi_partition_detector", next: 4, keys: keys, recv: recv, extra: gen}
+	c.in, c.out = freePort(t), recv.addr()
+	c.members = startClusterEach(t, c.dir, c.module, 4, c.in, func(int) string { return c.out }, func(i int) []string {
+		if i == 2 {
+			return []string{"--die-importing-state"}
+		}
+		return nil
+	}, gen...)
+	recv.waitRecords(t, 2000, reRecoverWait, "before the shrink")
+	victim := c.members[2]
+	if r := c.shrinkReply(c.members[0], "--workers", "worker3"); !strings.Contains(r, "Shrinking by 1 workers!") {
+		t.Fatalf("cluster_shrinker --workers worker3: %q", r)
+	}
+	back := c.restartCrashed(victim, "--die-importing-state")
+	c.rsWaitLog(c.members[0], "and was undone", rsJoinTimeout, c.members[0])
+	back.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+	for _, w := range c.members {
+		waitStatus(t, w, 4)
+	}
+	final := map[string]uint64{}
+	for _, k := range rsKeys(keys) {
+		final[k] = limit
+	}
+	recv.waitFinal(t, final, rsFinalTimeout)
+	reCheck(t, recv, final)
+	stopCluster(t, c.members, 0, false)
+}
+
 // cluster_shutdown --keep-state: the cluster takes a last checkpoint and
 // every worker keeps its files; the same command lines started again
 // resume from it, so the output of both runs together is exactly once.

@@ -26,8 +26,9 @@ so that the state of keys moved here cannot be read (as if it ran
 another version of the module): a grow whose joiner has it fails after
 its state began to move; --die-exporting-state kills this worker
 (SIGKILL) the first time one of its states is pickled, as when a grow or
-shrink sends it to another worker: a worker that crashes after the
-state began to move.
+shrink sends it to another worker, and --die-importing-state the first
+time one is unpickled, as when it takes in a state moved to it: a
+worker that crashes after the state began to move.
 """
 
 import os
@@ -49,6 +50,8 @@ def application_setup(args):
     out_host, out_port = wallaroo.tcp_parse_output_addrs(args)[0]
     if "--die-exporting-state" in args:
         TraceWindowState.die_exporting = True
+    if "--die-importing-state" in args:
+        TraceWindowState.die_importing = True
     if "--refuse-moved-state" in args:
         # (trace_window still creates new states: it holds the class.)
         globals().pop("TraceWindowState", None)
@@ -121,6 +124,7 @@ class TraceWindowState(object):
     """The last WINDOW values of one key, oldest first."""
 
     die_exporting = False
+    die_importing = False
 
     def __init__(self):
         self.values = []
@@ -129,6 +133,11 @@ class TraceWindowState(object):
         if self.die_exporting:
             os.kill(os.getpid(), signal.SIGKILL)
         return self.__dict__
+
+    def __setstate__(self, d):
+        if self.die_importing:
+            os.kill(os.getpid(), signal.SIGKILL)
+        self.__dict__.update(d)
 
     def push(self, value):
         self.values.append(value)
