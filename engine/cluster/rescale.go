@@ -337,20 +337,11 @@ func (m *Member) grow(ctx context.Context, joiners []rescale.Joiner) {
 	if m.joinerWait > 0 {
 		wait = m.joinerWait
 	}
-	for deadline := time.Now().Add(wait); ; {
-		m.mu.Lock()
-		all := true
-		for _, j := range joiners {
-			if m.ctl[j.Name] == nil {
-				all = false
-			}
-		}
-		m.mu.Unlock()
-		if all || time.Now().After(deadline) || ctx.Err() != nil {
-			break // (a link still missing fails the Prepare, which aborts)
-		}
-		time.Sleep(5 * time.Millisecond)
+	names := make([]string, len(joiners))
+	for i, j := range joiners {
+		names[i] = j.Name
 	}
+	m.waitLinked(ctx, names, wait) // (a link still missing fails the Prepare, which aborts)
 	m.mu.Lock()
 	plan, err := rescale.Grow(m.table, m.workers, m.dataAddrs, joiners)
 	m.mu.Unlock()
