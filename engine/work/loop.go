@@ -148,7 +148,8 @@ type loop struct {
 // Processor.Process in one call (never waiting for more), writes what
 // comes out to the sinks and routes envelopes, aligns barriers per input,
 // applies ownership changes in order, and runs generator sources in turn
-// with the queued work so neither starves the other.
+// with the queued work so neither starves the other (never ahead of work
+// the loop made itself and has not run yet: it is older).
 //
 // It returns nil when drainCtx ends, or when the queue is closed and
 // drained and srcCtx has ended; the processor's (or a sink's, or
@@ -352,8 +353,13 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 		if err := l.deliver(drainCtx, perr); err != nil {
 			return err
 		}
-		// Fairness: one generator round after each run of queued work.
-		if l.generating(srcCtx) {
+		// Fairness: one generator round after each run of queued work,
+		// but not while work the loop made itself waits (l.local): what
+		// a rescale parked and now resumes, or input held by a barrier,
+		// is older than anything a generator would make now, and a key's
+		// messages keep their order (parked work split over two calls
+		// by the message budget would otherwise be overtaken).
+		if len(l.local) == 0 && l.generating(srcCtx) {
 			if err := l.generate(drainCtx); err != nil {
 				return err
 			}

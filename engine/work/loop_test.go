@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -226,5 +227,89 @@ func TestLoop_HeldInputDoesNotFillTheLane(t *testing.T) {
 	<-loopDone
 	if err := <-puts; err != nil && err != context.Canceled {
 		t.Error(err)
+	}
+}
+
+// orderProcessor logs, in order, each envelope batch it runs (its Count
+// is its tag) and each generator round (-1).
+type orderProcessor struct {
+	mu  sync.Mutex
+	log []int
+}
+
+func (p *orderProcessor) Process(items []Item, out *Output) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, it := range items {
+		if it.Kind == KindEnvelopes {
+			p.log = append(p.log, it.Envelopes.Count)
+		}
+	}
+	return nil
+}
+
+func (p *orderProcessor) Generate(int, int, *Output) (bool, error) {
+	p.mu.Lock()
+	p.log = append(p.log, -1)
+	p.mu.Unlock()
+	return false, nil
+}
+
+func (p *orderProcessor) SetOwnership(Ownership) error { return nil }
+
+func (p *orderProcessor) snapshot() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.log)
+}
+
+// Work the loop resumes (what an undone rescale parked, handed back by a
+// call) runs whole before the next generator round, even when the
+// message budget splits it over several calls: the generator's new
+// messages must not overtake the older parked ones of the same keys.
+func TestLoop_ResumedWorkRunsBeforeTheNextGeneratorRound(t *testing.T) {
+	q := NewQueue(16, 1<<20)
+	p := &orderProcessor{}
+	var resumed []int
+	for tag := 100; tag < 112; tag++ {
+		resumed = append(resumed, tag)
+	}
+	call := CallItem(ControlInput, func() []Item {
+		var items []Item
+		for _, tag := range resumed {
+			items = append(items, ResumeItem(Envelopes{Dest: Here, Count: tag}))
+		}
+		return items
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Loop(ctx, ctx, LoopConfig{Processor: p, Queue: q, Generators: []int{0},
+			MaxMessagesPerCall: 150})
+	}()
+	if err := q.Put(ctx, call); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until every resumed batch ran and a generator round came after.
+	deadline := time.Now().Add(30 * time.Second)
+	var got []int
+	for {
+		got = p.snapshot()
+		if i := slices.Index(got, resumed[len(resumed)-1]); i >= 0 && slices.Contains(got[i:], -1) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the resumed work did not all run, or no generator round came after it")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	first := slices.Index(got, resumed[0])
+	if run := got[first : first+len(resumed)]; !slices.Equal(run, resumed) {
+		t.Fatalf("a generator round ran in the middle of the resumed work: %v", run)
 	}
 }
