@@ -255,16 +255,23 @@ func TestResilience_KilledWhileDataFlowsRecovers(t *testing.T) {
 // A damaged newest checkpoint (a flipped byte) is detected by its
 // checksum and the one before it is used; a half-written snapshot of a
 // checkpoint that never committed (a crash while writing) is ignored.
+//
+// The worker kills itself right after committing its 8th checkpoint
+// (reCrashAtEnv), so the newest checkpoint in its event log is a
+// committed one: killed at any other moment, the newest could be one
+// written and not yet committed, which recovery never reads (and so
+// never finds damaged).
 func TestResilience_DamagedCheckpointFallsBackToThePreviousOne(t *testing.T) {
 	dir := t.TempDir()
 	recv := rsStartReceiver(t)
 	const limit = 1200
 	args := reArgs(t, dir, recv.addr(), limit, 3000)
+	t.Setenv(reCrashAtEnv, "initializer:commit:8")
 	w := start(t, testdataDir(), "machida3", args...)
-	reWaitCheckpoints(t, dir, "Multi Partition Detector", "initializer", 3)
-	recv.waitRecords(t, 2000, reRecoverWait, "before the kill")
-	w.cmd.Process.Signal(syscall.SIGKILL)
-	w.wait(30 * time.Second)
+	if code := w.wait(reRecoverWait); !strings.Contains(w.stderr.String(), "killing this worker at checkpoint step") {
+		t.Fatalf("the worker did not kill itself after its 8th commit (exit %d)\nstderr:\n%s", code, w.stderr.String())
+	}
+	t.Setenv(reCrashAtEnv, "")
 	// The event log (0.6's name) holds the checkpoints kept, the newest
 	// last: damage a byte of the newest one.
 	evlog := filepath.Join(dir, "Multi Partition Detector-initializer.evlog")
