@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,11 +49,14 @@ type processor struct {
 	// headerLen and maxPayload frame raw batches, by source index.
 	headerLen  []int
 	maxPayload []int
-	// spreadNext holds the spread slots SetSpread asked for (any
+	// spreadNext holds the spread weights SetSpread asked for (any
 	// goroutine), until the next Process call installs them; nil when
 	// none are pending.
 	spreadMu   sync.Mutex
-	spreadNext []work.Dest
+	spreadNext map[work.Dest]float64
+	// spreadDests are the spread destinations of the ownership table
+	// installed last (SetOwnership; read and written inside Do only).
+	spreadDests []work.Dest
 	// m: metrics (metrics.go).
 	m procMetrics
 }
@@ -62,14 +67,15 @@ const spreadSlots = 64
 
 // SetSpread implements work.SpreadSetter: the runner deals its spread
 // segments' messages over the destinations in proportion to weights,
-// from the next Process call on.
+// from the next Process call on. Weights are measured on a timer and
+// may name a destination the table installed since has taken out of
+// the dealing (a worker leaving in a shrink): the others share its part.
 func (p *processor) SetSpread(weights map[work.Dest]float64) {
-	slots := spread.Slots(weights, spreadSlots)
-	if len(slots) == 0 {
+	if len(weights) == 0 {
 		return
 	}
 	p.spreadMu.Lock()
-	p.spreadNext = slots
+	p.spreadNext = maps.Clone(weights)
 	p.spreadMu.Unlock()
 }
 
@@ -87,15 +93,25 @@ func destList(py *bridge.Py, ds []work.Dest) (bridge.Object, error) {
 	return l, err
 }
 
-// installSpread hands pending spread slots to the runner; inside Do. Only
-// a failure to build the list is an error.
+// installSpread deals the pending spread weights, cut to the spread
+// destinations of the table installed now, into slots and hands them to
+// the runner; inside Do. Only a failure to build the list is an error.
 func (p *processor) installSpread(py *bridge.Py) error {
 	p.spreadMu.Lock()
-	slots := p.spreadNext
+	weights := p.spreadNext
 	p.spreadNext = nil
 	p.spreadMu.Unlock()
-	if slots == nil {
+	if weights == nil {
 		return nil
+	}
+	dests := p.spreadDests
+	if len(dests) == 0 {
+		dests = []work.Dest{work.Here} // (the runner's default)
+	}
+	maps.DeleteFunc(weights, func(d work.Dest, _ float64) bool { return !slices.Contains(dests, d) })
+	slots := spread.Slots(weights, spreadSlots)
+	if len(slots) == 0 {
+		return nil // weights for none of today's destinations: the deal stays
 	}
 	l, err := destList(py, slots)
 	if err != nil {
@@ -103,8 +119,9 @@ func (p *processor) installSpread(py *bridge.Py) error {
 	}
 	defer py.DecRef(l)
 	if err := py.CallMethodDiscard(p.runner, "set_spread_slots", l); err != nil {
-		// Stale weights (a destination that left since): the deal stays
-		// as it was; dealing is never worth stopping the worker.
+		// (Not expected: the weights were cut to the runner's spread
+		// destinations above.) The deal stays as it was; dealing is
+		// never worth stopping the worker.
 		p.log.Warn("spread weights not installed", "err", err)
 	}
 	return nil
@@ -551,6 +568,7 @@ func (p *processor) SetOwnership(o work.Ownership) error {
 			return fmt.Errorf("ownership epoch %d: %w", o.Epoch, err)
 		}
 		p.allLocal = o.AllLocal()
+		p.spreadDests = slices.Clone(o.Spread)
 		return nil
 	})
 }

@@ -261,11 +261,17 @@ func TestProcessor_SetSpreadWeighsTheDeal(t *testing.T) {
 	if n := sent(); n == 0 {
 		t.Fatal("all weight on destination 1, yet no message left")
 	}
-	// Weights naming a destination that is not a spread destination
-	// (stale) are refused with a warning; the deal stays as it was.
+	// Weights naming only a destination that is not a spread
+	// destination (stale: measured before a shrink took it out) leave
+	// the deal as it was.
 	p.SetSpread(map[work.Dest]float64{7: 1})
 	if n := sent(); n == 0 {
 		t.Fatal("after stale weights the deal changed")
+	}
+	// With others beside it, its part goes to them: all here now.
+	p.SetSpread(map[work.Dest]float64{work.Here: 1, 7: 3})
+	if n := sent(); n != 0 {
+		t.Fatalf("the weight of a destination that is not a spread destination was not left out: %d messages left", n)
 	}
 }
 
