@@ -775,6 +775,23 @@ func (c *rsCluster) mustSnapshot(what string) rsOwnership {
 	return own
 }
 
+// settledSnapshot is mustSnapshot once every key sent so far is owned
+// by exactly one worker, waited for up to timeout: a worker started again
+// after a crash has its keys back only as their next messages reach it.
+func (c *rsCluster) settledSnapshot(what string, timeout time.Duration) rsOwnership {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		c.checkAlive()
+		own, err := c.snapshot()
+		if err == nil && len(own.duplicates()) == 0 && !slices.ContainsFunc(rsKeys(c.keys), func(k string) bool { return len(own[k]) == 0 }) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return c.mustSnapshot(what)
+}
+
 // waitMembers waits until every member answers cluster-status-query with
 // processing_messages true and exactly the members' names (initializer
 // first), failing at once if a member exits.

@@ -293,7 +293,7 @@ func (c *rsCluster) waitUndone(what string, pre rsOwnership) {
 	c.t.Helper()
 	c.members[0].proc.waitOutput("and was undone", rsJoinTimeout)
 	c.waitMembers("after the undone "+what, rsJoinTimeout)
-	post := c.mustSnapshot("after the undone " + what)
+	post := c.settledSnapshot("after the undone "+what, rsJoinTimeout)
 	for k := range pre {
 		if pre.owner(k) != post.owner(k) || len(post[k]) != 1 {
 			c.t.Errorf("key %s: owned by %v before the undone %s, by %v after", k, pre[k], what, post[k])
