@@ -762,9 +762,13 @@ func (m *Member) balance(ctx context.Context) {
 		}
 		if ws := m.Workers(); !slices.Equal(ws, members) {
 			// Grown or shrunk: the dealing starts even again over the
-			// new members (as the processor's does).
+			// new members, here and in the processor (which may still
+			// deal by weights measured before).
 			members = ws
 			bal = spread.NewBalancer(members)
+			if m.cfg.OnSpread != nil {
+				m.cfg.OnSpread(bal.Shares())
+			}
 		}
 		busy, now := m.cfg.BusyNanos(), time.Now()
 		util := 0.0

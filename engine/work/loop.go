@@ -126,9 +126,13 @@ type loop struct {
 	cfg LoopConfig
 	// local holds work taken before the queue: envelopes looped back to
 	// this processor (first: they continue items already processed),
-	// items released after a barrier, and an item put back while
-	// gathering a run of data items.
+	// items released after a barrier, an item put back while gathering a
+	// run of data items, and the items a call or an ownership change
+	// hands back (what a rescale parked, to run now). Only pushFront
+	// adds to it; resumed counts its items of internalInput (the
+	// loop's own work, older than anything a generator makes now).
 	local   []Item
+	resumed int
 	held    map[int][]Item
 	aligner *barrier.Aligner
 	// closed is the newest barrier completed or given up: later
@@ -148,8 +152,8 @@ type loop struct {
 // Processor.Process in one call (never waiting for more), writes what
 // comes out to the sinks and routes envelopes, aligns barriers per input,
 // applies ownership changes in order, and runs generator sources in turn
-// with the queued work so neither starves the other (never ahead of work
-// the loop made itself and has not run yet: it is older).
+// with the queued work so neither starves the other (never ahead of the
+// loop's own work that has not run yet: it is older).
 //
 // It returns nil when drainCtx ends, or when the queue is closed and
 // drained and srcCtx has ended; the processor's (or a sink's, or
@@ -179,6 +183,9 @@ func (l *loop) next(ctx context.Context, block bool) (it Item, ok bool) {
 		it = l.local[0]
 		l.local[0] = Item{}
 		l.local = l.local[1:]
+		if it.Input == internalInput {
+			l.resumed--
+		}
 		return it, true
 	}
 	for {
@@ -302,7 +309,7 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 			err := l.cfg.Processor.SetOwnership(it.Ownership)
 			if it.Applied != nil {
 				if first := it.Applied(err); len(first) > 0 {
-					l.local = append(first, l.local...)
+					l.pushFront(first...)
 				}
 			}
 			if err != nil {
@@ -312,7 +319,7 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 		case KindCall:
 			if it.Call != nil {
 				if first := it.Call(); len(first) > 0 {
-					l.local = append(first, l.local...)
+					l.pushFront(first...)
 				}
 			}
 			if it.Rearm {
@@ -334,7 +341,7 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 			switch {
 			case more.Kind != KindBatch && more.Kind != KindEnvelopes,
 				more.Input != internalInput && l.aligner.Held(more.Input):
-				l.local = append([]Item{more}, l.local...)
+				l.pushFront(more)
 				break gather
 			}
 			items = append(items, more)
@@ -354,12 +361,12 @@ func (l *loop) run(srcCtx, drainCtx context.Context) error {
 			return err
 		}
 		// Fairness: one generator round after each run of queued work,
-		// but not while work the loop made itself waits (l.local): what
-		// a rescale parked and now resumes, or input held by a barrier,
-		// is older than anything a generator would make now, and a key's
+		// but not while the loop's own work waits (l.resumed): what a
+		// rescale parked and now resumes, or envelopes looped back, is
+		// older than anything a generator would make now, and a key's
 		// messages keep their order (parked work split over two calls
 		// by the message budget would otherwise be overtaken).
-		if len(l.local) == 0 && l.generating(srcCtx) {
+		if l.resumed == 0 && l.generating(srcCtx) {
 			if err := l.generate(drainCtx); err != nil {
 				return err
 			}
@@ -514,7 +521,18 @@ func (l *loop) release() {
 		delete(l.held, in)
 	}
 	l.heldBytes = 0
-	l.local = append(released, l.local...)
+	l.pushFront(released...)
+}
+
+// pushFront puts items ahead of everything else the loop will take, in
+// their order.
+func (l *loop) pushFront(items ...Item) {
+	for i := range items {
+		if items[i].Input == internalInput {
+			l.resumed++
+		}
+	}
+	l.local = append(items, l.local...)
 }
 
 // deliver logs the batches the processor rejected, writes l.out to the
@@ -551,7 +569,7 @@ func (l *loop) deliver(ctx context.Context, perr error) error {
 	var back []Item
 	defer func() {
 		if len(back) > 0 {
-			l.local = append(back, l.local...)
+			l.pushFront(back...)
 		}
 	}()
 	for _, e := range l.out.Envelopes {

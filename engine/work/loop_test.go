@@ -231,7 +231,8 @@ func TestLoop_HeldInputDoesNotFillTheLane(t *testing.T) {
 }
 
 // orderProcessor logs, in order, each envelope batch it runs (its Count
-// is its tag) and each generator round (-1).
+// is its tag), each raw batch (its size is its tag) and each generator
+// round (-1).
 type orderProcessor struct {
 	mu  sync.Mutex
 	log []int
@@ -241,8 +242,11 @@ func (p *orderProcessor) Process(items []Item, out *Output) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, it := range items {
-		if it.Kind == KindEnvelopes {
+		switch it.Kind {
+		case KindEnvelopes:
 			p.log = append(p.log, it.Envelopes.Count)
+		case KindBatch:
+			p.log = append(p.log, len(it.Batch.Buf))
 		}
 	}
 	return nil
@@ -311,5 +315,58 @@ func TestLoop_ResumedWorkRunsBeforeTheNextGeneratorRound(t *testing.T) {
 	first := slices.Index(got, resumed[0])
 	if run := got[first : first+len(resumed)]; !slices.Equal(run, resumed) {
 		t.Fatalf("a generator round ran in the middle of the resumed work: %v", run)
+	}
+}
+
+// Items of peers put back into the loop's own list (an input held by a
+// barrier, met while gathering) are not the loop's own work: generator
+// rounds go on between the calls meanwhile.
+func TestLoop_HeldPeerInputDoesNotStopTheGenerators(t *testing.T) {
+	const pairs = 100
+	q := NewQueue(4*pairs, 1<<20)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The barrier has come on input 1 (not on 0 or 2): input 1 is held;
+	// the lane alternates input 2 (runs) and input 1 (held, put back).
+	items := []Item{BarrierItem(1, barrier.Barrier{ID: 1, Kind: barrier.Checkpoint})}
+	for i := 0; i < pairs; i++ {
+		items = append(items, tagged(2, 200+i), tagged(1, 1000+i))
+	}
+	for _, it := range items {
+		if err := q.Put(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &orderProcessor{}
+	done := make(chan error, 1)
+	go func() {
+		done <- Loop(ctx, ctx, LoopConfig{Processor: p, Queue: q, Generators: []int{0}, Inputs: 3,
+			MaxMessagesPerCall: 1 << 20})
+	}()
+	last := 200 + pairs - 1
+	deadline := time.Now().Add(30 * time.Second)
+	var got []int
+	for {
+		got = p.snapshot()
+		if slices.Contains(got, last) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("input 2 did not all run")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rounds := 0
+	for _, v := range got[slices.Index(got, 200):slices.Index(got, last)] {
+		if v == -1 {
+			rounds++
+		}
+	}
+	if rounds < pairs/2 {
+		t.Fatalf("%d generator rounds while %d calls ran input 2 (input 1 held): the generators were held back by peers' input", rounds, pairs)
 	}
 }

@@ -775,16 +775,17 @@ func (c *rsCluster) mustSnapshot(what string) rsOwnership {
 	return own
 }
 
-// settledSnapshot is mustSnapshot once every key sent so far is owned
-// by exactly one worker, waited for up to timeout: a worker started again
-// after a crash has its keys back only as their next messages reach it.
+// settledSnapshot is mustSnapshot once every key sent so far is owned,
+// waited for up to timeout: a worker started again after a crash has its
+// keys back only as their next messages reach it. A key owned twice
+// fails at once (mustSnapshot), not waited out.
 func (c *rsCluster) settledSnapshot(what string, timeout time.Duration) rsOwnership {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		c.checkAlive()
 		own, err := c.snapshot()
-		if err == nil && len(own.duplicates()) == 0 && !slices.ContainsFunc(rsKeys(c.keys), func(k string) bool { return len(own[k]) == 0 }) {
+		if err == nil && (len(own.duplicates()) > 0 || !slices.ContainsFunc(rsKeys(c.keys), func(k string) bool { return len(own[k]) == 0 })) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
