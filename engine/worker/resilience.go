@@ -1237,11 +1237,11 @@ func (f *failedCheckpoints) failed(r *resilience, id uint64, err error) {
 		r.debug("checkpoint failed again", "id", id, "err", err)
 		return
 	}
+	args := []any{"id", id, "err", err}
 	if f.quiet > 0 {
-		r.warn("checkpoint failed; the next one will try again", "id", id, "err", err, "failed_in_a_row", f.inRow, "not_logged", f.quiet)
-	} else {
-		r.warn("checkpoint failed; the next one will try again", "id", id, "err", err)
+		args = append(args, "failed_in_a_row", f.inRow, "not_logged", f.quiet)
 	}
+	r.warn("checkpoint failed; the next one will try again", args...)
 	f.last, f.loggedAt, f.quiet = why, time.Now(), 0
 }
 

@@ -785,8 +785,9 @@ func (c *rsCluster) settledSnapshot(what string, timeout time.Duration) rsOwners
 	for time.Now().Before(deadline) {
 		c.checkAlive()
 		own, err := c.snapshot()
-		if err == nil && (len(own.duplicates()) > 0 || !slices.ContainsFunc(rsKeys(c.keys), func(k string) bool { return len(own[k]) == 0 })) {
-			break
+		unowned := func(k string) bool { return len(own[k]) == 0 }
+		if err == nil && (len(own.duplicates()) > 0 || !slices.ContainsFunc(rsKeys(c.keys), unowned)) {
+			break // settled, or owned twice: mustSnapshot says which
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
