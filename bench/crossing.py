@@ -10,6 +10,12 @@ time per line of each (thread time, GC off) and their ratio.
 
 COUNT_THIS_TXT defaults to ../shared/data/count_this.txt from the
 repository root. A diagnostic for PERFORMANCE.md, not part of make bench.
+
+Text columns cross pickled here: the binaries pack them with C functions
+(bridge/shim.c) that plain Python does not have, and the pure-Python
+reference packer (wallaroo._columns) costs far more than either (the
+ratio reads about 1.4 with it against 1.2 with pickle), so pickle is the
+nearer stand-in; --reference-packer measures with the reference anyway.
 """
 
 import argparse
@@ -84,7 +90,11 @@ def main():
                         default=os.path.join(ROOT, "..", "shared", "data", "count_this.txt"))
     parser.add_argument("--lines", type=int, default=100000)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reference-packer", action="store_true",
+                        help="pack text columns with wallaroo._columns (slow) instead of pickling them")
     args = parser.parse_args()
+    if not args.reference_packer:
+        R._pack_text = lambda values: None  # None: pickle the column
     with open(args.count_this, "rb") as f:
         lines = [l.rstrip(b"\n") for l in f if l.strip()]
     data = [lines[i % len(lines)] for i in range(args.lines)]

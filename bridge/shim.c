@@ -448,53 +448,11 @@ static PyObject *wb_corrupt_column(const char *why) {
     return NULL;
 }
 
-/* Sharing repeated items: a column's items repeat (the same few keys and
- * words over and over), so the unpacker makes one str per distinct short
- * item of a column and puts that object in the list again where the item
- * repeats. A new reference costs an increment where a new str costs an
- * allocation, later a hash (a str caches its hash, so the state lookups
- * of the repeats do not hash again) and a free. Equal strings that are
- * one object cannot be told apart but by `is`, which Python never
- * promised to be false for them. The table is the call's own: no state
- * between calls, no memory kept. It is bounded (WB_SHARE_SLOTS slots,
- * filled to half at most, WB_SHARE_PROBES probes a lookup), so items
- * made to collide cost a few comparisons each, never a scan. */
-#define WB_SHARE_MAX_LEN 64
-#define WB_SHARE_SLOTS 1024
-#define WB_SHARE_PROBES 8
-
-static uint64_t wb_share_hash(const unsigned char *p, uint64_t n) {
-    uint64_t h = (n + 1) * 0x9e3779b97f4a7c15ull, w;
-    while (n >= 8) {
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-        p += 8;
-        n -= 8;
-    }
-    if (n > 0) {
-        w = 0;
-        memcpy(&w, p, (size_t)n);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    return h;
-}
-
-/* One slot of the sharing table: an item's bytes in the column and the
- * list index of the str made from them (idx 0 with len -1: empty). */
-struct wb_share_slot {
-    const unsigned char *at;
-    Py_ssize_t len;
-    Py_ssize_t idx;
-};
-
 static PyObject *wb_unpack_text(PyObject *self, PyObject *data) {
     const unsigned char *start, *end, *p, *lens, *body;
     uint64_t count, n, total = 0, room;
-    Py_ssize_t i, filled = 0;
+    Py_ssize_t i;
     PyObject *list;
-    struct wb_share_slot *share = NULL;
     (void)self;
     if (!PyBytes_Check(data)) {
         PyErr_Format(PyExc_TypeError, "a text column is bytes, not %.100s", Py_TYPE(data)->tp_name);
@@ -525,50 +483,14 @@ static PyObject *wb_unpack_text(PyObject *self, PyObject *data) {
     if (total != (uint64_t)(end - body)) {
         return wb_corrupt_column("its items' lengths add up to less than its size");
     }
-    if (count >= 4) {
-        share = PyMem_Malloc(sizeof(*share) * WB_SHARE_SLOTS);
-        if (share == NULL) {
-            return PyErr_NoMemory();
-        }
-        for (i = 0; i < WB_SHARE_SLOTS; i++) {
-            share[i].len = -1;
-        }
-    }
     list = PyList_New((Py_ssize_t)count); /* new */
     if (list == NULL) {
-        PyMem_Free(share);
         return NULL;
     }
     p = lens;
     for (i = 0; i < (Py_ssize_t)count; i++) {
         PyObject *s;
-        struct wb_share_slot *free_slot = NULL;
         wb_get_varint(&p, end, &n); /* read once above: cannot fail */
-        if (share != NULL && n <= WB_SHARE_MAX_LEN) {
-            uint64_t h = wb_share_hash(body, n);
-            int k;
-            s = NULL;
-            for (k = 0; k < WB_SHARE_PROBES; k++) {
-                struct wb_share_slot *sl = &share[(h + (uint64_t)k) & (WB_SHARE_SLOTS - 1)];
-                if (sl->len < 0) {
-                    free_slot = sl;
-                    break;
-                }
-                if ((uint64_t)sl->len == n && memcmp(sl->at, body, (size_t)n) == 0) {
-                    s = PyList_GET_ITEM(list, sl->idx);
-                    break;
-                }
-            }
-            if (s != NULL) {
-                Py_INCREF(s);
-                PyList_SET_ITEM(list, i, s); /* steals the new reference */
-                body += n;
-                continue;
-            }
-            if (filled >= WB_SHARE_SLOTS / 2) {
-                free_slot = NULL; /* full enough: made, not remembered */
-            }
-        }
 #if PY_MAJOR_VERSION >= 3
         {
             uint64_t j;
@@ -586,7 +508,6 @@ static PyObject *wb_unpack_text(PyObject *self, PyObject *data) {
                 if (s == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
                     PyErr_Clear();
                     Py_DECREF(list);
-                    PyMem_Free(share);
                     return wb_corrupt_column("an item is not UTF-8");
                 }
             }
@@ -596,19 +517,11 @@ static PyObject *wb_unpack_text(PyObject *self, PyObject *data) {
 #endif
         if (s == NULL) {
             Py_DECREF(list);
-            PyMem_Free(share);
             return NULL;
         }
         PyList_SET_ITEM(list, i, s); /* steals s */
-        if (free_slot != NULL) {
-            free_slot->at = body;
-            free_slot->len = (Py_ssize_t)n;
-            free_slot->idx = i;
-            filled++;
-        }
         body += n;
     }
-    PyMem_Free(share);
     return list;
 }
 

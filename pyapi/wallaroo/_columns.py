@@ -19,9 +19,7 @@ unpacking two thirds of unpickling's (PERFORMANCE.md); these are the
 reference, used where the package runs without a binary (its tests). The
 C packer takes any exact ``str``; this one only lists whose text is ASCII
 (the others are pickled: correct, only slower). Either unpacker reads
-what either packer makes. The C unpacker also makes one str per distinct
-short item of a column and repeats that object where the item repeats
-(equal strings, told apart only by ``is``); this one makes each anew.
+what either packer makes.
 
 Nothing here is public API. One source for Python 2.7 and 3.x.
 """
