@@ -140,6 +140,33 @@ def _as_key(key, stage):
         % (stage, type(key).__name__, _describe(key)))
 
 
+class _KeyTexts(object):
+    """A bounded cache of the text of bytes keys (Python 3), for the
+    compiled loops: a key extractor that returns bytes (a symbol cut out of
+    a binary message, say) gives a new bytes object each message, and
+    decoding it through _as_key costs a call and a decode; the cache gives
+    the same native str for the same bytes, its hash already computed, for
+    one dict lookup. Keys of more than MAX_LEN bytes are not kept; past
+    MAX_KEYS entries the cache starts again empty (memory stays bounded
+    whatever the keys). Owned by its Runner's thread."""
+
+    MAX_LEN = 64
+    MAX_KEYS = 8192
+
+    def __init__(self):
+        self.texts = {}
+        self.get = self.texts.get
+
+    def miss(self, key):
+        """The text of exact bytes key (as _as_key gives it), kept."""
+        text = bytes.decode(key, "utf-8", "surrogateescape")
+        if len(key) <= self.MAX_LEN:
+            if len(self.texts) >= self.MAX_KEYS:
+                self.texts.clear()
+            self.texts[key] = text
+        return text
+
+
 def _key_bytes(key):
     """The bytes of a normalised key (what the engine hashes and shows)."""
     if _PY2:
@@ -573,6 +600,7 @@ class Runner(object):
         self.track = False
         self.hot = {}
         self.ckpt_class = {}  # step id -> the class of its D and T records
+        self.key_texts = _KeyTexts()  # bytes keys' texts (Python 3)
         self.ckpt_names = {}  # step id -> the attribute names of its T records
         self.initial_states = {}  # step id -> its state class (creator)
         # --on-error skip (set_dead_letter): the loops catch an exception
@@ -1799,7 +1827,15 @@ class Path(object):
                 env["_f%d" % n] = st.component.extract_key
                 env["_n%d" % n] = st.name
                 code(depth, "k = _f%d(v)" % n)
-                code(depth, "if type(k) is not str: k = _as_key(k, _n%d)" % n)
+                if _PY2:
+                    code(depth, "if type(k) is not str: k = _as_key(k, _n%d)" % n)
+                else:
+                    # (Exact bytes only: a subclass goes to _as_key, so
+                    # no application code runs in the cache's lookup.)
+                    env["_kbg"] = self.runner.key_texts.get
+                    env["_kbm"] = self.runner.key_texts.miss
+                    code(depth, "if type(k) is not str: k = (_kbg(k) or _kbm(k)) "
+                         "if type(k) is bytes else _as_key(k, _n%d)" % n)
                 continue
             if st.kind == COMPUTATION:
                 comp = st.component

@@ -168,6 +168,46 @@ class RunnerTest(unittest.TestCase):
         path.process([b"q2"])
         self.assertEqual(runner.state_entities(), {"0.1": [b"q"]})
 
+    def test_bytes_keys_are_their_text(self):
+        class Raw(bytes):
+            def __hash__(self):
+                raise AssertionError("application code ran")
+
+        @wallaroo.key_extractor
+        def raw(w):
+            if w.startswith("!"):
+                return b"\xff"  # not UTF-8: kept apart by surrogateescape
+            if w.startswith("="):
+                return Raw(w[1:2].encode("utf-8"))
+            if w.startswith("-"):
+                return w[1:2]  # text: the same key as its bytes
+            if w.startswith("L"):
+                return w.encode("utf-8")  # long keys are not kept
+            return w[:1].encode("utf-8")
+        runner = _runner.Runner(4)
+        stages = [(K, raw, "k", "0.0", False, False),
+                  (S, _count, "count", "0.1", False, True)]
+        path = runner.path("src", _decode, _stages(stages), [_encode])
+        long_key = "L" * 100
+        out = path.process([b"q1", b"q2", b"!x", b"!y", b"=q", b"-q",
+                            long_key.encode("ascii"), long_key.encode("ascii")])
+        self.assertEqual(out[0], b"q1:1\nq2:2\n!x:1\n!y:2\n=q:3\n-q:4\n"
+                         + long_key.encode("ascii") + b":1\n"
+                         + long_key.encode("ascii") + b":2\n")
+        self.assertEqual(sorted(runner.state_entities()["0.1"]),
+                         sorted([b"q", b"\xff", long_key.encode("ascii")]))
+        self.assertEqual(set(type(k) for k in runner.states["0.1"]), set([str]))
+        if not _runner._PY2:
+            kt = runner.key_texts
+            self.assertEqual(kt.texts, {b"q": "q", b"\xff": "\udcff"})
+            # Bounded: past MAX_KEYS it starts again; every key is right.
+            kt.MAX_KEYS = 3
+            path.process([("%s1" % c).encode("ascii") for c in "abcdefg"])
+            self.assertLessEqual(len(kt.texts), 3)
+            self.assertEqual(runner.state_entities()["0.1"].count(b"g"), 1)
+            path.process([b"g2"])
+            self.assertEqual(runner.states["0.1"]["g"].n, 2)
+
     def test_a_key_of_a_str_subclass_is_its_plain_text(self):
         @wallaroo.key_extractor
         def word(w):
