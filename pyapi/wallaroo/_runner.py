@@ -154,13 +154,16 @@ class _KeyTexts(object):
     MAX_KEYS = 8192
 
     def __init__(self):
+        # (get is bound to this one dict, which is emptied in place,
+        # never replaced: the compiled loops hold get.)
         self.texts = {}
         self.get = self.texts.get
 
     def miss(self, key):
-        """The text of exact bytes key (as _as_key gives it), kept."""
+        """The text of exact bytes key (as _as_key gives it), kept unless
+        empty (the loops read a cached '' as a miss) or long."""
         text = bytes.decode(key, "utf-8", "surrogateescape")
-        if len(key) <= self.MAX_LEN:
+        if 0 < len(key) <= self.MAX_LEN:
             if len(self.texts) >= self.MAX_KEYS:
                 self.texts.clear()
             self.texts[key] = text

@@ -200,6 +200,11 @@ class RunnerTest(unittest.TestCase):
         if not _runner._PY2:
             kt = runner.key_texts
             self.assertEqual(kt.texts, {b"q": "q", b"\xff": "\udcff"})
+            # A hit gives the cached object itself.
+            z = "".join(["z"])
+            kt.texts[b"z"] = z
+            path.process([b"z1"])
+            self.assertIs([k for k in runner.states["0.1"] if k == "z"][0], z)
             # Bounded: past MAX_KEYS it starts again; every key is right.
             kt.MAX_KEYS = 3
             path.process([("%s1" % c).encode("ascii") for c in "abcdefg"])
@@ -207,6 +212,18 @@ class RunnerTest(unittest.TestCase):
             self.assertEqual(runner.state_entities()["0.1"].count(b"g"), 1)
             path.process([b"g2"])
             self.assertEqual(runner.states["0.1"]["g"].n, 2)
+            # Cleared out, then back: kept again, the same state.
+            path.process([b"a2"])
+            self.assertIn(b"a", kt.texts)
+            self.assertEqual(runner.states["0.1"]["a"].n, 2)
+            # The edges: b"" is never kept; 64 bytes are, 65 are not.
+            kt.MAX_KEYS = 100
+            kt.miss(b"")
+            kt.miss(b"x" * 64)
+            kt.miss(b"y" * 65)
+            self.assertNotIn(b"", kt.texts)
+            self.assertIn(b"x" * 64, kt.texts)
+            self.assertNotIn(b"y" * 65, kt.texts)
 
     def test_a_key_of_a_str_subclass_is_its_plain_text(self):
         @wallaroo.key_extractor
