@@ -10,12 +10,15 @@ import (
 	"github.com/wallaroo-go/machida/engine/work"
 )
 
-// SampleEvery is how many source messages (and envelope records) share
-// one timing of every computation while metrics are on: the runner
-// times one in SampleEvery and each timed value counts SampleEvery
-// times, so the stage histograms' counts are right on average and their
-// shapes are those of a uniform sample. Counts of ingested, completed
-// and handed-off messages are exact.
+// SampleEvery is the runner's set_metrics mode while metrics are on:
+// above 1, each call of the runner's loops times every computation for
+// one of its messages (or envelope records), drawn at random, and each
+// timed value counts as many times as the call had messages, so the
+// stage histograms' counts are right on average and their shapes are
+// those of a sample weighted by batch. The cost is per call, not per
+// message: a busy worker's large batches pay for one timing each, an
+// idle one's single messages are each timed. Counts of ingested,
+// completed and handed-off messages are exact.
 const SampleEvery = 16
 
 // procMetrics is the processor's side of the metrics: which stages the
@@ -128,15 +131,20 @@ func (p *processor) flushMetrics(py *bridge.Py, handedAt, arrived int64) error {
 	if err != nil {
 		return fmt.Errorf("take metrics: %w", err)
 	}
+	weight := int64(1) // (-1, weight) pairs set it for the timings after
 	for len(data) >= 16 {
 		code := int64(binary.NativeEndian.Uint64(data))
 		ns := int64(binary.NativeEndian.Uint64(data[8:]))
 		data = data[16:]
+		if code == -1 {
+			weight = max(1, ns)
+			continue
+		}
 		pi, n := int(code>>8), int(code&0xff)
 		if pi < 0 || pi >= len(p.m.names) || n >= len(p.m.names[pi]) || p.m.names[pi][n] == "" {
 			continue
 		}
-		p.add(metrics.Key{Category: metrics.Computation, Name: p.m.names[pi][n], Pipeline: p.names[pi], ID: uint16(n + 1)}, ns, SampleEvery)
+		p.add(metrics.Key{Category: metrics.Computation, Name: p.m.names[pi][n], Pipeline: p.names[pi], ID: uint16(n + 1)}, ns, weight)
 	}
 	pairs := func(o bridge.Object, f func(pi int, n int64)) error {
 		items, err := py.Items(o)

@@ -40,7 +40,7 @@ Nothing here is public API. This module runs unchanged on Python 2.7 and
 
 import binascii
 import gc
-from itertools import chain, repeat
+from itertools import chain, islice, repeat
 try:
     from itertools import accumulate
 except ImportError:  # Python 2: no M records there
@@ -627,9 +627,11 @@ class Runner(object):
         self.outbox = {}
         # Metrics (set_metrics): while sample_every > 0 the loops time every
         # computation (and the decoder) for one source message or envelope
-        # record in sample_every, appending (path << 8 | stage, ns) pairs to
-        # timings; handed counts records handed to other destinations, per
-        # path; raw_frames the frames framed by frame_raw, per path.
+        # record of each call (every one with sample_every 1), appending
+        # (path << 8 | stage, ns) pairs to timings, each call's after a
+        # (-1, weight) pair: each timing stands for weight messages. handed
+        # counts records handed to other destinations, per path;
+        # raw_frames the frames framed by frame_raw, per path.
         self.sample_every = 0
         self.timings = array(_TS_CODE)
         self.handed = {}
@@ -638,7 +640,8 @@ class Runner(object):
     # -- metrics ---------------------------------------------------------
 
     def set_metrics(self, sample_every):
-        """Turn stage timing on (one message in sample_every, > 0) or off
+        """Turn stage timing on (sample_every > 0: one message of each
+        call, at random, stands for all of them; 1: every message) or off
         (0), compiling every path's loops again."""
         sample_every = int(sample_every)
         if sample_every < 0:
@@ -1706,9 +1709,12 @@ class Path(object):
         source entry (0) takes (frames, ts, salvage); a later one takes
         (items, salvage) with items (key, value, ingest ts). It returns
         one bytes per sink and, last, how many messages reached the first
-        sink. While the runner samples (metrics on), the loop body is
-        there twice: one message in sample_every takes the copy that
-        times each computation (and the decoder)."""
+        sink. While metrics are on, the body that times each computation
+        (and the decoder) takes one message of each call, at a random
+        position (sample_every 1: every message), and the others take
+        the untimed body: no test per message. The timings of a call
+        follow a (-1, weight) pair: each stands for weight messages (the
+        call's)."""
         env = {
             "_MISSING": _MISSING, "_SPK": SINGLE_PARTITION_KEY,
             "_as_key": _as_key, "_as_output": _as_output, "bytes": bytes,
@@ -1716,36 +1722,50 @@ class Path(object):
             "_text": _text_type, "_pc": _clock_ns,
             "_tm": self.runner.timings.append,
             "_randint": random.Random().randint,
-            "_srnd": random.Random().random,
+            "_isl": islice, "len": len,
         }
-        lines = []
-
-        def code(depth, text):
-            lines.append("    " * depth + text)
-
-        every = self.runner.sample_every
-        d = 4
         skip = self.runner.dead_letter is not None
-        if skip:
-            code(4, "try:")
-            d = 5
-        if every:
-            code(d, "_smp -= 1")
-            code(d, "if _smp:")
-            self._body(entry, code, d + 1, env, False, keyless, routed)
-            code(d, "else:")
-            # The next sample comes after 1 to 2 * every - 1 messages
-            # (every on average): a fixed interval would keep sampling the
-            # same kind of message of a periodic input.
-            code(d + 1, "_smp = int(_srnd() * %d) + 1" % (2 * every - 1))
-            self._body(entry, code, d + 1, env, True, keyless, routed)
-        else:
-            self._body(entry, code, d, env, False, keyless, routed)
         if skip:
             env["_skip"] = self.runner.skip_message
             env["_stn"] = self.stage_names
-            code(4, "except Exception:")
-            code(5, "_skip(_stn[_st], _x)")
+
+        def body(timed):
+            """The lines of one message's run, inside its for loop."""
+            lines = []
+
+            def code(depth, text):
+                lines.append("    " * depth + text)
+
+            d = 4
+            if skip:
+                code(4, "try:")
+                d = 5
+            self._body(entry, code, d, env, timed, keyless, routed)
+            if skip:
+                code(4, "except Exception:")
+                code(5, "_skip(_stn[_st], _x)")
+            return lines
+
+        every = self.runner.sample_every
+        loops = []
+        if every == 1:
+            loops.append("            if _frames: _tm(-1); _tm(1)")
+            loops.append("            for _x in _frames:")
+            loops.extend(body(True))
+        elif every:
+            plain = body(False)
+            loops.append("            if type(_frames) is not list: _frames = list(_frames)")
+            loops.append("            _j = _randint(0, len(_frames) - 1) if _frames else 0")
+            loops.append("            if _frames: _tm(-1); _tm(len(_frames))")
+            loops.append("            for _x in _isl(_frames, _j):")
+            loops.extend(plain)
+            loops.append("            for _x in _frames[_j:_j + 1]:")
+            loops.extend(body(True))
+            loops.append("            for _x in _isl(_frames, _j + 1, None):")
+            loops.extend(plain)
+        else:
+            loops.append("            for _x in _frames:")
+            loops.extend(body(False))
 
         first = self.segments[entry].start
         nenc = len(self.encoders)
@@ -1757,12 +1777,9 @@ class Path(object):
             src = ["def _make():", "    def _run(_frames, _salvage):"]
         for j in range(nenc):
             src.append("        _o%d = []; _a%d = _o%d.append" % (j, j, j))
-        if every:
-            src.append("        _smp = _randint(1, %d)" % every)
         src.append("        _st = %d; _x = None" % (first + 1 if entry else 0))
         src.append("        try:")
-        src.append("            for _x in _frames:")
-        src.extend(lines)
+        src.extend(loops)
         src.append("        except BaseException:  # WorkerStopping too: say where")
         src.append("            _salvage(_st, _x, (%s%s))" % (outs, comma))
         src.append("            raise")

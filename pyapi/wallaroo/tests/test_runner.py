@@ -288,23 +288,37 @@ class RunnerTest(unittest.TestCase):
         data, handed, raw = runner.take_metrics()
         vals = struct.unpack("<%dq" % (len(data) // 8), data) \
             if struct.calcsize("<q") == 8 else ()
-        codes = sorted(vals[0::2])
-        # decoder (0) and split (1) per frame, count (2) per word.
+        # The call's weight (1: every message timed), then decoder (0)
+        # and split (1) per frame, count (2) per word.
+        self.assertEqual(vals[:2], (-1, 1))
+        codes = sorted(vals[2::2])
         self.assertEqual(codes, [0, 0, 1, 1, 2, 2, 2])
-        self.assertTrue(all(v >= 0 for v in vals[1::2]))
+        self.assertTrue(all(v >= 0 for v in vals[3::2]))
         self.assertEqual((handed, raw), ([], []))
         self.assertEqual(runner.take_metrics()[0], b"")
         # Off again: nothing is timed; the outputs are the same shape.
         runner.set_metrics(0)
         self.assertEqual(path.process([b"d"], 7), (b"d:4\n", 1))
         self.assertEqual(runner.take_metrics(), (b"", [], []))
-        # Sampling one in 3 on average: the gaps between timed frames
-        # are drawn from 1 to 5, so about a third of them are timed.
+        # Sampling: one frame of each call is timed, at random, and
+        # stands for the call's frames; the others run untimed, in order.
         runner.set_metrics(3)
-        path.process([b"x"] * 3000, 7)
+        for _ in range(40):
+            got = path.process([("%d" % i).encode("ascii") for i in range(5)], 7)
+            self.assertEqual(got[1], 5)
+            data, _, _ = runner.take_metrics()
+            vals = struct.unpack("<%dq" % (len(data) // 8), data)
+            self.assertEqual(vals[:2], (-1, 5))
+            self.assertEqual(sorted(vals[2::2]), [0, 1, 2])
+        outs = path.process([b"y z"] * 3000, 7)
+        self.assertEqual(outs[1], 6000)
         data, _, _ = runner.take_metrics()
-        timed = len(data) // 8 // 2 // 3  # decode, split, count per frame
-        self.assertTrue(800 < timed < 1200, timed)
+        vals = struct.unpack("<%dq" % (len(data) // 8), data)
+        self.assertEqual(vals[:2], (-1, 3000))
+        self.assertEqual(sorted(vals[2::2]), [0, 1, 2, 2])  # one frame, 2 words
+        # An empty call records nothing.
+        path.process([], 7)
+        self.assertEqual(runner.take_metrics()[0], b"")
         # Hand-offs are counted per path while metrics are on.
         runner.set_ownership([5, 5], 2)
         path.process([b"p q"], 9)
@@ -1103,6 +1117,14 @@ class DeadLetterTest(unittest.TestCase):
             self.assertIn("count", recs[0]["stage"])
             self.assertIn(recs[0]["message"], ("'boom'", "u'boom'"))
             self.assertIn("KeyError", recs[0]["traceback"])
+            # With metrics on, the timed message and the untimed ones
+            # around it skip alike.
+            runner.set_metrics(3)
+            for _ in range(20):
+                out = path.process([b"apple", b"boom", b"cherry"])
+                self.assertEqual(out[1], 2)
+                self.assertNotIn(b"boom", out[0])
+            runner.set_metrics(0)
             # Off again: the error stops the batch.
             runner.set_dead_letter(None)
             with self.assertRaises(KeyError):
