@@ -10,16 +10,17 @@ import (
 	"github.com/wallaroo-go/machida/engine/work"
 )
 
-// SampleEvery is the runner's set_metrics mode while metrics are on:
-// above 1, each call of the runner's loops times every computation for
-// one of its messages (or envelope records), drawn at random, and each
-// timed value counts as many times as the call had messages, so the
+// sampledTiming is the runner's set_metrics mode while metrics are on
+// (any value above 1; 1 would time every message): each call of the
+// runner's loops times every computation for one message (or envelope
+// record) of each run of up to 256 of its messages, drawn at random, and
+// each timed value counts as many times as its run had messages, so the
 // stage histograms' counts are right on average and their shapes are
-// those of a sample weighted by batch. The cost is per call, not per
-// message: a busy worker's large batches pay for one timing each, an
-// idle one's single messages are each timed. Counts of ingested,
-// completed and handed-off messages are exact.
-const SampleEvery = 16
+// those of a stratified sample. The cost is per run, not per message:
+// a busy worker's large batches pay for a few timings each, an idle
+// one's single messages are each timed. Counts of ingested, completed
+// and handed-off messages are exact.
+const sampledTiming = 2
 
 // procMetrics is the processor's side of the metrics: which stages the
 // runner times, and the samples of the current call. Touched only inside
@@ -55,7 +56,7 @@ func (p *processor) syncMetrics(py *bridge.Py) {
 	every := py.Int(0)
 	if want {
 		py.DecRef(every)
-		every = py.Int(SampleEvery)
+		every = py.Int(sampledTiming)
 	}
 	defer py.DecRef(every)
 	if err := py.CallMethodDiscard(p.runner, "set_metrics", every); err != nil {

@@ -25,7 +25,8 @@ func TestProcessor_RecordsMetricsOnlyWhileConsumed(t *testing.T) {
 
 	release := reg.Acquire()
 	defer release()
-	// 40 calls of 32 frames: one frame of each call is timed.
+	// 40 calls of 32 frames: one frame of each call (a run of at most
+	// 256) is timed.
 	var lines []string
 	for i := 0; i < 16; i++ {
 		lines = append(lines, "apple banana", "skip")

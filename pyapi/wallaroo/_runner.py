@@ -40,7 +40,7 @@ Nothing here is public API. This module runs unchanged on Python 2.7 and
 
 import binascii
 import gc
-from itertools import chain, islice, repeat
+from itertools import chain, repeat
 try:
     from itertools import accumulate
 except ImportError:  # Python 2: no M records there
@@ -627,12 +627,16 @@ class Runner(object):
         self.outbox = {}
         # Metrics (set_metrics): while sample_every > 0 the loops time every
         # computation (and the decoder) for one source message or envelope
-        # record of each call (every one with sample_every 1), appending
-        # (path << 8 | stage, ns) pairs to timings, each call's after a
-        # (-1, weight) pair: each timing stands for weight messages. handed
+        # record of each stratum of _STRATUM in a call (every one with
+        # sample_every 1), appending (path << 8 | stage, ns) pairs to
+        # timings, each stratum's after a (-1, weight) pair: each timing
+        # stands for weight messages. handed
         # counts records handed to other destinations, per path;
         # raw_frames the frames framed by frame_raw, per path.
         self.sample_every = 0
+        # Draws the timed message of each stratum (tests may pin it before
+        # set_metrics compiles the loops).
+        self.pick = random.Random().random
         self.timings = array(_TS_CODE)
         self.handed = {}
         self.raw_frames = {}
@@ -641,7 +645,7 @@ class Runner(object):
 
     def set_metrics(self, sample_every):
         """Turn stage timing on (sample_every > 0: one message of each
-        call, at random, stands for all of them; 1: every message) or off
+        _STRATUM in a call, at random, stands for them; 1: every message) or off
         (0), compiling every path's loops again."""
         sample_every = int(sample_every)
         if sample_every < 0:
@@ -948,7 +952,8 @@ class Runner(object):
     def take_metrics(self):
         """(timings, handed, raw_frames) since the last call: timings as
         packed 64-bit integers, pairs of (path << 8 | stage, nanoseconds)
-        (stage 0 is the decoder, n the n-th stage); handed and raw_frames
+        (stage 0 is the decoder, n the n-th stage), each run's after a
+        (-1, weight) pair (each timing stands for weight messages); handed and raw_frames
         as flat lists [path, count, ...]."""
         t = self.timings
         data = t.tostring() if _PY2 else t.tobytes()
@@ -1476,6 +1481,12 @@ _SPREAD_SLOTS = 64
 # The most envelope records in one batch.
 _MAX_ENVELOPES = 4096
 
+# While metrics are on, one message in each run of up to _STRATUM
+# messages of a call is timed and stands for them (Path._compile): few
+# enough timings that they cost little a message, enough that one slow
+# message weighs at most this many in a histogram.
+_STRATUM = 256
+
 # The most bytes of one batch of envelope records (unless it is one
 # record): well under what one frame between workers carries, and a
 # fraction of a link's replay queue.
@@ -1657,8 +1668,8 @@ class Path(object):
     def _boundary(self, code, depth, seg_index, seg, env):
         """Code at the start of segment seg_index (inside the loop of an
         earlier segment): leave as an envelope if it does not run here.
-        The names it binds in env are made once per compile (the body may
-        be emitted twice, timed and untimed)."""
+        The names it binds in env are made once per compile (the body is
+        emitted more than once while metrics are on: untimed and timed)."""
         runner = self.runner
         # Leaving: appends to the destination's outbox list (see
         # Runner._width); at a keyed boundary the key is None when it is
@@ -1710,19 +1721,19 @@ class Path(object):
         (items, salvage) with items (key, value, ingest ts). It returns
         one bytes per sink and, last, how many messages reached the first
         sink. While metrics are on, the body that times each computation
-        (and the decoder) takes one message of each call, at a random
-        position (sample_every 1: every message), and the others take
-        the untimed body: no test per message. The timings of a call
-        follow a (-1, weight) pair: each stands for weight messages (the
-        call's)."""
+        (and the decoder) takes one message of each stratum of a call (up
+        to _STRATUM messages in a row), at a random position
+        (sample_every 1: every message), and the others take the untimed
+        body: no test per message. The timings of a stratum follow a (-1,
+        weight) pair: each stands for weight messages (the stratum's)."""
         env = {
             "_MISSING": _MISSING, "_SPK": SINGLE_PARTITION_KEY,
             "_as_key": _as_key, "_as_output": _as_output, "bytes": bytes,
             "list": list, "type": type, "str": str, "_not_a_list": _not_a_list,
             "_text": _text_type, "_pc": _clock_ns,
             "_tm": self.runner.timings.append,
-            "_randint": random.Random().randint,
-            "_isl": islice, "len": len,
+            "_pick": self.runner.pick,
+            "len": len, "min": min, "range": range, "int": int,
         }
         skip = self.runner.dead_letter is not None
         if skip:
@@ -1753,15 +1764,23 @@ class Path(object):
             loops.append("            for _x in _frames:")
             loops.extend(body(True))
         elif every:
-            plain = body(False)
+            # One stratum of at most _STRATUM messages after another: one
+            # message of each, drawn at random, is timed and stands for
+            # the stratum's messages; the untimed body runs the others.
+            plain = ["    " + line for line in body(False)]
             loops.append("            if type(_frames) is not list: _frames = list(_frames)")
-            loops.append("            _j = _randint(0, len(_frames) - 1) if _frames else 0")
-            loops.append("            if _frames: _tm(-1); _tm(len(_frames))")
-            loops.append("            for _x in _isl(_frames, _j):")
+            # (Slices: a list's loop is the fastest, and copying the
+            # slice costs less a message than an islice's steps.)
+            loops.append("            _n = len(_frames)")
+            loops.append("            for _a in range(0, _n, %d):" % _STRATUM)
+            loops.append("                _b = min(_a + %d, _n)" % _STRATUM)
+            loops.append("                _j = _a + int(_pick() * (_b - _a))")
+            loops.append("                _tm(-1); _tm(_b - _a)")
+            loops.append("                for _x in _frames[_a:_j]:")
             loops.extend(plain)
-            loops.append("            for _x in _frames[_j:_j + 1]:")
-            loops.extend(body(True))
-            loops.append("            for _x in _isl(_frames, _j + 1, None):")
+            loops.append("                for _x in _frames[_j:_j + 1]:")
+            loops.extend("    " + line for line in body(True))
+            loops.append("                for _x in _frames[_j + 1:_b]:")
             loops.extend(plain)
         else:
             loops.append("            for _x in _frames:")

@@ -300,8 +300,9 @@ class RunnerTest(unittest.TestCase):
         runner.set_metrics(0)
         self.assertEqual(path.process([b"d"], 7), (b"d:4\n", 1))
         self.assertEqual(runner.take_metrics(), (b"", [], []))
-        # Sampling: one frame of each call is timed, at random, and
-        # stands for the call's frames; the others run untimed, in order.
+        # Sampling: one frame of each stratum of a call (up to _STRATUM
+        # frames) is timed, at random, and stands for the stratum's
+        # frames; the others run untimed, in order.
         runner.set_metrics(3)
         for _ in range(40):
             got = path.process([("%d" % i).encode("ascii") for i in range(5)], 7)
@@ -310,12 +311,28 @@ class RunnerTest(unittest.TestCase):
             vals = struct.unpack("<%dq" % (len(data) // 8), data)
             self.assertEqual(vals[:2], (-1, 5))
             self.assertEqual(sorted(vals[2::2]), [0, 1, 2])
-        outs = path.process([b"y z"] * 3000, 7)
-        self.assertEqual(outs[1], 6000)
+        n = 2 * _runner._STRATUM + 10
+        outs = path.process([b"y z"] * n, 7)
+        self.assertEqual(outs[1], 2 * n)
         data, _, _ = runner.take_metrics()
         vals = struct.unpack("<%dq" % (len(data) // 8), data)
-        self.assertEqual(vals[:2], (-1, 3000))
-        self.assertEqual(sorted(vals[2::2]), [0, 1, 2, 2])  # one frame, 2 words
+        weights = [vals[i + 1] for i in range(0, len(vals), 2) if vals[i] == -1]
+        self.assertEqual(weights, [_runner._STRATUM, _runner._STRATUM, 10])
+        # one frame of 2 words a stratum
+        self.assertEqual(sorted(c for c in vals[0::2] if c >= 0), [0] * 3 + [1] * 3 + [2] * 6)
+        # The timed frame first, last, in the middle: the same outputs,
+        # in the same order, as with metrics off.
+        frames = [("w%d x%d" % (i, i)).encode("ascii") for i in range(n)]
+        for pin in (0.0, 0.5, 0.999999):
+            off = _runner.Runner(2)
+            off_path = off.path("src", _decode, _stages(stages), [_encode])
+            on = _runner.Runner(2)
+            on.pick = lambda pin=pin: pin
+            on_path = on.path("src", _decode, _stages(stages), [_encode])
+            on.set_metrics(3)
+            for size in (0, 1, 2, n):
+                self.assertEqual(on_path.process(frames[:size], 7),
+                                 off_path.process(frames[:size], 7), (pin, size))
         # An empty call records nothing.
         path.process([], 7)
         self.assertEqual(runner.take_metrics()[0], b"")
