@@ -46,7 +46,8 @@ func TestProcessor_RecordsMetricsOnlyWhileConsumed(t *testing.T) {
 	node := tot[metrics.Key{Category: metrics.NodeIngressEgress, Name: "w1", Pipeline: "Words"}]
 	assert.Equal(t, uint64(1280), node.Count)
 	// One frame of each call is timed, and each of its timings counts
-	// as many times as the call had frames: exactly 1280 decodes; a
+	// as many times as its run had frames (here the whole call, 32 <
+	// 256): exactly 1280 decodes; a
 	// split for each timed frame that was kept (half of them, at
 	// random: none in all 40 calls has odds of 2^-40).
 	dec := tot[metrics.Key{Category: metrics.Computation, Name: metrics.DecodeName, Pipeline: "Words", ID: 1}]

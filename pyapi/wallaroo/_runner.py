@@ -627,15 +627,16 @@ class Runner(object):
         self.outbox = {}
         # Metrics (set_metrics): while sample_every > 0 the loops time every
         # computation (and the decoder) for one source message or envelope
-        # record of each stratum of _STRATUM in a call (every one with
+        # record of each run of up to _STRATUM in a call (every one with
         # sample_every 1), appending (path << 8 | stage, ns) pairs to
-        # timings, each stratum's after a (-1, weight) pair: each timing
-        # stands for weight messages. handed
-        # counts records handed to other destinations, per path;
-        # raw_frames the frames framed by frame_raw, per path.
+        # timings, each run's after a (-1, weight) pair: each timing
+        # stands for weight messages. handed counts records handed to
+        # other destinations, per path; raw_frames the frames framed by
+        # frame_raw, per path.
         self.sample_every = 0
-        # Draws the timed message of each stratum (tests may pin it before
-        # set_metrics compiles the loops).
+        # Draws the timed message of each run: a float in [0, 1), as
+        # random() (tests may pin it before set_metrics compiles the
+        # loops).
         self.pick = random.Random().random
         self.timings = array(_TS_CODE)
         self.handed = {}
@@ -644,9 +645,9 @@ class Runner(object):
     # -- metrics ---------------------------------------------------------
 
     def set_metrics(self, sample_every):
-        """Turn stage timing on (sample_every > 0: one message of each
-        _STRATUM in a call, at random, stands for them; 1: every message) or off
-        (0), compiling every path's loops again."""
+        """Turn stage timing on (sample_every > 1: one message of each run
+        of up to _STRATUM in a call, at random, stands for the run; 1:
+        every message) or off (0), compiling every path's loops again."""
         sample_every = int(sample_every)
         if sample_every < 0:
             raise ValueError("sample_every must be >= 0, got %d" % sample_every)
@@ -1760,6 +1761,7 @@ class Path(object):
         every = self.runner.sample_every
         loops = []
         if every == 1:
+            loops.append("            if type(_frames) is not list: _frames = list(_frames)")
             loops.append("            if _frames: _tm(-1); _tm(1)")
             loops.append("            for _x in _frames:")
             loops.extend(body(True))
