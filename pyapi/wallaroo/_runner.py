@@ -954,8 +954,8 @@ class Runner(object):
         """(timings, handed, raw_frames) since the last call: timings as
         packed 64-bit integers, pairs of (path << 8 | stage, nanoseconds)
         (stage 0 is the decoder, n the n-th stage), each run's after a
-        (-1, weight) pair (each timing stands for weight messages); handed and raw_frames
-        as flat lists [path, count, ...]."""
+        (-1, weight) pair (each timing stands for weight messages);
+        handed and raw_frames as flat lists [path, count, ...]."""
         t = self.timings
         data = t.tostring() if _PY2 else t.tobytes()
         del t[:]
@@ -1722,11 +1722,11 @@ class Path(object):
         (items, salvage) with items (key, value, ingest ts). It returns
         one bytes per sink and, last, how many messages reached the first
         sink. While metrics are on, the body that times each computation
-        (and the decoder) takes one message of each stratum of a call (up
-        to _STRATUM messages in a row), at a random position
-        (sample_every 1: every message), and the others take the untimed
-        body: no test per message. The timings of a stratum follow a (-1,
-        weight) pair: each stands for weight messages (the stratum's)."""
+        (and the decoder) takes one message of each run of up to
+        _STRATUM messages of a call, at a random position (sample_every
+        1: every message), and the others take the untimed body: no test
+        per message. The timings of a run follow a (-1, weight) pair:
+        each stands for weight messages (the run's)."""
         env = {
             "_MISSING": _MISSING, "_SPK": SINGLE_PARTITION_KEY,
             "_as_key": _as_key, "_as_output": _as_output, "bytes": bytes,
@@ -1760,17 +1760,19 @@ class Path(object):
 
         every = self.runner.sample_every
         loops = []
-        if every == 1:
+        if every:
+            # (Timed, the loops need the items' number: a zip of records
+            # from another worker is made a list.)
             loops.append("            if type(_frames) is not list: _frames = list(_frames)")
+        if every == 1:
             loops.append("            if _frames: _tm(-1); _tm(1)")
             loops.append("            for _x in _frames:")
             loops.extend(body(True))
         elif every:
-            # One stratum of at most _STRATUM messages after another: one
+            # One run of at most _STRATUM messages after another: one
             # message of each, drawn at random, is timed and stands for
-            # the stratum's messages; the untimed body runs the others.
+            # the run's messages; the untimed body runs the others.
             plain = ["    " + line for line in body(False)]
-            loops.append("            if type(_frames) is not list: _frames = list(_frames)")
             # (Slices: a list's loop is the fastest, and copying the
             # slice costs less a message than an islice's steps.)
             loops.append("            _n = len(_frames)")
