@@ -515,6 +515,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 
+	// stopUnformed tells the workers that joined a cluster not yet
+	// formed to stop (the initializer's part of a stop while forming),
+	// once: from the goroutine below or from the forming code's return,
+	// whichever comes first, so the process never exits before they are
+	// told.
+	stopUnformed := sync.OnceFunc(func() {
+		if member != nil && cfg.Name == cluster.InitializerName {
+			member.StopAll("the cluster was told to stop")
+		}
+	})
 	if member != nil {
 		// A stop asked of this worker (a signal, the external channel, a
 		// worker asking the initializer) stops the whole cluster, drained.
@@ -525,9 +535,7 @@ func Run(ctx context.Context, cfg Config) error {
 			case member.Leaving():
 				finalStop() // it left: only this worker stops
 			case !member.Started():
-				if cfg.Name == cluster.InitializerName {
-					member.StopAll(why)
-				}
+				stopUnformed()
 				finalStop()
 			case cfg.Name == cluster.InitializerName:
 				<-sourcesDone
@@ -572,7 +580,15 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			closeSources()
 			if ctx.Err() != nil {
-				return nil // stopped while forming
+				// Stopped while forming: a clean stop leaves no
+				// recovery files (spec 3.8), unless this run began
+				// from them (a restart that never rejoined keeps
+				// what it was restarted from).
+				stopUnformed()
+				if !member.Restarted() {
+					member.RemoveFiles()
+				}
+				return nil
 			}
 			var refused *cluster.JoinError
 			if errors.As(err, &refused) && !member.Restarted() {

@@ -423,12 +423,13 @@ func TestClusterFault_InitializerWaitsForMissingWorkers(t *testing.T) {
 	recv := exStartReceiver(t, dir)
 	control, ext0, ext1 := freePort(t), freePort(t), freePort(t)
 	in := freePort(t)
+	res0, res1 := t.TempDir(), t.TempDir()
 	init := start(t, dir, "machida3", "--application-module", "word_count", "--in", in, "--out", recv.addr,
-		"--metrics", freePort(t), "--external", ext0, "--resilience-dir", t.TempDir(), "--name", "initializer",
+		"--metrics", freePort(t), "--external", ext0, "--resilience-dir", res0, "--name", "initializer",
 		"--cluster-initializer", "--worker-count", "3", "--control", control, "--data", freePort(t),
 		"--ponythreads=1", "--ponynoblock")
 	w1 := start(t, dir, "machida3", "--application-module", "word_count", "--in", in, "--out", recv.addr,
-		"--metrics", freePort(t), "--external", ext1, "--resilience-dir", t.TempDir(), "--name", "worker1",
+		"--metrics", freePort(t), "--external", ext1, "--resilience-dir", res1, "--name", "worker1",
 		"--control", control, "--my-control", freePort(t), "--my-data", freePort(t),
 		"--ponythreads=1", "--ponynoblock")
 	line := waitLog(t, init, 30*time.Second, "waiting for 1 more of 2 workers to join")
@@ -466,6 +467,26 @@ func TestClusterFault_InitializerWaitsForMissingWorkers(t *testing.T) {
 		case <-p.done:
 			t.Errorf("a worker exited while waiting: %v\n%s", p.err, p.stderr.String())
 		default:
+		}
+	}
+	// SIGTERM to the waiting initializer is a clean stop of both (spec
+	// 3.8): each exits 0 and leaves no recovery files, so the same
+	// command lines start afresh rather than as restarts.
+	if err := init.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]*proc{"initializer": init, "worker1": w1} {
+		if code := p.wait(60 * time.Second); code != 0 {
+			t.Errorf("%s exited %d after SIGTERM to the waiting initializer, want 0\n%s", name, code, p.stderr.String())
+		}
+	}
+	for _, d := range []string{res0, res1} {
+		left, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range left {
+			t.Errorf("recovery file left after a clean stop while forming: %s", filepath.Join(d, e.Name()))
 		}
 	}
 }
