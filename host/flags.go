@@ -48,6 +48,10 @@ type Options struct {
 	Prometheus string // HOST:PORT to serve /metrics on
 	LogFormat  string // text or json
 	LogLevel   string // debug, info, warn, error
+	// ForeignLogLevel is a --log-level value the engine has no level
+	// for (an application's own, such as "none" or "critical"): the
+	// engine logs at info and the option is the application's alone.
+	ForeignLogLevel string
 
 	// AppArgs is what application_setup receives: argv[0] followed by every
 	// argument that is neither an engine option nor a --pony* flag, in order.
@@ -63,8 +67,14 @@ type flagSpec struct {
 	value       bool
 }
 
-// engineFlags lists every option the engine consumes; all others reach
-// application_setup unchanged.
+// sharedFlags are engine options that are also left, with their values,
+// in the application's arguments: they are not 0.6's (which left every
+// option it did not know to the application), and their names are ones
+// applications commonly give options of their own.
+var sharedFlags = map[string]bool{"log-level": true}
+
+// engineFlags lists every option the engine reads; all others, and the
+// shared ones too, reach application_setup unchanged.
 var engineFlags = []flagSpec{
 	{"application-module", "", true},
 	{"help", "h", false},
@@ -147,13 +157,20 @@ func ParseArgs(argv []string) (*Options, error) {
 			o.AppArgs = append(o.AppArgs, a)
 			continue
 		}
+		shared := sharedFlags[spec.long]
 		engine = append(engine, a)
+		if shared {
+			o.AppArgs = append(o.AppArgs, a)
+		}
 		if spec.value && !inline {
 			if i+1 >= len(args) {
 				return nil, fmt.Errorf("option %s needs a value", a)
 			}
 			i++
 			engine = append(engine, args[i])
+			if shared {
+				o.AppArgs = append(o.AppArgs, args[i])
+			}
 		}
 	}
 	fs := pflag.NewFlagSet("machida", pflag.ContinueOnError)
@@ -197,6 +214,9 @@ func ParseArgs(argv []string) (*Options, error) {
 		return nil, err
 	}
 	fs.Visit(func(f *pflag.Flag) { o.Set[f.Name] = true })
+	if !validLevel(o.LogLevel) {
+		o.ForeignLogLevel, o.LogLevel = o.LogLevel, "info"
+	}
 	return o, nil
 }
 
@@ -218,8 +238,6 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("the cluster initializer needs --data, the address its workers send data to (for example --data 127.0.0.1:6001)")
 	case o.LogFormat != "text" && o.LogFormat != "json":
 		return fmt.Errorf("--log-format must be text or json, got %q", o.LogFormat)
-	case !validLevel(o.LogLevel):
-		return fmt.Errorf("--log-level must be debug, info, warn or error, got %q", o.LogLevel)
 	case o.Set["resilience-dir"] && strings.HasSuffix(o.ResilienceDir, "/") && o.ResilienceDir != "/":
 		return fmt.Errorf("--resilience-dir must not end in '/': %s", o.ResilienceDir)
 	}
@@ -329,7 +347,9 @@ Wallaroo options:
   --prometheus HOST:PORT          [Serve Prometheus metrics on http://HOST:PORT/metrics]
   --log-format text|json          [Format of the diagnostics on stderr (default text); the
                                    console lines on stdout are the same in every format]
-  --log-level LEVEL               [debug, info, warn or error (default info)]
+  --log-level LEVEL               [debug, info, warn or error (default info); also left in
+                                   the application's arguments, and any other value is the
+                                   application's alone]
   -h/--help                       [Print this help and exit]
 
 Pony runtime options (--ponythreads, --ponynoblock, --ponypinasio, ...) are accepted

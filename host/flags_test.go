@@ -71,7 +71,6 @@ func TestValidate(t *testing.T) {
 		"data on plain worker":         {"m", "--data", "h:1"},
 		"resilience dir slash":         {"m", "-r", "/tmp/x/"},
 		"log format":                   {"m", "--log-format", "xml"},
-		"log level":                    {"m", "--log-level=loud"},
 		"name like a rotated log":      {"m", "--run-with-resilience", "-n", "w-00000000000000aB"},
 	}
 	for name, argv := range cases {
@@ -87,8 +86,33 @@ func TestValidate(t *testing.T) {
 	if err != nil || o.Validate() != nil || o.LogFormat != "json" || o.Prometheus != "127.0.0.1:9100" {
 		t.Errorf("observability options: %+v, %v", o, err)
 	}
-	if len(o.AppArgs) != 2 || o.AppArgs[1] != "app-arg" {
-		t.Errorf("application args = %q", o.AppArgs)
+	if want := []string{"m", "--log-level", "WARN", "app-arg"}; !slices.Equal(o.AppArgs, want) {
+		t.Errorf("application args = %q, want %q (--log-level is left to the application too)", o.AppArgs, want)
+	}
+	// A level the engine does not have is the application's own (0.6 left
+	// every option it did not know to the application): no error, the
+	// engine logs at info.
+	for _, c := range []struct {
+		argv    []string
+		foreign string
+	}{
+		{[]string{"m", "--log-level", "none", "--depth", "2"}, "none"},
+		{[]string{"m", "--log-level=critical"}, "critical"},
+	} {
+		o, err := ParseArgs(c.argv)
+		if err != nil {
+			t.Errorf("%q: %v", c.argv, err)
+			continue
+		}
+		if err := o.Validate(); err != nil {
+			t.Errorf("%q: %v", c.argv, err)
+		}
+		if o.LogLevel != "info" || o.ForeignLogLevel != c.foreign {
+			t.Errorf("%q: engine level %q, foreign %q; want info and %q", c.argv, o.LogLevel, o.ForeignLogLevel, c.foreign)
+		}
+		if !slices.Equal(o.AppArgs, c.argv) {
+			t.Errorf("%q: application args %q, want all of them", c.argv, o.AppArgs)
+		}
 	}
 	for _, name := range []string{"w-00000000000000a", "w-0000000000000000a", "w_00000000000000aa", "-00000000000000aa"} {
 		o, _ = ParseArgs([]string{"m", "--run-with-resilience", "-n", name})

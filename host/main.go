@@ -89,6 +89,10 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger := newLogger(opts, stderr)
+	if opts.ForeignLogLevel != "" {
+		logger.Warn("--log-level is not one of the engine's levels (debug, info, warn, error): the engine logs at info and leaves the option to the application",
+			"value", opts.ForeignLogLevel)
+	}
 
 	var cfg worker.Config
 	status := -1

@@ -30,7 +30,11 @@ func send(t *testing.T, c net.Conn, msgs ...string) {
 }
 
 func TestArgs_EngineAndPonyOptionsRemoved(t *testing.T) {
-	m, _, in := echoWorker(t, "--my-app-flag", "7", "--ponypinasio", "--ponythreads", "1", "-u", "5", "--stop-pause=9", "--file=x")
+	// --log-level is the engine's too, but not 0.6's: it stays for the
+	// application, and a level the engine lacks ("none", which a harness
+	// may pass to its app) neither stops the worker nor leaves the args.
+	m, _, in := echoWorker(t, "--my-app-flag", "7", "--ponypinasio", "--ponythreads", "1", "-u", "5", "--stop-pause=9", "--file=x",
+		"--log-level", "none")
 	line := ""
 	for _, l := range strings.Split(m.stdout.String(), "\n") {
 		if strings.HasPrefix(l, "ARGS ") {
@@ -44,7 +48,7 @@ func TestArgs_EngineAndPonyOptionsRemoved(t *testing.T) {
 	if !strings.HasSuffix(args[0], hostBinary) {
 		t.Errorf("args[0] = %q, want the program path", args[0])
 	}
-	for _, want := range []string{"--in", in, "--out", "--my-app-flag", "7"} {
+	for _, want := range []string{"--in", in, "--out", "--my-app-flag", "7", "--log-level", "none"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("args %q lack %q", args, want)
 		}

@@ -618,11 +618,26 @@ func TestMetricsLogLevelWarn(t *testing.T) {
 	}
 }
 
-// TestMetricsBadLogOptions checks that unknown --log-format and
-// --log-level values stop the worker with exit 1 and an Error: line.
+// TestMetricsBadLogOptions checks that an unknown --log-format value
+// stops the worker with exit 1 and an Error: line, while a --log-level
+// the engine has no level for is the application's: the worker starts,
+// logs at info and says so.
 func TestMetricsBadLogOptions(t *testing.T) {
 	dir := exampleDir("word_count")
-	for _, tc := range []struct{ flag, value string }{{"--log-format", "xml"}, {"--log-level", "loud"}} {
+	t.Run("log-level of the application's", func(t *testing.T) {
+		recv := exStartReceiver(t, dir)
+		p := start(t, dir, "machida3", "--application-module", "word_count",
+			"--in", freePort(t), "--out", recv.addr, "--metrics", freePort(t),
+			"--control", freePort(t), "--data", freePort(t), "--name", "initializer",
+			"--external", freePort(t), "--cluster-initializer", "--ponythreads=1", "--ponynoblock",
+			"--log-level", "loud")
+		p.waitOutput("Application has successfully initialized", 60*time.Second)
+		line := waitLog(t, p, 30*time.Second, "is not one of the engine's levels")
+		if !strings.Contains(line, "WARN") || !strings.Contains(line, "loud") {
+			t.Errorf("the warning does not name the value: %q", line)
+		}
+	})
+	for _, tc := range []struct{ flag, value string }{{"--log-format", "xml"}} {
 		t.Run(strings.TrimPrefix(tc.flag, "--"), func(t *testing.T) {
 			p := start(t, dir, "machida3", "--application-module", "word_count",
 				"--in", freePort(t), "--out", freePort(t), "--metrics", freePort(t),
