@@ -12,8 +12,9 @@ const (
 	// where the source is.
 	SegSource SegmentKind = iota + 1
 	// SegSpread starts with the first stateless computation after a
-	// source or a merge. 0.6 gives each such message a random key, so the
-	// chain may run on any worker ("any" partition).
+	// source, or after a merge of pipelines that do not end in key_by.
+	// 0.6 gives each such message a random key, so the chain may run on
+	// any worker ("any" partition).
 	SegSpread
 	// SegKeyed starts with a state computation directly after key_by: it
 	// runs where the partition of the message's key is owned.
@@ -52,10 +53,13 @@ type Segment struct {
 // Segments cuts the path where a message may change owner (see the
 // SegmentKind constants): before every state computation, and before the
 // first stateless computation after the source or after a merge (a stage
-// whose node differs from the one before it). key_by never starts a
-// segment: the key is computed at the end of the segment before the cut
-// and travels with the message, as 0.6 folds key_by into the output of
-// the stage before it.
+// whose node differs from the one before it) of pipelines that do not end
+// in key_by. key_by never starts a segment: the key is computed at the
+// end of the segment before the cut and travels with the message, as 0.6
+// folds key_by into the output of the stage before it. So a stateless
+// chain after a merge of keyed pipelines is not spread: 0.6 passes their
+// keys through it, and its messages keep their per-key order; it runs
+// where they are, as after any key_by.
 func (p Path) Segments() []Segment {
 	segs := []Segment{{Kind: SegSource, Start: 0}}
 	// spreadDue is true while the stages since the source or the last
@@ -63,7 +67,9 @@ func (p Path) Segments() []Segment {
 	spreadDue := true
 	for i, st := range p.Stages {
 		if i > 0 && st.ID.Node != p.Stages[i-1].ID.Node {
-			spreadDue = true // a merge point: the merge node's stages begin
+			// A merge point: the merge node's stages begin. Its inputs
+			// all end in key_by or none do (Spec.Validate).
+			spreadDue = p.Stages[i-1].Kind != KeyBy
 		}
 		switch st.Kind {
 		case StateComputation:

@@ -17,8 +17,8 @@ type Dest int
 const Here Dest = 0
 
 // AnyPartition is the partition of an envelope bound for a spread
-// segment (the first stateless chain after a source or a merge), which
-// any worker may run.
+// segment (the first stateless chain after a source, or after a merge of
+// pipelines that do not end in key_by), which any worker may run.
 const AnyPartition = -1
 
 // Envelopes is a batch of messages that left the processor at segment

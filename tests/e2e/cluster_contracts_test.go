@@ -64,6 +64,45 @@ func TestCluster_StatelessWorkReachesEveryWorker(t *testing.T) {
 	})
 }
 
+// A stateless computation after a merge of two pipelines that both end in
+// key_by is not dealt out (0.6 passes the keys through the merge, spec
+// 2.2): every message of the one key "c" runs in one process, and each
+// source's numbers come out in the order they were sent (spec 2.5), while
+// the two sources interleave.
+func TestCluster_KeyedMergeKeepsPerKeyOrder(t *testing.T) {
+	s := newSink(t)
+	inA, inB := freePort(t), freePort(t)
+	ws := startCluster(t, testdataDir(), "keyed_merge", 2, inA+","+inB, s.addr())
+	const per = 1500
+	for k, in := range []string{inA, inB} {
+		conn := dial(t, in)
+		for i := 1; i <= per; i++ {
+			send(t, conn, strconv.Itoa(k*per+i))
+		}
+		conn.Close()
+	}
+	lines := s.waitLines(t, 2*per, 60*time.Second)
+	last := [2]int{}
+	pids := map[string]int{}
+	for _, l := range lines {
+		num, pid, ok := strings.Cut(l, ":")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v < 1 || v > 2*per {
+			t.Fatalf("output line %q is not <n>:<pid>", l)
+		}
+		pids[pid]++
+		src := (v - 1) / per
+		if v <= last[src] {
+			t.Errorf("source %c: %d came out after %d", 'A'+src, v, last[src])
+		}
+		last[src] = v
+	}
+	if len(pids) != 1 {
+		t.Errorf("the messages of one key ran in %d processes, want one: messages per pid %v", len(pids), pids)
+	}
+	stopCluster(t, ws, 0, true)
+}
+
 // hookedKeys sends "<prefix><i>" for i < count, waits for their outputs
 // and returns, per worker name, the messages whose key that worker holds.
 func hookedKeys(t *testing.T, ws []*clusterWorker, s *sink, prefix string, count, before int) map[string][]string {
