@@ -238,6 +238,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("the cluster initializer needs --data, the address its workers send data to (for example --data 127.0.0.1:6001)")
 	case o.LogFormat != "text" && o.LogFormat != "json":
 		return fmt.Errorf("--log-format must be text or json, got %q", o.LogFormat)
+	case o.ResilienceDOS != "" && !o.ClusterInitializer && (o.MyControl == "" || o.MyData == ""):
+		return fmt.Errorf("--resilience-dos-server on a worker that is not the --cluster-initializer needs --my-control and --my-data")
 	case o.Set["resilience-dir"] && strings.HasSuffix(o.ResilienceDir, "/") && o.ResilienceDir != "/":
 		return fmt.Errorf("--resilience-dir must not end in '/': %s", o.ResilienceDir)
 	}

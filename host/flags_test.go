@@ -71,6 +71,7 @@ func TestValidate(t *testing.T) {
 		"data on plain worker":         {"m", "--data", "h:1"},
 		"resilience dir slash":         {"m", "-r", "/tmp/x/"},
 		"log format":                   {"m", "--log-format", "xml"},
+		"dos server, no my-data":       {"m", "-n", "w", "-c", "h:1", "--my-control", "h:2", "--resilience-dos-server", "h:3"},
 		"name like a rotated log":      {"m", "--run-with-resilience", "-n", "w-00000000000000aB"},
 	}
 	for name, argv := range cases {
@@ -118,6 +119,15 @@ func TestValidate(t *testing.T) {
 		o, _ = ParseArgs([]string{"m", "--run-with-resilience", "-n", name})
 		if err := o.Validate(); err != nil {
 			t.Errorf("name %q refused: %v", name, err)
+		}
+	}
+	for _, argv := range [][]string{
+		{"m", "-t", "-d", "h:1", "--resilience-dos-server", "h:3"},
+		{"m", "-n", "w", "-c", "h:1", "-x", "h:2", "-y", "h:4", "--resilience-dos-server", "h:3"},
+	} {
+		o, _ = ParseArgs(argv)
+		if err := o.Validate(); err != nil {
+			t.Errorf("%q refused: %v", argv, err)
 		}
 	}
 	o, _ = ParseArgs([]string{"m", "--help"})

@@ -7,7 +7,8 @@
 //
 //	external_sender --external H:P --type T [--message M] [--json] [--timeout D]
 //
-// Types and what is sent (message id, payload; spec 3.7):
+// Types (in any case, as 0.6's tool took them) and what is sent (message
+// id, payload; spec 3.7):
 //
 //	print (default)                  1  M, logged by the worker
 //	rotate-log                       2  M = the worker whose event log rotates

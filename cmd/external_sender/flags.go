@@ -140,7 +140,7 @@ func parseFlags(args []string) (*config, error) {
 	}
 	found := false
 	for _, t := range msgTypes {
-		if t.name == typ {
+		if t.name == strings.ToLower(typ) { // 0.6's tool took any case
 			cfg.typ, found = t, true
 		}
 	}

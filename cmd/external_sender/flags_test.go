@@ -33,6 +33,7 @@ func TestParseFlags_Forms(t *testing.T) {
 		{"--external", "h:1", "--type", "partition-query", "--message", "m", "--json", "--timeout", "3s"},
 		{"-e", "h:1", "-t", "partition-query", "-m", "m", "-j", "--timeout=3s"},
 		{"--external=h:1", "--type=partition-query", "--message=m", "--json", "--ponythreads=1", "--timeout", "3s"},
+		{"-e", "h:1", "-t", "Partition-Query", "-m", "m", "-j", "--timeout=3s"}, // any case, as 0.6's tool
 	} {
 		cfg, err := parseFlags(args)
 		if err != nil {

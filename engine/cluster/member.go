@@ -194,6 +194,7 @@ type Member struct {
 	outs      []*outbound    // by slot (nil for this worker and for workers that left)
 	ctl       map[string]*ctlConn
 	ready     map[string]bool
+	startSent bool // (initializer) the cluster's Start was sent: once
 	started   chan struct{}
 	formed    chan struct{}
 	stopOnce  sync.Once
@@ -922,6 +923,10 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 			m.ready[c.name] = true
 			member := slices.Contains(m.workers, c.name)
 			m.mu.Unlock()
+			if !m.Started() {
+				// 0.6's initializer line (spec 3.2, step 5).
+				fmt.Fprintf(m.cfg.Console, "%s reported topology ready!\n", c.name)
+			}
 			if m.Started() {
 				if member && m.rs.startLater(c.name) {
 					m.log.Warn("a worker back from a restart during a grow or shrink: started once it has ended", "worker", c.name)
@@ -1515,18 +1520,22 @@ func (m *Member) Ready() error {
 }
 
 func (m *Member) maybeStart() {
+	if !m.cfg.Initializer {
+		return
+	}
 	m.mu.Lock()
 	n := len(m.ready)
-	m.mu.Unlock()
 	want := m.cfg.WorkerCount
-	m.mu.Lock()
 	if len(m.workers) > 0 {
 		want = len(m.workers) // grown or shrunk since formation
 	}
-	m.mu.Unlock()
-	if !m.cfg.Initializer || n < want {
+	if n < want || m.startSent {
+		m.mu.Unlock()
 		return
 	}
+	m.startSent = true // (the initializer's Ready and a worker's may race here)
+	m.mu.Unlock()
+	fmt.Fprintf(m.cfg.Console, "All %d workers reporting Topology ready!\n", want)
 	m.broadcast(KindStart, nil)
 	m.markStarted()
 }

@@ -70,6 +70,20 @@ func startClusterEach(t *testing.T, dir, module string, n int, in string, out fu
 		time.Sleep(50 * time.Millisecond) // as the harness staggers its workers
 	}
 	ws[0].waitOutput("Application has successfully initialized", 60*time.Second)
+	if n > 1 {
+		// 0.6's initializer lines before it (spec 3.2, step 5).
+		out := ws[0].stdout.String()
+		done := strings.Index(out, "Application has successfully initialized")
+		want := []string{fmt.Sprintf("All %d workers reporting Topology ready!", n)}
+		for _, w := range ws[1:] {
+			want = append(want, w.name+" reported topology ready!")
+		}
+		for _, line := range want {
+			if i := strings.Index(out, line); i < 0 || i > done {
+				t.Errorf("the initializer did not print %q before it initialized:\n%s", line, out)
+			}
+		}
+	}
 	for _, w := range ws {
 		waitStatus(t, w, n)
 	}
