@@ -922,11 +922,12 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 			m.mu.Lock()
 			m.ready[c.name] = true
 			member := slices.Contains(m.workers, c.name)
-			m.mu.Unlock()
-			if !m.Started() {
-				// 0.6's initializer line (spec 3.2, step 5).
+			if !m.startSent {
+				// 0.6's initializer line (spec 3.2, step 5), under the
+				// lock: before maybeStart's "All N workers" line.
 				fmt.Fprintf(m.cfg.Console, "%s reported topology ready!\n", c.name)
 			}
+			m.mu.Unlock()
 			if m.Started() {
 				if member && m.rs.startLater(c.name) {
 					m.log.Warn("a worker back from a restart during a grow or shrink: started once it has ended", "worker", c.name)
