@@ -32,13 +32,20 @@ import (
 //     say Ready.
 //  2. Freeze: every worker installs, in its processor loop's order, a
 //     table in which each moving partition routes to a parking place
-//     (holdDest of its new owner) instead of a worker, then sends a
-//     fence on every data link. Once the fence of every other old
-//     worker has been processed here, nothing routed by the old table
-//     is left anywhere for this worker's partitions: it exports the
-//     state of each partition it loses, sends it through the
-//     initializer to the new owner (which imports it as it arrives) and
-//     drops it.
+//     (holdDest of its new owner) instead of a worker, except those it
+//     loses itself, which it still runs, then sends a fence on every
+//     data link. Once the fence of every other old worker has been
+//     processed here, nothing routed by the old table is left anywhere
+//     for this worker's partitions: it parks the partitions it loses
+//     too (a table installed in the loop's order) and then exports
+//     the state of each, sends it through the initializer to the new
+//     owner (which imports it as it arrives) and drops it. Running
+//     them here until then matters where a key crosses two keyed
+//     boundaries (key_by, state, key_by, state): a message routed here
+//     by the old table at the first, before the freeze, meets the
+//     second here after it; parked there it would reach the new owner
+//     on another link than the key's later messages, parked at the
+//     first boundary elsewhere, and could run after them.
 //  3. Commit: every state has been sent; each worker acks once the
 //     Commit arrives (its states came before it on the same link).
 //  4. Release: every worker installs the new table and, in the same
@@ -1047,7 +1054,7 @@ func (m *Member) freezeHere(ctx context.Context, id uint64, plan rescale.Plan) e
 	if !m.Started() {
 		return nil // a joiner: no loop has run, nothing to park or send
 	}
-	own := m.freezeOwnership(plan)
+	own := m.freezeOwnership(plan, true)
 	if err := m.cfg.Install(ctx, own, func() []work.Item {
 		m.sendFences(id)
 		return nil
@@ -1064,13 +1071,23 @@ func (m *Member) freezeHere(ctx context.Context, id uint64, plan rescale.Plan) e
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if len(plan.Sends(m.cfg.Name)) > 0 {
+		// Everything routed here by the old table has run: from the
+		// next message on, the partitions this worker loses park too,
+		// and their states stay as they are exported.
+		if err := m.cfg.Install(ctx, m.freezeOwnership(plan, false), nil); err != nil {
+			return fmt.Errorf("freeze: park the partitions that leave: %w", err)
+		}
+	}
 	return m.migrateHere(ctx, id, plan)
 }
 
 // freezeOwnership is this worker's table during the freeze: partitions
 // that keep their owner route as before, moving ones park (holdDest of
-// their new owner); stateless work is dealt to the workers that stay.
-func (m *Member) freezeOwnership(plan rescale.Plan) work.Ownership {
+// their new owner), but with keepLost those this worker loses still run
+// here (until their states leave); stateless work is dealt to the
+// workers that stay.
+func (m *Member) freezeOwnership(plan rescale.Plan, keepLost bool) work.Ownership {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	own := work.Ownership{Epoch: plan.New.Epoch(), Owner: make([]work.Dest, plan.Old.Partitions())}
@@ -1082,9 +1099,10 @@ func (m *Member) freezeOwnership(plan rescale.Plan) work.Ownership {
 	}
 	for p := range own.Owner {
 		from, to := plan.Old.Owner(routing.PartitionID(p)), plan.New.Owner(routing.PartitionID(p))
-		if from == to {
+		switch {
+		case from == to, keepLost && string(from) == m.cfg.Name:
 			own.Owner[p] = dest(from)
-		} else {
+		default:
 			own.Owner[p] = holdDest(m.index[string(to)])
 		}
 	}

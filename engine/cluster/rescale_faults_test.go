@@ -33,6 +33,7 @@ type fakeProc struct {
 	imported  []uint32
 	dropped   []uint32
 	owns      []work.Ownership
+	exportAt  []int       // len(owns) at each export call
 	onInstall func(n int) // called before then(), with the count of installs so far
 	ran       []work.Item // what then() gave to run first
 }
@@ -42,6 +43,7 @@ func (f *fakeProc) wire(c *Config) {
 	c.ExportMany = func(step string, ps []routing.PartitionID, budget time.Duration) ([][]byte, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		f.exportAt = append(f.exportAt, len(f.owns))
 		var out [][]byte
 		for _, p := range ps {
 			f.exported = append(f.exported, uint32(p))
@@ -645,6 +647,45 @@ func refusingJoiner(t *testing.T, ctx context.Context, init *Member) (*Member, *
 	return j, fp
 }
 
+// The worker that loses partitions still runs them through the freeze,
+// until the fences of every other worker have been processed (a key
+// crossing two keyed boundaries would otherwise park at both, on two
+// workers, and could reach its new owner out of order), and parks them
+// in a table installed before their states are exported; the worker
+// that gains them parks them from the freeze on.
+func TestRescale_LosingWorkerRunsItsPartitionsUntilTheirStatesLeave(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, fps, results := rsCluster(t, ctx, 2, nil)
+	shrinkGoesAhead(t, ctx, ms[0], results, "by worker1")
+	lose, gain := fps[1], fps[0]
+	lose.mu.Lock()
+	owns, at, exported := slices.Clone(lose.owns), slices.Clone(lose.exportAt), len(lose.exported)
+	lose.mu.Unlock()
+	if exported == 0 || len(owns) < 2 {
+		t.Fatalf("worker1: %d tables installed, %d partitions exported", len(owns), exported)
+	}
+	if n := heldIn(owns[0]); n != 0 {
+		t.Errorf("worker1's freeze table parks %d partitions, want none (it loses them, and runs them until they leave)", n)
+	}
+	if n := heldIn(owns[1]); n != exported {
+		t.Errorf("worker1's second table parks %d partitions, want the %d it exports", n, exported)
+	}
+	for _, n := range at {
+		if n != 2 {
+			t.Errorf("worker1 exported with %d tables installed, want 2 (the parking one before any export)", n)
+		}
+	}
+	gain.mu.Lock()
+	defer gain.mu.Unlock()
+	if len(gain.owns) == 0 || heldIn(gain.owns[0]) != exported {
+		t.Errorf("the initializer's freeze table parks %d partitions, want the %d it gains", heldIn(gain.owns[0]), exported)
+	}
+	if len(gain.exported) != 0 {
+		t.Errorf("the initializer exported %v, losing nothing", gain.exported)
+	}
+}
+
 // A grow that fails after the freeze (its joiner cannot read the states
 // sent to it) is undone: every old worker takes back the states it sent
 // (it exported, then imported the same partitions), installs its old
@@ -677,7 +718,10 @@ func TestRescale_FailureAfterTheFreezeIsUndone(t *testing.T) {
 		if len(exp) == 0 || !slices.Equal(exp, imp) {
 			t.Errorf("worker %d: exported %v, imported again %v", i, exp, imp)
 		}
-		if installs != 2 || heldIn(fp.lastOwn()) != 0 {
+		// The freeze (what this worker loses still runs here), the
+		// table that parks those too before their states leave, and
+		// the old table again.
+		if installs != 3 || heldIn(fp.lastOwn()) != 0 {
 			t.Errorf("worker %d: %d tables installed, %d partitions held in the last", i, installs, heldIn(fp.lastOwn()))
 		}
 		if i == 0 {

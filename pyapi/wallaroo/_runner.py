@@ -1298,7 +1298,13 @@ class Runner(object):
         self.failed_hook = None
         groups = {}
         width = self._width()
-        for (dest, pi, seg), box in self.outbox.items():
+        # Later segments first: a key's records that left at a later
+        # boundary in this call are older than its records that left at
+        # an earlier one (those came in new; the later ones were resumed
+        # from further along, as a rescale's parked work is), and the
+        # groups of a batch run in order where it lands.
+        boxes = sorted(self.outbox.items(), key=_later_segment_first)
+        for (dest, pi, seg), box in boxes:
             if not box:
                 continue
             step = width * _MAX_ENVELOPES
@@ -1493,6 +1499,12 @@ _STRATUM = 256
 # record): well under what one frame between workers carries, and a
 # fraction of a link's replay queue.
 _MAX_BATCH_BYTES = 4 << 20
+
+
+def _later_segment_first(item):
+    """Sort key of an outbox entry ((dest, path, segment), records) for
+    take_envelopes: later segments first (stable otherwise)."""
+    return -item[0][2]
 
 
 def _cut_groups(gs, size):

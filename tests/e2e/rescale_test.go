@@ -34,7 +34,12 @@ func (c *rsCluster) rsSubtest(name string, f func()) bool {
 
 // rsRunOpsFrom is rsRunOps from a cluster of n workers.
 func rsRunOpsFrom(t *testing.T, n int, ops ...rsOp) {
-	c := rsStart(t, n, 0)
+	rsRunModuleOpsFrom(t, "multi_partition_detector", n, ops...)
+}
+
+// rsRunModuleOpsFrom is rsRunOpsFrom with another application module.
+func rsRunModuleOpsFrom(t *testing.T, module string, n int, ops ...rsOp) {
+	c := rsStartModule(t, module, n, 0, nil)
 	c.waitProgress("before the first operation", 300)
 	for _, op := range ops {
 		t.Logf("%s on a cluster of %d (%v)", op.name, len(c.members), c.names())
@@ -76,6 +81,16 @@ func TestRescaleShrinkBy1(t *testing.T) { rsRunOpsFrom(t, 2, rsShrink1) }
 
 // cluster_shrinker --count 4 on a cluster of 5: worker1..worker4 leave.
 func TestRescaleShrinkBy4(t *testing.T) { rsRunOpsFrom(t, 5, rsShrink4) }
+
+// Each key crosses two keyed boundaries in a row (key_by, state, key_by,
+// state): a message routed to the old owner at the first before the
+// freeze meets the second there after it, while the key's next messages
+// park at the first. Each window still grows by one through a grow and
+// a shrink (the old owner runs what the old table sent it until its
+// states leave, so nothing of the key parks on two workers).
+func TestRescaleTwoKeyedStatesInARow(t *testing.T) {
+	rsRunModuleOpsFrom(t, "mpd_two_states", 1, rsGrow4, rsShrink4)
+}
 
 // Pairs of operations one after the other (the 0.6 autoscale suite:
 // every ordered pair of {Grow1, Grow4, Shrink1, Shrink4}, from the

@@ -522,6 +522,37 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(dict((k, s.n) for k, s in fr.states["0.3"].items()),
                          dict((k, s.n) for k, s in sr.states["0.3"].items()))
 
+    def test_later_segments_leave_first(self):
+        # key_by, state, key_by, state: one call of a worker whose table
+        # sends the key elsewhere (parked during a rescale) takes both a
+        # new message (leaving at the first boundary) and an older one
+        # resumed after it (leaving at the second). In the batch the older
+        # one's group must come first, so that where the batch is run the
+        # key's messages reach the second state in their order.
+        stages = [(K, _first, "k1", "0.0", False, False),
+                  (S, _count, "one", "0.1", False, True),
+                  (K, _first, "k2", "0.2", False, False),
+                  (S, _count, "two", "0.3", False, True)]
+
+        def make(owner):
+            r = _runner.Runner(4)
+            p = r.path("src", _decode, _stages(stages), [_encode])
+            r.set_ownership(owner, 1)
+            return r, p
+        a, pa = make([5] * 4)
+        pa.process([b"a1"])
+        (_, _, older), = a.take_envelopes()  # a1, bound for "one"
+        b, pb = make([5] * 4)
+        pb.process([b"a2"])  # a2 leaves at the first boundary
+        b.resume(older)      # a1 runs "one", leaves at the second
+        (_, n, data), = b.take_envelopes()
+        self.assertEqual(n, 2)
+        fmt, groups = _runner._load(data, "batch")
+        self.assertEqual([g[1] for g in groups], [2, 1])
+        c, _ = make([0] * 4)
+        outs = b"".join(r[1][0] for r in c.resume(data))
+        self.assertEqual(outs, b"a1:1:1\na2:1:2\n")
+
     def test_envelope_batches_are_bounded(self):
         saved = _runner._MAX_ENVELOPES
         _runner._MAX_ENVELOPES = 3
