@@ -16,8 +16,9 @@ const (
 	// 0.6 gives each such message a random key, so the chain may run on
 	// any worker ("any" partition).
 	SegSpread
-	// SegKeyed starts with a state computation directly after key_by: it
-	// runs where the partition of the message's key is owned.
+	// SegKeyed starts with a state or stateless computation directly
+	// after key_by: it runs where the partition of the message's key is
+	// owned (0.6 routes both by the key; spec 2.2, 2.4).
 	SegKeyed
 	// SegSingle starts with a state computation with no key_by directly
 	// before it: every message has the key SinglePartitionKey, so one
@@ -51,15 +52,17 @@ type Segment struct {
 }
 
 // Segments cuts the path where a message may change owner (see the
-// SegmentKind constants): before every state computation, and before the
-// first stateless computation after the source or after a merge (a stage
-// whose node differs from the one before it) of pipelines that do not end
-// in key_by. key_by never starts a segment: the key is computed at the
-// end of the segment before the cut and travels with the message, as 0.6
+// SegmentKind constants): before every state computation, before every
+// stateless computation directly after key_by, and before the first
+// stateless computation after the source or after a merge (a stage whose
+// node differs from the one before it) of pipelines that do not end in
+// key_by. key_by never starts a segment: the key is computed at the end
+// of the segment before the cut and travels with the message, as 0.6
 // folds key_by into the output of the stage before it. So a stateless
-// chain after a merge of keyed pipelines is not spread: 0.6 passes their
-// keys through it, and its messages keep their per-key order; it runs
-// where they are, as after any key_by.
+// chain after key_by, also after a merge of keyed pipelines (0.6 passes
+// their keys through the merge), runs on the owner of the key's
+// partition, in per-key order; one after a state computation runs where
+// that state is, with the key it had there.
 func (p Path) Segments() []Segment {
 	segs := []Segment{{Kind: SegSource, Start: 0}}
 	// spreadDue is true while the stages since the source or the last
@@ -80,7 +83,10 @@ func (p Path) Segments() []Segment {
 			segs = append(segs, Segment{Kind: kind, Start: i})
 			spreadDue = false
 		case Computation:
-			if spreadDue {
+			switch {
+			case i > 0 && p.Stages[i-1].Kind == KeyBy:
+				segs = append(segs, Segment{Kind: SegKeyed, Start: i})
+			case spreadDue:
 				segs = append(segs, Segment{Kind: SegSpread, Start: i})
 			}
 			spreadDue = false

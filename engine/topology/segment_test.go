@@ -27,7 +27,11 @@ func TestSegments_CutsWhereOwnersMayChange(t *testing.T) {
 		{"unkeyed state, then a stateless chain after it stays", stagesOf(StateComputation, Computation, Computation, ToSink),
 			[]Segment{{SegSource, 0}, {SegSingle, 0}}},
 		{"stateless after key_by is routed by key, not spread", stagesOf(KeyBy, Computation, StateComputation, ToSink),
-			[]Segment{{SegSource, 0}, {SegSingle, 2}}},
+			[]Segment{{SegSource, 0}, {SegKeyed, 1}, {SegSingle, 2}}},
+		{"multi_partition_detector, depth 2", stagesOf(KeyBy, Computation, KeyBy, StateComputation, KeyBy, Computation, KeyBy, StateComputation, ToSink),
+			[]Segment{{SegSource, 0}, {SegKeyed, 1}, {SegKeyed, 3}, {SegKeyed, 5}, {SegKeyed, 7}}},
+		{"a stateless chain after keyed state stays with it", stagesOf(KeyBy, StateComputation, Computation, Computation, ToSink),
+			[]Segment{{SegSource, 0}, {SegKeyed, 1}}},
 		{"two state stages", stagesOf(Computation, KeyBy, StateComputation, KeyBy, StateComputation, ToSink),
 			[]Segment{{SegSource, 0}, {SegSpread, 0}, {SegKeyed, 2}, {SegKeyed, 4}}},
 		{"only a sink", stagesOf(ToSink), []Segment{{SegSource, 0}}},
@@ -61,8 +65,8 @@ func TestSegments_SpreadAgainAfterAMerge(t *testing.T) {
 func TestSegments_KeyedMergeIsNotSpread(t *testing.T) {
 	// a.key_by(k).merge(b.key_by(k)).to(tag).to_sink(tcp): the messages
 	// keep their keys through the merge (0.6's pass-through), so the
-	// stateless chain after it runs where they are, in per-key order,
-	// and is not dealt out.
+	// stateless chain after it runs on the owner of the key, in per-key
+	// order, and is not dealt out.
 	spec := Spec{AppName: "keyed merge", Root: 1, Nodes: []Node{
 		leaf("A", keyBy),
 		{Stages: []Stage{comp, sink}, Left: 0, Right: 2},
@@ -73,7 +77,7 @@ func TestSegments_KeyedMergeIsNotSpread(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range paths {
-		want := []Segment{{SegSource, 0}}
+		want := []Segment{{SegSource, 0}, {SegKeyed, 1}}
 		if got := p.Segments(); !reflect.DeepEqual(got, want) {
 			t.Errorf("path %s: segments %v, want %v", p.Source.Name, got, want)
 		}

@@ -66,9 +66,9 @@ func TestCluster_StatelessWorkReachesEveryWorker(t *testing.T) {
 
 // A stateless computation after a merge of two pipelines that both end in
 // key_by is not dealt out (0.6 passes the keys through the merge, spec
-// 2.2): every message of the one key "c" runs in one process, and each
-// source's numbers come out in the order they were sent (spec 2.5), while
-// the two sources interleave.
+// 2.2, and routes by them): every message of the one key "c" runs in one
+// process, the key's owner, and each source's numbers come out in the
+// order they were sent (spec 2.5), while the two sources interleave.
 func TestCluster_KeyedMergeKeepsPerKeyOrder(t *testing.T) {
 	s := newSink(t)
 	inA, inB := freePort(t), freePort(t)
@@ -99,6 +99,50 @@ func TestCluster_KeyedMergeKeepsPerKeyOrder(t *testing.T) {
 	}
 	if len(pids) != 1 {
 		t.Errorf("the messages of one key ran in %d processes, want one: messages per pid %v", len(pids), pids)
+	}
+	stopCluster(t, ws, 0, true)
+}
+
+// A stateless computation directly after key_by runs on the owner of the
+// key (0.6 routes it by the key, spec 2.2 and 2.4), not where the source
+// is: each of 50 keys runs in one process, in the order sent, and the
+// keys are shared out over all 3 workers.
+func TestCluster_KeyedStatelessRunsOnTheKeysOwner(t *testing.T) {
+	s := newSink(t)
+	in := freePort(t)
+	const workers, msgs = 3, 3000
+	ws := startCluster(t, testdataDir(), "keyed_stateless", workers, in, s.addr())
+	conn := dial(t, in)
+	defer conn.Close()
+	for i := 1; i <= msgs; i++ {
+		send(t, conn, strconv.Itoa(i))
+	}
+	lines := s.waitLines(t, msgs, 60*time.Second)
+	pidOf := map[string]string{}
+	last := map[string]int{}
+	pids := map[string]int{}
+	for _, l := range lines {
+		parts := strings.Split(l, ":")
+		if len(parts) != 3 {
+			t.Fatalf("output line %q is not <n>:<key>:<pid>", l)
+		}
+		v, err := strconv.Atoi(parts[0])
+		if err != nil {
+			t.Fatalf("output line %q: %v", l, err)
+		}
+		key, pid := parts[1], parts[2]
+		if p, ok := pidOf[key]; ok && p != pid {
+			t.Errorf("key %s ran in processes %s and %s, want one", key, p, pid)
+		}
+		pidOf[key] = pid
+		pids[pid]++
+		if v <= last[key] {
+			t.Errorf("key %s: %d came out after %d", key, v, last[key])
+		}
+		last[key] = v
+	}
+	if len(pids) != workers {
+		t.Errorf("the keys ran in %d processes, want all %d workers: messages per pid %v", len(pids), workers, pids)
 	}
 	stopCluster(t, ws, 0, true)
 }
