@@ -54,7 +54,8 @@ type Options struct {
 	ForeignLogLevel string
 
 	// AppArgs is what application_setup receives: argv[0] followed by every
-	// argument that is neither an engine option nor a --pony* flag, in order.
+	// argument that is neither an engine option (but the sharedFlags) nor
+	// a --pony* flag, in order.
 	AppArgs []string
 	// Set records which engine options were given.
 	Set map[string]bool
@@ -139,8 +140,9 @@ func lookupFlag(arg string) (spec flagSpec, name string, inline bool, ok bool) {
 
 // ParseArgs splits argv (argv[0] first) into engine options and the
 // application's arguments, the way Wallaroo 0.6 did: engine options and
-// their values are removed, --pony* flags are dropped, and everything else
-// stays, in order, for application_setup. Both "--opt value" and
+// their values are removed (but the sharedFlags, not 0.6's, stay too),
+// --pony* flags are dropped, and everything else stays, in order, for
+// application_setup. Both "--opt value" and
 // "--opt=value" work, and so do the short forms.
 func ParseArgs(argv []string) (*Options, error) {
 	if len(argv) == 0 {

@@ -195,6 +195,10 @@ type Member struct {
 	ctl       map[string]*ctlConn
 	ready     map[string]bool
 	startSent bool // (initializer) the cluster's Start was sent: once
+	// readyMu (initializer) orders the topology-ready console lines:
+	// each worker's comes before "All N workers" (held around them and
+	// the startSent decision, not m.mu: a console write may block).
+	readyMu   sync.Mutex
 	started   chan struct{}
 	formed    chan struct{}
 	stopOnce  sync.Once
@@ -919,15 +923,18 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 			if m.rs.joinerReady(c.name) {
 				continue // a joiner's Ready is its Prepare ack
 			}
+			m.readyMu.Lock()
 			m.mu.Lock()
 			m.ready[c.name] = true
 			member := slices.Contains(m.workers, c.name)
-			if !m.startSent {
-				// 0.6's initializer line (spec 3.2, step 5), under the
-				// lock: before maybeStart's "All N workers" line.
+			sent := m.startSent
+			m.mu.Unlock()
+			if !sent {
+				// 0.6's initializer line (spec 3.2, step 5), before
+				// maybeStart's "All N workers" line (readyMu).
 				fmt.Fprintf(m.cfg.Console, "%s reported topology ready!\n", c.name)
 			}
-			m.mu.Unlock()
+			m.readyMu.Unlock()
 			if m.Started() {
 				if member && m.rs.startLater(c.name) {
 					m.log.Warn("a worker back from a restart during a grow or shrink: started once it has ended", "worker", c.name)
@@ -1524,6 +1531,7 @@ func (m *Member) maybeStart() {
 	if !m.cfg.Initializer {
 		return
 	}
+	m.readyMu.Lock()
 	m.mu.Lock()
 	n := len(m.ready)
 	want := m.cfg.WorkerCount
@@ -1532,11 +1540,13 @@ func (m *Member) maybeStart() {
 	}
 	if n < want || m.startSent {
 		m.mu.Unlock()
+		m.readyMu.Unlock()
 		return
 	}
 	m.startSent = true // (the initializer's Ready and a worker's may race here)
 	m.mu.Unlock()
 	fmt.Fprintf(m.cfg.Console, "All %d workers reporting Topology ready!\n", want)
+	m.readyMu.Unlock()
 	m.broadcast(KindStart, nil)
 	m.markStarted()
 }

@@ -678,8 +678,10 @@ func TestRescale_LosingWorkerRunsItsPartitionsUntilTheirStatesLeave(t *testing.T
 	}
 	gain.mu.Lock()
 	defer gain.mu.Unlock()
-	if len(gain.owns) == 0 || heldIn(gain.owns[0]) != exported {
-		t.Errorf("the initializer's freeze table parks %d partitions, want the %d it gains", heldIn(gain.owns[0]), exported)
+	if len(gain.owns) == 0 {
+		t.Errorf("the initializer installed no table")
+	} else if n := heldIn(gain.owns[0]); n != exported {
+		t.Errorf("the initializer's freeze table parks %d partitions, want the %d it gains", n, exported)
 	}
 	if len(gain.exported) != 0 {
 		t.Errorf("the initializer exported %v, losing nothing", gain.exported)

@@ -525,6 +525,20 @@ func Run(ctx context.Context, cfg Config) error {
 			member.StopAll("the cluster was told to stop")
 		}
 	})
+	// stoppedBeforeStart ends a clean stop that came before the cluster
+	// started (while it formed, or while its sinks and links came up):
+	// the others are told (initializer), and no recovery file is left
+	// (spec 3.8) unless this run began from them (a restart that never
+	// rejoined keeps what it was restarted from).
+	stoppedBeforeStart := func() {
+		if member == nil {
+			return
+		}
+		stopUnformed()
+		if !member.Restarted() {
+			member.RemoveFiles()
+		}
+	}
 	if member != nil {
 		// A stop asked of this worker (a signal, the external channel, a
 		// worker asking the initializer) stops the whole cluster, drained.
@@ -576,18 +590,20 @@ func Run(ctx context.Context, cfg Config) error {
 		case err = <-formed:
 		case <-ctx.Done():
 			err = ctx.Err()
+			// Start still runs: the joined workers are told first
+			// (over the links it holds), then it ends with them and
+			// writes no recovery file after that.
+			stopUnformed()
+			endMember()
+			select {
+			case <-formed:
+			case <-time.After(5 * time.Second):
+			}
 		}
 		if err != nil {
 			closeSources()
 			if ctx.Err() != nil {
-				// Stopped while forming: a clean stop leaves no
-				// recovery files (spec 3.8), unless this run began
-				// from them (a restart that never rejoined keeps
-				// what it was restarted from).
-				stopUnformed()
-				if !member.Restarted() {
-					member.RemoveFiles()
-				}
+				stoppedBeforeStart()
 				return nil
 			}
 			var refused *cluster.JoinError
@@ -644,7 +660,8 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := s.WaitConnected(ctx); err != nil {
 			closeSinks()
 			closeSources()
-			return nil // stopped before the sinks came up
+			stoppedBeforeStart() // stopped before the sinks came up
+			return nil
 		}
 	}
 
@@ -662,6 +679,7 @@ func Run(ctx context.Context, cfg Config) error {
 			closeSinks()
 			closeSources()
 			if ctx.Err() != nil {
+				stoppedBeforeStart()
 				return nil
 			}
 			return fmt.Errorf("start the cluster: %w", err)

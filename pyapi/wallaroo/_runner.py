@@ -1303,7 +1303,10 @@ class Runner(object):
         # boundary in this call are older than its records that left at
         # an earlier one (those came in new; the later ones were resumed
         # from further along, as a rescale's parked work is), and the
-        # groups of a batch run in order where it lands.
+        # groups of a batch run in order where it lands. (This holds for
+        # a key that is the same at every boundary; records that share a
+        # key only from a later key_by on, or that a spread boundary
+        # dealt, have no order between them to keep, in 0.6 either.)
         boxes = sorted(self.outbox.items(), key=_later_segment_first)
         for (dest, pi, seg), box in boxes:
             if not box:

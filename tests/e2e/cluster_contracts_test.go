@@ -68,7 +68,7 @@ func TestCluster_StatelessWorkReachesEveryWorker(t *testing.T) {
 // key_by is not dealt out (0.6 passes the keys through the merge, spec
 // 2.2, and routes by them): every message of the one key "c" runs in one
 // process, the key's owner, and each source's numbers come out in the
-// order they were sent (spec 2.5), while the two sources interleave.
+// order they were sent (spec 2.5).
 func TestCluster_KeyedMergeKeepsPerKeyOrder(t *testing.T) {
 	s := newSink(t)
 	inA, inB := freePort(t), freePort(t)

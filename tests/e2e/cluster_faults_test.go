@@ -490,3 +490,40 @@ func TestClusterFault_InitializerWaitsForMissingWorkers(t *testing.T) {
 		}
 	}
 }
+
+// A cluster that has formed but not started (its sink is down, so no
+// worker gets past INIT PHASE I): SIGTERM to the initializer still stops
+// both cleanly, each exits 0, and no recovery file is left.
+func TestClusterFault_StopWhileASinkIsDown(t *testing.T) {
+	dir := exampleDir("word_count")
+	control, in, out := freePort(t), freePort(t), freePort(t) // nobody listens on out
+	res0, res1 := t.TempDir(), t.TempDir()
+	init := start(t, dir, "machida3", "--application-module", "word_count", "--in", in, "--out", out,
+		"--metrics", freePort(t), "--external", freePort(t), "--resilience-dir", res0, "--name", "initializer",
+		"--cluster-initializer", "--worker-count", "2", "--control", control, "--data", freePort(t),
+		"--ponythreads=1", "--ponynoblock")
+	w1 := start(t, dir, "machida3", "--application-module", "word_count", "--in", in, "--out", out,
+		"--metrics", freePort(t), "--external", freePort(t), "--resilience-dir", res1, "--name", "worker1",
+		"--control", control, "--my-control", freePort(t), "--my-data", freePort(t),
+		"--ponythreads=1", "--ponynoblock")
+	for _, p := range []*proc{init, w1} {
+		waitLog(t, p, 60*time.Second, "cluster formed")
+	}
+	if err := init.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]*proc{"initializer": init, "worker1": w1} {
+		if code := p.wait(60 * time.Second); code != 0 {
+			t.Errorf("%s exited %d after SIGTERM to the initializer of a cluster not started, want 0\n%s", name, code, p.stderr.String())
+		}
+	}
+	for _, d := range []string{res0, res1} {
+		left, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range left {
+			t.Errorf("recovery file left after a clean stop before the start: %s", filepath.Join(d, e.Name()))
+		}
+	}
+}
