@@ -62,45 +62,40 @@ func TestSegments_SpreadAgainAfterAMerge(t *testing.T) {
 	}
 }
 
-func TestSegments_KeyedMergeIsNotSpread(t *testing.T) {
-	// a.key_by(k).merge(b.key_by(k)).to(tag).to_sink(tcp): the messages
-	// keep their keys through the merge (0.6's pass-through), so the
-	// stateless chain after it runs on the owner of the key, in per-key
-	// order, and is not dealt out.
-	spec := Spec{AppName: "keyed merge", Root: 1, Nodes: []Node{
-		leaf("A", keyBy),
-		{Stages: []Stage{comp, sink}, Left: 0, Right: 2},
-		leaf("B", keyBy),
-	}}
+// wantEverySegments compiles spec and checks that every path is cut as
+// want.
+func wantEverySegments(t *testing.T, spec Spec, want []Segment) {
+	t.Helper()
 	paths, err := spec.Compile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range paths {
-		want := []Segment{{SegSource, 0}, {SegKeyed, 1}}
 		if got := p.Segments(); !reflect.DeepEqual(got, want) {
 			t.Errorf("path %s: segments %v, want %v", p.Source.Name, got, want)
 		}
 	}
 }
 
+func TestSegments_KeyedMergeIsNotSpread(t *testing.T) {
+	// a.key_by(k).merge(b.key_by(k)).to(tag).to_sink(tcp): the messages
+	// keep their keys through the merge (0.6's pass-through), so the
+	// stateless chain after it runs on the owner of the key, in per-key
+	// order, and is not dealt out.
+	wantEverySegments(t, Spec{AppName: "keyed merge", Root: 1, Nodes: []Node{
+		leaf("A", keyBy),
+		{Stages: []Stage{comp, sink}, Left: 0, Right: 2},
+		leaf("B", keyBy),
+	}}, []Segment{{SegSource, 0}, {SegKeyed, 1}})
+}
+
 func TestSegments_MarketSpreadShape(t *testing.T) {
 	// orders.merge(market_data).key_by(symbol).to(check).to_sink(tcp)
-	spec := Spec{AppName: "market", Root: 1, Nodes: []Node{
+	wantEverySegments(t, Spec{AppName: "market", Root: 1, Nodes: []Node{
 		leaf("Orders"),
 		{Stages: []Stage{keyBy, state, sink}, Left: 0, Right: 2},
 		leaf("Market Data"),
-	}}
-	paths, err := spec.Compile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range paths {
-		want := []Segment{{SegSource, 0}, {SegKeyed, 1}}
-		if got := p.Segments(); !reflect.DeepEqual(got, want) {
-			t.Errorf("path %s: segments %v, want %v", p.Source.Name, got, want)
-		}
-	}
+	}}, []Segment{{SegSource, 0}, {SegKeyed, 1}})
 }
 
 func TestParseStepID(t *testing.T) {

@@ -472,12 +472,20 @@ func TestClusterFault_InitializerWaitsForMissingWorkers(t *testing.T) {
 	// SIGTERM to the waiting initializer is a clean stop of both (spec
 	// 3.8): each exits 0 and leaves no recovery files, so the same
 	// command lines start afresh rather than as restarts.
+	stopBeforeStart(t, "while the cluster forms", init, w1, res0, res1)
+}
+
+// stopBeforeStart sends SIGTERM to init, the initializer of a cluster of
+// init and w1 that has not started, and checks that both exit 0 and
+// leave nothing in their resilience directories res0 and res1 (when).
+func stopBeforeStart(t *testing.T, when string, init, w1 *proc, res0, res1 string) {
+	t.Helper()
 	if err := init.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	for name, p := range map[string]*proc{"initializer": init, "worker1": w1} {
 		if code := p.wait(60 * time.Second); code != 0 {
-			t.Errorf("%s exited %d after SIGTERM to the waiting initializer, want 0\n%s", name, code, p.stderr.String())
+			t.Errorf("%s exited %d after SIGTERM to the initializer %s, want 0\n%s", name, code, when, p.stderr.String())
 		}
 	}
 	for _, d := range []string{res0, res1} {
@@ -486,7 +494,7 @@ func TestClusterFault_InitializerWaitsForMissingWorkers(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, e := range left {
-			t.Errorf("recovery file left after a clean stop while forming: %s", filepath.Join(d, e.Name()))
+			t.Errorf("recovery file left after a clean stop %s: %s", when, filepath.Join(d, e.Name()))
 		}
 	}
 }
@@ -509,21 +517,5 @@ func TestClusterFault_StopWhileASinkIsDown(t *testing.T) {
 	for _, p := range []*proc{init, w1} {
 		waitLog(t, p, 60*time.Second, "cluster formed")
 	}
-	if err := init.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	for name, p := range map[string]*proc{"initializer": init, "worker1": w1} {
-		if code := p.wait(60 * time.Second); code != 0 {
-			t.Errorf("%s exited %d after SIGTERM to the initializer of a cluster not started, want 0\n%s", name, code, p.stderr.String())
-		}
-	}
-	for _, d := range []string{res0, res1} {
-		left, err := os.ReadDir(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range left {
-			t.Errorf("recovery file left after a clean stop before the start: %s", filepath.Join(d, e.Name()))
-		}
-	}
+	stopBeforeStart(t, "while a sink is down", init, w1, res0, res1)
 }

@@ -42,6 +42,12 @@ WINDOW = 4
 
 
 def application_setup(args):
+    return build(args, trace_id)
+
+
+def build(args, first):
+    """The application, with first (a computation, or a state
+    computation keyed alike) as the step before TraceWindow."""
     depth = 1
     if "--depth" in args:
         depth = int(args[args.index("--depth") + 1])
@@ -69,7 +75,7 @@ def application_setup(args):
         p = wallaroo.source("Detector",
                             wallaroo.TCPSourceConfig(in_host, in_port, decode))
     p = (p.key_by(partition_key)
-         .to(trace_id)
+         .to(first)
          .key_by(partition_key)
          .to(trace_window)
          .to_sink(wallaroo.TCPSinkConfig(out_host, out_port, encode)))
