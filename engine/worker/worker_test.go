@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -72,15 +74,37 @@ func frame(s string) []byte {
 	return b
 }
 
+// freeAddr returns a loopback address nobody listens on now, from ports
+// 10000-19999: below the kernel's ephemeral range, from which a port
+// released here could be taken by another test's outgoing connection
+// before the worker under test binds it (and below the 20000 up that
+// tests/e2e hands out). A port is handed out once per test process.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freeAddrs.Lock()
+	defer freeAddrs.Unlock()
+	for range 2000 {
+		port := 10000 + rand.IntN(10000)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if freeAddrs.given[addr] {
+			continue
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // taken: another
+		}
+		l.Close()
+		freeAddrs.given[addr] = true
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port between 10000 and 19999")
+	return ""
 }
+
+var freeAddrs = struct {
+	sync.Mutex
+	given map[string]bool
+}{given: map[string]bool{}}
 
 func length4(h []byte) (int, error) { return int(binary.BigEndian.Uint32(h)), nil }
 
