@@ -139,8 +139,9 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("--external must be host:port: %w", err)
 	}
 	found := false
+	name := strings.ToLower(typ) // 0.6's tool took any case
 	for _, t := range msgTypes {
-		if t.name == strings.ToLower(typ) { // 0.6's tool took any case
+		if t.name == name {
 			cfg.typ, found = t, true
 		}
 	}

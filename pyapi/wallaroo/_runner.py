@@ -5,8 +5,7 @@ the engine's topology package), cut into segments where a message may
 change owner (before every state computation, before every stateless
 computation directly after key_by, and before the first stateless chain
 after a source or after a merge of unkeyed pipelines), and hands each
-path to a
-``Path`` object here. The host calls ``Path.process(frames, ts)`` once per
+path to a ``Path`` object here. The host calls ``Path.process(frames, ts)`` once per
 batch of framed payloads read from that source; the whole chain (decoder,
 computations, key extraction, keyed state, encoders) runs in this one call,
 message after message, so the GIL is taken once per batch and the
