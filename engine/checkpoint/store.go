@@ -375,7 +375,73 @@ func readLink(es []entry, lerr error, path string, id uint64) ([]Section, uint64
 	if lerr != nil {
 		return nil, 0, fmt.Errorf("checkpoint %d: %w", id, lerr)
 	}
-	return nil, 0, fmt.Errorf("checkpoint %d: not in %s: %w", id, path, fs.ErrNotExist)
+	return nil, 0, &MissingError{ID: id, Path: path, Empty: len(es) == 0}
+}
+
+// MissingError says a checkpoint is not in the event log at all (as
+// opposed to damaged there). It matches fs.ErrNotExist with errors.Is.
+type MissingError struct {
+	ID    uint64
+	Path  string // the event log's file
+	Empty bool   // the event log holds no checkpoint (or there is none)
+}
+
+func (e *MissingError) Error() string {
+	if e.Empty {
+		return fmt.Sprintf("checkpoint %d: the event log %s holds no checkpoint (missing or empty)", e.ID, e.Path)
+	}
+	return fmt.Sprintf("checkpoint %d is not in the event log %s", e.ID, e.Path)
+}
+
+// Is makes errors.Is(err, fs.ErrNotExist) hold.
+func (e *MissingError) Is(target error) bool { return target == fs.ErrNotExist }
+
+// Written lists the checkpoints the event log holds an entry of, in the
+// log's order, and what cut the reading short (wrapping ErrCorrupt), if
+// anything. Whether each one reads whole is Load's to say.
+func (s *Store) Written() ([]uint64, error) {
+	es, err := s.load()
+	ids := make([]uint64, len(es))
+	for i, e := range es {
+		ids[i] = e.id
+	}
+	return ids, err
+}
+
+// NewestWhole reads the event log once and returns the newest of ids
+// (oldest first) whose chain reads whole; skipped says why the newer ones
+// did not (the first few, then how many more), ok is false when none
+// does. err is a failure to read (not damage).
+func (s *Store) NewestWhole(ids []uint64) (id uint64, skipped []error, ok bool, err error) {
+	es, lerr := s.load()
+	if lerr != nil && !errors.Is(lerr, ErrCorrupt) {
+		return 0, nil, false, lerr
+	}
+	const keep = 3
+	n := 0
+	for i := len(ids) - 1; i >= 0; i-- {
+		if _, _, err := loadChain(es, lerr, s.EventLogPath(), ids[i]); err == nil {
+			ok, id = true, ids[i]
+			break
+		} else if n++; n <= keep {
+			skipped = append(skipped, err)
+		}
+	}
+	if n > keep {
+		skipped = append(skipped, fmt.Errorf("and %d more", n-keep))
+	}
+	return id, skipped, ok, nil
+}
+
+// IDsFileSize is the size of the committed-checkpoints file (0 if there
+// is none): a size that is not a whole number of 16-byte records tells
+// of damage (or of a record cut short by a crash).
+func (s *Store) IDsFileSize() int64 {
+	st, err := os.Stat(s.IDsPath())
+	if err != nil {
+		return 0
+	}
+	return st.Size()
 }
 
 // Load returns the whole state of checkpoint id: its chain's whole

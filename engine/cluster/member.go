@@ -164,6 +164,17 @@ type Config struct {
 	// without resilience.
 	OnCheckpoint func(c Checkpoint) Checkpoint
 	OnRecover    func(worker string, id uint64)
+	// FreshRejoin (initializer) is asked when a worker of the formed
+	// cluster joins again without a checkpoint to return to: started
+	// afresh under its old name (restarted false), or restarted from
+	// recovery files that hold no checkpoint (its Join's NoCheckpoints).
+	// A non-empty answer refuses it with that reason; nil accepts it (its
+	// keys restart empty, as after any restart without resilience).
+	// Called without the Member's lock held.
+	FreshRejoin func(worker string, restarted bool) string
+	// NoCheckpoints (with resilience): this worker's files hold no
+	// checkpoint; its Join says so.
+	NoCheckpoints bool
 }
 
 // Member is this worker's membership in a cluster: the control and data
@@ -206,6 +217,9 @@ type Member struct {
 	toInit    *ctlConn // non-initializers: the control link to the initializer
 	shutdownR string
 	restarted bool // started from recovery files
+	// joinedOnce: the initializer has let this process in once; a later
+	// join is a running worker dialling a restarted initializer again.
+	joinedOnce atomic.Bool
 	// filesWritten: the recovery files hold this run's listeners (set by
 	// Listen and the first grow; read and written on their goroutines,
 	// one at a time).
@@ -621,6 +635,12 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	c := &ctlConn{name: j.Worker, conn: conn, since: time.Now()}
 	m.mu.Lock()
 	known := m.workers != nil && slices.Contains(m.workers, j.Worker)
+	fresh := ""
+	if known && (j.Afresh || j.NoCheckpoints) && j.Joining == 0 && m.cfg.FreshRejoin != nil {
+		m.mu.Unlock()
+		fresh = m.cfg.FreshRejoin(j.Worker, !j.Afresh)
+		m.mu.Lock()
+	}
 	if j.Joining > 0 && !(peer.Restart && known) {
 		if reason := m.sinkMismatch(j); reason != "" {
 			m.mu.Unlock()
@@ -640,6 +660,8 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 		reason = fmt.Sprintf("a worker named %q has already joined", j.Worker)
 	case m.workers != nil && !slices.Contains(m.workers, j.Worker):
 		reason = fmt.Sprintf("the cluster is formed with %d workers; %q is not one of them", len(m.workers), j.Worker)
+	case fresh != "":
+		reason = fresh
 	default:
 		reason = m.sinkMismatch(j)
 	}
@@ -1098,6 +1120,9 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 	}
 	j := Join{Worker: m.cfg.Name, Control: m.ctlL.Addr().String(), Data: m.datL.Addr().String(), Joining: joining,
 		Sinks: uint32(len(m.cfg.Sinks))}
+	if !m.joinedOnce.Load() {
+		j.Afresh, j.NoCheckpoints = !m.restarted, m.restarted && m.cfg.NoCheckpoints
+	}
 	if _, err := conn.Write(AppendFrame(nil, KindJoin, j.Encode())); err != nil {
 		closer()
 		conn.Close()
@@ -1120,6 +1145,7 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 		return fmt.Errorf("the initializer at %s: %w", addr, err)
 	}
 	conn.SetDeadline(time.Time{})
+	m.joinedOnce.Store(true)
 	c := &ctlConn{name: InitializerName, conn: conn}
 	m.mu.Lock()
 	m.toInit = c

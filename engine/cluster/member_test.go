@@ -366,3 +366,59 @@ func TestMember_PeerBackMakesLinksRedialAtOnce(t *testing.T) {
 		t.Fatal("worker2 was told about itself")
 	}
 }
+
+// A worker of the formed cluster that comes back afresh (no recovery
+// files: its Hello says no restart) is asked about (FreshRejoin) and
+// refused with the reason given; without the hook it is let in.
+func TestMember_FreshRejoinAskedAndRefused(t *testing.T) {
+	for _, refuse := range []bool{true, false} {
+		t.Run(fmt.Sprintf("refuse=%v", refuse), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var asked []string
+			var amu sync.Mutex
+			ms, _ := startCluster(t, ctx, 2, func(i int, c *Config) {
+				if i == 0 && refuse {
+					c.FreshRejoin = func(w string, restarted bool) string {
+						amu.Lock()
+						asked = append(asked, w)
+						amu.Unlock()
+						return "no thanks"
+					}
+				}
+			})
+			// worker1's process dies: its control link closes.
+			ms[0].mu.Lock()
+			link := ms[0].ctl["worker1"]
+			ms[0].mu.Unlock()
+			link.conn.Close()
+			waitFor(t, "the initializer to drop worker1's link", func() bool {
+				ms[0].mu.Lock()
+				defer ms[0].mu.Unlock()
+				return ms[0].ctl["worker1"] == nil
+			})
+			ms[1].Close()
+			w := New(Config{Name: "worker1", Control: ms[0].ctlL.Addr().String(), MyControl: "127.0.0.1:0", Data: "127.0.0.1:0",
+				Hello: hello(), JoinTimeout: 5 * time.Second, Deliver: (&got{byIn: map[int][]string{}}).deliver})
+			if err := w.Listen(); err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			err := w.Start(ctx)
+			if !refuse {
+				if err != nil {
+					t.Fatalf("a fresh rejoin without the hook: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "no thanks") {
+				t.Fatalf("a fresh rejoin: %v, want the hook's reason", err)
+			}
+			amu.Lock()
+			defer amu.Unlock()
+			if len(asked) != 1 || asked[0] != "worker1" {
+				t.Errorf("FreshRejoin asked about %v, want [worker1]", asked)
+			}
+		})
+	}
+}

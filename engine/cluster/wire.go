@@ -12,7 +12,7 @@ import (
 // of a link check it in the first exchange; any change to a message's
 // layout increments it, the layout of the runner's envelope batches
 // (opaque here, read by the peer's runner) included.
-const WireVersion = 13
+const WireVersion = 14
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -363,6 +363,13 @@ type Join struct {
 	Data    string // host:port of its data listener
 	Joining uint32
 	Sinks   uint32
+	// Only on the first join of a worker's process (not when a running
+	// worker dials a restarted initializer again): Afresh, it did not
+	// start from recovery files; NoCheckpoints (with resilience), it
+	// restarted from files that hold no checkpoint, neither a committed
+	// one nor one in its event log.
+	Afresh        bool
+	NoCheckpoints bool
 }
 
 // Encode returns j's payload.
@@ -373,6 +380,8 @@ func (j Join) Encode() []byte {
 	e.str(j.Data)
 	e.u32(j.Joining)
 	e.u32(j.Sinks)
+	e.bool(j.Afresh)
+	e.bool(j.NoCheckpoints)
 	return e.b
 }
 
@@ -381,6 +390,8 @@ func DecodeJoin(p []byte) (Join, error) {
 	d := dec{b: p}
 	j := Join{Worker: d.str("worker"), Control: d.str("control"), Data: d.str("data"), Joining: d.u32("joining")}
 	j.Sinks = d.u32("sinks")
+	j.Afresh = d.bool("afresh")
+	j.NoCheckpoints = d.bool("no checkpoints")
 	return j, d.end("join")
 }
 

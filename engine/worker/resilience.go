@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -266,7 +269,13 @@ func (r *resilience) start() (bool, error) {
 		}
 	}
 	if !found {
-		r.warn("ERROR: no usable checkpoint in the recovery files; starting with empty state (the state of this worker's keys is lost)", "dir", r.cfg.Dir, "committed", len(recs))
+		if r.member != nil && r.member.Restarted() {
+			// (checkFiles found a whole checkpoint in the event log, or
+			// all were taken before the last grow or shrink.)
+			r.warn("no checkpoint this worker's list commits is usable here; it starts with empty state, and the cluster's rollback decides what it returns to", "dir", r.cfg.Dir, "committed", len(recs))
+		} else {
+			r.warn("ERROR: no usable checkpoint in the recovery files; starting with empty state (the state of this worker's keys is lost)", "dir", r.cfg.Dir, "committed", len(recs))
+		}
 		// The next checkpoints number on from the files' newest.
 		last := recs[len(recs)-1]
 		r.mu.Lock()
@@ -287,6 +296,136 @@ func (r *resilience) start() (bool, error) {
 	r.cons("|~~ - Recovery COMPLETE - ~~|")
 	r.cons("~~~Resuming message processing.~~~")
 	return true, nil
+}
+
+// checkFiles runs before this worker joins its cluster (or, alone,
+// before it starts): recovery files that list committed checkpoints but
+// cannot return this worker to any of them refuse the start, with 0.6's
+// words (runtime spec 4.2) and what to do, instead of going on with
+// empty state. A cluster returns to a checkpoint every worker holds:
+// without this worker's, the rollback fails and the others' restored
+// state would meet this one's empty keys.
+//
+// The coordinator (the initializer, or a worker alone) needs one of the
+// checkpoints its own list commits: that list is the cluster's. Another
+// worker needs a checkpoint its event log holds whole; which one the
+// cluster returns to is the coordinator's to say (its own list may be
+// the damaged file). Files of checkpoints all taken before the last grow
+// or shrink, or no committed checkpoint at all, are no reason to refuse:
+// start and the cluster's rollback deal with those.
+func (r *resilience) checkFiles(worker string, coordinator bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	recs, err := r.store.Committed()
+	if err != nil {
+		return fmt.Errorf("read the committed checkpoints in %s: %w", r.cfg.Dir, err)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	floor, _ := r.store.Floor() // (damaged: start warns; any checkpoint may be used)
+	if recs[len(recs)-1].ID <= floor {
+		return nil
+	}
+	var committed []uint64
+	for _, rec := range recs {
+		if rec.ID > floor {
+			committed = append(committed, rec.ID)
+		}
+	}
+	_, why, ok, err := r.store.NewestWhole(committed)
+	if err != nil {
+		return fmt.Errorf("read the event log in %s: %w", r.cfg.Dir, err)
+	}
+	if ok {
+		return nil
+	}
+	if !coordinator {
+		written, _ := r.store.Written()
+		written = slices.DeleteFunc(written, func(id uint64) bool { return id <= floor })
+		slices.Sort(written)
+		if id, _, ok, _ := r.store.NewestWhole(written); ok {
+			r.warn("none of the checkpoints this worker's list commits can be read; the cluster's rollback will use one its event log holds",
+				"ids_file", r.store.IDsPath(), "newest_whole", id, "err", errors.Join(why...))
+			return nil
+		}
+	}
+	return r.filesUnusable(worker, recs, why)
+}
+
+// freshRejoin (the initializer's cluster.Config.FreshRejoin) refuses a
+// worker of the cluster that comes back with no checkpoint to return to
+// (afresh, not from its recovery files; or from files that hold no
+// checkpoint) once one is committed: the cluster could not return its
+// keys to that checkpoint with the others', and what it had taken in
+// since would be lost without a word. Before any checkpoint (or any
+// since the last grow or shrink) there is nothing to return to, and it is
+// let in.
+func (r *resilience) freshRejoin(worker string, restarted bool) string {
+	r.mu.Lock()
+	recs, err := r.store.Committed()
+	floor, _ := r.store.Floor() // (also before start has read it)
+	r.mu.Unlock()
+	floor = max(floor, r.floor.Load())
+	if err != nil || len(recs) == 0 || recs[len(recs)-1].ID <= floor {
+		// (All before the last grow or shrink: no rollback returns to
+		// them, the cluster goes on as it is; a joiner killed before the
+		// checkpoint after its grow comes back so.)
+		return ""
+	}
+	how := "started afresh, not from its recovery files (there are none in its --resilience-dir, or they record other listeners than its command line)"
+	if restarted {
+		how = "restarted from recovery files that hold no checkpoint (its .checkpoint_ids and event log are missing or empty)"
+	}
+	return fmt.Sprintf("worker %q of this cluster %s, and the cluster runs with --run-with-resilience and has committed checkpoint %d: its keys could not return to it with the others'. "+
+		"Start it again with its recovery files in place, or stop the cluster and start every worker without its recovery files (all state is then lost)",
+		worker, how, recs[len(recs)-1].ID)
+}
+
+// holdsNoCheckpoint says this worker's files hold no checkpoint at all:
+// none committed and none in the event log (missing, empty or
+// unreadable).
+func (r *resilience) holdsNoCheckpoint() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if recs, err := r.store.Committed(); err != nil || len(recs) > 0 {
+		return false
+	}
+	written, _ := r.store.Written()
+	return len(written) == 0
+}
+
+// filesUnusable is checkFiles' refusal: which files, what is wrong with
+// them, what to do.
+func (r *resilience) filesUnusable(worker string, recs []checkpoint.Record, why []error) error {
+	// The event log as a whole first: when it cannot be read at all,
+	// that is the one reason for every checkpoint.
+	evlog := r.store.EventLogPath()
+	written, lerr := r.store.Written()
+	switch {
+	case len(written) == 0 && lerr != nil:
+		why = []error{lerr}
+	case len(written) == 0:
+		why = []error{fmt.Errorf("%s holds no checkpoint (it is missing or empty)", evlog)}
+	}
+	ids := r.store.IDsPath()
+	damaged := ""
+	if n := r.store.IDsFileSize(); n%16 != 0 {
+		damaged = fmt.Sprintf(" (it is %d bytes, not a whole number of 16-byte records: it is damaged)", n)
+	}
+	const todo = "put back intact copies of these files; or, to go on with empty state, move them away if this worker runs alone, " +
+		"or stop its cluster and start every worker without its recovery files (all state is then lost)"
+	return fmt.Errorf("Some resilience/recovery files are missing or damaged! Cannot continue! Worker %q in %s: %s lists %d committed checkpoint(s), the newest %d%s, and none of them can be restored from the event log %s: %s. To go on: %s",
+		worker, r.cfg.Dir, filepath.Base(ids), len(recs), recs[len(recs)-1].ID, damaged, filepath.Base(evlog), joinErrs(why), todo)
+}
+
+// joinErrs lists errs on one line.
+func joinErrs(errs []error) string {
+	s := make([]string, len(errs))
+	for i, e := range errs {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "; ")
 }
 
 // restore returns the processor to checkpoint id (its chain read from

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -304,4 +305,105 @@ func TestFailedCheckpoints_LogsARepeatedReasonOnce(t *testing.T) {
 	if len(logs) != 1 {
 		t.Fatalf("a success after successes was logged: %q", logs)
 	}
+}
+
+// checkpointedDir returns a resilience directory of the worker "initializer" of
+// app "app" with n committed checkpoints (the generator at 1..n), and
+// the files' paths.
+func checkpointedDir(t *testing.T, n int) (dir, evlog, ids string) {
+	t.Helper()
+	dir = t.TempDir()
+	for i := 1; i <= n; i++ {
+		r, _, _ := startAt(t, dir, byte(i))
+		_, err := r.final()
+		require.NoError(t, err)
+	}
+	store := checkpoint.Open(dir, "app", "initializer")
+	return dir, store.EventLogPath(), store.IDsPath()
+}
+
+// Recovery files that list committed checkpoints none of which can be
+// restored refuse the start with 0.6's words, the file and what to do;
+// a worker that is not the coordinator may go on when its event log
+// holds a whole checkpoint (the coordinator's list decides which), and
+// files of no committed checkpoint, or of checkpoints all before the
+// last grow or shrink, are no reason to refuse.
+func TestResilience_CheckFilesRefusesFilesThatCannotBeRestored(t *testing.T) {
+	check := func(dir string, coordinator bool) error {
+		return newTestResilience(t, dir, &genProc{}).checkFiles("initializer", coordinator)
+	}
+	t.Run("intact", func(t *testing.T) {
+		dir, _, _ := checkpointedDir(t, 2)
+		assert.NoError(t, check(dir, true))
+		assert.NoError(t, check(dir, false))
+	})
+	t.Run("no files", func(t *testing.T) {
+		assert.NoError(t, check(t.TempDir(), true))
+	})
+	t.Run("event log removed", func(t *testing.T) {
+		dir, evlog, _ := checkpointedDir(t, 2)
+		require.NoError(t, os.Remove(evlog))
+		for _, coordinator := range []bool{true, false} {
+			err := check(dir, coordinator)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "Some resilience/recovery files are missing or damaged! Cannot continue!")
+			assert.Contains(t, err.Error(), "holds no checkpoint (it is missing or empty)")
+			assert.Contains(t, err.Error(), "stop its cluster and start every worker without its recovery files")
+		}
+	})
+	t.Run("event log emptied", func(t *testing.T) {
+		dir, evlog, _ := checkpointedDir(t, 2)
+		require.NoError(t, os.WriteFile(evlog, nil, 0o600))
+		err := check(dir, false)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "does not start as an event log")
+	})
+	t.Run("ids file of garbage", func(t *testing.T) {
+		dir, _, ids := checkpointedDir(t, 2)
+		garbage := []byte(strings.Repeat("garbage!", 11) + "xy") // 90 bytes
+		require.NoError(t, os.WriteFile(ids, garbage, 0o600))
+		err := check(dir, true)
+		require.Error(t, err, "the coordinator's list is the cluster's: garbage in it must not be believed")
+		assert.Contains(t, err.Error(), "90 bytes, not a whole number of 16-byte records")
+		assert.Contains(t, err.Error(), "is not in the event log")
+		assert.NoError(t, check(dir, false), "another worker's event log holds whole checkpoints: the coordinator's rollback picks one")
+	})
+	t.Run("before the last rescale", func(t *testing.T) {
+		dir, evlog, _ := checkpointedDir(t, 2)
+		r := newTestResilience(t, dir, &genProc{})
+		_, err := r.start()
+		require.NoError(t, err)
+		r.afterRescale()
+		require.NoError(t, os.Remove(evlog))
+		assert.NoError(t, check(dir, true))
+	})
+}
+
+// The initializer lets a worker come back afresh (without its recovery
+// files) only while no checkpoint is committed: after that its keys
+// could not return to one with the others'.
+func TestResilience_FreshRejoinRefusedOnceACheckpointIsCommitted(t *testing.T) {
+	dir := t.TempDir()
+	r := newTestResilience(t, dir, &genProc{})
+	assert.Empty(t, r.freshRejoin("worker1", false))
+	assert.True(t, r.holdsNoCheckpoint())
+	dir, evlog, ids := checkpointedDir(t, 1)
+	r = newTestResilience(t, dir, &genProc{})
+	assert.False(t, r.holdsNoCheckpoint())
+	reason := r.freshRejoin("worker1", false)
+	assert.Contains(t, reason, `worker "worker1" of this cluster started afresh`)
+	assert.Contains(t, reason, "committed checkpoint 1")
+	assert.Contains(t, r.freshRejoin("worker1", true), "restarted from recovery files that hold no checkpoint")
+
+	// Every committed checkpoint before the last grow or shrink: none
+	// to return to, so it is let in.
+	r.floor.Store(1)
+	assert.Empty(t, r.freshRejoin("worker1", true))
+	r.floor.Store(0)
+
+	// Only the committed list gone: the event log still holds one.
+	require.NoError(t, os.Remove(ids))
+	assert.False(t, r.holdsNoCheckpoint())
+	require.NoError(t, os.WriteFile(evlog, nil, 0o600))
+	assert.True(t, r.holdsNoCheckpoint())
 }

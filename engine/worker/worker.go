@@ -319,6 +319,8 @@ func Run(ctx context.Context, cfg Config) error {
 			return idle.Load() && peer == 0 && (local == 0 || pause.paused())
 		}
 		if res != nil {
+			cc.FreshRejoin = res.freshRejoin
+			cc.NoCheckpoints = res.holdsNoCheckpoint()
 			cc.OnCheckpoint = func(c cluster.Checkpoint) cluster.Checkpoint { return res.handle(memberCtxOf(), c) }
 			cc.OnRecover = func(w string, id uint64) {
 				cfg.Log.Info("a restarted worker asks for a rollback", "worker", w, "its_checkpoint", id)
@@ -450,6 +452,18 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		if res != nil && member.Restarted() {
 			res.discarding.Store(true) // until the cluster has rolled back
+		}
+	}
+	if res != nil {
+		// Before joining: a worker that cannot return to a checkpoint
+		// must not take part (nothing is delivered to it, so nothing is
+		// lost with it).
+		if err := res.checkFiles(cfg.Name, member == nil || cfg.Name == cluster.InitializerName); err != nil {
+			if member != nil {
+				member.Close()
+			}
+			closeSources()
+			return err
 		}
 	}
 	ctx, shutdown := context.WithCancel(ctx)
@@ -607,7 +621,7 @@ func Run(ctx context.Context, cfg Config) error {
 				return nil
 			}
 			var refused *cluster.JoinError
-			if errors.As(err, &refused) && !member.Restarted() {
+			if (errors.As(err, &refused) || errors.Is(err, cluster.ErrRefused)) && !member.Restarted() {
 				// Never a member: the same command line run again is a
 				// new join, not a restart from these files.
 				member.RemoveFiles()

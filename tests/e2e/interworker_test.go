@@ -20,7 +20,7 @@ const (
 )
 
 // wireVersion is the version the workers of this build speak.
-const wireVersion = 13
+const wireVersion = 14
 
 type wireChannel uint8
 

@@ -794,3 +794,136 @@ func TestResilience_CrashAtEachCheckpointStep(t *testing.T) {
 	}
 	reFinishCluster(t, recv, ws, dir, limit)
 }
+
+// Recovery files that cannot return a worker to a checkpoint refuse its
+// restart, before it joins (so nothing is delivered to it and lost with
+// it), with 0.6's "Cannot continue!", the file and what to do; a worker
+// that comes back afresh (its files moved away) is refused by the
+// initializer, since the cluster could not return its keys to the last
+// checkpoint with the others'. Meanwhile the rest of the cluster goes on
+// with worker1's keys stalled, and once its intact files are back the
+// same command line recovers it: the output is at least once with
+// whole windows for every key (before this, both restarts were let in
+// with empty state: windows such as [114 115 116 1]).
+func TestResilience_UnusableFilesRefuseTheRestart(t *testing.T) {
+	recv := rsStartReceiver(t)
+	const limit = 3000
+	ws, dir := reStartCluster(t, recv, limit, 1500)
+	const app = "Multi Partition Detector"
+	recv.waitRecords(t, 1000, reRecoverWait, "before the kill")
+	reWaitCheckpoints(t, dir, app, "worker1", 2)
+	v := ws[1]
+	v.cmd.Process.Signal(syscall.SIGKILL)
+	v.wait(30 * time.Second)
+
+	refused := func(what, want string) {
+		t.Helper()
+		p := start(t, v.dir, "machida3", v.args...)
+		if code := p.wait(reRecoverWait); code != 1 {
+			t.Fatalf("%s: exit %d, want 1\nstdout:\n%s\nstderr:\n%s", what, code, p.stdout.String(), p.stderr.String())
+		}
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("%s: stderr does not say %q:\n%s", what, want, p.stderr.String())
+		}
+		if strings.Contains(p.stdout.String(), "RESILIENCE: Replayed") {
+			t.Errorf("%s: the refused worker replayed a checkpoint", what)
+		}
+	}
+	// Its event log emptied.
+	evlog := filepath.Join(dir, app+"-worker1.evlog")
+	intact, err := os.ReadFile(evlog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(evlog, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused("an empty event log", "Some resilience/recovery files are missing or damaged! Cannot continue!")
+	if err := os.WriteFile(evlog, intact, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Files moved away and back.
+	away := t.TempDir()
+	moveAway := func(match func(string) bool) (back func()) {
+		var moved []string
+		for _, name := range reFiles(t, dir) {
+			if strings.HasPrefix(name, app+"-worker1.") && match(name) {
+				if err := os.Rename(filepath.Join(dir, name), filepath.Join(away, name)); err != nil {
+					t.Fatal(err)
+				}
+				moved = append(moved, name)
+			}
+		}
+		return func() {
+			for _, name := range moved {
+				if err := os.Rename(filepath.Join(away, name), filepath.Join(dir, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	// Its checkpoint files gone, its listeners' files there: a restart
+	// with nothing to return to.
+	back := moveAway(func(name string) bool {
+		return strings.HasSuffix(name, ".evlog") || strings.HasSuffix(name, ".checkpoint_ids")
+	})
+	refused("no checkpoint files", "restarted from recovery files that hold no checkpoint")
+	back()
+	// All its files gone: it starts afresh.
+	back = moveAway(func(string) bool { return true })
+	refused("no recovery files", `worker "worker1" of this cluster started afresh`)
+	for _, name := range reFiles(t, dir) {
+		if strings.HasPrefix(name, app+"-worker1.") {
+			t.Errorf("the refused fresh worker left %s behind", name)
+		}
+	}
+	back()
+	// Its files back: the same command line recovers it.
+	r := &clusterWorker{proc: start(t, v.dir, "machida3", v.args...), name: v.name, external: v.external, dir: v.dir, args: v.args}
+	ws[1] = r
+	r.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+	waitStatus(t, r, 3)
+	reFinishCluster(t, recv, ws, dir, limit)
+}
+
+// A worker alone whose list of committed checkpoints is garbage (none of
+// its ids is in the event log) refuses to start rather than believe it,
+// says the file is damaged, and keeps its files; with the intact list
+// back it resumes from its checkpoint.
+func TestResilience_GarbageCheckpointListRefusesTheStart(t *testing.T) {
+	dir := t.TempDir()
+	recv := rsStartReceiver(t)
+	const limit = 1500
+	args := reArgs(t, dir, recv.addr(), limit, 1500)
+	w := start(t, testdataDir(), "machida3", args...)
+	reWaitCheckpoints(t, dir, "Multi Partition Detector", "initializer", 2)
+	recv.waitRecords(t, 500, reRecoverWait, "before the kill")
+	w.cmd.Process.Signal(syscall.SIGKILL)
+	w.wait(30 * time.Second)
+	ids := filepath.Join(dir, "Multi Partition Detector-initializer.checkpoint_ids")
+	intact, err := os.ReadFile(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ids, []byte(strings.Repeat("garbage!", 11)+"xy"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w = start(t, testdataDir(), "machida3", args...)
+	if code := w.wait(reRecoverWait); code != 1 {
+		t.Fatalf("exit %d with a garbage checkpoint list, want 1\nstderr:\n%s", code, w.stderr.String())
+	}
+	for _, want := range []string{"Cannot continue!", "90 bytes, not a whole number of 16-byte records", "move them away if this worker runs alone"} {
+		if !strings.Contains(w.stderr.String(), want) {
+			t.Errorf("stderr does not say %q:\n%s", want, w.stderr.String())
+		}
+	}
+	if err := os.WriteFile(ids, intact, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w = start(t, testdataDir(), "machida3", args...)
+	w.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+	final := reFinal(limit)
+	recv.waitFinal(t, final, rsFinalTimeout)
+	reCheck(t, recv, final)
+	reStopCleanly(t, w, dir)
+}
