@@ -134,12 +134,7 @@ func TestResilience_LogRotationBySize(t *testing.T) {
 	if len(logs) == 0 || !regexp.MustCompile(`-initializer-[0-9a-f]{16}\.evlog$`).MatchString(logs[len(logs)-1]) {
 		t.Fatalf("no rotated event log after a kill: %v", reFiles(t, dir))
 	}
-	w = start(t, testdataDir(), "machida3", args...)
-	w.waitOutput("RESILIENCE: Replayed", reRecoverWait)
-	final := reFinal(limit)
-	recv.waitFinal(t, final, rsFinalTimeout)
-	reCheck(t, recv, final)
-	reStopCleanly(t, w, dir)
+	reRecoverAlone(t, args, recv, dir, limit)
 }
 
 // Without --log-rotation (resilience on), RotateLog says why not.

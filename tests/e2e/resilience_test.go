@@ -920,7 +920,15 @@ func TestResilience_GarbageCheckpointListRefusesTheStart(t *testing.T) {
 	if err := os.WriteFile(ids, intact, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w = start(t, testdataDir(), "machida3", args...)
+	reRecoverAlone(t, args, recv, dir, limit)
+}
+
+// reRecoverAlone starts a worker alone again with args: it must recover
+// from its files in dir, give every key's last value (limit) at least
+// once with whole windows, and stop cleanly.
+func reRecoverAlone(t *testing.T, args []string, recv *rsReceiver, dir string, limit int) {
+	t.Helper()
+	w := start(t, testdataDir(), "machida3", args...)
 	w.waitOutput("RESILIENCE: Replayed", reRecoverWait)
 	final := reFinal(limit)
 	recv.waitFinal(t, final, rsFinalTimeout)
