@@ -61,4 +61,5 @@ const char *wb_type_name(PyObject *o);
 PyObject *wb_compile(const char *source, const char *filename);
 PyObject *wb_int(long long v);
 PyObject *wb_text_codec(int which);
+PyObject *wb_clock(void);
 #endif

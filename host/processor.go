@@ -192,6 +192,16 @@ func newProcessor(in *bridge.Interp, py *bridge.Py, paths []topology.Path, parti
 	if err := py.SetAttr(mod, "_unpack_text", unpack); err != nil {
 		return nil, fmt.Errorf("install the text column codec: %w", err)
 	}
+	// Stage timing (metrics) reads the bridge's monotonic nanosecond
+	// clock: Python 2's fallback, time.time() as a double, keeps only
+	// about 256 ns.
+	clock, err := py.MonotonicClock()
+	if err != nil {
+		return nil, fmt.Errorf("make the stage-timing clock: %w", err)
+	}
+	if err := py.SetAttr(mod, "_clock_ns", keep(clock)); err != nil {
+		return nil, fmt.Errorf("install the stage-timing clock: %w", err)
+	}
 	for name, want := range runnerKinds {
 		o, err := py.GetAttr(mod, name)
 		if err != nil {

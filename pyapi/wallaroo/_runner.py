@@ -1771,7 +1771,7 @@ class Path(object):
             self._body(entry, code, d, env, timed, keyless, routed)
             if skip:
                 code(4, "except Exception:")
-                code(5, "_skip(_stn[_st], _x)")
+                code(5, "_skip(_stn[_st], _x); _dr += 1")
             return lines
 
         every = self.runner.sample_every
@@ -1816,7 +1816,7 @@ class Path(object):
             src = ["def _make():", "    def _run(_frames, _salvage):"]
         for j in range(nenc):
             src.append("        _o%d = []; _a%d = _o%d.append" % (j, j, j))
-        src.append("        _st = %d; _x = None" % (first + 1 if entry else 0))
+        src.append("        _st = %d; _x = None; _dr = 0" % (first + 1 if entry else 0))
         src.append("        try:")
         src.extend(loops)
         src.append("        except BaseException:  # WorkerStopping too: say where")
@@ -1824,7 +1824,7 @@ class Path(object):
         src.append("            raise")
         src.append("        return (%s%s,)" % (
             "".join('b"".join(_o%d), ' % j for j in range(nenc)),
-            "len(_o0)" if nenc else "0"))
+            "len(_o0) + _dr" if nenc else "_dr"))
         src.append("    return _run")
         text = "\n".join(src) + "\n"
         codeobj = compile(text, "<wallaroo runner: %s, segment %d>"
@@ -1860,7 +1860,7 @@ class Path(object):
                 env["_decode"] = self.decoder.decode
                 code(depth, "_st = 0")
                 timed_call(0, "v = _decode(_x)")
-                code(depth, "if v is None: continue")
+                code(depth, "if v is None: _dr += 1; continue")
             else:
                 code(depth, "v = _x")
             code(depth, "k = None")
@@ -1923,20 +1923,23 @@ class Path(object):
                 call = "_f%d(v, s)" % n
                 what = "state_computation_multi"
             env["_n%d" % n] = st.name
+            # A message filtered out (None, or a fan-out to nothing)
+            # completes there: _dr counts it with those reaching the sinks.
             if not st.multi:
                 timed_call(n, "v = " + call)
-                code(depth, "if v is None: continue")
+                code(depth, "if v is None: _dr += 1; continue")
             else:
                 timed_call(n, "vs = " + call)
-                code(depth, "if vs is None: continue")
+                code(depth, "if vs is None: _dr += 1; continue")
                 code(depth, "if type(vs) is not list: _not_a_list(%r, _n%d, vs)" % (what, n))
+                code(depth, "if not vs: _dr += 1; continue")
                 code(depth, "for v in vs:")
                 depth += 1
                 if skip:  # each message of the fan-out skipped alone
                     code(depth, "try:")
                     opened.append(depth)
                     depth += 1
-                code(depth, "if v is None: continue")
+                code(depth, "if v is None: _dr += 1; continue")
         # Encoders: every encoding of a message is made before any is kept,
         # so an encoder failing leaves no half-written message behind.
         first_enc = len(self.stages) + 1
@@ -1951,7 +1954,7 @@ class Path(object):
             code(depth, "if e%d is not None: _a%d(e%d)" % (j, j, j))
         for d in reversed(opened):
             code(d, "except Exception:")
-            code(d + 1, "_skip(_stn[_st], _x)")
+            code(d + 1, "_skip(_stn[_st], _x); _dr += 1")
 
     def _note_failure(self, stage, x, outs):
         self.failed = (self.stage_names[stage],
@@ -1961,7 +1964,10 @@ class Path(object):
     def process(self, frames, ts=0):
         """Run one batch of frames read at ``ts`` (the engine's ingest
         time); return a tuple with one bytes per sink and, last, the number
-        of messages that reached the first sink. Messages that leave
+        of messages that completed here: reached the sinks (counted once)
+        or were filtered out (a stage returned None, or a fan-out an empty
+        list) or skipped (--on-error skip); an encoder's None is not
+        counted. Messages that leave
         at a boundary wait in the runner's outbox (take_envelopes).
 
         If user code raises, the exception propagates; before that,

@@ -139,12 +139,32 @@ class RunnerTest(unittest.TestCase):
         ]
         runner, path = _path(stages, [_encode, _encode_text])
         out = path.process([b"apple xenon avocado", b"skip", b"banana"])
+        # Completed here: 3 outputs, and 4 filtered out (b"skip" by the
+        # decoder, the None after each split, "xenon").
         self.assertEqual(out, (b"apple:1\navocado:2\nbanana:1\n",
-                               b"apple:1|avocado:2|banana:1|", 3))
+                               b"apple:1|avocado:2|banana:1|", 7))
         ents = runner.state_entities()
         self.assertEqual(ents, {"0.3": [b"a", b"b"]})
         # Same keys across batches keep their state.
         self.assertEqual(path.process([b"apricot"])[0], b"apricot:3\n")
+
+    def test_filtered_messages_complete_with_the_outputs(self):
+        # The count a call returns is of the messages that completed here
+        # (start-to-end and node-ingress-egress, spec 5.3): those that
+        # reached the sinks and those filtered out on the way.
+        @wallaroo.computation_multi(name="fan")
+        def fan(s):
+            return {"none": None, "empty": [], "two": [s, s]}.get(s, [s, None])
+
+        stages = [(C, fan, "fan", "0.0", True, False),
+                  (C, _drop_x, "drop x", "0.1", False, False)]
+        _, path = _path(stages, [_encode])
+        out = path.process([b"skip", b"none", b"empty", b"two", b"xy", b"ok"])
+        # skip: decoder; none, empty: the fan-out; two: 2 outputs;
+        # xy: its None and then "xy" by drop x; ok: 1 output and a None.
+        self.assertEqual(out, (b"two\ntwo\nok\n", 3 + 1 + 2 + 2 + 1))
+        # Nothing filtered: the outputs alone.
+        self.assertEqual(path.process([b"two"]), (b"two\ntwo\n", 2))
 
     def test_unkeyed_state_uses_single_partition_key(self):
         stages = [(S, _count, "count", "1.0", False, False)]
@@ -157,7 +177,7 @@ class RunnerTest(unittest.TestCase):
         stages = [(K, _first, "k", "0.0", False, False),
                   (S, _twice, "twice", "0.1", True, True)]
         _, path = _path(stages, [_encode])
-        self.assertEqual(path.process([b"ab"]), (b"ab\nAB\n", 2))
+        self.assertEqual(path.process([b"ab"]), (b"ab\nAB\n", 3))  # (the None completes too)
 
     def test_str_and_bytes_keys_are_one_key(self):
         runner = _runner.Runner(4)
@@ -284,7 +304,7 @@ class RunnerTest(unittest.TestCase):
                   (S, _count, "count", "0.1", False, False)]
         path = runner.path("src", _decode, _stages(stages), [_encode])
         runner.set_metrics(1)  # every message timed
-        self.assertEqual(path.process([b"a b", b"c"], 7), (b"a:1\nb:2\nc:3\n", 3))
+        self.assertEqual(path.process([b"a b", b"c"], 7), (b"a:1\nb:2\nc:3\n", 5))  # (+ split's Nones)
         data, handed, raw = runner.take_metrics()
         vals = struct.unpack("<%dq" % (len(data) // 8), data) \
             if struct.calcsize("<q") == 8 else ()
@@ -298,7 +318,7 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(runner.take_metrics()[0], b"")
         # Off again: nothing is timed; the outputs are the same shape.
         runner.set_metrics(0)
-        self.assertEqual(path.process([b"d"], 7), (b"d:4\n", 1))
+        self.assertEqual(path.process([b"d"], 7), (b"d:4\n", 2))
         self.assertEqual(runner.take_metrics(), (b"", [], []))
         # Sampling: one frame of each stratum of a call (up to _STRATUM
         # frames) is timed, at random, and stands for the stratum's
@@ -306,14 +326,14 @@ class RunnerTest(unittest.TestCase):
         runner.set_metrics(3)
         for _ in range(40):
             got = path.process([("%d" % i).encode("ascii") for i in range(5)], 7)
-            self.assertEqual(got[1], 5)
+            self.assertEqual(got[1], 10)  # 5 outputs, 5 Nones after split
             data, _, _ = runner.take_metrics()
             vals = struct.unpack("<%dq" % (len(data) // 8), data)
             self.assertEqual(vals[:2], (-1, 5))
             self.assertEqual(sorted(vals[2::2]), [0, 1, 2])
         n = 2 * _runner._STRATUM + 10
         outs = path.process([b"y z"] * n, 7)
-        self.assertEqual(outs[1], 2 * n)
+        self.assertEqual(outs[1], 3 * n)  # 2 words and a None a frame
         data, _, _ = runner.take_metrics()
         vals = struct.unpack("<%dq" % (len(data) // 8), data)
         weights = [vals[i + 1] for i in range(0, len(vals), 2) if vals[i] == -1]
@@ -1157,8 +1177,9 @@ class DeadLetterTest(unittest.TestCase):
         try:
             runner.set_dead_letter(name)
             out = path.process([b"apple boom banana", b"cherry"])
-            # (count had counted "boom" under "b" before it raised)
-            self.assertEqual(out, (b"apple:1\nbanana:2\ncherry:1\n", 3))
+            # (count had counted "boom" under "b" before it raised;
+            # completed: 3 outputs, split's 2 Nones and "boom", skipped)
+            self.assertEqual(out, (b"apple:1\nbanana:2\ncherry:1\n", 6))
             with open(name) as f:
                 recs = [json.loads(line) for line in f]
             self.assertEqual(len(recs), 1)
@@ -1170,7 +1191,7 @@ class DeadLetterTest(unittest.TestCase):
             runner.set_metrics(3)
             for _ in range(20):
                 out = path.process([b"apple", b"boom", b"cherry"])
-                self.assertEqual(out[1], 2)
+                self.assertEqual(out[1], 6)  # 2 outputs, 3 Nones, "boom" skipped
                 self.assertNotIn(b"boom", out[0])
             runner.set_metrics(0)
             # Off again: the error stops the batch.
