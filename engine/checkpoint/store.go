@@ -409,7 +409,8 @@ func (s *Store) Written() ([]uint64, error) {
 }
 
 // NewestWhole reads the event log once and returns the newest of ids
-// (oldest first) whose chain reads whole; skipped says why the newer ones
+// (oldest first) whose chain reads whole (every link present and intact;
+// the state is not built); skipped says why the newer ones
 // did not (the first few, then how many more), ok is false when none
 // does. err is a failure to read (not damage).
 func (s *Store) NewestWhole(ids []uint64) (id uint64, skipped []error, ok bool, err error) {
@@ -420,7 +421,7 @@ func (s *Store) NewestWhole(ids []uint64) (id uint64, skipped []error, ok bool, 
 	const keep = 3
 	n := 0
 	for i := len(ids) - 1; i >= 0; i-- {
-		if _, _, err := loadChain(es, lerr, s.EventLogPath(), ids[i]); err == nil {
+		if _, _, err := chainLinks(es, lerr, s.EventLogPath(), ids[i]); err == nil {
 			ok, id = true, ids[i]
 			break
 		} else if n++; n <= keep {
@@ -431,6 +432,17 @@ func (s *Store) NewestWhole(ids []uint64) (id uint64, skipped []error, ok bool, 
 		skipped = append(skipped, fmt.Errorf("and %d more", n-keep))
 	}
 	return id, skipped, ok, nil
+}
+
+// SetAsideIDs renames a damaged committed-checkpoints file out of the
+// way (to the same name with ".damaged" added, replacing an older one)
+// and returns its new path: the next Commit starts a new list.
+func (s *Store) SetAsideIDs() (string, error) {
+	to := s.IDsPath() + ".damaged"
+	if err := os.Rename(s.IDsPath(), to); err != nil {
+		return "", fmt.Errorf("set the damaged %s aside: %w", s.IDsPath(), err)
+	}
+	return to, nil
 }
 
 // IDsFileSize is the size of the committed-checkpoints file (0 if there
@@ -454,6 +466,24 @@ func (s *Store) Load(id uint64) (im *Image, base uint64, err error) {
 }
 
 func loadChain(es []entry, lerr error, path string, id uint64) (im *Image, base uint64, err error) {
+	links, base, err := chainLinks(es, lerr, path, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	im = NewImage()
+	for i := len(links) - 1; i >= 0; i-- {
+		part, err := ImageOf(links[i])
+		if err != nil {
+			return nil, 0, fmt.Errorf("checkpoint %d: %w", id, err)
+		}
+		im.Merge(part, i == len(links)-1)
+	}
+	return im, base, nil
+}
+
+// chainLinks reads (and checks) every link of checkpoint id's chain,
+// newest first, without building its state.
+func chainLinks(es []entry, lerr error, path string, id uint64) (links [][]Section, base uint64, err error) {
 	secs, base, err := readLink(es, lerr, path, id)
 	if err != nil {
 		return nil, 0, err
@@ -461,7 +491,7 @@ func loadChain(es []entry, lerr error, path string, id uint64) (im *Image, base 
 	if base > id {
 		return nil, 0, fmt.Errorf("checkpoint %d: %w: its chain starts later, at %d", id, ErrCorrupt, base)
 	}
-	links := [][]Section{secs}
+	links = [][]Section{secs}
 	for at := id; at > base; {
 		at--
 		ls, lb, err := readLink(es, lerr, path, at)
@@ -473,15 +503,7 @@ func loadChain(es []entry, lerr error, path string, id uint64) (im *Image, base 
 		}
 		links = append(links, ls)
 	}
-	im = NewImage()
-	for i := len(links) - 1; i >= 0; i-- {
-		part, err := ImageOf(links[i])
-		if err != nil {
-			return nil, 0, fmt.Errorf("checkpoint %d: %w", id, err)
-		}
-		im.Merge(part, i == len(links)-1)
-	}
-	return im, base, nil
+	return links, base, nil
 }
 
 // LatestImage is Latest for chains: the newest committed checkpoint
@@ -513,6 +535,15 @@ func (s *Store) Commit(r Record) error {
 	f, err := os.OpenFile(s.IDsPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("commit checkpoint %d: %w", r.ID, err)
+	}
+	// A last record cut short by a crash is not part of the list: the
+	// new one goes in its place, not after it (which would misalign
+	// every record from then on).
+	if st, err := f.Stat(); err == nil && st.Size()%16 != 0 {
+		if err := f.Truncate(st.Size() - st.Size()%16); err != nil {
+			f.Close()
+			return fmt.Errorf("commit checkpoint %d: cut the torn record of %s: %w", r.ID, s.IDsPath(), err)
+		}
 	}
 	var rec [16]byte
 	binary.BigEndian.PutUint64(rec[:8], r.ID)
@@ -619,6 +650,12 @@ func (s *Store) Prune(keep int) error {
 		if b, ok := baseOf[id]; ok {
 			kept = append(kept, span{b, id})
 		}
+	}
+	if len(kept) == 0 && len(recs) > 0 {
+		// None of the committed checkpoints is in the log: the list and
+		// the log disagree (a damaged list). Dropping everything would
+		// leave nothing to recover from; keep it all.
+		return nil
 	}
 	out := es[:0:0]
 	for _, e := range es {

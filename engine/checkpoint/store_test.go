@@ -568,3 +568,33 @@ func TestEventLogUnlistableDirectory(t *testing.T) {
 	_, _, err = r.Load(1)
 	require.NoError(t, err)
 }
+
+// A record of the committed list cut short by a crash is replaced by the
+// next commit, not followed by it (which would misalign every later
+// record); a list that names none of the log's checkpoints (damaged)
+// never makes Prune empty the log.
+func TestStoreTornCommitAndADisagreeingList(t *testing.T) {
+	dir := t.TempDir()
+	s := Open(dir, "app", "w")
+	require.NoError(t, s.Write(1, sections("1")))
+	require.NoError(t, s.Commit(Record{ID: 1}))
+	f, err := os.OpenFile(s.IDsPath(), os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	_, err = f.Write([]byte{0, 0, 0, 0, 0, 0, 0}) // a torn record
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.NoError(t, s.Write(2, sections("2")))
+	require.NoError(t, s.Commit(Record{ID: 2, Rollback: 3}))
+	recs, err := s.Committed()
+	require.NoError(t, err)
+	assert.Equal(t, []Record{{ID: 1}, {ID: 2, Rollback: 3}}, recs)
+	assert.Equal(t, int64(32), s.IDsFileSize())
+
+	// The list replaced by one of checkpoints the log does not hold.
+	require.NoError(t, os.Remove(s.IDsPath()))
+	require.NoError(t, s.Commit(Record{ID: 77}))
+	require.NoError(t, s.Prune(2))
+	written, err := Open(dir, "app", "w").Written()
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{1, 2}, written)
+}

@@ -173,8 +173,12 @@ type Config struct {
 	// Called without the Member's lock held.
 	FreshRejoin func(worker string, restarted bool) string
 	// NoCheckpoints (with resilience): this worker's files hold no
-	// checkpoint; its Join says so.
-	NoCheckpoints bool
+	// checkpoint; its Join says so. HoldsCheckpoints: they hold one, so
+	// listener files that record other ports than the command line are
+	// refused (the worker would otherwise start afresh and overwrite
+	// them, leaving its checkpoints unreachable).
+	NoCheckpoints    bool
+	HoldsCheckpoints bool
 }
 
 // Member is this worker's membership in a cluster: the control and data
@@ -337,6 +341,14 @@ func (m *Member) Listen() error {
 			fmt.Fprintf(m.cfg.Console, "Restarting a listener at %s\n", ctlAddr)
 			fmt.Fprintf(m.cfg.Console, "Restarting a data channel listener on %s\n", dataAddr)
 		case errors.Is(errC, os.ErrNotExist) && errors.Is(errD, os.ErrNotExist):
+		case errC == nil && errD == nil && m.cfg.HoldsCheckpoints:
+			ctlFlag, dataFlag := "--my-control", "--my-data"
+			if m.cfg.Initializer {
+				ctlFlag, dataFlag = "--control", "--data"
+			}
+			return fmt.Errorf("the recovery files of worker %q in %s record its listeners at %s and %s, but this command line names %s and %s, and its checkpoints are there too: "+
+				"start it with %s %s %s %s to recover it, or move its recovery files away to start it afresh",
+				m.cfg.Name, m.cfg.ResilienceDir, recC, recD, ctlAddr, dataAddr, ctlFlag, recC, dataFlag, recD)
 		case errC == nil && errD == nil:
 			// Files of another run (the command line names other ports):
 			// this is not a restart of that worker.

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +155,46 @@ func TestRecoveryFiles_EveryWorkerRecordsTheCluster(t *testing.T) {
 				t.Errorf("%s: %s outlived RemoveFiles", name, ext)
 			}
 		}
+	}
+}
+
+// Listener files that record other ports than the command line are
+// another run's: without checkpoints the worker starts afresh (and
+// records its own); with checkpoints (HoldsCheckpoints) it is refused,
+// naming the recorded listeners to start it with, and the files stay.
+func TestRecoveryFiles_OtherPortsWithCheckpointsAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "app-worker1")
+	for _, f := range []string{base + ".tcp-control", base + ".tcp-data"} {
+		if err := os.WriteFile(f, []byte("127.0.0.1\n1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Config{Name: "worker1", WorkerCount: 2, Control: "127.0.0.1:1", MyControl: "127.0.0.1:2",
+		Data: "127.0.0.1:3", Hello: hello(), ResilienceDir: dir, HoldsCheckpoints: true}
+	err := New(cfg).Listen()
+	if err == nil || !strings.Contains(err.Error(), "start it with --my-control 127.0.0.1:1 --my-data 127.0.0.1:1 to recover it") {
+		t.Fatalf("Listen with another run's ports and checkpoints = %v", err)
+	}
+	if b, _ := os.ReadFile(base + ".tcp-control"); string(b) != "127.0.0.1\n1\n" {
+		t.Errorf("the recorded listeners were overwritten: %q", b)
+	}
+	cfg.HoldsCheckpoints = false
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	cfg.MyControl, cfg.Data = free(), free()
+	m := New(cfg)
+	if err := m.Listen(); err != nil {
+		t.Fatalf("Listen with another run's ports and no checkpoints: %v", err)
+	}
+	m.Close()
+	if m.Restarted() {
+		t.Error("another run's files taken for a restart")
 	}
 }

@@ -345,8 +345,17 @@ func (r *resilience) checkFiles(worker string, coordinator bool) error {
 		written = slices.DeleteFunc(written, func(id uint64) bool { return id <= floor })
 		slices.Sort(written)
 		if id, _, ok, _ := r.store.NewestWhole(written); ok {
-			r.warn("none of the checkpoints this worker's list commits can be read; the cluster's rollback will use one its event log holds",
-				"ids_file", r.store.IDsPath(), "newest_whole", id, "err", errors.Join(why...))
+			// Its list is the damaged file: set aside (later commits
+			// would go after its garbage, and pruning by it would empty
+			// the event log), the cluster's rollback returns this worker
+			// to a checkpoint its event log holds, and the next commit
+			// starts a new list.
+			aside, err := r.store.SetAsideIDs()
+			if err != nil {
+				return err
+			}
+			r.warn("none of the checkpoints this worker's list commits can be read; the list is set aside, and the cluster's rollback will use a checkpoint its event log holds",
+				"damaged_list", aside, "newest_whole", id, "err", errors.Join(why...))
 			return nil
 		}
 	}

@@ -367,6 +367,11 @@ func TestResilience_CheckFilesRefusesFilesThatCannotBeRestored(t *testing.T) {
 		assert.Contains(t, err.Error(), "90 bytes, not a whole number of 16-byte records")
 		assert.Contains(t, err.Error(), "is not in the event log")
 		assert.NoError(t, check(dir, false), "another worker's event log holds whole checkpoints: the coordinator's rollback picks one")
+		_, err = os.Stat(ids)
+		assert.True(t, os.IsNotExist(err), "the damaged list is set aside, so later commits start a new one")
+		b, err := os.ReadFile(ids + ".damaged")
+		require.NoError(t, err)
+		assert.Equal(t, garbage, b)
 	})
 	t.Run("before the last rescale", func(t *testing.T) {
 		dir, evlog, _ := checkpointedDir(t, 2)
