@@ -648,7 +648,9 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	m.mu.Lock()
 	known := m.workers != nil && slices.Contains(m.workers, j.Worker)
 	fresh := ""
-	if known && (j.Afresh || j.NoCheckpoints) && j.Joining == 0 && m.cfg.FreshRejoin != nil {
+	// (A worker that joined by a grow comes back with its --join and
+	// worker count: a restart all the same.)
+	if known && (j.Afresh || j.NoCheckpoints) && (j.Joining == 0 || peer.Restart) && m.cfg.FreshRejoin != nil {
 		m.mu.Unlock()
 		fresh = m.cfg.FreshRejoin(j.Worker, !j.Afresh)
 		m.mu.Lock()

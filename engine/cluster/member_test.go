@@ -371,8 +371,11 @@ func TestMember_PeerBackMakesLinksRedialAtOnce(t *testing.T) {
 // files: its Hello says no restart) is asked about (FreshRejoin) and
 // refused with the reason given; without the hook it is let in.
 func TestMember_FreshRejoinAskedAndRefused(t *testing.T) {
-	for _, refuse := range []bool{true, false} {
-		t.Run(fmt.Sprintf("refuse=%v", refuse), func(t *testing.T) {
+	for _, c := range []struct {
+		refuse, grown bool
+	}{{true, false}, {false, false}, {true, true}} {
+		refuse, grown := c.refuse, c.grown
+		t.Run(fmt.Sprintf("refuse=%v,grown=%v", refuse, grown), func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var asked []string
@@ -398,10 +401,20 @@ func TestMember_FreshRejoinAskedAndRefused(t *testing.T) {
 				return ms[0].ctl["worker1"] == nil
 			})
 			ms[1].Close()
-			w := New(Config{Name: "worker1", Control: ms[0].ctlL.Addr().String(), MyControl: "127.0.0.1:0", Data: "127.0.0.1:0",
-				Hello: hello(), JoinTimeout: 5 * time.Second, Deliver: (&got{byIn: map[int][]string{}}).deliver})
+			wc := Config{Name: "worker1", Control: ms[0].ctlL.Addr().String(), MyControl: "127.0.0.1:0", Data: "127.0.0.1:0",
+				Hello: hello(), JoinTimeout: 5 * time.Second, Deliver: (&got{byIn: map[int][]string{}}).deliver}
+			if grown {
+				// As a worker that came in by a grow, restarted from
+				// files that hold no checkpoint: its command line still
+				// has --join and a worker count.
+				wc.Joining, wc.NoCheckpoints = 1, true
+			}
+			w := New(wc)
 			if err := w.Listen(); err != nil {
 				t.Fatal(err)
+			}
+			if grown {
+				w.restarted, w.cfg.Hello.Restart = true, true
 			}
 			defer w.Close()
 			err := w.Start(ctx)
