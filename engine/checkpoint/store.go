@@ -679,7 +679,7 @@ func (s *Store) Prune(keep int) error {
 // shutdown, spec 3.8).
 func (s *Store) RemoveAll() error {
 	var errs []error
-	paths := []string{filepath.Join(s.dir, s.base+evlogSuffix), s.IDsPath(), s.FloorPath()}
+	paths := []string{filepath.Join(s.dir, s.base+evlogSuffix), s.IDsPath(), s.IDsPath() + ".damaged", s.FloorPath()}
 	names, err := s.rotatedNames()
 	if err != nil {
 		errs = append(errs, err)

@@ -173,10 +173,11 @@ type Config struct {
 	// Called without the Member's lock held.
 	FreshRejoin func(worker string, restarted bool) string
 	// NoCheckpoints (with resilience): this worker's files hold no
-	// checkpoint; its Join says so. HoldsCheckpoints: they hold one, so
-	// listener files that record other ports than the command line are
-	// refused (the worker would otherwise start afresh and overwrite
-	// them, leaving its checkpoints unreachable).
+	// checkpoint; its Join says so. HoldsCheckpoints: they list a
+	// committed one a restart would return to, so listener files that
+	// record other listeners than the command line are refused (the
+	// worker would otherwise start afresh and overwrite them, leaving
+	// its checkpoints unreachable).
 	NoCheckpoints    bool
 	HoldsCheckpoints bool
 }
@@ -334,7 +335,7 @@ func (m *Member) Listen() error {
 		recC, errC := readAddrFile(ctlFile)
 		recD, errD := readAddrFile(dataFile)
 		switch {
-		case errC == nil && errD == nil && (!explicitPort(ctlAddr) || recC == ctlAddr) && (!explicitPort(dataAddr) || recD == dataAddr):
+		case errC == nil && errD == nil && (!explicitPort(ctlAddr) || sameListener(recC, ctlAddr)) && (!explicitPort(dataAddr) || sameListener(recD, dataAddr)):
 			ctlAddr, dataAddr = recC, recD
 			m.restarted = true
 			m.cfg.Hello.Restart = true
@@ -444,6 +445,39 @@ func readAddrFile(path string) (string, error) {
 }
 
 // explicitPort reports whether addr names a port (not unset, not 0).
+// sameListener says whether a listener recorded as bound at recorded is
+// the one a command line asks for with asked: the same port, and the same
+// host, or a host that the recorded one is bound for (a name such as
+// localhost records the address it resolved to; an empty or wildcard
+// host records the wildcard).
+func sameListener(recorded, asked string) bool {
+	if recorded == asked {
+		return true
+	}
+	rh, rp, err1 := net.SplitHostPort(recorded)
+	ah, ap, err2 := net.SplitHostPort(asked)
+	if err1 != nil || err2 != nil || rp != ap {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	switch {
+	case rh == ah, wild(rh) && wild(ah):
+		return true
+	case net.ParseIP(ah) == nil:
+		// A name: the same listener if it names the recorded address.
+		ips, err := net.LookupIP(ah)
+		if err != nil {
+			return false
+		}
+		for _, ip := range ips {
+			if ip.Equal(net.ParseIP(rh)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func explicitPort(addr string) bool {
 	_, port, err := net.SplitHostPort(addr)
 	return err == nil && port != "" && port != "0"
@@ -648,9 +682,12 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	m.mu.Lock()
 	known := m.workers != nil && slices.Contains(m.workers, j.Worker)
 	fresh := ""
-	// (A worker that joined by a grow comes back with its --join and
-	// worker count: a restart all the same.)
-	if known && (j.Afresh || j.NoCheckpoints) && (j.Joining == 0 || peer.Restart) && m.cfg.FreshRejoin != nil {
+	// (Not a worker that came in by a grow: it comes back with its
+	// --join and worker count, and the rescale floor, which lets it in
+	// before the checkpoint after its grow, is recorded only once the
+	// grow has ended; a joiner restarted during the release would be
+	// refused and the grow wedged.)
+	if known && (j.Afresh || j.NoCheckpoints) && j.Joining == 0 && m.cfg.FreshRejoin != nil {
 		m.mu.Unlock()
 		fresh = m.cfg.FreshRejoin(j.Worker, !j.Afresh)
 		m.mu.Lock()

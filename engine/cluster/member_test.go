@@ -418,6 +418,18 @@ func TestMember_FreshRejoinAskedAndRefused(t *testing.T) {
 			}
 			defer w.Close()
 			err := w.Start(ctx)
+			if grown {
+				// Not asked: see the comment where FreshRejoin is called.
+				if err != nil {
+					t.Fatalf("a worker that came in by a grow, restarted: %v", err)
+				}
+				amu.Lock()
+				defer amu.Unlock()
+				if len(asked) != 0 {
+					t.Errorf("FreshRejoin asked about %v for a worker that came in by a grow", asked)
+				}
+				return
+			}
 			if !refuse {
 				if err != nil {
 					t.Fatalf("a fresh rejoin without the hook: %v", err)

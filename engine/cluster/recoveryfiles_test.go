@@ -198,3 +198,25 @@ func TestRecoveryFiles_OtherPortsWithCheckpointsAreRefused(t *testing.T) {
 		t.Error("another run's files taken for a restart")
 	}
 }
+
+// A listener recorded as bound is the one a command line asks for when
+// the ports match and the host is the same, both are wildcards, or the
+// asked name resolves to the recorded address.
+func TestRecoveryFiles_SameListener(t *testing.T) {
+	for _, c := range []struct {
+		recorded, asked string
+		same            bool
+	}{
+		{"127.0.0.1:7000", "127.0.0.1:7000", true},
+		{"127.0.0.1:7000", "localhost:7000", true},
+		{"[::]:7000", ":7000", true},
+		{"[::]:7000", "0.0.0.0:7000", true},
+		{"127.0.0.1:7000", "127.0.0.1:7001", false},
+		{"10.0.0.1:7000", "10.0.0.2:7000", false},
+		{"127.0.0.1:7000", "0.0.0.0:7000", false},
+	} {
+		if got := sameListener(c.recorded, c.asked); got != c.same {
+			t.Errorf("sameListener(%q, %q) = %v, want %v", c.recorded, c.asked, got, c.same)
+		}
+	}
+}

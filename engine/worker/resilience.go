@@ -391,6 +391,20 @@ func (r *resilience) freshRejoin(worker string, restarted bool) string {
 		worker, how, recs[len(recs)-1].ID)
 }
 
+// holdsCommittedCheckpoint says this worker's files list a committed
+// checkpoint taken after the last grow or shrink: one a restart would
+// return to.
+func (r *resilience) holdsCommittedCheckpoint() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	recs, err := r.store.Committed()
+	if err != nil || len(recs) == 0 {
+		return false
+	}
+	floor, _ := r.store.Floor()
+	return recs[len(recs)-1].ID > floor
+}
+
 // holdsNoCheckpoint says this worker's files hold no checkpoint at all:
 // none committed and none in the event log (missing, empty or
 // unreadable).

@@ -321,7 +321,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if res != nil {
 			cc.FreshRejoin = res.freshRejoin
 			cc.NoCheckpoints = res.holdsNoCheckpoint()
-			cc.HoldsCheckpoints = !cc.NoCheckpoints
+			cc.HoldsCheckpoints = res.holdsCommittedCheckpoint()
 			cc.OnCheckpoint = func(c cluster.Checkpoint) cluster.Checkpoint { return res.handle(memberCtxOf(), c) }
 			cc.OnRecover = func(w string, id uint64) {
 				cfg.Log.Info("a restarted worker asks for a rollback", "worker", w, "its_checkpoint", id)
