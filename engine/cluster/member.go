@@ -444,7 +444,6 @@ func readAddrFile(path string) (string, error) {
 	return addr, nil
 }
 
-// explicitPort reports whether addr names a port (not unset, not 0).
 // sameListener says whether a listener recorded as bound at recorded is
 // the one a command line asks for with asked: the same port, and the same
 // host, or a host that the recorded one is bound for (a name such as
@@ -478,6 +477,7 @@ func sameListener(recorded, asked string) bool {
 	return false
 }
 
+// explicitPort reports whether addr names a port (not unset, not 0).
 func explicitPort(addr string) bool {
 	_, port, err := net.SplitHostPort(addr)
 	return err == nil && port != "" && port != "0"

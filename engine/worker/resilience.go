@@ -371,15 +371,10 @@ func (r *resilience) checkFiles(worker string, coordinator bool) error {
 // since the last grow or shrink) there is nothing to return to, and it is
 // let in.
 func (r *resilience) freshRejoin(worker string, restarted bool) string {
-	r.mu.Lock()
-	recs, err := r.store.Committed()
-	floor, _ := r.store.Floor() // (also before start has read it)
-	r.mu.Unlock()
-	floor = max(floor, r.floor.Load())
-	if err != nil || len(recs) == 0 || recs[len(recs)-1].ID <= floor {
+	newest, ok := r.returnable()
+	if !ok {
 		// (All before the last grow or shrink: no rollback returns to
-		// them, the cluster goes on as it is; a joiner killed before the
-		// checkpoint after its grow comes back so.)
+		// them, the cluster goes on as it is.)
 		return ""
 	}
 	how := "started afresh, not from its recovery files (there are none in its --resilience-dir, or they record other listeners than its command line)"
@@ -388,21 +383,30 @@ func (r *resilience) freshRejoin(worker string, restarted bool) string {
 	}
 	return fmt.Sprintf("worker %q of this cluster %s, and the cluster runs with --run-with-resilience and has committed checkpoint %d: its keys could not return to it with the others'. "+
 		"Start it again with its recovery files in place, or stop the cluster and start every worker without its recovery files (all state is then lost)",
-		worker, how, recs[len(recs)-1].ID)
+		worker, how, newest)
 }
 
 // holdsCommittedCheckpoint says this worker's files list a committed
 // checkpoint taken after the last grow or shrink: one a restart would
 // return to.
 func (r *resilience) holdsCommittedCheckpoint() bool {
+	_, ok := r.returnable()
+	return ok
+}
+
+// returnable is the newest committed checkpoint in the files if it was
+// taken after the last grow or shrink (the floor in the files, or the
+// one recorded since), so that a rollback may return to it.
+func (r *resilience) returnable() (uint64, bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	recs, err := r.store.Committed()
-	if err != nil || len(recs) == 0 {
-		return false
+	floor, _ := r.store.Floor() // (also before start has read it)
+	r.mu.Unlock()
+	floor = max(floor, r.floor.Load())
+	if err != nil || len(recs) == 0 || recs[len(recs)-1].ID <= floor {
+		return 0, false
 	}
-	floor, _ := r.store.Floor()
-	return recs[len(recs)-1].ID > floor
+	return recs[len(recs)-1].ID, true
 }
 
 // holdsNoCheckpoint says this worker's files hold no checkpoint at all:

@@ -5,11 +5,12 @@ the engine's topology package), cut into segments where a message may
 change owner (before every state computation, before every stateless
 computation directly after key_by, and before the first stateless chain
 after a source or after a merge of unkeyed pipelines), and hands each
-path to a ``Path`` object here. The host calls ``Path.process(frames, ts)`` once per
-batch of framed payloads read from that source; the whole chain (decoder,
-computations, key extraction, keyed state, encoders) runs in this one call,
-message after message, so the GIL is taken once per batch and the
-per-message loop is plain Python with no per-stage lists.
+path to a ``Path`` object here. The host calls
+``Path.process(frames, ts)`` once per batch of framed payloads read from
+that source; the whole chain (decoder, computations, key extraction,
+keyed state, encoders) runs in this one call, message after message, so
+the GIL is taken once per batch and the per-message loop is plain Python
+with no per-stage lists.
 
 Ownership. The engine owns the table ``owner[partition]``: 0 means this
 interpreter, any other number a destination the engine routes to (another
@@ -68,7 +69,8 @@ else:
 
 SINGLE_PARTITION_KEY = str("single-partition-key")
 
-# A nanosecond clock for stage timing (metrics).
+# A nanosecond clock for stage timing (metrics). The binaries replace it
+# with the bridge's monotonic_ns (Python 2 has no nanosecond clock).
 if hasattr(time, "perf_counter_ns"):
     _clock_ns = time.perf_counter_ns
 else:
