@@ -357,7 +357,7 @@ func configure(in *bridge.Interp, py *bridge.Py, spec *topology.Spec, paths []to
 // command line (spec 1.2, 3.2).
 func clusterConfig(opts *Options, app, digest string) *cluster.Config {
 	c := &cluster.Config{
-		Hello:         cluster.Hello{App: app, Digest: digest, PyMajor: bridge.PythonMajor},
+		Hello:         cluster.Hello{App: app, Digest: digest, PyMajor: bridge.PythonMajor, Resilient: opts.RunWithResilience},
 		ResilienceDir: opts.ResilienceDir,
 	}
 	if opts.ClusterInitializer {

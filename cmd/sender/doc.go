@@ -44,7 +44,8 @@
 //  5. About every two seconds a progress line goes to stderr.
 //  6. At the end the connection is closed and the exit status is 0. Errors
 //     (bad flags, unreadable files, failed connection or write) print one line
-//     "error: ..." on stderr and exit 1. SIGINT/SIGTERM stop the sender after
+//     "error: ..." on stderr ("error: Unable to connect to H:P: ..." for a
+//     failed connection, with 0.6's words) and exit 1. SIGINT/SIGTERM stop the sender after
 //     flushing sent.txt, with exit status 1.
 //
 // Pony runtime options (--ponythreads 4, --ponythreads=4, --ponynoblock,

@@ -375,7 +375,7 @@ func TestSend_Errors(t *testing.T) {
 		{"chunked file not a multiple", []string{"-h", "127.0.0.1:1", "-m", "1", "-y", "-g", "2", "-f", odd}, fmt.Sprintf("error: file %q: size 5 is not a multiple of --msg-size 2", odd)},
 		{"truncated framed file", []string{"-h", "127.0.0.1:1", "-m", "1", "-y", "-z", "-f", trunc}, "record at offset 0 needs 9 bytes, only 3 left"},
 		{"repeat with no messages", []string{"-h", "127.0.0.1:1", "-m", "1", "-r", "-f", empty}, "error: --repeat: the files contain no messages"},
-		{"unable to connect", []string{"-h", refused, "-m", "1"}, "error: unable to connect to " + refused + ": "},
+		{"unable to connect", []string{"-h", refused, "-m", "1"}, "error: Unable to connect to " + refused + ": "},
 	}
 	t.Chdir(dir)
 	for _, tt := range tests {

@@ -43,7 +43,8 @@ func send(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	d := net.Dialer{Timeout: dialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", cfg.host)
 	if err != nil {
-		return errors.Join(fmt.Errorf("unable to connect to %s: %w", cfg.host, err), sentTxt.close())
+		// 0.6's words (spec 6.1), which scripts look for.
+		return errors.Join(fmt.Errorf("Unable to connect to %s: %w", cfg.host, err), sentTxt.close())
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		if err := tc.SetNoDelay(true); err != nil {

@@ -732,7 +732,15 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	m.log.Info("worker joined", "worker", j.Worker, "data", data)
 	var topo *Topology
 	if m.workers == nil {
-		m.pending = append(m.pending, Join{Worker: j.Worker, Control: j.Control, Data: data})
+		// A worker that comes again before the cluster has formed (it
+		// crashed and was started again) takes its old place: one
+		// entry per name.
+		entry := Join{Worker: j.Worker, Control: j.Control, Data: data}
+		if i := slices.IndexFunc(m.pending, func(p Join) bool { return p.Worker == j.Worker }); i >= 0 {
+			m.pending[i] = entry
+		} else {
+			m.pending = append(m.pending, entry)
+		}
 		if len(m.pending) == m.cfg.WorkerCount-1 {
 			t := Topology{Workers: []string{m.cfg.Name}, Data: []string{m.datL.Addr().String()}, Sinks: slices.Clone(m.sinks)}
 			for _, p := range m.pending {
@@ -762,6 +770,14 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	m.mu.Lock()
 	if m.ctl[j.Worker] == c {
 		delete(m.ctl, j.Worker)
+		if m.workers == nil {
+			// Gone before the cluster formed: it is waited for again
+			// (and forms the cluster if it comes back).
+			m.pending = slices.DeleteFunc(m.pending, func(p Join) bool { return p.Worker == j.Worker })
+		}
+		if m.workers == nil && ctx.Err() == nil && m.shutdownR == "" {
+			m.log.Warn("a worker left before the cluster formed; waiting for it to join again", "worker", j.Worker)
+		}
 	}
 	m.mu.Unlock()
 }

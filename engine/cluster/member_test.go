@@ -205,6 +205,7 @@ func TestMember_RefusesAMismatchedWorker(t *testing.T) {
 		{Hello{App: "other", Digest: "d1", PyMajor: 3}, `application "other"`},
 		{Hello{App: "app", Digest: "d2", PyMajor: 3}, "module digest"},
 		{Hello{App: "app", Digest: "d1", PyMajor: 2}, "Python 2"},
+		{Hello{App: "app", Digest: "d1", PyMajor: 3, Resilient: true}, "which has --run-with-resilience, this worker runs without it"},
 	} {
 		w := New(Config{Name: "w", Control: init.ctlL.Addr().String(), MyControl: "127.0.0.1:0", Data: "127.0.0.1:0", Hello: c.h, JoinTimeout: 5 * time.Second})
 		if err := w.Listen(); err != nil {

@@ -12,7 +12,7 @@ import (
 // of a link check it in the first exchange; any change to a message's
 // layout increments it, the layout of the runner's envelope batches
 // (opaque here, read by the peer's runner) included.
-const WireVersion = 14
+const WireVersion = 15
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -310,6 +310,11 @@ type Hello struct {
 	// process): a receiver starts a sender's sequence numbers afresh
 	// when it changes.
 	Incarnation uint64
+	// Resilient: the sender runs with --run-with-resilience. A cluster
+	// is resilient on every worker or on none (a worker without it
+	// cannot take part in checkpoints, and the sources wait for the
+	// first one).
+	Resilient bool
 }
 
 // Encode returns h's payload.
@@ -323,6 +328,7 @@ func (h Hello) Encode() []byte {
 	e.u8(uint8(h.Channel))
 	e.bool(h.Restart)
 	e.u64(h.Incarnation)
+	e.bool(h.Resilient)
 	return e.b
 }
 
@@ -330,13 +336,15 @@ func (h Hello) Encode() []byte {
 func DecodeHello(p []byte) (Hello, error) {
 	d := dec{b: p}
 	h := Hello{Version: d.u16("version"), App: d.str("app"), Digest: d.str("digest"), PyMajor: d.u8("python"),
-		Worker: d.str("worker"), Channel: Channel(d.u8("channel")), Restart: d.bool("restart"), Incarnation: d.u64("incarnation")}
+		Worker: d.str("worker"), Channel: Channel(d.u8("channel")), Restart: d.bool("restart"), Incarnation: d.u64("incarnation"),
+		Resilient: d.bool("resilient")}
 	return h, d.end("hello")
 }
 
 // Mismatch says why two ends of a link cannot work together, or "" if
 // they can: they must speak the same wire version, run the same
-// application module and the same Python major version.
+// application module and the same Python major version, all with
+// --run-with-resilience or all without.
 func (h Hello) Mismatch(mine Hello) string {
 	switch {
 	case h.Version != mine.Version:
@@ -347,6 +355,12 @@ func (h Hello) Mismatch(mine Hello) string {
 		return fmt.Sprintf("application module digest %s, this worker's is %s: every worker must run the same module", h.Digest, mine.Digest)
 	case h.PyMajor != mine.PyMajor:
 		return fmt.Sprintf("Python %d, this worker runs Python %d: values pickled by one cannot be read by the other", h.PyMajor, mine.PyMajor)
+	case h.Resilient != mine.Resilient:
+		theirs := "--run-with-resilience, this worker runs without it"
+		if !h.Resilient {
+			theirs = "no --run-with-resilience, this worker runs with it"
+		}
+		return theirs + ": start every worker of the cluster with --run-with-resilience or every worker without it"
 	}
 	return ""
 }

@@ -39,7 +39,7 @@ func TestState_Pieces(t *testing.T) {
 
 func TestWire_RoundTrips(t *testing.T) {
 	h := Hello{Version: WireVersion, App: "Word Count", Digest: "ab12", PyMajor: 3, Worker: "worker1",
-		Channel: DataChannel, Restart: true, Incarnation: 99}
+		Channel: DataChannel, Restart: true, Incarnation: 99, Resilient: true}
 	if got, err := DecodeHello(h.Encode()); err != nil || got != h {
 		t.Errorf("hello: %+v %v", got, err)
 	}

@@ -475,6 +475,79 @@ func TestClusterFault_InitializerWaitsForMissingWorkers(t *testing.T) {
 	stopBeforeStart(t, "while the cluster forms", init, w1, res0, res1)
 }
 
+// A worker killed while the cluster forms and started again with the
+// same command line takes its old place: the initializer waits for it
+// again, then forms the cluster with it and the others.
+func TestClusterFault_AWorkerRestartedWhileTheClusterForms(t *testing.T) {
+	dir := exampleDir("word_count")
+	recv := exStartReceiver(t, dir)
+	control, in := freePort(t), freePort(t)
+	resilience := t.TempDir()
+	var ws []*clusterWorker
+	for i := 0; i < 3; i++ {
+		ext := freePort(t)
+		args := []string{"--application-module", "word_count", "--in", in, "--out", recv.addr,
+			"--metrics", freePort(t), "--external", ext, "--resilience-dir", resilience}
+		name := "initializer"
+		if i == 0 {
+			args = append(args, "--name", name, "--cluster-initializer", "--worker-count", "3", "--control", control, "--data", freePort(t))
+		} else {
+			name = fmt.Sprintf("worker%d", i)
+			args = append(args, "--name", name, "--control", control, "--my-control", freePort(t), "--my-data", freePort(t))
+		}
+		args = append(args, "--ponythreads=1", "--ponynoblock")
+		ws = append(ws, &clusterWorker{name: name, external: ext, dir: dir, args: args})
+	}
+	ws[0].proc = start(t, dir, "machida3", ws[0].args...)
+	ws[1].proc = start(t, dir, "machida3", ws[1].args...)
+	waitLog(t, ws[0].proc, 60*time.Second, "waiting for 1 more of 2 workers to join", "worker1")
+	ws[1].proc.kill()
+	waitLog(t, ws[0].proc, 60*time.Second, "a worker left before the cluster formed", "worker1")
+	waitLog(t, ws[0].proc, 60*time.Second, "waiting for 2 more of 2 workers to join")
+	ws[1].proc = start(t, dir, "machida3", ws[1].args...)
+	ws[2].proc = start(t, dir, "machida3", ws[2].args...)
+	for _, w := range ws {
+		waitStatus(t, w, 3)
+	}
+	if strings.Contains(ws[0].stderr.String(), "listed twice") {
+		t.Errorf("the initializer listed a worker twice:\n%s", ws[0].stderr.String())
+	}
+	input := filepath.Join(dir, "input.txt")
+	want := referenceCounts(readLines(t, input))
+	exSend(t, dir, in, len(readLines(t, input)), "--file", input, "--batch-size", "5", "--interval", "1_000_000")
+	compareCounts(t, lastCounts(t, recv.waitLines(t, total(want), 60*time.Second)), want)
+	stopCluster(t, ws, 0, false)
+}
+
+// Every worker of a cluster runs with --run-with-resilience or none
+// does: a worker that differs is refused when it joins, with one line
+// that says so on both sides, and exits 1.
+func TestClusterFault_ResilienceMismatchRefused(t *testing.T) {
+	dir := exampleDir("word_count")
+	recv := exStartReceiver(t, dir)
+	control, in := freePort(t), freePort(t)
+	init := start(t, dir, "machida3", "--application-module", "word_count", "--in", in, "--out", recv.addr,
+		"--metrics", freePort(t), "--external", freePort(t), "--resilience-dir", t.TempDir(), "--name", "initializer",
+		"--cluster-initializer", "--worker-count", "2", "--control", control, "--data", freePort(t),
+		"--run-with-resilience", "--ponythreads=1", "--ponynoblock")
+	w1 := start(t, dir, "machida3", "--application-module", "word_count", "--in", in, "--out", recv.addr,
+		"--metrics", freePort(t), "--external", freePort(t), "--resilience-dir", t.TempDir(), "--name", "worker1",
+		"--control", control, "--my-control", freePort(t), "--my-data", freePort(t),
+		"--ponythreads=1", "--ponynoblock")
+	if code := w1.wait(90 * time.Second); code != 1 {
+		t.Errorf("worker1 without --run-with-resilience exited %d, want 1\n%s", code, w1.stderr.String())
+	}
+	if want := "refuses a control link from worker worker1, which has no --run-with-resilience, this worker runs with it"; !strings.Contains(w1.stderr.String(), want) {
+		t.Errorf("worker1's output does not say %q:\n%s", want, w1.stderr.String())
+	}
+	waitLog(t, init, 30*time.Second, "refused worker", "worker1", "no --run-with-resilience, this worker runs with it")
+	select {
+	case <-init.done:
+		t.Errorf("the initializer exited: %v\n%s", init.err, init.stderr.String())
+	default:
+	}
+}
+
 // stopBeforeStart sends SIGTERM to init, the initializer of a cluster of
 // init and w1 that has not started, and checks that both exit 0 and
 // leave nothing in their resilience directories res0 and res1 (when).

@@ -20,7 +20,7 @@ const (
 )
 
 // wireVersion is the version the workers of this build speak.
-const wireVersion = 14
+const wireVersion = 15
 
 type wireChannel uint8
 
@@ -38,6 +38,7 @@ type wireHelloMsg struct {
 	Channel     wireChannel
 	Restart     bool
 	Incarnation uint64
+	Resilient   bool
 }
 
 func wireStr(b []byte, s string) []byte {
@@ -57,7 +58,11 @@ func (h wireHelloMsg) encode() []byte {
 	} else {
 		b = append(b, 0)
 	}
-	return binary.BigEndian.AppendUint64(b, h.Incarnation)
+	b = binary.BigEndian.AppendUint64(b, h.Incarnation)
+	if h.Resilient {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 // wireEnvelopeBatch encodes an envelope batch payload: seq, count, data.
