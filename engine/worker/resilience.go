@@ -677,8 +677,9 @@ func (r *resilience) multi() bool {
 // checkpoint (coordinator) takes, writes and commits one checkpoint of
 // the cluster: it tells the others a barrier is coming (OpTake), injects
 // it at this worker's sources (input 0), waits until every worker has
-// taken its part (the first checkpoint's sources start then), writes its
-// own, and commits once every worker has written. A checkpoint that
+// taken its part, writes its own, and commits once every worker has
+// written (run starts the sources after the first committed one, as 0.6
+// unmuted them once its first checkpoint was written). A checkpoint that
 // fails on the way is given up everywhere (the loops stop aligning it).
 func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 	if r.member != nil {
@@ -749,7 +750,6 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 			return id, err
 		}
 	}
-	r.gate.resume() // every part is taken: the first checkpoint's sources start
 	tw := time.Now()
 	if err := r.write(id); err != nil {
 		return id, err

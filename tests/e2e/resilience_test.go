@@ -10,8 +10,11 @@ package e2e
 // again and every key's output must still be at least once.
 
 import (
+	"bufio"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -344,6 +347,74 @@ func TestResilience_OptionsAreChecked(t *testing.T) {
 			t.Errorf("%v: stderr %q does not say %q", c.args, p.stderr.String(), c.want)
 		}
 	}
+}
+
+// As in 0.6, a resilient worker's sources start once its first
+// checkpoint is committed: the first output comes after the checkpoint
+// list names a checkpoint, so a crash at any time after can return to it.
+func TestResilience_SourcesStartAfterTheFirstCheckpoint(t *testing.T) {
+	dir := exampleDir("word_count")
+	// The sink is this test's own listener: the checkpoint list is
+	// looked at the moment the first output arrives.
+	sink, err := net.Listen("tcp", freePort(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	in, res := freePort(t), t.TempDir()
+	ids := filepath.Join(res, "Word Count Application-initializer.checkpoint_ids")
+	type first struct {
+		line      string
+		committed bool
+		err       error
+	}
+	arrived := make(chan first, 1)
+	go func() {
+		c, err := sink.Accept()
+		if err != nil {
+			arrived <- first{err: err}
+			return
+		}
+		defer c.Close()
+		line, err := bufio.NewReader(c).ReadString('\n')
+		st, serr := os.Stat(ids)
+		arrived <- first{line: line, committed: serr == nil && st.Size() >= 16, err: err}
+	}()
+	w := start(t, dir, "machida3", "--application-module", "word_count", "--in", in, "--out", sink.Addr().String(),
+		"--metrics", freePort(t), "--control", freePort(t), "--data", freePort(t), "--external", freePort(t),
+		"--cluster-initializer", "--run-with-resilience", "--resilience-dir", res,
+		"--time-between-checkpoints", "600000000000", "--ponythreads=1", "--ponynoblock")
+	// Connect as soon as the source accepts and send one line at once.
+	var c net.Conn
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if c, err = net.DialTimeout("tcp", in, time.Second); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the source at %s never accepted: %v\n%s", in, err, w.stderr.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	defer c.Close()
+	if _, err := c.Write(append(binary.BigEndian.AppendUint32(nil, 5), "hello"...)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case f := <-arrived:
+		if f.err != nil {
+			t.Fatalf("the first output: %v", f.err)
+		}
+		if f.line != "hello => 1\n" {
+			t.Errorf("the first output is %q, want %q", f.line, "hello => 1\n")
+		}
+		if !f.committed {
+			t.Errorf("the first output came before the first checkpoint was committed (%s)", ids)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no output within 60 s\n%s", w.stderr.String())
+	}
+	reStopCleanly(t, w, res)
 }
 
 // A 3-worker cluster with resilience: each worker, the initializer
