@@ -62,13 +62,16 @@ type Store struct {
 	// path is the event log's current file (resolved on first use: the
 	// rotated file of the greatest offset, else <base>.evlog) and offset
 	// its offset (0 for <base>.evlog); size is its length as last
-	// written or read, begin its length when it began (or when this
-	// Store first read it), and written whether an entry was written to
-	// it since then.
+	// written or read; grown is how much it has grown since it began (or
+	// since this Store first read it): the sum of what each write added
+	// to its length, so that a rewrite that drops old checkpoints does
+	// not set the count back (size rotation would stop for good once
+	// the file stayed below the length it began with); written whether
+	// an entry was written to it since then.
 	path    string
 	offset  uint64
 	size    int64
-	begin   int64
+	grown   int64
 	written bool
 	// cache is the event log as this Store last wrote it (cached: read
 	// or written once), so that a write does not read the log back;
@@ -167,10 +170,10 @@ func (s *Store) rotatedOffset(name string) (uint64, bool) {
 // EventLogGrowth is how much the event log's current file has grown
 // since it began (or since this Store first read it).
 func (s *Store) EventLogGrowth() int64 {
-	if _, err := s.current(); err != nil || s.size < s.begin {
+	if _, err := s.current(); err != nil {
 		return 0
 	}
-	return s.size - s.begin
+	return s.grown
 }
 
 // ErrNothingToRotate is returned by Rotate when no checkpoint was written
@@ -227,7 +230,7 @@ func (s *Store) Rotate() (string, error) {
 		return "", fmt.Errorf("rotate the event log: %w", err)
 	}
 	s.path, s.offset = path, next
-	s.begin, s.written = s.size, false
+	s.grown, s.written = 0, false
 	if unsynced != nil {
 		return path, &StaleLogError{Old: old, Err: err}
 	}
@@ -693,7 +696,7 @@ func (s *Store) RemoveAll() error {
 		}
 	}
 	s.cache, s.cached, s.intact = nil, false, false
-	s.path, s.offset, s.size, s.begin, s.written = "", 0, 0, 0, false
+	s.path, s.offset, s.size, s.grown, s.written = "", 0, 0, 0, false
 	errs = append(errs, s.removeMatching(func(name string) bool {
 		return strings.HasPrefix(name, s.base+legacyPart)
 	}))
@@ -779,7 +782,7 @@ func (s *Store) load() ([]entry, error) {
 // sets where its growth is counted from.
 func (s *Store) loadCached() ([]entry, error) {
 	es, err := s.load()
-	s.begin = s.size
+	s.grown = 0
 	return es, err
 }
 
@@ -850,8 +853,17 @@ func (s *Store) appendEntry(e entry) error {
 	e.blob = b[frameLen:]
 	s.cache = append(s.cache, e)
 	s.intact = true
-	s.size += int64(len(b))
+	s.resized(s.size + int64(len(b)))
 	return nil
+}
+
+// resized records that a write left the event log's current file n
+// bytes long.
+func (s *Store) resized(n int64) {
+	if n > s.size {
+		s.grown += n - s.size
+	}
+	s.size = n
 }
 
 // appendFrame appends e's frame and snapshot to b.
@@ -893,7 +905,7 @@ func (s *Store) saveTo(path string, es []entry) error {
 	// The file holds b now (only its directory entry may not be on the
 	// disk yet, if unsynced). The entries alias b from now on, not the
 	// callers' slices.
-	s.size = int64(len(b))
+	s.resized(int64(len(b)))
 	es2, err := parseLog(b, path)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -465,6 +466,47 @@ func TestEventLogRotation(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, left)
 	assert.FileExists(t, other)
+}
+
+// The growth that size rotation reads only ever adds up between
+// rotations: a rewrite that drops old checkpoints makes the file shorter
+// than when it began, and the writes after it still count (rotation by
+// size used to stop for good once the file stayed below its first
+// length).
+func TestEventLogGrowthSurvivesAShorterRewrite(t *testing.T) {
+	s := Open(t.TempDir(), "Word Count", "worker1")
+	require.NoError(t, s.Write(1, sections("a")))
+	require.NoError(t, s.Commit(Record{ID: 1}))
+	for id := uint64(2); id <= 6; id++ {
+		require.NoError(t, s.WriteLink(id, 1, sections(strings.Repeat("b", 100))))
+		require.NoError(t, s.Commit(Record{ID: id}))
+	}
+	_, err := s.Rotate()
+	require.NoError(t, err)
+	require.Zero(t, s.EventLogGrowth())
+	began := fileSize(t, s.EventLogPath())
+
+	// A whole snapshot, then the older chain pruned: the file is
+	// shorter than it began.
+	require.NoError(t, s.Write(7, sections("c")))
+	require.NoError(t, s.Commit(Record{ID: 7}))
+	require.NoError(t, s.Prune(1))
+	require.Less(t, fileSize(t, s.EventLogPath()), began)
+	grown := s.EventLogGrowth()
+	assert.Positive(t, grown, "the whole snapshot added to the file before the prune")
+
+	// Links after it count in full.
+	before := fileSize(t, s.EventLogPath())
+	require.NoError(t, s.WriteLink(8, 7, sections("d")))
+	require.NoError(t, s.Commit(Record{ID: 8}))
+	assert.Equal(t, grown+fileSize(t, s.EventLogPath())-before, s.EventLogGrowth())
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	info, err := os.Stat(path)
+	require.NoError(t, err)
+	return info.Size()
 }
 
 // oneCommitted is the store of worker w of app in dir with checkpoint 1
