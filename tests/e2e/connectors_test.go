@@ -950,6 +950,30 @@ func TestConnector_Kafka(t *testing.T) {
 	stopScript(t, sink)
 }
 
+// kafka_sink asks for its topic before it takes anything from Wallaroo:
+// a topic the broker does not have stops it with one line (exit 1), not
+// a traceback after a minute with the records it took lost.
+func TestConnector_KafkaSinkMissingTopic(t *testing.T) {
+	t.Parallel()
+	broker := startKafkaBroker(t, uniqueName(t, "wallaroo-there"))
+	missing := uniqueName(t, "wallaroo-missing")
+	sink := startScript(t, "kafka_sink", "--application-module", "connector_pairs", "--connector", "pairs",
+		"--pairs-topic", missing, "--pairs-bootstrap_brokers", broker, "--pairs-max_block_ms", "2000",
+		"--source-port", portOf(t, freePort(t)), "--sink-port", portOf(t, freePort(t)))
+	if code := sink.wait(60 * time.Second); code != 1 {
+		t.Errorf("kafka_sink exited %d for a missing topic, want 1\n%s", code, sink.stderr.String())
+	}
+	stderr := sink.stderr.String()
+	for _, want := range []string{"kafka_sink: error: Kafka at " + broker + " has no topic '" + missing + "'", "create the topic"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("kafka_sink's stderr does not say %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "Traceback") || strings.Contains(stderr, "ready:") {
+		t.Errorf("kafka_sink printed a traceback or became ready:\n%s", stderr)
+	}
+}
+
 // --- celsius_connectors -----------------------------------------------------
 
 // fahrenheitText is str(c * 1.8 + 32) as the host's Python prints it:
