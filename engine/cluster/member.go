@@ -323,12 +323,15 @@ func (m *Member) Listen() error {
 	if m.cfg.Initializer {
 		ctlAddr = m.cfg.Control
 	}
+	// Unset (or "0"), as 0.6 (spec 1.2): every interface, a port of the
+	// system's choosing; the initializer tells the others this worker's
+	// host as it saw the connection come (hostFrom).
 	if ctlAddr == "" || ctlAddr == "0" {
-		ctlAddr = "127.0.0.1:0"
+		ctlAddr = ":0"
 	}
 	dataAddr := m.cfg.Data
 	if dataAddr == "" || dataAddr == "0" {
-		dataAddr = "127.0.0.1:0"
+		dataAddr = ":0"
 	}
 	ctlFile, dataFile := m.recoveryFiles()
 	if ctlFile != "" {
@@ -751,13 +754,25 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 		}
 	} else {
 		// A worker that restarted: it gets the topology again, alone,
-		// and the others hear it is back (their links to it redial now).
+		// and the others hear it is back (their links to it redial now,
+		// at its data listener: started afresh, it may listen at
+		// another).
 		m.log.Info("worker rejoined after a restart", "worker", j.Worker)
+		moved := false
+		if i := slices.Index(m.workers, j.Worker); i >= 0 && i < len(m.dataAddrs) && m.dataAddrs[i] != data {
+			m.log.Warn("a restarted worker listens at another data address; the cluster sends to it there", "worker", j.Worker,
+				"was", m.dataAddrs[i], "now", data)
+			m.dataAddrs[i] = data
+			moved = true
+		}
 		t := m.topologyLocked()
 		m.mu.Unlock()
+		if moved {
+			m.saveTopology()
+		}
 		c.send(KindTopology, t.Encode())
-		m.peerBack(j.Worker)
-		m.broadcastExcept(j.Worker, KindPeerBack, Text(j.Worker))
+		m.peerBack(PeerBack{Worker: j.Worker, Data: data})
+		m.broadcastExcept(j.Worker, KindPeerBack, PeerBack{Worker: j.Worker, Data: data}.Encode())
 		m.mu.Lock()
 	}
 	m.mu.Unlock()
@@ -962,24 +977,44 @@ func (m *Member) Unresponsive() []string {
 }
 
 // hostFrom fills in the host of addr from the connection's remote
-// address when addr binds every interface (spec 3.1).
+// address when addr binds every interface (spec 3.1), or names a
+// loopback address while the connection came from another host (no
+// other worker could reach it there).
 func hostFrom(addr string, remote net.Addr) string {
 	h, p, err := net.SplitHostPort(addr)
-	if err != nil || (h != "" && h != "0.0.0.0" && h != "::") {
+	if err != nil {
 		return addr
 	}
 	rh, _, err := net.SplitHostPort(remote.String())
 	if err != nil {
 		return addr
 	}
+	ip, rip := net.ParseIP(h), net.ParseIP(rh)
+	switch {
+	case h == "" || (ip != nil && ip.IsUnspecified()):
+	case ip != nil && ip.IsLoopback() && rip != nil && !rip.IsLoopback():
+	default:
+		return addr
+	}
 	return net.JoinHostPort(rh, p)
 }
 
-// peerBack makes this worker's data link to the worker named name drop
-// its connection, if any, and dial it at once (it restarted and listens
-// again).
-func (m *Member) peerBack(name string) {
-	if o := m.linkTo(name); o != nil {
+// peerBack makes this worker's data link to the worker p names drop its
+// connection, if any, and dial it at once at p.Data (it restarted and
+// listens again, perhaps at another address).
+func (m *Member) peerBack(p PeerBack) {
+	m.mu.Lock()
+	if i := slices.Index(m.workers, p.Worker); p.Data != "" && i >= 0 && i < len(m.dataAddrs) {
+		m.dataAddrs[i] = p.Data
+	}
+	m.mu.Unlock()
+	o := m.linkTo(p.Worker)
+	switch {
+	case o == nil:
+	case p.Data != "" && o.address() != p.Data:
+		m.log.Info("a restarted worker listens at another data address", "peer", p.Worker, "was", o.address(), "now", p.Data)
+		o.moveTo(p.Data)
+	default:
 		o.peerRestarted()
 	}
 }
@@ -1104,12 +1139,12 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 				m.log.Debug("congestion", "worker", c.name, "congested", on)
 			}
 		case KindPeerBack:
-			name, err := DecodeText(f.Payload)
+			pb, err := DecodePeerBack(f.Payload)
 			if err != nil {
 				m.log.Error("control link closed", "peer", c.name, "err", err)
 				return
 			}
-			m.peerBack(name)
+			m.peerBack(pb)
 		case KindCheckpoint:
 			if err := m.checkpointFrame(c, f); err != nil {
 				m.log.Error("control link closed", "peer", c.name, "err", err)
@@ -2021,7 +2056,7 @@ func (m *Member) rejoin(ctx context.Context, addr string) {
 	for ctx.Err() == nil && !m.stopping() {
 		err := m.joinAt(ctx, addr, 0)
 		if err == nil {
-			m.peerBack(InitializerName) // its data listener is back too
+			m.peerBack(PeerBack{Worker: InitializerName}) // its data listener is back too
 			if err := m.Ready(); err != nil {
 				m.log.Warn("rejoined the initializer but could not say ready", "err", err)
 			}

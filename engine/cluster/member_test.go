@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -355,16 +356,44 @@ func TestMember_PeerBackMakesLinksRedialAtOnce(t *testing.T) {
 	// rejoins after a restart): worker1's link to it drops the connection
 	// it had (to worker2's earlier run, which may never have said it
 	// ended) and dials at once.
-	ms[0].broadcastExcept("worker2", KindPeerBack, Text("worker2"))
+	ms[0].broadcastExcept("worker2", KindPeerBack, PeerBack{Worker: "worker2"}.Encode())
 	waitFor(t, "worker1's link to worker2 to dial again", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return redialled["worker1"] >= 1
 	})
 	mu.Lock()
-	defer mu.Unlock()
 	if redialled["worker2"] != 0 {
 		t.Fatal("worker2 was told about itself")
+	}
+	mu.Unlock()
+
+	// Back at another data listener (started afresh on other ports):
+	// worker1's link dials it there, and the topology it would hand on
+	// names it.
+	moved, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer moved.Close()
+	dialled := make(chan struct{})
+	go func() {
+		if c, err := moved.Accept(); err == nil {
+			c.Close()
+			close(dialled)
+		}
+	}()
+	ms[0].broadcastExcept("worker2", KindPeerBack, PeerBack{Worker: "worker2", Data: moved.Addr().String()}.Encode())
+	select {
+	case <-dialled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker1's link did not dial worker2's new data listener")
+	}
+	ms[1].mu.Lock()
+	got := ms[1].topologyLocked().Data[2]
+	ms[1].mu.Unlock()
+	if got != moved.Addr().String() {
+		t.Errorf("worker1's topology has worker2's data listener at %s, want %s", got, moved.Addr())
 	}
 }
 
@@ -446,5 +475,29 @@ func TestMember_FreshRejoinAskedAndRefused(t *testing.T) {
 				t.Errorf("FreshRejoin asked about %v, want [worker1]", asked)
 			}
 		})
+	}
+}
+
+func TestHostFrom(t *testing.T) {
+	remote := func(s string) net.Addr {
+		a, err := net.ResolveTCPAddr("tcp", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	for _, c := range []struct{ addr, remote, want string }{
+		{"0.0.0.0:7001", "10.0.0.2:40000", "10.0.0.2:7001"},
+		{"[::]:7001", "10.0.0.2:40000", "10.0.0.2:7001"},
+		{":7001", "10.0.0.2:40000", "10.0.0.2:7001"},
+		{"127.0.0.1:7001", "10.0.0.2:40000", "10.0.0.2:7001"}, // unreachable from elsewhere
+		{"127.0.0.1:7001", "127.0.0.1:40000", "127.0.0.1:7001"},
+		{"10.0.0.9:7001", "10.0.0.2:40000", "10.0.0.9:7001"}, // an address of its own choosing
+		{"worker1.example:7001", "10.0.0.2:40000", "worker1.example:7001"},
+		{"not an address", "10.0.0.2:40000", "not an address"},
+	} {
+		if got := hostFrom(c.addr, remote(c.remote)); got != c.want {
+			t.Errorf("hostFrom(%q, %s) = %q, want %q", c.addr, c.remote, got, c.want)
+		}
 	}
 }

@@ -32,7 +32,6 @@ const (
 // acks. Send is called by the processor loop's goroutine.
 type outbound struct {
 	peer  string // the peer's name
-	addr  string // its data listener
 	hello Hello
 	log   *slog.Logger
 	guard *linkauth.Guard                               // set before run; nil: unauthenticated
@@ -44,6 +43,7 @@ type outbound struct {
 	ups    int // connections made (run's goroutine)
 
 	mu      sync.Mutex
+	addr    string // the peer's data listener (moveTo changes it)
 	q       *outQueue
 	sent    uint64        // highest seq written on the current connection
 	wake    chan struct{} // closed and replaced when a batch is pushed, acked, or the link changes
@@ -66,6 +66,22 @@ func (o *outbound) dialNow() {
 	case o.redial <- struct{}{}:
 	default:
 	}
+}
+
+// address is the peer's data listener as last told.
+func (o *outbound) address() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.addr
+}
+
+// moveTo records that the peer, restarted, listens at addr now, and
+// redials it there at once (what was not acknowledged goes again).
+func (o *outbound) moveTo(addr string) {
+	o.mu.Lock()
+	o.addr = addr
+	o.mu.Unlock()
+	o.peerRestarted()
 }
 
 // peerRestarted ends the current session, if any (its connection is to
@@ -153,7 +169,7 @@ func (o *outbound) run(ctx context.Context) {
 			}
 		} else if failures%20 == 0 {
 			// Every 10 s while the peer stays away.
-			o.log.Warn("data link down; retrying every 500ms", "peer", o.peer, "addr", o.addr, "err", err)
+			o.log.Warn("data link down; retrying every 500ms", "peer", o.peer, "addr", o.address(), "err", err)
 		}
 		failures++
 		select {
@@ -172,13 +188,14 @@ func (e *refusedError) Error() string { return "refused: " + e.reason }
 // session is one connection's life.
 func (o *outbound) session(ctx context.Context) error {
 	var d net.Dialer
+	addr := o.address()
 	dctx, cancel := context.WithTimeout(ctx, handshakeLimit)
-	conn, err := d.DialContext(dctx, "tcp", o.addr)
+	conn, err := d.DialContext(dctx, "tcp", addr)
 	cancel()
 	if err != nil {
 		return err
 	}
-	if conn, err = dialled(ctx, o.guard, conn, linkauth.Data, o.addr); err != nil {
+	if conn, err = dialled(ctx, o.guard, conn, linkauth.Data, addr); err != nil {
 		return err
 	}
 	defer conn.Close()
@@ -191,7 +208,7 @@ func (o *outbound) session(ctx context.Context) error {
 		return err
 	}
 	if peer.Worker != o.peer {
-		return fmt.Errorf("the data listener at %s is worker %q, not %q", o.addr, peer.Worker, o.peer)
+		return fmt.Errorf("the data listener at %s is worker %q, not %q", addr, peer.Worker, o.peer)
 	}
 	o.mu.Lock()
 	first := o.q.FirstHeld()
@@ -228,7 +245,7 @@ func (o *outbound) session(ctx context.Context) error {
 	if rerr != nil {
 		o.log.Warn("data link", "peer", o.peer, "err", rerr)
 	}
-	o.log.Info("data link up", "peer", o.peer, "addr", o.addr, "resending", len(again))
+	o.log.Info("data link up", "peer", o.peer, "addr", addr, "resending", len(again))
 	if o.onUp != nil {
 		o.onUp(o.peer, o.ups > 0, len(again))
 	}

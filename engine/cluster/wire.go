@@ -12,7 +12,7 @@ import (
 // of a link check it in the first exchange; any change to a message's
 // layout increments it, the layout of the runner's envelope batches
 // (opaque here, read by the peer's runner) included.
-const WireVersion = 15
+const WireVersion = 16
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -83,9 +83,10 @@ const (
 	// KindCheckpoint (control, both directions): one step of the
 	// checkpoint and rollback protocol (Checkpoint).
 	KindCheckpoint
-	// KindPeerBack (initializer → workers, control): the worker named
-	// in Text restarted and listens again; links to it redial at once
-	// instead of at their next retry.
+	// KindPeerBack (initializer → workers, control): a worker restarted
+	// and listens again (PeerBack: its name and data listener, which
+	// may have changed); links to it redial at once, there, instead of
+	// at their next retry.
 	KindPeerBack
 	// KindCongestion (worker → initializer, control): whether a replay
 	// queue of the sender's data links is full (Seq payload, 0 or 1),
@@ -363,6 +364,27 @@ func (h Hello) Mismatch(mine Hello) string {
 		return theirs + ": start every worker of the cluster with --run-with-resilience or every worker without it"
 	}
 	return ""
+}
+
+// PeerBack is KindPeerBack's payload: Worker restarted and its data
+// listener is at Data.
+type PeerBack struct {
+	Worker, Data string
+}
+
+// Encode returns p's payload.
+func (p PeerBack) Encode() []byte {
+	var e enc
+	e.str(p.Worker)
+	e.str(p.Data)
+	return e.b
+}
+
+// DecodePeerBack reads a PeerBack payload.
+func DecodePeerBack(b []byte) (PeerBack, error) {
+	d := dec{b: b}
+	p := PeerBack{Worker: d.str("worker"), Data: d.str("data listener")}
+	return p, d.end("peer back")
 }
 
 // Join is a worker's request to be part of the cluster: its listeners,

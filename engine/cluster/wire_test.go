@@ -177,6 +177,7 @@ func FuzzWire(f *testing.F) {
 	f.Add(AppendFrame(nil, KindEnvelopes, EnvelopeBatch{Seq: 3, Data: BarrierMarker(barrier.Barrier{ID: 1, Kind: barrier.Checkpoint, Checkpoint: 1})}.Encode()))
 	f.Add(AppendFrame(nil, KindRescale, Rescale{ID: 1, Phase: PhasePrepare, Topo: Topology{Workers: []string{"i", "j"}, Data: []string{"x:1", "y:2"}, Owners: []uint16{0, 1}, Epoch: 2}, Leaving: []string{"j"}}.Encode()))
 	f.Add(AppendFrame(nil, KindState, State{ID: 1, To: "j", Step: "0.1", Partition: 3, Data: []byte("s")}.Encode()))
+	f.Add(AppendFrame(nil, KindPeerBack, PeerBack{Worker: "w", Data: "x:1"}.Encode()))
 	f.Add([]byte{0, 0, 0, 1, 1})
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		fr, err := ReadFrame(bytes.NewReader(raw))
@@ -207,6 +208,9 @@ func FuzzWire(f *testing.F) {
 		}
 		if c, err := DecodeCheckpoint(p); err == nil && !bytes.Equal(c.Encode(), p) {
 			t.Errorf("checkpoint does not round-trip")
+		}
+		if pb, err := DecodePeerBack(p); err == nil && !bytes.Equal(pb.Encode(), p) {
+			t.Errorf("peer back does not round-trip")
 		}
 		if s, err := DecodeState(p); err == nil && !bytes.Equal(s.Encode(), p) {
 			t.Errorf("state does not round-trip")

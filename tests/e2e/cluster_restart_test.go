@@ -88,6 +88,53 @@ func TestCluster_RestartAWorkerWithoutResilience(t *testing.T) {
 	}
 }
 
+// A worker killed and started again on other ports (--my-control and
+// --my-data changed, no resilience) starts afresh and rejoins under its
+// name: the others send to its new data listener, what they had not
+// had acknowledged included, so its letters restart empty and the
+// others' lose and duplicate nothing.
+func TestCluster_RestartAWorkerOnOtherPorts(t *testing.T) {
+	ws, recv, send, want, n, owners := alphabetSentOnce(t)
+	victim := ws[2]
+	victim.kill()
+	args := slices.Clone(victim.args)
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--my-control" || args[i] == "--my-data" {
+			args[i+1] = freePort(t)
+		}
+	}
+	ws[2] = &clusterWorker{proc: start(t, victim.dir, "machida3", args...), name: victim.name,
+		external: victim.external, dir: victim.dir, args: args}
+	ws[2].waitOutput("starting afresh", 30*time.Second)
+	for _, w := range ws {
+		waitStatus(t, w, len(ws))
+	}
+	send()
+	final := map[string]int{}
+	for _, l := range recv.waitLines(t, 2*n, 60*time.Second) {
+		letter, v, ok := strings.Cut(l, " => ")
+		if !ok {
+			t.Fatalf("malformed line %q", l)
+		}
+		final[letter], _ = strconv.Atoi(v)
+	}
+	for letter, seq := range want {
+		_, v, _ := strings.Cut(seq[len(seq)-1], " => ")
+		tot, _ := strconv.Atoi(v)
+		expect := 2 * tot
+		if owners[letter] == victim.name {
+			expect = tot
+		}
+		if final[letter] != expect {
+			t.Errorf("letter %s (owned by %s): final total %d, want %d", letter, owners[letter], final[letter], expect)
+		}
+	}
+	stopCluster(t, ws, 0, false)
+	if got := len(recv.lines()); got != 2*n {
+		t.Errorf("%d output lines, want %d: something was lost or duplicated", got, 2*n)
+	}
+}
+
 // alphabetSentOnce starts a 3-worker alphabet cluster and sends it the
 // example's votes once (send sends them again): it returns the workers,
 // the receiver, send, each letter's running totals, the number of votes
