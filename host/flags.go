@@ -362,21 +362,28 @@ and ignored. Every other option is passed to application_setup(args) unchanged.
 
 // listeners returns the addresses this worker's command line makes it
 // listen on, each with its channel's name: the external channel, and the
-// control and data channels of a cluster member. Unset ones (and 0.6's
-// "0") bind loopback and are left out.
+// control and data channels of a cluster member. Unset ones (or 0.6's
+// "0") bind loopback and are left out, but a worker's control and data
+// listeners, which bind every interface (":0"), as 0.6's.
 func (o *Options) listeners() (addrs, names []string) {
 	add := func(addr, name string) {
 		if addr != "" && addr != "0" {
 			addrs, names = append(addrs, addr), append(names, name)
 		}
 	}
+	anyIface := func(addr string) string {
+		if addr == "" || addr == "0" {
+			return ":0"
+		}
+		return addr
+	}
 	if o.inCluster() {
 		if o.ClusterInitializer {
 			add(o.Control, "control")
 			add(o.Data, "data")
 		} else {
-			add(o.MyControl, "control")
-			add(o.MyData, "data")
+			add(anyIface(o.MyControl), "control")
+			add(anyIface(o.MyData), "data")
 		}
 	}
 	add(o.External, "external")

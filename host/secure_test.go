@@ -29,4 +29,10 @@ func TestExposedWarning(t *testing.T) {
 	if w := exposedWarning(o); w != "" {
 		t.Fatalf("a loopback worker warned: %q", w)
 	}
+	// A worker without --my-control/--my-data listens on every
+	// interface, as 0.6's did: it says so.
+	o, _ = ParseArgs([]string{"machida3", "--control", "127.0.0.1:6000", "--name", "worker1", "--external", "127.0.0.1:5051"})
+	if w := exposedWarning(o); !strings.Contains(w, ":0 (control), :0 (data)") {
+		t.Fatalf("a worker listening on every interface: warning %q", w)
+	}
 }

@@ -168,7 +168,9 @@ func (s *Store) rotatedOffset(name string) (uint64, bool) {
 }
 
 // EventLogGrowth is how much the event log's current file has grown
-// since it began (or since this Store first read it).
+// since it began (or since this Store first read it): the sum of what
+// each write added to its length (a rewrite that made it shorter takes
+// nothing off).
 func (s *Store) EventLogGrowth() int64 {
 	if _, err := s.current(); err != nil {
 		return 0

@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/wallaroo-go/machida/engine/barrier"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wallaroo-go/machida/engine/barrier"
 	"github.com/wallaroo-go/machida/engine/routing"
 	"github.com/wallaroo-go/machida/engine/spread"
 	"github.com/wallaroo-go/machida/engine/work"
@@ -323,15 +324,21 @@ func (m *Member) Listen() error {
 	if m.cfg.Initializer {
 		ctlAddr = m.cfg.Control
 	}
-	// Unset (or "0"), as 0.6 (spec 1.2): every interface, a port of the
-	// system's choosing; the initializer tells the others this worker's
-	// host as it saw the connection come (hostFrom).
+	// A worker's unset (or "0") listeners, as 0.6's (spec 1.2): every
+	// interface, a port of the system's choosing; the initializer tells
+	// the others this worker's host as it saw the connection come
+	// (hostFrom). (An initializer of a cluster is given both; one
+	// running alone binds loopback.)
+	unset := ":0"
+	if m.cfg.Initializer {
+		unset = "127.0.0.1:0"
+	}
 	if ctlAddr == "" || ctlAddr == "0" {
-		ctlAddr = ":0"
+		ctlAddr = unset
 	}
 	dataAddr := m.cfg.Data
 	if dataAddr == "" || dataAddr == "0" {
-		dataAddr = ":0"
+		dataAddr = unset
 	}
 	ctlFile, dataFile := m.recoveryFiles()
 	if ctlFile != "" {
@@ -751,6 +758,9 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 				t.Data = append(t.Data, p.Data)
 			}
 			topo = &t
+			// Formed in the same hold of the lock: a worker that goes
+			// or comes back from now on meets a formed cluster.
+			m.setTopologyLocked(ctx, t)
 		}
 	} else {
 		// A worker that restarted: it gets the topology again, alone,
@@ -777,7 +787,6 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	}
 	m.mu.Unlock()
 	if topo != nil {
-		m.setTopology(ctx, *topo)
 		m.saveTopology()
 		m.broadcast(KindTopology, topo.Encode())
 	}
@@ -977,23 +986,18 @@ func (m *Member) Unresponsive() []string {
 }
 
 // hostFrom fills in the host of addr from the connection's remote
-// address when addr binds every interface (spec 3.1), or names a
-// loopback address while the connection came from another host (no
-// other worker could reach it there).
+// address when addr binds every interface (spec 3.1). (A listener bound
+// to one address, loopback included, is reachable only there.)
 func hostFrom(addr string, remote net.Addr) string {
 	h, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		return addr
 	}
-	rh, _, err := net.SplitHostPort(remote.String())
-	if err != nil {
+	if ip := net.ParseIP(h); h != "" && (ip == nil || !ip.IsUnspecified()) {
 		return addr
 	}
-	ip, rip := net.ParseIP(h), net.ParseIP(rh)
-	switch {
-	case h == "" || (ip != nil && ip.IsUnspecified()):
-	case ip != nil && ip.IsLoopback() && rip != nil && !rip.IsLoopback():
-	default:
+	rh, _, err := net.SplitHostPort(remote.String())
+	if err != nil {
 		return addr
 	}
 	return net.JoinHostPort(rh, p)
@@ -1289,9 +1293,31 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 
 // setTopology installs the worker list and the partition table and
 // starts the outbound links (once: later changes are rescales).
+//
+// Once formed, a topology (the initializer sends one to a worker that
+// rejoins) only updates where the workers' data listeners are: a worker
+// that missed a PeerBack while its control link was down learns it so.
 func (m *Member) setTopology(ctx context.Context, t Topology) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	var moved []PeerBack
+	if m.workers == nil {
+		m.setTopologyLocked(ctx, t)
+	} else if t.Epoch >= m.table.Epoch() {
+		data := m.reachableLocked(t)
+		for i, w := range t.Workers {
+			if j := slices.Index(m.workers, w); w != m.cfg.Name && j >= 0 && j < len(m.dataAddrs) && i < len(data) && m.dataAddrs[j] != data[i] {
+				moved = append(moved, PeerBack{Worker: w, Data: data[i]})
+			}
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range moved {
+		m.peerBack(p)
+	}
+}
+
+// setTopologyLocked is setTopology with m.mu held.
+func (m *Member) setTopologyLocked(ctx context.Context, t Topology) {
 	if m.workers != nil {
 		return
 	}
@@ -1309,12 +1335,34 @@ func (m *Member) setTopology(ctx context.Context, t Topology) {
 		m.sinks = slices.Clone(t.Sinks)
 	}
 	m.table = table
-	m.installWorkersLocked(ctx, t.Workers, t.Data)
+	m.installWorkersLocked(ctx, t.Workers, m.reachableLocked(t))
 	m.log.Info("cluster formed", "workers", strings.Join(t.Workers, ","))
 	close(m.formed)
 	go m.heartbeats(ctx)
 	go m.balance(ctx)
 	go m.watchCongestion(ctx)
+}
+
+// reachableLocked is t's data listeners as this worker dials them: an
+// initializer whose --data binds every interface is reached at the host
+// of its control channel, as this worker reached it (the others' hosts
+// the initializer filled in as their connections came). m.mu held.
+func (m *Member) reachableLocked(t Topology) []string {
+	i := slices.Index(t.Workers, InitializerName)
+	if i < 0 || i >= len(t.Data) || m.cfg.Initializer || m.initCtl == "" {
+		return t.Data
+	}
+	h, p, err := net.SplitHostPort(t.Data[i])
+	if err != nil || (h != "" && !net.ParseIP(h).IsUnspecified()) {
+		return t.Data
+	}
+	ch, _, err := net.SplitHostPort(m.initCtl)
+	if err != nil {
+		return t.Data
+	}
+	data := slices.Clone(t.Data)
+	data[i] = net.JoinHostPort(ch, p)
+	return data
 }
 
 // installWorkersLocked makes workers (with data listeners data) the
@@ -1775,6 +1823,33 @@ func (m *Member) StopAll(reason string) {
 	}
 	m.broadcast(KindShutdown, Text(reason))
 	m.stopHere(reason)
+}
+
+// AwaitWorkersGone (initializer, at the end of a stop) waits until every
+// worker has closed its control link, up to limit or ctx's end, reading
+// them meanwhile: a process that exits with a peer's bytes unread resets
+// its connections, and the reset throws away what it had not yet
+// delivered, the Shutdown frame among them if the network lost it once
+// (the worker would wait for its initializer for ever). It reports the
+// workers still connected when it gave up; it returns at once if the
+// workers were not told to stop (StopAll).
+func (m *Member) AwaitWorkersGone(ctx context.Context, limit time.Duration) []string {
+	if !m.stopping() {
+		return nil
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		m.mu.Lock()
+		left := slices.Sorted(maps.Keys(m.ctl))
+		m.mu.Unlock()
+		if len(left) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return left
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // stopHere marks this member as stopping and runs OnStop once.

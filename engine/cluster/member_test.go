@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -390,10 +391,42 @@ func TestMember_PeerBackMakesLinksRedialAtOnce(t *testing.T) {
 		t.Fatal("worker1's link did not dial worker2's new data listener")
 	}
 	ms[1].mu.Lock()
-	got := ms[1].topologyLocked().Data[2]
+	topo := ms[1].topologyLocked()
 	ms[1].mu.Unlock()
+	got := ""
+	if i := slices.Index(topo.Workers, "worker2"); i >= 0 {
+		got = topo.Data[i]
+	}
 	if got != moved.Addr().String() {
 		t.Errorf("worker1's topology has worker2's data listener at %s, want %s", got, moved.Addr())
+	}
+
+	// A PeerBack missed (worker1's control link was down) is made up
+	// for by the topology the initializer sends when it rejoins.
+	again, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	dialledAgain := make(chan struct{})
+	go func() {
+		if c, err := again.Accept(); err == nil {
+			c.Close()
+			close(dialledAgain)
+		}
+	}()
+	ms[0].mu.Lock()
+	topo = ms[0].topologyLocked()
+	c := ms[0].ctl["worker1"]
+	ms[0].mu.Unlock()
+	topo.Data[slices.Index(topo.Workers, "worker2")] = again.Addr().String()
+	if err := c.send(KindTopology, topo.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-dialledAgain:
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker1's link did not dial the data listener a later topology names")
 	}
 }
 
@@ -490,7 +523,7 @@ func TestHostFrom(t *testing.T) {
 		{"0.0.0.0:7001", "10.0.0.2:40000", "10.0.0.2:7001"},
 		{"[::]:7001", "10.0.0.2:40000", "10.0.0.2:7001"},
 		{":7001", "10.0.0.2:40000", "10.0.0.2:7001"},
-		{"127.0.0.1:7001", "10.0.0.2:40000", "10.0.0.2:7001"}, // unreachable from elsewhere
+		{"127.0.0.1:7001", "10.0.0.2:40000", "127.0.0.1:7001"}, // bound to loopback: only there
 		{"127.0.0.1:7001", "127.0.0.1:40000", "127.0.0.1:7001"},
 		{"10.0.0.9:7001", "10.0.0.2:40000", "10.0.0.9:7001"}, // an address of its own choosing
 		{"worker1.example:7001", "10.0.0.2:40000", "worker1.example:7001"},
@@ -498,6 +531,55 @@ func TestHostFrom(t *testing.T) {
 	} {
 		if got := hostFrom(c.addr, remote(c.remote)); got != c.want {
 			t.Errorf("hostFrom(%q, %s) = %q, want %q", c.addr, c.remote, got, c.want)
+		}
+	}
+}
+
+// A stopping initializer waits for the workers it told to stop to close
+// their control links (its exit would reset connections with a stop
+// frame not yet delivered), and gives up after its limit naming those
+// still there.
+func TestMember_AwaitWorkersGone(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _ := startCluster(t, ctx, 3, nil)
+	startAll(t, ctx, ms)
+	if left := ms[0].AwaitWorkersGone(ctx, time.Hour); left != nil {
+		t.Fatalf("before the workers were told to stop: %v, want nothing (and at once)", left)
+	}
+	ms[0].stopHere("test") // as StopAll does, without telling them
+	if left := ms[0].AwaitWorkersGone(ctx, 50*time.Millisecond); !slices.Equal(left, []string{"worker1", "worker2"}) {
+		t.Fatalf("with both workers connected: %v, want both named", left)
+	}
+	// Both stop (they do not dial the initializer again) and close
+	// their control links, as their processes do when they exit.
+	for _, w := range ms[1:] {
+		w.stopHere("test")
+		w.mu.Lock()
+		c := w.toInit
+		w.mu.Unlock()
+		c.conn.Close()
+	}
+	if left := ms[0].AwaitWorkersGone(ctx, 30*time.Second); len(left) > 0 {
+		t.Fatalf("workers gone: %v still connected", left)
+	}
+}
+
+// A worker dials an initializer whose --data binds every interface at
+// the host it reached the initializer's control channel at.
+func TestMember_ReachesAWildcardInitializerAtItsControlHost(t *testing.T) {
+	w := New(Config{Name: "worker1"})
+	w.initCtl = "10.0.0.1:6000"
+	for _, c := range []struct{ data, want string }{
+		{"[::]:6001", "10.0.0.1:6001"},
+		{"0.0.0.0:6001", "10.0.0.1:6001"},
+		{":6001", "10.0.0.1:6001"},
+		{"10.0.0.7:6001", "10.0.0.7:6001"},
+		{"127.0.0.1:6001", "127.0.0.1:6001"},
+	} {
+		got := w.reachableLocked(Topology{Workers: []string{InitializerName, "worker1", "worker2"}, Data: []string{c.data, "[::]:1", "10.0.0.3:2"}})
+		if !slices.Equal(got, []string{c.want, "[::]:1", "10.0.0.3:2"}) {
+			t.Errorf("initializer at %s: dialled %v, want %s (and the others as given)", c.data, got, c.want)
 		}
 	}
 }

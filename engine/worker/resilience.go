@@ -963,7 +963,14 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 	defer func() {
 		if err == nil {
 			r.endDiscarding() // a restarted initializer takes input again
-			r.gate.resume()
+			r.mu.Lock()
+			committed := r.committed
+			r.mu.Unlock()
+			if committed > 0 {
+				// (With none, the sources wait for the first, as at
+				// the start: run takes it.)
+				r.gate.resume()
+			}
 		}
 	}()
 	r.mu.Lock()
@@ -1334,7 +1341,7 @@ func (r *resilience) run(ctx context.Context) {
 			return
 		case <-t.C:
 			if rolling {
-				t.Reset(r.cfg.Every)
+				t.Reset(r.nextCheckpointIn())
 				continue
 			}
 			t0 := time.Now()
@@ -1348,7 +1355,11 @@ func (r *resilience) run(ctx context.Context) {
 			if !rolling && err == nil {
 				r.gate.resume() // after the first complete one: the sources start
 			}
-			t.Reset(r.cfg.Every)
+			next := r.nextCheckpointIn()
+			if err != nil && ctx.Err() == nil && r.gate.hold() != nil {
+				r.warn("the sources wait for the first checkpoint, which failed; trying again", "in", next, "err", err)
+			}
+			t.Reset(next)
 		case w := <-r.recover:
 			if !rolling && !lastRollback.IsZero() {
 				since := r.member.LinkedSince(w)
@@ -1377,6 +1388,16 @@ func (r *resilience) run(ctx context.Context) {
 			t.Reset(0)
 		}
 	}
+}
+
+// nextCheckpointIn is the wait before the next checkpoint: the
+// interval, or at most a second while the sources wait for a first
+// committed checkpoint (one failed, or a rollback found none).
+func (r *resilience) nextCheckpointIn() time.Duration {
+	if r.gate.hold() != nil {
+		return min(r.cfg.Every, time.Second)
+	}
+	return r.cfg.Every
 }
 
 // failedCheckpoints keeps the log of checkpoints that fail in a row

@@ -478,6 +478,19 @@ func Run(ctx context.Context, cfg Config) error {
 	memberCtx, endMember := context.WithCancel(context.WithoutCancel(ctx))
 	defer endMember()
 	memberCtxRef.Store(&memberCtx)
+	// awaitWorkersGone: once the initializer has told the workers to
+	// stop, it stays until they have gone (at most workersGoneLimit),
+	// so that its exit cannot throw away a stop frame the network has
+	// yet to deliver. Deferred after endMember, so it runs before it.
+	awaitWorkersGone := func() {
+		if member == nil || cfg.Name != cluster.InitializerName {
+			return
+		}
+		if left := member.AwaitWorkersGone(context.Background(), workersGoneLimit); len(left) > 0 {
+			cfg.Log.Warn("exiting while workers are still connected; if one keeps running, stop it with SIGTERM", "workers", strings.Join(left, ","))
+		}
+	}
+	defer awaitWorkersGone()
 	// drainCtx bounds the work done after a stop was asked for: it ends
 	// ShutdownTimeout after ctx does.
 	drainCtx, endDrain := context.WithCancel(context.WithoutCancel(ctx))
@@ -609,6 +622,7 @@ func Run(ctx context.Context, cfg Config) error {
 			// (over the links it holds), then it ends with them and
 			// writes no recovery file after that.
 			stopUnformed()
+			awaitWorkersGone()
 			endMember()
 			select {
 			case <-formed:
@@ -899,6 +913,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	return err
 }
+
+// workersGoneLimit bounds how long a stopping initializer waits for the
+// workers it told to stop to close their control links.
+const workersGoneLimit = 10 * time.Second
 
 // initializerSinks points cfg's sinks at the addresses the initializer's
 // application gave them (sinks, from the cluster's topology), as 0.6
