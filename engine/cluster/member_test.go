@@ -372,19 +372,8 @@ func TestMember_PeerBackMakesLinksRedialAtOnce(t *testing.T) {
 	// Back at another data listener (started afresh on other ports):
 	// worker1's link dials it there, and the topology it would hand on
 	// names it.
-	moved, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer moved.Close()
-	dialled := make(chan struct{})
-	go func() {
-		if c, err := moved.Accept(); err == nil {
-			c.Close()
-			close(dialled)
-		}
-	}()
-	ms[0].broadcastExcept("worker2", KindPeerBack, PeerBack{Worker: "worker2", Data: moved.Addr().String()}.Encode())
+	moved, dialled := dialledOnce(t)
+	ms[0].broadcastExcept("worker2", KindPeerBack, PeerBack{Worker: "worker2", Data: moved}.Encode())
 	select {
 	case <-dialled:
 	case <-time.After(30 * time.Second):
@@ -397,29 +386,18 @@ func TestMember_PeerBackMakesLinksRedialAtOnce(t *testing.T) {
 	if i := slices.Index(topo.Workers, "worker2"); i >= 0 {
 		got = topo.Data[i]
 	}
-	if got != moved.Addr().String() {
-		t.Errorf("worker1's topology has worker2's data listener at %s, want %s", got, moved.Addr())
+	if got != moved {
+		t.Errorf("worker1's topology has worker2's data listener at %s, want %s", got, moved)
 	}
 
 	// A PeerBack missed (worker1's control link was down) is made up
 	// for by the topology the initializer sends when it rejoins.
-	again, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
-	dialledAgain := make(chan struct{})
-	go func() {
-		if c, err := again.Accept(); err == nil {
-			c.Close()
-			close(dialledAgain)
-		}
-	}()
+	again, dialledAgain := dialledOnce(t)
 	ms[0].mu.Lock()
 	topo = ms[0].topologyLocked()
 	c := ms[0].ctl["worker1"]
 	ms[0].mu.Unlock()
-	topo.Data[slices.Index(topo.Workers, "worker2")] = again.Addr().String()
+	topo.Data[slices.Index(topo.Workers, "worker2")] = again
 	if err := c.send(KindTopology, topo.Encode()); err != nil {
 		t.Fatal(err)
 	}
@@ -428,6 +406,25 @@ func TestMember_PeerBackMakesLinksRedialAtOnce(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("worker1's link did not dial the data listener a later topology names")
 	}
+}
+
+// dialledOnce listens on a loopback port until the test ends; the
+// channel closes when something dials it.
+func dialledOnce(t *testing.T) (string, <-chan struct{}) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	dialled := make(chan struct{})
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			c.Close()
+			close(dialled)
+		}
+	}()
+	return l.Addr().String(), dialled
 }
 
 // A worker of the formed cluster that comes back afresh (no recovery
