@@ -781,6 +781,20 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 			m.saveTopology()
 		}
 		c.send(KindTopology, t.Encode())
+		// Another worker may have rejoined at a new data listener
+		// between t and its sending, and its PeerBack, sent to c
+		// before t, be undone by t: c hears of it again.
+		m.mu.Lock()
+		var since []PeerBack
+		for i, w := range t.Workers {
+			if k := slices.Index(m.workers, w); k >= 0 && k < len(m.dataAddrs) && i < len(t.Data) && m.dataAddrs[k] != t.Data[i] {
+				since = append(since, PeerBack{Worker: w, Data: m.dataAddrs[k]})
+			}
+		}
+		m.mu.Unlock()
+		for _, p := range since {
+			c.send(KindPeerBack, p.Encode())
+		}
 		m.peerBack(PeerBack{Worker: j.Worker, Data: data})
 		m.broadcastExcept(j.Worker, KindPeerBack, PeerBack{Worker: j.Worker, Data: data}.Encode())
 		m.mu.Lock()
@@ -1796,7 +1810,8 @@ func (m *Member) broadcastExcept(except string, k Kind, p []byte) {
 //     flushes its sinks and exits 0.
 //
 // The worker's ShutdownTimeout bounds all of it: past it, each stops
-// with what it has.
+// with what it has. The initializer then stays until the workers have
+// closed their control links, at most 10 s more (AwaitWorkersGone).
 
 // RequestStop (non-initializer) asks the initializer to stop the
 // cluster. An error means the initializer could not be told; the worker

@@ -802,7 +802,7 @@ func (m *Member) prepareAs(ctx context.Context, r Rescale, n uint64) error {
 	}
 	// New workers get slots after the others: the destinations the loop
 	// uses now keep their numbers.
-	m.addSlotsLocked(ctx, r.Topo.Workers, r.Topo.Data)
+	m.addSlotsLocked(ctx, r.Topo.Workers, m.reachableLocked(r.Topo))
 	m.mu.Unlock()
 	m.rs.mu.Lock()
 	m.rs.pending = &r
@@ -1272,7 +1272,7 @@ func (m *Member) releaseHere(ctx context.Context, r Rescale) error {
 		// It keeps its links to the workers that stay until it stops.
 		m.workers = append([]string{m.cfg.Name}, r.Topo.Workers...)
 	} else {
-		m.installWorkersLocked(ctx, r.Topo.Workers, r.Topo.Data)
+		m.installWorkersLocked(ctx, r.Topo.Workers, m.reachableLocked(r.Topo))
 	}
 	m.mu.Unlock()
 	if !leaving {

@@ -35,7 +35,8 @@ const (
 	// KindJoin (worker → initializer, control): my listeners.
 	KindJoin
 	// KindTopology (initializer → worker, control): the cluster's
-	// workers in order and their data listeners.
+	// workers in order and their data listeners (at formation; again
+	// to a worker that rejoins, which takes only the listeners from it).
 	KindTopology
 	// KindReady (worker → initializer, control): my links and sinks are up.
 	KindReady

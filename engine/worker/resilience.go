@@ -955,8 +955,9 @@ func (r *resilience) resend(ctx context.Context) (int, error) {
 // checkpoint all of them can read (a restarted worker asked for it).
 //
 // The sources stay paused (and a restarted initializer drops its input)
-// from the start of a rollback until one succeeds: on failure run tries
-// again, and no checkpoint is taken meanwhile.
+// from the start of a rollback until one succeeds (and, when no
+// checkpoint was ever committed, until run commits the first): on
+// failure run tries again, and no checkpoint is taken meanwhile.
 func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error) {
 	defer r.member.Exclusive()()
 	r.gate.pause()
@@ -1346,8 +1347,9 @@ func (r *resilience) run(ctx context.Context) {
 			}
 			t0 := time.Now()
 			id, err := r.checkpoint(ctx)
+			logged := false
 			if err != nil && ctx.Err() == nil {
-				fails.failed(r, id, err)
+				logged = fails.failed(r, id, err)
 			} else if err == nil {
 				fails.complete(r, id)
 				r.debug("checkpoint complete", "id", id, "took", time.Since(t0).Round(time.Microsecond))
@@ -1356,8 +1358,8 @@ func (r *resilience) run(ctx context.Context) {
 				r.gate.resume() // after the first complete one: the sources start
 			}
 			next := r.nextCheckpointIn()
-			if err != nil && ctx.Err() == nil && r.gate.hold() != nil {
-				r.warn("the sources wait for the first checkpoint, which failed; trying again", "in", next, "err", err)
+			if logged && r.gate.hold() != nil {
+				r.warn("the sources wait for the first committed checkpoint; trying again", "in", next)
 			}
 			t.Reset(next)
 		case w := <-r.recover:
@@ -1376,6 +1378,17 @@ func (r *resilience) run(ctx context.Context) {
 			who = w
 			setRolling(true)
 			rollback()
+			if r.gate.hold() != nil {
+				// (Nothing committed yet: the sources wait for a first
+				// checkpoint; take it soon.)
+				if !t.Stop() {
+					select {
+					case <-t.C:
+					default:
+					}
+				}
+				t.Reset(r.nextCheckpointIn())
+			}
 		case <-r.rescaled:
 			// A checkpoint at once: until it is complete, a failure
 			// cannot be rolled back (the last one predates the move).
@@ -1416,13 +1429,14 @@ type failedCheckpoints struct {
 // logged again.
 const failLogEvery = 10 * time.Second
 
-func (f *failedCheckpoints) failed(r *resilience, id uint64, err error) {
+// failed records a failed checkpoint and reports whether it was logged.
+func (f *failedCheckpoints) failed(r *resilience, id uint64, err error) bool {
 	f.inRow++
 	why := err.Error()
 	if why == f.last && time.Since(f.loggedAt) < failLogEvery {
 		f.quiet++
 		r.debug("checkpoint failed again", "id", id, "err", err)
-		return
+		return false
 	}
 	args := []any{"id", id, "err", err}
 	if f.quiet > 0 {
@@ -1430,6 +1444,7 @@ func (f *failedCheckpoints) failed(r *resilience, id uint64, err error) {
 	}
 	r.warn("checkpoint failed; the next one will try again", args...)
 	f.last, f.loggedAt, f.quiet = why, time.Now(), 0
+	return true
 }
 
 func (f *failedCheckpoints) complete(r *resilience, id uint64) {

@@ -482,9 +482,19 @@ func Run(ctx context.Context, cfg Config) error {
 	// stop, it stays until they have gone (at most workersGoneLimit),
 	// so that its exit cannot throw away a stop frame the network has
 	// yet to deliver. Deferred after endMember, so it runs before it.
+	var told chan struct{} // (set below)
 	awaitWorkersGone := func() {
 		if member == nil || cfg.Name != cluster.InitializerName {
 			return
+		}
+		if ctx.Err() != nil && member.Started() {
+			// A stop is under way (asked, or this worker's loop
+			// ended): its goroutine tells the workers, perhaps only
+			// now (after the drain the end of Run cuts short).
+			select {
+			case <-told:
+			case <-time.After(workersGoneLimit):
+			}
 		}
 		if left := member.AwaitWorkersGone(context.Background(), workersGoneLimit); len(left) > 0 {
 			cfg.Log.Warn("exiting while workers are still connected; if one keeps running, stop it with SIGTERM", "workers", strings.Join(left, ","))
@@ -567,10 +577,14 @@ func Run(ctx context.Context, cfg Config) error {
 			member.RemoveFiles()
 		}
 	}
+	// told closes once the goroutine below has done what a stop asks of
+	// this worker (on the initializer: the workers were told to stop).
+	told = make(chan struct{})
 	if member != nil {
 		// A stop asked of this worker (a signal, the external channel, a
 		// worker asking the initializer) stops the whole cluster, drained.
 		go func() {
+			defer close(told)
 			<-ctx.Done()
 			const why = "the cluster was told to stop"
 			switch {
@@ -825,7 +839,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if res != nil && (member == nil || cfg.Name == cluster.InitializerName) {
 		resDone = res.stopped
 		// As in 0.6, the sources start muted until the first checkpoint
-		// is complete (it is taken at once).
+		// is committed (it is taken at once).
 		pause.pause()
 		if member != nil && member.Restarted() && res.multi() {
 			// The initializer of a running cluster restarted: every
