@@ -649,10 +649,11 @@ func Run(ctx context.Context, cfg Config) error {
 				stoppedBeforeStart()
 				return nil
 			}
-			var refused *cluster.JoinError
-			if (errors.As(err, &refused) || errors.Is(err, cluster.ErrRefused)) && !member.Restarted() {
-				// Never a member: the same command line run again is a
-				// new join, not a restart from these files.
+			if !member.Restarted() {
+				// Never a member of a formed cluster (refused, the
+				// initializer not reached, or formation cut short): the
+				// same command line run again is a new join, not a
+				// restart from these files.
 				member.RemoveFiles()
 			}
 			return fmt.Errorf("form the cluster: %w", err)

@@ -397,10 +397,11 @@ func TestClusterFault_WorkerCannotReachInitializer(t *testing.T) {
 	dir := exampleDir("word_count")
 	control := freePort(t) // nobody listens there
 	recv := exStartReceiver(t, dir)
+	res := t.TempDir()
 	began := time.Now()
 	w := start(t, dir, "machida3", "--application-module", "word_count", "--in", freePort(t), "--out", recv.addr,
 		"--metrics", freePort(t), "--external", freePort(t), "--name", "worker1", "--control", control,
-		"--my-control", freePort(t), "--my-data", freePort(t), "--ponythreads=1", "--ponynoblock")
+		"--my-control", freePort(t), "--my-data", freePort(t), "--resilience-dir", res, "--ponythreads=1", "--ponynoblock")
 	// 30 s of retries, then exit 1; the deadline leaves room for a slow
 	// machine.
 	code := w.wait(75 * time.Second)
@@ -416,6 +417,11 @@ func TestClusterFault_WorkerCannotReachInitializer(t *testing.T) {
 		t.Errorf("gave up after %v: want about 30 s of retries", took.Round(time.Millisecond))
 	}
 	t.Logf("exited %d after %v", code, took.Round(time.Millisecond))
+	// Never a member: no recovery file is left to make the same command
+	// line a restart.
+	if left := reFiles(t, res); len(left) > 0 {
+		t.Errorf("files left in --resilience-dir by a worker that never joined: %v", left)
+	}
 }
 
 func TestClusterFault_InitializerWaitsForMissingWorkers(t *testing.T) {
