@@ -468,9 +468,8 @@ func sameListener(recorded, asked string) bool {
 	if err1 != nil || err2 != nil || rp != ap {
 		return false
 	}
-	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 	switch {
-	case rh == ah, wild(rh) && wild(ah):
+	case rh == ah, anyInterface(rh) && anyInterface(ah):
 		return true
 	case net.ParseIP(ah) == nil:
 		// A name: the same listener if it names the recorded address.
@@ -485,6 +484,13 @@ func sameListener(recorded, asked string) bool {
 		}
 	}
 	return false
+}
+
+// anyInterface reports whether a listener's host h binds every
+// interface (empty, 0.0.0.0, ::).
+func anyInterface(h string) bool {
+	ip := net.ParseIP(h)
+	return h == "" || (ip != nil && ip.IsUnspecified())
 }
 
 // explicitPort reports whether addr names a port (not unset, not 0).
@@ -786,10 +792,8 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 		// before t, be undone by t: c hears of it again.
 		m.mu.Lock()
 		var since []PeerBack
-		for i, w := range t.Workers {
-			if k := slices.Index(m.workers, w); k >= 0 && k < len(m.dataAddrs) && i < len(t.Data) && m.dataAddrs[k] != t.Data[i] {
-				since = append(since, PeerBack{Worker: w, Data: m.dataAddrs[k]})
-			}
+		for _, d := range m.listenersMovedLocked(t.Workers, t.Data) {
+			since = append(since, PeerBack{Worker: t.Workers[d[0]], Data: m.dataAddrs[d[1]]})
 		}
 		m.mu.Unlock()
 		for _, p := range since {
@@ -1007,7 +1011,7 @@ func hostFrom(addr string, remote net.Addr) string {
 	if err != nil {
 		return addr
 	}
-	if ip := net.ParseIP(h); h != "" && (ip == nil || !ip.IsUnspecified()) {
+	if !anyInterface(h) {
 		return addr
 	}
 	rh, _, err := net.SplitHostPort(remote.String())
@@ -1318,9 +1322,9 @@ func (m *Member) setTopology(ctx context.Context, t Topology) {
 		m.setTopologyLocked(ctx, t)
 	} else if t.Epoch >= m.table.Epoch() {
 		data := m.reachableLocked(t)
-		for i, w := range t.Workers {
-			if j := slices.Index(m.workers, w); w != m.cfg.Name && j >= 0 && j < len(m.dataAddrs) && i < len(data) && m.dataAddrs[j] != data[i] {
-				moved = append(moved, PeerBack{Worker: w, Data: data[i]})
+		for _, d := range m.listenersMovedLocked(t.Workers, data) {
+			if w := t.Workers[d[0]]; w != m.cfg.Name {
+				moved = append(moved, PeerBack{Worker: w, Data: data[d[0]]})
 			}
 		}
 	}
@@ -1357,6 +1361,19 @@ func (m *Member) setTopologyLocked(ctx context.Context, t Topology) {
 	go m.watchCongestion(ctx)
 }
 
+// listenersMovedLocked lists the workers whose data listener data (by
+// workers' order) names otherwise than this member knows it: for each,
+// its index in workers and in this member's list. m.mu held.
+func (m *Member) listenersMovedLocked(workers, data []string) [][2]int {
+	var out [][2]int
+	for i, w := range workers {
+		if k := slices.Index(m.workers, w); k >= 0 && k < len(m.dataAddrs) && i < len(data) && m.dataAddrs[k] != data[i] {
+			out = append(out, [2]int{i, k})
+		}
+	}
+	return out
+}
+
 // reachableLocked is t's data listeners as this worker dials them: an
 // initializer whose --data binds every interface is reached at the host
 // of its control channel, as this worker reached it (the others' hosts
@@ -1367,7 +1384,7 @@ func (m *Member) reachableLocked(t Topology) []string {
 		return t.Data
 	}
 	h, p, err := net.SplitHostPort(t.Data[i])
-	if err != nil || (h != "" && !net.ParseIP(h).IsUnspecified()) {
+	if err != nil || !anyInterface(h) {
 		return t.Data
 	}
 	ch, _, err := net.SplitHostPort(m.initCtl)

@@ -1381,24 +1381,12 @@ func (r *resilience) run(ctx context.Context) {
 			if r.gate.hold() != nil {
 				// (Nothing committed yet: the sources wait for a first
 				// checkpoint; take it soon.)
-				if !t.Stop() {
-					select {
-					case <-t.C:
-					default:
-					}
-				}
-				t.Reset(r.nextCheckpointIn())
+				t.Reset(r.nextCheckpointIn()) // (Go 1.23 timers: no stale tick)
 			}
 		case <-r.rescaled:
 			// A checkpoint at once: until it is complete, a failure
 			// cannot be rolled back (the last one predates the move).
-			if !t.Stop() {
-				select {
-				case <-t.C:
-				default:
-				}
-			}
-			t.Reset(0)
+			t.Reset(0) // (Go 1.23 timers: no stale tick)
 		}
 	}
 }
