@@ -313,6 +313,12 @@ func TestConnectorScripts_Errors(t *testing.T) {
 			stderr: []string{"the following arguments are required: --feed-host"},
 		},
 		{
+			name: "kafka_sink max_block_ms not a number", script: "kafka_sink",
+			args:   append([]string{"--connector", "pairs", "--pairs-topic", "t", "--pairs-max_block_ms", "soon"}, app...),
+			status: 1,
+			stderr: []string{"kafka_sink: error: --pairs-max_block_ms must be a number of milliseconds above 0, got 'soon'"},
+		},
+		{
 			name: "missing --application-module", script: "kafka_sink",
 			args:   []string{"--connector", "pairs", "--pairs-topic", "t"},
 			status: 2,
