@@ -64,7 +64,7 @@ demo: build
 
 # Installs the Debian packages the build and tests need, if missing.
 setup:
-	@missing=""; for p in make gcc pkg-config python3-dev python3-venv python3-redis python3-pika python3-psycopg2 python3-kafka postgresql-client chromium; do \
+	@missing=""; for p in make gcc pkg-config python3-dev python3-venv python3-redis python3-pika python3-psycopg2 python3-kafka postgresql-client chromium nftables; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

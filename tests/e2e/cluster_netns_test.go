@@ -5,7 +5,9 @@ package e2e
 // sender and the receiver run. Every address is in 10.213.7.0/24 and
 // exists inside those namespaces only: nothing is added to the root
 // namespace, and no traffic can leave them. Where the kernel has netem,
-// every worker's link gets 5 ms of delay and 1% loss.
+// every worker's link gets 5 ms of delay and 1% loss; where it has not,
+// nftables drops 1% of the packets each way on every worker's link (no
+// delay), and the test checks that packets were dropped.
 
 import (
 	"encoding/binary"
@@ -30,6 +32,9 @@ type nsNet struct {
 	prefix string
 	hub    string
 	ws     []string
+	// lossy lists the namespaces whose links drop packets by an
+	// nftables rule (where netem is missing), to check its counters.
+	lossy []string
 }
 
 // ipCmd runs ip (or tc) with args, failing the test on error.
@@ -81,10 +86,52 @@ func newNSNet(t *testing.T, workers int) *nsNet {
 		n.run("ip", "-n", ns, "addr", "add", nsAddr(i)+"/24", "dev", wEnd)
 		n.run("ip", "-n", ns, "link", "set", wEnd, "up")
 		if out, err := exec.Command("tc", "-n", ns, "qdisc", "add", "dev", wEnd, "root", "netem", "delay", "5ms", "loss", "1%").CombinedOutput(); err != nil {
-			t.Logf("no netem on %s (delay and loss not applied): %v: %s", ns, err, strings.TrimSpace(string(out)))
+			if nerr := nftLoss(ns, wEnd); nerr != nil {
+				t.Logf("no netem on %s (%v: %s) and no nftables (%v): delay and loss not applied", ns, err, strings.TrimSpace(string(out)), nerr)
+			} else {
+				t.Logf("no netem on %s (%v): 1%% loss each way by nftables, no delay", ns, err)
+				n.lossy = append(n.lossy, ns)
+			}
 		}
 	}
 	return n
+}
+
+// nftLoss makes namespace ns drop 1% of the packets its device dev sends
+// and receives, counting them (see dropped).
+func nftLoss(ns, dev string) error {
+	if _, err := exec.LookPath("nft"); err != nil {
+		return err
+	}
+	rules := fmt.Sprintf(`table inet e2eloss {
+	chain out { type filter hook output priority 0; oifname %q numgen random mod 100 < 1 counter drop; }
+	chain in { type filter hook input priority 0; iifname %q numgen random mod 100 < 1 counter drop; }
+}
+`, dev, dev)
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// dropped is how many packets the nftables loss rules of the namespaces
+// dropped.
+func (n *nsNet) dropped() int {
+	n.t.Helper()
+	total := 0
+	for _, ns := range n.lossy {
+		out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "e2eloss").CombinedOutput()
+		if err != nil {
+			n.t.Fatalf("nft list table in %s: %v\n%s", ns, err, out)
+		}
+		for _, f := range strings.Split(string(out), "counter packets ")[1:] {
+			v, _ := strconv.Atoi(strings.Fields(f)[0])
+			total += v
+		}
+	}
+	return total
 }
 
 // start runs a binary of binDir inside namespace ns (ip netns exec execs
@@ -256,6 +303,13 @@ func TestClusterNetns_WordCountThreeWorkersAcrossNamespaces(t *testing.T) {
 		t.Errorf("%d output lines, want one per word occurrence: %d", len(got), total(want))
 	}
 	exSameSequences(t, "counts per word", byWord(t, got), perKeyCounts(want))
+	if len(nn.lossy) > 0 {
+		d := nn.dropped()
+		t.Logf("nftables dropped %d packets on the workers' links", d)
+		if d == 0 {
+			t.Errorf("the loss rules of %v dropped no packet: the run was not lossy", nn.lossy)
+		}
+	}
 	// The links went between the namespaces' addresses.
 	for i := 1; i < workers; i++ {
 		want := fmt.Sprintf("data link up peer=worker%d addr=%s:", i, nsAddr(i))
