@@ -243,13 +243,15 @@ type Member struct {
 	joinerUnlinked map[string]bool
 	owedAbort      map[string]uint64
 	// Seams for tests: beforeJoinerLink runs in serveJoiner just before
-	// a joiner's control link is registered; joinerWait and comeBack, if
-	// set, replace joinerLinkWait and comeBackWait; onAwaitBack runs when
+	// a joiner's control link is registered; joinerWait, comeBack and
+	// joinLogEvery, if set, replace joinerLinkWait, comeBackWait and
+	// joinWaitLog; onAwaitBack runs when
 	// an undo starts to wait for workers to come back; beforeRejoin runs
 	// before a worker that lost its initializer reconnects.
 	beforeJoinerLink func(worker string)
 	joinerWait       time.Duration
 	comeBack         time.Duration
+	joinLogEvery     time.Duration
 	onAwaitBack      func(workers []string)
 	beforeRejoin     func()
 	keepState        atomic.Bool            // this stop keeps the checkpoint files

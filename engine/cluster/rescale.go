@@ -96,8 +96,11 @@ type rescaleState struct {
 	// Initializer: the joiners gathering, the rescale under way, and
 	// the acks of its current phase.
 	gather rescale.Gather
-	busy   bool
-	held   string // why no rescale may start now ("" if one may; HoldRescales)
+	// watching: a goroutine says, every joinWaitLog, which joiners of
+	// gather came while it is incomplete (watchJoiners).
+	watching bool
+	busy     bool
+	held     string // why no rescale may start now ("" if one may; HoldRescales)
 	// wedged (initializer): why no rescale may start again: one failed
 	// after its state began to move, and its moving partitions stay
 	// parked (a later one would drop what they hold).
@@ -281,6 +284,9 @@ func (m *Member) serveJoiner(ctx context.Context, c *ctlConn, r *bufio.Reader, j
 		joiners = m.rs.gather.Joiners
 		m.rs.gather = rescale.Gather{}
 		m.rs.busy = true
+	} else if !m.rs.watching {
+		m.rs.watching = true
+		go m.watchJoiners(ctx)
 	}
 	m.rs.mu.Unlock()
 	m.mu.Lock()
@@ -327,6 +333,47 @@ func (m *Member) serveJoiner(ctx context.Context, c *ctlConn, r *bufio.Reader, j
 		if left {
 			m.log.Warn("a joining worker left before the others of its join came", "worker", j.Worker, "still_waiting_for", k)
 		}
+	}
+}
+
+// joinWaitLog is how often the initializer says which joiners of an
+// incomplete join it has and how many it still waits for.
+const joinWaitLog = 10 * time.Second
+
+// watchJoiners (initializer) says every joinWaitLog, while joiners are
+// gathering, which came and how many more their --worker-count asks for
+// (a joiner that never comes, e.g. one that could not bind its
+// listeners, holds the others in their join for as long as they wait).
+func (m *Member) watchJoiners(ctx context.Context) {
+	every := joinWaitLog
+	if m.joinLogEvery > 0 {
+		every = m.joinLogEvery
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			m.rs.mu.Lock()
+			m.rs.watching = false
+			m.rs.mu.Unlock()
+			return
+		case <-tick.C:
+		}
+		m.rs.mu.Lock()
+		g := m.rs.gather
+		if len(g.Joiners) == 0 {
+			m.rs.watching = false
+			m.rs.mu.Unlock()
+			return
+		}
+		var have []string
+		for _, j := range g.Joiners {
+			have = append(have, j.Name)
+		}
+		m.rs.mu.Unlock()
+		m.log.Warn(fmt.Sprintf("waiting for %d more of %d joining workers (their --worker-count) before the grow starts", g.K-len(have), g.K),
+			"joined", strings.Join(have, ","))
 	}
 }
 

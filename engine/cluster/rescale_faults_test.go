@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -252,6 +253,44 @@ func TestRescale_AJoinerThatLeavesIsTakenOutOfItsJoin(t *testing.T) {
 	if got := ms[0].Workers(); !slices.Equal(got, []string{"initializer", "worker1", "j1"}) {
 		t.Errorf("members after the grow: %v", got)
 	}
+}
+
+// While a join is incomplete (one joiner of two came), the initializer
+// says every so often which came and how many it still waits for.
+func TestRescale_AnIncompleteJoinSaysWhoIsMissing(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var log lockedLog
+	ms, _, _ := rsCluster(t, ctx, 2, func(i int, c *Config) {
+		if i == 0 {
+			c.Log = slog.New(slog.NewTextHandler(&log, nil))
+		}
+	})
+	ms[0].joinLogEvery = 20 * time.Millisecond
+	j := joiner(t, ms[0], "j1", 2, &fakeProc{}, nil)
+	defer j.Close()
+	go j.Start(ctx)
+	waitFor(t, "the initializer saying it waits for one more joiner", func() bool {
+		return strings.Contains(log.String(), `msg="waiting for 1 more of 2 joining workers (their --worker-count) before the grow starts" joined=j1`)
+	})
+}
+
+// lockedLog is a log destination safe for concurrent writers.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // An old worker whose control link drops during the freeze and comes
