@@ -226,13 +226,21 @@ type Member struct {
 	// joinedOnce: the initializer has let this process in once; a later
 	// join is a running worker dialling a restarted initializer again.
 	joinedOnce atomic.Bool
+	// filesMu guards filesWritten, filesDeferred and topologySaved.
 	// filesWritten: the recovery files hold this run's listeners (set by
-	// Listen and the first grow; read and written on their goroutines,
-	// one at a time).
-	filesWritten bool
-	idleWait     chan IdleReply
-	idleRound    uint64
-	ckWait       map[CheckpointOp]*ckWaiter // checkpoint.go: the replies awaited, by op
+	// Listen, the first grow, or, when deferred, the first topology
+	// saved). filesDeferred: Listen found files of another run of this
+	// name (other listeners), which may be those of a worker running now
+	// under the same name: they are left as they are until this worker
+	// is a member of the cluster (a refused one must not clobber them).
+	// topologySaved: saveTopology wrote this worker's local files.
+	filesMu       sync.Mutex
+	filesWritten  bool
+	filesDeferred bool
+	topologySaved bool
+	idleWait      chan IdleReply
+	idleRound     uint64
+	ckWait        map[CheckpointOp]*ckWaiter // checkpoint.go: the replies awaited, by op
 	// opMu serialises the cluster-wide operations of the initializer: a
 	// checkpoint, a rollback, a rescale; drainMu the quiescence rounds.
 	opMu    sync.Mutex
@@ -365,8 +373,12 @@ func (m *Member) Listen() error {
 		case errC == nil && errD == nil:
 			// Files of another run (the command line names other ports):
 			// this is not a restart of that worker.
+			// They are replaced once this worker is a member
+			// (saveTopology), not before: they may be those of a
+			// worker running now under this name.
 			m.log.Warn("recovery files record other listeners than this command line; starting afresh",
 				"control_file", ctlFile, "recorded", recC+" "+recD, "command_line", ctlAddr+" "+dataAddr)
+			m.filesDeferred = !(m.cfg.Initializer && m.cfg.WorkerCount <= 1) // (that one writes them when it first grows)
 		default:
 			// 0.6's words first (spec 4.2), then which and why.
 			var missing []string
@@ -393,7 +405,7 @@ func (m *Member) Listen() error {
 	// (writeRecoveryFiles): until then there is nobody to rejoin, and
 	// single workers of one application sharing the default /tmp must
 	// not find each other's files.
-	if !m.restarted && !(m.cfg.Initializer && m.cfg.WorkerCount <= 1) {
+	if !m.restarted && !m.filesDeferred && !(m.cfg.Initializer && m.cfg.WorkerCount <= 1) {
 		if err := m.writeRecoveryFiles(); err != nil {
 			m.Close()
 			return err
@@ -405,6 +417,8 @@ func (m *Member) Listen() error {
 // writeRecoveryFiles records the addresses this worker's listeners bound
 // (spec 3.9), once.
 func (m *Member) writeRecoveryFiles() error {
+	m.filesMu.Lock()
+	defer m.filesMu.Unlock()
 	ctlFile, dataFile := m.recoveryFiles()
 	if ctlFile == "" || m.filesWritten {
 		return nil
@@ -416,6 +430,7 @@ func (m *Member) writeRecoveryFiles() error {
 		return err
 	}
 	m.filesWritten = true
+	m.filesDeferred = false
 	return nil
 }
 
@@ -531,6 +546,34 @@ func (m *Member) RemoveFiles() {
 	files := []string{c, d, m.legacyTopologyFile()}
 	for _, ext := range localFileExts {
 		files = append(files, m.ownFile(ext))
+	}
+	for _, f := range files {
+		if f != "" {
+			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+				m.log.Warn("recovery file not removed", "file", f, "err", err)
+			}
+		}
+	}
+}
+
+// RemoveFilesWritten deletes the recovery files this process wrote, and
+// only those: a worker that never became a member of the cluster (it was
+// refused, or formation was cut short) leaves the files of another run
+// of its name (perhaps a worker running now under that name) as they
+// were.
+func (m *Member) RemoveFilesWritten() {
+	m.filesMu.Lock()
+	listeners, local := m.filesWritten, m.topologySaved
+	m.filesMu.Unlock()
+	var files []string
+	if listeners {
+		c, d := m.recoveryFiles()
+		files = append(files, c, d)
+	}
+	if local {
+		for _, ext := range localFileExts {
+			files = append(files, m.ownFile(ext))
+		}
 	}
 	for _, f := range files {
 		if f != "" {
@@ -2084,6 +2127,16 @@ var localFileExts = []string{".local-topology", ".workers", ".local-keys", ".con
 func (m *Member) saveTopology() {
 	if m.cfg.ResilienceDir == "" {
 		return
+	}
+	m.filesMu.Lock()
+	deferred := m.filesDeferred
+	m.topologySaved = true
+	m.filesMu.Unlock()
+	if deferred {
+		// A member now: its listeners replace another run's.
+		if err := m.writeRecoveryFiles(); err != nil {
+			m.log.Warn("recovery files not written", "err", err)
+		}
 	}
 	m.mu.Lock()
 	t := m.topologyLocked()

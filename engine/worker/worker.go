@@ -574,7 +574,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		stopUnformed()
 		if !member.Restarted() {
-			member.RemoveFiles()
+			member.RemoveFilesWritten()
 		}
 	}
 	// told closes once the goroutine below has done what a stop asks of
@@ -653,8 +653,9 @@ func Run(ctx context.Context, cfg Config) error {
 				// Never a member of a formed cluster (refused, the
 				// initializer not reached, or formation cut short): the
 				// same command line run again is a new join, not a
-				// restart from these files.
-				member.RemoveFiles()
+				// restart from these files. (Only the files it wrote: a
+				// refused worker may share its name with a running one.)
+				member.RemoveFilesWritten()
 			}
 			return fmt.Errorf("form the cluster: %w", err)
 		}

@@ -14,6 +14,9 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -231,6 +234,22 @@ func TestRescaleJoinErrors(t *testing.T) {
 		}
 		c.t.Logf("duplicate-name joiner exited %d: %s", code, strings.TrimSpace(rsTail(j.proc, 3)))
 		c.waitMembers("after the duplicate-name join", rsJoinTimeout)
+
+		// The same in worker1's resilience directory, on ports of its
+		// own: refused too, and worker1's recovery files are left as
+		// they were (neither rewritten nor removed).
+		before := rsFilesOf(c.t, c.resilience, "worker1")
+		if len(before) < 2 {
+			c.t.Fatalf("worker1's recovery files: %v, want at least its listeners'", before)
+		}
+		j = c.startJoiner("worker1", c.joinArgs("worker1", c.control, 1, freePort(c.t)))
+		if code, exited := rsWaitExit(j.proc, rsJoinTimeout); !exited || code != 1 || !strings.Contains(rsOutput(j.proc), "Join Error:") {
+			c.t.Fatalf("a joiner named worker1 in worker1's resilience directory: exited %v, code %d, want 1 with a \"Join Error:\" line; output:\n%s", exited, code, rsTail(j.proc, 30))
+		}
+		if after := rsFilesOf(c.t, c.resilience, "worker1"); !maps.Equal(after, before) {
+			c.t.Errorf("the refused joiner changed worker1's recovery files: %v, were %v", after, before)
+		}
+		c.waitMembers("after the duplicate-name join in the same directory", rsJoinTimeout)
 	})
 	c.rsSubtest("WorkerCountZero", func() {
 		j := c.startJoiner("worker7", c.joinArgs("worker7", c.control, 0, freePort(c.t)))
@@ -274,6 +293,24 @@ func TestRescaleJoinErrors(t *testing.T) {
 	})
 	c.waitProgress("after the refused joins", 200)
 	c.finish(nil)
+}
+
+// rsFilesOf is the content of worker's recovery files in dir, by name.
+func rsFilesOf(t *testing.T, dir, worker string) map[string]string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "*-"+worker+".*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[filepath.Base(n)] = string(b)
+	}
+	return got
 }
 
 // A grow that fails after its state began to move is undone: the joiner
