@@ -151,6 +151,12 @@ type resilience struct {
 	pending   map[uint64]checkpoint.Delta
 	forceFull atomic.Bool
 	restored  bool // recovered from the files at the start
+	// announced: the checkpoint whose restore start printed (0: none
+	// yet, or already matched): the cluster's rollback that follows a
+	// restart returns this worker to the same one, and 0.6 printed its
+	// "Replayed" line once for it (rollbackHere prints it again only for
+	// another checkpoint).
+	announced uint64
 
 	recover chan string   // rollback requests: who asked (coordinator)
 	attempt atomic.Uint64 // numbers the coordinator's requests (cluster.Checkpoint.Attempt)
@@ -287,6 +293,7 @@ func (r *resilience) start() (bool, error) {
 	r.committed = rec.ID
 	r.rollback = rec.Rollback + 1
 	r.restored = true
+	r.announced = rec.ID
 	err = r.store.Commit(checkpoint.Record{ID: rec.ID, Rollback: rec.Rollback + 1})
 	r.mu.Unlock()
 	if err != nil {
@@ -1153,8 +1160,14 @@ func (r *resilience) rollbackHere(ctx context.Context, id, rollback uint64) (int
 	if err := r.commit(id, rollback); err != nil {
 		return n, err
 	}
-	r.cons(fmt.Sprintf("RESILIENCE: Replayed %d entries from recovery log file.", n))
-	r.cons("~~~Resuming message processing.~~~")
+	r.mu.Lock()
+	again := r.announced == id
+	r.announced = 0
+	r.mu.Unlock()
+	if !again {
+		r.cons(fmt.Sprintf("RESILIENCE: Replayed %d entries from recovery log file.", n))
+		r.cons("~~~Resuming message processing.~~~")
+	}
 	return n, nil
 }
 

@@ -210,6 +210,54 @@ func TestResilience_RollbackRearmsAStoppedGenerator(t *testing.T) {
 		"after the rollback the generator did not produce 3 to 5 again")
 }
 
+// A process that recovered from its files prints 0.6's "Replayed" and
+// "Resuming" lines once: the cluster's rollback that follows a restart,
+// to the checkpoint it restored, prints them no second time; a rollback
+// after that, or to another checkpoint, prints them again.
+func TestResilience_ReplayedOncePerRestore(t *testing.T) {
+	dir := t.TempDir()
+	nop := func(string, ...any) {}
+	first := newResilience(Resilience{Dir: dir}, &finiteGen{pos: 1, limit: 9}, checkpoint.Open(dir, "app", "initializer"), nil, &gate{}, nop, nop, nop, func(string) {})
+	_, err := first.start()
+	require.NoError(t, err)
+	one, err := first.final()
+	require.NoError(t, err)
+	two, err := first.final()
+	require.NoError(t, err)
+
+	var lines []string
+	q := work.NewQueue(64, 1<<20)
+	p := &finiteGen{pos: 0, limit: 9}
+	r := newResilience(Resilience{Dir: dir}, p, checkpoint.Open(dir, "app", "initializer"), q, &gate{}, nop, nop, nop,
+		func(s string) { lines = append(lines, s) })
+	ok, err := r.start()
+	require.NoError(t, err)
+	require.True(t, ok)
+	replayed := func() int {
+		n := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, "RESILIENCE: Replayed") {
+				n++
+			}
+		}
+		return n
+	}
+	require.Equal(t, 1, replayed(), "at the restore: %q", lines)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go work.Loop(ctx, ctx, work.LoopConfig{Processor: p, Queue: q, Generators: []int{0}})
+	_, err = r.rollbackHere(ctx, two, 1)
+	require.NoError(t, err)
+	assert.Equal(t, 1, replayed(), "the rollback to the checkpoint restored at the start printed again: %q", lines)
+	_, err = r.rollbackHere(ctx, two, 2)
+	require.NoError(t, err)
+	assert.Equal(t, 2, replayed(), "a later rollback: %q", lines)
+	_, err = r.rollbackHere(ctx, one, 3)
+	require.NoError(t, err)
+	assert.Equal(t, 3, replayed(), "a rollback to another checkpoint: %q", lines)
+}
+
 // A worker's reply to a rollback says the highest attempt it has been
 // asked for, whatever the rollback's own (an initializer restarted with
 // its clock behind asks with lower numbers): the initializer numbers its
