@@ -228,11 +228,12 @@ type Member struct {
 	joinedOnce atomic.Bool
 	// filesMu guards filesWritten, filesDeferred and topologySaved.
 	// filesWritten: the recovery files hold this run's listeners (set by
-	// Listen, the first grow, or, when deferred, the first topology
-	// saved). filesDeferred: Listen found files of another run of this
-	// name (other listeners), which may be those of a worker running now
-	// under the same name: they are left as they are until this worker
-	// is a member of the cluster (a refused one must not clobber them).
+	// Listen, the first grow, or, when deferred, joinAt once the
+	// initializer let this worker in). filesDeferred: Listen found files
+	// of another run of this name (other listeners), which may be those
+	// of a worker running now under the same name: they are left as they
+	// are until the initializer lets this worker in (a refused one must
+	// not clobber them).
 	// topologySaved: saveTopology wrote this worker's local files.
 	filesMu       sync.Mutex
 	filesWritten  bool
@@ -373,12 +374,18 @@ func (m *Member) Listen() error {
 		case errC == nil && errD == nil:
 			// Files of another run (the command line names other ports):
 			// this is not a restart of that worker.
-			// They are replaced once this worker is a member
-			// (saveTopology), not before: they may be those of a
-			// worker running now under this name.
-			m.log.Warn("recovery files record other listeners than this command line; starting afresh",
+			// A worker other than the initializer replaces them once
+			// the initializer has let it in (joinAt), not before:
+			// they may be those of a worker running now under this
+			// name, which the initializer refuses.
+			if !m.cfg.Initializer {
+				m.filesDeferred = true
+				if err := checkWritable(m.cfg.ResilienceDir); err != nil {
+					return err
+				}
+			}
+			m.log.Warn("recovery files record other listeners than this command line; starting afresh (they are replaced once this worker is in the cluster)",
 				"control_file", ctlFile, "recorded", recC+" "+recD, "command_line", ctlAddr+" "+dataAddr)
-			m.filesDeferred = !(m.cfg.Initializer && m.cfg.WorkerCount <= 1) // (that one writes them when it first grows)
 		default:
 			// 0.6's words first (spec 4.2), then which and why.
 			var missing []string
@@ -405,13 +412,30 @@ func (m *Member) Listen() error {
 	// (writeRecoveryFiles): until then there is nobody to rejoin, and
 	// single workers of one application sharing the default /tmp must
 	// not find each other's files.
-	if !m.restarted && !m.filesDeferred && !(m.cfg.Initializer && m.cfg.WorkerCount <= 1) {
+	if !m.restarted && !m.filesDeferred && !m.aloneAtStart() {
 		if err := m.writeRecoveryFiles(); err != nil {
 			m.Close()
 			return err
 		}
 	}
 	return nil
+}
+
+// aloneAtStart reports whether this worker is an initializer started as a
+// cluster of one: it writes its listeners' files when its cluster first
+// grows (until then there is nobody to rejoin).
+func (m *Member) aloneAtStart() bool {
+	return m.cfg.Initializer && m.cfg.WorkerCount <= 1
+}
+
+// checkWritable fails, saying so, if no file can be made in dir.
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".machida-write-check-*")
+	if err != nil {
+		return fmt.Errorf("recovery files cannot be written in %s: %w (does --resilience-dir exist and is it writable?)", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // writeRecoveryFiles records the addresses this worker's listeners bound
@@ -1314,6 +1338,18 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 		return fmt.Errorf("the initializer at %s: %w", addr, err)
 	}
 	conn.SetDeadline(time.Time{})
+	m.filesMu.Lock()
+	deferred := m.filesDeferred
+	m.filesMu.Unlock()
+	if deferred {
+		// Let in: the files of another run of this name were no
+		// running worker's; this one's listeners replace them.
+		if err := m.writeRecoveryFiles(); err != nil {
+			closer()
+			conn.Close()
+			return err
+		}
+	}
 	m.joinedOnce.Store(true)
 	c := &ctlConn{name: InitializerName, conn: conn}
 	m.mu.Lock()
@@ -2129,15 +2165,8 @@ func (m *Member) saveTopology() {
 		return
 	}
 	m.filesMu.Lock()
-	deferred := m.filesDeferred
 	m.topologySaved = true
 	m.filesMu.Unlock()
-	if deferred {
-		// A member now: its listeners replace another run's.
-		if err := m.writeRecoveryFiles(); err != nil {
-			m.log.Warn("recovery files not written", "err", err)
-		}
-	}
 	m.mu.Lock()
 	t := m.topologyLocked()
 	initCtl := m.initCtl

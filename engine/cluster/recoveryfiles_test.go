@@ -1,11 +1,14 @@
 package cluster
 
 import (
+	"context"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRecoveryFiles_AddressesAsIn06(t *testing.T) {
@@ -160,7 +163,8 @@ func TestRecoveryFiles_EveryWorkerRecordsTheCluster(t *testing.T) {
 
 // Listener files that record other ports than the command line are
 // another run's: without checkpoints the worker starts afresh (and
-// records its own); with checkpoints (HoldsCheckpoints) it is refused,
+// leaves them as they are until it is let in: see
+// TestRecoveryFiles_AWorkerLetInReplacesAnotherRunsFiles); with checkpoints (HoldsCheckpoints) it is refused,
 // naming the recorded listeners to start it with, and the files stay.
 func TestRecoveryFiles_OtherPortsWithCheckpointsAreRefused(t *testing.T) {
 	dir := t.TempDir()
@@ -180,15 +184,7 @@ func TestRecoveryFiles_OtherPortsWithCheckpointsAreRefused(t *testing.T) {
 		t.Errorf("the recorded listeners were overwritten: %q", b)
 	}
 	cfg.HoldsCheckpoints = false
-	free := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
-	}
-	cfg.MyControl, cfg.Data = free(), free()
+	cfg.MyControl, cfg.Data = freeAddr(t), freeAddr(t)
 	m := New(cfg)
 	if err := m.Listen(); err != nil {
 		t.Fatalf("Listen with another run's ports and no checkpoints: %v", err)
@@ -219,4 +215,93 @@ func TestRecoveryFiles_SameListener(t *testing.T) {
 			t.Errorf("sameListener(%q, %q) = %v, want %v", c.recorded, c.asked, got, c.same)
 		}
 	}
+}
+
+// A joiner that takes the name of a running worker, with other ports and
+// the same resilience directory, is refused, and leaves that worker's
+// recovery files as they were: it neither rewrites them when it binds
+// its listeners nor removes them when it gives up.
+func TestRecoveryFiles_ARefusedJoinerLeavesTheNamesakesFilesAlone(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _, _ := rsCluster(t, ctx, 2, func(i int, c *Config) { c.ResilienceDir = dir })
+	files := func() map[string]string {
+		got := map[string]string{}
+		for _, ext := range append([]string{".tcp-control", ".tcp-data"}, localFileExts...) {
+			b, err := os.ReadFile(filepath.Join(dir, "app-worker1"+ext))
+			if err != nil {
+				t.Fatalf("worker1's %s: %v", ext, err)
+			}
+			got[ext] = string(b)
+		}
+		return got
+	}
+	before := files()
+	// Ports of its own, named (with none, it would take up worker1's).
+	j := joiner(t, ms[0], "worker1", 1, &fakeProc{}, func(c *Config) {
+		c.ResilienceDir, c.MyControl, c.Data = dir, freeAddr(t), freeAddr(t)
+	})
+	defer j.Close()
+	if j.Restarted() {
+		t.Fatal("the joiner took worker1's files for its own")
+	}
+	if got := files(); !maps.Equal(got, before) {
+		t.Errorf("the joiner's listeners rewrote worker1's files: %v, were %v", got, before)
+	}
+	err := j.Start(ctx)
+	if err == nil || !strings.Contains(err.Error(), "already in the cluster") {
+		t.Fatalf("the joiner named worker1: %v, want a refusal", err)
+	}
+	j.RemoveFilesWritten() // as a worker that never became a member
+	if got := files(); !maps.Equal(got, before) {
+		t.Errorf("worker1's files after the refused joiner gave up: %v, were %v", got, before)
+	}
+}
+
+// A joiner beside files of another run of its name (other listeners,
+// no worker running under it) starts afresh, leaves them until the
+// initializer lets it in, then records its own listeners there.
+func TestRecoveryFiles_AWorkerLetInReplacesAnotherRunsFiles(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _, results := rsCluster(t, ctx, 2, func(i int, c *Config) { c.ResilienceDir = dir })
+	base := filepath.Join(dir, "app-j1")
+	for _, f := range []string{base + ".tcp-control", base + ".tcp-data"} {
+		if err := os.WriteFile(f, []byte("127.0.0.1\n1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, func(c *Config) {
+		c.ResilienceDir, c.MyControl, c.Data = dir, freeAddr(t), freeAddr(t)
+	})
+	defer j.Close()
+	if j.Restarted() {
+		t.Fatal("another run's files taken for a restart")
+	}
+	if b, _ := os.ReadFile(base + ".tcp-control"); string(b) != "127.0.0.1\n1\n" {
+		t.Fatalf("rewritten before the joiner was let in: %q", b)
+	}
+	runJoiner(ctx, j, func(err error) { t.Errorf("j1 joining: %v", err) })
+	if r := waitResult(t, results, time.Minute); !r.ok {
+		t.Fatal("the grow failed")
+	}
+	for file, addr := range map[string]string{base + ".tcp-control": j.ctlL.Addr().String(), base + ".tcp-data": j.datL.Addr().String()} {
+		host, port, _ := net.SplitHostPort(addr)
+		if b, err := os.ReadFile(file); err != nil || string(b) != host+"\n"+port+"\n" {
+			t.Errorf("%s after the join: %q, %v; want this run's listener %s", file, b, err, addr)
+		}
+	}
+}
+
+// freeAddr is a loopback address whose port was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -13,8 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -587,57 +585,6 @@ func TestRescale_InitializerShrunkToOneRestarts(t *testing.T) {
 	}
 	if got := m.Workers(); !slices.Equal(got, []string{"initializer"}) {
 		t.Errorf("workers after the restart: %v", got)
-	}
-}
-
-// A joiner that takes the name of a running worker, with other ports and
-// the same resilience directory, is refused, and leaves that worker's
-// recovery files as they were: it neither rewrites them when it binds
-// its listeners nor removes them when it gives up.
-func TestRescale_ARefusedJoinerLeavesTheNamesakesFilesAlone(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ms, _, _ := rsCluster(t, ctx, 2, func(i int, c *Config) { c.ResilienceDir = dir })
-	files := func() map[string]string {
-		got := map[string]string{}
-		for _, ext := range append([]string{".tcp-control", ".tcp-data"}, localFileExts...) {
-			b, err := os.ReadFile(filepath.Join(dir, "app-worker1"+ext))
-			if err != nil {
-				t.Fatalf("worker1's %s: %v", ext, err)
-			}
-			got[ext] = string(b)
-		}
-		return got
-	}
-	before := files()
-	// Ports of its own, named (with none, it would take up worker1's).
-	var ports []string
-	for range 2 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports = append(ports, ln.Addr().String())
-		ln.Close()
-	}
-	j := joiner(t, ms[0], "worker1", 1, &fakeProc{}, func(c *Config) {
-		c.ResilienceDir, c.MyControl, c.Data = dir, ports[0], ports[1]
-	})
-	defer j.Close()
-	if j.Restarted() {
-		t.Fatal("the joiner took worker1's files for its own")
-	}
-	if got := files(); !maps.Equal(got, before) {
-		t.Errorf("the joiner's listeners rewrote worker1's files: %v, were %v", got, before)
-	}
-	err := j.Start(ctx)
-	if err == nil || !strings.Contains(err.Error(), "already in the cluster") {
-		t.Fatalf("the joiner named worker1: %v, want a refusal", err)
-	}
-	j.RemoveFilesWritten() // as a worker that never became a member
-	if got := files(); !maps.Equal(got, before) {
-		t.Errorf("worker1's files after the refused joiner gave up: %v, were %v", got, before)
 	}
 }
 

@@ -1084,6 +1084,7 @@ func (r *resilience) giveUpRollback(ctx context.Context) error {
 // has (a rollback to no checkpoint: a restarted one stops dropping its
 // input) and waits for them.
 func (r *resilience) goOnAsIs(ctx context.Context) error {
+	r.forgetAnnounced()
 	done, err := r.askRollback(0, 0)
 	if err != nil {
 		return err
@@ -1171,6 +1172,15 @@ func (r *resilience) rollbackHere(ctx context.Context, id, rollback uint64) (int
 	return n, nil
 }
 
+// forgetAnnounced ends the wait for the rollback that follows a restart
+// (it went on as is, or a checkpoint was committed since): a later
+// rollback, to whichever checkpoint, prints its lines.
+func (r *resilience) forgetAnnounced() {
+	r.mu.Lock()
+	r.announced = 0
+	r.mu.Unlock()
+}
+
 // recordFloor records that a grow or shrink completed here: no
 // checkpoint before it is restored again, also by this worker restarted
 // before the next one completes (its own checkpoints would give it keys
@@ -1253,6 +1263,7 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 		return reply
 	case cluster.OpCommit:
 		r.crash.reached("commit")
+		r.forgetAnnounced()
 		if err := r.commit(c.ID, c.Rollback); err != nil {
 			r.warn("checkpoint not committed here", "id", c.ID, "err", err)
 		}
@@ -1266,6 +1277,7 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 	case cluster.OpRollback:
 		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID, Attempt: c.Attempt, Seen: r.seen.Load()}
 		if c.ID == 0 { // no checkpoint to return to: go on as is
+			r.forgetAnnounced()
 			r.endDiscarding()
 			return reply
 		}

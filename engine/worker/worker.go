@@ -565,9 +565,10 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	// stoppedBeforeStart ends a clean stop that came before the cluster
 	// started (while it formed, or while its sinks and links came up):
-	// the others are told (initializer), and no recovery file is left
-	// (spec 3.8) unless this run began from them (a restart that never
-	// rejoined keeps what it was restarted from).
+	// the others are told (initializer), and no recovery file this run
+	// wrote is left (spec 3.8); a restart that never rejoined keeps what
+	// it was restarted from, and files of another run of this name that
+	// this one had not yet replaced stay as they were.
 	stoppedBeforeStart := func() {
 		if member == nil {
 			return

@@ -6,8 +6,8 @@ package e2e
 // exists inside those namespaces only: nothing is added to the root
 // namespace, and no traffic can leave them. Where the kernel has netem,
 // every worker's link gets 5 ms of delay and 1% loss; where it has not,
-// nftables drops 1% of the packets each way on every worker's link (no
-// delay), and the test checks that packets were dropped.
+// nftables drops one in a hundred of the packets that reach each worker
+// (no delay), and the test checks that packets were dropped.
 
 import (
 	"encoding/binary"
@@ -89,7 +89,7 @@ func newNSNet(t *testing.T, workers int) *nsNet {
 			if nerr := nftLoss(ns, wEnd); nerr != nil {
 				t.Logf("no netem on %s (%v: %s) and no nftables (%v): delay and loss not applied", ns, err, strings.TrimSpace(string(out)), nerr)
 			} else {
-				t.Logf("no netem on %s (%v): 1%% loss each way by nftables, no delay", ns, err)
+				t.Logf("no netem on %s (%v): one packet in a hundred dropped on its way in by nftables, no delay", ns, err)
 				n.lossy = append(n.lossy, ns)
 			}
 		}
@@ -97,17 +97,19 @@ func newNSNet(t *testing.T, workers int) *nsNet {
 	return n
 }
 
-// nftLoss makes namespace ns drop 1% of the packets its device dev sends
-// and receives, counting them (see dropped).
+// nftLoss makes namespace ns drop one in a hundred of the packets its
+// device dev receives, counting them (see dropped).
 func nftLoss(ns, dev string) error {
 	if _, err := exec.LookPath("nft"); err != nil {
 		return err
 	}
+	// On input, so that the sender's TCP sees a packet lost on the wire
+	// (a drop on output reaches it as an error of its own send); every
+	// hundredth packet, so that a run of more than a hundred loses some.
 	rules := fmt.Sprintf(`table inet e2eloss {
-	chain out { type filter hook output priority 0; oifname %q numgen random mod 100 < 1 counter drop; }
-	chain in { type filter hook input priority 0; iifname %q numgen random mod 100 < 1 counter drop; }
+	chain in { type filter hook input priority 0; iifname %q numgen inc mod 100 0 counter drop; }
 }
-`, dev, dev)
+`, dev)
 	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -126,8 +128,15 @@ func (n *nsNet) dropped() int {
 		if err != nil {
 			n.t.Fatalf("nft list table in %s: %v\n%s", ns, err, out)
 		}
-		for _, f := range strings.Split(string(out), "counter packets ")[1:] {
-			v, _ := strconv.Atoi(strings.Fields(f)[0])
+		counters := strings.Split(string(out), "counter packets ")[1:]
+		if len(counters) == 0 {
+			n.t.Fatalf("no counter in the loss table of %s:\n%s", ns, out)
+		}
+		for _, f := range counters {
+			v, err := strconv.Atoi(strings.Fields(f)[0])
+			if err != nil {
+				n.t.Fatalf("the loss counter of %s: %v\n%s", ns, err, out)
+			}
 			total += v
 		}
 	}
