@@ -191,7 +191,7 @@ func TestRun_BadReplies(t *testing.T) {
 		{"wrong id", replyWith(6, "Invalid shrink targets!"), nil, "unexpected reply from ADDR: message id 6, want 10"},
 		{"not JSON", replyWith(10, "{oops"), nil, "invalid reply from ADDR: message id 10: payload is not JSON"},
 		{"malformed frame", func(uint16, []byte) []byte { return []byte{0, 0, 0, 1, 0} }, nil, "invalid reply from ADDR: malformed frame: length 1"},
-		{"truncated frame", func(uint16, []byte) []byte { return []byte{0, 0, 0, 9, 0, 10} }, []string{"--timeout", "200ms"}, "invalid reply from ADDR: unexpected EOF"},
+		{"truncated frame", func(uint16, []byte) []byte { return []byte{0, 0, 0, 9, 0, 10} }, []string{"--timeout", "200ms"}, "invalid reply from ADDR: a 9-byte message cut short after 2 bytes: unexpected EOF"},
 		{"closed without reply", func(uint16, []byte) []byte { return nil }, nil, "ADDR closed the connection without replying to cluster-status-query"},
 	}
 	for _, tc := range cases {

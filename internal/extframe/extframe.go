@@ -109,7 +109,10 @@ type Frame struct {
 func Read(r io.Reader, maxLen uint32) (Frame, error) {
 	var hdr [4]byte
 	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if got, err := io.ReadFull(r, hdr[:]); err != nil {
+			if got > 0 {
+				return Frame{}, fmt.Errorf("a frame header cut short after %d of its 4 bytes: %w", got, err)
+			}
 			return Frame{}, err
 		}
 		n := binary.BigEndian.Uint32(hdr[:])
@@ -122,11 +125,11 @@ func Read(r io.Reader, maxLen uint32) (Frame, error) {
 			return Frame{}, fmt.Errorf("%w: length %d exceeds the limit of %d", ErrMalformed, n, maxLen)
 		}
 		body := make([]byte, n)
-		if _, err := io.ReadFull(r, body); err != nil {
+		if got, err := io.ReadFull(r, body); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return Frame{}, err
+			return Frame{}, fmt.Errorf("a %d-byte message cut short after %d bytes: %w", n, got, err)
 		}
 		return Frame{ID: MsgID(binary.BigEndian.Uint16(body)), Payload: body[2:]}, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -37,6 +38,11 @@ func TestRead(t *testing.T) {
 		{"truncated body", rawFrame(5, 0, 1, 'a'), nil, io.ErrUnexpectedEOF},
 		{"truncated id", rawFrame(2, 0), nil, io.ErrUnexpectedEOF},
 	}
+	// What the error says, where it says more than its kind.
+	says := map[string]string{
+		"truncated header": "a frame header cut short after 2 of its 4 bytes",
+		"truncated body":   "a 5-byte message cut short after 3 bytes",
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			// One byte at a time as well: frames cut at every offset.
@@ -52,6 +58,9 @@ func TestRead(t *testing.T) {
 				}
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("error %v, want %v", err, tc.wantErr)
+				}
+				if !strings.Contains(err.Error(), says[tc.name]) {
+					t.Fatalf("error %q, want it to say %q", err, says[tc.name])
 				}
 				if len(got) != len(tc.want) {
 					t.Fatalf("frames %v, want %v", got, tc.want)
