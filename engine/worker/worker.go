@@ -420,8 +420,11 @@ func Run(ctx context.Context, cfg Config) error {
 				reg.Gauge(metrics.LastRescale, func() float64 { return secs }, "kind", kind)
 			}
 			cc.OnLinkUp = func(peer string, reconnect bool, resent int) {
+				// (Both series exist from the link's first connection,
+				// at 0: a rate over them needs no special first case.)
+				c := reg.Counter(metrics.LinkReconnects, "peer", peer)
 				if reconnect {
-					reg.Counter(metrics.LinkReconnects, "peer", peer).Inc()
+					c.Inc()
 				}
 				reg.Counter(metrics.LinkReplays, "peer", peer).Add(uint64(resent))
 			}
