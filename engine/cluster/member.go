@@ -571,6 +571,12 @@ func (m *Member) RemoveFiles() {
 	for _, ext := range localFileExts {
 		files = append(files, m.ownFile(ext))
 	}
+	m.remove(files)
+}
+
+// remove deletes files ("" and those already gone are skipped), saying
+// which could not be.
+func (m *Member) remove(files []string) {
 	for _, f := range files {
 		if f != "" {
 			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -599,13 +605,7 @@ func (m *Member) RemoveFilesWritten() {
 			files = append(files, m.ownFile(ext))
 		}
 	}
-	for _, f := range files {
-		if f != "" {
-			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-				m.log.Warn("recovery file not removed", "file", f, "err", err)
-			}
-		}
-	}
+	m.remove(files)
 }
 
 // Restarted reports whether this worker started from its recovery files.
