@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 
@@ -28,6 +29,31 @@ Options:
 
 // dialTimeout bounds the connect.
 const dialTimeout = 10 * time.Second
+
+// answerWait is how long a tool with no security option listens after
+// its CleanShutdown for a protected worker's refusal (see unanswered).
+const answerWait = time.Second
+
+// unanswered checks, for up to answerWait, that the worker answers
+// CleanShutdown with nothing, as 0.6's workers do. A worker started with
+// a cluster secret speaks first (its challenge); one running TLS resets
+// the connection when a plain frame comes where it waits for a TLS
+// hello: either way the request was not taken, and a tool that says
+// nothing would leave the operator believing the cluster stops. A close
+// (the worker stopping) or silence is the request taken.
+func unanswered(conn net.Conn) error {
+	conn.SetReadDeadline(time.Now().Add(answerWait))
+	var b [64]byte
+	n, err := conn.Read(b[:])
+	switch {
+	case n > 0:
+		return fmt.Errorf("it answered %d bytes, where a worker that takes it answers nothing", n)
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, os.ErrDeadlineExceeded):
+		return nil
+	default:
+		return fmt.Errorf("it closed the connection: %w", err)
+	}
+}
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -93,6 +119,11 @@ func shutdown(addr string, sec linkauth.ToolOptions, keep bool) error {
 	}
 	if _, err := conn.Write(extframe.Append(nil, extframe.MsgCleanShutdown, payload)); err != nil {
 		return fmt.Errorf("Unable to send CleanShutdown to %s: %w", addr, err)
+	}
+	if !sec.Set() {
+		if err := unanswered(conn); err != nil {
+			return fmt.Errorf("%s did not take CleanShutdown: %w%s", addr, err, linkauth.Hint)
+		}
 	}
 	if err := conn.Close(); err != nil {
 		return fmt.Errorf("Unable to send CleanShutdown to %s: close: %w", addr, err)

@@ -57,6 +57,31 @@ func TestRun_SendsCleanShutdown(t *testing.T) {
 	}
 }
 
+// A worker that answers a plain CleanShutdown (one started with a cluster
+// secret sends its challenge first; one running TLS, an alert) did not
+// take it: the tool fails and says to give it the worker's options.
+func TestRun_AnAnswerMeansTheRequestWasRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.Write([]byte("wlauth1\n challenge"))
+		io.Copy(io.Discard, c)
+	}()
+	code, stdout, stderr := runTool(ln.Addr().String())
+	if want := "Error: " + ln.Addr().String() + " did not take CleanShutdown: it answered"; code != 1 || stdout != "" ||
+		!strings.HasPrefix(stderr, want) || !strings.Contains(stderr, "give this tool the same options") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 1 and prefix %q with the options hint", code, stdout, stderr, want)
+	}
+}
+
 func TestRun_ConnectFailure(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

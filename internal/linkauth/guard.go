@@ -103,6 +103,10 @@ func (g *Guard) Client(ctx context.Context, conn net.Conn, k Kind, addr string) 
 	return c, nil
 }
 
+// plainPeerAlert is a TLS record holding a fatal unexpected_message
+// alert, written to a peer whose first bytes were not TLS.
+var plainPeerAlert = []byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a}
+
 func (g *Guard) upgrade(ctx context.Context, conn net.Conn, k Kind, role Role, addr string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
@@ -128,6 +132,14 @@ func (g *Guard) upgrade(ctx context.Context, conn net.Conn, k Kind, role Role, a
 			tc = tls.Client(conn, cfg)
 		}
 		if err := tc.HandshakeContext(ctx); err != nil {
+			var plain tls.RecordHeaderError
+			if role == Server && errors.As(err, &plain) && plain.Conn != nil {
+				// A peer that speaks no TLS (a 0.6 tool without the
+				// options) is told so with a fatal alert, which it
+				// reads as bytes where it expected none or a frame: a
+				// plain close could pass for a request taken.
+				plain.Conn.Write(plainPeerAlert)
+			}
 			return nil, fmt.Errorf("%w: TLS: %w", ErrHandshake, err)
 		}
 		c = tc

@@ -107,8 +107,10 @@ func TestClusterSecure_RawPickleToDataPortIsDroppedUnread(t *testing.T) {
 	if out, err := tool.CombinedOutput(); err == nil || !strings.Contains(string(out), "give this tool the same options") {
 		t.Errorf("external_sender without the secret: %v, %q", err, out)
 	}
-	if out, err := execOutput(bin("cluster_shutdown"), ws[0].external); err != nil {
-		t.Logf("cluster_shutdown without the secret: %v %s", err, out)
+	// cluster_shutdown without it fails and says why (it used to exit 0
+	// with the cluster still running).
+	if out, err := exec.Command(bin("cluster_shutdown"), ws[0].external).CombinedOutput(); err == nil || !strings.Contains(string(out), "did not take CleanShutdown") || !strings.Contains(string(out), "give this tool the same options") {
+		t.Errorf("cluster_shutdown without the secret: %v, %q; want a failure saying the worker did not take it", err, out)
 	}
 	waitLog(t, ws[0].proc, 30*time.Second, "external channel: closing connection from", "link authentication failed")
 	// The cluster is unharmed and still running.
@@ -222,6 +224,13 @@ func TestClusterSecure_MutualTLSThreeWorkersAndTools(t *testing.T) {
 	}
 	if !strings.Contains(late.stderr.String(), "expired certificate") {
 		t.Errorf("the worker's error does not say its certificate expired:\n%s", late.stderr.String())
+	}
+	// cluster_shutdown without TLS fails, saying so, and the cluster runs on.
+	if out, err := exec.Command(bin("cluster_shutdown"), ws[1].external).CombinedOutput(); err == nil || !strings.Contains(string(out), "did not take CleanShutdown") {
+		t.Errorf("cluster_shutdown without TLS: %v, %q; want a failure saying the worker did not take it", err, out)
+	}
+	if out, err := query(opCert, opKey); err != nil || !strings.Contains(out, `"worker_count":3`) {
+		t.Fatalf("after a cluster_shutdown without TLS the cluster does not answer: %q %v", out, err)
 	}
 	stopCluster(t, ws, 1, false) // cluster_shutdown with the workers' certificate
 	noWarning(t, ws)
