@@ -73,6 +73,9 @@ func TestValidate(t *testing.T) {
 		"log format":                   {"m", "--log-format", "xml"},
 		"dos server, no my-data":       {"m", "-n", "w", "-c", "h:1", "--my-control", "h:2", "--resilience-dos-server", "h:3"},
 		"name like a rotated log":      {"m", "--run-with-resilience", "-n", "w-00000000000000aB"},
+		"empty secret file":            {"m", "--cluster-secret-file", ""},
+		"empty secret file, =":         {"m", "--cluster-secret-file="},
+		"blank tls cert":               {"m", "--tls-cert", " ", "--tls-key", "k", "--tls-ca", "c"},
 	}
 	for name, argv := range cases {
 		o, err := ParseArgs(argv)
