@@ -66,6 +66,13 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, w)
 		}
 	}
+	// A certificate the peers would refuse stops the worker here, not
+	// later as links that fail for ever.
+	addrs, what := opts.listeners()
+	if err := guard.CheckListeners(addrs, what, time.Now()); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
 	// The external channel's port is bound before the interpreter
 	// starts (a few hundred milliseconds): a tool that asks as soon as
 	// the process runs (a harness waiting for a joiner) waits in the

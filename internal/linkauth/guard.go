@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +57,45 @@ func New(cfg Config) *Guard {
 
 // Secret reports whether g requires the cluster secret.
 func (g *Guard) Secret() bool { return g != nil && len(g.secret) > 0 }
+
+// CheckListeners fails, saying what to do, if g's TLS certificate would
+// be refused by the peers of this worker before any of them tries: it is
+// out of its dates, or it does not name the host of a listener the
+// others dial (addrs, each described by the same index of what; a
+// listener on every interface, or no host, is not checked: the host the
+// others dial it at is not known here). Without TLS it checks nothing.
+func (g *Guard) CheckListeners(addrs, what []string, now time.Time) error {
+	if !g.TLS() || len(g.serverTLS.Certificates) == 0 {
+		return nil
+	}
+	cert := g.serverTLS.Certificates[0]
+	leaf := cert.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return fmt.Errorf("--tls-cert: %w", err)
+		}
+	}
+	switch {
+	case now.After(leaf.NotAfter):
+		return fmt.Errorf("--tls-cert: the certificate expired on %s: every peer would refuse it; give this worker a current one", leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(leaf.NotBefore):
+		return fmt.Errorf("--tls-cert: the certificate is not valid before %s: every peer would refuse it until then (is this machine's clock right?)", leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	for i, a := range addrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil || host == "" {
+			continue
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			continue
+		}
+		if err := leaf.VerifyHostname(host); err != nil {
+			return fmt.Errorf("--tls-cert does not name %s, where the others reach this worker's %s listener (%s): they would refuse it (%w); give it a certificate whose subjectAltName names %s", host, what[i], a, err, host)
+		}
+	}
+	return nil
+}
 
 // TLS reports whether g runs TLS.
 func (g *Guard) TLS() bool { return g != nil && g.serverTLS != nil }

@@ -197,3 +197,58 @@ func TestExposed(t *testing.T) {
 		}
 	}
 }
+
+// A certificate the peers would refuse is found before any link: out of
+// its dates, or not naming the host of a listener the others dial (a
+// listener on every interface is not checked); a guard without TLS
+// checks nothing.
+func TestCheckListeners(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := newTestCA("cluster CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.crt")
+	if err := ca.WriteCA(caFile); err != nil {
+		t.Fatal(err)
+	}
+	guard := func(expired bool) *Guard {
+		cert, key, err := ca.Leaf(dir, "w", expired)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tl, err := LoadTLS(cert, key, caFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return New(Config{TLS: tl})
+	}
+	g, now := guard(false), time.Now()
+	what := []string{"control", "data", "external"}
+	if err := g.CheckListeners([]string{"127.0.0.1:6000", "localhost:6001", ":0"}, what, now); err != nil {
+		t.Errorf("hosts the certificate names: %v", err)
+	}
+	if err := g.CheckListeners([]string{"0.0.0.0:6000", "[::]:6001", "127.0.0.1:6002"}, what, now); err != nil {
+		t.Errorf("listeners on every interface: %v", err)
+	}
+	err = g.CheckListeners([]string{"127.0.0.1:6000", "10.9.9.9:6001"}, what, now)
+	if err == nil || !strings.Contains(err.Error(), "--tls-cert does not name 10.9.9.9, where the others reach this worker's data listener (10.9.9.9:6001)") {
+		t.Errorf("a host the certificate does not name: %v", err)
+	}
+	if err := g.CheckListeners(nil, nil, now.Add(48*time.Hour)); err == nil || !strings.Contains(err.Error(), "the certificate expired on") {
+		t.Errorf("a certificate out of its dates: %v", err)
+	}
+	if err := guard(true).CheckListeners(nil, nil, now); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("an expired certificate: %v", err)
+	}
+	if err := g.CheckListeners(nil, nil, now.Add(-2*time.Hour)); err == nil || !strings.Contains(err.Error(), "not valid before") {
+		t.Errorf("a certificate not yet valid: %v", err)
+	}
+	var none *Guard
+	if err := none.CheckListeners([]string{"10.9.9.9:1"}, []string{"data"}, now); err != nil {
+		t.Errorf("no guard: %v", err)
+	}
+	if err := New(Config{Secret: testSecret}).CheckListeners([]string{"10.9.9.9:1"}, []string{"data"}, now); err != nil {
+		t.Errorf("a secret alone: %v", err)
+	}
+}

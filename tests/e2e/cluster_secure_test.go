@@ -214,7 +214,9 @@ func TestClusterSecure_MutualTLSThreeWorkersAndTools(t *testing.T) {
 			t.Errorf("external_sender with %s got an answer: %q", name, out)
 		}
 	}
-	// A worker with an expired certificate cannot reach the initializer.
+	// A worker with an expired certificate stops at once, saying so (the
+	// others would refuse it: engine links refuse expired certificates,
+	// internal/linkauth TestGuard_MutualTLS).
 	args := []string{"--application-module", "word_count", "--in", in, "--out", recv.addr, "--name", "worker9",
 		"--control", argValue(t, ws[0], "--control"), "--my-control", freePort(t), "--my-data", freePort(t),
 		"--tls-cert", oldCert, "--tls-key", oldKey, "--tls-ca", caFile, "--resilience-dir", t.TempDir(), "--ponythreads=1"}
@@ -222,8 +224,17 @@ func TestClusterSecure_MutualTLSThreeWorkersAndTools(t *testing.T) {
 	if code := late.wait(60 * time.Second); code == 0 {
 		t.Error("a worker with an expired certificate exited 0")
 	}
-	if !strings.Contains(late.stderr.String(), "expired certificate") {
+	if !strings.Contains(late.stderr.String(), "--tls-cert: the certificate expired on") {
 		t.Errorf("the worker's error does not say its certificate expired:\n%s", late.stderr.String())
+	}
+	// So does one whose certificate does not name the address the others
+	// reach it at (they would refuse it, and the cluster would wait).
+	args = []string{"--application-module", "word_count", "--in", in, "--out", recv.addr, "--name", "worker8",
+		"--control", argValue(t, ws[0], "--control"), "--my-control", freePort(t), "--my-data", "127.0.0.2:" + portOf(t, freePort(t)),
+		"--tls-cert", workerCert, "--tls-key", workerKey, "--tls-ca", caFile, "--resilience-dir", t.TempDir(), "--ponythreads=1"}
+	stranger := start(t, dir, "machida3", args...)
+	if code := stranger.wait(60 * time.Second); code != 1 || !strings.Contains(stranger.stderr.String(), "--tls-cert does not name 127.0.0.2") {
+		t.Errorf("a worker whose certificate does not name its data listener's host: exit %d, stderr:\n%s", code, stranger.stderr.String())
 	}
 	// cluster_shutdown without TLS fails, saying so, and the cluster runs on.
 	if out, err := exec.Command(bin("cluster_shutdown"), ws[1].external).CombinedOutput(); err == nil || !strings.Contains(string(out), "did not take CleanShutdown") {
