@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"net"
+	"sync"
+	"time"
 
 	"github.com/wallaroo-go/machida/internal/linkauth"
 )
@@ -29,11 +31,74 @@ func (m *Member) accepted(ctx context.Context, c net.Conn, what string) (net.Con
 	if err != nil {
 		c.Close()
 		if ctx.Err() == nil {
-			m.log.Warn("connection refused: it did not authenticate", "channel", what, "remote", c.RemoteAddr().String(), "err", err)
+			remote := c.RemoteAddr().String()
+			if more, log := m.refused.note(remote, time.Now()); log {
+				attrs := []any{"channel", what, "remote", remote, "err", err}
+				if more > 0 {
+					attrs = append(attrs, "more_from_that_host_unlogged", more)
+				}
+				m.log.Warn("connection refused: it did not authenticate", attrs...)
+			}
 		}
 		return nil, false
 	}
 	return sc, true
+}
+
+// refusalBurst and refusalEvery bound the log of refused connections:
+// from one host, the first refusalBurst of each refusalEvery are logged,
+// the rest counted and said in the next line logged about that host (a
+// scan or a flood of connections that do not authenticate must not fill
+// the log).
+const (
+	refusalBurst = 5
+	refusalEvery = 10 * time.Second
+)
+
+// refusals counts, by remote host, the connections refused, for the log.
+// Safe for concurrent use.
+type refusals struct {
+	mu     sync.Mutex
+	byHost map[string]*refusalCount
+}
+
+type refusalCount struct {
+	period   time.Time // when the current period began
+	n        int       // refusals in it
+	unlogged int       // refusals not logged since the last line
+}
+
+// maxRefusingHosts bounds what refusals keeps; past it, it starts over.
+const maxRefusingHosts = 1024
+
+// note records a refusal of a connection from remote (host:port) at now,
+// and reports whether to log it, with how many from that host went
+// unlogged before it.
+func (r *refusals) note(remote string, now time.Time) (unlogged int, log bool) {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byHost == nil || len(r.byHost) >= maxRefusingHosts {
+		r.byHost = map[string]*refusalCount{}
+	}
+	c := r.byHost[host]
+	if c == nil {
+		c = &refusalCount{period: now}
+		r.byHost[host] = c
+	}
+	if now.Sub(c.period) >= refusalEvery {
+		c.period, c.n = now, 0
+	}
+	c.n++
+	if c.n > refusalBurst {
+		c.unlogged++
+		return 0, false
+	}
+	unlogged, c.unlogged = c.unlogged, 0
+	return unlogged, true
 }
 
 // dialled authenticates a connection this worker dialled to addr; on

@@ -193,3 +193,29 @@ func FuzzSecureWire(f *testing.F) {
 		}
 	})
 }
+
+// Refused connections are logged per host: the first refusalBurst of a
+// period, then none until the next period, whose first line says how
+// many went unlogged.
+func TestRefusals_LoggedInBurstsPerHost(t *testing.T) {
+	var r refusals
+	t0 := time.Unix(1000, 0)
+	logged := 0
+	for i := 0; i < refusalBurst+3; i++ {
+		if unlogged, log := r.note(fmt.Sprintf("10.0.0.1:%d", 5000+i), t0.Add(time.Duration(i)*time.Millisecond)); log {
+			logged++
+			if unlogged != 0 {
+				t.Errorf("refusal %d logged with %d unlogged before it", i, unlogged)
+			}
+		}
+	}
+	if logged != refusalBurst {
+		t.Errorf("%d of %d refusals in one period logged, want %d", logged, refusalBurst+3, refusalBurst)
+	}
+	if _, log := r.note("10.0.0.2:5000", t0.Add(time.Second)); !log {
+		t.Error("the first refusal from another host was not logged")
+	}
+	if unlogged, log := r.note("10.0.0.1:6000", t0.Add(refusalEvery+time.Second)); !log || unlogged != 3 {
+		t.Errorf("the first refusal of the next period: log %v with %d unlogged, want true with 3", log, unlogged)
+	}
+}
