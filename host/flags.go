@@ -222,11 +222,6 @@ func ParseArgs(argv []string) (*Options, error) {
 	return o, nil
 }
 
-// securityOption is the value of the security option named f.
-func (o *Options) securityOption(f string) string {
-	return map[string]string{"cluster-secret-file": o.ClusterSecretFile, "tls-cert": o.TLSCert, "tls-key": o.TLSKey, "tls-ca": o.TLSCA}[f]
-}
-
 // Validate applies the 0.6 rules that a single worker can check. The
 // messages are 0.6's, printed after "Error: ".
 func (o *Options) Validate() error {
@@ -250,11 +245,13 @@ func (o *Options) Validate() error {
 	case o.Set["resilience-dir"] && strings.HasSuffix(o.ResilienceDir, "/") && o.ResilienceDir != "/":
 		return fmt.Errorf("--resilience-dir must not end in '/': %s", o.ResilienceDir)
 	}
-	// An empty security option (an unset shell variable, say) would run
-	// the cluster unprotected without a word.
-	for _, f := range []string{"cluster-secret-file", "tls-cert", "tls-key", "tls-ca"} {
-		if o.Set[f] && strings.TrimSpace(o.securityOption(f)) == "" {
-			return fmt.Errorf("--%s is empty: name the file (left empty, the links would run unprotected)", f)
+	// An empty security option (an unset shell variable, say) is a
+	// mistake, not a request for no protection.
+	for _, f := range []struct{ name, value string }{
+		{"cluster-secret-file", o.ClusterSecretFile}, {"tls-cert", o.TLSCert}, {"tls-key", o.TLSKey}, {"tls-ca", o.TLSCA},
+	} {
+		if o.Set[f.name] && strings.TrimSpace(f.value) == "" {
+			return fmt.Errorf("--%s is empty: name the file", f.name)
 		}
 	}
 	// Refuse what would silently run as something else.

@@ -82,6 +82,29 @@ func TestRun_AnAnswerMeansTheRequestWasRefused(t *testing.T) {
 	}
 }
 
+// A worker that resets the connection (one stopping: it closes what it
+// accepted unread) took the request, as 0.6's tool assumed: exit 0.
+func TestRun_AResetIsNoRefusal(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		var b [1]byte
+		c.Read(b[:]) // the request has come
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close() // unread bytes and no linger: a reset
+	}()
+	if code, stdout, stderr := runTool(ln.Addr().String()); code != 0 || stdout != "" || stderr != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 0 and no output", code, stdout, stderr)
+	}
+}
+
 func TestRun_ConnectFailure(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -129,6 +129,9 @@ func parseFlags(args []string) (*config, error) {
 	if help {
 		return nil, errHelp
 	}
+	if err := cfg.sec.Empty(fs); err != nil {
+		return nil, err
+	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}

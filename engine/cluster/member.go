@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/wallaroo-go/machida/engine/barrier"
@@ -409,6 +410,18 @@ func (m *Member) Listen() error {
 	}
 	m.log.Info("control channel listening", "addr", m.ctlL.Addr().String())
 	m.log.Info("data channel listening", "addr", m.datL.Addr().String())
+	// The others dial this worker's data listener (and, but for the
+	// initializer's, its control listener) at the address it bound:
+	// with TLS, a certificate that does not name it would be refused by
+	// every peer, the cluster waiting for links that never come up.
+	bound, what := []string{m.datL.Addr().String()}, []string{"data"}
+	if !m.cfg.Initializer {
+		bound, what = append(bound, m.ctlL.Addr().String()), append(what, "control")
+	}
+	if err := m.cfg.Guard.CheckListeners(bound, what, time.Now()); err != nil {
+		m.Close()
+		return err
+	}
 	// A one-worker initializer writes them when its cluster first grows
 	// (writeRecoveryFiles): until then there is nobody to rejoin, and
 	// single workers of one application sharing the default /tmp must
@@ -420,6 +433,17 @@ func (m *Member) Listen() error {
 		}
 	}
 	return nil
+}
+
+// unprotectedHint is what to add to an error of the first exchange with
+// the initializer when this worker runs without a cluster secret or TLS
+// and the initializer closed or reset the connection: one that requires
+// them does so to a peer that speaks neither.
+func (m *Member) unprotectedHint(err error) string {
+	if m.cfg.Guard != nil || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		return ""
+	}
+	return " (does the initializer run with a cluster secret or TLS that this worker lacks?)"
 }
 
 // aloneAtStart reports whether this worker is an initializer started as a
@@ -1310,7 +1334,7 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 	if _, err := conn.Write(AppendFrame(nil, KindHello, mine.Encode())); err != nil {
 		closer()
 		conn.Close()
-		return fmt.Errorf("the initializer at %s: %w", addr, err)
+		return fmt.Errorf("the initializer at %s: %w%s", addr, err, m.unprotectedHint(err))
 	}
 	j := Join{Worker: m.cfg.Name, Control: m.ctlL.Addr().String(), Data: m.datL.Addr().String(), Joining: joining,
 		Sinks: uint32(len(m.cfg.Sinks))}
@@ -1320,7 +1344,7 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 	if _, err := conn.Write(AppendFrame(nil, KindJoin, j.Encode())); err != nil {
 		closer()
 		conn.Close()
-		return fmt.Errorf("the initializer at %s: %w", addr, err)
+		return fmt.Errorf("the initializer at %s: %w%s", addr, err, m.unprotectedHint(err))
 	}
 	if _, err := readHello(conn, r, m.cfg.Hello, ControlChannel); err != nil {
 		closer()
@@ -1336,7 +1360,7 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 		if errors.As(err, &redir) {
 			return err
 		}
-		return fmt.Errorf("the initializer at %s: %w", addr, err)
+		return fmt.Errorf("the initializer at %s: %w%s", addr, err, m.unprotectedHint(err))
 	}
 	conn.SetDeadline(time.Time{})
 	m.filesMu.Lock()
@@ -1519,6 +1543,7 @@ func (m *Member) addSlotsLocked(ctx context.Context, workers, data []string) {
 		o.guard = m.cfg.Guard
 		o.onUp = m.cfg.OnLinkUp
 		o.full = m.cong.note
+		o.stopping = m.stopping
 		octx, cancel := context.WithCancel(ctx)
 		o.cancel = cancel
 		m.outs[slot] = o

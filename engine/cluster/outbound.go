@@ -37,6 +37,9 @@ type outbound struct {
 	guard *linkauth.Guard                               // set before run; nil: unauthenticated
 	onUp  func(peer string, reconnect bool, resent int) // set before run; may be nil
 	full  chan<- struct{}                               // set before run; may be nil: poked (without blocking) when Send fills the replay queue
+	// stopping (set before run; may be nil) reports that the cluster is
+	// stopping: a peer gone then is expected, said at info, not warned.
+	stopping func() bool
 	// cancel ends run (the peer left the cluster); nil for links made
 	// at formation, which live as long as the member.
 	cancel context.CancelFunc
@@ -169,7 +172,11 @@ func (o *outbound) run(ctx context.Context) {
 			}
 		} else if failures%20 == 0 {
 			// Every 10 s while the peer stays away.
-			o.log.Warn("data link down; retrying every 500ms", "peer", o.peer, "addr", o.address(), "err", err)
+			if o.stopping != nil && o.stopping() {
+				o.log.Info("data link closed while the cluster stops", "peer", o.peer, "err", err)
+			} else {
+				o.log.Warn("data link down; retrying every 500ms", "peer", o.peer, "addr", o.address(), "err", err)
+			}
 		}
 		failures++
 		select {

@@ -61,9 +61,10 @@ func (g *Guard) Secret() bool { return g != nil && len(g.secret) > 0 }
 // CheckListeners fails, saying what to do, if g's TLS certificate would
 // be refused by the peers of this worker before any of them tries: it is
 // out of its dates, or it does not name the host of a listener the
-// others dial (addrs, each described by the same index of what; a
-// listener on every interface, or no host, is not checked: the host the
-// others dial it at is not known here). Without TLS it checks nothing.
+// others dial (addrs, as they dial them: the addresses bound; each
+// described by the same index of what; a listener on every interface,
+// or no host, is not checked: the host the others dial it at is not
+// known here). Without TLS it checks nothing.
 func (g *Guard) CheckListeners(addrs, what []string, now time.Time) error {
 	if !g.TLS() || len(g.serverTLS.Certificates) == 0 {
 		return nil
@@ -178,7 +179,7 @@ func (g *Guard) upgrade(ctx context.Context, conn net.Conn, k Kind, role Role, a
 				// options) is told so with a fatal alert, which it
 				// reads as bytes where it expected none or a frame: a
 				// plain close could pass for a request taken.
-				plain.Conn.Write(plainPeerAlert)
+				_, _ = plain.Conn.Write(plainPeerAlert) // (best effort: the handshake's error is what is reported)
 			}
 			return nil, fmt.Errorf("%w: TLS: %w", ErrHandshake, err)
 		}

@@ -252,3 +252,57 @@ func TestCheckListeners(t *testing.T) {
 		t.Errorf("a secret alone: %v", err)
 	}
 }
+
+// A TLS server whose peer's first bytes are not TLS (a 0.6 tool without
+// the options) answers them with a fatal TLS alert before closing, so the
+// tool reads bytes rather than a close it could take for a request taken.
+func TestGuard_PlainPeerGetsATLSAlert(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := newTestCA("cluster CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.crt")
+	if err := ca.WriteCA(caFile); err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.Leaf(dir, "w", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, err := LoadTLS(cert, key, caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := New(Config{TLS: tl, Timeout: 5 * time.Second})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	serr := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			serr <- err
+			return
+		}
+		defer c.Close()
+		_, err = g.Server(context.Background(), c, External)
+		serr <- err
+	}()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte{0, 0, 0, 2, 0, 3}) // a 0.6 CleanShutdown frame
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	got, _ := io.ReadAll(c)
+	if !bytes.Equal(got, plainPeerAlert) {
+		t.Errorf("the plain peer read % x, want the alert % x", got, plainPeerAlert)
+	}
+	if err := <-serr; err == nil {
+		t.Error("the server took a peer that speaks no TLS")
+	}
+}

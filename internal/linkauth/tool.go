@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -40,6 +41,18 @@ func (o *ToolOptions) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Cert, "tls-cert", "", "")
 	fs.StringVar(&o.Key, "tls-key", "", "")
 	fs.StringVar(&o.CA, "tls-ca", "", "")
+}
+
+// Empty fails if fs (parsed, with o registered) was given one of the
+// options with an empty value, such as an unset shell variable gives:
+// the tool would speak unprotected to a worker that is not.
+func (o ToolOptions) Empty(fs *pflag.FlagSet) error {
+	for name, v := range map[string]string{"cluster-secret-file": o.SecretFile, "tls-cert": o.Cert, "tls-key": o.Key, "tls-ca": o.CA} {
+		if fs.Changed(name) && strings.TrimSpace(v) == "" {
+			return fmt.Errorf("--%s is empty: name the file", name)
+		}
+	}
+	return nil
 }
 
 // ToolUsage is the options' lines for a tool's --help.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 func TestDialTool_WithTheSecretFile(t *testing.T) {
@@ -53,5 +55,31 @@ func TestDialTool_WithTheSecretFile(t *testing.T) {
 	os.Chmod(file, 0o644)
 	if _, err := (ToolOptions{SecretFile: file}).Guard(time.Second); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("a world-readable secret file: %v", err)
+	}
+}
+
+// An option given with an empty value is refused; one not given, or given
+// a file, is not.
+func TestToolOptions_Empty(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		bad  string
+	}{
+		{nil, ""},
+		{[]string{"--cluster-secret-file", "s"}, ""},
+		{[]string{"--cluster-secret-file", ""}, "--cluster-secret-file is empty"},
+		{[]string{"--cluster-secret-file="}, "--cluster-secret-file is empty"},
+		{[]string{"--tls-cert", " ", "--tls-key", "k", "--tls-ca", "c"}, "--tls-cert is empty"},
+	} {
+		var o ToolOptions
+		fs := pflag.NewFlagSet("tool", pflag.ContinueOnError)
+		o.Register(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		err := o.Empty(fs)
+		if (tc.bad == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.bad)) {
+			t.Errorf("%q: %v, want %q", tc.args, err, tc.bad)
+		}
 	}
 }
