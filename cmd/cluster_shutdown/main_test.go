@@ -61,22 +61,12 @@ func TestRun_SendsCleanShutdown(t *testing.T) {
 // secret sends its challenge first; one running TLS, an alert) did not
 // take it: the tool fails and says to give it the worker's options.
 func TestRun_AnAnswerMeansTheRequestWasRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	addr := serveOnce(t, func(c net.Conn) {
 		c.Write([]byte("wlauth1\n challenge"))
 		io.Copy(io.Discard, c)
-	}()
-	code, stdout, stderr := runTool(ln.Addr().String())
-	if want := "Error: " + ln.Addr().String() + " did not take CleanShutdown: it answered"; code != 1 || stdout != "" ||
+	})
+	code, stdout, stderr := runTool(addr)
+	if want := "Error: " + addr + " did not take CleanShutdown: it answered"; code != 1 || stdout != "" ||
 		!strings.HasPrefix(stderr, want) || !strings.Contains(stderr, "give this tool the same options") {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 1 and prefix %q with the options hint", code, stdout, stderr, want)
 	}
@@ -85,22 +75,13 @@ func TestRun_AnAnswerMeansTheRequestWasRefused(t *testing.T) {
 // A worker that resets the connection (one stopping: it closes what it
 // accepted unread) took the request, as 0.6's tool assumed: exit 0.
 func TestRun_AResetIsNoRefusal(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
+	addr := serveOnce(t, func(c net.Conn) {
 		var b [1]byte
 		c.Read(b[:]) // the request has come
 		c.(*net.TCPConn).SetLinger(0)
-		c.Close() // unread bytes and no linger: a reset
-	}()
-	if code, stdout, stderr := runTool(ln.Addr().String()); code != 0 || stdout != "" || stderr != "" {
+		// Closed (by serveOnce) with unread bytes and no linger: a reset.
+	})
+	if code, stdout, stderr := runTool(addr); code != 0 || stdout != "" || stderr != "" {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 0 and no output", code, stdout, stderr)
 	}
 }
@@ -142,4 +123,25 @@ func TestRun_Help(t *testing.T) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", arg, code, stdout, stderr)
 		}
 	}
+}
+
+// serveOnce listens on loopback, serves the first connection with serve
+// (then closes it) and returns the address; the listener is closed when
+// the test ends.
+func serveOnce(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		serve(c)
+	}()
+	return ln.Addr().String()
 }

@@ -111,18 +111,26 @@ func TestGuard_NilPassesThrough(t *testing.T) {
 	}
 }
 
-func TestGuard_MutualTLS(t *testing.T) {
+// tlsGuards makes a CA in a temporary directory and returns a function
+// that makes a Guard with a certificate for name signed by ca (the
+// cluster's CA when nil; other CAs are made with newTestCA), checked
+// against the cluster's CA, and the cluster's CA.
+func tlsGuards(t *testing.T) (func(ca *testCA, name string, expired bool, secret []byte) *Guard, *testCA) {
+	t.Helper()
 	dir := t.TempDir()
-	ca, err := newTestCA("cluster CA")
+	cluster, err := newTestCA("cluster CA")
 	if err != nil {
 		t.Fatal(err)
 	}
 	caFile := filepath.Join(dir, "ca.crt")
-	if err := ca.WriteCA(caFile); err != nil {
+	if err := cluster.WriteCA(caFile); err != nil {
 		t.Fatal(err)
 	}
-	other, _ := newTestCA("another CA")
-	load := func(ca *testCA, name string, expired bool, secret []byte) *Guard {
+	return func(ca *testCA, name string, expired bool, secret []byte) *Guard {
+		t.Helper()
+		if ca == nil {
+			ca = cluster
+		}
 		cert, key, err := ca.Leaf(dir, name, expired)
 		if err != nil {
 			t.Fatal(err)
@@ -132,7 +140,12 @@ func TestGuard_MutualTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		return New(Config{TLS: tl, Secret: secret, Timeout: 5 * time.Second})
-	}
+	}, cluster
+}
+
+func TestGuard_MutualTLS(t *testing.T) {
+	load, ca := tlsGuards(t)
+	other, _ := newTestCA("another CA")
 	good := load(ca, "w1", false, nil)
 	c, s, cerr, serr := pair(t, load(ca, "w2", false, nil), good, Control, Control)
 	if cerr != nil || serr != nil {
@@ -203,26 +216,8 @@ func TestExposed(t *testing.T) {
 // listener on every interface is not checked); a guard without TLS
 // checks nothing.
 func TestCheckListeners(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := newTestCA("cluster CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(dir, "ca.crt")
-	if err := ca.WriteCA(caFile); err != nil {
-		t.Fatal(err)
-	}
-	guard := func(expired bool) *Guard {
-		cert, key, err := ca.Leaf(dir, "w", expired)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tl, err := LoadTLS(cert, key, caFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return New(Config{TLS: tl})
-	}
+	load, _ := tlsGuards(t)
+	guard := func(expired bool) *Guard { return load(nil, "w", expired, nil) }
 	g, now := guard(false), time.Now()
 	what := []string{"control", "data", "external"}
 	if err := g.CheckListeners([]string{"127.0.0.1:6000", "localhost:6001", ":0"}, what, now); err != nil {
@@ -231,7 +226,7 @@ func TestCheckListeners(t *testing.T) {
 	if err := g.CheckListeners([]string{"0.0.0.0:6000", "[::]:6001", "127.0.0.1:6002"}, what, now); err != nil {
 		t.Errorf("listeners on every interface: %v", err)
 	}
-	err = g.CheckListeners([]string{"127.0.0.1:6000", "10.9.9.9:6001"}, what, now)
+	err := g.CheckListeners([]string{"127.0.0.1:6000", "10.9.9.9:6001"}, what, now)
 	if err == nil || !strings.Contains(err.Error(), "--tls-cert does not name 10.9.9.9, where the others reach this worker's data listener (10.9.9.9:6001)") {
 		t.Errorf("a host the certificate does not name: %v", err)
 	}
@@ -257,24 +252,8 @@ func TestCheckListeners(t *testing.T) {
 // the options) answers them with a fatal TLS alert before closing, so the
 // tool reads bytes rather than a close it could take for a request taken.
 func TestGuard_PlainPeerGetsATLSAlert(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := newTestCA("cluster CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(dir, "ca.crt")
-	if err := ca.WriteCA(caFile); err != nil {
-		t.Fatal(err)
-	}
-	cert, key, err := ca.Leaf(dir, "w", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tl, err := LoadTLS(cert, key, caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := New(Config{TLS: tl, Timeout: 5 * time.Second})
+	load, _ := tlsGuards(t)
+	g := load(nil, "w", false, nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
