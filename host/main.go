@@ -66,10 +66,16 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, w)
 		}
 	}
-	// A certificate out of its dates stops the worker here, not later as
-	// links that fail for ever (whether it names the listeners the others
-	// dial is checked where they are bound: cluster.Member.Listen).
-	if err := guard.CheckListeners(nil, nil, time.Now()); err != nil {
+	// A certificate out of its dates, or one that does not name the
+	// external listener's host (which the tools dial as given), stops the
+	// worker here, not later as connections that fail for ever. (That it
+	// names the data listener the others dial is checked where it is
+	// bound: cluster.Member.Listen.)
+	var ext, extWhat []string
+	if opts.External != "" {
+		ext, extWhat = []string{opts.External}, []string{"external"}
+	}
+	if err := guard.CheckListeners(ext, extWhat, time.Now()); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
 	}

@@ -71,7 +71,7 @@ func parseFlags(args []string) (*config, error) {
 	if help {
 		return nil, errHelp
 	}
-	if err := cfg.sec.Empty(fs); err != nil {
+	if err := cfg.sec.RefuseEmpty(fs); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {

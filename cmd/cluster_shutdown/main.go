@@ -86,7 +86,7 @@ func parseArgs(args []string) (string, linkauth.ToolOptions, bool, error) {
 	if err := fs.Parse(ponyflag.Strip(args)); err != nil {
 		return "", sec, false, err
 	}
-	if err := sec.Empty(fs); err != nil {
+	if err := sec.RefuseEmpty(fs); err != nil {
 		return "", sec, false, err
 	}
 	switch fs.NArg() {

@@ -25,7 +25,7 @@ func linkKind(what string) linkauth.Kind {
 
 // accepted authenticates a connection accepted by the listener named
 // what, and reports whether to serve it (the returned conn) or not (it
-// was closed and logged).
+// was closed, and logged within the bounds of refusals).
 func (m *Member) accepted(ctx context.Context, c net.Conn, what string) (net.Conn, bool) {
 	sc, err := m.cfg.Guard.Server(ctx, c, linkKind(what))
 	if err != nil {
@@ -68,8 +68,13 @@ type refusalCount struct {
 	unlogged int       // refusals not logged since the last line
 }
 
-// maxRefusingHosts bounds what refusals keeps; past it, it starts over.
-const maxRefusingHosts = 1024
+// maxRefusingHosts bounds the hosts refusals keeps apart; past it (once
+// those whose period ended are forgotten), the others share one count,
+// otherHosts.
+const (
+	maxRefusingHosts = 1024
+	otherHosts       = "other hosts"
+)
 
 // note records a refusal of a connection from remote (host:port) at now,
 // and reports whether to log it, with how many from that host went
@@ -81,10 +86,21 @@ func (r *refusals) note(remote string, now time.Time) (unlogged int, log bool) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.byHost == nil || len(r.byHost) >= maxRefusingHosts {
+	if r.byHost == nil {
 		r.byHost = map[string]*refusalCount{}
 	}
 	c := r.byHost[host]
+	if c == nil && len(r.byHost) >= maxRefusingHosts-1 { // (one place kept for otherHosts)
+		for h, old := range r.byHost {
+			if h != otherHosts && old.unlogged == 0 && now.Sub(old.period) >= refusalEvery {
+				delete(r.byHost, h)
+			}
+		}
+		if len(r.byHost) >= maxRefusingHosts-1 {
+			c = r.byHost[otherHosts]
+			host = otherHosts
+		}
+	}
 	if c == nil {
 		c = &refusalCount{period: now}
 		r.byHost[host] = c

@@ -103,10 +103,10 @@ type Frame struct {
 
 // Read reads the next frame from r, skipping frames of length 0. It
 // returns io.EOF if r ends before a frame starts, an error wrapping
-// io.ErrUnexpectedEOF (saying where) if it ends inside one, and an error
-// wrapping ErrMalformed for a length of
-// 1 or above maxLen (r is then positioned after the length field). The
-// payload is freshly allocated and owned by the caller.
+// io.ErrUnexpectedEOF (saying where) if it ends inside one, and an
+// error wrapping ErrMalformed for a length of 1 or above maxLen (r is
+// then positioned after the length field). The payload is freshly
+// allocated and owned by the caller.
 func Read(r io.Reader, maxLen uint32) (Frame, error) {
 	var hdr [4]byte
 	for {

@@ -255,7 +255,7 @@ func (g *Guard) secretHandshake(c net.Conn, k Kind, role Role) (send, recv []byt
 		in := buf[:h.Expect()]
 		if _, err := io.ReadFull(c, in); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, nil, fmt.Errorf("%w: the peer closed the connection during the handshake (has it another cluster secret, or none, or does it run TLS where this worker does not, or the reverse? its log says)", ErrHandshake)
+				return nil, nil, fmt.Errorf("%w: the peer closed the connection during the handshake (has it another cluster secret, or none, or does it run TLS where this worker does not? its log says)", ErrHandshake)
 			}
 			return nil, nil, fmt.Errorf("reading the handshake: %w", err)
 		}

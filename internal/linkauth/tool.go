@@ -43,13 +43,15 @@ func (o *ToolOptions) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CA, "tls-ca", "", "")
 }
 
-// Empty fails if fs (parsed, with o registered) was given one of the
-// options with an empty value, such as an unset shell variable gives:
-// the tool would speak unprotected to a worker that is not.
-func (o ToolOptions) Empty(fs *pflag.FlagSet) error {
-	for name, v := range map[string]string{"cluster-secret-file": o.SecretFile, "tls-cert": o.Cert, "tls-key": o.Key, "tls-ca": o.CA} {
-		if fs.Changed(name) && strings.TrimSpace(v) == "" {
-			return fmt.Errorf("--%s is empty: name the file", name)
+// RefuseEmpty fails if fs (parsed, with o registered) was given one of
+// the options with an empty value, such as an unset shell variable
+// gives: the tool would speak unprotected to a worker that is not.
+func (o ToolOptions) RefuseEmpty(fs *pflag.FlagSet) error {
+	for _, f := range []struct{ name, value string }{
+		{"cluster-secret-file", o.SecretFile}, {"tls-cert", o.Cert}, {"tls-key", o.Key}, {"tls-ca", o.CA},
+	} {
+		if fs.Changed(f.name) && strings.TrimSpace(f.value) == "" {
+			return fmt.Errorf("--%s is empty: name the file", f.name)
 		}
 	}
 	return nil

@@ -60,7 +60,7 @@ func TestDialTool_WithTheSecretFile(t *testing.T) {
 
 // An option given with an empty value is refused; one not given, or given
 // a file, is not.
-func TestToolOptions_Empty(t *testing.T) {
+func TestToolOptions_RefuseEmpty(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		bad  string
@@ -77,7 +77,7 @@ func TestToolOptions_Empty(t *testing.T) {
 		if err := fs.Parse(tc.args); err != nil {
 			t.Fatal(err)
 		}
-		err := o.Empty(fs)
+		err := o.RefuseEmpty(fs)
 		if (tc.bad == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.bad)) {
 			t.Errorf("%q: %v, want %q", tc.args, err, tc.bad)
 		}
