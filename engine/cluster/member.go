@@ -702,8 +702,11 @@ func (m *Member) Start(ctx context.Context) error {
 		}
 		go m.acceptLoop(ctx, m.ctlL, "control", func(c net.Conn) { m.serveControl(ctx, c) })
 		if m.cfg.WorkerCount <= 1 {
+			// (Its files are written when its cluster first grows, as
+			// its listeners' are: a worker alone leaves nothing in a
+			// --resilience-dir that single workers may share, /tmp by
+			// default, also when it stops with an error.)
 			m.setTopology(ctx, Topology{Workers: []string{m.cfg.Name}, Data: []string{m.datL.Addr().String()}})
-			m.saveTopology()
 			return nil
 		}
 		return m.waitFormed(ctx)
