@@ -2,10 +2,12 @@ package host
 
 import (
 	"fmt"
-	"github.com/wallaroo-go/machida/internal/ponyflag"
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/wallaroo-go/machida/internal/linkauth"
+	"github.com/wallaroo-go/machida/internal/ponyflag"
 )
 
 // Options are the engine options of the Wallaroo 0.6 command line (runtime
@@ -247,12 +249,9 @@ func (o *Options) Validate() error {
 	}
 	// An empty security option (an unset shell variable, say) is a
 	// mistake, not a request for no protection.
-	for _, f := range []struct{ name, value string }{
-		{"cluster-secret-file", o.ClusterSecretFile}, {"tls-cert", o.TLSCert}, {"tls-key", o.TLSKey}, {"tls-ca", o.TLSCA},
-	} {
-		if o.Set[f.name] && strings.TrimSpace(f.value) == "" {
-			return fmt.Errorf("--%s is empty: name the file", f.name)
-		}
+	if err := linkauth.RefuseEmptyOptions(func(name string) bool { return o.Set[name] },
+		linkauth.ToolOptions{SecretFile: o.ClusterSecretFile, Cert: o.TLSCert, Key: o.TLSKey, CA: o.TLSCA}); err != nil {
+		return err
 	}
 	// Refuse what would silently run as something else.
 	switch {

@@ -47,10 +47,17 @@ func (o *ToolOptions) Register(fs *pflag.FlagSet) {
 // the options with an empty value, such as an unset shell variable
 // gives: the tool would speak unprotected to a worker that is not.
 func (o ToolOptions) RefuseEmpty(fs *pflag.FlagSet) error {
+	return RefuseEmptyOptions(fs.Changed, o)
+}
+
+// RefuseEmptyOptions fails, naming the first, if an option of o that
+// given reports as given on the command line is empty (the workers' and
+// the tools' rule alike).
+func RefuseEmptyOptions(given func(name string) bool, o ToolOptions) error {
 	for _, f := range []struct{ name, value string }{
 		{"cluster-secret-file", o.SecretFile}, {"tls-cert", o.Cert}, {"tls-key", o.Key}, {"tls-ca", o.CA},
 	} {
-		if fs.Changed(f.name) && strings.TrimSpace(f.value) == "" {
+		if given(f.name) && strings.TrimSpace(f.value) == "" {
 			return fmt.Errorf("--%s is empty: name the file", f.name)
 		}
 	}
