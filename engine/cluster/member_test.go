@@ -2,16 +2,20 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wallaroo-go/machida/engine/work"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 type got struct {
@@ -578,5 +582,25 @@ func TestMember_ReachesAWildcardInitializerAtItsControlHost(t *testing.T) {
 		if !slices.Equal(got, []string{c.want, "[::]:1", "10.0.0.3:2"}) {
 			t.Errorf("initializer at %s: dialled %v, want %s (and the others as given)", c.data, got, c.want)
 		}
+	}
+}
+
+// A worker without a secret or TLS whose initializer closes or resets the
+// first exchange is told the initializer may require them; an error of
+// another kind, or a worker that runs protected, gets no such hint.
+func TestMember_UnprotectedHint(t *testing.T) {
+	plain := New(Config{Name: "worker1", Hello: hello()})
+	for _, err := range []error{syscall.ECONNRESET, syscall.EPIPE, io.EOF, io.ErrUnexpectedEOF,
+		fmt.Errorf("write: %w", syscall.ECONNRESET)} {
+		if got := plain.unprotectedHint(err); !strings.Contains(got, "cluster secret or TLS that this worker lacks") {
+			t.Errorf("%v: hint %q", err, got)
+		}
+	}
+	if got := plain.unprotectedHint(errors.New("no route to host")); got != "" {
+		t.Errorf("another error: hint %q", got)
+	}
+	guarded := New(Config{Name: "worker1", Hello: hello(), Guard: linkauth.New(linkauth.Config{Secret: []byte("a secret of sixteen bytes or more")})})
+	if got := guarded.unprotectedHint(io.EOF); got != "" {
+		t.Errorf("a protected worker: hint %q", got)
 	}
 }
