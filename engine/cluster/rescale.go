@@ -669,7 +669,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if err := send(everyone, prep); err != nil {
 		return err
 	}
-	if err := m.prepareHere(ctx, prep); err != nil {
+	if err := m.whileLinked(ctx, PhasePrepare, everyone, via, func(ctx context.Context) error { return m.prepareHere(ctx, prep) }); err != nil {
 		return err
 	}
 	if err := m.waitAcks(ctx, id, PhasePrepare, everyone, via); err != nil {
@@ -681,7 +681,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if err := send(everyone, Rescale{ID: id, Phase: PhaseFreeze}); err != nil {
 		return err
 	}
-	if err := m.freezeHere(ctx, id, plan); err != nil {
+	if err := m.whileLinked(ctx, PhaseFreeze, everyone, via, func(wctx context.Context) error { return m.freezeHere(ctx, wctx, id, plan) }); err != nil {
 		return err
 	}
 	if err := m.waitAcks(ctx, id, PhaseFreeze, everyone, via); err != nil {
@@ -732,19 +732,18 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 // is gone or is no longer the one it was told the phase on (via; the
 // link of now for a name via lacks): it stopped or crashed, its ack will
 // not come, and a process started again knows nothing of the rescale.
+// Before the Release (Prepare, Freeze, Commit) the link of a worker that
+// has acked counts too: the rescale cannot end without it, and the
+// others may be waiting for it (an old worker's Prepare waits for its
+// data links to the joiners). From the Release on, a worker that acked
+// may go (a leaver stops once it has released).
 func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []string, via map[string]*ctlConn) error {
+	everyLink := phase == PhasePrepare || phase == PhaseFreeze || phase == PhaseCommit
 	want := map[string]bool{}
-	m.mu.Lock()
-	links := make(map[string]*ctlConn, len(names))
 	for _, n := range names {
 		want[n] = true
-		if c, ok := via[n]; ok {
-			links[n] = c
-		} else {
-			links[n] = m.ctl[n]
-		}
 	}
-	m.mu.Unlock()
+	links := m.linksOf(names, via)
 	take := func(a RescaleAck) error {
 		if a.ID != id || a.Phase != phase {
 			return nil
@@ -769,14 +768,7 @@ func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []s
 			// The links lost are read first, then the acks queued:
 			// a link's reader queues every ack it read before its
 			// link goes, so one that acked and then went counts.
-			m.mu.Lock()
-			var lost []string
-			for n := range want {
-				if c := m.ctl[n]; c == nil || c != links[n] {
-					lost = append(lost, n)
-				}
-			}
-			m.mu.Unlock()
+			lost := m.lostLinks(links)
 			for drained := false; !drained; {
 				select {
 				case a := <-m.rs.acks:
@@ -789,7 +781,7 @@ func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []s
 			}
 			var gone []string
 			for _, n := range lost {
-				if want[n] {
+				if want[n] || everyLink {
 					gone = append(gone, n)
 				}
 			}
@@ -812,15 +804,83 @@ func (m *Member) waitAcks(ctx context.Context, id uint64, phase uint8, names []s
 	return nil
 }
 
+// linksOf (initializer) is the control link each of names was told the
+// phase on (via), or, for a name via lacks, its link of now.
+func (m *Member) linksOf(names []string, via map[string]*ctlConn) map[string]*ctlConn {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	links := make(map[string]*ctlConn, len(names))
+	for _, n := range names {
+		if c, ok := via[n]; ok {
+			links[n] = c
+		} else {
+			links[n] = m.ctl[n]
+		}
+	}
+	return links
+}
+
+// lostLinks is the sorted names of links whose control link is gone or
+// is no longer the one there was.
+func (m *Member) lostLinks(links map[string]*ctlConn) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var lost []string
+	for n, was := range links {
+		if c := m.ctl[n]; c == nil || c != was {
+			lost = append(lost, n)
+		}
+	}
+	slices.Sort(lost)
+	return lost
+}
+
+// whileLinked (initializer) runs here, its own part of phase, with a
+// context that ends as soon as the control link of one of names is gone
+// or replaced (via): its own part may wait for them (the Prepare for
+// the data links to the joiners), and without one of them the rescale
+// cannot end. The error is then the linksLostError.
+func (m *Member) whileLinked(ctx context.Context, phase uint8, names []string, via map[string]*ctlConn, here func(context.Context) error) error {
+	links := m.linksOf(names, via)
+	hctx, cancel := context.WithCancelCause(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		tick := time.NewTicker(linkCheckEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-tick.C:
+				if lost := m.lostLinks(links); len(lost) > 0 {
+					cancel(&linksLostError{phase: phase, lost: lost, pending: slices.Clone(names)})
+					return
+				}
+			}
+		}
+	}()
+	err := here(hctx)
+	cause := context.Cause(hctx)
+	cancel(nil)
+	<-watched
+	var lost *linksLostError
+	if err != nil && errors.As(cause, &lost) {
+		return fmt.Errorf("%w (while this worker's own part of it ran: %v)", lost, err)
+	}
+	return err
+}
+
 // linksLostError is waitAcks's failure when the control links of lost
-// went before they acked; pending are all that had not acked then.
+// went before they acked (or, before the Release, at all); pending are
+// all that had not acked then.
 type linksLostError struct {
 	phase         uint8
 	lost, pending []string
 }
 
 func (e *linksLostError) Error() string {
-	return fmt.Sprintf("%s: lost the control link to %s (stopped or crashed): its answer will not come",
+	return fmt.Sprintf("%s: lost the control link to %s (stopped or crashed): the grow or shrink cannot go on without it",
 		PhaseName(e.phase), strings.Join(e.lost, ","))
 }
 
@@ -1095,9 +1155,11 @@ func (m *Member) importStates(sts []State, done func(n int)) (left int, err erro
 
 // freezeHere installs the freeze table (moving partitions park), sends
 // a fence to every peer in the loop's order, waits until the fences of
-// the other old members have been processed here, then sends the state
-// of the partitions this worker loses.
-func (m *Member) freezeHere(ctx context.Context, id uint64, plan rescale.Plan) error {
+// the other old members have been processed here (or fenceCtx ends: the
+// initializer's ends when a worker it waits for is lost), then sends the
+// state of the partitions this worker loses (a send is not cut short
+// but by ctx: what left is then known, for an undo).
+func (m *Member) freezeHere(ctx, fenceCtx context.Context, id uint64, plan rescale.Plan) error {
 	if !m.Started() {
 		return nil // a joiner: no loop has run, nothing to park or send
 	}
@@ -1115,8 +1177,8 @@ func (m *Member) freezeHere(ctx context.Context, id uint64, plan rescale.Plan) e
 	case <-done:
 	case <-time.After(phaseTimeout):
 		return fmt.Errorf("freeze: the fences of %s were not processed within %v", strings.Join(m.missingFences(), ","), phaseTimeout)
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-fenceCtx.Done():
+		return fmt.Errorf("freeze: waiting for the fences of %s: %w", strings.Join(m.missingFences(), ","), fenceCtx.Err())
 	}
 	if len(plan.Sends(m.cfg.Name)) > 0 {
 		// Everything routed here by the old table has run: from the
@@ -1806,7 +1868,7 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 			defer stop()
 			plan, err := m.planOf(*p)
 			if err == nil {
-				err = m.freezeHere(fctx, r.ID, plan)
+				err = m.freezeHere(fctx, fctx, r.ID, plan)
 			}
 			close(freezing)
 			ack(err)

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -252,6 +253,69 @@ func TestRescale_AJoinerThatLeavesIsTakenOutOfItsJoin(t *testing.T) {
 	}
 	if got := ms[0].Workers(); !slices.Equal(got, []string{"initializer", "worker1", "j1"}) {
 		t.Errorf("members after the grow: %v", got)
+	}
+}
+
+// A joiner that acked its Prepare and then died, while an old worker
+// still waits in its Prepare for its data link to the joiner (which can
+// never come up), fails the grow at once: the initializer does not wait
+// out the phase's timeout for the old worker's ack. The members drop
+// their slots for the joiner, and a later rescale goes ahead.
+func TestRescale_AJoinerLostAfterItsPrepareAckFailsTheGrowAtOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var log lockedLog
+	ms, _, results := rsCluster(t, ctx, 2, func(i int, c *Config) {
+		if i == 0 {
+			c.Log = slog.New(slog.NewTextHandler(&log, nil))
+		}
+	})
+	jctx, kill := context.WithCancel(ctx)
+	defer kill()
+	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
+	defer j.Close()
+	j.datL = dropListener{j.datL} // no data link to j1 will come up
+	if err := j.Start(jctx); err != nil {
+		t.Fatalf("joiner start: %v", err)
+	}
+	if err := j.Ready(); err != nil { // its ack of the Prepare
+		t.Fatal(err)
+	}
+	waitFor(t, "worker1 waiting for its data link to j1", func() bool {
+		ms[1].rs.mu.Lock()
+		defer ms[1].rs.mu.Unlock()
+		return ms[1].rs.pending != nil && ms[1].linkTo("j1") != nil
+	})
+	kill()
+	j.Close()
+	// (Well under the phase's timeout, which is what it waited before.)
+	select {
+	case r := <-results:
+		if r.ok {
+			t.Fatal("the grow succeeded without j1")
+		}
+	case <-time.After(phaseTimeout / 2):
+		t.Fatalf("the grow has not failed within %v:\n%s", phaseTimeout/2, log.String())
+	}
+	if !strings.Contains(log.String(), "lost the control link to j1") {
+		t.Errorf("the initializer's log does not say j1's link was lost:\n%s", log.String())
+	}
+	for _, m := range ms {
+		waitFor(t, m.cfg.Name+" drops its link to j1", func() bool { return m.linkTo("j1") == nil })
+	}
+	shrinkGoesAhead(t, ctx, ms[0], results, "after the failed grow")
+}
+
+// dropListener closes every connection it accepts.
+type dropListener struct{ net.Listener }
+
+func (l dropListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		c.Close()
 	}
 }
 
@@ -918,6 +982,48 @@ func TestRescale_AWorkerLostDuringTheFreezeWedgesWithoutAnUndo(t *testing.T) {
 	}
 	if r := ms[0].startShrink(ctx, ShrinkRequest{Leaving: []string{"worker1"}}); !strings.Contains(r, "failed after its state began to move") {
 		t.Errorf("a shrink after the refused undo: %q", r)
+	}
+}
+
+// A worker lost in its freeze before it sent its fences fails the grow
+// as soon as its link is gone: the initializer's own freeze, which waits
+// for those fences, does not wait out the phase's timeout.
+func TestRescale_AWorkerLostBeforeItsFencesFailsTheFreezeAtOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ms []*Member
+	var once sync.Once
+	ms, _, results := rsCluster(t, ctx, 3, func(i int, c *Config) {
+		if i != 2 {
+			return
+		}
+		c.Install = func(ctx context.Context, o work.Ownership, then func() []work.Item) error {
+			once.Do(func() {
+				w := ms[2]
+				w.mu.Lock()
+				w.shutdownR = "test: worker2 is gone"
+				link := w.toInit
+				w.mu.Unlock()
+				link.conn.Close()
+			})
+			<-ctx.Done() // its fences are never sent
+			return ctx.Err()
+		}
+	})
+	ms[0].comeBack = 200 * time.Millisecond // it never comes back
+	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
+	defer j.Close()
+	runJoiner(ctx, j, nil)
+	select {
+	case r := <-results:
+		if r.ok {
+			t.Fatal("the grow succeeded without worker2")
+		}
+	case <-time.After(phaseTimeout / 2):
+		t.Fatalf("the grow has not failed within %v", phaseTimeout/2)
+	}
+	if wedged := wedgedOf(ms[0]); !strings.Contains(wedged, "lost the control link to worker2") {
+		t.Errorf("wedged: %q, want the lost link named", wedged)
 	}
 }
 
