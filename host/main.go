@@ -66,6 +66,9 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, w)
 		}
 	}
+	if w := linkauth.KeyFileWarning(opts.TLSKey); w != "" {
+		fmt.Fprintln(stderr, w)
+	}
 	// A certificate out of its dates, or one that does not name the
 	// external listener's host (which the tools dial as given), stops the
 	// worker here, not later as connections that fail for ever. (That it

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -199,6 +200,26 @@ func TestReadSecretFile(t *testing.T) {
 	}
 	if SecretPath("", func(string) string { return "/env" }) != "/env" || SecretPath("/f", os.Getenv) != "/f" {
 		t.Fatal("SecretPath")
+	}
+}
+
+func TestKeyFileWarning(t *testing.T) {
+	dir := t.TempDir()
+	for mode, warned := range map[os.FileMode]bool{0o600: false, 0o400: false, 0o640: true, 0o644: true, 0o604: true} {
+		p := filepath.Join(dir, fmt.Sprintf("key%o", mode))
+		if err := os.WriteFile(p, []byte("k"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		w := KeyFileWarning(p)
+		if (w != "") != warned || (warned && !strings.Contains(w, "chmod 600 "+p)) {
+			t.Errorf("mode %04o: %q", mode, w)
+		}
+	}
+	if KeyFileWarning("") != "" || KeyFileWarning(filepath.Join(dir, "missing")) != "" {
+		t.Error("no key or a missing one is warned of (the load says what is wrong with it)")
 	}
 }
 

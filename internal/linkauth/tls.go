@@ -43,3 +43,20 @@ func LoadTLS(certFile, keyFile, caFile string) (*TLS, error) {
 		client: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool},
 	}, nil
 }
+
+// KeyFileWarning is the one line a worker prints when its TLS key file
+// (--tls-key) lets group or others read it, or "". It is not refused, as
+// the cluster secret file is: key files are often mounted 0644 by
+// orchestrators (Kubernetes secrets) into a directory only the worker's
+// user can enter, which this check cannot see.
+func KeyFileWarning(path string) string {
+	if path == "" {
+		return ""
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm()&0o044 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("warning: --tls-key %s: mode %04o lets group or others read the private key; run chmod 600 %s unless its directory keeps them out",
+		path, st.Mode().Perm(), path)
+}
