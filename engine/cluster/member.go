@@ -266,7 +266,7 @@ type Member struct {
 	beforeRejoin     func()
 	keepState        atomic.Bool            // this stop keeps the checkpoint files
 	health           map[string]*peerHealth // by worker, from its heartbeats
-	refused          refusals               // connections that did not authenticate, for the log
+	refused          linkauth.RefusalLog    // connections that did not authenticate, for the log
 	loads            map[string]loadReport  // by worker, from its load frames
 	cong             *congestion            // initializer: the workers whose links are congested (congestion.go)
 	pending          []Join                 // initializer: workers joined before formation, in order

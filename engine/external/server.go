@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"time"
 
 	"github.com/wallaroo-go/machida/engine/connset"
 	"github.com/wallaroo-go/machida/internal/extframe"
@@ -34,7 +35,8 @@ type Server struct {
 	status Status
 	log    *log.Logger
 
-	ln net.Listener // set by Listen
+	ln      net.Listener        // set by Listen
+	refused linkauth.RefusalLog // connections closed for what they sent, for the log
 }
 
 // NewServer returns a server that is not yet listening. status answers
@@ -103,7 +105,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	conn, err := s.cfg.Guard.Server(ctx, conn, linkauth.External)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.log.Printf("external channel: closing connection from %s: %v", peer, err)
+			s.refuse(peer, err)
 		}
 		return
 	}
@@ -115,7 +117,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		case ctx.Err() != nil, errors.Is(err, io.EOF):
 			return // shutting down, or a clean close at a frame boundary
 		default:
-			s.log.Printf("external channel: closing connection from %s: %v", peer, err)
+			s.refuse(peer, err)
 			return
 		}
 		id, reply, ok := s.handle(f, peer)
@@ -129,4 +131,19 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 			return
 		}
 	}
+}
+
+// refuse logs the close of a connection from peer that did not
+// authenticate or sent what cannot be read, within the bounds of
+// linkauth.RefusalLog (a flood of them must not fill the log).
+func (s *Server) refuse(peer net.Addr, err error) {
+	more, log := s.refused.Note(peer.String(), time.Now())
+	if !log {
+		return
+	}
+	if more > 0 {
+		s.log.Printf("external channel: closing connection from %s: %v (and %d more from that host not logged)", peer, err, more)
+		return
+	}
+	s.log.Printf("external channel: closing connection from %s: %v", peer, err)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wallaroo-go/machida/internal/extframe"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // fakeStatus is an in-memory Status. Fields are set before the server
@@ -434,6 +435,23 @@ func TestServer_MalformedFrameClosesOnlyThatConnection(t *testing.T) {
 				t.Fatalf("new connection: reply %s", got.ID)
 			}
 		})
+	}
+}
+
+// A flood of malformed connections from one host is logged within the
+// bounds of linkauth.RefusalLog; the channel goes on answering.
+func TestServer_MalformedConnectionsAreLoggedInBursts(t *testing.T) {
+	addr, logs := startServer(t, newFakeStatus())
+	for i := 0; i < linkauth.RefusalBurst+4; i++ {
+		bad := dial(t, addr)
+		send(t, bad, rawFrame(1, 0))
+		expectClosed(t, bad)
+	}
+	if n := strings.Count(logs.String(), "closing connection from 127.0.0.1:"); n != linkauth.RefusalBurst {
+		t.Errorf("%d lines for %d malformed connections, want %d:\n%s", n, linkauth.RefusalBurst+4, linkauth.RefusalBurst, logs)
+	}
+	if got := ask(t, dial(t, addr), extframe.MsgClusterStatusQuery, ""); got.ID != extframe.MsgClusterStatusQueryResponse {
+		t.Fatalf("after the flood: reply %s", got.ID)
 	}
 }
 
