@@ -23,6 +23,7 @@ type inbound struct {
 	log     *slog.Logger
 	deliver func(ctx context.Context, from string, e work.Envelopes) error
 	known   func(name string) bool // is name a worker of the cluster?
+	guarded bool                   // the links are protected (for the log's hints)
 
 	mu   sync.Mutex
 	seqs map[string]*inSeq     // per sending worker, kept across reconnects
@@ -55,7 +56,7 @@ func (in *inbound) serve(ctx context.Context, conn net.Conn) {
 	defer stop()
 	from, err := in.session(ctx, conn)
 	if err != nil && ctx.Err() == nil {
-		in.log.Warn("data link from a peer closed", "peer", from, "remote", conn.RemoteAddr(), "err", err)
+		in.log.Warn("data link from a peer closed", "peer", from, "remote", conn.RemoteAddr(), "err", err.Error()+silentPeerHint(in.guarded, err))
 	}
 }
 

@@ -442,6 +442,17 @@ func (m *Member) unprotectedHint(err error) string {
 	return " (does the initializer run with a cluster secret or TLS that this worker lacks?)"
 }
 
+// silentPeerHint is what to add to the error of a first exchange whose
+// peer said nothing before the deadline, on an unprotected worker: a
+// worker started with a cluster secret or TLS waits so for the challenge
+// an unprotected one never sends. "" otherwise.
+func silentPeerHint(guarded bool, err error) string {
+	if guarded || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return ""
+	}
+	return " (nothing came: does the peer run with a cluster secret or TLS that this worker lacks? It waits so for a challenge)"
+}
+
 // aloneAtStart reports whether this worker is an initializer started as a
 // cluster of one: it writes its listeners' files when its cluster first
 // grows (until then there is nobody to rejoin).
@@ -684,6 +695,7 @@ func (m *Member) Start(ctx context.Context) error {
 		}
 		return m.cfg.Deliver(ctx, input, e)
 	})
+	m.in.guarded = m.cfg.Guard != nil
 	go m.acceptLoop(ctx, m.datL, "data", func(c net.Conn) { m.in.serve(ctx, c) })
 	if m.cfg.Initializer {
 		if m.restarted {
@@ -770,7 +782,7 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	conn.SetDeadline(time.Now().Add(handshakeLimit))
 	peer, err := readHello(conn, r, m.cfg.Hello, ControlChannel)
 	if err != nil {
-		m.log.Error("control link refused", "remote", conn.RemoteAddr().String(), "err", err)
+		m.log.Error("control link refused", "remote", conn.RemoteAddr().String(), "err", err.Error()+silentPeerHint(m.cfg.Guard != nil, err))
 		return
 	}
 	mine := m.cfg.Hello

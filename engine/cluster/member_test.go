@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -602,5 +604,29 @@ func TestMember_UnprotectedHint(t *testing.T) {
 	guarded := New(Config{Name: "worker1", Hello: hello(), Guard: linkauth.New(linkauth.Config{Secret: []byte("a secret of sixteen bytes or more")})})
 	if got := guarded.unprotectedHint(io.EOF); got != "" {
 		t.Errorf("a protected worker: hint %q", got)
+	}
+}
+
+// A peer that says nothing before the first exchange's deadline (a
+// protected worker waiting for a challenge) gets a hint on an
+// unprotected worker only, and only for that silence.
+func TestSilentPeerHint(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	a.SetReadDeadline(time.Now().Add(time.Millisecond))
+	_, err := bufio.NewReader(a).ReadByte()
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read: %v", err)
+	}
+	err = fmt.Errorf("waiting for the peer's hello: %w", err)
+	if got := silentPeerHint(false, err); !strings.Contains(got, "cluster secret or TLS that this worker lacks") {
+		t.Errorf("unprotected, silent peer: hint %q", got)
+	}
+	if got := silentPeerHint(true, err); got != "" {
+		t.Errorf("protected: hint %q", got)
+	}
+	if got := silentPeerHint(false, io.EOF); got != "" {
+		t.Errorf("a closed link: hint %q", got)
 	}
 }
