@@ -669,7 +669,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if err := send(everyone, prep); err != nil {
 		return err
 	}
-	if err := m.whileLinked(ctx, PhasePrepare, everyone, via, func(ctx context.Context) error { return m.prepareHere(ctx, prep) }); err != nil {
+	if err := m.whileLinked(ctx, PhasePrepare, everyone, via, func(wctx context.Context) error { return m.prepareHere(ctx, wctx, prep) }); err != nil {
 		return err
 	}
 	if err := m.waitAcks(ctx, id, PhasePrepare, everyone, via); err != nil {
@@ -837,9 +837,10 @@ func (m *Member) lostLinks(links map[string]*ctlConn) []string {
 
 // whileLinked (initializer) runs here, its own part of phase, with a
 // context that ends as soon as the control link of one of names is gone
-// or replaced (via): its own part may wait for them (the Prepare for
-// the data links to the joiners), and without one of them the rescale
-// cannot end. The error is then the linksLostError.
+// or replaced (via), and ends when here returns: here's waits may take
+// it (the Prepare's for the data links to the joiners), never what must
+// outlive the phase (the links themselves). Without one of names the
+// rescale cannot end: the error is then the linksLostError.
 func (m *Member) whileLinked(ctx context.Context, phase uint8, names []string, via map[string]*ctlConn, here func(context.Context) error) error {
 	links := m.linksOf(names, via)
 	hctx, cancel := context.WithCancelCause(ctx)
@@ -889,11 +890,15 @@ const linkCheckEvery = 100 * time.Millisecond
 
 // prepareHere makes the workers of the new cluster known (data links to
 // joiners) and, on a worker that was already a member, waits for them.
-func (m *Member) prepareHere(ctx context.Context, r Rescale) error { return m.prepareAs(ctx, r, 0) }
+// The links it makes live with ctx; the wait for them ends with
+// waitCtx too (the initializer's ends when a participant is lost).
+func (m *Member) prepareHere(ctx, waitCtx context.Context, r Rescale) error {
+	return m.prepareAs(ctx, waitCtx, r, 0)
+}
 
 // prepareAs is prepareHere for the Prepare numbered n by a worker's
 // control reader (0: the initializer's own, never aborted under it).
-func (m *Member) prepareAs(ctx context.Context, r Rescale, n uint64) error {
+func (m *Member) prepareAs(ctx, waitCtx context.Context, r Rescale, n uint64) error {
 	m.rs.mu.Lock()
 	gone := n != 0 && n <= m.rs.aborted
 	m.rs.mu.Unlock()
@@ -937,7 +942,7 @@ func (m *Member) prepareAs(ctx context.Context, r Rescale, n uint64) error {
 		return fmt.Errorf("rescale %d was aborted during its preparation here", r.ID)
 	}
 	m.rs.mu.Unlock()
-	lctx, cancel := context.WithTimeout(ctx, phaseTimeout)
+	lctx, cancel := context.WithTimeout(waitCtx, phaseTimeout)
 	defer cancel()
 	return m.LinksUp(lctx)
 }
@@ -1845,7 +1850,7 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		m.rs.prepared++
 		n := m.rs.prepared
 		m.rs.mu.Unlock()
-		go func() { ack(m.prepareAs(ctx, r, n)) }()
+		go func() { ack(m.prepareAs(ctx, ctx, r, n)) }()
 	case PhaseFreeze:
 		m.rs.mu.Lock()
 		p := m.rs.pending

@@ -256,6 +256,31 @@ func TestRescale_AJoinerThatLeavesIsTakenOutOfItsJoin(t *testing.T) {
 	}
 }
 
+// After a grow, envelopes from every old worker reach the joiner: the
+// data links the Prepare made outlive its phase (the initializer's own
+// Prepare runs under a context that ends with the phase).
+func TestRescale_AfterAGrowEveryWorkerReachesTheJoiner(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _, results := rsCluster(t, ctx, 2, nil)
+	g := &got{byIn: map[int][]string{}}
+	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, func(c *Config) { c.Deliver = g.deliver })
+	defer j.Close()
+	runJoiner(ctx, j, func(err error) { t.Errorf("j1: %v", err) })
+	if r := waitResult(t, results, 3*phaseTimeout); !r.ok {
+		t.Fatal("the grow failed")
+	}
+	for _, m := range ms {
+		waitFor(t, m.cfg.Name+" linked to j1", func() bool { return m.linkTo("j1") != nil })
+		for i := 0; i < 3; i++ {
+			if err := m.Route(ctx, work.Envelopes{Dest: m.Dest("j1"), Count: 1, Data: []byte(m.cfg.Name)}); err != nil {
+				t.Fatalf("%s: route to j1: %v", m.cfg.Name, err)
+			}
+		}
+	}
+	waitFor(t, "j1 receiving 3 envelopes from each old worker", func() bool { return g.count() == 6 })
+}
+
 // A joiner that acked its Prepare and then died, while an old worker
 // still waits in its Prepare for its data link to the joiner (which can
 // never come up), fails the grow at once: the initializer does not wait
