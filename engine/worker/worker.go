@@ -217,6 +217,17 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var member *cluster.Member
 	var shutdownMember func(reason string)
+	// stopWhy is why this worker's cluster stops, for the others and the
+	// log: the first reason a stop was asked for (a worker's failure
+	// names it and its error), else stoppedAsked.
+	var stopWhy atomic.Pointer[string]
+	noteStopWhy := func(reason string) { stopWhy.CompareAndSwap(nil, &reason) }
+	stopReason := func() string {
+		if p := stopWhy.Load(); p != nil {
+			return *p
+		}
+		return stoppedAsked
+	}
 	// memberCtxOf is the context of the member's handlers (set below,
 	// before the member starts).
 	var memberCtxRef atomic.Pointer[context.Context]
@@ -302,7 +313,11 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		cc.OnShutdown = func(reason string) { shutdownMember(reason) }
 		cc.OnStop = func(reason string) {
-			cfg.Log.Info("the cluster is stopping now", "reason", reason)
+			if strings.Contains(reason, stoppedOnError) {
+				cfg.Log.Warn("the cluster is stopping now", "reason", reason)
+			} else {
+				cfg.Log.Info("the cluster is stopping now", "reason", reason)
+			}
 			finalStop()
 			shutdownMember(reason)
 		}
@@ -473,7 +488,12 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, shutdown := context.WithCancel(ctx)
 	defer shutdown()
 	shutdownMember = func(reason string) {
-		cfg.Log.Info("stop requested", "reason", reason)
+		noteStopWhy(reason)
+		if strings.Contains(reason, stoppedOnError) {
+			cfg.Log.Warn("stop requested", "reason", reason)
+		} else {
+			cfg.Log.Info("stop requested", "reason", reason)
+		}
 		shutdown()
 	}
 	// memberCtx keeps the cluster links up while a stop drains; it ends
@@ -563,7 +583,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// told.
 	stopUnformed := sync.OnceFunc(func() {
 		if member != nil && cfg.Name == cluster.InitializerName {
-			member.StopAll("the cluster was told to stop")
+			member.StopAll(stopReason())
 		}
 	})
 	// stoppedBeforeStart ends a clean stop that came before the cluster
@@ -590,7 +610,7 @@ func Run(ctx context.Context, cfg Config) error {
 		go func() {
 			defer close(told)
 			<-ctx.Done()
-			const why = "the cluster was told to stop"
+			why := stopReason()
 			switch {
 			case member.Leaving():
 				finalStop() // it left: only this worker stops
@@ -884,6 +904,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	err := work.Loop(srcCtx, drainCtx, lc)
 	loopOver.Store(true)
+	if err != nil && member != nil {
+		// (Before the shutdown: the stop it starts tells the others.)
+		noteStopWhy(fmt.Sprintf("worker %s %s: %v", cfg.Name, stoppedOnError, err))
+	}
 	shutdown() // after an error too: starts the shutdown deadline
 	if resDone != nil {
 		<-resDone // its ctx has ended: no checkpoint runs any more
@@ -933,6 +957,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	return err
 }
+
+// stoppedAsked is the reason a cluster stops when nothing failed (a
+// signal, cluster_shutdown); stoppedOnError is in the reason when a
+// worker's loop failed ("worker NAME stopped on an error: ..."), which
+// the others log as a warning.
+const (
+	stoppedAsked   = "the cluster was told to stop"
+	stoppedOnError = "stopped on an error"
+)
 
 // workersGoneLimit bounds how long a stopping initializer waits for the
 // workers it told to stop to close their control links.

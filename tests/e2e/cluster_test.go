@@ -298,9 +298,11 @@ func TestCluster_UserExceptionOnAWorkerStopsTheCluster(t *testing.T) {
 			for i, w := range ws {
 				code := w.wait(60 * time.Second)
 				errOut := w.stderr.String()
-				raised := strings.Contains(errOut, "ValueError: state_computation was told to raise")
+				// (The others name the error in their stop reason, with
+				// no traceback of their own.)
+				raised := strings.Contains(errOut, "Traceback (most recent call last)")
 				switch {
-				case i == target && !raised:
+				case i == target && (!raised || !strings.Contains(errOut, "ValueError: state_computation was told to raise")):
 					t.Errorf("%s holds %q but does not report the exception:\n%s", w.name, key, errOut)
 				case i == target:
 					if code != 1 {
@@ -312,6 +314,8 @@ func TestCluster_UserExceptionOnAWorkerStopsTheCluster(t *testing.T) {
 					}
 				case raised:
 					t.Errorf("%s reports an exception it did not raise:\n%s", w.name, errOut)
+				case !strings.Contains(errOut, "worker "+ws[target].name+" stopped on an error: user code failed in state 'tally'"):
+					t.Errorf("%s does not say which worker failed, and why:\n%s", w.name, errOut)
 				}
 				if strings.Contains(errOut, "not finished in time") {
 					t.Errorf("%s waited out its shutdown deadline:\n%s", w.name, errOut)
