@@ -19,7 +19,10 @@
 //     written, so lines from different connections never interleave; a
 //     partial line (binary output has no newlines) is written once its
 //     connection has been quiet for 100 ms, or when it closes. A partial line
-//     longer than maxPartialLine is written early to bound memory.
+//     longer than maxPartialLine is written early to bound memory. Binary
+//     records from several connections at once (a cluster's workers) can
+//     hold newline bytes and be cut into each other: --framed keeps them
+//     whole.
 //  4. --framed parses big-endian uint32 length frames and writes each payload
 //     followed by "\n". Frames of one read are written together. Bytes of an
 //     incomplete frame left when a connection closes are reported on stderr.

@@ -53,6 +53,8 @@ Additions to Wallaroo 0.6:
 when the data goes to stdout, on stdout otherwise. Streaming mode writes whole
 lines per connection, so concurrent connections never interleave mid-line; a
 partial line (e.g. binary output) is written after 100 ms without more data.
+Binary records (which may hold newline bytes) from several connections at
+once, such as a cluster's workers, stay whole only with --framed.
 Output is flushed at least every 50ms. SIGINT/SIGTERM flush and exit 0.
 
 Pony runtime options (--ponythreads N, --ponynoblock, any --pony*) are

@@ -413,6 +413,9 @@ func marketSpreadClusterRun(t *testing.T, n int) {
 		}
 	}
 	exSameMultiset(t, "order results without timestamps", gotHex, wantHex)
+	// The example's own check of a cluster's (framed) output, as its
+	// README runs it.
+	exValidate(t, dir, out, "--expected", "expected.msg", "--output", "{}", "--framed")
 }
 
 func TestClusterExample_MarketSpread(t *testing.T) {
