@@ -47,6 +47,10 @@ type TCPConfig struct {
 	// other than its peer's clean end or a stop (a framing error, a
 	// read error); from the connection's goroutine, must not block.
 	OnClosed func()
+	// ClosedLog, if set, takes the lines of those closes (a client's
+	// malformed input is a warning, where the rest of the log is not);
+	// nil: the logger given to NewTCP.
+	ClosedLog *log.Logger
 }
 
 // TCP is a TCP source: it listens, accepts up to MaxConns connections at a
@@ -307,5 +311,9 @@ func (t *TCP) closed(conn net.Conn, reason error) {
 	if t.cfg.OnClosed != nil {
 		t.cfg.OnClosed()
 	}
-	t.log.Printf("%s source: connection from %s closed: %v", t.cfg.Name, conn.RemoteAddr(), reason)
+	l := t.cfg.ClosedLog
+	if l == nil {
+		l = t.log
+	}
+	l.Printf("%s source: connection from %s closed: %v", t.cfg.Name, conn.RemoteAddr(), reason)
 }

@@ -178,6 +178,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// The edge packages (sources, sinks, external channel) log through a
 	// *log.Logger that writes into the same slog handler.
 	plog := slog.NewLogLogger(cfg.Log.Handler(), slog.LevelInfo)
+	warnLog := slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)
 	// Bind every source's port first, so a port that is taken is
 	// reported before anything else listens or connects; the sources
 	// listen only at INIT PHASE II, so a client that connects before the
@@ -202,7 +203,7 @@ func Run(ctx context.Context, cfg Config) error {
 		s, err := source.NewTCP(source.TCPConfig{
 			Name: sc.Name, Index: i, Addr: sc.Addr, HeaderLen: sc.HeaderLen,
 			Length: sc.Length, MaxPayload: sc.MaxPayload, Raw: sc.Raw,
-			OnClosed: closedErr.Inc,
+			OnClosed: closedErr.Inc, ClosedLog: warnLog,
 		}, q, plog)
 		if err == nil {
 			if err = s.Bind(); err != nil {

@@ -82,6 +82,7 @@ func TestBadFrames_CloseOnlyThatConnection(t *testing.T) {
 		t.Errorf("the engine did not close the connection that sent an oversized frame")
 	}
 	huge.Close()
+	m.waitOutput("WARN Echo source: connection from", 10*time.Second) // (a warning, not info)
 	m.waitOutput("exceeds the limit", 10*time.Second)
 
 	// A frame cut short by the peer closing.
