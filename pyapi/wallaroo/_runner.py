@@ -188,7 +188,7 @@ def _as_output(data, stage):
     if isinstance(data, bytearray):
         return bytes(data)
     raise TypeError(
-        "encoder %s returned %s %s; an encoder must return bytes (or str, "
+        "%s returned %s %s; an encoder must return bytes (or str, "
         "written as UTF-8) or None" % (stage, type(data).__name__,
                                          _describe(data)))
 

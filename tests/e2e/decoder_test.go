@@ -144,6 +144,11 @@ func TestUserErrors(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", w, m.stderr.String())
 				}
 			}
+			for _, stage := range []string{"decoder", "key extractor", "encoder"} {
+				if strings.Contains(m.stderr.String(), stage+" "+stage) {
+					t.Errorf("stderr says %q twice:\n%s", stage, m.stderr.String())
+				}
+			}
 		})
 	}
 	t.Run("wrong arity", func(t *testing.T) {
