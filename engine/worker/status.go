@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"sort"
 	"strconv"
 	"strings"
@@ -105,24 +106,29 @@ func (s *status) Unresponsive() []string {
 // count from the partition queries.
 const StepsPerStage = 10
 
-// stepIDs returns the StepsPerStage step ids of a stage: the stage's
-// decimal id with one more digit, 0 to 9 (stage*10 + i). They are
-// decimal, stable across queries and runs, and distinct: the last digit
-// tells the steps of a stage apart, the rest is the stage id, and stage
-// ids are distinct.
-func stepIDs(stage string) []string {
+// stepIDs returns the StepsPerStage step ids of a stage on the worker
+// named worker: the stage's decimal id, ten digits of the worker's name
+// (its CRC-32), and one more digit, 0 to 9. They are decimal, stable
+// across queries and runs, and distinct across the cluster, as 0.6's
+// step ids were (every worker ran its own steps): the last digit tells
+// the steps of a stage on a worker apart, the ten before it the workers
+// (a clash needs two names of one cluster with the same CRC-32), the
+// rest is the stage id, and stage ids are distinct.
+func stepIDs(stage, worker string) []string {
+	prefix := fmt.Sprintf("%s%010d", stage, crc32.ChecksumIEEE([]byte(worker)))
 	ids := make([]string, StepsPerStage)
 	for i := range ids {
-		ids[i] = stage + strconv.Itoa(i)
+		ids[i] = prefix + strconv.Itoa(i)
 	}
 	return ids
 }
 
-// stageSteps maps every stage (by its decimal id) to its step ids.
-func stageSteps(stages []topology.StepID) map[string][]string {
+// stageSteps maps every stage (by its decimal id) to its step ids on the
+// worker named worker.
+func stageSteps(stages []topology.StepID, worker string) map[string][]string {
 	out := make(map[string][]string, len(stages))
 	for _, st := range stages {
-		out[st.Number()] = stepIDs(st.Number())
+		out[st.Number()] = stepIDs(st.Number(), worker)
 	}
 	return out
 }
@@ -130,11 +136,13 @@ func stageSteps(stages []topology.StepID) map[string][]string {
 // StateSteps lists, per state stage, the StepsPerStage steps 0.6 would
 // run on this worker. (Keys are kept per partition; steps are what the
 // partition queries report.)
-func (s *status) StateSteps() map[string][]string { return stageSteps(s.cfg.Stages.State) }
+func (s *status) StateSteps() map[string][]string {
+	return stageSteps(s.cfg.Stages.State, s.cfg.Name)
+}
 
 // StatelessSteps lists, per stateless stage, its StepsPerStage steps.
 func (s *status) StatelessSteps() map[string][]string {
-	return stageSteps(s.cfg.Stages.Stateless)
+	return stageSteps(s.cfg.Stages.Stateless, s.cfg.Name)
 }
 
 // SourceIDs lists the connection slots of every TCP source (MaxConns

@@ -3,7 +3,10 @@ package worker
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,17 +58,25 @@ func TestStatus_PartitionQueriesReportTenStepsPerStage(t *testing.T) {
 	stateless := []topology.StepID{{Node: 1, Index: 0}}                  // 131073
 	cfg := &Config{Name: "initializer", Stages: Stages{State: state, Stateless: stateless}}
 	st := &status{cfg: cfg}
+	// The stage id, the CRC-32 of "initializer" in ten digits, a digit.
+	steps := func(stage string) string {
+		var ids []string
+		for i := 0; i < 10; i++ {
+			ids = append(ids, fmt.Sprintf("%q", stage+"1869025407"+strconv.Itoa(i)))
+		}
+		return strings.Join(ids, ",")
+	}
 	for _, tc := range []struct {
 		req, reply extframe.MsgID
 		want       string
 	}{
 		{extframe.MsgPartitionQuery, extframe.MsgPartitionQueryResponse,
-			`{"state_partitions":{"262145":{"initializer":["2621450","2621451","2621452","2621453","2621454","2621455","2621456","2621457","2621458","2621459"]},"65539":{"initializer":["655390","655391","655392","655393","655394","655395","655396","655397","655398","655399"]}},` +
-				`"stateless_partitions":{"131073":{"initializer":["1310730","1310731","1310732","1310733","1310734","1310735","1310736","1310737","1310738","1310739"]}}}`},
+			`{"state_partitions":{"262145":{"initializer":[` + steps("262145") + `]},"65539":{"initializer":[` + steps("65539") + `]}},` +
+				`"stateless_partitions":{"131073":{"initializer":[` + steps("131073") + `]}}}`},
 		{extframe.MsgPartitionCountQuery, extframe.MsgPartitionCountQueryResponse,
 			`{"state_partitions":{"262145":{"initializer":10},"65539":{"initializer":10}},"stateless_partitions":{"131073":{"initializer":10}}}`},
 		{extframe.MsgStatelessPartitionQuery, extframe.MsgStatelessPartitionQueryResponse,
-			`{"131073":{"initializer":["1310730","1310731","1310732","1310733","1310734","1310735","1310736","1310737","1310738","1310739"]}}`},
+			`{"131073":{"initializer":[` + steps("131073") + `]}}`},
 		{extframe.MsgStatelessPartitionCountQuery, extframe.MsgStatelessPartitionCountQueryResponse,
 			`{"131073":{"initializer":10}}`},
 	} {
@@ -74,7 +85,18 @@ func TestStatus_PartitionQueriesReportTenStepsPerStage(t *testing.T) {
 		}
 	}
 	// Stable: the same ids on every call.
-	if a, b := st.StateSteps(), st.StateSteps(); a["65539"][9] != b["65539"][9] || a["65539"][9] != "655399" {
+	if a, b := st.StateSteps(), st.StateSteps(); a["65539"][9] != b["65539"][9] || a["65539"][9] != "6553918690254079" {
 		t.Errorf("step ids not stable: %v then %v", a, b)
+	}
+	// Another worker's steps of the same stage are others.
+	other := &status{cfg: &Config{Name: "worker1", Stages: cfg.Stages}}
+	mine := map[string]bool{}
+	for _, id := range st.StateSteps()["65539"] {
+		mine[id] = true
+	}
+	for _, id := range other.StateSteps()["65539"] {
+		if mine[id] {
+			t.Errorf("step id %s on both initializer and worker1", id)
+		}
 	}
 }

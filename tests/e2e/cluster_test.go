@@ -236,6 +236,29 @@ func TestCluster_ExternalQueriesPerWorker(t *testing.T) {
 			t.Errorf("%s: %s", w.name, out)
 		}
 	}
+	// Every worker runs steps of its own, as in 0.6: no step id is
+	// listed by two workers.
+	owner := map[string]string{}
+	for _, w := range ws {
+		out, err := execOutput(bin("external_sender"), "--external", w.external, "--type", "partition-query", "--json")
+		if err != nil {
+			t.Fatalf("%s: %v", w.name, err)
+		}
+		var pq map[string]map[string]map[string][]string
+		if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &pq); err != nil {
+			t.Fatalf("%s: %q: %v", w.name, out, err)
+		}
+		for _, stages := range pq {
+			for _, per := range stages {
+				for _, id := range per[w.name] {
+					if o, ok := owner[id]; ok {
+						t.Errorf("step id %s listed by %s and %s", id, o, w.name)
+					}
+					owner[id] = w.name
+				}
+			}
+		}
+	}
 	stopCluster(t, ws, 0, false)
 }
 
