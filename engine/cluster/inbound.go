@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wallaroo-go/machida/engine/work"
+	"github.com/wallaroo-go/machida/internal/linkauth"
 )
 
 // ackEvery is how many batches a receiver may take before it acks, at
@@ -24,6 +26,7 @@ type inbound struct {
 	deliver func(ctx context.Context, from string, e work.Envelopes) error
 	known   func(name string) bool // is name a worker of the cluster?
 	guarded bool                   // the links are protected (for the log's hints)
+	unknown linkauth.RefusalLog    // links refused for an unknown peer, for the log
 
 	mu   sync.Mutex
 	seqs map[string]*inSeq     // per sending worker, kept across reconnects
@@ -55,9 +58,32 @@ func (in *inbound) serve(ctx context.Context, conn net.Conn) {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	from, err := in.session(ctx, conn)
-	if err != nil && ctx.Err() == nil {
-		in.log.Warn("data link from a peer closed", "peer", from, "remote", conn.RemoteAddr(), "err", err.Error()+silentPeerHint(in.guarded, err))
+	if err == nil || ctx.Err() != nil {
+		return
 	}
+	attrs := []any{"peer", from, "remote", conn.RemoteAddr(), "err", err.Error() + silentPeerHint(in.guarded, err)}
+	var unknown *unknownPeerError
+	if errors.As(err, &unknown) {
+		// It redials every 500 ms (a joiner whose grow ended with a
+		// crash of the initializer, say): a few lines per period.
+		host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+		more, log := in.unknown.Note(from+" at "+host, time.Now())
+		if !log {
+			return
+		}
+		if more > 0 {
+			attrs = append(attrs, "more_from_that_worker_unlogged", more)
+		}
+	}
+	in.log.Warn("data link from a peer closed", attrs...)
+}
+
+// unknownPeerError is a data link refused because its peer is not a
+// worker of this cluster.
+type unknownPeerError struct{ peer string }
+
+func (e *unknownPeerError) Error() string {
+	return fmt.Sprintf("refused a data link from %q: not a worker of this cluster", e.peer)
 }
 
 func (in *inbound) session(ctx context.Context, conn net.Conn) (string, error) {
@@ -70,7 +96,7 @@ func (in *inbound) session(ctx context.Context, conn net.Conn) (string, error) {
 	from := peer.Worker
 	if !in.known(from) {
 		conn.Write(AppendFrame(nil, KindRefuse, Text(fmt.Sprintf("worker %s does not know a worker %q in its cluster", in.hello.Worker, from))))
-		return from, fmt.Errorf("refused a data link from %q: not a worker of this cluster", from)
+		return from, &unknownPeerError{peer: from}
 	}
 	mine := in.hello
 	mine.Channel = DataChannel

@@ -1804,7 +1804,10 @@ func (m *Member) Links() []LinkStatus {
 	return out
 }
 
-// LinksUp waits until every outbound data link has connected once.
+// LinksUp waits until every outbound data link has connected once, or
+// a worker not yet started learns that its join failed (its initializer
+// went, or aborted the grow: a link to a peer that will never know it
+// would be waited for for ever).
 func (m *Member) LinksUp(ctx context.Context) error {
 	for {
 		outs := m.outbounds()
@@ -1829,6 +1832,12 @@ func (m *Member) LinksUp(ctx context.Context) error {
 		}
 		select {
 		case <-wait:
+		case err := <-m.rs.joinFailed:
+			select {
+			case m.rs.joinFailed <- err: // (for WaitStarted too)
+			default:
+			}
+			return err
 		case <-ctx.Done():
 			return ctx.Err()
 		}

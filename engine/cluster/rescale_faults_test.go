@@ -331,6 +331,44 @@ func TestRescale_AJoinerLostAfterItsPrepareAckFailsTheGrowAtOnce(t *testing.T) {
 	shrinkGoesAhead(t, ctx, ms[0], results, "after the failed grow")
 }
 
+// A worker not yet started that waits for its data links (a joiner
+// whose initializer crashed mid-grow: the restarted initializer refuses
+// its links for ever) stops waiting when its join fails, with the
+// failure, which WaitStarted then reports too.
+func TestRescale_AFailedJoinEndsTheWaitForLinks(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	refusing, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusing = dropListener{refusing}
+	defer refusing.Close()
+	go refusing.Accept()
+	m := New(Config{Name: "j1", Hello: hello(), Data: "127.0.0.1:0", MyControl: "127.0.0.1:0"})
+	if err := m.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.setTopology(ctx, Topology{Workers: []string{"initializer", "j1"}, Data: []string{refusing.Addr().String(), m.datL.Addr().String()}})
+	done := make(chan error, 1)
+	go func() { done <- m.LinksUp(ctx) }()
+	m.rs.lostInitializer()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "lost the control link to the initializer") {
+			t.Fatalf("LinksUp after the join failed: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("LinksUp still waits after the join failed")
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := m.WaitStarted(wctx); err == nil || !strings.Contains(err.Error(), "lost the control link to the initializer") {
+		t.Fatalf("WaitStarted after the join failed: %v", err)
+	}
+}
+
 // dropListener closes every connection it accepts.
 type dropListener struct{ net.Listener }
 

@@ -752,6 +752,12 @@ func Run(ctx context.Context, cfg Config) error {
 				stoppedBeforeStart()
 				return nil
 			}
+			if !member.Restarted() {
+				// Never a member of a cluster that ran (a joiner whose
+				// grow was aborted, a worker whose initializer went
+				// before the start): nothing to come back to.
+				member.RemoveFilesWritten()
+			}
 			return fmt.Errorf("start the cluster: %w", err)
 		}
 	}

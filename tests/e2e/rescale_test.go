@@ -333,6 +333,9 @@ func TestRescaleGrowUndoneAfterTheFreeze(t *testing.T) {
 	if code != 1 || !strings.Contains(rsOutput(j.proc), "Join Error:") {
 		t.Errorf("the joiner of the undone grow exited %d, want 1 with a \"Join Error:\" line; output:\n%s", code, rsTail(j.proc, 30))
 	}
+	if left := rsFilesOf(t, c.resilience, name); len(left) > 0 {
+		t.Errorf("the joiner of the undone grow left its recovery files: %v", slices.Sorted(maps.Keys(left)))
+	}
 	c.waitUndone("grow", pre)
 	rsGrow1.run(c)
 	c.waitProgress("after the grow that followed", 300)
@@ -409,6 +412,9 @@ func TestRescaleGrowUndoneWhenAWorkerCrashesAndComesBack(t *testing.T) {
 	}
 	if code != 1 || !strings.Contains(rsOutput(j.proc), "Join Error:") {
 		t.Errorf("the joiner of the undone grow exited %d, want 1 with a \"Join Error:\" line; output:\n%s", code, rsTail(j.proc, 30))
+	}
+	if left := rsFilesOf(t, c.resilience, name); len(left) > 0 {
+		t.Errorf("the joiner of the undone grow left its recovery files: %v", slices.Sorted(maps.Keys(left)))
 	}
 	c.waitUndone("grow", pre)
 	t.Logf("%s owned %d keys before its crash; they are checked for their final value only", victim.name, len(keys))
