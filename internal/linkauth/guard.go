@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -181,7 +182,7 @@ func (g *Guard) upgrade(ctx context.Context, conn net.Conn, k Kind, role Role, a
 				// plain close could pass for a request taken.
 				_, _ = plain.Conn.Write(plainPeerAlert) // (best effort: the handshake's error is what is reported)
 			}
-			return nil, fmt.Errorf("%w: TLS: %w", ErrHandshake, err)
+			return nil, fmt.Errorf("%w: TLS: %w%s", ErrHandshake, err, tlsHint(role, err))
 		}
 		c = tc
 		if len(g.secret) == 0 {
@@ -190,7 +191,7 @@ func (g *Guard) upgrade(ctx context.Context, conn net.Conn, k Kind, role Role, a
 			// the server says it has, so a refused client learns why
 			// here (the server's alert) and not later from a reset.
 			if err := tlsAccepted(tc, role); err != nil {
-				return nil, fmt.Errorf("%w: TLS: %w", ErrHandshake, err)
+				return nil, fmt.Errorf("%w: TLS: %w%s", ErrHandshake, err, tlsHint(role, err))
 			}
 		}
 	}
@@ -220,6 +221,16 @@ func (g *Guard) upgrade(ctx context.Context, conn net.Conn, k Kind, role Role, a
 	return c, nil
 }
 
+// tlsHint is what to add to a client's TLS handshake error: the server's
+// "certificate required" means the client sent none, which a client does
+// when no CA the server names signed its certificate.
+func tlsHint(role Role, err error) string {
+	if role != Client || !strings.Contains(err.Error(), "certificate required") {
+		return ""
+	}
+	return " (the server trusts no CA that signed this end's --tls-cert: use a certificate of the cluster's CA)"
+}
+
 // tlsAccepted is the server's one-byte word that it accepted the
 // client's certificate: the server writes it, the client waits for it.
 func tlsAccepted(c net.Conn, role Role) error {
@@ -232,7 +243,12 @@ func tlsAccepted(c net.Conn, role Role) error {
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		return err
 	}
-	if b[0] != 1 {
+	switch {
+	case b[0] == magic[0]:
+		// The first byte of a secret's challenge: it runs a cluster
+		// secret inside TLS, and this end has none.
+		return errors.New("the server asks for a cluster secret as well as TLS: give the same --cluster-secret-file too")
+	case b[0] != 1:
 		return fmt.Errorf("the server's acceptance is %#x, want 0x01", b[0])
 	}
 	return nil

@@ -169,6 +169,16 @@ func TestGuard_MutualTLS(t *testing.T) {
 			t.Errorf("%s server certificate accepted (server: %v)", name, serr)
 		}
 	}
+	// A client without the secret of a server that runs both is told so.
+	_, _, cerr, _ = pair(t, good, both, Control, Control)
+	if cerr == nil || !strings.Contains(cerr.Error(), "asks for a cluster secret as well as TLS") {
+		t.Errorf("a TLS-only client of a TLS-and-secret server: %v", cerr)
+	}
+	// A client whose certificate no trusted CA signed hears why.
+	_, _, cerr, _ = pair(t, load(other, "stranger", false, nil), good, Control, Control)
+	if cerr == nil || !strings.Contains(cerr.Error(), "use a certificate of the cluster's CA") {
+		t.Errorf("a client certificate of another CA: %v", cerr)
+	}
 	if _, err := LoadTLS("a", "", ""); err == nil {
 		t.Fatal("a partial TLS configuration was accepted")
 	}
