@@ -67,7 +67,7 @@ func (in *inbound) serve(ctx context.Context, conn net.Conn) {
 		// It redials every 500 ms (a joiner whose grow ended with a
 		// crash of the initializer, say): a few lines per period.
 		host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
-		more, log := in.unknown.Note(from+" at "+host, time.Now())
+		more, log := in.unknown.NoteKey(from+" at "+host, time.Now())
 		if !log {
 			return
 		}

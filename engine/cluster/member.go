@@ -257,8 +257,10 @@ type Member struct {
 	// joinLogEvery, if set, replace joinerLinkWait, comeBackWait and
 	// joinWaitLog; onAwaitBack runs when
 	// an undo starts to wait for workers to come back; beforeRejoin runs
-	// before a worker that lost its initializer reconnects.
+	// before a worker that lost its initializer reconnects;
+	// beforePrepareAck runs on a worker before it acks a Prepare.
 	beforeJoinerLink func(worker string)
+	beforePrepareAck func()
 	joinerWait       time.Duration
 	comeBack         time.Duration
 	joinLogEvery     time.Duration
@@ -444,13 +446,14 @@ func (m *Member) unprotectedHint(err error) string {
 
 // silentPeerHint is what to add to the error of a first exchange whose
 // peer said nothing before the deadline, on an unprotected worker: a
-// worker started with a cluster secret or TLS waits so for the challenge
-// an unprotected one never sends. "" otherwise.
+// worker started with a cluster secret waits so for the challenge an
+// unprotected one never sends (a TLS one speaks first: its bytes read
+// as a malformed frame, which readHello says). "" otherwise.
 func silentPeerHint(guarded bool, err error) string {
 	if guarded || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return ""
 	}
-	return " (nothing came: does the peer run with a cluster secret or TLS that this worker lacks? It waits so for a challenge)"
+	return " (nothing came: does the peer run with a cluster secret that this worker lacks? It waits so for a challenge)"
 }
 
 // aloneAtStart reports whether this worker is an initializer started as a

@@ -620,7 +620,7 @@ func TestSilentPeerHint(t *testing.T) {
 		t.Fatalf("read: %v", err)
 	}
 	err = fmt.Errorf("waiting for the peer's hello: %w", err)
-	if got := silentPeerHint(false, err); !strings.Contains(got, "cluster secret or TLS that this worker lacks") {
+	if got := silentPeerHint(false, err); !strings.Contains(got, "cluster secret that this worker lacks") {
 		t.Errorf("unprotected, silent peer: hint %q", got)
 	}
 	if got := silentPeerHint(true, err); got != "" {

@@ -867,6 +867,9 @@ func (m *Member) whileLinked(ctx context.Context, phase uint8, names []string, v
 	<-watched
 	var lost *linksLostError
 	if err != nil && errors.As(cause, &lost) {
+		if errors.Is(err, context.Canceled) {
+			return lost // (cut short by the loss: nothing more to say)
+		}
 		return fmt.Errorf("%w (while this worker's own part of it ran: %v)", lost, err)
 	}
 	return err
@@ -881,8 +884,12 @@ type linksLostError struct {
 }
 
 func (e *linksLostError) Error() string {
-	return fmt.Sprintf("%s: lost the control link to %s (stopped or crashed): the grow or shrink cannot go on without it",
-		PhaseName(e.phase), strings.Join(e.lost, ","))
+	consequence := "the grow or shrink cannot go on without it"
+	if e.phase == PhaseUndo || e.phase == PhaseUndoRelease {
+		consequence = "its answer will not come" // (the undo tells it again once it is back)
+	}
+	return fmt.Sprintf("%s: lost the control link to %s (stopped or crashed): %s",
+		PhaseName(e.phase), strings.Join(e.lost, ","), consequence)
 }
 
 // linkCheckEvery is how often waitAcks looks for lost control links.
@@ -1850,7 +1857,13 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		m.rs.prepared++
 		n := m.rs.prepared
 		m.rs.mu.Unlock()
-		go func() { ack(m.prepareAs(ctx, ctx, r, n)) }()
+		go func() {
+			err := m.prepareAs(ctx, ctx, r, n)
+			if m.beforePrepareAck != nil {
+				m.beforePrepareAck()
+			}
+			ack(err)
+		}()
 	case PhaseFreeze:
 		m.rs.mu.Lock()
 		p := m.rs.pending

@@ -256,6 +256,56 @@ func TestRescale_AJoinerThatLeavesIsTakenOutOfItsJoin(t *testing.T) {
 	}
 }
 
+// A joiner that acked its Prepare and died while an old worker has yet
+// to ack it fails the grow at once: before the Release, a participant
+// that acked counts too (the rescale cannot end without it), where a
+// wait for the unacked alone would wait out the phase's timeout for the
+// old worker's ack.
+func TestRescale_AnAckedJoinerLostBeforeTheReleaseFailsThePhase(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var log lockedLog
+	ms, _, results := rsCluster(t, ctx, 2, func(i int, c *Config) {
+		if i == 0 {
+			c.Log = slog.New(slog.NewTextHandler(&log, nil))
+		}
+	})
+	held, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	var once sync.Once
+	ms[1].beforePrepareAck = func() { // worker1 acks only at the end of the test
+		once.Do(func() { close(held) })
+		<-release
+	}
+	jctx, kill := context.WithCancel(ctx)
+	defer kill()
+	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
+	defer j.Close()
+	if err := j.Start(jctx); err != nil {
+		t.Fatalf("joiner start: %v", err)
+	}
+	if err := j.LinksUp(jctx); err != nil {
+		t.Fatal(err)
+	}
+	<-held
+	if err := j.Ready(); err != nil { // its ack, read before its link closes
+		t.Fatal(err)
+	}
+	kill()
+	j.Close()
+	select {
+	case r := <-results:
+		if r.ok {
+			t.Fatal("the grow succeeded without j1")
+		}
+	case <-time.After(phaseTimeout / 2):
+		t.Fatalf("the grow has not failed within %v:\n%s", phaseTimeout/2, log.String())
+	}
+	if !strings.Contains(log.String(), "lost the control link to j1") {
+		t.Errorf("the initializer's log does not say j1's link was lost:\n%s", log.String())
+	}
+}
+
 // After a grow, envelopes from every old worker reach the joiner: the
 // data links the Prepare made outlive its phase (the initializer's own
 // Prepare runs under a context that ends with the phase).

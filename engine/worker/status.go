@@ -47,6 +47,7 @@ type status struct {
 	initialized atomic.Bool
 	shutdown    func(reason string)
 	member      atomic.Pointer[cluster.Member] // set once the cluster is formed
+	memberCtx   func() context.Context         // the member's handlers' context (a shrink runs under it)
 	keep        atomic.Bool                    // a stop that keeps the checkpoint files was asked here
 	res         *resilience                    // nil without resilience
 }
@@ -210,7 +211,11 @@ func (s *status) ShrinkQuery() []string {
 // Shrink asks the cluster to shrink (spec 3.5) and returns 0.6's reply.
 func (s *status) Shrink(names []string, count int) string {
 	if m := s.member.Load(); m != nil {
-		return m.Shrink(context.Background(), names, count)
+		ctx := context.Background()
+		if s.memberCtx != nil {
+			ctx = s.memberCtx()
+		}
+		return m.Shrink(ctx, names, count)
 	}
 	if len(names) == 0 && count == 0 {
 		return "Cannot shrink 0 workers!"

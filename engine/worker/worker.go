@@ -490,6 +490,12 @@ func Run(ctx context.Context, cfg Config) error {
 	defer shutdown()
 	shutdownMember = func(reason string) {
 		noteStopWhy(reason)
+		if ctx.Err() != nil {
+			// (Already stopping: the workers told to stop ask the
+			// initializer in turn; once is enough in the log.)
+			cfg.Log.Debug("stop requested", "reason", reason)
+			return
+		}
 		if strings.Contains(reason, stoppedOnError) {
 			cfg.Log.Warn("stop requested", "reason", reason)
 		} else {
@@ -550,7 +556,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// The external channel answers from the start (cluster-status says
 	// "not initialized" until the worker is ready) and can stop the worker.
-	st := &status{cfg: &cfg, res: res, shutdown: func(reason string) {
+	st := &status{cfg: &cfg, res: res, memberCtx: memberCtxOf, shutdown: func(reason string) {
 		cfg.Log.Info("shutting down", "reason", reason)
 		shutdown() // a cluster member then stops its cluster (below)
 	}}
@@ -752,10 +758,12 @@ func Run(ctx context.Context, cfg Config) error {
 				stoppedBeforeStart()
 				return nil
 			}
-			if !member.Restarted() {
-				// Never a member of a cluster that ran (a joiner whose
-				// grow was aborted, a worker whose initializer went
-				// before the start): nothing to come back to.
+			if cfg.Cluster.Joining > 0 && !member.Restarted() {
+				// A joiner whose grow failed (aborted, or its
+				// initializer went): never a member, nothing to come
+				// back to. (A worker of a cluster that formed keeps
+				// its files: its initializer may come back from its
+				// own and take it back.)
 				member.RemoveFilesWritten()
 			}
 			return fmt.Errorf("start the cluster: %w", err)

@@ -49,6 +49,12 @@ func (r *RefusalLog) Note(remote string, now time.Time) (unlogged int, log bool)
 	if err != nil {
 		host = remote
 	}
+	return r.NoteKey(host, now)
+}
+
+// NoteKey is Note for refusals counted by another key than the remote
+// host (a peer's name and host, say).
+func (r *RefusalLog) NoteKey(host string, now time.Time) (unlogged int, log bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byHost == nil {

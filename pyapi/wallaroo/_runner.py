@@ -187,10 +187,12 @@ def _as_output(data, stage):
         return data.encode("utf-8")
     if isinstance(data, bytearray):
         return bytes(data)
-    raise TypeError(
-        "%s returned %s %s; an encoder must return bytes (or str, "
-        "written as UTF-8) or None" % (stage, type(data).__name__,
-                                         _describe(data)))
+    if stage.startswith("encoder"):
+        rule = "an encoder must return bytes (or str, written as UTF-8) or None"
+    else:
+        rule = "it must return bytes (or str, written as UTF-8)"
+    raise TypeError("%s returned %s %s; %s"
+                    % (stage, type(data).__name__, _describe(data), rule))
 
 
 # Stage kinds, with the values of the engine's topology.StageKind (the host
@@ -800,7 +802,7 @@ class Runner(object):
                         sts = [b"P" + dumps(st, _PROTO) for st in sts]
                 else:
                     ser = self.serialize
-                    sts = [b"S" + _as_output(ser(st), "serialize") for st in sts]
+                    sts = [b"S" + _as_output(ser(st), "the module's serialize hook") for st in sts]
                 kbs = keys if _PY2 else _encode_keys(keys)
                 lens = array("I", map(len, kbs))
                 lens.extend(map(len, sts))
@@ -1133,7 +1135,7 @@ class Runner(object):
             return _FMT_PICKLE + pickle.dumps(list(zip(keys, states)), _PROTO)
         ser = self.serialize
         return _FMT_HOOKS + pickle.dumps(
-            [(k, _as_output(ser(table[k]), "serialize")) for k in keys], _PROTO)
+            [(k, _as_output(ser(table[k]), "the module's serialize hook")) for k in keys], _PROTO)
 
     def import_partition(self, step_id, partition, data):
         """Add the state objects exported by export_partition; a key
@@ -1366,7 +1368,7 @@ class Runner(object):
             append = svs.append
             for v in vs:
                 try:
-                    append(_as_output(ser(v), "serialize"))
+                    append(_as_output(ser(v), "the module's serialize hook"))
                 except Exception:
                     self.failed_hook = ("serialize", pi, _describe(v))
                     raise

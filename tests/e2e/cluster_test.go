@@ -340,6 +340,9 @@ func TestCluster_UserExceptionOnAWorkerStopsTheCluster(t *testing.T) {
 				case !strings.Contains(errOut, "worker "+ws[target].name+" stopped on an error: user code failed in state 'tally'"):
 					t.Errorf("%s does not say which worker failed, and why:\n%s", w.name, errOut)
 				}
+				if n := strings.Count(errOut, "WARN stop requested"); n > 1 {
+					t.Errorf("%s logs the stop %d times (the others' requests echo it):\n%s", w.name, n, errOut)
+				}
 				if strings.Contains(errOut, "not finished in time") {
 					t.Errorf("%s waited out its shutdown deadline:\n%s", w.name, errOut)
 				}

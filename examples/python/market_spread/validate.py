@@ -33,7 +33,11 @@ def records(path, framed=False):
     out = collections.Counter()
     if framed:
         size = struct.calcsize(RECORD) + 1
-        for i in range(0, len(data) - size + 1, size):
+        if len(data) % size:
+            raise ValueError("the output ends inside a record (%d bytes, "
+                             "records of %d): still being written?"
+                             % (len(data), size))
+        for i in range(0, len(data), size):
             if data[i + size - 1:i + size] != b"\n":
                 raise ValueError("record at byte %d is not followed by a "
                                  "newline: was the output written by "
