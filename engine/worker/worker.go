@@ -629,7 +629,13 @@ func Run(ctx context.Context, cfg Config) error {
 				if err := member.Drain(drainCtx); err != nil {
 					cfg.Log.Warn("stopping with messages still between workers", "err", err)
 				}
-				if res != nil && (res.cfg.KeepStateOnStop || member.KeepState() || st.keep.Load()) {
+				if res != nil && strings.Contains(why, stoppedOnError) {
+					// A worker failed: its files stay, so every worker
+					// keeps its own (the cluster resumes from their last
+					// checkpoint once started again); no checkpoint is
+					// taken now, as the failed worker takes no part.
+					member.SetKeepState()
+				} else if res != nil && (res.cfg.KeepStateOnStop || member.KeepState() || st.keep.Load()) {
 					member.SetKeepState() // the others keep their files too
 					if id, err := res.checkpoint(drainCtx); err != nil {
 						cfg.Log.Error("the last checkpoint before the stop failed; the files hold the one before it", "id", id, "err", err)
@@ -967,7 +973,7 @@ func Run(ctx context.Context, cfg Config) error {
 				cfg.Log.Warn("checkpoint files not removed", "err", rerr)
 			}
 		}
-	} else if err != nil && res != nil {
+	} else if res != nil && (err != nil || strings.Contains(stopReason(), stoppedOnError)) {
 		cfg.Log.Info("the checkpoint files stay: starting the same command line again resumes from the last checkpoint", "dir", cfg.Resilience.Dir)
 	}
 	return err

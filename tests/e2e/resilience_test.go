@@ -1006,3 +1006,78 @@ func reRecoverAlone(t *testing.T, args []string, recv *rsReceiver, dir string, l
 	reCheck(t, recv, final)
 	reStopCleanly(t, w, dir)
 }
+
+// An exception in user code on one worker of a cluster with resilience
+// stops the cluster, and every worker keeps its checkpoint files, not the
+// failed one alone (the others stop cleanly, which would otherwise remove
+// theirs): the same command lines started again resume every key's state
+// from the last checkpoint, on both workers.
+func TestResilience_AnExceptionOnAWorkerKeepsEveryWorkersFiles(t *testing.T) {
+	s := newSink(t)
+	in := freePort(t)
+	ws := startCluster(t, testdataDir(), "raise_in", 2, in, s.addr(), "--raise-in", "state_computation",
+		"--run-with-resilience", "--time-between-checkpoints", "100000000")
+	dir := argValue(t, ws[0], "--resilience-dir")
+	conn := dial(t, in)
+	var msgs []string
+	for i := 0; i < 60; i++ {
+		msgs = append(msgs, fmt.Sprintf("fine%d", i))
+	}
+	send(t, conn, msgs...)
+	s.waitLines(t, len(msgs), 60*time.Second)
+	// A checkpoint committed after every message was processed (the
+	// count of committed ones grows by two from now).
+	st, err := os.Stat(filepath.Join(dir, "Raise in-initializer.checkpoint_ids"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reWaitCheckpoints(t, dir, "Raise in", "initializer", int(st.Size()/16)+2)
+	owners := stateKeys(t, ws)
+	var here, there string // a key of the initializer's, one of worker1's
+	for k, w := range owners {
+		if w == "initializer" && (here == "" || k < here) {
+			here = k
+		}
+		if w == "worker1" && (there == "" || k < there) {
+			there = k
+		}
+	}
+	if here == "" || there == "" {
+		t.Fatalf("keys per worker: %v", owners)
+	}
+	send(t, conn, "boom "+there)
+	if code := ws[1].wait(60 * time.Second); code != 1 {
+		t.Fatalf("worker1 ran the failing code and exited %d, want 1", code)
+	}
+	if code := ws[0].wait(60 * time.Second); code != 0 {
+		t.Fatalf("the initializer exited %d, want 0", code)
+	}
+	files := reFiles(t, dir)
+	for _, w := range ws {
+		if !slices.Contains(files, "Raise in-"+w.name+".checkpoint_ids") {
+			t.Fatalf("%s left no checkpoint files: %v", w.name, files)
+		}
+	}
+	var again []*clusterWorker
+	for _, w := range ws {
+		again = append(again, &clusterWorker{proc: start(t, w.dir, "machida3", w.args...), name: w.name, external: w.external, dir: w.dir, args: w.args})
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, w := range again {
+		w.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+	}
+	for _, w := range again {
+		waitStatus(t, w, len(again))
+	}
+	conn2 := dial(t, in)
+	send(t, conn2, here, there)
+	got := s.waitLines(t, len(msgs)+2, 60*time.Second)
+	tail := got[len(msgs):]
+	slices.Sort(tail)
+	want := []string{here + " 2", there + " 2"}
+	slices.Sort(want)
+	if !slices.Equal(tail, want) {
+		t.Errorf("after the restart: %q, want %q (each key's count from the checkpoint, plus one)", tail, want)
+	}
+	stopCluster(t, again, 0, false)
+}
