@@ -184,9 +184,27 @@ func (m *Member) Send(c Checkpoint) error {
 	return nil
 }
 
-// Tell (initializer) sends c to every other worker without waiting for
-// replies (a commit).
-func (m *Member) Tell(c Checkpoint) { m.broadcast(KindCheckpoint, c.Encode()) }
+// Tell (initializer) sends c to every other worker of the cluster
+// without waiting for replies (a commit). A joiner that waits for its
+// grow is not one yet: it takes no part in checkpoints (it would record
+// commits of checkpoints it holds nothing of).
+func (m *Member) Tell(c Checkpoint) {
+	p := c.Encode()
+	m.mu.Lock()
+	others := m.othersLocked()
+	cs := make([]*ctlConn, 0, len(others))
+	for _, o := range others {
+		if cc := m.ctl[o]; cc != nil {
+			cs = append(cs, cc)
+		}
+	}
+	m.mu.Unlock()
+	for _, cc := range cs {
+		if err := cc.send(KindCheckpoint, p); err != nil {
+			m.log.Warn("control message not sent", "peer", cc.name, "kind", KindCheckpoint.String(), "err", err)
+		}
+	}
+}
 
 // SendCheckpoint (not the initializer) sends c to the initializer.
 func (m *Member) SendCheckpoint(c Checkpoint) error {

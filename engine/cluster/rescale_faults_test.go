@@ -419,6 +419,66 @@ func TestRescale_AFailedJoinEndsTheWaitForLinks(t *testing.T) {
 	}
 }
 
+// A joiner that waits for the rest of its join is not yet a worker of
+// the cluster: the commits the initializer tells reach the members only
+// (a joiner recorded them, and a restart of it then found commits of
+// checkpoints it held nothing of).
+func TestRescale_AWaitingJoinerIsToldNoCommit(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	told := map[string]int{}
+	record := func(name string) func(Checkpoint) Checkpoint {
+		return func(c Checkpoint) Checkpoint {
+			if c.Op == OpCommit && c.ID == 7 {
+				mu.Lock()
+				told[name]++
+				mu.Unlock()
+			}
+			return Checkpoint{}
+		}
+	}
+	ms, _, results := rsCluster(t, ctx, 2, func(i int, c *Config) {
+		if i == 1 {
+			c.OnCheckpoint = record("worker1")
+		}
+	})
+	j1 := joiner(t, ms[0], "j1", 2, &fakeProc{}, func(c *Config) { c.OnCheckpoint = record("j1") })
+	defer j1.Close()
+	formed := make(chan error, 1)
+	go func() { formed <- j1.Start(ctx) }()
+	waitFor(t, "j1 waiting for its join", func() bool {
+		ms[0].rs.mu.Lock()
+		defer ms[0].rs.mu.Unlock()
+		return len(ms[0].rs.gather.Joiners) == 1
+	})
+	ms[0].Tell(Checkpoint{Op: OpCommit, ID: 7})
+	// The join completes: its Prepare reaches j1 on the same control
+	// link after the commit, so once j1 has its topology, a commit told
+	// to it would have been taken.
+	j2 := joiner(t, ms[0], "j2", 2, &fakeProc{}, nil)
+	defer j2.Close()
+	runJoiner(ctx, j2, nil)
+	if err := <-formed; err != nil {
+		t.Fatalf("j1: %v", err)
+	}
+	j1.LinksUp(ctx)
+	j1.Ready()
+	if r := waitResult(t, results, 3*phaseTimeout); !r.ok {
+		t.Fatal("the grow failed")
+	}
+	waitFor(t, "worker1 told of commit 7", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return told["worker1"] == 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if told["j1"] != 0 {
+		t.Errorf("the waiting joiner j1 was told commit 7 (%d times)", told["j1"])
+	}
+}
+
 // dropListener closes every connection it accepts.
 type dropListener struct{ net.Listener }
 
