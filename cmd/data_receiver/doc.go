@@ -18,7 +18,7 @@
 //     connection is buffered up to its last newline and whole lines are
 //     written, so lines from different connections never interleave; a
 //     partial line (binary output has no newlines) is written once its
-//     connection has been quiet for 100 ms, or when it closes. A partial line
+//     connection has been quiet for 1 s, or when it closes. A partial line
 //     longer than maxPartialLine is written early to bound memory. Binary
 //     records from several connections at once (a cluster's workers) can
 //     hold newline bytes and be cut into each other: --framed keeps them

@@ -52,7 +52,7 @@ Additions to Wallaroo 0.6:
 "Listening on H:P" (the bound address) is printed once listening: on stderr
 when the data goes to stdout, on stdout otherwise. Streaming mode writes whole
 lines per connection, so concurrent connections never interleave mid-line; a
-partial line (e.g. binary output) is written after 100 ms without more data.
+partial line (e.g. binary output) is written after 1 s without more data.
 Binary records (which may hold newline bytes) from several connections at
 once, such as a cluster's workers, stay whole only with --framed.
 Output is flushed at least every 50ms. SIGINT/SIGTERM flush and exit 0.

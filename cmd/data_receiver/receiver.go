@@ -21,8 +21,11 @@ const (
 	// flushEvery is the longest time data waits in the output buffer.
 	flushEvery = 50 * time.Millisecond
 	// partialIdle is how long an unterminated tail waits for its newline
-	// before it is written as it is (binary output has no newlines).
-	partialIdle = 100 * time.Millisecond
+	// before it is written as it is (binary output has no newlines):
+	// longer than TCP takes to send a lost segment again (200 ms at
+	// first, then doubling), so that a line cut by a lost packet waits
+	// for its end rather than letting another connection's lines in.
+	partialIdle = time.Second
 )
 
 // receiver accepts connections and copies their data to out. Its methods
