@@ -491,7 +491,18 @@ func (s *rescaleState) startLater(worker string) bool {
 // ShrinkQuery lists the workers a shrink asked of this worker may
 // remove.
 func (m *Member) ShrinkQuery() []string {
-	return rescale.Eligible(m.Workers())
+	leaving := m.rs.isLeaving()
+	var out []string
+	for _, w := range m.Workers() {
+		// (The initializer by name, not as the first of the list: a
+		// worker's list during a rescale is not always in the
+		// cluster's order. A worker that is leaving is no longer one
+		// to shrink by.)
+		if w != InitializerName && !(leaving && w == m.cfg.Name) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // Shrink handles a shrink request from this worker's external channel

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +58,19 @@ func TestAssemble_PiecesInOrderOrAnError(t *testing.T) {
 	}
 	if len(imported) != 1 || string(imported[0]) != "abcdef" {
 		t.Errorf("imported %q", imported)
+	}
+}
+
+// The shrink query never offers the initializer (by name, whatever the
+// order of the worker list), nor, on a worker that is leaving, itself.
+func TestMember_ShrinkQuery(t *testing.T) {
+	m := New(Config{Name: "worker1", Hello: hello()})
+	m.workers = []string{"worker2", "initializer", "worker1", "worker3"}
+	if got := m.ShrinkQuery(); !slices.Equal(got, []string{"worker2", "worker1", "worker3"}) {
+		t.Errorf("shrink query %v, want worker2, worker1 and worker3", got)
+	}
+	m.rs.leaving = true
+	if got := m.ShrinkQuery(); !slices.Equal(got, []string{"worker2", "worker3"}) {
+		t.Errorf("shrink query of a leaving worker %v, want worker2 and worker3", got)
 	}
 }
