@@ -1298,7 +1298,26 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 // it called (a redirect), and waits for the rescale's Prepare instead;
 // a refusal is then a *JoinError.
 func (m *Member) join(ctx context.Context) error {
-	addr := m.cfg.Control
+	if m.restarted && !m.cfg.Initializer {
+		// Back from its files: the initializer it last knew first, not
+		// the worker its --join named (which may have left the cluster
+		// since); the command line's if that one cannot be reached.
+		if rec := m.recordedInitializer(); rec != "" && rec != m.cfg.Control {
+			m.log.Info("rejoining at the initializer recorded in the recovery files", "initializer", rec, "command_line", m.cfg.Control)
+			err := m.joinVia(ctx, rec)
+			var refused *JoinError
+			if err == nil || ctx.Err() != nil || errors.As(err, &refused) {
+				return err
+			}
+			m.log.Warn("the recorded initializer cannot be reached; trying the command line's address", "initializer", rec, "err", err)
+		}
+	}
+	return m.joinVia(ctx, m.cfg.Control)
+}
+
+// joinVia is join through addr, following the redirects of a worker
+// that is not the initializer.
+func (m *Member) joinVia(ctx context.Context, addr string) error {
 	for hops := 0; ; hops++ {
 		err := m.joinAt(ctx, addr, uint32(max(m.cfg.Joining, 0)))
 		var redir *redirectError
@@ -2256,6 +2275,25 @@ func (m *Member) saveTopology() {
 			m.log.Warn("the cluster's addresses were not recorded", "err", err)
 		}
 	}
+}
+
+// recordedInitializer is the initializer's control address in this
+// worker's .connection-addresses (saveTopology), or "".
+func (m *Member) recordedInitializer() string {
+	path := m.ownFile(".connection-addresses")
+	if path == "" {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "control" && f[1] == InitializerName {
+			return f[2]
+		}
+	}
+	return ""
 }
 
 // loadTopology reads what saveTopology wrote.

@@ -305,3 +305,19 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// A restarted worker rejoins at the initializer its .connection-addresses
+// names (its --join may name a worker that left since).
+func TestRecoveryFiles_RecordedInitializer(t *testing.T) {
+	dir := t.TempDir()
+	m := New(Config{Name: "worker3", Hello: hello(), ResilienceDir: dir})
+	if got := m.recordedInitializer(); got != "" {
+		t.Errorf("no file: %q", got)
+	}
+	if err := os.WriteFile(m.ownFile(".connection-addresses"), []byte("control initializer 10.0.0.1:6000\ndata initializer 10.0.0.1:6001\ndata worker3 10.0.0.3:6031\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.recordedInitializer(); got != "10.0.0.1:6000" {
+		t.Errorf("recorded initializer %q, want 10.0.0.1:6000", got)
+	}
+}

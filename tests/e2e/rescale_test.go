@@ -489,6 +489,20 @@ func TestRescaleJoinedWorkerRestart(t *testing.T) {
 	c.finish(c.restartMember(joined))
 }
 
+// A joined worker whose --join named a worker that has left the cluster
+// since comes back all the same when started again with its command
+// line: it rejoins at the initializer its recovery files name, not at
+// the worker its --join named (which is gone).
+func TestRescaleJoinedWorkerRestartAfterItsContactLeft(t *testing.T) {
+	c := rsStart(t, 3, 0)
+	c.waitProgress("before the grow", 300)
+	joined := c.grow(1, c.members[1])[0] // through worker1
+	c.waitProgress("after the grow", 300)
+	c.shrinkNames([]string{c.members[1].name})
+	c.waitProgress("after worker1 left", 300)
+	c.finish(c.restartMember(joined))
+}
+
 // The same restart of a worker that was there when the cluster formed:
 // the restart path of the test above, with no join (passes without
 // grow/shrink support).
