@@ -547,6 +547,14 @@ func (m *Member) startShrink(ctx context.Context, req ShrinkRequest) string {
 	if len(leaving) == 0 {
 		return reply
 	}
+	m.mu.Lock()
+	var away []string // workers without a control link now
+	for _, w := range m.workers {
+		if w != m.cfg.Name && m.ctl[w] == nil {
+			away = append(away, w)
+		}
+	}
+	m.mu.Unlock()
 	m.rs.mu.Lock()
 	if m.rs.busy || len(m.rs.gather.Joiners) > 0 {
 		m.rs.mu.Unlock()
@@ -561,6 +569,11 @@ func (m *Member) startShrink(ctx context.Context, req ShrinkRequest) string {
 		why := m.rs.wedged
 		m.rs.mu.Unlock()
 		return "Cannot shrink now: " + why
+	}
+	if len(away) > 0 {
+		// (Its keys would have to leave through it, or go to it.)
+		m.rs.mu.Unlock()
+		return "Cannot shrink now: not connected to " + strings.Join(away, ",") + " (stopped or crashed?); start it again first"
 	}
 	m.rs.busy = true
 	m.rs.mu.Unlock()
@@ -662,6 +675,8 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		}
 		if err != nil && !frozen {
 			m.log.Warn("rescale aborted", "id", id, "err", err)
+			fmt.Fprintf(m.cfg.Console, "AUTOSCALE: %s to %d workers failed (%v) before anything moved: %d workers (%s), as before\n",
+				kind, len(plan.Workers), err, len(old)+1, strings.Join(m.Workers(), ","))
 			// Every worker is told, also those after one that cannot
 			// be (a joiner listed after a dead one would wait for ever).
 			for _, n := range everyone {

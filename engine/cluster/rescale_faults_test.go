@@ -479,6 +479,34 @@ func TestRescale_AWaitingJoinerIsToldNoCommit(t *testing.T) {
 	}
 }
 
+// A shrink asked while a worker has no control link (it stopped or
+// crashed) is refused with the reason: it would fail before anything
+// moved (and was answered "Shrinking by 1 workers!" before).
+func TestRescale_AShrinkWithAWorkerAwayIsRefused(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _, _ := rsCluster(t, ctx, 3, nil)
+	w := ms[2]
+	w.mu.Lock()
+	w.shutdownR = "test: worker2 is gone" // (it does not reconnect)
+	link := w.toInit
+	w.mu.Unlock()
+	link.conn.Close()
+	waitFor(t, "the initializer losing worker2's control link", func() bool {
+		ms[0].mu.Lock()
+		defer ms[0].mu.Unlock()
+		return ms[0].ctl["worker2"] == nil
+	})
+	for _, leaving := range []string{"worker1", "worker2"} {
+		if r := ms[0].startShrink(ctx, ShrinkRequest{Leaving: []string{leaving}}); !strings.Contains(r, "Cannot shrink now: not connected to worker2") {
+			t.Errorf("shrink by %s with worker2 away: %q", leaving, r)
+		}
+	}
+	if ms[0].Rescaling() {
+		t.Error("a refused shrink left the initializer rescaling")
+	}
+}
+
 // dropListener closes every connection it accepts.
 type dropListener struct{ net.Listener }
 
