@@ -49,6 +49,7 @@ except ImportError:  # Python 2: no M records there
     accumulate = None
 import marshal
 import operator
+import os
 import pickle
 from array import array
 from collections import deque
@@ -722,7 +723,10 @@ class Runner(object):
                 desc = desc.decode("utf-8", "replace") if isinstance(desc, str) else desc
             line = json.dumps({"time": time.time(), "stage": stage,
                                "message": desc, "traceback": tb})
-            with open(self.dead_letter, "a") as f:
+            # (Created 0600, as the checkpoint files: it holds message
+            # contents.)
+            fd = os.open(self.dead_letter, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a") as f:
                 f.write(line + "\n")
             last = tb.strip().splitlines()[-1] if tb.strip() else "?"
         except Exception as e:

@@ -578,8 +578,10 @@ func TestResilience_OnErrorSkipWritesDeadLetters(t *testing.T) {
 	if code := m.wait(60 * time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0", code)
 	}
-	if _, err := os.Stat(dead); err != nil {
+	if st, err := os.Stat(dead); err != nil {
 		t.Errorf("the dead-letter file is gone after a clean stop: %v", err)
+	} else if st.Mode().Perm()&0o077 != 0 {
+		t.Errorf("the dead-letter file (message contents) is mode %04o, want 0600", st.Mode().Perm())
 	}
 
 	// The default: stop, exit 1, keep the files.
