@@ -1298,10 +1298,12 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 // it called (a redirect), and waits for the rescale's Prepare instead;
 // a refusal is then a *JoinError.
 func (m *Member) join(ctx context.Context) error {
-	if m.restarted && !m.cfg.Initializer {
-		// Back from its files: the initializer it last knew first, not
-		// the worker its --join named (which may have left the cluster
-		// since); the command line's if that one cannot be reached.
+	if m.restarted && m.cfg.Joining > 0 {
+		// A joined worker back from its files: the initializer it last
+		// knew first, not the worker its --join named (which may have
+		// left the cluster since); the command line's if that one
+		// cannot be reached. (A worker started with --control names the
+		// initializer itself.)
 		if rec := m.recordedInitializer(); rec != "" && rec != m.cfg.Control {
 			m.log.Info("rejoining at the initializer recorded in the recovery files", "initializer", rec, "command_line", m.cfg.Control)
 			err := m.joinVia(ctx, rec)

@@ -512,6 +512,9 @@ func (m *Member) Shrink(ctx context.Context, names []string, count int) string {
 	if !m.Started() {
 		return "Cannot shrink: the cluster is not processing yet"
 	}
+	if m.rs.isLeaving() {
+		return "Cannot shrink: this worker is leaving the cluster; ask another"
+	}
 	leaving, reply := rescale.Targets(m.Workers(), names, count)
 	if len(leaving) == 0 {
 		return reply

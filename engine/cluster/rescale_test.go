@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -72,5 +73,9 @@ func TestMember_ShrinkQuery(t *testing.T) {
 	m.rs.leaving = true
 	if got := m.ShrinkQuery(); !slices.Equal(got, []string{"worker2", "worker3"}) {
 		t.Errorf("shrink query of a leaving worker %v, want worker2 and worker3", got)
+	}
+	close(m.started)
+	if r := m.Shrink(context.Background(), nil, 1); !strings.Contains(r, "this worker is leaving") {
+		t.Errorf("a shrink asked of a leaving worker: %q", r)
 	}
 }

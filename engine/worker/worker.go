@@ -222,7 +222,16 @@ func Run(ctx context.Context, cfg Config) error {
 	// log: the first reason a stop was asked for (a worker's failure
 	// names it and its error), else stoppedAsked.
 	var stopWhy atomic.Pointer[string]
-	noteStopWhy := func(reason string) { stopWhy.CompareAndSwap(nil, &reason) }
+	// workerFailed: some worker stopped on an error, also one that
+	// failed once a stop was under way (its reason is then not the
+	// first): with resilience every worker keeps its files.
+	var workerFailed atomic.Bool
+	noteStopWhy := func(reason string) {
+		if strings.Contains(reason, stoppedOnError) {
+			workerFailed.Store(true)
+		}
+		stopWhy.CompareAndSwap(nil, &reason)
+	}
 	stopReason := func() string {
 		if p := stopWhy.Load(); p != nil {
 			return *p
@@ -492,8 +501,13 @@ func Run(ctx context.Context, cfg Config) error {
 		noteStopWhy(reason)
 		if ctx.Err() != nil {
 			// (Already stopping: the workers told to stop ask the
-			// initializer in turn; once is enough in the log.)
-			cfg.Log.Debug("stop requested", "reason", reason)
+			// initializer in turn; once is enough in the log. A
+			// failure is said all the same.)
+			if strings.Contains(reason, stoppedOnError) && reason != stopReason() {
+				cfg.Log.Warn("a worker failed while the cluster stops", "reason", reason)
+			} else {
+				cfg.Log.Debug("stop requested", "reason", reason)
+			}
 			return
 		}
 		if strings.Contains(reason, stoppedOnError) {
@@ -629,7 +643,7 @@ func Run(ctx context.Context, cfg Config) error {
 				if err := member.Drain(drainCtx); err != nil {
 					cfg.Log.Warn("stopping with messages still between workers", "err", err)
 				}
-				if res != nil && strings.Contains(why, stoppedOnError) {
+				if res != nil && workerFailed.Load() { // (read after the drain: a failure during it counts)
 					// A worker failed: its files stay, so every worker
 					// keeps its own (the cluster resumes from their last
 					// checkpoint once started again); no checkpoint is
@@ -927,7 +941,15 @@ func Run(ctx context.Context, cfg Config) error {
 	loopOver.Store(true)
 	if err != nil && member != nil {
 		// (Before the shutdown: the stop it starts tells the others.)
-		noteStopWhy(fmt.Sprintf("worker %s %s: %v", cfg.Name, stoppedOnError, err))
+		why := fmt.Sprintf("worker %s %s: %v", cfg.Name, stoppedOnError, err)
+		if ctx.Err() != nil && cfg.Name != cluster.InitializerName {
+			// A stop was under way already (its request is sent): the
+			// initializer hears of the failure too, for the files.
+			if rerr := member.RequestStop(why); rerr != nil {
+				cfg.Log.Warn("could not tell the initializer of this failure", "err", rerr)
+			}
+		}
+		noteStopWhy(why)
 	}
 	shutdown() // after an error too: starts the shutdown deadline
 	if resDone != nil {
@@ -973,7 +995,7 @@ func Run(ctx context.Context, cfg Config) error {
 				cfg.Log.Warn("checkpoint files not removed", "err", rerr)
 			}
 		}
-	} else if res != nil && (err != nil || strings.Contains(stopReason(), stoppedOnError)) {
+	} else if res != nil && (err != nil || workerFailed.Load()) {
 		cfg.Log.Info("the checkpoint files stay: starting the same command line again resumes from the last checkpoint", "dir", cfg.Resilience.Dir)
 	}
 	return err

@@ -726,6 +726,10 @@ class Runner(object):
             # (Created 0600, as the checkpoint files: it holds message
             # contents.)
             fd = os.open(self.dead_letter, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.fchmod(fd, 0o600)  # (one made by an earlier version too)
+            except (AttributeError, OSError):
+                pass
             with os.fdopen(fd, "a") as f:
                 f.write(line + "\n")
             last = tb.strip().splitlines()[-1] if tb.strip() else "?"
