@@ -293,16 +293,24 @@ func TestRescale_AnAckedJoinerLostBeforeTheReleaseFailsThePhase(t *testing.T) {
 	}
 	kill()
 	j.Close()
+	growFailsOnLostLink(t, results, &log, "j1")
+}
+
+// growFailsOnLostLink expects the grow under way to fail within half of
+// the phase's timeout (well under what it waited before the lost link
+// counted), the initializer's log naming the lost link of worker.
+func growFailsOnLostLink(t *testing.T, results chan rescaleResult, log *lockedLog, worker string) {
+	t.Helper()
 	select {
 	case r := <-results:
 		if r.ok {
-			t.Fatal("the grow succeeded without j1")
+			t.Fatalf("the grow succeeded without %s", worker)
 		}
 	case <-time.After(phaseTimeout / 2):
 		t.Fatalf("the grow has not failed within %v:\n%s", phaseTimeout/2, log.String())
 	}
-	if !strings.Contains(log.String(), "lost the control link to j1") {
-		t.Errorf("the initializer's log does not say j1's link was lost:\n%s", log.String())
+	if !strings.Contains(log.String(), "lost the control link to "+worker) {
+		t.Errorf("the initializer's log does not say %s's link was lost:\n%s", worker, log.String())
 	}
 }
 
@@ -363,18 +371,7 @@ func TestRescale_AJoinerLostAfterItsPrepareAckFailsTheGrowAtOnce(t *testing.T) {
 	})
 	kill()
 	j.Close()
-	// (Well under the phase's timeout, which is what it waited before.)
-	select {
-	case r := <-results:
-		if r.ok {
-			t.Fatal("the grow succeeded without j1")
-		}
-	case <-time.After(phaseTimeout / 2):
-		t.Fatalf("the grow has not failed within %v:\n%s", phaseTimeout/2, log.String())
-	}
-	if !strings.Contains(log.String(), "lost the control link to j1") {
-		t.Errorf("the initializer's log does not say j1's link was lost:\n%s", log.String())
-	}
+	growFailsOnLostLink(t, results, &log, "j1")
 	for _, m := range ms {
 		waitFor(t, m.cfg.Name+" drops its link to j1", func() bool { return m.linkTo("j1") == nil })
 	}

@@ -770,18 +770,27 @@ func reKeepStateResumes(t *testing.T, each func(i int) []string, stop func([]*cl
 	if recv.count() >= limit*reKeys {
 		t.Fatalf("the generator had finished before the stop; the test proves nothing")
 	}
-	var again []*clusterWorker
-	for _, w := range ws {
-		again = append(again, &clusterWorker{proc: start(t, w.dir, "machida3", w.args...), name: w.name, external: w.external, dir: w.dir, args: w.args})
-		time.Sleep(50 * time.Millisecond)
-	}
-	for _, w := range again {
-		w.waitOutput("RESILIENCE: Replayed", reRecoverWait)
-	}
+	again := reRestartAll(t, ws)
 	final := reFinal(limit)
 	recv.waitFinal(t, final, rsFinalTimeout)
 	rsCheckOutput(t, recv, final, nil)
 	stopCluster(t, again, 0, false)
+}
+
+// reRestartAll starts every worker of ws again with its command line
+// (staggered as the harness starts them) and waits until each has
+// replayed its files.
+func reRestartAll(t *testing.T, ws []*clusterWorker) []*clusterWorker {
+	t.Helper()
+	var again []*clusterWorker
+	for _, w := range ws {
+		again = append(again, &clusterWorker{proc: start(t, w.dir, "machida3", w.args...), name: w.name, external: w.external, dir: w.dir, args: w.args})
+		time.Sleep(50 * time.Millisecond) // as the harness staggers its workers
+	}
+	for _, w := range again {
+		w.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+	}
+	return again
 }
 
 // reCrashAtEnv is the variable with which a worker kills itself at a
@@ -1060,14 +1069,7 @@ func TestResilience_AnExceptionOnAWorkerKeepsEveryWorkersFiles(t *testing.T) {
 			t.Fatalf("%s left no checkpoint files: %v", w.name, files)
 		}
 	}
-	var again []*clusterWorker
-	for _, w := range ws {
-		again = append(again, &clusterWorker{proc: start(t, w.dir, "machida3", w.args...), name: w.name, external: w.external, dir: w.dir, args: w.args})
-		time.Sleep(50 * time.Millisecond)
-	}
-	for _, w := range again {
-		w.waitOutput("RESILIENCE: Replayed", reRecoverWait)
-	}
+	again := reRestartAll(t, ws)
 	for _, w := range again {
 		waitStatus(t, w, len(again))
 	}
