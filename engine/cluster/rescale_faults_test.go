@@ -142,6 +142,19 @@ func rsCluster(t *testing.T, ctx context.Context, n int, extra func(i int, c *Co
 	return ms, fps, res
 }
 
+// rsClusterLogged is rsCluster of n whose initializer logs into the
+// returned buffer.
+func rsClusterLogged(t *testing.T, ctx context.Context, n int) ([]*Member, chan rescaleResult, *lockedLog) {
+	t.Helper()
+	log := &lockedLog{}
+	ms, _, results := rsCluster(t, ctx, n, func(i int, c *Config) {
+		if i == 0 {
+			c.Log = slog.New(slog.NewTextHandler(log, nil))
+		}
+	})
+	return ms, results, log
+}
+
 // joiner makes a worker that asks to join k at once through the
 // initializer; it is started on its own context.
 func joiner(t *testing.T, init *Member, name string, k int, fp *fakeProc, mod func(*Config)) *Member {
@@ -264,12 +277,7 @@ func TestRescale_AJoinerThatLeavesIsTakenOutOfItsJoin(t *testing.T) {
 func TestRescale_AnAckedJoinerLostBeforeTheReleaseFailsThePhase(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var log lockedLog
-	ms, _, results := rsCluster(t, ctx, 2, func(i int, c *Config) {
-		if i == 0 {
-			c.Log = slog.New(slog.NewTextHandler(&log, nil))
-		}
-	})
+	ms, results, log := rsClusterLogged(t, ctx, 2)
 	held, release := make(chan struct{}), make(chan struct{})
 	defer close(release)
 	var once sync.Once
@@ -293,7 +301,7 @@ func TestRescale_AnAckedJoinerLostBeforeTheReleaseFailsThePhase(t *testing.T) {
 	}
 	kill()
 	j.Close()
-	growFailsOnLostLink(t, results, &log, "j1")
+	growFailsOnLostLink(t, results, log, "j1")
 }
 
 // growFailsOnLostLink expects the grow under way to fail within half of
@@ -347,12 +355,7 @@ func TestRescale_AfterAGrowEveryWorkerReachesTheJoiner(t *testing.T) {
 func TestRescale_AJoinerLostAfterItsPrepareAckFailsTheGrowAtOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var log lockedLog
-	ms, _, results := rsCluster(t, ctx, 2, func(i int, c *Config) {
-		if i == 0 {
-			c.Log = slog.New(slog.NewTextHandler(&log, nil))
-		}
-	})
+	ms, results, log := rsClusterLogged(t, ctx, 2)
 	jctx, kill := context.WithCancel(ctx)
 	defer kill()
 	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
@@ -371,7 +374,7 @@ func TestRescale_AJoinerLostAfterItsPrepareAckFailsTheGrowAtOnce(t *testing.T) {
 	})
 	kill()
 	j.Close()
-	growFailsOnLostLink(t, results, &log, "j1")
+	growFailsOnLostLink(t, results, log, "j1")
 	for _, m := range ms {
 		waitFor(t, m.cfg.Name+" drops its link to j1", func() bool { return m.linkTo("j1") == nil })
 	}
@@ -522,12 +525,7 @@ func (l dropListener) Accept() (net.Conn, error) {
 func TestRescale_AnIncompleteJoinSaysWhoIsMissing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var log lockedLog
-	ms, _, _ := rsCluster(t, ctx, 2, func(i int, c *Config) {
-		if i == 0 {
-			c.Log = slog.New(slog.NewTextHandler(&log, nil))
-		}
-	})
+	ms, _, log := rsClusterLogged(t, ctx, 2)
 	ms[0].joinLogEvery = 20 * time.Millisecond
 	j := joiner(t, ms[0], "j1", 2, &fakeProc{}, nil)
 	defer j.Close()
