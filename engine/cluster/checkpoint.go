@@ -55,6 +55,21 @@ func (m *Member) othersLocked() []string {
 	return out
 }
 
+// othersLinked is the control link of every other worker of the cluster
+// that has one now, and the names of those that have none.
+func (m *Member) othersLinked() (links []*ctlConn, missing []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.othersLocked() {
+		if cc := m.ctl[o]; cc != nil {
+			links = append(links, cc)
+		} else {
+			missing = append(missing, o)
+		}
+	}
+	return links, missing
+}
+
 // Expect (initializer) registers for the replies of op want to attempt
 // of checkpoint id from every other worker of the cluster, before the
 // request that causes them is sent; Wait collects them.
@@ -161,18 +176,7 @@ func (r *Replies) Wait(ctx context.Context) (map[string]Checkpoint, error) {
 // Send (initializer) sends c to every other worker of the cluster; a
 // worker that is not connected fails it.
 func (m *Member) Send(c Checkpoint) error {
-	others := m.Others()
-	m.mu.Lock()
-	var missing []string
-	cs := make([]*ctlConn, 0, len(others))
-	for _, o := range others {
-		if cc := m.ctl[o]; cc != nil {
-			cs = append(cs, cc)
-		} else {
-			missing = append(missing, o)
-		}
-	}
-	m.mu.Unlock()
+	cs, missing := m.othersLinked()
 	if len(missing) > 0 {
 		return fmt.Errorf("%s of checkpoint %d: not connected to %v", c.Op, c.ID, missing)
 	}
@@ -190,15 +194,7 @@ func (m *Member) Send(c Checkpoint) error {
 // commits of checkpoints it holds nothing of).
 func (m *Member) Tell(c Checkpoint) {
 	p := c.Encode()
-	m.mu.Lock()
-	others := m.othersLocked()
-	cs := make([]*ctlConn, 0, len(others))
-	for _, o := range others {
-		if cc := m.ctl[o]; cc != nil {
-			cs = append(cs, cc)
-		}
-	}
-	m.mu.Unlock()
+	cs, _ := m.othersLinked()
 	for _, cc := range cs {
 		if err := cc.send(KindCheckpoint, p); err != nil {
 			m.log.Warn("control message not sent", "peer", cc.name, "kind", KindCheckpoint.String(), "err", err)

@@ -550,14 +550,7 @@ func (m *Member) startShrink(ctx context.Context, req ShrinkRequest) string {
 	if len(leaving) == 0 {
 		return reply
 	}
-	m.mu.Lock()
-	var away []string // workers without a control link now
-	for _, w := range m.workers {
-		if w != m.cfg.Name && m.ctl[w] == nil {
-			away = append(away, w)
-		}
-	}
-	m.mu.Unlock()
+	_, away := m.othersLinked() // workers without a control link now
 	m.rs.mu.Lock()
 	if m.rs.busy || len(m.rs.gather.Joiners) > 0 {
 		m.rs.mu.Unlock()

@@ -227,7 +227,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// first): with resilience every worker keeps its files.
 	var workerFailed atomic.Bool
 	noteStopWhy := func(reason string) {
-		if strings.Contains(reason, stoppedOnError) {
+		if failedStop(reason) {
 			workerFailed.Store(true)
 		}
 		stopWhy.CompareAndSwap(nil, &reason)
@@ -323,11 +323,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		cc.OnShutdown = func(reason string) { shutdownMember(reason) }
 		cc.OnStop = func(reason string) {
-			if strings.Contains(reason, stoppedOnError) {
-				cfg.Log.Warn("the cluster is stopping now", "reason", reason)
-			} else {
-				cfg.Log.Info("the cluster is stopping now", "reason", reason)
-			}
+			cfg.Log.Log(context.Background(), stopLevel(reason), "the cluster is stopping now", "reason", reason)
 			finalStop()
 			shutdownMember(reason)
 		}
@@ -503,18 +499,14 @@ func Run(ctx context.Context, cfg Config) error {
 			// (Already stopping: the workers told to stop ask the
 			// initializer in turn; once is enough in the log. A
 			// failure is said all the same.)
-			if strings.Contains(reason, stoppedOnError) && reason != stopReason() {
+			if failedStop(reason) && reason != stopReason() {
 				cfg.Log.Warn("a worker failed while the cluster stops", "reason", reason)
 			} else {
 				cfg.Log.Debug("stop requested", "reason", reason)
 			}
 			return
 		}
-		if strings.Contains(reason, stoppedOnError) {
-			cfg.Log.Warn("stop requested", "reason", reason)
-		} else {
-			cfg.Log.Info("stop requested", "reason", reason)
-		}
+		cfg.Log.Log(context.Background(), stopLevel(reason), "stop requested", "reason", reason)
 		shutdown()
 	}
 	// memberCtx keeps the cluster links up while a stop drains; it ends
@@ -1009,6 +1001,17 @@ const (
 	stoppedAsked   = "the cluster was told to stop"
 	stoppedOnError = "stopped on an error"
 )
+
+// failedStop reports whether reason is a worker's failure.
+func failedStop(reason string) bool { return strings.Contains(reason, stoppedOnError) }
+
+// stopLevel is the log level of a stop for reason: a failure warns.
+func stopLevel(reason string) slog.Level {
+	if failedStop(reason) {
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
 
 // workersGoneLimit bounds how long a stopping initializer waits for the
 // workers it told to stop to close their control links.
