@@ -154,7 +154,8 @@ type Config struct {
 	OnRescale func(kind string, ok bool, took time.Duration)
 	// OnRescaled, if set, is told on a worker other than the initializer
 	// (and not leaving) that a grow or shrink it took part in is
-	// complete here (its new table installed).
+	// complete here (its new table installed), and on the initializer
+	// that one is committed (every state moved; commitRescale).
 	OnRescaled func()
 
 	// Checkpoints (checkpoint.go). OnCheckpoint (not the initializer)
@@ -258,9 +259,12 @@ type Member struct {
 	// joinWaitLog; onAwaitBack runs when
 	// an undo starts to wait for workers to come back; beforeRejoin runs
 	// before a worker that lost its initializer reconnects;
-	// beforePrepareAck runs on a worker before it acks a Prepare.
+	// beforePrepareAck runs on a worker before it acks a Prepare;
+	// beforePhase on the initializer before it tells the Commit and the
+	// Release (a test crashes it there).
 	beforeJoinerLink func(worker string)
 	beforePrepareAck func()
+	beforePhase      func(phase uint8)
 	joinerWait       time.Duration
 	comeBack         time.Duration
 	joinLogEvery     time.Duration
@@ -272,6 +276,7 @@ type Member struct {
 	loads            map[string]loadReport  // by worker, from its load frames
 	cong             *congestion            // initializer: the workers whose links are congested (congestion.go)
 	pending          []Join                 // initializer: workers joined before formation, in order
+	committedTopo    *Topology              // initializer: the cluster of a rescale committed and not yet ended (commitRescale)
 	dataAddrs        []string               // the workers' data listeners, by index
 	table            routing.Table          // the partition table (after formation)
 	metrics          string                 // the cluster's metrics address (joiners: from the initializer)
@@ -890,6 +895,11 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 			moved = true
 		}
 		t := m.topologyLocked()
+		if m.committedTopo != nil {
+			// (It may have been frozen in that rescale: it completes
+			// it, see settleOrphaned.)
+			t = *m.committedTopo
+		}
 		m.mu.Unlock()
 		if moved {
 			m.saveTopology()
@@ -1208,6 +1218,7 @@ func (m *Member) readControl(ctx context.Context, c *ctlConn, r *bufio.Reader) {
 				m.log.Error("control link closed", "peer", c.name, "err", err)
 				return
 			}
+			m.settleOrphaned(ctx, t)
 			m.setTopology(ctx, t)
 			m.saveTopology()
 		case KindShutdown:
@@ -1425,13 +1436,18 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 		m.readControl(ctx, c, r)
 		if ctx.Err() == nil && !m.stopping() && !m.rs.isLeaving() {
 			// (A worker back from a restart may wait for its start
-			// while a grow or shrink ends: it reconnects too.)
-			if m.Started() || m.restarted {
+			// while a grow or shrink ends: it reconnects too. So does
+			// a joiner that has all its states: the initializer may
+			// come back with it in the cluster.)
+			frozen, committed := m.rs.orphaned()
+			if m.Started() || m.restarted || committed {
 				// The initializer crashed: it comes back from its
 				// recovery files at the same address.
 				m.log.Warn("lost the control link to the initializer; reconnecting", "initializer", addr)
 				if m.rs.forgetUnfrozen() {
 					m.log.Warn("the grow or shrink under way ended with the initializer; nothing had moved")
+				} else if frozen {
+					m.log.Warn("the initializer was lost during a grow or shrink whose state had begun to move: its moving partitions stay parked until the initializer is back, whose recorded cluster says whether it completes or is undone")
 				}
 				go m.rejoin(ctx, addr)
 				return
@@ -2234,11 +2250,22 @@ func (m *Member) saveTopology() {
 	if m.cfg.ResilienceDir == "" {
 		return
 	}
+	m.mu.Lock()
+	t := m.topologyLocked()
+	m.mu.Unlock()
+	m.saveTopologyAs(t)
+}
+
+// saveTopologyAs is saveTopology of t, the cluster as it is or as a
+// rescale makes it (commitRescale).
+func (m *Member) saveTopologyAs(t Topology) {
+	if m.cfg.ResilienceDir == "" {
+		return
+	}
 	m.filesMu.Lock()
 	m.topologySaved = true
 	m.filesMu.Unlock()
 	m.mu.Lock()
-	t := m.topologyLocked()
 	initCtl := m.initCtl
 	m.mu.Unlock()
 	path := m.ownFile(".local-topology")
@@ -2341,6 +2368,16 @@ func (m *Member) rejoin(ctx context.Context, addr string) {
 				m.log.Warn("rejoined the initializer but could not say ready", "err", err)
 			}
 			m.log.Info("reconnected to the initializer", "initializer", addr)
+			return
+		}
+		if errors.Is(err, ErrRefused) && m.Started() && m.leftWhileOrphaned(ctx) {
+			return
+		}
+		var refused *JoinError
+		if !m.Started() && !m.restarted && errors.As(err, &refused) {
+			// A joiner whose grow had committed: the initializer came
+			// back with the cluster from before it (the others undo it).
+			m.rs.failJoin(&JoinError{Reason: "the initializer was lost during the grow and came back without this worker (" + refused.Reason + ")"})
 			return
 		}
 		m.log.Warn("the initializer is not back yet", "initializer", addr, "err", err)

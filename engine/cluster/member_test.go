@@ -58,6 +58,14 @@ func hello() Hello { return Hello{App: "app", Digest: "d1", PyMajor: 3} }
 // startCluster forms a cluster of n members on loopback.
 func startCluster(t *testing.T, ctx context.Context, n int, mod func(i int, c *Config)) ([]*Member, []*got) {
 	t.Helper()
+	return startClusterIn(t, func(int) context.Context { return ctx }, n, mod)
+}
+
+// startClusterIn is startCluster with member i running until ctxOf(i)
+// ends (a test crashes one member by ending its context).
+func startClusterIn(t *testing.T, ctxOf func(i int) context.Context, n int, mod func(i int, c *Config)) ([]*Member, []*got) {
+	t.Helper()
+	ctx := ctxOf(0)
 	var ms []*Member
 	var gs []*got
 	stops := make([]string, n)
@@ -94,8 +102,8 @@ func startCluster(t *testing.T, ctx context.Context, n int, mod func(i int, c *C
 		gs = append(gs, g)
 	}
 	errs := make(chan error, n)
-	for _, m := range ms {
-		go func(m *Member) { errs <- m.Start(ctx) }(m)
+	for i, m := range ms {
+		go func(m *Member) { errs <- m.Start(ctxOf(i)) }(m)
 	}
 	for range ms {
 		if err := <-errs; err != nil {

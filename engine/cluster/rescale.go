@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wallaroo-go/machida/engine/rescale"
@@ -117,7 +118,15 @@ type rescaleState struct {
 	leaving  bool     // this worker leaves at the end of the current rescale
 	pending  *Rescale // the Prepare of the rescale under way (workers)
 	frozen   bool     // the Freeze of pending has come (workers)
-	importEr error    // the first import that failed in the current rescale
+	// committed: the Commit of pending has come and this worker had
+	// every state it takes in; releasing: its release has begun
+	// (workers).
+	committed, releasing bool
+	// settled: the last rescale this worker completed itself, back at a
+	// live initializer whose Release it missed (settleOrphaned); that
+	// Release, told again, is acked.
+	settled  atomic.Uint64
+	importEr error // the first import that failed in the current rescale
 	// exported holds the states this worker sent in the current rescale
 	// (whole: a second copy of them until the Release or an Undo; those
 	// an Undo could not import again stay, until the worker stops),
@@ -198,8 +207,13 @@ func (s *rescaleState) forgetUnfrozen() bool {
 }
 
 func (s *rescaleState) lostInitializer() {
+	s.failJoin(errors.New("lost the control link to the initializer before joining"))
+}
+
+// failJoin reports a joiner's failure before it is a member (once).
+func (s *rescaleState) failJoin(err error) {
 	select {
-	case s.joinFailed <- errors.New("lost the control link to the initializer before joining"):
+	case s.joinFailed <- err:
 	default:
 	}
 }
@@ -609,6 +623,11 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		defer func() { m.cfg.OnRescale(kind, err == nil, time.Since(t0)) }()
 	}
 	defer m.endRescale()
+	defer func() {
+		m.mu.Lock()
+		m.committedTopo = nil
+		m.mu.Unlock()
+	}()
 	fmt.Fprintf(m.cfg.Console, "AUTOSCALE: %s to %d workers (%s) begins\n", kind, len(plan.Workers), strings.Join(append(plan.Joining, plan.Leaving...), ","))
 	idx := map[routing.WorkerName]uint16{}
 	for i, w := range plan.Workers {
@@ -711,6 +730,9 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	}
 	t2 := time.Now()
 	// 3. Commit: every state is on its way, ahead of this.
+	if m.beforePhase != nil {
+		m.beforePhase(PhaseCommit)
+	}
 	if err := send(everyone, Rescale{ID: id, Phase: PhaseCommit}); err != nil {
 		return err
 	}
@@ -722,16 +744,41 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	}
 	t3 := time.Now()
 	// 4. Release. (From here on nothing is undone: a worker may have
-	// installed the new table.)
+	// installed the new table.) The new cluster is recorded first: an
+	// initializer that crashes from here on comes back with it, and the
+	// workers it left frozen take it up (settleOrphaned); one that
+	// crashed before comes back with the old one and they undo.
 	released = true
-	if err := send(everyone, Rescale{ID: id, Phase: PhaseRelease}); err != nil {
-		return err
+	m.commitRescale(topo)
+	if m.beforePhase != nil {
+		m.beforePhase(PhaseRelease)
+	}
+	// A worker that cannot be told, or whose link goes before it acks,
+	// completes the release when it is back (settleOrphaned: the cluster
+	// the initializer has then is the new one); one that crashed comes
+	// back knowing nothing of it, its keys empty as after any restart.
+	var told []string
+	for _, n := range everyone {
+		if err := send([]string{n}, Rescale{ID: id, Phase: PhaseRelease}); err != nil {
+			m.log.Warn("rescale release not told: that worker completes it once it is back", "id", id, "worker", n, "err", err)
+			continue
+		}
+		told = append(told, n)
 	}
 	if err := m.releaseHere(ctx, prep); err != nil {
 		return err
 	}
-	if err := m.waitAcks(ctx, id, PhaseRelease, everyone, via); err != nil {
-		return err
+	for len(told) > 0 {
+		err := m.waitAcks(ctx, id, PhaseRelease, told, via)
+		var lost *linksLostError
+		if err == nil || !errors.As(err, &lost) {
+			if err != nil {
+				return err
+			}
+			break
+		}
+		m.log.Warn("rescale release: a worker was lost before it acked; it completes the release once it is back", "id", id, "workers", strings.Join(lost.lost, ","))
+		told = slices.DeleteFunc(lost.pending, func(n string) bool { return slices.Contains(lost.lost, n) })
 	}
 	if len(plan.Workers) > 1 {
 		if err := m.writeRecoveryFiles(); err != nil {
@@ -746,6 +793,20 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		"prepare", t1.Sub(t0).Round(time.Millisecond), "freeze_and_state", t2.Sub(t1).Round(time.Millisecond),
 		"commit", t3.Sub(t2).Round(time.Millisecond), "release", time.Since(t3).Round(time.Millisecond))
 	return nil
+}
+
+// commitRescale (initializer) records the cluster a rescale makes, t,
+// once every worker has its states and before any is told to release:
+// its topology, and (OnRescaled) that no checkpoint from before it may
+// be restored. Its releaseHere records the same again.
+func (m *Member) commitRescale(t Topology) {
+	m.mu.Lock()
+	m.committedTopo = &t
+	m.mu.Unlock()
+	m.saveTopologyAs(t)
+	if m.cfg.OnRescaled != nil {
+		m.cfg.OnRescaled()
+	}
 }
 
 // waitAcks (initializer) waits until every worker of names has acked
@@ -947,9 +1008,13 @@ func (m *Member) prepareAs(ctx, waitCtx context.Context, r Rescale, n uint64) er
 	m.mu.Unlock()
 	m.rs.mu.Lock()
 	m.rs.pending = &r
+	m.rs.frozen, m.rs.committed, m.rs.releasing = false, false, false
 	m.rs.importEr = nil
 	m.rs.pieces = nil
 	m.rs.exported, m.rs.imported, m.rs.undone = nil, nil, 0
+	// (An initializer started again numbers its rescales from 1 again:
+	// an undo run of an earlier one must not answer for a new one.)
+	m.rs.undoRuns = nil
 	m.rs.oldMembers = old
 	m.rs.fenced = map[string]bool{}
 	m.rs.fencesDone = make(chan struct{})
@@ -1425,6 +1490,8 @@ func (m *Member) releaseHere(ctx context.Context, r Rescale) error {
 	m.rs.leaving = leaving
 	m.rs.pending = nil
 	m.rs.frozen = false
+	m.rs.committed = false
+	m.rs.releasing = false
 	// (What an undo would have given back is not needed any more.)
 	m.rs.exported, m.rs.imported = nil, nil
 	m.rs.freezing, m.rs.stopFreeze = nil, nil
@@ -1755,6 +1822,8 @@ func (m *Member) undoReleaseHere(ctx context.Context) error {
 	m.rs.mu.Lock()
 	m.rs.pending = nil
 	m.rs.frozen = false
+	m.rs.committed = false
+	m.rs.releasing = false
 	m.rs.freezing, m.rs.stopFreeze = nil, nil
 	m.rs.mu.Unlock()
 	return nil
@@ -1783,6 +1852,8 @@ func (m *Member) abortHere(plan rescale.Plan) {
 	m.rs.mu.Lock()
 	m.rs.pending = nil
 	m.rs.frozen = false
+	m.rs.committed = false
+	m.rs.releasing = false
 	m.rs.mu.Unlock()
 }
 
@@ -1870,6 +1941,7 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		if !formed { // a joiner: this is its cluster
 			m.rs.mu.Lock()
 			m.rs.pending = &r
+			m.rs.frozen, m.rs.committed, m.rs.releasing = false, false, false
 			m.rs.fenced = map[string]bool{}
 			m.rs.mu.Unlock()
 			m.setTopology(ctx, r.Topo)
@@ -1916,31 +1988,35 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 	case PhaseCommit:
 		// On the reader's goroutine: every State before this Commit has
 		// been imported.
-		ack(m.commitHere())
+		err := m.commitHere()
+		if err == nil {
+			m.rs.mu.Lock()
+			if p := m.rs.pending; p != nil && p.ID == r.ID {
+				m.rs.committed = true
+			}
+			m.rs.mu.Unlock()
+		}
+		ack(err)
 	case PhaseRelease:
 		m.rs.mu.Lock()
 		p := m.rs.pending
 		m.rs.mu.Unlock()
+		if p == nil && r.ID == m.rs.settled.Load() {
+			ack(nil) // completed when this worker came back (settleOrphaned)
+			return
+		}
 		if p == nil || p.ID != r.ID {
 			ack(fmt.Errorf("release for rescale %d, which this worker was not prepared for", r.ID))
 			return
 		}
+		m.rs.mu.Lock()
+		m.rs.releasing = true // (settleOrphaned leaves it to this run)
+		m.rs.mu.Unlock()
 		go func() {
 			err := m.releaseHere(ctx, *p)
 			ack(err)
-			if err != nil {
-				return
-			}
-			if !m.Started() {
-				m.markStarted() // a joiner: the cluster processes with it now
-			}
-			if m.rs.isLeaving() {
-				m.log.Info("left the cluster: stopping")
-				if m.cfg.OnLeave != nil {
-					m.cfg.OnLeave()
-				}
-			} else if m.cfg.OnRescaled != nil {
-				m.cfg.OnRescaled()
+			if err == nil {
+				m.afterRelease()
 			}
 		}()
 	case PhaseUndo:
@@ -1951,6 +2027,8 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		m.rs.mu.Lock()
 		m.rs.pending = nil
 		m.rs.frozen = false
+		m.rs.committed = false
+		m.rs.releasing = false
 		m.rs.aborted = m.rs.prepared
 		m.rs.mu.Unlock()
 		m.mu.Lock()
@@ -1970,6 +2048,101 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 			}
 		}
 	}
+}
+
+// afterRelease (a worker other than the initializer) goes on once its
+// release of a rescale has ended: a joiner starts processing, a leaver
+// stops, the others record the rescale (OnRescaled).
+func (m *Member) afterRelease() {
+	if !m.Started() {
+		m.markStarted() // a joiner: the cluster processes with it now
+	}
+	if m.rs.isLeaving() {
+		m.log.Info("left the cluster: stopping")
+		if m.cfg.OnLeave != nil {
+			m.cfg.OnLeave()
+		}
+	} else if m.cfg.OnRescaled != nil {
+		m.cfg.OnRescaled()
+	}
+}
+
+// orphaned (a worker whose control link to the initializer is gone)
+// reports what it holds of the rescale under way: frozen, its moving
+// partitions are parked and their states may have left; committed, it
+// has every state it takes in (the initializer may have recorded the new
+// cluster: commitRescale).
+func (s *rescaleState) orphaned() (frozen, committed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending != nil && s.frozen, s.pending != nil && s.frozen && s.committed
+}
+
+// settleOrphaned (a worker back at the initializer, on its control
+// reader before anything else the initializer says) ends a rescale
+// left frozen here when the initializer was lost (it crashed and was
+// started again, or the link dropped): t, the cluster the initializer
+// has now, says how. At the rescale's epoch or later, the initializer
+// had recorded the new cluster, which it does only once every worker has
+// all its states: the rescale completes here as a Release would. Earlier,
+// nobody can have released: it is undone here, as the initializer's undo
+// would (what this worker sent is imported again, what came is dropped,
+// what was parked runs by the old table, the joiners' links go; a live
+// initializer that tells the undo too gets the result of this run).
+func (m *Member) settleOrphaned(ctx context.Context, t Topology) {
+	m.settle(ctx, func(p *Rescale) bool { return t.Epoch >= p.Topo.Epoch })
+}
+
+// leftWhileOrphaned (a worker refused by the initializer it reconnects
+// to) reports whether it was leaving by a shrink the initializer had
+// recorded (it is refused as no longer a member), and then completes
+// that shrink here: it hands over what it parked and stops.
+func (m *Member) leftWhileOrphaned(ctx context.Context) bool {
+	m.rs.mu.Lock()
+	p := m.rs.pending
+	leaver := p != nil && m.rs.frozen && m.rs.committed && slices.Contains(p.Leaving, m.cfg.Name)
+	m.rs.mu.Unlock()
+	if !leaver {
+		return false
+	}
+	m.settle(ctx, func(*Rescale) bool { return true })
+	return true
+}
+
+// settle is settleOrphaned, completing the rescale if complete says so.
+func (m *Member) settle(ctx context.Context, complete func(p *Rescale) bool) {
+	m.rs.mu.Lock()
+	p, frozen := m.rs.pending, m.rs.frozen && !m.rs.releasing
+	done := p != nil && frozen && complete(p)
+	if done {
+		m.rs.releasing = true
+	}
+	m.rs.mu.Unlock()
+	if p == nil || !frozen {
+		return
+	}
+	if done {
+		m.log.Warn("the initializer is back with the cluster of the grow or shrink this worker was in: completing it here", "id", p.ID, "workers", strings.Join(p.Topo.Workers, ","))
+		if err := m.releaseHere(ctx, *p); err != nil {
+			m.log.Error("the grow or shrink this worker was in did not complete here", "id", p.ID, "err", err)
+			return
+		}
+		m.rs.settled.Store(p.ID)
+		m.afterRelease()
+		return
+	}
+	m.log.Warn("the initializer is back without the grow or shrink this worker was in: undoing it here", "id", p.ID)
+	r := Rescale{ID: p.ID, Phase: PhaseUndo}
+	err := m.undoOnce(ctx, r, func() error { return m.undoHere(ctx, p.ID) })
+	if err == nil {
+		r.Phase = PhaseUndoRelease
+		err = m.undoOnce(ctx, r, func() error { return m.undoReleaseHere(ctx) })
+	}
+	if err != nil {
+		m.log.Error("the grow or shrink this worker was in could not be undone here; its moving partitions stay parked: stop the cluster (cluster_shutdown) and start it again", "id", p.ID, "err", err)
+		return
+	}
+	m.log.Info("the grow or shrink this worker was in is undone here", "id", p.ID)
 }
 
 // planOf rebuilds the plan of a prepared rescale on a worker: the moves

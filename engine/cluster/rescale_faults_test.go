@@ -126,9 +126,16 @@ type rescaleResult struct {
 // initializer reports each rescale on the returned channel.
 func rsCluster(t *testing.T, ctx context.Context, n int, extra func(i int, c *Config)) ([]*Member, []*fakeProc, chan rescaleResult) {
 	t.Helper()
+	return rsClusterIn(t, func(int) context.Context { return ctx }, n, extra)
+}
+
+// rsClusterIn is rsCluster with member i running until ctxOf(i) ends.
+func rsClusterIn(t *testing.T, ctxOf func(i int) context.Context, n int, extra func(i int, c *Config)) ([]*Member, []*fakeProc, chan rescaleResult) {
+	t.Helper()
+	ctx := ctxOf(0)
 	res := make(chan rescaleResult, 16)
 	fps := make([]*fakeProc, n)
-	ms, _ := startCluster(t, ctx, n, func(i int, c *Config) {
+	ms, _ := startClusterIn(t, ctxOf, n, func(i int, c *Config) {
 		fps[i] = &fakeProc{}
 		fps[i].wire(c)
 		if i == 0 {

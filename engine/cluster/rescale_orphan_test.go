@@ -1,0 +1,286 @@
+package cluster
+
+// An initializer that crashes in the middle of a grow, after the old
+// workers froze and sent their states: started again from its recovery
+// files, it says by the cluster it recorded whether the grow completes
+// (it had committed it) or is undone, and the workers it left frozen
+// settle that way rather than waiting for ever.
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// orphanedGrow forms a cluster of 3 with recovery files, grows it by a
+// joiner, crashes the initializer just before it tells phase, and
+// starts it again from its files. It returns the members (the restarted
+// initializer first), their fake processors, the joiner and what its
+// start returned (nil while it runs).
+func orphanedGrow(t *testing.T, ctx context.Context, phase uint8) ([]*Member, []*fakeProc, *Member, func() error) {
+	t.Helper()
+	return orphaned(t, ctx, phase, nil)
+}
+
+// orphaned is orphanedGrow, or with left a shrink by worker2 (which
+// calls left when it leaves; no joiner).
+func orphaned(t *testing.T, ctx context.Context, phase uint8, left func()) ([]*Member, []*fakeProc, *Member, func() error) {
+	t.Helper()
+	// (Not t.TempDir: the members' goroutines may still write there for
+	// a moment after the test has ended them.)
+	dir, err := os.MkdirTemp("", "orphaned-grow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(30 * time.Second)
+		for os.RemoveAll(dir) != nil && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	ictx, crash := context.WithCancel(ctx)
+	crashed := make(chan struct{})
+	resume := make(chan struct{})
+	var once sync.Once
+	ms, fps, results := rsClusterIn(t, func(i int) context.Context {
+		if i == 0 {
+			return ictx
+		}
+		return ctx
+	}, 3, func(i int, c *Config) {
+		c.ResilienceDir = dir
+		if i == 2 {
+			c.OnLeave = left
+		}
+	})
+	ms[0].beforePhase = func(ph uint8) {
+		if ph == phase {
+			// The crash: nothing of this run goes out from here on.
+			once.Do(func() { crash(); close(crashed) })
+			<-resume
+		}
+	}
+	t.Cleanup(func() {
+		// The crashed run's rescale ends (it fails: its links are gone)
+		// before the files it could touch are removed.
+		close(resume)
+		waitResult(t, results, 3*phaseTimeout)
+	})
+	if left != nil {
+		if r := ms[0].Shrink(ictx, []string{"worker2"}, 0); r != "Shrinking by 1 workers!" {
+			t.Fatalf("shrink: %q", r)
+		}
+		return restartInitializer(t, ctx, ms, crashed), fps, nil, nil
+	}
+	jfp := &fakeProc{}
+	j := joiner(t, ms[0], "worker3", 1, jfp, func(c *Config) { c.ResilienceDir = dir })
+	t.Cleanup(j.Close)
+	var jmu sync.Mutex
+	var jerr error
+	jctx, jstop := context.WithCancel(ctx)
+	t.Cleanup(jstop)
+	go func() {
+		err := j.Start(jctx)
+		if err == nil {
+			err = j.LinksUp(jctx)
+		}
+		if err == nil {
+			err = j.Ready()
+		}
+		if err == nil {
+			err = j.WaitStarted(jctx)
+		}
+		if err == nil {
+			err = errors.New("started")
+		}
+		jmu.Lock()
+		jerr = err
+		jmu.Unlock()
+	}()
+	return restartInitializer(t, ctx, ms, crashed), fps, j, func() error { jmu.Lock(); defer jmu.Unlock(); return jerr }
+}
+
+// restartInitializer waits until crashed is closed and starts ms[0]
+// again from its files, in its place in the returned members.
+func restartInitializer(t *testing.T, ctx context.Context, ms []*Member, crashed chan struct{}) []*Member {
+	t.Helper()
+	select {
+	case <-crashed:
+	case <-time.After(3 * phaseTimeout):
+		t.Fatal("the rescale did not reach the phase the initializer crashes before")
+	}
+	ms[0].Close()
+	cfg := ms[0].cfg
+	cfg.OnShutdown, cfg.OnStop, cfg.OnRescale = nil, nil, nil
+	var m *Member
+	waitFor(t, "the restarted initializer binds its listeners again", func() bool {
+		m = New(cfg)
+		if err := m.Listen(); err != nil {
+			m.Close()
+			return false
+		}
+		return true
+	})
+	t.Cleanup(m.Close)
+	if !m.Restarted() {
+		t.Fatal("not a restart")
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatalf("the restarted initializer: %v", err)
+	}
+	if err := m.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	ms[0] = m
+	return ms
+}
+
+// Crashed after every old worker froze and sent its states, before the
+// Commit: the initializer comes back with the cluster of before (it had
+// recorded nothing else), and each old worker undoes the grow itself:
+// it takes back what it sent and runs what it parked by the old table.
+// The joiner, which had not all its states, fails its join.
+func TestRescale_AnInitializerCrashedBeforeTheCommitComesBackToAnUndoneGrow(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, fps, _, joined := orphanedGrow(t, ctx, PhaseCommit)
+	waitFor(t, "the old workers settle the grow", func() bool {
+		return !ms[1].Rescaling() && !ms[2].Rescaling()
+	})
+	checkTookBack(t, ms[1:], fps[1:])
+	for _, w := range ms {
+		if got := slices.Sorted(slices.Values(w.Workers())); !slices.Equal(got, []string{"initializer", "worker1", "worker2"}) {
+			t.Errorf("%s: workers %v after the undo", w.cfg.Name, got)
+		}
+	}
+	waitFor(t, "the joiner fails", func() bool { return joined() != nil })
+	if err := joined(); err.Error() == "started" {
+		t.Error("the joiner started, want its join to fail")
+	}
+	sctx, scancel := context.WithTimeout(ctx, time.Minute)
+	defer scancel()
+	for _, w := range ms {
+		if err := w.WaitStarted(sctx); err != nil {
+			t.Fatalf("%s not started: %v", w.cfg.Name, err)
+		}
+	}
+}
+
+// Crashed after it recorded the new cluster, before telling anyone to
+// release: it comes back with the joiner in its cluster; the old workers
+// and the joiner (which had all its states and reconnects) complete the
+// grow themselves.
+func TestRescale_AnInitializerCrashedAfterTheCommitComesBackToACompletedGrow(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, fps, j, joined := orphanedGrow(t, ctx, PhaseRelease)
+	want := ms[0].Workers()
+	if got := slices.Sorted(slices.Values(want)); !slices.Equal(got, []string{"initializer", "worker1", "worker2", "worker3"}) {
+		t.Fatalf("the restarted initializer's workers: %v", want)
+	}
+	waitFor(t, "the old workers settle the grow", func() bool {
+		return !ms[1].Rescaling() && !ms[2].Rescaling()
+	})
+	for i, w := range ms[1:] {
+		if got := w.Workers(); !slices.Equal(got, want) {
+			t.Errorf("%s: workers %v after the grow", w.cfg.Name, got)
+		}
+		if w.Table().Epoch() != ms[0].Table().Epoch() {
+			t.Errorf("%s: table epoch %d, the initializer's %d", w.cfg.Name, w.Table().Epoch(), ms[0].Table().Epoch())
+		}
+		fp := fps[i+1]
+		if exp, _ := fp.counts(); exp == 0 || heldIn(fp.lastOwn()) != 0 {
+			t.Errorf("%s: exported %d, %d partitions held after the grow", w.cfg.Name, exp, heldIn(fp.lastOwn()))
+		}
+	}
+	waitFor(t, "the joiner starts", func() bool { return joined() != nil })
+	if err := joined(); err.Error() != "started" {
+		t.Fatalf("the joiner: %v", err)
+	}
+	if got := j.Workers(); !slices.Equal(got, want) {
+		t.Errorf("the joiner's workers: %v", got)
+	}
+	sctx, scancel := context.WithTimeout(ctx, time.Minute)
+	defer scancel()
+	for _, w := range ms {
+		if err := w.WaitStarted(sctx); err != nil {
+			t.Fatalf("%s not started: %v", w.cfg.Name, err)
+		}
+	}
+}
+
+// Crashed after it recorded a shrink, before telling anyone to release:
+// it comes back without the leaver, which it refuses; the leaver
+// completes the shrink (it hands over what it parked) and leaves, the
+// worker that stays completes it too.
+func TestRescale_AnInitializerCrashedAfterTheCommitOfAShrinkLetsTheLeaverGo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	left := make(chan struct{})
+	var once sync.Once
+	ms, _, _, _ := orphaned(t, ctx, PhaseRelease, func() { once.Do(func() { close(left) }) })
+	want := ms[0].Workers()
+	if got := slices.Sorted(slices.Values(want)); !slices.Equal(got, []string{"initializer", "worker1"}) {
+		t.Fatalf("the restarted initializer's workers: %v", want)
+	}
+	select {
+	case <-left:
+	case <-time.After(time.Minute):
+		t.Fatal("the leaver did not leave")
+	}
+	waitFor(t, "worker1 settles the shrink", func() bool { return !ms[1].Rescaling() })
+	if got := ms[1].Workers(); !slices.Equal(got, want) || ms[1].Table().Epoch() != ms[0].Table().Epoch() {
+		t.Errorf("worker1: workers %v, epoch %d; the initializer's %v, %d", got, ms[1].Table().Epoch(), want, ms[0].Table().Epoch())
+	}
+}
+
+// A worker whose control link goes as the Release is told (the
+// initializer lives on) completes the release once it is back, even
+// before the initializer has released (it is told the rescale's
+// cluster), and acks the Release told on its new link: the grow
+// completes rather than wedging the cluster.
+func TestRescale_AWorkerLostAtTheReleaseCompletesItWhenBack(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, fps, results := rsCluster(t, ctx, 3, nil)
+	var once sync.Once
+	ms[0].beforePhase = func(ph uint8) {
+		if ph != PhaseRelease {
+			return
+		}
+		once.Do(func() {
+			ms[1].mu.Lock()
+			link := ms[1].toInit
+			ms[1].mu.Unlock()
+			link.conn.Close()
+			// It comes back before this initializer has released
+			// (and is told the Release on its new link after that).
+			deadline := time.Now().Add(time.Minute)
+			for ms[1].Rescaling() && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	j := joiner(t, ms[0], "worker3", 1, &fakeProc{}, nil)
+	defer j.Close()
+	runJoiner(ctx, j, func(err error) { t.Errorf("the joiner: %v", err) })
+	if r := waitResult(t, results, 3*phaseTimeout); !r.ok {
+		t.Fatal("the grow failed")
+	}
+	waitFor(t, "worker1 completes the grow", func() bool { return !ms[1].Rescaling() })
+	want := ms[0].Workers()
+	if len(want) != 4 {
+		t.Fatalf("workers after the grow: %v", want)
+	}
+	if got := ms[1].Workers(); !slices.Equal(got, want) || ms[1].Table().Epoch() != ms[0].Table().Epoch() {
+		t.Errorf("worker1: workers %v, epoch %d; the initializer's %v, %d", got, ms[1].Table().Epoch(), want, ms[0].Table().Epoch())
+	}
+	if heldIn(fps[1].lastOwn()) != 0 {
+		t.Errorf("worker1 holds %d partitions after the grow", heldIn(fps[1].lastOwn()))
+	}
+	shrinkGoesAhead(t, ctx, ms[0], results, "after the grow")
+}
