@@ -809,7 +809,8 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	}
 	c := &ctlConn{name: j.Worker, conn: conn, since: time.Now()}
 	m.mu.Lock()
-	known := m.workers != nil && slices.Contains(m.workers, j.Worker)
+	known := m.workers != nil && slices.Contains(m.workers, j.Worker) ||
+		m.committedTopo != nil && slices.Contains(m.committedTopo.Workers, j.Worker) // (a joiner of it)
 	fresh := ""
 	// (Not a worker that came in by a grow: it comes back with its
 	// --join and worker count, and the rescale floor, which lets it in
@@ -838,8 +839,8 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 		reason = fmt.Sprintf("a worker cannot be named %q", j.Worker)
 	case m.ctl[j.Worker] != nil && !peer.Restart:
 		reason = fmt.Sprintf("a worker named %q has already joined", j.Worker)
-	case m.workers != nil && !slices.Contains(m.workers, j.Worker):
-		reason = fmt.Sprintf("the cluster is formed with %d workers; %q is not one of them", len(m.workers), j.Worker)
+	case m.workers != nil && !known:
+		reason = fmt.Sprintf("the cluster is formed with %d workers; %q %s", len(m.workers), j.Worker, notAMember)
 	case fresh != "":
 		reason = fresh
 	default:
@@ -900,7 +901,11 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 			// it, see settleOrphaned.)
 			t = *m.committedTopo
 		}
+		orphan := j.Frozen != 0 && j.FrozenEpoch > t.Epoch
 		m.mu.Unlock()
+		if orphan {
+			m.noteOrphan(j.Worker, j.Frozen)
+		}
 		if moved {
 			m.saveTopology()
 		}
@@ -926,6 +931,7 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 		m.saveTopology()
 		m.broadcast(KindTopology, topo.Encode())
 	}
+	m.maybeUndoOrphans(ctx) // (once every worker is back)
 	m.readControl(ctx, c, r)
 	m.mu.Lock()
 	if m.ctl[j.Worker] == c {
@@ -1386,6 +1392,8 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 		Sinks: uint32(len(m.cfg.Sinks))}
 	if !m.joinedOnce.Load() {
 		j.Afresh, j.NoCheckpoints = !m.restarted, m.restarted && m.cfg.NoCheckpoints
+	} else {
+		j.Frozen, j.FrozenEpoch = m.rs.frozenIn()
 	}
 	if _, err := conn.Write(AppendFrame(nil, KindJoin, j.Encode())); err != nil {
 		closer()
@@ -1905,6 +1913,7 @@ func (m *Member) maybeStart() {
 	if !m.cfg.Initializer {
 		return
 	}
+	held := m.orphansHeld()
 	m.readyMu.Lock()
 	m.mu.Lock()
 	n := len(m.ready)
@@ -1912,7 +1921,9 @@ func (m *Member) maybeStart() {
 	if len(m.workers) > 0 {
 		want = len(m.workers) // grown or shrunk since formation
 	}
-	if n < want || m.startSent {
+	if n < want || m.startSent || held {
+		// (Held while workers back frozen in a rescale of a crashed
+		// run are undone: undoOrphans starts the cluster.)
 		m.mu.Unlock()
 		m.readyMu.Unlock()
 		return
@@ -2257,10 +2268,11 @@ func (m *Member) saveTopology() {
 }
 
 // saveTopologyAs is saveTopology of t, the cluster as it is or as a
-// rescale makes it (commitRescale).
-func (m *Member) saveTopologyAs(t Topology) {
+// rescale makes it (commitRescale); the error is that of the topology
+// (also logged), the one file read back.
+func (m *Member) saveTopologyAs(t Topology) error {
 	if m.cfg.ResilienceDir == "" {
-		return
+		return nil
 	}
 	m.filesMu.Lock()
 	m.topologySaved = true
@@ -2275,8 +2287,10 @@ func (m *Member) saveTopologyAs(t Topology) {
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {
+		err = fmt.Errorf("record the cluster's topology: %w", err)
 		m.log.Warn("the cluster's topology was not recorded; a restarted initializer could not take it up", "file", path, "err", err)
 	}
+	topoErr := err
 	if err := writeFile(m.ownFile(".workers"), strings.Join(t.Workers, "\n")); err != nil {
 		m.log.Warn("the list of workers was not recorded", "err", err)
 	}
@@ -2304,6 +2318,7 @@ func (m *Member) saveTopologyAs(t Topology) {
 			m.log.Warn("the cluster's addresses were not recorded", "err", err)
 		}
 	}
+	return topoErr
 }
 
 // recordedInitializer is the initializer's control address in this
@@ -2353,6 +2368,10 @@ func (m *Member) loadTopology() (Topology, error) {
 	return t, nil
 }
 
+// notAMember ends the reason an initializer gives for refusing a worker
+// that is not in its cluster (a worker that dials it again reads it).
+const notAMember = "is not one of them"
+
 // rejoin (not the initializer) reconnects the control link to a
 // restarted initializer, every 500 ms until it answers or this worker
 // stops, and tells it this worker is ready again.
@@ -2370,13 +2389,16 @@ func (m *Member) rejoin(ctx context.Context, addr string) {
 			m.log.Info("reconnected to the initializer", "initializer", addr)
 			return
 		}
-		if errors.Is(err, ErrRefused) && m.Started() && m.leftWhileOrphaned(ctx) {
+		// Refused as not a member: the initializer has a cluster
+		// without this worker. (Other refusals pass: an initializer
+		// that has not yet seen the old link go says it is joined.)
+		if errors.Is(err, ErrRefused) && strings.Contains(err.Error(), notAMember) && m.leftWhileOrphaned(ctx) {
 			return
 		}
 		var refused *JoinError
-		if !m.Started() && !m.restarted && errors.As(err, &refused) {
-			// A joiner whose grow had committed: the initializer came
-			// back with the cluster from before it (the others undo it).
+		if !m.Started() && !m.restarted && errors.As(err, &refused) && strings.Contains(refused.Reason, notAMember) {
+			// A joiner whose grow had committed here: the initializer
+			// came back with the cluster from before it (and undoes it).
 			m.rs.failJoin(&JoinError{Reason: "the initializer was lost during the grow and came back without this worker (" + refused.Reason + ")"})
 			return
 		}

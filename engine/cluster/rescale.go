@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/wallaroo-go/machida/engine/rescale"
@@ -124,8 +123,8 @@ type rescaleState struct {
 	committed, releasing bool
 	// settled: the last rescale this worker completed itself, back at a
 	// live initializer whose Release it missed (settleOrphaned); that
-	// Release, told again, is acked.
-	settled  atomic.Uint64
+	// Release, told again, is acked (until the next Prepare).
+	settled  uint64
 	importEr error // the first import that failed in the current rescale
 	// exported holds the states this worker sent in the current rescale
 	// (whole: a second copy of them until the Release or an Undo; those
@@ -165,6 +164,11 @@ type rescaleState struct {
 	prepared, aborted uint64
 	// shrinkReply (non-initializers): the reply to the forwarded shrink.
 	shrinkReply chan string
+	// orphans (an initializer started again): the workers back frozen
+	// in a rescale of its crashed run that its recorded cluster does not
+	// have, with that rescale's id; orphanUndo while undoOrphans runs.
+	orphans    map[string]uint64
+	orphanUndo bool
 }
 
 func newRescaleState() rescaleState {
@@ -647,27 +651,17 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	// via holds the control link each worker was last told a phase on
 	// (its ack comes on that link or not at all; this goroutine only).
 	via := map[string]*ctlConn{}
-	send := func(names []string, r Rescale) error {
-		for _, n := range names {
-			m.mu.Lock()
-			c := m.ctl[n]
-			m.mu.Unlock()
-			if c == nil {
-				return fmt.Errorf("no control link to %s", n)
-			}
-			via[n] = c
-			if err := c.send(KindRescale, r.Encode()); err != nil {
-				// The link is broken (send closed it): it is gone
-				// now, not once its reader has seen it close.
-				m.mu.Lock()
-				if m.ctl[n] == c {
-					delete(m.ctl, n)
-				}
-				m.mu.Unlock()
-				return fmt.Errorf("tell %s: %w", n, err)
-			}
+	send := m.teller(via)
+	// prep holds the link each worker was told the Prepare on: until the
+	// commit every phase goes on it (a worker whose link dropped and came
+	// back may have lost states sent on the old one), and the commit
+	// checks none changed.
+	var prep map[string]*ctlConn
+	tellOnPrep := func(names []string, r Rescale) error {
+		if m.linkChanged(names, prep) != "" {
+			return fmt.Errorf("%s: the control link to %s changed during the rescale", PhaseName(r.Phase), m.linkChanged(names, prep))
 		}
-		return nil
+		return send(names, r)
 	}
 	frozen, released := false, false
 	defer func() {
@@ -706,11 +700,12 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		}
 	}()
 	// 1. Prepare.
-	prep := Rescale{ID: id, Phase: PhasePrepare, Topo: topo, Leaving: plan.Leaving}
-	if err := send(everyone, prep); err != nil {
+	prepare := Rescale{ID: id, Phase: PhasePrepare, Topo: topo, Leaving: plan.Leaving}
+	if err := send(everyone, prepare); err != nil {
 		return err
 	}
-	if err := m.whileLinked(ctx, PhasePrepare, everyone, via, func(wctx context.Context) error { return m.prepareHere(ctx, wctx, prep) }); err != nil {
+	prep = maps.Clone(via)
+	if err := m.whileLinked(ctx, PhasePrepare, everyone, via, func(wctx context.Context) error { return m.prepareHere(ctx, wctx, prepare) }); err != nil {
 		return err
 	}
 	if err := m.waitAcks(ctx, id, PhasePrepare, everyone, via); err != nil {
@@ -719,7 +714,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	// 2. Freeze: the moving partitions park; their state moves.
 	t1 := time.Now()
 	frozen = true
-	if err := send(everyone, Rescale{ID: id, Phase: PhaseFreeze}); err != nil {
+	if err := tellOnPrep(everyone, Rescale{ID: id, Phase: PhaseFreeze}); err != nil {
 		return err
 	}
 	if err := m.whileLinked(ctx, PhaseFreeze, everyone, via, func(wctx context.Context) error { return m.freezeHere(ctx, wctx, id, plan) }); err != nil {
@@ -733,7 +728,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if m.beforePhase != nil {
 		m.beforePhase(PhaseCommit)
 	}
-	if err := send(everyone, Rescale{ID: id, Phase: PhaseCommit}); err != nil {
+	if err := tellOnPrep(everyone, Rescale{ID: id, Phase: PhaseCommit}); err != nil {
 		return err
 	}
 	if err := m.commitHere(); err != nil {
@@ -748,8 +743,10 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	// initializer that crashes from here on comes back with it, and the
 	// workers it left frozen take it up (settleOrphaned); one that
 	// crashed before comes back with the old one and they undo.
+	if err := m.commitRescale(topo, everyone, prep); err != nil {
+		return err
+	}
 	released = true
-	m.commitRescale(topo)
 	if m.beforePhase != nil {
 		m.beforePhase(PhaseRelease)
 	}
@@ -765,7 +762,7 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		}
 		told = append(told, n)
 	}
-	if err := m.releaseHere(ctx, prep); err != nil {
+	if err := m.releaseHere(ctx, prepare); err != nil {
 		return err
 	}
 	for len(told) > 0 {
@@ -795,18 +792,167 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	return nil
 }
 
+// noteOrphan (initializer) records that worker, back at this
+// initializer, is frozen in rescale id, which this run is not running
+// and whose cluster it has not recorded: the run that crashed had not
+// committed it (undoOrphans undoes it).
+func (m *Member) noteOrphan(worker string, id uint64) {
+	m.rs.mu.Lock()
+	defer m.rs.mu.Unlock()
+	if m.rs.busy {
+		return // (this run's own rescale: it goes on with it)
+	}
+	if m.rs.orphans == nil {
+		m.rs.orphans = map[string]uint64{}
+	}
+	m.rs.orphans[worker] = id
+	m.rs.nextID = max(m.rs.nextID, id) // (its next rescale is told apart)
+	m.log.Warn("a worker is back frozen in a grow or shrink that was not completed before this initializer stopped: it is undone once every worker is back", "worker", worker, "id", id)
+}
+
+// orphansHeld reports whether the start waits for undoOrphans.
+func (m *Member) orphansHeld() bool {
+	m.rs.mu.Lock()
+	defer m.rs.mu.Unlock()
+	return len(m.rs.orphans) > 0 || m.rs.orphanUndo
+}
+
+// maybeUndoOrphans (initializer) starts undoOrphans once every worker
+// has a control link, if some came back frozen.
+func (m *Member) maybeUndoOrphans(ctx context.Context) {
+	var others []string
+	for _, w := range m.Workers() {
+		if w != m.cfg.Name {
+			others = append(others, w)
+		}
+	}
+	if len(m.unlinked(others)) > 0 {
+		return
+	}
+	m.rs.mu.Lock()
+	orphans := m.rs.orphans
+	if len(orphans) == 0 || m.rs.busy || m.rs.orphanUndo {
+		m.rs.mu.Unlock()
+		return
+	}
+	m.rs.orphans, m.rs.orphanUndo, m.rs.busy = nil, true, true
+	m.rs.mu.Unlock()
+	go m.undoOrphans(ctx, orphans)
+}
+
+// undoOrphans (an initializer started again) undoes, on the workers that
+// came back frozen in it, the rescale its crashed run had frozen and not
+// committed, as that run would have (undoRescale: every one takes back
+// what it sent and drops what came, then all go back to the old table,
+// so what a worker parked goes to an old owner that has its state
+// again). The cluster starts once it has ended (maybeStart); if it
+// fails, every grow or shrink is refused from then on (wedged).
+func (m *Member) undoOrphans(ctx context.Context, orphans map[string]uint64) {
+	defer m.maybeStart()
+	defer func() {
+		m.rs.mu.Lock()
+		m.rs.orphanUndo = false
+		m.rs.mu.Unlock()
+	}()
+	defer m.endRescale()
+	byID := map[uint64][]string{}
+	for w, id := range orphans {
+		byID[id] = append(byID[id], w)
+	}
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		names := slices.Sorted(slices.Values(byID[id]))
+		via := map[string]*ctlConn{}
+		err := m.undoRescale(ctx, id, rescale.Plan{}, names, m.teller(via), via)
+		if err != nil {
+			why := fmt.Sprintf("grow or shrink %d, frozen when the initializer stopped, could not be undone (%v); the messages of its moving partitions wait parked and no grow or shrink can start: stop the cluster (cluster_shutdown) and start it again", id, err)
+			m.log.Error("rescale undo after the initializer's restart failed", "id", id, "workers", strings.Join(names, ","), "err", err)
+			fmt.Fprintf(m.cfg.Console, "AUTOSCALE: %s\n", why)
+			m.rs.mu.Lock()
+			m.rs.wedged = why
+			m.rs.mu.Unlock()
+			continue
+		}
+		fmt.Fprintf(m.cfg.Console, "AUTOSCALE: the grow or shrink under way when the initializer stopped was undone (%s): %d workers (%s), as before\n",
+			strings.Join(names, ","), len(m.Workers()), strings.Join(m.Workers(), ","))
+	}
+}
+
 // commitRescale (initializer) records the cluster a rescale makes, t,
 // once every worker has its states and before any is told to release:
 // its topology, and (OnRescaled) that no checkpoint from before it may
 // be restored. Its releaseHere records the same again.
-func (m *Member) commitRescale(t Topology) {
+//
+// It fails, committing nothing, if the control link to one of names is
+// not the one it was prepared on (prep): that worker may have missed a
+// state, or, back at this initializer, been sent the old cluster. From
+// the check on, a worker that dials again is sent t (serveControl,
+// under the same lock). It fails too if t cannot be recorded.
+func (m *Member) commitRescale(t Topology, names []string, prep map[string]*ctlConn) error {
 	m.mu.Lock()
+	if n := m.linkChangedLocked(names, prep); n != "" {
+		m.mu.Unlock()
+		return fmt.Errorf("commit: the control link to %s changed during the rescale", n)
+	}
 	m.committedTopo = &t
 	m.mu.Unlock()
-	m.saveTopologyAs(t)
+	// (The floor first: an initializer started again with the new
+	// cluster must not restore a checkpoint from before it.)
 	if m.cfg.OnRescaled != nil {
 		m.cfg.OnRescaled()
 	}
+	if err := m.saveTopologyAs(t); err != nil {
+		m.mu.Lock()
+		m.committedTopo = nil
+		m.mu.Unlock()
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// teller (initializer) returns a function that tells a rescale phase
+// to workers on their control links, in order, recording each link in
+// via; it fails at the first worker without a link or whose link broke
+// (it is dropped at once).
+func (m *Member) teller(via map[string]*ctlConn) func(names []string, r Rescale) error {
+	return func(names []string, r Rescale) error {
+		for _, n := range names {
+			m.mu.Lock()
+			c := m.ctl[n]
+			m.mu.Unlock()
+			if c == nil {
+				return fmt.Errorf("no control link to %s", n)
+			}
+			via[n] = c
+			if err := c.send(KindRescale, r.Encode()); err != nil {
+				// The link is broken (send closed it): it is gone
+				// now, not once its reader has seen it close.
+				m.mu.Lock()
+				if m.ctl[n] == c {
+					delete(m.ctl, n)
+				}
+				m.mu.Unlock()
+				return fmt.Errorf("tell %s: %w", n, err)
+			}
+		}
+		return nil
+	}
+}
+
+// linkChanged is the first of names whose control link is not the one in
+// links ("" if none).
+func (m *Member) linkChanged(names []string, links map[string]*ctlConn) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.linkChangedLocked(names, links)
+}
+
+func (m *Member) linkChangedLocked(names []string, links map[string]*ctlConn) string {
+	for _, n := range names {
+		if c := m.ctl[n]; c == nil || c != links[n] {
+			return n
+		}
+	}
+	return ""
 }
 
 // waitAcks (initializer) waits until every worker of names has acked
@@ -1012,9 +1158,10 @@ func (m *Member) prepareAs(ctx, waitCtx context.Context, r Rescale, n uint64) er
 	m.rs.importEr = nil
 	m.rs.pieces = nil
 	m.rs.exported, m.rs.imported, m.rs.undone = nil, nil, 0
-	// (An initializer started again numbers its rescales from 1 again:
-	// an undo run of an earlier one must not answer for a new one.)
-	m.rs.undoRuns = nil
+	// (An initializer started again may number a rescale as an earlier
+	// one: an undo run or settled release of that one must not answer
+	// for the new one.)
+	m.rs.undoRuns, m.rs.settled = nil, 0
 	m.rs.oldMembers = old
 	m.rs.fenced = map[string]bool{}
 	m.rs.fencesDone = make(chan struct{})
@@ -2001,7 +2148,13 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		m.rs.mu.Lock()
 		p := m.rs.pending
 		m.rs.mu.Unlock()
-		if p == nil && r.ID == m.rs.settled.Load() {
+		m.rs.mu.Lock()
+		settled := p == nil && r.ID == m.rs.settled
+		if p != nil && p.ID == r.ID {
+			m.rs.releasing = true // (settleOrphaned leaves it to this run)
+		}
+		m.rs.mu.Unlock()
+		if settled {
 			ack(nil) // completed when this worker came back (settleOrphaned)
 			return
 		}
@@ -2009,9 +2162,6 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 			ack(fmt.Errorf("release for rescale %d, which this worker was not prepared for", r.ID))
 			return
 		}
-		m.rs.mu.Lock()
-		m.rs.releasing = true // (settleOrphaned leaves it to this run)
-		m.rs.mu.Unlock()
 		go func() {
 			err := m.releaseHere(ctx, *p)
 			ack(err)
@@ -2078,25 +2228,37 @@ func (s *rescaleState) orphaned() (frozen, committed bool) {
 	return s.pending != nil && s.frozen, s.pending != nil && s.frozen && s.committed
 }
 
+// frozenIn is the rescale this worker is frozen in and its table's
+// epoch (0, 0: none, or its release has begun), for its Join when it
+// dials the initializer again.
+func (s *rescaleState) frozenIn() (id, epoch uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending == nil || !s.frozen || s.releasing {
+		return 0, 0
+	}
+	return s.pending.ID, s.pending.Topo.Epoch
+}
+
 // settleOrphaned (a worker back at the initializer, on its control
-// reader before anything else the initializer says) ends a rescale
-// left frozen here when the initializer was lost (it crashed and was
-// started again, or the link dropped): t, the cluster the initializer
-// has now, says how. At the rescale's epoch or later, the initializer
-// had recorded the new cluster, which it does only once every worker has
-// all its states: the rescale completes here as a Release would. Earlier,
-// nobody can have released: it is undone here, as the initializer's undo
-// would (what this worker sent is imported again, what came is dropped,
-// what was parked runs by the old table, the joiners' links go; a live
-// initializer that tells the undo too gets the result of this run).
+// reader before anything else the initializer says) completes a rescale
+// left frozen here when its control link to the initializer was lost
+// (the initializer crashed and was started again, or the link dropped)
+// if t, the cluster the initializer has now, is that rescale's or a
+// later one: the initializer records it (commitRescale) only once every
+// worker has all its states, and then nothing undoes it. An older t
+// leaves the rescale to the initializer: a live one goes on with it (it
+// undoes it, the link having changed), one started again undoes it
+// (undoOrphans; this worker's Join said it is frozen).
 func (m *Member) settleOrphaned(ctx context.Context, t Topology) {
 	m.settle(ctx, func(p *Rescale) bool { return t.Epoch >= p.Topo.Epoch })
 }
 
-// leftWhileOrphaned (a worker refused by the initializer it reconnects
-// to) reports whether it was leaving by a shrink the initializer had
-// recorded (it is refused as no longer a member), and then completes
-// that shrink here: it hands over what it parked and stops.
+// leftWhileOrphaned (a worker the initializer it dials again refuses as
+// not a member) reports whether it was leaving by a committed shrink,
+// and then completes that shrink here: the initializer recorded the
+// cluster without it (commitRescale). It hands over what it parked and
+// stops.
 func (m *Member) leftWhileOrphaned(ctx context.Context) bool {
 	m.rs.mu.Lock()
 	p := m.rs.pending
@@ -2109,40 +2271,28 @@ func (m *Member) leftWhileOrphaned(ctx context.Context) bool {
 	return true
 }
 
-// settle is settleOrphaned, completing the rescale if complete says so.
+// settle completes the rescale this worker is frozen in, if complete
+// says so and no release of it has begun.
 func (m *Member) settle(ctx context.Context, complete func(p *Rescale) bool) {
 	m.rs.mu.Lock()
-	p, frozen := m.rs.pending, m.rs.frozen && !m.rs.releasing
-	done := p != nil && frozen && complete(p)
+	p := m.rs.pending
+	done := p != nil && m.rs.frozen && !m.rs.releasing && complete(p)
 	if done {
 		m.rs.releasing = true
 	}
 	m.rs.mu.Unlock()
-	if p == nil || !frozen {
+	if !done {
 		return
 	}
-	if done {
-		m.log.Warn("the initializer is back with the cluster of the grow or shrink this worker was in: completing it here", "id", p.ID, "workers", strings.Join(p.Topo.Workers, ","))
-		if err := m.releaseHere(ctx, *p); err != nil {
-			m.log.Error("the grow or shrink this worker was in did not complete here", "id", p.ID, "err", err)
-			return
-		}
-		m.rs.settled.Store(p.ID)
-		m.afterRelease()
+	m.log.Warn("the initializer is back with the cluster of the grow or shrink this worker was in: completing it here", "id", p.ID, "workers", strings.Join(p.Topo.Workers, ","))
+	if err := m.releaseHere(ctx, *p); err != nil {
+		m.log.Error("the grow or shrink this worker was in did not complete here; stop the cluster (cluster_shutdown) and start it again", "id", p.ID, "err", err)
 		return
 	}
-	m.log.Warn("the initializer is back without the grow or shrink this worker was in: undoing it here", "id", p.ID)
-	r := Rescale{ID: p.ID, Phase: PhaseUndo}
-	err := m.undoOnce(ctx, r, func() error { return m.undoHere(ctx, p.ID) })
-	if err == nil {
-		r.Phase = PhaseUndoRelease
-		err = m.undoOnce(ctx, r, func() error { return m.undoReleaseHere(ctx) })
-	}
-	if err != nil {
-		m.log.Error("the grow or shrink this worker was in could not be undone here; its moving partitions stay parked: stop the cluster (cluster_shutdown) and start it again", "id", p.ID, "err", err)
-		return
-	}
-	m.log.Info("the grow or shrink this worker was in is undone here", "id", p.ID)
+	m.rs.mu.Lock()
+	m.rs.settled = p.ID
+	m.rs.mu.Unlock()
+	m.afterRelease()
 }
 
 // planOf rebuilds the plan of a prepared rescale on a worker: the moves

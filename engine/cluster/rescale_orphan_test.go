@@ -1,16 +1,20 @@
 package cluster
 
-// An initializer that crashes in the middle of a grow, after the old
-// workers froze and sent their states: started again from its recovery
-// files, it says by the cluster it recorded whether the grow completes
-// (it had committed it) or is undone, and the workers it left frozen
-// settle that way rather than waiting for ever.
+// An initializer that crashes in the middle of a grow or shrink, after
+// the old workers froze and sent their states: started again from its
+// recovery files, the cluster it recorded says whether the rescale
+// completes (it had committed it: the workers it left frozen complete
+// it) or is undone (it undoes it on the workers that come back frozen,
+// before the cluster starts), rather than the workers waiting for ever.
+// And control links that drop and come back at a live initializer
+// during a rescale.
 
 import (
 	"context"
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +29,10 @@ func orphanedGrow(t *testing.T, ctx context.Context, phase uint8) ([]*Member, []
 	t.Helper()
 	return orphaned(t, ctx, phase, nil)
 }
+
+// restartConsole receives the console of the initializers restarted by
+// restartInitializer (one test at a time: not parallel).
+var restartConsole = &lockedLog{}
 
 // orphaned is orphanedGrow, or with left a shrink by worker2 (which
 // calls left when it leaves; no joiner).
@@ -116,6 +124,8 @@ func restartInitializer(t *testing.T, ctx context.Context, ms []*Member, crashed
 	ms[0].Close()
 	cfg := ms[0].cfg
 	cfg.OnShutdown, cfg.OnStop, cfg.OnRescale = nil, nil, nil
+	restartConsole = &lockedLog{}
+	cfg.Console = restartConsole
 	var m *Member
 	waitFor(t, "the restarted initializer binds its listeners again", func() bool {
 		m = New(cfg)
@@ -152,6 +162,9 @@ func TestRescale_AnInitializerCrashedBeforeTheCommitComesBackToAnUndoneGrow(t *t
 		return !ms[1].Rescaling() && !ms[2].Rescaling()
 	})
 	checkTookBack(t, ms[1:], fps[1:])
+	waitFor(t, "the restarted initializer says the grow was undone", func() bool {
+		return strings.Contains(restartConsole.String(), "was undone")
+	})
 	for _, w := range ms {
 		if got := slices.Sorted(slices.Values(w.Workers())); !slices.Equal(got, []string{"initializer", "worker1", "worker2"}) {
 			t.Errorf("%s: workers %v after the undo", w.cfg.Name, got)
@@ -283,4 +296,60 @@ func TestRescale_AWorkerLostAtTheReleaseCompletesItWhenBack(t *testing.T) {
 		t.Errorf("worker1 holds %d partitions after the grow", heldIn(fps[1].lastOwn()))
 	}
 	shrinkGoesAhead(t, ctx, ms[0], results, "after the grow")
+}
+
+// A worker whose control link drops and comes back at the live
+// initializer before the Commit: the initializer fails the rescale (the
+// link it was prepared on is gone: states sent on it may be lost) and
+// undoes it everywhere, that worker included; it does not commit with a
+// worker that took the old cluster (every worker ends on the same
+// table).
+func TestRescale_AWorkerBackOnANewLinkBeforeTheCommitIsUndoneWithTheRest(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, fps, results := rsCluster(t, ctx, 3, nil)
+	var once sync.Once
+	ms[0].beforePhase = func(ph uint8) {
+		if ph != PhaseCommit {
+			return
+		}
+		once.Do(func() {
+			ms[1].mu.Lock()
+			link := ms[1].toInit
+			ms[1].mu.Unlock()
+			link.conn.Close()
+			// Back on a new link before the Commit is told.
+			deadline := time.Now().Add(time.Minute)
+			for time.Now().Before(deadline) {
+				ms[0].mu.Lock()
+				c := ms[0].ctl["worker1"]
+				ms[0].mu.Unlock()
+				ms[1].mu.Lock()
+				back := ms[1].toInit != link && ms[1].toInit != nil
+				ms[1].mu.Unlock()
+				if c != nil && back {
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	j := joiner(t, ms[0], "worker3", 1, &fakeProc{}, nil)
+	defer j.Close()
+	runJoiner(ctx, j, nil)
+	if r := waitResult(t, results, 3*phaseTimeout); r.ok {
+		t.Fatal("the grow completed with a worker whose link changed before the commit")
+	}
+	waitFor(t, "every worker ends the grow", func() bool {
+		return !ms[1].Rescaling() && !ms[2].Rescaling()
+	})
+	checkTookBack(t, ms, fps)
+	for _, w := range ms {
+		if len(w.Workers()) != 3 || w.Table().Epoch() != ms[0].Table().Epoch() {
+			t.Errorf("%s: workers %v, epoch %d; the initializer's epoch %d", w.cfg.Name, w.Workers(), w.Table().Epoch(), ms[0].Table().Epoch())
+		}
+	}
+	if r := wedgedOf(ms[0]); r != "" {
+		t.Errorf("wedged: %s", r)
+	}
 }

@@ -12,7 +12,7 @@ import (
 // of a link check it in the first exchange; any change to a message's
 // layout increments it, the layout of the runner's envelope batches
 // (opaque here, read by the peer's runner) included.
-const WireVersion = 16
+const WireVersion = 17
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -407,6 +407,11 @@ type Join struct {
 	// one nor one in its event log.
 	Afresh        bool
 	NoCheckpoints bool
+	// Frozen (a worker that dials the initializer again): the rescale
+	// this worker is frozen in and that rescale's table epoch (0, 0:
+	// none). An initializer started again that recorded an older cluster
+	// undoes it (undoOrphans).
+	Frozen, FrozenEpoch uint64
 }
 
 // Encode returns j's payload.
@@ -419,6 +424,8 @@ func (j Join) Encode() []byte {
 	e.u32(j.Sinks)
 	e.bool(j.Afresh)
 	e.bool(j.NoCheckpoints)
+	e.u64(j.Frozen)
+	e.u64(j.FrozenEpoch)
 	return e.b
 }
 
@@ -429,6 +436,8 @@ func DecodeJoin(p []byte) (Join, error) {
 	j.Sinks = d.u32("sinks")
 	j.Afresh = d.bool("afresh")
 	j.NoCheckpoints = d.bool("no checkpoints")
+	j.Frozen = d.u64("frozen rescale")
+	j.FrozenEpoch = d.u64("frozen rescale's epoch")
 	return j, d.end("join")
 }
 

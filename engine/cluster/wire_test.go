@@ -43,7 +43,7 @@ func TestWire_RoundTrips(t *testing.T) {
 	if got, err := DecodeHello(h.Encode()); err != nil || got != h {
 		t.Errorf("hello: %+v %v", got, err)
 	}
-	j := Join{Worker: "w", Control: "127.0.0.1:1", Data: "0.0.0.0:2", Joining: 4, Sinks: 2, Afresh: true, NoCheckpoints: true}
+	j := Join{Worker: "w", Control: "127.0.0.1:1", Data: "0.0.0.0:2", Joining: 4, Sinks: 2, Afresh: true, NoCheckpoints: true, Frozen: 7, FrozenEpoch: 3}
 	if got, err := DecodeJoin(j.Encode()); err != nil || got != j {
 		t.Errorf("join: %+v %v", got, err)
 	}
