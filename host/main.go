@@ -168,7 +168,8 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 	defer stop()
 	mctx, stopMetrics := context.WithCancel(context.Background())
 	defer stopMetrics()
-	if err := startMetrics(mctx, opts, &cfg, logger); err != nil {
+	waitMetrics, err := startMetrics(mctx, opts, &cfg, logger)
+	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
 	}
@@ -178,6 +179,9 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 		stop()
 	}()
 	err = worker.Run(ctx, cfg)
+	// (Processing has ended: the hub gets the period under way.)
+	stopMetrics()
+	waitMetrics()
 	var ue *UserCodeError
 	switch {
 	case err == nil:

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/wallaroo-go/machida/engine/metrics"
 	"github.com/wallaroo-go/machida/engine/worker"
@@ -33,7 +34,17 @@ func newLogger(opts *Options, w io.Writer) *slog.Logger {
 // endpoint of --prometheus, both until ctx ends. The processor records
 // into the registry only while one of them is live. An error (the
 // Prometheus address cannot be bound) stops the worker at start-up.
-func startMetrics(ctx context.Context, opts *Options, cfg *worker.Config, log *slog.Logger) error {
+// The hub reporter sends its last period when ctx ends; wait returns
+// once it has.
+func startMetrics(ctx context.Context, opts *Options, cfg *worker.Config, log *slog.Logger) (wait func(), err error) {
+	var hubs sync.WaitGroup
+	runHub := func(addr string) {
+		hubs.Add(1)
+		go func() {
+			defer hubs.Done()
+			metrics.RunHub(ctx, metrics.HubConfig{Addr: addr, App: cfg.App, Registry: cfg.Metrics, Log: log})
+		}()
+	}
 	reg := metrics.NewRegistry(cfg.Name)
 	cfg.Metrics = reg
 	if p, ok := cfg.Processor.(*processor); ok {
@@ -41,19 +52,19 @@ func startMetrics(ctx context.Context, opts *Options, cfg *worker.Config, log *s
 	}
 	if opts.Prometheus != "" {
 		if err := metrics.Serve(ctx, opts.Prometheus, reg, log); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if opts.Metrics != "" {
-		go metrics.RunHub(ctx, metrics.HubConfig{Addr: opts.Metrics, App: cfg.App, Registry: reg, Log: log})
+		runHub(opts.Metrics)
 	} else if opts.Join != "" {
 		// A joiner reports where the cluster does (0.6: the address
 		// comes from the worker it joins through).
 		cfg.OnFormed = func(addr string) {
-			if addr != "" {
-				go metrics.RunHub(ctx, metrics.HubConfig{Addr: addr, App: cfg.App, Registry: reg, Log: log})
+			if addr != "" && ctx.Err() == nil {
+				runHub(addr)
 			}
 		}
 	}
-	return nil
+	return hubs.Wait, nil
 }

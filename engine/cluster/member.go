@@ -1069,10 +1069,14 @@ func (m *Member) controlConnsLocked() []*ctlConn {
 	return cs
 }
 
-// heard records a peer's heartbeat.
+// heard records a peer's heartbeat. (Only a member's: a leaver beats
+// until it stops, after it has left, and would then be reported silent.)
 func (m *Member) heard(peer string, busy time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.workers != nil && !slices.Contains(m.workers, peer) {
+		return
+	}
 	h := m.health[peer]
 	if h == nil {
 		h = &peerHealth{}

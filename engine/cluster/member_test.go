@@ -638,3 +638,20 @@ func TestSilentPeerHint(t *testing.T) {
 		t.Errorf("a closed link: hint %q", got)
 	}
 }
+
+// A worker that has left (a shrink) goes on beating until it stops: its
+// heartbeats are not taken up again, so it is never reported silent.
+func TestMember_AWorkerThatLeftIsNotTrackedByItsHeartbeats(t *testing.T) {
+	m := New(Config{Name: "initializer", Initializer: true, Hello: hello()})
+	m.workers = []string{"initializer", "worker1"}
+	m.heard("worker1", 0)
+	m.heard("worker2", 0) // left
+	m.mu.Lock()
+	for _, h := range m.health {
+		h.last = time.Now().Add(-time.Hour) // both silent since
+	}
+	m.mu.Unlock()
+	if got := m.Unresponsive(); len(got) != 1 || !strings.HasPrefix(got[0], "worker1: no heartbeat") {
+		t.Errorf("unresponsive: %v, want worker1 only", got)
+	}
+}

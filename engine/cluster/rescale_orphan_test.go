@@ -353,3 +353,56 @@ func TestRescale_AWorkerBackOnANewLinkBeforeTheCommitIsUndoneWithTheRest(t *test
 		t.Errorf("wedged: %s", r)
 	}
 }
+
+// A joiner whose control link drops as the Release is told (the
+// initializer lives on) reconnects, is let in as a member of the
+// committed cluster (not refused as unknown, nor for a moment as
+// already joined, for good) and completes the grow: it starts.
+func TestRescale_AJoinerLostAtTheReleaseReconnectsAndStarts(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _, results := rsCluster(t, ctx, 3, nil)
+	var j *Member
+	var once sync.Once
+	ms[0].beforePhase = func(ph uint8) {
+		if ph == PhaseRelease {
+			once.Do(func() {
+				j.mu.Lock()
+				link := j.toInit
+				j.mu.Unlock()
+				link.conn.Close()
+			})
+		}
+	}
+	j = joiner(t, ms[0], "worker3", 1, &fakeProc{}, nil)
+	defer j.Close()
+	started := make(chan error, 1)
+	go func() {
+		err := j.Start(ctx)
+		if err == nil {
+			err = j.LinksUp(ctx)
+		}
+		if err == nil {
+			err = j.Ready()
+		}
+		if err == nil {
+			err = j.WaitStarted(ctx)
+		}
+		started <- err
+	}()
+	if r := waitResult(t, results, 3*phaseTimeout); !r.ok {
+		t.Fatal("the grow failed")
+	}
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("the joiner: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the joiner did not start")
+	}
+	waitFor(t, "the joiner completes the grow", func() bool { return !j.Rescaling() })
+	if got, want := j.Workers(), ms[0].Workers(); !slices.Equal(got, want) || j.Table().Epoch() != ms[0].Table().Epoch() {
+		t.Errorf("the joiner: workers %v, epoch %d; the initializer's %v, %d", got, j.Table().Epoch(), want, ms[0].Table().Epoch())
+	}
+}

@@ -36,7 +36,9 @@ const WriteTimeout = 5 * time.Second
 // when no message arrives after the period ends. While disconnected the
 // registry is not consumed by the hub (nothing is timed for it) and what
 // is recorded is discarded at each period's end; there is no buffering
-// and no backpressure on the pipeline. One goroutine (the caller's);
+// and no backpressure on the pipeline. When ctx ends, the period under
+// way is sent before it returns (end ctx once the worker has stopped
+// processing, and wait for the return). One goroutine (the caller's);
 // the connection's reader is a second, which only detects its end.
 func RunHub(ctx context.Context, cfg HubConfig) {
 	if cfg.Retry <= 0 {
@@ -114,6 +116,14 @@ func RunHub(ctx context.Context, cfg HubConfig) {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
+			// The period under way is sent as it is: what the worker
+			// did last (it has stopped processing, or left the
+			// cluster) counts too.
+			if recs := cfg.Registry.TakePeriod(); conn != nil && len(recs) > 0 {
+				if err := writePeriod(conn, topic, cfg.Registry.Worker(), uint64(cfg.Period), end, recs); err != nil {
+					cfg.Log.Warn("metrics: the last period was not sent", "addr", cfg.Addr, "err", err)
+				}
+			}
 			return
 		case <-lost:
 			timer.Stop()

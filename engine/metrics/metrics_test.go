@@ -171,6 +171,35 @@ func TestHubConnectsJoinsAndReportsEachPeriod(t *testing.T) {
 	assert.False(t, r.On(), "stopped: the hub no longer consumes")
 }
 
+// What a worker records in the period under way when it stops (or
+// leaves the cluster) is sent before the reporter returns: the hub's
+// totals are exact.
+func TestHubSendsThePeriodUnderWayWhenItStops(t *testing.T) {
+	addr, msgs := hubListener(t)
+	r := NewRegistry("worker7")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		RunHub(ctx, HubConfig{Addr: addr, App: "a", Registry: r, Log: quiet(), Period: time.Hour})
+		close(done)
+	}()
+	next(t, msgs) // connect
+	next(t, msgs) // join
+	require.Eventually(t, r.On, 10*time.Second, time.Millisecond)
+	r.Add(Key{Category: StartToEnd, Name: "p", Pipeline: "p"}, 1500, 7)
+	cancel()
+	<-done
+	m := next(t, msgs)
+	require.Equal(t, hubproto.TypePayload, m.Type)
+	require.NotNil(t, m.Record)
+	var n uint64
+	for _, b := range m.Record.Bins {
+		n += b
+	}
+	assert.Equal(t, uint64(7), n)
+}
+
 func TestHubRetriesUntilTheListenerAppears(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
