@@ -260,8 +260,9 @@ type Member struct {
 	// an undo starts to wait for workers to come back; beforeRejoin runs
 	// before a worker that lost its initializer reconnects;
 	// beforePrepareAck runs on a worker before it acks a Prepare;
-	// beforePhase on the initializer before it tells the Commit and the
-	// Release (a test crashes it there).
+	// beforePhase on the initializer before it tells the Commit, before
+	// it commits (commitPoint) and before it tells the Release (a test
+	// crashes it there).
 	beforeJoinerLink func(worker string)
 	beforePrepareAck func()
 	beforePhase      func(phase uint8)
@@ -2396,10 +2397,10 @@ func (m *Member) rejoin(ctx context.Context, addr string) {
 		// Refused as not a member: the initializer has a cluster
 		// without this worker. (Other refusals pass: an initializer
 		// that has not yet seen the old link go says it is joined.)
-		if errors.Is(err, ErrRefused) && strings.Contains(err.Error(), notAMember) && m.leftWhileOrphaned(ctx) {
+		var refused *JoinError // (a worker that came by a grow is refused so)
+		if (errors.Is(err, ErrRefused) || errors.As(err, &refused)) && strings.Contains(err.Error(), notAMember) && m.leftWhileOrphaned(ctx) {
 			return
 		}
-		var refused *JoinError
 		if !m.Started() && !m.restarted && errors.As(err, &refused) && strings.Contains(refused.Reason, notAMember) {
 			// A joiner whose grow had committed here: the initializer
 			// came back with the cluster from before it (and undoes it).

@@ -658,8 +658,8 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	// checks none changed.
 	var prep map[string]*ctlConn
 	tellOnPrep := func(names []string, r Rescale) error {
-		if m.linkChanged(names, prep) != "" {
-			return fmt.Errorf("%s: the control link to %s changed during the rescale", PhaseName(r.Phase), m.linkChanged(names, prep))
+		if n := m.linkChanged(names, prep); n != "" {
+			return fmt.Errorf("%s: the control link to %s changed during the rescale", PhaseName(r.Phase), n)
 		}
 		return send(names, r)
 	}
@@ -743,6 +743,9 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	// initializer that crashes from here on comes back with it, and the
 	// workers it left frozen take it up (settleOrphaned); one that
 	// crashed before comes back with the old one and they undo.
+	if m.beforePhase != nil {
+		m.beforePhase(commitPoint)
+	}
 	if err := m.commitRescale(topo, everyone, prep); err != nil {
 		return err
 	}
@@ -797,6 +800,11 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 // and whose cluster it has not recorded: the run that crashed had not
 // committed it (undoOrphans undoes it).
 func (m *Member) noteOrphan(worker string, id uint64) {
+	if m.Started() {
+		// (A worker back frozen in a rescale of this run that failed
+		// and could not be undone: the cluster is wedged and says so.)
+		return
+	}
 	m.rs.mu.Lock()
 	defer m.rs.mu.Unlock()
 	if m.rs.busy {
@@ -877,6 +885,10 @@ func (m *Member) undoOrphans(ctx context.Context, orphans map[string]uint64) {
 	}
 }
 
+// commitPoint names, for the beforePhase seam, the moment before
+// commitRescale (every Commit acked).
+const commitPoint = 0xff
+
 // commitRescale (initializer) records the cluster a rescale makes, t,
 // once every worker has its states and before any is told to release:
 // its topology, and (OnRescaled) that no checkpoint from before it may
@@ -888,24 +900,27 @@ func (m *Member) undoOrphans(ctx context.Context, orphans map[string]uint64) {
 // the check on, a worker that dials again is sent t (serveControl,
 // under the same lock). It fails too if t cannot be recorded.
 func (m *Member) commitRescale(t Topology, names []string, prep map[string]*ctlConn) error {
-	m.mu.Lock()
-	if n := m.linkChangedLocked(names, prep); n != "" {
-		m.mu.Unlock()
+	if n := m.linkChanged(names, prep); n != "" {
 		return fmt.Errorf("commit: the control link to %s changed during the rescale", n)
 	}
-	m.committedTopo = &t
-	m.mu.Unlock()
 	// (The floor first: an initializer started again with the new
-	// cluster must not restore a checkpoint from before it.)
+	// cluster must not restore a checkpoint from before it. Left if the
+	// rescale then fails: no harm, a checkpoint is taken after it.)
 	if m.cfg.OnRescaled != nil {
 		m.cfg.OnRescaled()
 	}
 	if err := m.saveTopologyAs(t); err != nil {
-		m.mu.Lock()
-		m.committedTopo = nil
-		m.mu.Unlock()
+		m.saveTopology() // (the cluster as it is, again)
 		return fmt.Errorf("commit: %w", err)
 	}
+	m.mu.Lock()
+	if n := m.linkChangedLocked(names, prep); n != "" {
+		m.mu.Unlock()
+		m.saveTopology()
+		return fmt.Errorf("commit: the control link to %s changed during the rescale", n)
+	}
+	m.committedTopo = &t
+	m.mu.Unlock()
 	return nil
 }
 
@@ -1137,9 +1152,18 @@ func (m *Member) prepareHere(ctx, waitCtx context.Context, r Rescale) error {
 func (m *Member) prepareAs(ctx, waitCtx context.Context, r Rescale, n uint64) error {
 	m.rs.mu.Lock()
 	gone := n != 0 && n <= m.rs.aborted
+	var unsettled uint64
+	if p := m.rs.pending; p != nil && m.rs.frozen {
+		unsettled = p.ID
+	}
 	m.rs.mu.Unlock()
 	if gone {
 		return fmt.Errorf("rescale %d was aborted before its preparation here", r.ID)
+	}
+	if unsettled != 0 {
+		// (A worker back on a new link may be told a Prepare before
+		// the Topology that settles the rescale it is frozen in.)
+		return fmt.Errorf("this worker is still frozen in grow or shrink %d, not yet settled; try again", unsettled)
 	}
 	m.mu.Lock()
 	var old []string
@@ -2175,11 +2199,18 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		go func() { ack(m.undoOnce(ctx, r, func() error { return m.undoReleaseHere(ctx) })) }()
 	case PhaseAbort:
 		m.rs.mu.Lock()
+		m.rs.aborted = m.rs.prepared
+		if p := m.rs.pending; p != nil && m.rs.frozen && p.ID != r.ID {
+			// Another rescale, refused here for the one this worker
+			// is still frozen in (prepareAs): that one stays, for
+			// its Topology to settle (settleOrphaned).
+			m.rs.mu.Unlock()
+			return
+		}
 		m.rs.pending = nil
 		m.rs.frozen = false
 		m.rs.committed = false
 		m.rs.releasing = false
-		m.rs.aborted = m.rs.prepared
 		m.rs.mu.Unlock()
 		m.mu.Lock()
 		formed := m.workers != nil

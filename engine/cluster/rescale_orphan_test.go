@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -27,16 +28,17 @@ import (
 // start returned (nil while it runs).
 func orphanedGrow(t *testing.T, ctx context.Context, phase uint8) ([]*Member, []*fakeProc, *Member, func() error) {
 	t.Helper()
-	return orphaned(t, ctx, phase, nil)
+	return orphaned(t, ctx, phase, "", nil)
 }
 
 // restartConsole receives the console of the initializers restarted by
 // restartInitializer (one test at a time: not parallel).
 var restartConsole = &lockedLog{}
 
-// orphaned is orphanedGrow, or with left a shrink by worker2 (which
-// calls left when it leaves; no joiner).
-func orphaned(t *testing.T, ctx context.Context, phase uint8, left func()) ([]*Member, []*fakeProc, *Member, func() error) {
+// orphaned is orphanedGrow, or, with leaver, a shrink by leaver
+// (worker2, or worker3 which comes by a grow first), which calls left
+// when it leaves; no joiner is returned then.
+func orphaned(t *testing.T, ctx context.Context, phase uint8, leaver string, left func()) ([]*Member, []*fakeProc, *Member, func() error) {
 	t.Helper()
 	// (Not t.TempDir: the members' goroutines may still write there for
 	// a moment after the test has ended them.)
@@ -54,6 +56,8 @@ func orphaned(t *testing.T, ctx context.Context, phase uint8, left func()) ([]*M
 	crashed := make(chan struct{})
 	resume := make(chan struct{})
 	var once sync.Once
+	var armed atomic.Bool
+	armed.Store(leaver != "worker3") // (its grow goes through)
 	ms, fps, results := rsClusterIn(t, func(i int) context.Context {
 		if i == 0 {
 			return ictx
@@ -61,12 +65,12 @@ func orphaned(t *testing.T, ctx context.Context, phase uint8, left func()) ([]*M
 		return ctx
 	}, 3, func(i int, c *Config) {
 		c.ResilienceDir = dir
-		if i == 2 {
+		if i == 2 && leaver == "worker2" {
 			c.OnLeave = left
 		}
 	})
 	ms[0].beforePhase = func(ph uint8) {
-		if ph == phase {
+		if ph == phase && armed.Load() {
 			// The crash: nothing of this run goes out from here on.
 			once.Do(func() { crash(); close(crashed) })
 			<-resume
@@ -78,8 +82,18 @@ func orphaned(t *testing.T, ctx context.Context, phase uint8, left func()) ([]*M
 		close(resume)
 		waitResult(t, results, 3*phaseTimeout)
 	})
-	if left != nil {
-		if r := ms[0].Shrink(ictx, []string{"worker2"}, 0); r != "Shrinking by 1 workers!" {
+	if leaver == "worker3" {
+		j := joiner(t, ms[0], "worker3", 1, &fakeProc{}, func(c *Config) { c.ResilienceDir = dir; c.OnLeave = left })
+		t.Cleanup(j.Close)
+		runJoiner(ctx, j, func(err error) { t.Errorf("the joiner: %v", err) })
+		if r := waitResult(t, results, 3*phaseTimeout); !r.ok {
+			t.Fatal("the grow failed")
+		}
+		armed.Store(true)
+		ms = append(ms, j)
+	}
+	if leaver != "" {
+		if r := ms[0].Shrink(ictx, []string{leaver}, 0); r != "Shrinking by 1 workers!" {
 			t.Fatalf("shrink: %q", r)
 		}
 		return restartInitializer(t, ctx, ms, crashed), fps, nil, nil
@@ -151,13 +165,29 @@ func restartInitializer(t *testing.T, ctx context.Context, ms []*Member, crashed
 
 // Crashed after every old worker froze and sent its states, before the
 // Commit: the initializer comes back with the cluster of before (it had
-// recorded nothing else), and each old worker undoes the grow itself:
-// it takes back what it sent and runs what it parked by the old table.
-// The joiner, which had not all its states, fails its join.
+// recorded nothing else) and, once every worker is back, undoes the
+// grow on the workers that say they are frozen in it (each takes back
+// what it sent and runs what it parked by the old table), before the
+// cluster starts. The joiner, which had not all its states, fails its
+// join.
 func TestRescale_AnInitializerCrashedBeforeTheCommitComesBackToAnUndoneGrow(t *testing.T) {
+	undoneOnRestart(t, PhaseCommit, "lost the control link to the initializer before joining")
+}
+
+// Crashed after every Commit ack, before it recorded the new cluster:
+// the same undo; the joiner, which had all its states, reconnects, is
+// refused as not a member, and fails its join saying so.
+func TestRescale_AnInitializerCrashedBeforeItsCommitPointComesBackToAnUndoneGrow(t *testing.T) {
+	undoneOnRestart(t, commitPoint, "came back without this worker")
+}
+
+// undoneOnRestart is the test of an initializer crashed just before
+// phase whose grow is undone when it is back; the joiner fails with
+// joinErr.
+func undoneOnRestart(t *testing.T, phase uint8, joinErr string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ms, fps, _, joined := orphanedGrow(t, ctx, PhaseCommit)
+	ms, fps, _, joined := orphanedGrow(t, ctx, phase)
 	waitFor(t, "the old workers settle the grow", func() bool {
 		return !ms[1].Rescaling() && !ms[2].Rescaling()
 	})
@@ -171,8 +201,8 @@ func TestRescale_AnInitializerCrashedBeforeTheCommitComesBackToAnUndoneGrow(t *t
 		}
 	}
 	waitFor(t, "the joiner fails", func() bool { return joined() != nil })
-	if err := joined(); err.Error() == "started" {
-		t.Error("the joiner started, want its join to fail")
+	if err := joined(); !strings.Contains(err.Error(), joinErr) {
+		t.Errorf("the joiner: %v, want its join to fail (%s)", err, joinErr)
 	}
 	sctx, scancel := context.WithTimeout(ctx, time.Minute)
 	defer scancel()
@@ -180,6 +210,10 @@ func TestRescale_AnInitializerCrashedBeforeTheCommitComesBackToAnUndoneGrow(t *t
 		if err := w.WaitStarted(sctx); err != nil {
 			t.Fatalf("%s not started: %v", w.cfg.Name, err)
 		}
+	}
+	out := restartConsole.String()
+	if u, s := strings.Index(out, "was undone"), strings.Index(out, "workers reporting Topology ready"); u < 0 || s < 0 || s < u {
+		t.Errorf("the cluster started before the undo ended:\n%s", out)
 	}
 }
 
@@ -235,7 +269,7 @@ func TestRescale_AnInitializerCrashedAfterTheCommitOfAShrinkLetsTheLeaverGo(t *t
 	defer cancel()
 	left := make(chan struct{})
 	var once sync.Once
-	ms, _, _, _ := orphaned(t, ctx, PhaseRelease, func() { once.Do(func() { close(left) }) })
+	ms, _, _, _ := orphaned(t, ctx, PhaseRelease, "worker2", func() { once.Do(func() { close(left) }) })
 	want := ms[0].Workers()
 	if got := slices.Sorted(slices.Values(want)); !slices.Equal(got, []string{"initializer", "worker1"}) {
 		t.Fatalf("the restarted initializer's workers: %v", want)
@@ -313,26 +347,7 @@ func TestRescale_AWorkerBackOnANewLinkBeforeTheCommitIsUndoneWithTheRest(t *test
 		if ph != PhaseCommit {
 			return
 		}
-		once.Do(func() {
-			ms[1].mu.Lock()
-			link := ms[1].toInit
-			ms[1].mu.Unlock()
-			link.conn.Close()
-			// Back on a new link before the Commit is told.
-			deadline := time.Now().Add(time.Minute)
-			for time.Now().Before(deadline) {
-				ms[0].mu.Lock()
-				c := ms[0].ctl["worker1"]
-				ms[0].mu.Unlock()
-				ms[1].mu.Lock()
-				back := ms[1].toInit != link && ms[1].toInit != nil
-				ms[1].mu.Unlock()
-				if c != nil && back {
-					return
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		})
+		once.Do(func() { flapBack(ms[0], ms[1]) }) // back before the Commit is told
 	}
 	j := joiner(t, ms[0], "worker3", 1, &fakeProc{}, nil)
 	defer j.Close()
@@ -404,5 +419,77 @@ func TestRescale_AJoinerLostAtTheReleaseReconnectsAndStarts(t *testing.T) {
 	waitFor(t, "the joiner completes the grow", func() bool { return !j.Rescaling() })
 	if got, want := j.Workers(), ms[0].Workers(); !slices.Equal(got, want) || j.Table().Epoch() != ms[0].Table().Epoch() {
 		t.Errorf("the joiner: workers %v, epoch %d; the initializer's %v, %d", got, j.Table().Epoch(), want, ms[0].Table().Epoch())
+	}
+}
+
+// The same with a leaver that came in by a grow (refused, as a joiner
+// is, with a Join Error): it leaves too.
+func TestRescale_AnInitializerCrashedAfterTheCommitOfAShrinkLetsAGrownLeaverGo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	left := make(chan struct{})
+	var once sync.Once
+	ms, _, _, _ := orphaned(t, ctx, PhaseRelease, "worker3", func() { once.Do(func() { close(left) }) })
+	if got := slices.Sorted(slices.Values(ms[0].Workers())); !slices.Equal(got, []string{"initializer", "worker1", "worker2"}) {
+		t.Fatalf("the restarted initializer's workers: %v", got)
+	}
+	select {
+	case <-left:
+	case <-time.After(time.Minute):
+		t.Fatal("the leaver did not leave")
+	}
+	waitFor(t, "the others settle the shrink", func() bool { return !ms[1].Rescaling() && !ms[2].Rescaling() })
+}
+
+// A worker whose control link drops and comes back after its Commit
+// ack, before the initializer commits: the commit sees the link changed
+// (the worker, back, was sent the old cluster) and the rescale is undone
+// everywhere instead.
+func TestRescale_AWorkerBackOnANewLinkAtTheCommitPointIsUndoneWithTheRest(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, fps, results := rsCluster(t, ctx, 3, nil)
+	var once sync.Once
+	ms[0].beforePhase = func(ph uint8) {
+		if ph == commitPoint {
+			once.Do(func() { flapBack(ms[0], ms[1]) })
+		}
+	}
+	j := joiner(t, ms[0], "worker3", 1, &fakeProc{}, nil)
+	defer j.Close()
+	runJoiner(ctx, j, nil)
+	if r := waitResult(t, results, 3*phaseTimeout); r.ok {
+		t.Fatal("the grow completed with a worker whose link changed before the commit")
+	}
+	waitFor(t, "every worker ends the grow", func() bool {
+		return !ms[1].Rescaling() && !ms[2].Rescaling()
+	})
+	checkTookBack(t, ms, fps)
+	for _, w := range ms {
+		if len(w.Workers()) != 3 || w.Table().Epoch() != ms[0].Table().Epoch() {
+			t.Errorf("%s: workers %v, epoch %d; the initializer's epoch %d", w.cfg.Name, w.Workers(), w.Table().Epoch(), ms[0].Table().Epoch())
+		}
+	}
+}
+
+// flapBack closes w's control link to init and waits until w is back on
+// a new one, registered at init.
+func flapBack(init, w *Member) {
+	w.mu.Lock()
+	link := w.toInit
+	w.mu.Unlock()
+	link.conn.Close()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		init.mu.Lock()
+		c := init.ctl[w.cfg.Name]
+		init.mu.Unlock()
+		w.mu.Lock()
+		back := w.toInit != link && w.toInit != nil
+		w.mu.Unlock()
+		if c != nil && back {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

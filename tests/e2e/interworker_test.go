@@ -20,7 +20,7 @@ const (
 )
 
 // wireVersion is the version the workers of this build speak.
-const wireVersion = 16
+const wireVersion = 17
 
 type wireChannel uint8
 
