@@ -157,6 +157,11 @@ type Config struct {
 	// complete here (its new table installed), and on the initializer
 	// that one is committed (every state moved; commitRescale).
 	OnRescaled func()
+	// OnRescaleStep, if set, is told on the initializer when a rescale
+	// reaches "rescale-frozen" (every worker froze and sent its states;
+	// the Commit is not told) and "rescale-committed" (the new cluster
+	// is recorded; no Release is told): a test kills the process there.
+	OnRescaleStep func(step string)
 
 	// Checkpoints (checkpoint.go). OnCheckpoint (not the initializer)
 	// handles a request of the initializer (take, commit, rollback) on a
@@ -1466,6 +1471,12 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 				return
 			}
 			m.log.Error("lost the control link to the initializer")
+			if m.cfg.Joining > 0 {
+				// (A joiner: its join failed, as a tool waiting for
+				// the Join Error line reads it.)
+				m.rs.failJoin(&JoinError{Reason: "lost the control link to the initializer before joining; start this worker again once the cluster is back"})
+				return
+			}
 			m.rs.lostInitializer()
 		}
 	}()

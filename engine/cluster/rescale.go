@@ -728,6 +728,9 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	if m.beforePhase != nil {
 		m.beforePhase(PhaseCommit)
 	}
+	if m.cfg.OnRescaleStep != nil {
+		m.cfg.OnRescaleStep("rescale-frozen")
+	}
 	if err := tellOnPrep(everyone, Rescale{ID: id, Phase: PhaseCommit}); err != nil {
 		return err
 	}
@@ -750,6 +753,9 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 		return err
 	}
 	released = true
+	if m.cfg.OnRescaleStep != nil {
+		m.cfg.OnRescaleStep("rescale-committed")
+	}
 	if m.beforePhase != nil {
 		m.beforePhase(PhaseRelease)
 	}

@@ -23,12 +23,16 @@ import (
 //     alone: not committed);
 //   - commit: on the initializer, the checkpoint is committed in its own
 //     files and the other workers have not been told; on the others, the
-//     initializer's commit arrived and is not yet in this worker's files.
+//     initializer's commit arrived and is not yet in this worker's files;
+//   - rescale-frozen (initializer): in a grow or shrink, every worker has
+//     frozen and sent its states, the Commit is not told;
+//   - rescale-committed (initializer): the new cluster is recorded, no
+//     worker is told to release.
 //
 // It is for tests only; operators have no reason to set it.
 const CrashAtEnv = "MACHIDA_TEST_CRASH_AT"
 
-var crashSteps = map[string]bool{"taken": true, "written": true, "commit": true}
+var crashSteps = map[string]bool{"taken": true, "written": true, "commit": true, "rescale-frozen": true, "rescale-committed": true}
 
 // crashPoints are this worker's entries of CrashAtEnv and how often each
 // step was reached. Safe for concurrent use.
@@ -50,7 +54,7 @@ func parseCrashPoints(spec, name string) (*crashPoints, error) {
 	for _, ent := range strings.Split(spec, ",") {
 		parts := strings.Split(strings.TrimSpace(ent), ":")
 		if len(parts) != 3 || !crashSteps[parts[1]] {
-			return nil, fmt.Errorf("%s: %q is not worker:step:n with step one of taken, written, commit", CrashAtEnv, ent)
+			return nil, fmt.Errorf("%s: %q is not worker:step:n with step one of taken, written, commit, rescale-frozen, rescale-committed", CrashAtEnv, ent)
 		}
 		n, err := strconv.Atoi(parts[2])
 		if err != nil || n < 1 {
@@ -83,7 +87,7 @@ func (c *crashPoints) reached(step string) {
 }
 
 func killSelf(step string, n int) {
-	fmt.Fprintf(os.Stderr, "%s: killing this worker at checkpoint step %q (time %d)\n", CrashAtEnv, step, n)
+	fmt.Fprintf(os.Stderr, "%s: killing this worker at step %q (time %d)\n", CrashAtEnv, step, n)
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {} // SIGKILL is not delivered at once
 }

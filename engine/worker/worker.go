@@ -423,6 +423,7 @@ func Run(ctx context.Context, cfg Config) error {
 		cc.Partitions = cfg.Partitions
 		if res != nil {
 			cc.OnRescaled = res.recordFloor
+			cc.OnRescaleStep = res.crash.reached // (tests: CrashAtEnv)
 		}
 		if reg != nil || res != nil {
 			cc.OnRescale = func(kind string, ok bool, took time.Duration) {

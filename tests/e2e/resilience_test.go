@@ -1085,3 +1085,82 @@ func TestResilience_AnExceptionOnAWorkerKeepsEveryWorkersFiles(t *testing.T) {
 	}
 	stopCluster(t, again, 0, false)
 }
+
+// The initializer crashes (SIGKILL, at a chosen step: reCrashAtEnv) in
+// the middle of a grow, after every worker froze and sent its states,
+// and is started again with its command line:
+//
+//   - before the Commit (rescale-frozen): it comes back with the cluster
+//     of before and undoes the grow on the workers that are back frozen
+//     in it, before the cluster starts again; the joiner exits 1 with
+//     its Join Error; the cluster rolls back to its last checkpoint and
+//     every value of every key arrives with whole windows;
+//   - after recording the new cluster (rescale-committed): every worker
+//     completes the grow when it is back, the joiner too, and the
+//     cluster of 4 processes again.
+//
+// Neither leaves a worker frozen for ever (they were, before: the
+// rollback's drain never came to rest).
+func TestResilience_InitializerCrashedDuringAGrow(t *testing.T) {
+	tool(t, "external_sender")
+	for _, step := range []string{"rescale-frozen", "rescale-committed"} {
+		t.Run(step, func(t *testing.T) {
+			recv := rsStartReceiver(t)
+			const limit = 4000
+			gen := []string{"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit),
+				"--gen-rate", "2000", "--run-with-resilience", "--time-between-checkpoints", "200000000"}
+			c := &rsCluster{t: t, dir: testdataDir(), module: "multi_partition_detector", next: 3, keys: reKeys,
+				recv: recv, extra: gen}
+			c.in, c.out = freePort(t), recv.addr()
+			t.Setenv(reCrashAtEnv, "initializer:"+step+":1")
+			c.members = startCluster(t, c.dir, c.module, 3, c.in, c.out, append([]string{"--depth", "1"}, gen...)...)
+			t.Setenv(reCrashAtEnv, "")
+			c.control = argValue(t, c.members[0], "--control")
+			c.resilience = argValue(t, c.members[0], "--resilience-dir")
+			recv.waitRecords(t, 1000, reRecoverWait, "before the grow")
+			j := c.startJoiner("worker3", c.joinArgs("worker3", c.control, 1, freePort(t)))
+			init := c.members[0]
+			if _, exited := rsWaitExit(init.proc, rsJoinTimeout); !exited {
+				t.Fatalf("the initializer did not kill itself at %s; output:\n%s", step, rsTail(init.proc, 30))
+			}
+			back := &clusterWorker{proc: start(t, init.dir, "machida3", init.args...), name: init.name,
+				external: init.external, dir: init.dir, args: init.args}
+			c.members[0] = back
+			if step == "rescale-frozen" {
+				c.rsWaitLog(back, "under way when the initializer stopped was undone", rsJoinTimeout, back)
+				if code, exited := rsWaitExit(j.proc, rsJoinTimeout); !exited || code != 1 {
+					t.Fatalf("the joiner of the undone grow: exited %v, code %d; output:\n%s", exited, code, rsTail(j.proc, 30))
+				}
+				if !strings.Contains(rsOutput(j.proc), "Join Error") {
+					t.Errorf("the joiner did not say why it left:\n%s", rsTail(j.proc, 30))
+				}
+				back.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+				for _, w := range c.members {
+					waitStatus(t, w, 3)
+				}
+				final := reFinal(limit)
+				recv.waitFinal(t, final, rsFinalTimeout)
+				reCheck(t, recv, final)
+				stopCluster(t, c.members, 0, false)
+				return
+			}
+			// rescale-committed: the grow completes everywhere. (The
+			// initializer's keys restart empty: no checkpoint from
+			// before a grow is restored; only progress is checked.)
+			c.members = append(c.members, j)
+			for _, w := range c.members {
+				waitStatus(t, w, 4)
+			}
+			recv.waitRecords(t, recv.count()+500, reRecoverWait, "after the grow completed")
+			for _, w := range c.members[1:] {
+				if !strings.Contains(rsOutput(w.proc), "completing it here") {
+					t.Errorf("%s did not complete the grow itself:\n%s", w.name, rsTail(w.proc, 30))
+				}
+			}
+			if !strings.Contains(rsOutput(back.proc), "goes on without rolling back") {
+				t.Errorf("the restarted initializer did not go on without a rollback (no checkpoint from before the grow may be restored):\n%s", rsTail(back.proc, 40))
+			}
+			stopCluster(t, c.members, 0, false)
+		})
+	}
+}
