@@ -863,6 +863,18 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	if old := m.ctl[j.Worker]; old != nil {
 		old.conn.Close() // the link of the run that crashed
 	}
+	if m.workers != nil && j.Frozen != 0 {
+		// Noted before its link counts: maybeUndoOrphans (which starts
+		// the undo once every worker has a link) must not start it
+		// without this worker. (m.mu, then rs.mu.)
+		epoch := m.table.Epoch()
+		if m.committedTopo != nil {
+			epoch = m.committedTopo.Epoch
+		}
+		if j.FrozenEpoch > epoch {
+			m.noteOrphan(j.Worker, j.Frozen)
+		}
+	}
 	m.ctl[j.Worker] = c
 	data := hostFrom(j.Data, conn.RemoteAddr())
 	m.log.Info("worker joined", "worker", j.Worker, "data", data)
@@ -901,17 +913,20 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 			m.dataAddrs[i] = data
 			moved = true
 		}
+		if ct := m.committedTopo; ct != nil {
+			if i := slices.Index(ct.Workers, j.Worker); i >= 0 && ct.Data[i] != data {
+				ct.Data = slices.Clone(ct.Data)
+				ct.Data[i] = data
+				moved = true
+			}
+		}
 		t := m.topologyLocked()
 		if m.committedTopo != nil {
 			// (It may have been frozen in that rescale: it completes
 			// it, see settleOrphaned.)
 			t = *m.committedTopo
 		}
-		orphan := j.Frozen != 0 && j.FrozenEpoch > t.Epoch
 		m.mu.Unlock()
-		if orphan {
-			m.noteOrphan(j.Worker, j.Frozen)
-		}
 		if moved {
 			m.saveTopology()
 		}
@@ -2279,6 +2294,9 @@ func (m *Member) saveTopology() {
 	}
 	m.mu.Lock()
 	t := m.topologyLocked()
+	if m.committedTopo != nil {
+		t = *m.committedTopo // (recorded already: not the cluster of before)
+	}
 	m.mu.Unlock()
 	m.saveTopologyAs(t)
 }

@@ -493,3 +493,31 @@ func flapBack(init, w *Member) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A worker still frozen in a rescale it has not settled (back on a new
+// link, its Topology not yet read) refuses the Prepare of another, and
+// that one's Abort leaves the frozen rescale for its Topology to settle.
+func TestRescale_AFrozenWorkerRefusesAnotherPrepareAndKeepsItsRescale(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _, _ := rsCluster(t, ctx, 2, nil)
+	w := ms[1]
+	frozen := &Rescale{ID: 1, Phase: PhasePrepare, Topo: Topology{Epoch: 9}}
+	w.rs.mu.Lock()
+	w.rs.pending, w.rs.frozen = frozen, true
+	w.rs.mu.Unlock()
+	w.mu.Lock()
+	now := w.topologyLocked()
+	w.mu.Unlock()
+	err := w.prepareAs(ctx, ctx, Rescale{ID: 2, Phase: PhasePrepare, Topo: now}, 1)
+	if err == nil || !strings.Contains(err.Error(), "still frozen in grow or shrink 1") {
+		t.Fatalf("a Prepare while frozen: %v", err)
+	}
+	w.workerPhase(ctx, nil, Rescale{ID: 2, Phase: PhaseAbort})
+	w.rs.mu.Lock()
+	p, f := w.rs.pending, w.rs.frozen
+	w.rs.mu.Unlock()
+	if p != frozen || !f {
+		t.Errorf("after the other rescale's Abort: pending %v, frozen %v; want rescale 1, frozen", p, f)
+	}
+}

@@ -29,7 +29,9 @@ import (
 //   - rescale-committed (initializer): the new cluster is recorded, no
 //     worker is told to release.
 //
-// It is for tests only; operators have no reason to set it.
+// It is read only by a worker that runs with resilience
+// (--run-with-resilience); others ignore it. It is for tests only;
+// operators have no reason to set it.
 const CrashAtEnv = "MACHIDA_TEST_CRASH_AT"
 
 var crashSteps = map[string]bool{"taken": true, "written": true, "commit": true, "rescale-frozen": true, "rescale-committed": true}
