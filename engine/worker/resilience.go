@@ -1492,6 +1492,14 @@ func (r *resilience) wasRestored() (bool, uint64) {
 // afterRescale (coordinator) is told that a grow or shrink completed.
 func (r *resilience) afterRescale() {
 	r.recordFloor()
+	r.checkpointSoon()
+}
+
+// checkpointSoon (coordinator) asks for a checkpoint at once: after a
+// grow or shrink, also one that failed (its commit may have recorded the
+// floor before it failed: until the next checkpoint, no rollback would
+// have anything to return to).
+func (r *resilience) checkpointSoon() {
 	select {
 	case r.rescaled <- struct{}{}:
 	default:

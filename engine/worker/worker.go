@@ -429,6 +429,8 @@ func Run(ctx context.Context, cfg Config) error {
 			cc.OnRescale = func(kind string, ok bool, took time.Duration) {
 				if res != nil && ok {
 					res.afterRescale()
+				} else if res != nil {
+					res.checkpointSoon()
 				}
 				if reg == nil {
 					return
