@@ -832,15 +832,7 @@ func TestRescale_InitializerShrunkToOneRestarts(t *testing.T) {
 	ms[0].Close()
 	cfg := ms[0].cfg
 	cfg.OnShutdown, cfg.OnStop = nil, nil
-	var m *Member
-	waitFor(t, "the restarted initializer binds its listeners again", func() bool {
-		m = New(cfg)
-		if err := m.Listen(); err != nil {
-			m.Close()
-			return false
-		}
-		return true
-	})
+	m := listenAgain(t, cfg)
 	defer m.Close()
 	if !m.Restarted() {
 		t.Fatal("not a restart")
@@ -1308,4 +1300,21 @@ func TestRescale_AFenceOfAnotherRescaleIsIgnored(t *testing.T) {
 	default:
 		t.Fatal("the fence of rescale 2 did not count for it")
 	}
+}
+
+// listenAgain makes a member of cfg, an initializer's that crashed, and
+// waits until it binds its listeners again (the crashed one's are let
+// go by the system).
+func listenAgain(t *testing.T, cfg Config) *Member {
+	t.Helper()
+	var m *Member
+	waitFor(t, "the restarted initializer binds its listeners again", func() bool {
+		m = New(cfg)
+		if err := m.Listen(); err != nil {
+			m.Close()
+			return false
+		}
+		return true
+	})
+	return m
 }
