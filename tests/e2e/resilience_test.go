@@ -271,7 +271,7 @@ func TestResilience_DamagedCheckpointFallsBackToThePreviousOne(t *testing.T) {
 	args := reArgs(t, dir, recv.addr(), limit, 3000)
 	t.Setenv(reCrashAtEnv, "initializer:commit:8")
 	w := start(t, testdataDir(), "machida3", args...)
-	if code := w.wait(reRecoverWait); !strings.Contains(w.stderr.String(), "killing this worker at checkpoint step") {
+	if code := w.wait(reRecoverWait); !strings.Contains(w.stderr.String(), "killing this worker at step") {
 		t.Fatalf("the worker did not kill itself after its 8th commit (exit %d)\nstderr:\n%s", code, w.stderr.String())
 	}
 	t.Setenv(reCrashAtEnv, "")
@@ -859,7 +859,7 @@ func TestResilience_CrashAtEachCheckpointStep(t *testing.T) {
 		}
 		v := ws[victim]
 		step := plans[v.name][0]
-		if !strings.Contains(v.stderr.String(), "killing this worker at checkpoint step") {
+		if !strings.Contains(v.stderr.String(), "killing this worker at step") {
 			t.Fatalf("%s exited, but not at its crash point %s: %v\nstderr:\n%s", v.name, step, v.err, v.stderr.String())
 		}
 		t.Logf("crash %d: %s at %s", c+1, v.name, step)
