@@ -1203,10 +1203,10 @@ func (r *resilience) holding() bool {
 }
 
 // endDiscarding ends the discarding of a restarted worker (the cluster
-// has rolled back) and says how much it dropped.
+// has rolled back, or goes on as it is) and says how much it dropped.
 func (r *resilience) endDiscarding() {
 	if r.discarding.Swap(false) {
-		r.log("the cluster rolled back; taking input again", "batches_dropped_before", r.discarded.Load())
+		r.log("the cluster's recovery has ended; taking input again", "batches_dropped_before", r.discarded.Load())
 	}
 }
 
