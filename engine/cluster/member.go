@@ -283,6 +283,7 @@ type Member struct {
 	cong             *congestion            // initializer: the workers whose links are congested (congestion.go)
 	pending          []Join                 // initializer: workers joined before formation, in order
 	committedTopo    *Topology              // initializer: the cluster of a rescale committed and not yet ended (commitRescale)
+	saveMu           sync.Mutex             // held while saveTopologyAs writes the recovery files (taken before m.mu)
 	dataAddrs        []string               // the workers' data listeners, by index
 	table            routing.Table          // the partition table (after formation)
 	metrics          string                 // the cluster's metrics address (joiners: from the initializer)
@@ -2308,6 +2309,9 @@ func (m *Member) saveTopologyAs(t Topology) error {
 	if m.cfg.ResilienceDir == "" {
 		return nil
 	}
+	// (One at a time: they write through the same temporary files.)
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
 	m.filesMu.Lock()
 	m.topologySaved = true
 	m.filesMu.Unlock()
