@@ -130,16 +130,23 @@ func next(t *testing.T, ch <-chan hubproto.Message) hubproto.Message {
 	return hubproto.Message{}
 }
 
-func TestHubConnectsJoinsAndReportsEachPeriod(t *testing.T) {
+// runHub runs a reporter of r for app to a hub listener of the test
+// with period; cancel stops it, done is closed once it has returned.
+func runHub(t *testing.T, r *Registry, app string, period time.Duration) (msgs <-chan hubproto.Message, cancel func(), done chan struct{}) {
 	addr, msgs := hubListener(t)
-	r := NewRegistry("worker7")
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
+	done = make(chan struct{})
 	go func() {
-		RunHub(ctx, HubConfig{Addr: addr, App: "My App", Registry: r, Log: quiet(), Period: 100 * time.Millisecond})
+		RunHub(ctx, HubConfig{Addr: addr, App: app, Registry: r, Log: quiet(), Period: period})
 		close(done)
 	}()
+	return msgs, cancel, done
+}
+
+func TestHubConnectsJoinsAndReportsEachPeriod(t *testing.T) {
+	r := NewRegistry("worker7")
+	msgs, cancel, done := runHub(t, r, "My App", 100*time.Millisecond)
+	defer cancel()
 	m := next(t, msgs)
 	assert.Equal(t, hubproto.TypeConnect, m.Type)
 	m = next(t, msgs)
@@ -175,15 +182,9 @@ func TestHubConnectsJoinsAndReportsEachPeriod(t *testing.T) {
 // leaves the cluster) is sent before the reporter returns: the hub's
 // totals are exact.
 func TestHubSendsThePeriodUnderWayWhenItStops(t *testing.T) {
-	addr, msgs := hubListener(t)
 	r := NewRegistry("worker7")
-	ctx, cancel := context.WithCancel(context.Background())
+	msgs, cancel, done := runHub(t, r, "a", time.Hour)
 	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		RunHub(ctx, HubConfig{Addr: addr, App: "a", Registry: r, Log: quiet(), Period: time.Hour})
-		close(done)
-	}()
 	next(t, msgs) // connect
 	next(t, msgs) // join
 	require.Eventually(t, r.On, 10*time.Second, time.Millisecond)

@@ -610,11 +610,11 @@ func TestResilience_OnErrorSkipWritesDeadLetters(t *testing.T) {
 // workers crash (SIGKILL) and are started again; every grow, shrink and
 // recovery happens while the generator runs, and the output is at least
 // once with whole windows.
-func TestResilience_GrowShrinkCrashRecover(t *testing.T) {
-	tool(t, "external_sender")
-	tool(t, "cluster_shrinker")
-	recv := rsStartReceiver(t)
-	const limit = 6000
+// reGenCluster starts a 3-worker multi_partition_detector cluster with
+// resilience whose generator makes limit values for each of reKeys keys
+// (2000 a second), output to recv; joiners get the same options.
+func reGenCluster(t *testing.T, recv *rsReceiver, limit int) *rsCluster {
+	t.Helper()
 	gen := []string{"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit),
 		"--gen-rate", "2000", "--run-with-resilience", "--time-between-checkpoints", "200000000"}
 	c := &rsCluster{t: t, dir: testdataDir(), module: "multi_partition_detector", next: 3, keys: reKeys,
@@ -623,6 +623,15 @@ func TestResilience_GrowShrinkCrashRecover(t *testing.T) {
 	c.members = startCluster(t, c.dir, c.module, 3, c.in, c.out, append([]string{"--depth", "1"}, gen...)...)
 	c.control = argValue(t, c.members[0], "--control")
 	c.resilience = argValue(t, c.members[0], "--resilience-dir")
+	return c
+}
+
+func TestResilience_GrowShrinkCrashRecover(t *testing.T) {
+	tool(t, "external_sender")
+	tool(t, "cluster_shrinker")
+	recv := rsStartReceiver(t)
+	const limit = 6000
+	c := reGenCluster(t, recv, limit)
 	progress := func(what string) {
 		recv.waitRecords(t, recv.count()+1000, reRecoverWait, what)
 	}
@@ -1107,16 +1116,9 @@ func TestResilience_InitializerCrashedDuringAGrow(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			recv := rsStartReceiver(t)
 			const limit = 4000
-			gen := []string{"--gen-source", "--partitions", strconv.Itoa(reKeys), "--gen-limit", strconv.Itoa(limit),
-				"--gen-rate", "2000", "--run-with-resilience", "--time-between-checkpoints", "200000000"}
-			c := &rsCluster{t: t, dir: testdataDir(), module: "multi_partition_detector", next: 3, keys: reKeys,
-				recv: recv, extra: gen}
-			c.in, c.out = freePort(t), recv.addr()
 			t.Setenv(reCrashAtEnv, "initializer:"+step+":1")
-			c.members = startCluster(t, c.dir, c.module, 3, c.in, c.out, append([]string{"--depth", "1"}, gen...)...)
+			c := reGenCluster(t, recv, limit)
 			t.Setenv(reCrashAtEnv, "")
-			c.control = argValue(t, c.members[0], "--control")
-			c.resilience = argValue(t, c.members[0], "--resilience-dir")
 			recv.waitRecords(t, 1000, reRecoverWait, "before the grow")
 			j := c.startJoiner("worker3", c.joinArgs("worker3", c.control, 1, freePort(t)))
 			init := c.members[0]
