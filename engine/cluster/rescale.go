@@ -777,11 +777,11 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 	for len(told) > 0 {
 		err := m.waitAcks(ctx, id, PhaseRelease, told, via)
 		var lost *linksLostError
-		if err == nil || !errors.As(err, &lost) {
-			if err != nil {
-				return err
-			}
+		if err == nil {
 			break
+		}
+		if !errors.As(err, &lost) {
+			return err
 		}
 		m.log.Warn("rescale release: a worker was lost before it acked; it completes the release once it is back", "id", id, "workers", strings.Join(lost.lost, ","))
 		told = slices.DeleteFunc(lost.pending, func(n string) bool { return slices.Contains(lost.lost, n) })
@@ -834,13 +834,7 @@ func (m *Member) orphansHeld() bool {
 // maybeUndoOrphans (initializer) starts undoOrphans once every worker
 // has a control link, if some came back frozen.
 func (m *Member) maybeUndoOrphans(ctx context.Context) {
-	var others []string
-	for _, w := range m.Workers() {
-		if w != m.cfg.Name {
-			others = append(others, w)
-		}
-	}
-	if len(m.unlinked(others)) > 0 {
+	if _, missing := m.othersLinked(); len(missing) > 0 {
 		return
 	}
 	m.rs.mu.Lock()
