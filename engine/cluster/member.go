@@ -160,7 +160,9 @@ type Config struct {
 	// OnRescaleStep, if set, is told on the initializer when a rescale
 	// reaches "rescale-frozen" (every worker froze and sent its states;
 	// the Commit is not told) and "rescale-committed" (the new cluster
-	// is recorded; no Release is told): a test kills the process there.
+	// is recorded; no Release is told), and on another worker when it
+	// reaches "rescale-released" (it completed a Release and has not
+	// acked it): a test kills the process there.
 	OnRescaleStep func(step string)
 
 	// Checkpoints (checkpoint.go). OnCheckpoint (not the initializer)

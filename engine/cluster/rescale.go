@@ -2188,6 +2188,9 @@ func (m *Member) workerPhase(ctx context.Context, c *ctlConn, r Rescale) {
 		}
 		go func() {
 			err := m.releaseHere(ctx, *p)
+			if err == nil && m.cfg.OnRescaleStep != nil {
+				m.cfg.OnRescaleStep("rescale-released")
+			}
 			ack(err)
 			if err == nil {
 				m.afterRelease()

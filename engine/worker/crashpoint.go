@@ -27,14 +27,17 @@ import (
 //   - rescale-frozen (initializer): in a grow or shrink, every worker has
 //     frozen and sent its states, the Commit is not told;
 //   - rescale-committed (initializer): the new cluster is recorded, no
-//     worker is told to release.
+//     worker is told to release;
+//   - rescale-released (a worker other than the initializer): it
+//     completed the release of a grow or shrink (its new table is
+//     installed) and has not told the initializer.
 //
 // It is read only by a worker that runs with resilience
 // (--run-with-resilience); others ignore it. It is for tests only;
 // operators have no reason to set it.
 const CrashAtEnv = "MACHIDA_TEST_CRASH_AT"
 
-var crashSteps = map[string]bool{"taken": true, "written": true, "commit": true, "rescale-frozen": true, "rescale-committed": true}
+var crashSteps = map[string]bool{"taken": true, "written": true, "commit": true, "rescale-frozen": true, "rescale-committed": true, "rescale-released": true}
 
 // crashPoints are this worker's entries of CrashAtEnv and how often each
 // step was reached. Safe for concurrent use.
@@ -56,7 +59,7 @@ func parseCrashPoints(spec, name string) (*crashPoints, error) {
 	for _, ent := range strings.Split(spec, ",") {
 		parts := strings.Split(strings.TrimSpace(ent), ":")
 		if len(parts) != 3 || !crashSteps[parts[1]] {
-			return nil, fmt.Errorf("%s: %q is not worker:step:n with step one of taken, written, commit, rescale-frozen, rescale-committed", CrashAtEnv, ent)
+			return nil, fmt.Errorf("%s: %q is not worker:step:n with step one of taken, written, commit, rescale-frozen, rescale-committed, rescale-released", CrashAtEnv, ent)
 		}
 		n, err := strconv.Atoi(parts[2])
 		if err != nil || n < 1 {

@@ -167,15 +167,25 @@ type resilience struct {
 	// partitions were elsewhere then).
 	rescaled chan struct{}
 	floor    atomic.Uint64
-	// discarding: this worker restarted in a cluster and drops what its
-	// peers send until the cluster has rolled back (the generators give
-	// it again from the checkpoint; state made from it would not be
-	// consistent with the checkpoint's); discarded counts the batches.
+	// discarding: this worker restarted in a cluster and does not run
+	// what its peers send until the cluster's recovery has ended. It
+	// holds those batches (hold, under holdMu, acknowledged: the cluster
+	// can come to rest) and, when the recovery ends (endDiscarding),
+	// drops them if the cluster rolled back (the generators give them
+	// again from the checkpoint and the rollback sends again what was
+	// in flight then; state made from them would not be consistent with
+	// the checkpoint's) or runs them if the cluster goes on as it is (no
+	// checkpoint to return to: nothing would send them again). Past
+	// holdMax bytes a batch is dropped and counted in overflow.
 	discarding atomic.Bool
 	// rollingBack (the initializer): a rollback of the cluster is asked
 	// for and not done yet.
 	rollingBack atomic.Bool
-	discarded   atomic.Int64
+	holdMu      sync.Mutex
+	held        []work.Item
+	heldBytes   int
+	holdMax     int // holdLimit (a test makes it smaller)
+	overflow    int
 	stopped     chan struct{}
 
 	// Barriers (see hookLoop). recording and rec are the loop
@@ -200,7 +210,8 @@ func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q
 		cfg.FullEvery = 20
 	}
 	r := &resilience{cfg: cfg, proc: proc, store: store, q: q, gate: g, log: log, debug: debug, warn: warn, cons: cons,
-		pending: map[uint64]checkpoint.Delta{}, recover: make(chan string, 4), rescaled: make(chan struct{}, 1), stopped: make(chan struct{})}
+		pending: map[uint64]checkpoint.Delta{}, recover: make(chan string, 4), rescaled: make(chan struct{}, 1), stopped: make(chan struct{}),
+		holdMax: holdLimit}
 	// Attempts number barriers too, and a loop drops a barrier not newer
 	// than its last: a restarted initializer must go on above the
 	// numbers of its earlier run. The clock gives that, unless it went
@@ -968,9 +979,10 @@ func (r *resilience) resend(ctx context.Context) (int, error) {
 func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error) {
 	defer r.member.Exclusive()()
 	r.gate.pause()
+	asIs := false // the cluster goes on without a rollback
 	defer func() {
 		if err == nil {
-			r.endDiscarding() // a restarted initializer takes input again
+			r.endDiscarding(ctx, asIs) // a restarted initializer takes input again
 			r.mu.Lock()
 			committed := r.committed
 			r.mu.Unlock()
@@ -989,6 +1001,7 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 	}
 	if len(recs) == 0 {
 		r.warn("no checkpoint was completed before the failure: the restarted worker goes on with empty state", "restarted", why)
+		asIs = true
 		return r.goOnAsIs(ctx)
 	}
 	// A barrier whose cancel was lost would keep a loop aligning (not
@@ -1011,6 +1024,7 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 		// after it did not complete, the ones before are of another
 		// partitioning.
 		r.warn("no checkpoint was completed since the last grow or shrink: the cluster goes on without rolling back", "restarted", why, "last_checkpoint", recs[len(recs)-1].ID)
+		asIs = true
 		return r.goOnAsIs(ctx)
 	}
 	for i := len(recs) - 1; i >= 0; i-- {
@@ -1074,7 +1088,7 @@ func (r *resilience) resendAll(ctx context.Context, id uint64) error {
 func (r *resilience) giveUpRollback(ctx context.Context) error {
 	defer r.member.Exclusive()()
 	defer func() {
-		r.endDiscarding()
+		r.endDiscarding(ctx, true)
 		r.gate.resume()
 	}()
 	return r.goOnAsIs(ctx)
@@ -1157,7 +1171,7 @@ func (r *resilience) rollbackHere(ctx context.Context, id, rollback uint64) (int
 	if err != nil {
 		return 0, err
 	}
-	r.endDiscarding()
+	r.endDiscarding(ctx, false)
 	if err := r.commit(id, rollback); err != nil {
 		return n, err
 	}
@@ -1202,11 +1216,66 @@ func (r *resilience) holding() bool {
 	return r != nil && (r.discarding.Load() || r.rollingBack.Load())
 }
 
-// endDiscarding ends the discarding of a restarted worker (the cluster
-// has rolled back, or goes on as it is) and says how much it dropped.
-func (r *resilience) endDiscarding() {
-	if r.discarding.Swap(false) {
-		r.log("the cluster's recovery has ended; taking input again", "batches_dropped_before", r.discarded.Load())
+// holdLimit bounds the bytes of the batches a restarted worker holds
+// until the cluster's recovery ends (see resilience.discarding); the
+// sources are paused during a rollback, so what comes meanwhile is what
+// was in flight.
+const holdLimit = 64 << 20
+
+// hold keeps a batch from peer input input while this worker waits for
+// the cluster's recovery, and reports whether it did (false: the
+// recovery has ended, the batch goes to the queue as usual).
+func (r *resilience) hold(input int, e work.Envelopes) bool {
+	r.holdMu.Lock()
+	defer r.holdMu.Unlock()
+	if !r.discarding.Load() {
+		return false
+	}
+	if r.heldBytes+len(e.Data) > r.holdMax {
+		r.overflow++
+		return true
+	}
+	// Routed again when it runs: the ownership table may have changed
+	// while it waited.
+	e.Reroute = true
+	r.held = append(r.held, work.EnvelopesItem(input, e))
+	r.heldBytes += len(e.Data)
+	return true
+}
+
+// endDiscarding ends the discarding of a restarted worker: the cluster
+// has rolled back (keep false: what it held is dropped) or goes on as it
+// is (keep true: what it held runs, in the order it came and before
+// anything that comes after). It says what it did.
+func (r *resilience) endDiscarding(ctx context.Context, keep bool) {
+	r.holdMu.Lock()
+	defer r.holdMu.Unlock()
+	if !r.discarding.Load() {
+		return
+	}
+	held := r.held
+	r.held, r.heldBytes = nil, 0
+	ran := 0
+	if keep {
+		// Under holdMu: a batch delivered meanwhile waits in hold and
+		// then follows these.
+		for _, it := range held {
+			if err := r.q.Put(ctx, it); err != nil {
+				r.warn("batches held during the recovery not run: the worker is stopping", "err", err)
+				break
+			}
+			ran++
+		}
+	}
+	r.discarding.Store(false)
+	args := []any{"batches_run", ran, "batches_dropped", len(held) - ran + r.overflow}
+	if r.overflow > 0 {
+		r.warn(fmt.Sprintf("more than %d MiB came from peers during the recovery: the rest was dropped", r.holdMax>>20), args...)
+	}
+	if keep {
+		r.log("the cluster's recovery has ended without a rollback; running what peers sent meanwhile and taking input again", args...)
+	} else {
+		r.log("the cluster's recovery has ended; taking input again (what peers sent meanwhile is dropped: the rollback sends again what was in flight at the checkpoint)", args...)
 	}
 }
 
@@ -1278,7 +1347,7 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID, Attempt: c.Attempt, Seen: r.seen.Load()}
 		if c.ID == 0 { // no checkpoint to return to: go on as is
 			r.forgetAnnounced()
-			r.endDiscarding()
+			r.endDiscarding(ctx, true)
 			return reply
 		}
 		n, err := r.rollbackHere(ctx, c.ID, c.Rollback)

@@ -460,3 +460,68 @@ func TestResilience_FreshRejoinRefusedOnceACheckpointIsCommitted(t *testing.T) {
 	require.NoError(t, os.WriteFile(evlog, nil, 0o600))
 	assert.True(t, r.holdsNoCheckpoint())
 }
+
+// heldProc records the envelope batches its loop runs.
+type heldProc struct {
+	genProc
+	got []work.Envelopes
+}
+
+func (p *heldProc) Process(items []work.Item, _ *work.Output) error {
+	for _, it := range items {
+		p.got = append(p.got, it.Envelopes)
+	}
+	return nil
+}
+func (p *heldProc) Generate(int, int, *work.Output) (bool, error) { return true, nil }
+func (p *heldProc) SetOwnership(work.Ownership) error             { return nil }
+
+// A restarted worker holds what its peers send until the cluster's
+// recovery ends: the cluster going on as it is (no checkpoint to return
+// to), the batches run in the order they came, routed again, before
+// what comes after; the cluster rolled back, they are dropped (the
+// rollback sends again what was in flight). Past the bound, a batch is
+// dropped and counted.
+func TestResilience_RestartedWorkerHoldsWhatPeersSendUntilTheRecoveryEnds(t *testing.T) {
+	ctx := context.Background()
+	nop := func(string, ...any) {}
+	env := func(s string) work.Envelopes { return work.Envelopes{Dest: 3, Count: 1, Data: []byte(s)} }
+	run := func(q *work.Queue) []work.Envelopes {
+		t.Helper()
+		p := &heldProc{}
+		q.Close()
+		require.NoError(t, work.Loop(ctx, ctx, work.LoopConfig{Processor: p, Queue: q, ExitWhenDrained: true}))
+		return p.got
+	}
+	for _, keep := range []bool{true, false} {
+		dir := t.TempDir()
+		q := work.NewQueue(64, 1<<20)
+		var warned []string
+		warn := func(msg string, _ ...any) { warned = append(warned, msg) }
+		r := newResilience(Resilience{Dir: dir}, &genProc{}, checkpoint.Open(dir, "app", "worker1"), q, &gate{}, nop, nop, warn, func(string) {})
+		r.holdMax = len("one") + len("two") + len("three")
+		assert.False(t, r.hold(2, env("before")), "held while not discarding")
+		r.discarding.Store(true)
+		for _, s := range []string{"one", "two", "three"} {
+			require.True(t, r.hold(2, env(s)))
+		}
+		require.True(t, r.hold(2, env("too much")), "a batch past the bound is taken (and dropped)")
+		r.endDiscarding(ctx, keep)
+		assert.False(t, r.discarding.Load())
+		require.False(t, r.hold(2, env("after")), "held after the recovery ended")
+		require.NoError(t, q.Put(ctx, work.EnvelopesItem(2, env("after"))))
+		var got []string
+		for _, e := range run(q) {
+			got = append(got, string(e.Data))
+			assert.Equal(t, string(e.Data) != "after", e.Reroute, "%q routed again", e.Data)
+		}
+		if keep {
+			assert.Equal(t, []string{"one", "two", "three", "after"}, got)
+		} else {
+			assert.Equal(t, []string{"after"}, got)
+		}
+		assert.Len(t, warned, 1, "the dropped batch past the bound is reported")
+		r.endDiscarding(ctx, keep) // a second end does nothing
+		assert.Len(t, warned, 1)
+	}
+}

@@ -309,9 +309,8 @@ func Run(ctx context.Context, cfg Config) error {
 		cc.Log = cfg.Log
 		cc.Console = cfg.Console
 		cc.Deliver = func(ctx context.Context, input int, e work.Envelopes) error {
-			if res != nil && res.discarding.Load() {
-				res.discarded.Add(1)
-				return nil // before the rollback of a restart: see resilience
+			if res != nil && res.discarding.Load() && res.hold(input, e) {
+				return nil // held until the recovery of a restart ends: see resilience
 			}
 			return q.Put(ctx, work.EnvelopesItem(input, e))
 		}
@@ -903,7 +902,7 @@ func Run(ctx context.Context, cfg Config) error {
 			// run starts, so no checkpoint comes before it).
 			res.recover <- "initializer"
 		} else {
-			res.endDiscarding()
+			res.endDiscarding(ctx, true)
 		}
 		go res.run(ctx)
 	} else if res != nil {

@@ -1165,3 +1165,100 @@ func TestResilience_InitializerCrashedDuringAGrow(t *testing.T) {
 		})
 	}
 }
+
+// A worker killed after a shrink completed and before the checkpoint
+// that follows it (crash step rescale-released: its release done, not
+// acked) finds no checkpoint to return to: the cluster goes on without a
+// rollback. What its peers sent it while it was down, resent when it is
+// back and held until that decision, runs then (it was dropped once, as
+// if a rollback would send it again). Word count with every word once:
+// each word comes out exactly once, with a count of 1.
+func TestResilience_WorkerCrashedAfterAShrinkRunsWhatWaitedForIt(t *testing.T) {
+	tool(t, "cluster_shrinker")
+	tool(t, "external_sender")
+	dir := exampleDir("word_count")
+	out := newSink(t)
+	in := freePort(t)
+	t.Setenv(reCrashAtEnv, "worker1:rescale-released:1")
+	ws := startCluster(t, dir, "word_count", 3, in, out.addr(), "--run-with-resilience", "--time-between-checkpoints", "200000000")
+	t.Setenv(reCrashAtEnv, "")
+	conn := dial(t, in)
+	defer conn.Close()
+	var sent []string
+	send := func(prefix string, n int) {
+		t.Helper()
+		var b []byte
+		for i := 0; i < n; i++ {
+			w := fmt.Sprintf("%s%d", prefix, i)
+			sent = append(sent, w)
+			b = append(b, frame([]byte(w))...)
+		}
+		if _, err := conn.Write(b); err != nil {
+			t.Fatalf("send the %q words: %v", prefix, err)
+		}
+	}
+	send("a", 600)
+	out.waitLines(t, len(sent), reRecoverWait)
+
+	// Shrink worker2 away; worker1 kills itself once it has released.
+	stdout, stderr, code, err := rsRun(rsToolTimeout+5*time.Second, "cluster_shrinker", "--external", ws[0].external, "--workers", "worker2")
+	if code != 0 || err != nil || stdout != "Cluster shrink response: Shrinking by 1 workers!\n" {
+		t.Fatalf("cluster_shrinker: exit %d (%v): %s%s", code, err, stdout, stderr)
+	}
+	if _, exited := rsWaitExit(ws[1].proc, rsJoinTimeout); !exited {
+		t.Fatalf("worker1 did not kill itself at rescale-released; output:\n%s", rsTail(ws[1].proc, 30))
+	}
+	if code, exited := rsWaitExit(ws[2].proc, rsJoinTimeout); !exited || code != 0 {
+		t.Fatalf("the leaver: exited %v, code %d; output:\n%s", exited, code, rsTail(ws[2].proc, 30))
+	}
+	ws[0].waitOutput("AUTOSCALE: shrink complete", rsJoinTimeout)
+
+	// While worker1 is down: its words wait at the initializer.
+	before := len(out.lines())
+	send("b", 600)
+	out.waitLines(t, before+1, reRecoverWait)
+
+	victim := ws[1]
+	back := &clusterWorker{proc: start(t, victim.dir, "machida3", victim.args...), name: victim.name,
+		external: victim.external, dir: victim.dir, args: victim.args}
+	ws = []*clusterWorker{ws[0], back}
+	ws[0].waitOutput("goes on without rolling back", reRecoverWait)
+	back.waitOutput("running what peers sent meanwhile", reRecoverWait)
+	for _, w := range ws {
+		waitStatus(t, w, 2)
+	}
+	send("c", 600)
+
+	deadline := time.Now().Add(reRecoverWait)
+	for {
+		lines := out.lines()
+		got := map[string]int{}
+		var problems []string
+		for _, l := range lines {
+			w, n, ok := strings.Cut(l, " => ")
+			if !ok || n != "1" {
+				problems = append(problems, fmt.Sprintf("line %q", l))
+			}
+			got[w]++
+		}
+		var missing []string
+		for _, w := range sent {
+			if got[w] == 0 {
+				missing = append(missing, w)
+			} else if got[w] > 1 {
+				problems = append(problems, fmt.Sprintf("%s came out %d times", w, got[w]))
+			}
+		}
+		if len(problems) > 0 {
+			t.Fatalf("%d problems:\n  %s", len(problems), strings.Join(rsFirst(problems, 30), "\n  "))
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d words never came out, e.g. %v; worker1:\n%s", len(missing), len(sent), rsFirst(missing, 20), rsTail(back.proc, 30))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopCluster(t, ws, 0, false)
+}
