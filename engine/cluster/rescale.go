@@ -1518,10 +1518,16 @@ func (m *Member) sendFences(id uint64) {
 func (m *Member) fenceProcessed(peer string, id uint64) {
 	m.rs.mu.Lock()
 	defer m.rs.mu.Unlock()
-	if m.rs.pending == nil || m.rs.pending.ID != id {
+	if m.rs.pending == nil {
+		// (A joiner's: it waits for no fence, and its grow may have
+		// ended here before an old worker's fence came.)
+		m.log.Debug("rescale: a fence of a grow or shrink not under way here ignored", "peer", peer, "rescale", id)
+		return
+	}
+	if m.rs.pending.ID != id {
 		// (Of a rescale that was undone, sent late by a freeze cut
 		// short: not this one's.)
-		m.log.Info("rescale: a fence of another grow or shrink ignored", "peer", peer, "rescale", id)
+		m.log.Info("rescale: a fence of another grow or shrink ignored", "peer", peer, "rescale", id, "under_way", m.rs.pending.ID)
 		return
 	}
 	if m.rs.fenced == nil || m.rs.fenced[peer] || !slices.Contains(m.rs.oldMembers, peer) {
