@@ -1403,8 +1403,14 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 		}
 		return fmt.Errorf("cannot reach the initializer's control channel at %s after %v: %w; start the initializer first, with --control %s", addr, m.cfg.JoinTimeout, err, addr)
 	}
+	// (A joiner may dial any worker of the cluster, which sends it on
+	// to the initializer.)
+	peer := "the initializer at " + addr
+	if m.cfg.Joining > 0 {
+		peer = "the worker at " + addr
+	}
 	if conn, err = dialled(ctx, m.cfg.Guard, conn, linkauth.Control, addr); err != nil {
-		return fmt.Errorf("%w: the initializer at %s: %w", ErrRefused, addr, err)
+		return fmt.Errorf("%w: %s: %w", ErrRefused, peer, err)
 	}
 	closer := context.AfterFunc(ctx, func() { conn.Close() })
 	r := bufio.NewReader(conn)
@@ -1414,7 +1420,7 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 	if _, err := conn.Write(AppendFrame(nil, KindHello, mine.Encode())); err != nil {
 		closer()
 		conn.Close()
-		return fmt.Errorf("the initializer at %s: %w%s", addr, err, m.unprotectedHint(err))
+		return fmt.Errorf("%s: %w%s", peer, err, m.unprotectedHint(err))
 	}
 	j := Join{Worker: m.cfg.Name, Control: m.ctlL.Addr().String(), Data: m.datL.Addr().String(), Joining: joining,
 		Sinks: uint32(len(m.cfg.Sinks))}
@@ -1426,7 +1432,7 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 	if _, err := conn.Write(AppendFrame(nil, KindJoin, j.Encode())); err != nil {
 		closer()
 		conn.Close()
-		return fmt.Errorf("the initializer at %s: %w%s", addr, err, m.unprotectedHint(err))
+		return fmt.Errorf("%s: %w%s", peer, err, m.unprotectedHint(err))
 	}
 	if _, err := readHello(conn, r, m.cfg.Hello, ControlChannel); err != nil {
 		closer()
@@ -1436,13 +1442,13 @@ func (m *Member) joinAt(ctx context.Context, addr string, joining uint32) error 
 			if m.cfg.Joining > 0 {
 				return &JoinError{Reason: refused.reason}
 			}
-			return fmt.Errorf("%w: the initializer at %s says: %s", ErrRefused, addr, refused.reason)
+			return fmt.Errorf("%w: %s says: %s", ErrRefused, peer, refused.reason)
 		}
 		var redir *redirectError
 		if errors.As(err, &redir) {
 			return err
 		}
-		return fmt.Errorf("the initializer at %s: %w%s", addr, err, m.unprotectedHint(err))
+		return fmt.Errorf("%s: %w%s", peer, err, m.unprotectedHint(err))
 	}
 	conn.SetDeadline(time.Time{})
 	m.filesMu.Lock()

@@ -157,6 +157,15 @@ type resilience struct {
 	// "Replayed" line once for it (rollbackHere prints it again only for
 	// another checkpoint).
 	announced uint64
+	// unfinished (under mu): start said "Attempting to recover..." and
+	// restored no checkpoint; when the cluster's recovery ends without
+	// a rollback, endDiscarding ends 0.6's recovery lines with
+	// unfinished-1 entries replayed (the generator positions restored).
+	unfinished int
+	// dropNotOwned (a cluster member) forgets the state of every
+	// partition the cluster's table does not give this worker, and says
+	// how many partitions it dropped from.
+	dropNotOwned func() (int, error)
 
 	recover chan string   // rollback requests: who asked (coordinator)
 	attempt atomic.Uint64 // numbers the coordinator's requests (cluster.Checkpoint.Attempt)
@@ -269,10 +278,12 @@ func (r *resilience) start() (bool, error) {
 	r.floor.Store(floor)
 	var rec checkpoint.Record
 	n, found := 0, false
+	gens := -1 // generator positions restored from a checkpoint before the floor
 	for i := len(recs) - 1; i >= 0 && !found; i-- {
 		rec = recs[i]
 		if rec.ID <= floor {
 			r.warn("the newest checkpoints were taken before the last grow or shrink; none is used", "checkpoint", rec.ID)
+			gens = r.restoreGenerators(recs[:i+1])
 			break
 		}
 		n, err = r.restore(rec.ID, nil)
@@ -297,6 +308,7 @@ func (r *resilience) start() (bool, error) {
 		last := recs[len(recs)-1]
 		r.mu.Lock()
 		r.committed, r.rollback = last.ID, last.Rollback+1
+		r.unfinished = max(gens, 0) + 1 // its lines end with the recovery (endDiscarding)
 		r.mu.Unlock()
 		return false, nil
 	}
@@ -314,6 +326,41 @@ func (r *resilience) start() (bool, error) {
 	r.cons("|~~ - Recovery COMPLETE - ~~|")
 	r.cons("~~~Resuming message processing.~~~")
 	return true, nil
+}
+
+// restoreGenerators (start, when every committed checkpoint was taken
+// before the last grow or shrink) moves this worker's generator sources
+// back to their positions in the newest of recs that can be read, and
+// nothing else: no state (those keys were of another partitioning), no
+// messages in flight. Without it they would start again from their
+// initial values, and the other workers' keys, which keep their state,
+// would take the whole stream a second time; from the checkpoint, only
+// what came after it comes again (at least once). It returns how many
+// positions it restored (-1: none, nothing was read).
+func (r *resilience) restoreGenerators(recs []checkpoint.Record) int {
+	for i := len(recs) - 1; i >= 0; i-- {
+		id := recs[i].ID
+		r.mu.Lock()
+		im, _, err := r.store.Load(id)
+		r.mu.Unlock()
+		if err != nil {
+			r.warn("a checkpoint in the event log is damaged or missing; using the one before it", "checkpoint", id, "err", err)
+			continue
+		}
+		if len(im.Gens) == 0 {
+			return -1 // no generator source here
+		}
+		gensOnly := checkpoint.NewImage()
+		gensOnly.Gens = im.Gens
+		n, err := r.proc.RestoreCheckpoint(gensOnly)
+		if err != nil {
+			r.warn("the generator sources' positions were not restored; they start from their initial values", "checkpoint", id, "err", err)
+			return -1
+		}
+		r.warn("the generator sources go on from their positions in a checkpoint from before the last grow or shrink: what they made since then is made again (the other workers' keys take it a second time)", "checkpoint", id)
+		return n
+	}
+	return -1
 }
 
 // checkFiles runs before this worker joins its cluster (or, alone,
@@ -1255,6 +1302,18 @@ func (r *resilience) endDiscarding(ctx context.Context, keep bool) {
 	}
 	held := r.held
 	r.held, r.heldBytes = nil, 0
+	r.mu.Lock()
+	restored := r.restored
+	r.mu.Unlock()
+	if keep && restored && r.dropNotOwned != nil {
+		// The checkpoint restored at the start stays, the cluster having
+		// no rollback to make; if the cluster grew or shrank after it,
+		// it holds keys of partitions another worker owns now: those go
+		// (each key is held by one worker).
+		if _, err := r.dropNotOwned(); err != nil {
+			r.warn("state of partitions another worker owns now was not dropped here", "err", err)
+		}
+	}
 	ran := 0
 	if keep {
 		// Under holdMu: a batch delivered meanwhile waits in hold and
@@ -1268,6 +1327,16 @@ func (r *resilience) endDiscarding(ctx context.Context, keep bool) {
 		}
 	}
 	r.discarding.Store(false)
+	r.mu.Lock()
+	unfinished := r.unfinished
+	r.unfinished = 0
+	r.mu.Unlock()
+	if keep && unfinished > 0 {
+		// (A rollback prints its own lines: rollbackHere.)
+		r.cons(fmt.Sprintf("RESILIENCE: Replayed %d entries from recovery log file.", unfinished-1))
+		r.cons("|~~ - Recovery COMPLETE - ~~|")
+		r.cons("~~~Resuming message processing.~~~")
+	}
 	args := []any{"batches_run", ran, "batches_dropped", len(held) - ran + r.overflow}
 	if r.overflow > 0 {
 		r.warn(fmt.Sprintf("more than %d MiB came from peers during the recovery: the rest was dropped", r.holdMax>>20), args...)

@@ -56,8 +56,9 @@ func startAt(t *testing.T, dir string, pos byte) (*resilience, *genProc, bool) {
 }
 
 // A checkpoint taken before the last grow or shrink is never restored,
-// also by a process that starts again (the floor is in the files), and
-// the next checkpoint numbers on from the newest in the files.
+// also by a process that starts again (the floor is in the files), but
+// for its generators' positions, and the next checkpoint numbers on from
+// the newest in the files.
 func TestResilience_RescaleFloorSurvivesARestart(t *testing.T) {
 	dir := t.TempDir()
 	r, _, ok := startAt(t, dir, 7)
@@ -76,8 +77,13 @@ func TestResilience_RescaleFloorSurvivesARestart(t *testing.T) {
 	r2.afterRescale()
 	r3, p3, ok := startAt(t, dir, 99)
 	assert.False(t, ok, "a checkpoint from before the grow was restored")
-	assert.Zero(t, p3.restored)
+	// Only the generators go back to checkpoint 1 (their positions are
+	// not of a partitioning): from their initial values they would make
+	// the whole stream again.
+	assert.Equal(t, 1, p3.restored, "the generators were not moved back")
+	assert.Equal(t, byte(7), p3.pos)
 	assert.Equal(t, uint64(1), r3.floor.Load())
+	p3.pos = 99
 	id, err = r3.final()
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), id, "the next checkpoint must number on from the files' newest")

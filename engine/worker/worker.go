@@ -472,6 +472,26 @@ func Run(ctx context.Context, cfg Config) error {
 		member = cluster.New(cc)
 		if res != nil {
 			res.member = member
+			if mig, ok := cfg.Processor.(Migrator); ok {
+				res.dropNotOwned = func() (int, error) {
+					t := member.Table()
+					var ps []routing.PartitionID
+					for p := 0; p < t.Partitions(); p++ {
+						if t.Owner(routing.PartitionID(p)) != routing.WorkerName(cfg.Name) {
+							ps = append(ps, routing.PartitionID(p))
+						}
+					}
+					if len(ps) == 0 {
+						return 0, nil
+					}
+					for _, st := range cfg.Stages.State {
+						if err := mig.DropPartitions(st, ps); err != nil {
+							return 0, fmt.Errorf("state step %s: %w", st, err)
+						}
+					}
+					return len(ps), nil
+				}
+			}
 		}
 		if err := member.Listen(); err != nil {
 			closeSources()

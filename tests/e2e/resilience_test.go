@@ -1106,14 +1106,22 @@ func TestResilience_AnExceptionOnAWorkerKeepsEveryWorkersFiles(t *testing.T) {
 //     every value of every key arrives with whole windows;
 //   - after recording the new cluster (rescale-committed): every worker
 //     completes the grow when it is back, the joiner too, and the
-//     cluster of 4 processes again.
+//     cluster of 4 processes again; the generator goes on from its
+//     position in the last checkpoint (before the grow), not from its
+//     first value, and the initializer prints 0.6's recovery lines;
+//   - the same with the old workers killed too while the initializer is
+//     down, started again after it: each goes on with its checkpoint
+//     from before the grow (no rollback: the cluster has none to make)
+//     but without the keys the grow gave the joiner (every key on one
+//     worker).
 //
 // Neither leaves a worker frozen for ever (they were, before: the
 // rollback's drain never came to rest).
 func TestResilience_InitializerCrashedDuringAGrow(t *testing.T) {
 	tool(t, "external_sender")
-	for _, step := range []string{"rescale-frozen", "rescale-committed"} {
-		t.Run(step, func(t *testing.T) {
+	for _, name := range []string{"rescale-frozen", "rescale-committed", "rescale-committed-workers-too"} {
+		step, workersToo := strings.CutSuffix(name, "-workers-too")
+		t.Run(name, func(t *testing.T) {
 			recv := rsStartReceiver(t)
 			const limit = 4000
 			t.Setenv(reCrashAtEnv, "initializer:"+step+":1")
@@ -1125,9 +1133,24 @@ func TestResilience_InitializerCrashedDuringAGrow(t *testing.T) {
 			if _, exited := rsWaitExit(init.proc, rsJoinTimeout); !exited {
 				t.Fatalf("the initializer did not kill itself at %s; output:\n%s", step, rsTail(init.proc, 30))
 			}
+			if workersToo {
+				// The old workers die too while it is down (frozen in
+				// the grow); started again after it, each restores its
+				// checkpoint from before the grow.
+				for _, w := range c.members[1:] {
+					w.proc.kill()
+				}
+			}
 			back := &clusterWorker{proc: start(t, init.dir, "machida3", init.args...), name: init.name,
 				external: init.external, dir: init.dir, args: init.args}
 			c.members[0] = back
+			if workersToo {
+				back.waitOutput("Restarting a listener", reRecoverWait)
+				for i, w := range c.members[1:] {
+					c.members[i+1] = &clusterWorker{proc: start(t, w.dir, "machida3", w.args...), name: w.name,
+						external: w.external, dir: w.dir, args: w.args}
+				}
+			}
 			if step == "rescale-frozen" {
 				c.rsWaitLog(back, "under way when the initializer stopped was undone", rsJoinTimeout, back)
 				if code, exited := rsWaitExit(j.proc, rsJoinTimeout); !exited || code != 1 {
@@ -1154,13 +1177,38 @@ func TestResilience_InitializerCrashedDuringAGrow(t *testing.T) {
 				waitStatus(t, w, 4)
 			}
 			recv.waitRecords(t, recv.count()+500, reRecoverWait, "after the grow completed")
-			for _, w := range c.members[1:] {
-				if !strings.Contains(rsOutput(w.proc), "completing it here") {
-					t.Errorf("%s did not complete the grow itself:\n%s", w.name, rsTail(w.proc, 30))
+			if workersToo {
+				// Each key on one worker: those a restarted worker's old
+				// checkpoint held and the grow gave the joiner are gone
+				// from it.
+				for _, w := range c.members[1:3] {
+					w.waitOutput("the cluster's recovery has ended without a rollback", reRecoverWait)
+				}
+				stateKeys(t, c.members)
+			} else {
+				for _, w := range c.members[1:] {
+					if !strings.Contains(rsOutput(w.proc), "completing it here") {
+						t.Errorf("%s did not complete the grow itself:\n%s", w.name, rsTail(w.proc, 30))
+					}
 				}
 			}
-			// (No checkpoint from before the grow may be restored.)
+			// (No checkpoint from before the grow may be restored, but
+			// for the generator's position: from its initial value it
+			// would make the whole stream again, which the other
+			// workers' keys would count a second time.)
 			back.waitOutput("goes on without rolling back", reRecoverWait)
+			back.waitOutput("~~~Resuming message processing.~~~", reRecoverWait)
+			firsts := map[string]int{}
+			for _, r := range recv.snapshot() {
+				if r.err == "" && r.last() == 1 {
+					firsts[r.key]++
+				}
+			}
+			for k, n := range firsts {
+				if n > 1 {
+					t.Errorf("key %s took its first value %d times: the generator started over", k, n)
+				}
+			}
 			stopCluster(t, c.members, 0, false)
 		})
 	}
