@@ -135,7 +135,10 @@ type resilience struct {
 	store  *checkpoint.Store
 	q      *work.Queue
 	member *cluster.Member // nil for a worker alone
-	gate   *gate
+	// notInitializer: a cluster member other than the initializer (it
+	// runs no sources); set before start.
+	notInitializer bool
+	gate           *gate
 
 	mu        sync.Mutex
 	committed uint64 // the newest checkpoint committed here
@@ -196,6 +199,11 @@ type resilience struct {
 	holdMax     int // holdLimit (a test makes it smaller)
 	overflow    int
 	stopped     chan struct{}
+	// startDone closes when start has returned: a rollback waits for it
+	// (one asked for by another worker's restart may come while this
+	// worker, restarted too, has not read its files yet).
+	startDone     chan struct{}
+	startDoneOnce sync.Once
 
 	// Barriers (see hookLoop). recording and rec are the loop
 	// goroutine's: what this worker routed to each peer since it
@@ -220,7 +228,7 @@ func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q
 	}
 	r := &resilience{cfg: cfg, proc: proc, store: store, q: q, gate: g, log: log, debug: debug, warn: warn, cons: cons,
 		pending: map[uint64]checkpoint.Delta{}, recover: make(chan string, 4), rescaled: make(chan struct{}, 1), stopped: make(chan struct{}),
-		holdMax: holdLimit}
+		startDone: make(chan struct{}), holdMax: holdLimit}
 	// Attempts number barriers too, and a loop drops a barrier not newer
 	// than its last: a restarted initializer must go on above the
 	// numbers of its earlier run. The clock gives that, unless it went
@@ -240,6 +248,7 @@ func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q
 // committed checkpoint, returns the processor to it (before any input is
 // processed). It reports whether it did.
 func (r *resilience) start() (bool, error) {
+	defer r.startDoneOnce.Do(func() { close(r.startDone) })
 	if err := r.proc.SetTracking(true); err != nil {
 		return false, err
 	}
@@ -283,7 +292,10 @@ func (r *resilience) start() (bool, error) {
 		rec = recs[i]
 		if rec.ID <= floor {
 			r.warn("the newest checkpoints were taken before the last grow or shrink; none is used", "checkpoint", rec.ID)
-			gens = r.restoreGenerators(recs[:i+1])
+			if !r.notInitializer {
+				// (Only the initializer runs the generator sources.)
+				gens = r.restoreGenerators(recs[:i+1])
+			}
 			break
 		}
 		n, err = r.restore(rec.ID, nil)
@@ -1278,7 +1290,9 @@ func (r *resilience) hold(input int, e work.Envelopes) bool {
 	if !r.discarding.Load() {
 		return false
 	}
-	if r.heldBytes+len(e.Data) > r.holdMax {
+	if r.overflow > 0 || r.heldBytes+len(e.Data) > r.holdMax {
+		// (Once one is dropped, every later one is: what runs has no
+		// holes in the middle.)
 		r.overflow++
 		return true
 	}
@@ -1310,8 +1324,10 @@ func (r *resilience) endDiscarding(ctx context.Context, keep bool) {
 		// no rollback to make; if the cluster grew or shrank after it,
 		// it holds keys of partitions another worker owns now: those go
 		// (each key is held by one worker).
-		if _, err := r.dropNotOwned(); err != nil {
+		if n, err := r.dropNotOwned(); err != nil {
 			r.warn("state of partitions another worker owns now was not dropped here", "err", err)
+		} else if n > 0 {
+			r.forceFull.Store(true) // (the next checkpoint leaves them out)
 		}
 	}
 	ran := 0
@@ -1338,8 +1354,8 @@ func (r *resilience) endDiscarding(ctx context.Context, keep bool) {
 		r.cons("~~~Resuming message processing.~~~")
 	}
 	args := []any{"batches_run", ran, "batches_dropped", len(held) - ran + r.overflow}
-	if r.overflow > 0 {
-		r.warn(fmt.Sprintf("more than %d MiB came from peers during the recovery: the rest was dropped", r.holdMax>>20), args...)
+	if keep && r.overflow > 0 {
+		r.warn(fmt.Sprintf("more than %d bytes came from peers during the recovery: the rest was dropped (lost)", r.holdMax), args...)
 	}
 	if keep {
 		r.log("the cluster's recovery has ended without a rollback; running what peers sent meanwhile and taking input again", args...)
@@ -1414,6 +1430,12 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 		}()
 	case cluster.OpRollback:
 		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID, Attempt: c.Attempt, Seen: r.seen.Load()}
+		select {
+		case <-r.startDone:
+		case <-ctx.Done():
+			reply.Text = "this worker is stopping"
+			return reply
+		}
 		if c.ID == 0 { // no checkpoint to return to: go on as is
 			r.forgetAnnounced()
 			r.endDiscarding(ctx, true)
