@@ -135,10 +135,7 @@ type resilience struct {
 	store  *checkpoint.Store
 	q      *work.Queue
 	member *cluster.Member // nil for a worker alone
-	// notInitializer: a cluster member other than the initializer (it
-	// runs no sources); set before start.
-	notInitializer bool
-	gate           *gate
+	gate   *gate
 
 	mu        sync.Mutex
 	committed uint64 // the newest checkpoint committed here
@@ -162,9 +159,8 @@ type resilience struct {
 	announced uint64
 	// unfinished (under mu): start said "Attempting to recover..." and
 	// restored no checkpoint; when the cluster's recovery ends without
-	// a rollback, endDiscarding ends 0.6's recovery lines with
-	// unfinished-1 entries replayed (the generator positions restored).
-	unfinished int
+	// a rollback, endDiscarding ends 0.6's recovery lines.
+	unfinished bool
 	// dropNotOwned (a cluster member) forgets the state of every
 	// partition the cluster's table does not give this worker, and says
 	// how many partitions it dropped from.
@@ -286,17 +282,19 @@ func (r *resilience) start() (bool, error) {
 	}
 	r.floor.Store(floor)
 	var rec checkpoint.Record
-	n, found := 0, false
-	gens := -1 // generator positions restored from a checkpoint before the floor
+	n, found, warned := 0, false, false
 	for i := len(recs) - 1; i >= 0 && !found; i-- {
 		rec = recs[i]
-		if rec.ID <= floor {
-			r.warn("the newest checkpoints were taken before the last grow or shrink; none is used", "checkpoint", rec.ID)
-			if !r.notInitializer {
-				// (Only the initializer runs the generator sources.)
-				gens = r.restoreGenerators(recs[:i+1])
-			}
-			break
+		if rec.ID <= floor && !warned {
+			// Of another partitioning, but no rollback of the cluster
+			// will return to a later one (none is committed): its keys
+			// of partitions this worker still owns are the best state
+			// there is, and, on the initializer, its generators'
+			// positions (from their initial values they would make the
+			// whole stream again). The keys of partitions given away
+			// go when the cluster's recovery ends (dropNotOwned).
+			r.warn("the newest checkpoints were taken before the last grow or shrink: this worker goes back to one of them, and keeps only the keys of the partitions it owns now once the cluster has decided (on the initializer, the generator sources go on from there: what they made since then comes again)", "checkpoint", rec.ID, "floor", floor)
+			warned = true
 		}
 		n, err = r.restore(rec.ID, nil)
 		switch {
@@ -310,8 +308,7 @@ func (r *resilience) start() (bool, error) {
 	}
 	if !found {
 		if r.member != nil && r.member.Restarted() {
-			// (checkFiles found a whole checkpoint in the event log, or
-			// all were taken before the last grow or shrink.)
+			// (checkFiles found a whole checkpoint in the event log.)
 			r.warn("no checkpoint this worker's list commits is usable here; it starts with empty state, and the cluster's rollback decides what it returns to", "dir", r.cfg.Dir, "committed", len(recs))
 		} else {
 			r.warn("ERROR: no usable checkpoint in the recovery files; starting with empty state (the state of this worker's keys is lost)", "dir", r.cfg.Dir, "committed", len(recs))
@@ -320,7 +317,7 @@ func (r *resilience) start() (bool, error) {
 		last := recs[len(recs)-1]
 		r.mu.Lock()
 		r.committed, r.rollback = last.ID, last.Rollback+1
-		r.unfinished = max(gens, 0) + 1 // its lines end with the recovery (endDiscarding)
+		r.unfinished = true // its lines end with the recovery (endDiscarding)
 		r.mu.Unlock()
 		return false, nil
 	}
@@ -338,41 +335,6 @@ func (r *resilience) start() (bool, error) {
 	r.cons("|~~ - Recovery COMPLETE - ~~|")
 	r.cons("~~~Resuming message processing.~~~")
 	return true, nil
-}
-
-// restoreGenerators (start, when every committed checkpoint was taken
-// before the last grow or shrink) moves this worker's generator sources
-// back to their positions in the newest of recs that can be read, and
-// nothing else: no state (those keys were of another partitioning), no
-// messages in flight. Without it they would start again from their
-// initial values, and the other workers' keys, which keep their state,
-// would take the whole stream a second time; from the checkpoint, only
-// what came after it comes again (at least once). It returns how many
-// positions it restored (-1: none, nothing was read).
-func (r *resilience) restoreGenerators(recs []checkpoint.Record) int {
-	for i := len(recs) - 1; i >= 0; i-- {
-		id := recs[i].ID
-		r.mu.Lock()
-		im, _, err := r.store.Load(id)
-		r.mu.Unlock()
-		if err != nil {
-			r.warn("a checkpoint in the event log is damaged or missing; using the one before it", "checkpoint", id, "err", err)
-			continue
-		}
-		if len(im.Gens) == 0 {
-			return -1 // no generator source here
-		}
-		gensOnly := checkpoint.NewImage()
-		gensOnly.Gens = im.Gens
-		n, err := r.proc.RestoreCheckpoint(gensOnly)
-		if err != nil {
-			r.warn("the generator sources' positions were not restored; they start from their initial values", "checkpoint", id, "err", err)
-			return -1
-		}
-		r.warn("the generator sources go on from their positions in a checkpoint from before the last grow or shrink: what they made since then is made again (the other workers' keys take it a second time)", "checkpoint", id)
-		return n
-	}
-	return -1
 }
 
 // checkFiles runs before this worker joins its cluster (or, alone,
@@ -1345,11 +1307,11 @@ func (r *resilience) endDiscarding(ctx context.Context, keep bool) {
 	r.discarding.Store(false)
 	r.mu.Lock()
 	unfinished := r.unfinished
-	r.unfinished = 0
+	r.unfinished = false
 	r.mu.Unlock()
-	if keep && unfinished > 0 {
+	if keep && unfinished {
 		// (A rollback prints its own lines: rollbackHere.)
-		r.cons(fmt.Sprintf("RESILIENCE: Replayed %d entries from recovery log file.", unfinished-1))
+		r.cons("RESILIENCE: Replayed 0 entries from recovery log file.")
 		r.cons("|~~ - Recovery COMPLETE - ~~|")
 		r.cons("~~~Resuming message processing.~~~")
 	}

@@ -61,9 +61,9 @@ func startAt(t *testing.T, dir string, pos byte) (*resilience, *genProc, bool) {
 	return r, p, ok
 }
 
-// A checkpoint taken before the last grow or shrink is never restored,
-// also by a process that starts again (the floor is in the files), but
-// for its generators' positions, and the next checkpoint numbers on from
+// The floor of the last grow or shrink survives a restart (it is in the
+// files); a process that starts again with no checkpoint after it goes
+// back to the newest before it, and the next checkpoint numbers on from
 // the newest in the files.
 func TestResilience_RescaleFloorSurvivesARestart(t *testing.T) {
 	dir := t.TempDir()
@@ -83,13 +83,14 @@ func TestResilience_RescaleFloorSurvivesARestart(t *testing.T) {
 	// next one completes.
 	r2.afterRescale()
 	r3, p3, ok := startAt(t, dir, 99)
-	assert.False(t, ok, "a checkpoint from before the grow was restored")
-	// Only the generators go back to checkpoint 1 (their positions are
-	// not of a partitioning): from their initial values they would make
-	// the whole stream again.
-	assert.Equal(t, 1, p3.restored, "the generators were not moved back")
+	// It goes back to checkpoint 1 (its generators too: from their
+	// initial values they would make the whole stream again), for want
+	// of a later one; the keys of partitions given away go when the
+	// cluster's recovery ends (dropNotOwned). No rollback returns there.
+	assert.True(t, ok, "the checkpoint from before the grow was not restored")
+	assert.Equal(t, 1, p3.restored)
 	assert.Equal(t, byte(7), p3.pos)
-	assert.Zero(t, p3.keys, "state from before the grow was restored")
+	assert.Equal(t, 1, p3.keys)
 	assert.Equal(t, uint64(1), r3.floor.Load())
 	p3.pos = 99
 	id, err = r3.final()
@@ -516,6 +517,11 @@ func TestResilience_RestartedWorkerHoldsWhatPeersSendUntilTheRecoveryEnds(t *tes
 		warn := func(msg string, _ ...any) { warned = append(warned, msg) }
 		r := newResilience(Resilience{Dir: dir}, &genProc{}, checkpoint.Open(dir, "app", "worker1"), q, &gate{}, nop, nop, warn, func(string) {})
 		r.holdMax = len("one") + len("two") + len("three") + 1
+		// It restored a checkpoint at its start: going on without a
+		// rollback, it drops the partitions it no longer owns.
+		r.restored = true
+		drops := 0
+		r.dropNotOwned = func() (int, error) { drops++; return 2, nil }
 		assert.False(t, r.hold(2, env("before")), "held while not discarding")
 		r.discarding.Store(true)
 		for _, s := range []string{"one", "two", "three"} {
@@ -534,8 +540,11 @@ func TestResilience_RestartedWorkerHoldsWhatPeersSendUntilTheRecoveryEnds(t *tes
 		}
 		if keep {
 			assert.Equal(t, []string{"one", "two", "three", "after"}, got)
+			assert.Equal(t, 1, drops, "the partitions owned elsewhere now were not dropped")
+			assert.True(t, r.forceFull.Load(), "the next checkpoint must be whole after a drop")
 		} else {
 			assert.Equal(t, []string{"after"}, got)
+			assert.Zero(t, drops, "dropped after a rollback (its checkpoint is the cluster's)")
 		}
 		want := 0
 		if keep {

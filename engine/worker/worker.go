@@ -472,7 +472,6 @@ func Run(ctx context.Context, cfg Config) error {
 		member = cluster.New(cc)
 		if res != nil {
 			res.member = member
-			res.notInitializer = cfg.Name != cluster.InitializerName
 			if mig, ok := cfg.Processor.(Migrator); ok {
 				res.dropNotOwned = func() (int, error) {
 					t := member.Table()
