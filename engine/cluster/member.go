@@ -908,7 +908,7 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 		// and the others hear it is back (their links to it redial now,
 		// at its data listener: started afresh, it may listen at
 		// another).
-		m.log.Info("worker rejoined after a restart", "worker", j.Worker)
+		m.log.Info("worker rejoined (after a restart of it or of this initializer, or a lost control link)", "worker", j.Worker)
 		moved := false
 		if i := slices.Index(m.workers, j.Worker); i >= 0 && i < len(m.dataAddrs) && m.dataAddrs[i] != data {
 			m.log.Warn("a restarted worker listens at another data address; the cluster sends to it there", "worker", j.Worker,

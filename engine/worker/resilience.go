@@ -282,19 +282,21 @@ func (r *resilience) start() (bool, error) {
 	}
 	r.floor.Store(floor)
 	var rec checkpoint.Record
-	n, found, warned := 0, false, false
+	n, found, belowFloor := 0, false, false
 	for i := len(recs) - 1; i >= 0 && !found; i-- {
 		rec = recs[i]
-		if rec.ID <= floor && !warned {
-			// Of another partitioning, but no rollback of the cluster
-			// will return to a later one (none is committed): its keys
-			// of partitions this worker still owns are the best state
-			// there is, and, on the initializer, its generators'
-			// positions (from their initial values they would make the
-			// whole stream again). The keys of partitions given away
-			// go when the cluster's recovery ends (dropNotOwned).
-			r.warn("the newest checkpoints were taken before the last grow or shrink: this worker goes back to one of them, and keeps only the keys of the partitions it owns now once the cluster has decided (on the initializer, the generator sources go on from there: what they made since then comes again)", "checkpoint", rec.ID, "floor", floor)
-			warned = true
+		if rec.ID <= floor && !belowFloor {
+			// Of another partitioning, but this worker's files commit
+			// none after it: its keys of the partitions it still owns
+			// are the best state it has (a rollback of the cluster to a
+			// later checkpoint, which the initializer may hold, replaces
+			// them), and, on the initializer, its generators' positions
+			// (from their initial values they would make the whole
+			// stream again). The keys of partitions given away go at
+			// once and again when the cluster's recovery ends
+			// (dropNotOwned).
+			r.warn("the newest checkpoints here were taken before the last grow or shrink: this worker goes back to one of them and keeps only the keys of the partitions it owns now (on the initializer, the generator sources go on from there: what they made since then comes again), unless the cluster rolls back to a later one", "checkpoint", rec.ID, "floor", floor)
+			belowFloor = true
 		}
 		n, err = r.restore(rec.ID, nil)
 		switch {
@@ -321,8 +323,21 @@ func (r *resilience) start() (bool, error) {
 		r.mu.Unlock()
 		return false, nil
 	}
+	if belowFloor && r.dropNotOwned != nil {
+		// (The member has the cluster's table now: start runs once this
+		// worker has joined. A worker let in afresh, its files being of
+		// other listeners, has no recovery to end.)
+		if _, err := r.dropNotOwned(); err != nil {
+			r.warn("state of partitions another worker owns now was not dropped here", "err", err)
+		}
+	}
 	r.mu.Lock()
 	r.committed = rec.ID
+	if belowFloor {
+		// (Numbered on from the files' newest: a checkpoint at or below
+		// the floor could never be rolled back to.)
+		r.committed = max(rec.ID, recs[len(recs)-1].ID)
+	}
 	r.rollback = rec.Rollback + 1
 	r.restored = true
 	r.announced = rec.ID

@@ -1170,8 +1170,10 @@ func TestResilience_InitializerCrashedDuringAGrow(t *testing.T) {
 				return
 			}
 			// rescale-committed: the grow completes everywhere. (The
-			// initializer's keys restart empty: no checkpoint from
-			// before a grow is restored; only progress is checked.)
+			// cluster has no checkpoint after the grow to roll back
+			// to: the initializer goes back to its own from before it;
+			// the other workers' keys take again what its generator
+			// makes again, so only progress is checked.)
 			c.members = append(c.members, j)
 			for _, w := range c.members {
 				waitStatus(t, w, 4)
@@ -1192,10 +1194,10 @@ func TestResilience_InitializerCrashedDuringAGrow(t *testing.T) {
 					}
 				}
 			}
-			// (No checkpoint from before the grow may be restored, but
-			// for the generator's position: from its initial value it
-			// would make the whole stream again, which the other
-			// workers' keys would count a second time.)
+			// (The generator goes on from the initializer's checkpoint
+			// from before the grow: from its initial value it would make
+			// the whole stream again, which the other workers' keys
+			// would count a second time.)
 			back.waitOutput("goes on without rolling back", reRecoverWait)
 			back.waitOutput("~~~Resuming message processing.~~~", reRecoverWait)
 			firsts := map[string]int{}
