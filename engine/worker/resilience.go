@@ -1253,9 +1253,10 @@ func (r *resilience) holding() bool {
 }
 
 // holdLimit bounds the bytes of the batches a restarted worker holds
-// until the cluster's recovery ends (see resilience.discarding); the
-// sources are paused during a rollback, so what comes meanwhile is what
-// was in flight.
+// until the cluster's recovery ends (see resilience.discarding). The
+// initializer's sources run until this worker asks for the recovery
+// (once its loop is about to run) and are paused from then on; past the
+// bound the rest is dropped, and reported if it would have run.
 const holdLimit = 64 << 20
 
 // hold keeps a batch from peer input input while this worker waits for
