@@ -10,9 +10,12 @@ account; "update balance" applies the entry and emits the account's new
 balance and how many entries it has seen, written as a line
 "<account> => <balance> after entry <n>" to the TCP sink.
 
-Entries of one account from one source keep their order; how deposits and
-withdrawals interleave depends on timing, but the line with an account's
-last entry count always shows its final balance.
+On one worker, entries of one account from one source keep their order.
+On a cluster the parse steps, the first stateless steps after the sources,
+are dealt over every worker (as Wallaroo 0.6 dealt them), so entries of one
+account that arrive close together may reach its state in another order.
+How deposits and withdrawals interleave depends on timing too, but the line
+with an account's last entry count always shows its final balance.
 """
 
 import wallaroo
