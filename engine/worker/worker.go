@@ -474,10 +474,9 @@ func Run(ctx context.Context, cfg Config) error {
 			res.member = member
 			if mig, ok := cfg.Processor.(Migrator); ok {
 				res.dropNotOwned = func() (int, error) {
-					t := member.Table()
 					var ps []routing.PartitionID
-					for p := 0; p < t.Partitions(); p++ {
-						if t.Owner(routing.PartitionID(p)) != routing.WorkerName(cfg.Name) {
+					for p, mine := range member.Table().Local(routing.WorkerName(cfg.Name)) {
+						if !mine {
 							ps = append(ps, routing.PartitionID(p))
 						}
 					}
