@@ -143,7 +143,7 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 		cfg.Resilience = &worker.Resilience{Dir: opts.ResilienceDir,
 			Every: time.Duration(opts.TimeBetweenCkpt), KeepStateOnStop: opts.KeepStateOnStop,
 			LogRotation: opts.LogRotation, LogFileSize: int64(opts.EventLogFileSize),
-			CrashAt: os.Getenv(worker.CrashAtEnv)}
+			CrashAt: os.Getenv(worker.CrashAtEnv), StallStart: os.Getenv(worker.StallStartEnv)}
 		fmt.Fprintf(stdout, "||| Log-rotation: %t|||\n", opts.LogRotation)
 		if opts.OnError == "skip" {
 			dead := filepath.Join(opts.ResilienceDir, cfg.App+"-"+cfg.Name+".dead-letter")

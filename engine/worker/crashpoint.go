@@ -1,12 +1,15 @@
 package worker
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // CrashAtEnv names the environment variable with which a test makes a
@@ -95,4 +98,46 @@ func killSelf(step string, n int) {
 	fmt.Fprintf(os.Stderr, "%s: killing this worker at step %q (time %d)\n", CrashAtEnv, step, n)
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {} // SIGKILL is not delivered at once
+}
+
+// StallStartEnv names the environment variable with which a test makes a
+// worker that runs with resilience wait, once it has joined its cluster
+// and before it reads its checkpoint files, until a file exists (as a
+// large state to read would make it wait), to check what the cluster
+// does meanwhile. Its value is worker:path (path may hold colons). It is
+// for tests only; operators have no reason to set it.
+const StallStartEnv = "MACHIDA_TEST_STALL_START"
+
+// parseStall returns the path that the worker named name waits for
+// before it reads its files ("": none), from spec (StallStartEnv's
+// value).
+func parseStall(spec, name string) (string, error) {
+	if strings.TrimSpace(spec) == "" {
+		return "", nil
+	}
+	w, path, ok := strings.Cut(spec, ":")
+	if !ok || w == "" || path == "" {
+		return "", fmt.Errorf("%s: %q is not worker:path", StallStartEnv, spec)
+	}
+	if w != name {
+		return "", nil
+	}
+	return path, nil
+}
+
+// stallUntil waits until path exists (or ctx ends: its error).
+func stallUntil(ctx context.Context, path string) error {
+	fmt.Fprintf(os.Stderr, "%s: waiting for %s before reading the checkpoint files\n", StallStartEnv, path)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: %w", StallStartEnv, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -52,8 +52,9 @@ type Resilience struct {
 	// began (--event-log-file-size; 0: never for its size).
 	LogRotation bool
 	LogFileSize int64
-	// CrashAt is CrashAtEnv's value (tests only).
-	CrashAt string
+	// CrashAt is CrashAtEnv's value, StallStart StallStartEnv's (tests
+	// only).
+	CrashAt, StallStart string
 }
 
 // keepCheckpoints is how many complete checkpoints each worker keeps.
@@ -196,8 +197,9 @@ type resilience struct {
 	overflow    int
 	stopped     chan struct{}
 	// startDone closes when start has returned: a rollback waits for it
-	// (one asked for by another worker's restart may come while this
-	// worker, restarted too, has not read its files yet).
+	// (a restarted worker asks for the recovery before it reads its
+	// files, and one asked for by another worker's restart may come
+	// while this worker, restarted too, has not read them yet).
 	startDone     chan struct{}
 	startDoneOnce sync.Once
 
@@ -1254,9 +1256,11 @@ func (r *resilience) holding() bool {
 
 // holdLimit bounds the bytes of the batches a restarted worker holds
 // until the cluster's recovery ends (see resilience.discarding). The
-// initializer's sources run until this worker asks for the recovery
-// (once its loop is about to run) and are paused from then on; past the
-// bound the rest is dropped, and reported if it would have run.
+// worker asks for the recovery as soon as it has rejoined, and the
+// initializer pauses its sources then: what is held is what was in
+// flight to it (in the peers' replay queues, and sent until the pause),
+// not what the sources read while it starts. Past the bound the rest is
+// dropped, and reported if it would have run.
 const holdLimit = 64 << 20
 
 // hold keeps a batch from peer input input while this worker waits for
@@ -1618,6 +1622,19 @@ func (r *resilience) final() (uint64, error) {
 		return id, err
 	}
 	return id, r.commit(id, rollback)
+}
+
+// newestCommitted is the newest checkpoint this worker's files commit
+// (0: none, or the list unreadable: start says why), before start has
+// read them.
+func (r *resilience) newestCommitted() uint64 {
+	r.mu.Lock()
+	recs, err := r.store.Committed()
+	r.mu.Unlock()
+	if err != nil || len(recs) == 0 {
+		return 0
+	}
+	return recs[len(recs)-1].ID
 }
 
 // wasRestored reports whether start recovered state from the files.

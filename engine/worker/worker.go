@@ -259,6 +259,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// the sources while the cluster comes to rest for one.
 	pause := &gate{}
 	var res *resilience
+	var stallAt string // (tests: StallStartEnv)
 	if cfg.Resilience != nil {
 		cp, ok := cfg.Processor.(Checkpointer)
 		if !ok {
@@ -279,6 +280,10 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		res.crash = crash
+		if stallAt, err = parseStall(cfg.Resilience.StallStart, cfg.Name); err != nil {
+			closeSources()
+			return err
+		}
 	}
 	// A cluster stops in one drained step (see cluster.Member.Drain):
 	// stopNow closes when this worker must stop at once; sourcesDone
@@ -292,6 +297,11 @@ func Run(ctx context.Context, cfg Config) error {
 	// error in user code too): nothing more will be processed here, so a
 	// drain must not wait for this worker's queue.
 	var loopOver atomic.Bool
+	// loopRuns is set just before the processor loop starts: until then
+	// nothing is processed here, and only queued input keeps the worker
+	// from being idle (a restarted worker that reads its files while the
+	// cluster's rollback drains must not hold the drain up).
+	var loopRuns atomic.Bool
 	// busy counts the loop's time in user code: the member reports the
 	// utilisation it gives to peers, and deals spread segments by theirs.
 	var busy atomic.Int64
@@ -332,11 +342,19 @@ func Run(ctx context.Context, cfg Config) error {
 				// loop that has ended: nothing here will move any more.
 				return true
 			}
+			if !loopRuns.Load() && res != nil && res.discarding.Load() {
+				// Restarted, not yet processing: its peers' batches are
+				// held (they wait for the recovery this drain serves);
+				// what it queued itself (a barrier's cancel, a release's
+				// table) runs before the recovery's own work.
+				return true
+			}
 			// While the sources are paused (until the first checkpoint,
 			// and during a rollback), their queued input waits and does
 			// not count.
 			local, peer := q.Depth()
-			return idle.Load() && peer == 0 && (local == 0 || pause.paused())
+			working := loopRuns.Load() && !idle.Load()
+			return !working && peer == 0 && (local == 0 || pause.paused())
 		}
 		if res != nil {
 			cc.FreshRejoin = res.freshRejoin
@@ -635,6 +653,34 @@ func Run(ctx context.Context, cfg Config) error {
 			member.RemoveFilesWritten()
 		}
 	}
+	// askRecovery (a restarted worker other than the initializer) asks
+	// the initializer for the cluster's recovery, again until it has
+	// come: a request lost (the control link being made anew, the
+	// initializer busy) would leave this worker holding its input for
+	// ever. id, its newest checkpoint, is for the initializer's log.
+	askRecovery := func(id uint64) {
+		go func() {
+			wait := time.Duration(0)
+			for asked := false; ; {
+				select {
+				case <-ctx.Done():
+					return
+				case <-memberCtx.Done(): // (the worker did not start)
+					return
+				case <-time.After(wait):
+				}
+				if asked && !res.discarding.Load() {
+					return
+				}
+				if err := member.SendCheckpoint(cluster.Checkpoint{Op: cluster.OpRecover, ID: id}); err != nil {
+					cfg.Log.Warn("could not ask the initializer for the cluster's recovery; asking again", "err", err)
+					wait = 500 * time.Millisecond
+				} else {
+					asked, wait = true, 10*time.Second
+				}
+			}
+		}()
+	}
 	// told closes once the goroutine below has done what a stop asks of
 	// this worker (on the initializer: the workers were told to stop).
 	told = make(chan struct{})
@@ -724,6 +770,14 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("form the cluster: %w", err)
 		}
 		st.member.Store(member)
+		if res != nil && cfg.Name != cluster.InitializerName && member.Restarted() {
+			// At once, before the sinks, the links and the files: the
+			// initializer pauses its sources for the recovery, and what
+			// peers send this worker meanwhile (held, see resilience)
+			// stays what was in flight, however long the files take to
+			// read. (The rollback waits until they are read.)
+			askRecovery(res.newestCommitted())
+		}
 		table := member.Table()
 		if table.Partitions() == 0 {
 			closeSources()
@@ -835,6 +889,17 @@ func Run(ctx context.Context, cfg Config) error {
 		}(s)
 	}
 	if res != nil {
+		if stallAt != "" {
+			if err := stallUntil(ctx, stallAt); err != nil {
+				stopSources()
+				wg.Wait()
+				closeSinks()
+				if ctx.Err() != nil {
+					return nil
+				}
+				return failStarted(err)
+			}
+		}
 		// Before any input is processed: nobody else calls the
 		// processor yet.
 		if _, err := res.start(); err != nil {
@@ -918,38 +983,24 @@ func Run(ctx context.Context, cfg Config) error {
 		if member != nil && member.Restarted() && res.multi() {
 			// The initializer of a running cluster restarted: every
 			// worker goes back to one checkpoint first (queued before
-			// run starts, so no checkpoint comes before it).
-			res.recover <- "initializer"
+			// run starts, so no checkpoint comes before it). A full
+			// queue holds restarted workers' requests for the same
+			// rollback: this one would add nothing (and run, which
+			// empties it, has not started yet).
+			select {
+			case res.recover <- "initializer":
+			default:
+			}
 		} else {
 			res.endDiscarding(ctx, true)
 		}
 		go res.run(ctx)
-	} else if res != nil {
-		if restored, id := res.wasRestored(); restored || member.Restarted() {
-			// Asked until the rollback has come: a request lost (the
-			// control link being made anew, the initializer busy) would
-			// leave this worker dropping its input for ever.
-			go func() {
-				wait := time.Duration(0)
-				for asked := false; ; {
-					select {
-					case <-ctx.Done():
-						return
-					case <-time.After(wait):
-					}
-					if asked && !res.discarding.Load() {
-						return
-					}
-					if err := member.SendCheckpoint(cluster.Checkpoint{Op: cluster.OpRecover, ID: id}); err != nil {
-						cfg.Log.Warn("could not ask the initializer for a rollback; asking again", "err", err)
-						wait = 500 * time.Millisecond
-					} else {
-						asked, wait = true, 10*time.Second
-					}
-				}
-			}()
+	} else if res != nil && !member.Restarted() {
+		if restored, id := res.wasRestored(); restored {
+			askRecovery(id)
 		}
 	}
+	loopRuns.Store(true)
 	err := work.Loop(srcCtx, drainCtx, lc)
 	loopOver.Store(true)
 	if err != nil && member != nil {

@@ -806,6 +806,10 @@ func reRestartAll(t *testing.T, ws []*clusterWorker) []*clusterWorker {
 // chosen step of the checkpoint protocol (engine/worker.CrashAtEnv).
 const reCrashAtEnv = "MACHIDA_TEST_CRASH_AT"
 
+// reStallStartEnv holds a worker before it reads its checkpoint files
+// until a file exists (worker:path; StallStartEnv in engine/worker).
+const reStallStartEnv = "MACHIDA_TEST_STALL_START"
+
 // A crash at each step of a checkpoint: workers of a 3-worker cluster
 // kill themselves (SIGKILL) at chosen steps while the generator runs,
 // each started again with the same command line at once:
@@ -1221,8 +1225,12 @@ func TestResilience_InitializerCrashedDuringAGrow(t *testing.T) {
 // acked) finds no checkpoint to return to: the cluster goes on without a
 // rollback. What its peers sent it while it was down, resent when it is
 // back and held until that decision, runs then (it was dropped once, as
-// if a rollback would send it again). Word count with every word once:
-// each word comes out exactly once, with a count of 1.
+// if a rollback would send it again). The worker asks for the recovery
+// as soon as it has rejoined: the decision comes while it still reads
+// its files (held up here by the test), and words sent meanwhile wait at
+// the paused initializer instead of piling up in the worker's hold.
+// Word count with every word once: each word comes out exactly once,
+// with a count of 1.
 func TestResilience_WorkerCrashedAfterAShrinkRunsWhatWaitedForIt(t *testing.T) {
 	tool(t, "cluster_shrinker")
 	tool(t, "external_sender")
@@ -1269,10 +1277,18 @@ func TestResilience_WorkerCrashedAfterAShrinkRunsWhatWaitedForIt(t *testing.T) {
 	out.waitLines(t, before+1, reRecoverWait)
 
 	victim := ws[1]
+	goOn := filepath.Join(t.TempDir(), "read-the-files")
+	t.Setenv(reStallStartEnv, victim.name+":"+goOn)
 	back := &clusterWorker{proc: start(t, victim.dir, "machida3", victim.args...), name: victim.name,
 		external: victim.external, dir: victim.dir, args: victim.args}
+	t.Setenv(reStallStartEnv, "")
 	ws = []*clusterWorker{ws[0], back}
-	ws[0].waitOutput("goes on without rolling back", reRecoverWait)
+	back.waitOutput(reStallStartEnv+": waiting", reRecoverWait)
+	ws[0].waitOutput("goes on without rolling back", reRecoverWait) // (its sources paused)
+	send("s", 2000)
+	if err := os.WriteFile(goOn, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	back.waitOutput("running what peers sent meanwhile", reRecoverWait)
 	for _, w := range ws {
 		waitStatus(t, w, 2)
