@@ -253,6 +253,10 @@ func (m *Member) checkpointFrame(c *ctlConn, f Frame) error {
 			return nil
 		}
 		go m.cfg.OnRecover(c.name, ck.ID)
+	case OpRecovering:
+		if m.cfg.OnRecovering != nil {
+			m.cfg.OnRecovering(c.name) // (in order: before its OnRecover)
+		}
 	case OpTake, OpCommit, OpRollback, OpCancel, OpResend:
 		if m.cfg.OnCheckpoint != nil && (ck.Op == OpCommit || ck.Op == OpCancel) {
 			// In order with what follows on the link (a stop; the next

@@ -170,10 +170,14 @@ type Config struct {
 	// goroutine of its own and returns the reply (Op 0: none).
 	// OnRecover (initializer) is told that worker restarted from its
 	// checkpoint files (its newest committed checkpoint is id), which
-	// calls for a rollback of the whole cluster. nil: this cluster runs
-	// without resilience.
+	// calls for a rollback of the whole cluster. OnRecovering
+	// (initializer) is told that worker restarted, rejoined and reads
+	// its files (OnRecover follows); it is called on the control link's
+	// reader, before anything that follows on the link is read, and must
+	// not block. nil: this cluster runs without resilience.
 	OnCheckpoint func(c Checkpoint) Checkpoint
 	OnRecover    func(worker string, id uint64)
+	OnRecovering func(worker string)
 	// FreshRejoin (initializer) is asked when a worker of the formed
 	// cluster joins again without a checkpoint to return to: started
 	// afresh under its old name (restarted false), or restarted from

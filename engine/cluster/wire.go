@@ -12,7 +12,7 @@ import (
 // of a link check it in the first exchange; any change to a message's
 // layout increments it, the layout of the runner's envelope batches
 // (opaque here, read by the peer's runner) included.
-const WireVersion = 17
+const WireVersion = 18
 
 // MaxFrame bounds one inter-worker frame (a batch of envelopes is cut well
 // below it).
@@ -901,10 +901,15 @@ const (
 	// of the event log of worker Text (--log-rotation); the initializer
 	// passes on one that is not its own.
 	OpRotate
+	// OpRecovering (worker → initializer): I restarted and rejoined, and
+	// read my checkpoint files now; OpRecover follows once they are read.
+	// Until then the initializer's sources wait (what they would send me
+	// meanwhile could only pile up here).
+	OpRecovering
 	opEnd
 )
 
-var opNames = [...]string{"", "take", "taken", "written", "commit", "rollback", "rolled-back", "recover", "keep-state", "cancel", "resend", "resent", "rotate"}
+var opNames = [...]string{"", "take", "taken", "written", "commit", "rollback", "rolled-back", "recover", "keep-state", "cancel", "resend", "resent", "rotate", "recovering"}
 
 func (o CheckpointOp) String() string {
 	if o > 0 && o < opEnd {

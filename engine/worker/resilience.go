@@ -57,6 +57,19 @@ type Resilience struct {
 	CrashAt, StallStart string
 }
 
+// recoverRequest is a restarted worker's message to the coordinator:
+// it asks for the cluster's recovery (its files are read), or (reading)
+// it has rejoined and reads its files, and will ask.
+type recoverRequest struct {
+	who     string
+	reading bool
+}
+
+// readingLimit bounds how long the sources wait for a restarted worker
+// that reads its files (see recoverRequest) before they go on without
+// its request (what comes for it is then held there, see holdLimit).
+const readingLimit = 10 * time.Minute
+
 // keepCheckpoints is how many complete checkpoints each worker keeps.
 const keepCheckpoints = 2
 
@@ -167,9 +180,17 @@ type resilience struct {
 	// how many partitions it dropped from.
 	dropNotOwned func() (int, error)
 
-	recover chan string   // rollback requests: who asked (coordinator)
+	recover chan recoverRequest // restarted workers' requests (coordinator)
+	// waiting (coordinator) counts the restarted workers that read their
+	// files and will ask for the recovery: until then the sources wait
+	// (run keeps who they are).
+	waiting atomic.Int32
 	attempt atomic.Uint64 // numbers the coordinator's requests (cluster.Checkpoint.Attempt)
 	seen    atomic.Uint64 // (workers) the highest attempt asked of this worker
+	// rollbackAsked (workers) is the attempt of the newest rollback
+	// asked of this worker: one that waited (for start) behind a newer
+	// one is not made (its attempt failed; the cluster is elsewhere now).
+	rollbackAsked atomic.Uint64
 	// rescaled (coordinator) asks for a checkpoint at once after a grow
 	// or shrink; floor is the newest checkpoint committed before the
 	// last rescale: a rollback never goes back to it or before (the
@@ -215,6 +236,9 @@ type resilience struct {
 	outcomes  map[uint64]chan error
 	inflight  map[string][]checkpoint.Batch
 	crash     *crashPoints // tests: where this process kills itself (nil: nowhere)
+	// flushSinks, once set (when the sinks exist), waits until what this
+	// worker's sinks were given is written (see flushOutput).
+	flushSinks atomic.Pointer[func(ctx context.Context) error]
 }
 
 func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q *work.Queue, g *gate, log, debug, warn func(string, ...any), cons func(string)) *resilience {
@@ -225,7 +249,7 @@ func newResilience(cfg Resilience, proc Checkpointer, store *checkpoint.Store, q
 		cfg.FullEvery = 20
 	}
 	r := &resilience{cfg: cfg, proc: proc, store: store, q: q, gate: g, log: log, debug: debug, warn: warn, cons: cons,
-		pending: map[uint64]checkpoint.Delta{}, recover: make(chan string, 4), rescaled: make(chan struct{}, 1), stopped: make(chan struct{}),
+		pending: map[uint64]checkpoint.Delta{}, recover: make(chan recoverRequest, 64), rescaled: make(chan struct{}, 1), stopped: make(chan struct{}),
 		startDone: make(chan struct{}), holdMax: holdLimit}
 	// Attempts number barriers too, and a loop drops a barrier not newer
 	// than its last: a restarted initializer must go on above the
@@ -655,6 +679,30 @@ func (r *resilience) write(id uint64) error {
 	return nil
 }
 
+// flushLimit bounds flushOutput's wait: a sink that is down fails the
+// checkpoint (tried again at the next interval) instead of holding the
+// coordinator's loop for a reply's whole limit.
+const flushLimit = 10 * time.Second
+
+// flushOutput waits (up to flushLimit) until what this worker's sinks
+// were given so far, the output of everything before the checkpoint
+// just taken included, is written to their connections. A checkpoint
+// whose output is still queued here must not be committed: a crash
+// would lose that output, and a rollback to the checkpoint would not
+// make it again (at-least-once delivery).
+func (r *resilience) flushOutput(ctx context.Context) error {
+	f := r.flushSinks.Load()
+	if f == nil {
+		return nil
+	}
+	fctx, cancel := context.WithTimeout(ctx, flushLimit)
+	defer cancel()
+	if err := (*f)(fctx); err != nil {
+		return fmt.Errorf("the output made before the checkpoint is not written to its sink yet (a sink is down or slow): %w", err)
+	}
+	return nil
+}
+
 // commit records id as committed and removes older checkpoints.
 func (r *resilience) commit(id, rollback uint64) error {
 	r.mu.Lock()
@@ -808,6 +856,9 @@ func (r *resilience) checkpoint(ctx context.Context) (uint64, error) {
 	}
 	tw := time.Now()
 	if err := r.write(id); err != nil {
+		return id, err
+	}
+	if err := r.flushOutput(ctx); err != nil {
 		return id, err
 	}
 	r.crash.reached("written")
@@ -1024,9 +1075,10 @@ func (r *resilience) rollbackCluster(ctx context.Context, why string) (err error
 			r.mu.Lock()
 			committed := r.committed
 			r.mu.Unlock()
-			if committed > 0 {
+			if committed > 0 && r.waiting.Load() == 0 {
 				// (With none, the sources wait for the first, as at
-				// the start: run takes it.)
+				// the start: run takes it. While a restarted worker
+				// reads its files, they wait for its request.)
 				r.gate.resume()
 			}
 		}
@@ -1127,7 +1179,9 @@ func (r *resilience) giveUpRollback(ctx context.Context) error {
 	defer r.member.Exclusive()()
 	defer func() {
 		r.endDiscarding(ctx, true)
-		r.gate.resume()
+		if r.waiting.Load() == 0 {
+			r.gate.resume()
+		}
 	}()
 	return r.goOnAsIs(ctx)
 }
@@ -1256,11 +1310,12 @@ func (r *resilience) holding() bool {
 
 // holdLimit bounds the bytes of the batches a restarted worker holds
 // until the cluster's recovery ends (see resilience.discarding). The
-// worker asks for the recovery as soon as it has rejoined, and the
-// initializer pauses its sources then: what is held is what was in
-// flight to it (in the peers' replay queues, and sent until the pause),
-// not what the sources read while it starts. Past the bound the rest is
-// dropped, and reported if it would have run.
+// worker says it reads its files as soon as it has rejoined
+// (OpRecovering), and the initializer's sources wait until it asks for
+// the recovery (or its link goes, or readingLimit passes): what is held
+// is what was in flight to it (in the peers' replay queues, and sent
+// until the pause), not what the sources read while it starts. Past the
+// bound the rest is dropped, and reported if it would have run.
 const holdLimit = 64 << 20
 
 // hold keeps a batch from peer input input while this worker waits for
@@ -1366,7 +1421,11 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 		r.crash.reached("taken")
 		go func() {
 			w := cluster.Checkpoint{Op: cluster.OpWritten, ID: c.ID, Attempt: c.Attempt}
-			if err := r.write(c.ID); err != nil {
+			err := r.write(c.ID)
+			if err == nil {
+				err = r.flushOutput(ctx)
+			}
+			if err != nil {
 				w.Text = err.Error()
 				r.warn("checkpoint not written", "id", c.ID, "err", err)
 			} else {
@@ -1411,11 +1470,17 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 			}
 		}()
 	case cluster.OpRollback:
+		raise(&r.rollbackAsked, c.Attempt)
 		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID, Attempt: c.Attempt, Seen: r.seen.Load()}
 		select {
 		case <-r.startDone:
 		case <-ctx.Done():
 			reply.Text = "this worker is stopping"
+			return reply
+		}
+		if c.Attempt < r.rollbackAsked.Load() {
+			r.debug("a rollback request superseded by a later one is not made", "checkpoint", c.ID, "attempt", c.Attempt)
+			reply.Text = "superseded by a later rollback request"
 			return reply
 		}
 		if c.ID == 0 { // no checkpoint to return to: go on as is
@@ -1487,21 +1552,77 @@ func (r *resilience) run(ctx context.Context) {
 			return
 		}
 		r.warn("rollback failed; trying again", "attempt", failures, "err", err)
+		again := who
 		time.AfterFunc(500*time.Millisecond, func() {
 			select {
-			case r.recover <- who:
+			case r.recover <- recoverRequest{who: again}:
 			default:
 			}
 		})
 	}
+	// reading: the restarted workers that read their files and will ask
+	// for the recovery, and until when the sources wait for them.
+	reading := map[string]time.Time{}
+	noteReading := func() { r.waiting.Store(int32(len(reading))) }
+	// mayGo lets the sources go on once nothing holds them: no rollback,
+	// no worker reading its files, a committed checkpoint.
+	mayGo := func() {
+		if rolling || len(reading) > 0 {
+			return
+		}
+		r.mu.Lock()
+		committed := r.committed
+		r.mu.Unlock()
+		if committed > 0 {
+			r.gate.resume()
+		}
+	}
+	// request reports whether q calls for a rollback now.
+	request := func(q recoverRequest) bool {
+		if q.reading {
+			if r.member == nil || r.member.LinkedSince(q.who).IsZero() {
+				return false // gone again already
+			}
+			if _, known := reading[q.who]; !known {
+				r.log("a restarted worker reads its checkpoint files; the sources wait for its request for the recovery", "worker", q.who)
+			}
+			reading[q.who] = time.Now().Add(readingLimit)
+			noteReading()
+			r.gate.pause()
+			return false
+		}
+		if _, ok := reading[q.who]; ok {
+			delete(reading, q.who)
+			noteReading()
+		}
+		if !rolling && !lastRollback.IsZero() {
+			since := r.member.LinkedSince(q.who)
+			if q.who == cluster.InitializerName {
+				since = started // this process: its own restart
+			}
+			if !since.IsZero() && lastRollback.After(since) {
+				// It restarted before the last rollback, which took
+				// it back with the others: nothing more to do.
+				r.debug("a rollback asked for was already done", "worker", q.who)
+				mayGo()
+				return false
+			}
+		}
+		return true
+	}
 	select {
-	case who = <-r.recover: // a restart: back to one checkpoint everywhere first
-		setRolling(true)
-		rollback()
+	case q := <-r.recover: // a restart: back to one checkpoint everywhere first
+		if request(q) {
+			who = q.who
+			setRolling(true)
+			rollback()
+		}
 	default:
 	}
 	t := time.NewTimer(0) // the first at once: the sources wait for it
 	defer t.Stop()
+	check := time.NewTicker(time.Second) // (the workers in reading)
+	defer check.Stop()
 	var fails failedCheckpoints
 	for {
 		select {
@@ -1521,28 +1642,36 @@ func (r *resilience) run(ctx context.Context) {
 				fails.complete(r, id)
 				r.debug("checkpoint complete", "id", id, "took", time.Since(t0).Round(time.Microsecond))
 			}
-			if !rolling && err == nil {
+			if !rolling && err == nil && len(reading) == 0 {
 				r.gate.resume() // after the first complete one: the sources start
 			}
 			next := r.nextCheckpointIn()
-			if logged && r.gate.hold() != nil {
+			if logged && r.gate.hold() != nil && len(reading) == 0 {
 				r.warn("the sources wait for the first committed checkpoint; trying again", "in", next)
 			}
 			t.Reset(next)
-		case w := <-r.recover:
-			if !rolling && !lastRollback.IsZero() {
-				since := r.member.LinkedSince(w)
-				if w == cluster.InitializerName {
-					since = started // this process: its own restart
-				}
-				if !since.IsZero() && lastRollback.After(since) {
-					// It restarted before the last rollback, which took
-					// it back with the others: nothing more to do.
-					r.debug("a rollback asked for was already done", "worker", w)
-					continue
+		case <-check.C:
+			if len(reading) == 0 {
+				continue
+			}
+			now := time.Now()
+			for w, until := range reading {
+				switch {
+				case r.member.LinkedSince(w).IsZero():
+					r.warn("a restarted worker went before it asked for the recovery; the sources go on (its keys wait until it is back)", "worker", w)
+					delete(reading, w)
+				case now.After(until):
+					r.warn(fmt.Sprintf("a restarted worker has read its files for %v without asking for the recovery; the sources go on (what comes for it meanwhile waits there, up to %d MiB)", readingLimit, holdLimit>>20), "worker", w)
+					delete(reading, w)
 				}
 			}
-			who = w
+			noteReading()
+			mayGo()
+		case q := <-r.recover:
+			if !request(q) {
+				continue
+			}
+			who = q.who
 			setRolling(true)
 			rollback()
 			if r.gate.hold() != nil {

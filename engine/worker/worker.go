@@ -297,11 +297,6 @@ func Run(ctx context.Context, cfg Config) error {
 	// error in user code too): nothing more will be processed here, so a
 	// drain must not wait for this worker's queue.
 	var loopOver atomic.Bool
-	// loopRuns is set just before the processor loop starts: until then
-	// nothing is processed here, and only queued input keeps the worker
-	// from being idle (a restarted worker that reads its files while the
-	// cluster's rollback drains must not hold the drain up).
-	var loopRuns atomic.Bool
 	// busy counts the loop's time in user code: the member reports the
 	// utilisation it gives to peers, and deals spread segments by theirs.
 	var busy atomic.Int64
@@ -342,19 +337,11 @@ func Run(ctx context.Context, cfg Config) error {
 				// loop that has ended: nothing here will move any more.
 				return true
 			}
-			if !loopRuns.Load() && res != nil && res.discarding.Load() {
-				// Restarted, not yet processing: its peers' batches are
-				// held (they wait for the recovery this drain serves);
-				// what it queued itself (a barrier's cancel, a release's
-				// table) runs before the recovery's own work.
-				return true
-			}
 			// While the sources are paused (until the first checkpoint,
 			// and during a rollback), their queued input waits and does
 			// not count.
 			local, peer := q.Depth()
-			working := loopRuns.Load() && !idle.Load()
-			return !working && peer == 0 && (local == 0 || pause.paused())
+			return idle.Load() && peer == 0 && (local == 0 || pause.paused())
 		}
 		if res != nil {
 			cc.FreshRejoin = res.freshRejoin
@@ -364,7 +351,13 @@ func Run(ctx context.Context, cfg Config) error {
 			cc.OnRecover = func(w string, id uint64) {
 				cfg.Log.Info("a restarted worker asks for a rollback", "worker", w, "its_checkpoint", id)
 				select {
-				case res.recover <- w:
+				case res.recover <- recoverRequest{who: w}:
+				default:
+				}
+			}
+			cc.OnRecovering = func(w string) {
+				select {
+				case res.recover <- recoverRequest{who: w, reading: true}:
 				default:
 				}
 			}
@@ -772,11 +765,13 @@ func Run(ctx context.Context, cfg Config) error {
 		st.member.Store(member)
 		if res != nil && cfg.Name != cluster.InitializerName && member.Restarted() {
 			// At once, before the sinks, the links and the files: the
-			// initializer pauses its sources for the recovery, and what
-			// peers send this worker meanwhile (held, see resilience)
-			// stays what was in flight, however long the files take to
-			// read. (The rollback waits until they are read.)
-			askRecovery(res.newestCommitted())
+			// initializer pauses its sources until this worker asks for
+			// the recovery (askRecovery, once its files are read), so
+			// what peers send it meanwhile (held, see resilience) stays
+			// what was in flight, however long the files take to read.
+			if err := member.SendCheckpoint(cluster.Checkpoint{Op: cluster.OpRecovering, ID: res.newestCommitted()}); err != nil {
+				cfg.Log.Warn("could not tell the initializer that this worker reads its files (its sources go on meanwhile)", "err", err)
+			}
 		}
 		table := member.Table()
 		if table.Partitions() == 0 {
@@ -811,6 +806,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return errors.Join(errs...)
 	}
 	flushSinks.Store(&flush)
+	if res != nil {
+		res.flushSinks.Store(&flush)
+	}
 	closeSinks := func() {
 		endDrain() // Close must not wait for a peer that is gone
 		for _, s := range sinks {
@@ -988,19 +986,18 @@ func Run(ctx context.Context, cfg Config) error {
 			// rollback: this one would add nothing (and run, which
 			// empties it, has not started yet).
 			select {
-			case res.recover <- "initializer":
+			case res.recover <- recoverRequest{who: cluster.InitializerName}:
 			default:
 			}
 		} else {
 			res.endDiscarding(ctx, true)
 		}
 		go res.run(ctx)
-	} else if res != nil && !member.Restarted() {
-		if restored, id := res.wasRestored(); restored {
+	} else if res != nil {
+		if restored, id := res.wasRestored(); restored || member.Restarted() {
 			askRecovery(id)
 		}
 	}
-	loopRuns.Store(true)
 	err := work.Loop(srcCtx, drainCtx, lc)
 	loopOver.Store(true)
 	if err != nil && member != nil {

@@ -20,7 +20,7 @@ const (
 )
 
 // wireVersion is the version the workers of this build speak.
-const wireVersion = 17
+const wireVersion = 18
 
 type wireChannel uint8
 

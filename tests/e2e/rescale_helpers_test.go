@@ -90,6 +90,7 @@ type rsReceiver struct {
 	records []rsRecord
 	maxLast map[string]uint64
 	conns   int
+	live    []net.Conn // accepted, for drop
 }
 
 func rsStartReceiver(t *testing.T) *rsReceiver {
@@ -113,6 +114,7 @@ func (r *rsReceiver) accept(l net.Listener) {
 		r.mu.Lock()
 		id := r.conns
 		r.conns++
+		r.live = append(r.live, c)
 		r.mu.Unlock()
 		go r.read(id, c)
 	}
@@ -121,6 +123,18 @@ func (r *rsReceiver) accept(l net.Listener) {
 // refuse stops listening: the connections accepted so far go on, a new
 // one is refused until reopen.
 func (r *rsReceiver) refuse() { r.l.Close() }
+
+// drop is a receiver that goes away: it stops listening and closes every
+// connection it accepted, until reopen.
+func (r *rsReceiver) drop() {
+	r.l.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.live {
+		c.Close()
+	}
+	r.live = nil
+}
 
 // reopen listens on the receiver's address again.
 func (r *rsReceiver) reopen(t *testing.T) {

@@ -1225,12 +1225,11 @@ func TestResilience_InitializerCrashedDuringAGrow(t *testing.T) {
 // acked) finds no checkpoint to return to: the cluster goes on without a
 // rollback. What its peers sent it while it was down, resent when it is
 // back and held until that decision, runs then (it was dropped once, as
-// if a rollback would send it again). The worker asks for the recovery
-// as soon as it has rejoined: the decision comes while it still reads
-// its files (held up here by the test), and words sent meanwhile wait at
-// the paused initializer instead of piling up in the worker's hold.
-// Word count with every word once: each word comes out exactly once,
-// with a count of 1.
+// if a rollback would send it again). While the restarted worker reads
+// its files (held up here by the test) the initializer's sources wait:
+// words sent meanwhile wait there instead of piling up in the worker's
+// hold. Word count with every word once: each word comes out exactly
+// once, with a count of 1.
 func TestResilience_WorkerCrashedAfterAShrinkRunsWhatWaitedForIt(t *testing.T) {
 	tool(t, "cluster_shrinker")
 	tool(t, "external_sender")
@@ -1284,11 +1283,12 @@ func TestResilience_WorkerCrashedAfterAShrinkRunsWhatWaitedForIt(t *testing.T) {
 	t.Setenv(reStallStartEnv, "")
 	ws = []*clusterWorker{ws[0], back}
 	back.waitOutput(reStallStartEnv+": waiting", reRecoverWait)
-	ws[0].waitOutput("goes on without rolling back", reRecoverWait) // (its sources paused)
+	ws[0].waitOutput("the sources wait for its request for the recovery", reRecoverWait)
 	send("s", 2000)
 	if err := os.WriteFile(goOn, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	ws[0].waitOutput("goes on without rolling back", reRecoverWait)
 	back.waitOutput("running what peers sent meanwhile", reRecoverWait)
 	for _, w := range ws {
 		waitStatus(t, w, 2)
@@ -1327,4 +1327,65 @@ func TestResilience_WorkerCrashedAfterAShrinkRunsWhatWaitedForIt(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	stopCluster(t, ws, 0, false)
+}
+
+// A restarted worker that dies while it reads its files (before it asks
+// for the recovery) does not leave the cluster waiting for it: the
+// initializer's sources, paused while it reads, go on once its control
+// link is gone (the other workers' keys move again); started once more,
+// it recovers, and every key ends with every value.
+func TestResilience_WorkerKilledWhileReadingItsFilesLetsTheSourcesGoOn(t *testing.T) {
+	recv := rsStartReceiver(t)
+	const limit = 2500
+	ws, dir := reStartCluster(t, recv, limit, 3000)
+	recv.waitRecords(t, 1000, reRecoverWait, "before killing worker1")
+	reWaitCheckpoints(t, dir, "Multi Partition Detector", "worker1", 1)
+	v := ws[1]
+	v.cmd.Process.Signal(syscall.SIGKILL)
+	v.wait(30 * time.Second)
+
+	goOn := filepath.Join(t.TempDir(), "read-the-files") // never made
+	t.Setenv(reStallStartEnv, v.name+":"+goOn)
+	reading := start(t, v.dir, "machida3", v.args...)
+	t.Setenv(reStallStartEnv, "")
+	reading.waitOutput(reStallStartEnv+": waiting", reRecoverWait)
+	ws[0].waitOutput("the sources wait for its request for the recovery", reRecoverWait)
+	reading.kill()
+	ws[0].waitOutput("went before it asked for the recovery; the sources go on", reRecoverWait)
+	recv.waitRecords(t, recv.count()+50, reRecoverWait, "from the other workers' keys once the sources went on")
+
+	back := &clusterWorker{proc: start(t, v.dir, "machida3", v.args...), name: v.name, external: v.external, dir: v.dir, args: v.args}
+	ws[1] = back
+	back.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+	waitStatus(t, back, 3)
+	reFinishCluster(t, recv, ws, dir, limit)
+}
+
+// Output still queued in a worker's sink (its receiver gone) is not
+// covered by a checkpoint: no checkpoint commits until it is written, so
+// the worker killed meanwhile and started again goes back to one whose
+// output was delivered, and the rollback makes the rest again. Every key
+// ends with every value (none lost with the killed worker's queue).
+func TestResilience_OutputQueuedInASinkIsNotLostWithItsWorker(t *testing.T) {
+	recv := rsStartReceiver(t)
+	const limit = 2500
+	ws, dir := reStartCluster(t, recv, limit, 3000)
+	recv.waitRecords(t, 1000, reRecoverWait, "before the receiver goes")
+	reWaitCheckpoints(t, dir, "Multi Partition Detector", "worker1", 1)
+	failedBefore := strings.Count(ws[0].stderr.String(), "not written to its sink yet")
+	recv.drop()
+	eventually(t, reRecoverWait, func() (bool, string) {
+		n := strings.Count(ws[0].stderr.String(), "not written to its sink yet")
+		return n > failedBefore, "no checkpoint failed for output not yet written while the receiver was gone"
+	})
+
+	v := ws[1]
+	v.cmd.Process.Signal(syscall.SIGKILL)
+	v.wait(30 * time.Second)
+	back := &clusterWorker{proc: start(t, v.dir, "machida3", v.args...), name: v.name, external: v.external, dir: v.dir, args: v.args}
+	ws[1] = back
+	recv.reopen(t)
+	back.waitOutput("RESILIENCE: Replayed", reRecoverWait)
+	waitStatus(t, back, 3)
+	reFinishCluster(t, recv, ws, dir, limit)
 }
