@@ -187,10 +187,6 @@ type resilience struct {
 	waiting atomic.Int32
 	attempt atomic.Uint64 // numbers the coordinator's requests (cluster.Checkpoint.Attempt)
 	seen    atomic.Uint64 // (workers) the highest attempt asked of this worker
-	// rollbackAsked (workers) is the attempt of the newest rollback
-	// asked of this worker: one that waited (for start) behind a newer
-	// one is not made (its attempt failed; the cluster is elsewhere now).
-	rollbackAsked atomic.Uint64
 	// rescaled (coordinator) asks for a checkpoint at once after a grow
 	// or shrink; floor is the newest checkpoint committed before the
 	// last rescale: a rollback never goes back to it or before (the
@@ -1427,7 +1423,7 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 			}
 			if err != nil {
 				w.Text = err.Error()
-				r.warn("checkpoint not written", "id", c.ID, "err", err)
+				r.warn("checkpoint not ready to commit here", "id", c.ID, "err", err)
 			} else {
 				r.crash.reached("written")
 			}
@@ -1470,17 +1466,11 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 			}
 		}()
 	case cluster.OpRollback:
-		raise(&r.rollbackAsked, c.Attempt)
 		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID, Attempt: c.Attempt, Seen: r.seen.Load()}
 		select {
 		case <-r.startDone:
 		case <-ctx.Done():
 			reply.Text = "this worker is stopping"
-			return reply
-		}
-		if c.Attempt < r.rollbackAsked.Load() {
-			r.debug("a rollback request superseded by a later one is not made", "checkpoint", c.ID, "attempt", c.Attempt)
-			reply.Text = "superseded by a later rollback request"
 			return reply
 		}
 		if c.ID == 0 { // no checkpoint to return to: go on as is
@@ -1563,6 +1553,7 @@ func (r *resilience) run(ctx context.Context) {
 	// reading: the restarted workers that read their files and will ask
 	// for the recovery, and until when the sources wait for them.
 	reading := map[string]time.Time{}
+	deferred := "" // who asked for a rollback while workers were reading
 	noteReading := func() { r.waiting.Store(int32(len(reading))) }
 	// mayGo lets the sources go on once nothing holds them: no rollback,
 	// no worker reading its files, a committed checkpoint.
@@ -1608,16 +1599,32 @@ func (r *resilience) run(ctx context.Context) {
 				return false
 			}
 		}
+		if len(reading) > 0 {
+			// One rollback, once every restarted worker has read its
+			// files (asked of one still reading, it would wait for it,
+			// and fail after replyLimit).
+			if deferred == "" {
+				r.log("a rollback waits until the restarted workers have read their files", "asked_by", q.who, "reading", len(reading))
+			}
+			deferred = q.who
+			return false
+		}
 		return true
 	}
-	select {
-	case q := <-r.recover: // a restart: back to one checkpoint everywhere first
-		if request(q) {
-			who = q.who
-			setRolling(true)
-			rollback()
+	// Every request queued before run started (a restart: back to one
+	// checkpoint everywhere first; also the restarted workers').
+queued:
+	for {
+		select {
+		case q := <-r.recover:
+			if request(q) {
+				who = q.who
+				setRolling(true)
+				rollback()
+			}
+		default:
+			break queued
 		}
-	default:
 	}
 	t := time.NewTimer(0) // the first at once: the sources wait for it
 	defer t.Stop()
@@ -1629,7 +1636,9 @@ func (r *resilience) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if rolling {
+			if rolling || len(reading) > 0 {
+				// (Not while a restarted worker reads its files: it
+				// would fail each one.)
 				t.Reset(r.nextCheckpointIn())
 				continue
 			}
@@ -1661,11 +1670,17 @@ func (r *resilience) run(ctx context.Context) {
 					r.warn("a restarted worker went before it asked for the recovery; the sources go on (its keys wait until it is back)", "worker", w)
 					delete(reading, w)
 				case now.After(until):
-					r.warn(fmt.Sprintf("a restarted worker has read its files for %v without asking for the recovery; the sources go on (what comes for it meanwhile waits there, up to %d MiB)", readingLimit, holdLimit>>20), "worker", w)
+					r.warn(fmt.Sprintf("a restarted worker has not asked for the recovery within %v of rejoining (its files, sinks or links are not ready); the sources go on (what comes for it meanwhile waits there, up to %d MiB)", readingLimit, holdLimit>>20), "worker", w)
 					delete(reading, w)
 				}
 			}
 			noteReading()
+			if len(reading) == 0 && deferred != "" {
+				who, deferred = deferred, ""
+				setRolling(true)
+				rollback()
+				continue
+			}
 			mayGo()
 		case q := <-r.recover:
 			if !request(q) {
@@ -1691,7 +1706,10 @@ func (r *resilience) run(ctx context.Context) {
 // interval, or at most a second while the sources wait for a first
 // committed checkpoint (one failed, or a rollback found none).
 func (r *resilience) nextCheckpointIn() time.Duration {
-	if r.gate.hold() != nil {
+	r.mu.Lock()
+	committed := r.committed
+	r.mu.Unlock()
+	if committed == 0 {
 		return min(r.cfg.Every, time.Second)
 	}
 	return r.cfg.Every
@@ -1748,6 +1766,9 @@ func (r *resilience) final() (uint64, error) {
 		return id, err
 	}
 	if err := r.write(id); err != nil {
+		return id, err
+	}
+	if err := r.flushOutput(context.Background()); err != nil {
 		return id, err
 	}
 	return id, r.commit(id, rollback)

@@ -770,7 +770,7 @@ func Run(ctx context.Context, cfg Config) error {
 			// what peers send it meanwhile (held, see resilience) stays
 			// what was in flight, however long the files take to read.
 			if err := member.SendCheckpoint(cluster.Checkpoint{Op: cluster.OpRecovering, ID: res.newestCommitted()}); err != nil {
-				cfg.Log.Warn("could not tell the initializer that this worker reads its files (its sources go on meanwhile)", "err", err)
+				cfg.Log.Warn("could not tell the initializer that this worker reads its files (the initializer's sources go on meanwhile)", "err", err)
 			}
 		}
 		table := member.Table()
