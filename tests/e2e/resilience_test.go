@@ -974,8 +974,29 @@ func TestResilience_UnusableFilesRefuseTheRestart(t *testing.T) {
 	}
 	back()
 	// Its files back: the same command line recovers it.
+	reRecoverAndFinish(t, recv, ws, 1, dir, limit)
+}
+
+// reFlowingCluster starts a 3-worker cluster of generators that make
+// limit values a key, and waits until its output flows and worker1 has
+// committed a checkpoint.
+func reFlowingCluster(t *testing.T, limit int) (*rsReceiver, []*clusterWorker, string) {
+	t.Helper()
+	recv := rsStartReceiver(t)
+	ws, dir := reStartCluster(t, recv, limit, 3000)
+	recv.waitRecords(t, 1000, reRecoverWait, "before the test's fault")
+	reWaitCheckpoints(t, dir, "Multi Partition Detector", "worker1", 1)
+	return recv, ws, dir
+}
+
+// reRecoverAndFinish starts worker i of a 3-worker cluster again with
+// its command line, waits until it has recovered and reports the cluster
+// processing, and then until every key has every value (reFinishCluster).
+func reRecoverAndFinish(t *testing.T, recv *rsReceiver, ws []*clusterWorker, i int, dir string, limit int) {
+	t.Helper()
+	v := ws[i]
 	r := &clusterWorker{proc: start(t, v.dir, "machida3", v.args...), name: v.name, external: v.external, dir: v.dir, args: v.args}
-	ws[1] = r
+	ws[i] = r
 	r.waitOutput("RESILIENCE: Replayed", reRecoverWait)
 	waitStatus(t, r, 3)
 	reFinishCluster(t, recv, ws, dir, limit)
@@ -1335,11 +1356,8 @@ func TestResilience_WorkerCrashedAfterAShrinkRunsWhatWaitedForIt(t *testing.T) {
 // link is gone (the other workers' keys move again); started once more,
 // it recovers, and every key ends with every value.
 func TestResilience_WorkerKilledWhileReadingItsFilesLetsTheSourcesGoOn(t *testing.T) {
-	recv := rsStartReceiver(t)
 	const limit = 2500
-	ws, dir := reStartCluster(t, recv, limit, 3000)
-	recv.waitRecords(t, 1000, reRecoverWait, "before killing worker1")
-	reWaitCheckpoints(t, dir, "Multi Partition Detector", "worker1", 1)
+	recv, ws, dir := reFlowingCluster(t, limit)
 	v := ws[1]
 	v.cmd.Process.Signal(syscall.SIGKILL)
 	v.wait(30 * time.Second)
@@ -1353,12 +1371,7 @@ func TestResilience_WorkerKilledWhileReadingItsFilesLetsTheSourcesGoOn(t *testin
 	reading.kill()
 	ws[0].waitOutput("went before it asked for the recovery; the sources go on", reRecoverWait)
 	recv.waitRecords(t, recv.count()+50, reRecoverWait, "from the other workers' keys once the sources went on")
-
-	back := &clusterWorker{proc: start(t, v.dir, "machida3", v.args...), name: v.name, external: v.external, dir: v.dir, args: v.args}
-	ws[1] = back
-	back.waitOutput("RESILIENCE: Replayed", reRecoverWait)
-	waitStatus(t, back, 3)
-	reFinishCluster(t, recv, ws, dir, limit)
+	reRecoverAndFinish(t, recv, ws, 1, dir, limit)
 }
 
 // Output still queued in a worker's sink (its receiver gone) is not
@@ -1367,11 +1380,8 @@ func TestResilience_WorkerKilledWhileReadingItsFilesLetsTheSourcesGoOn(t *testin
 // output was delivered, and the rollback makes the rest again. Every key
 // ends with every value (none lost with the killed worker's queue).
 func TestResilience_OutputQueuedInASinkIsNotLostWithItsWorker(t *testing.T) {
-	recv := rsStartReceiver(t)
 	const limit = 2500
-	ws, dir := reStartCluster(t, recv, limit, 3000)
-	recv.waitRecords(t, 1000, reRecoverWait, "before the receiver goes")
-	reWaitCheckpoints(t, dir, "Multi Partition Detector", "worker1", 1)
+	recv, ws, dir := reFlowingCluster(t, limit)
 	failedBefore := strings.Count(ws[0].stderr.String(), "not written to its sink yet")
 	recv.drop()
 	eventually(t, reRecoverWait, func() (bool, string) {
@@ -1379,13 +1389,8 @@ func TestResilience_OutputQueuedInASinkIsNotLostWithItsWorker(t *testing.T) {
 		return n > failedBefore, "no checkpoint failed for output not yet written while the receiver was gone"
 	})
 
-	v := ws[1]
-	v.cmd.Process.Signal(syscall.SIGKILL)
-	v.wait(30 * time.Second)
-	back := &clusterWorker{proc: start(t, v.dir, "machida3", v.args...), name: v.name, external: v.external, dir: v.dir, args: v.args}
-	ws[1] = back
-	recv.reopen(t)
-	back.waitOutput("RESILIENCE: Replayed", reRecoverWait)
-	waitStatus(t, back, 3)
-	reFinishCluster(t, recv, ws, dir, limit)
+	ws[1].cmd.Process.Signal(syscall.SIGKILL)
+	ws[1].wait(30 * time.Second)
+	recv.reopen(t) // (the restarted worker waits for its sink too)
+	reRecoverAndFinish(t, recv, ws, 1, dir, limit)
 }
