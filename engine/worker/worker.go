@@ -1038,7 +1038,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	closeSinks()
-	keep := res != nil && (res.cfg.KeepStateOnStop || st.keep.Load() || (member != nil && member.KeepState()))
+	// (A worker that left in a shrink keeps nothing: its keys are the
+	// others' now, and the cluster would refuse it back.)
+	keep := res != nil && (res.cfg.KeepStateOnStop || st.keep.Load() || (member != nil && member.KeepState())) &&
+		!(member != nil && member.Leaving())
 	if res != nil && keep && member == nil && err == nil {
 		if id, ferr := res.final(); ferr != nil {
 			cfg.Log.Error("the last checkpoint before the stop failed; the files hold the one before it", "id", id, "err", ferr)

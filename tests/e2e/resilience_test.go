@@ -1258,7 +1258,7 @@ func TestResilience_WorkerCrashedAfterAShrinkRunsWhatWaitedForIt(t *testing.T) {
 	out := newSink(t)
 	in := freePort(t)
 	t.Setenv(reCrashAtEnv, "worker1:rescale-released:1")
-	ws := startCluster(t, dir, "word_count", 3, in, out.addr(), "--run-with-resilience", "--time-between-checkpoints", "200000000")
+	ws := startCluster(t, dir, "word_count", 3, in, out.addr(), "--run-with-resilience", "--time-between-checkpoints", "200000000", "--keep-state-on-stop")
 	t.Setenv(reCrashAtEnv, "")
 	conn := dial(t, in)
 	defer conn.Close()
@@ -1290,6 +1290,17 @@ func TestResilience_WorkerCrashedAfterAShrinkRunsWhatWaitedForIt(t *testing.T) {
 		t.Fatalf("the leaver: exited %v, code %d; output:\n%s", exited, code, rsTail(ws[2].proc, 30))
 	}
 	ws[0].waitOutput("AUTOSCALE: shrink complete", rsJoinTimeout)
+	resDir := ""
+	for i, a := range ws[0].args {
+		if a == "--resilience-dir" {
+			resDir = ws[0].args[i+1]
+		}
+	}
+	for _, name := range reFiles(t, resDir) {
+		if strings.Contains(name, "-worker2.") {
+			t.Errorf("the worker that left kept %s (with --keep-state-on-stop: its keys are the others' now)", name)
+		}
+	}
 
 	// While worker1 is down: its words wait at the initializer.
 	before := len(out.lines())
@@ -1393,4 +1404,58 @@ func TestResilience_OutputQueuedInASinkIsNotLostWithItsWorker(t *testing.T) {
 	ws[1].wait(30 * time.Second)
 	recv.reopen(t) // (the restarted worker waits for its sink too)
 	reRecoverAndFinish(t, recv, ws, 1, dir, limit)
+}
+
+// A worker that was down when its cluster stopped cleanly keeps its
+// files (the others removed theirs). Started again with the others, in a
+// cluster that starts afresh, it is refused (its state would be of the
+// earlier run, everyone else's empty), says what to do, and keeps its
+// files; with them moved away it joins, empty like the others.
+func TestResilience_StaleFilesOfAWorkerDownAtACleanStopAreRefused(t *testing.T) {
+	_, ws, dir := reFlowingCluster(t, 2500)
+	ws[1].cmd.Process.Signal(syscall.SIGKILL)
+	ws[1].wait(30 * time.Second)
+	stopCluster(t, []*clusterWorker{ws[0], ws[2]}, 0, false)
+	var stale []string
+	for _, name := range reFiles(t, dir) {
+		if strings.HasPrefix(name, "Multi Partition Detector-worker1.") {
+			stale = append(stale, name)
+		} else {
+			t.Errorf("a clean stop left %s", name)
+		}
+	}
+	if len(stale) == 0 {
+		t.Fatal("the killed worker's files are gone")
+	}
+
+	again := make([]*clusterWorker, len(ws))
+	for i, w := range ws {
+		again[i] = &clusterWorker{proc: start(t, w.dir, "machida3", w.args...), name: w.name, external: w.external, dir: w.dir, args: w.args}
+		time.Sleep(50 * time.Millisecond) // as the harness staggers its workers
+	}
+	if code, exited := rsWaitExit(again[1].proc, rsJoinTimeout); !exited || code != 1 {
+		t.Fatalf("worker1 with the earlier run's files: exited %v, code %d, want 1; output:\n%s", exited, code, rsTail(again[1].proc, 30))
+	}
+	again[1].waitOutput("this cluster starts afresh", reRecoverWait)
+	for _, name := range stale {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("the refused worker's file %s: %v", name, err)
+		}
+	}
+
+	aside := t.TempDir()
+	for _, name := range stale {
+		if err := os.Rename(filepath.Join(dir, name), filepath.Join(aside, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := ws[1]
+	again[1] = &clusterWorker{proc: start(t, w.dir, "machida3", w.args...), name: w.name, external: w.external, dir: w.dir, args: w.args}
+	for _, w := range again {
+		waitStatus(t, w, 3)
+	}
+	if strings.Contains(again[1].stdout.String(), "Recovering from recovery files") {
+		t.Errorf("worker1 recovered from files it should not have:\n%s", rsTail(again[1].proc, 30))
+	}
+	stopCluster(t, again, 0, false)
 }
