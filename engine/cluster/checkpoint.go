@@ -273,6 +273,9 @@ func (m *Member) checkpointFrame(c *ctlConn, f Frame) error {
 			}
 			return nil
 		}
+		if ck.Op == OpRollback {
+			ck.Received = m.rollbacksRead.Add(1)
+		}
 		// Its own goroutine: taking a snapshot waits for the processor
 		// loop, which must not wait for this reader.
 		go func() {

@@ -239,6 +239,8 @@ type Member struct {
 	// joinedOnce: the initializer has let this process in once; a later
 	// join is a running worker dialling a restarted initializer again.
 	joinedOnce atomic.Bool
+	// rollbacksRead numbers the OpRollback requests read (Checkpoint.Received).
+	rollbacksRead atomic.Uint64
 	// filesMu guards filesWritten, filesDeferred and topologySaved.
 	// filesWritten: the recovery files hold this run's listeners (set by
 	// Listen, the first grow, or, when deferred, joinAt once the

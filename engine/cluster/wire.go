@@ -933,6 +933,10 @@ type Checkpoint struct {
 	// its next barriers above it (a worker's loop drops older ones).
 	Seen uint64
 	Text string
+	// Received numbers the OpRollback requests this process received,
+	// in the order its control link read them (set on receipt; not on
+	// the wire): a rollback that waited behind a later one is not made.
+	Received uint64
 }
 
 // Encode returns c's payload.

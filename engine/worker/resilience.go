@@ -187,6 +187,11 @@ type resilience struct {
 	waiting atomic.Int32
 	attempt atomic.Uint64 // numbers the coordinator's requests (cluster.Checkpoint.Attempt)
 	seen    atomic.Uint64 // (workers) the highest attempt asked of this worker
+	// newestRollback (workers) is the Received number of the newest
+	// rollback asked of this worker: one that waited (for start) behind
+	// a later one is not made (its attempt failed; the cluster has gone
+	// on to the later one, or on as it is).
+	newestRollback atomic.Uint64
 	// rescaled (coordinator) asks for a checkpoint at once after a grow
 	// or shrink; floor is the newest checkpoint committed before the
 	// last rescale: a rollback never goes back to it or before (the
@@ -1466,11 +1471,17 @@ func (r *resilience) handle(ctx context.Context, c cluster.Checkpoint) cluster.C
 			}
 		}()
 	case cluster.OpRollback:
+		raise(&r.newestRollback, c.Received)
 		reply := cluster.Checkpoint{Op: cluster.OpRolledBack, ID: c.ID, Attempt: c.Attempt, Seen: r.seen.Load()}
 		select {
 		case <-r.startDone:
 		case <-ctx.Done():
 			reply.Text = "this worker is stopping"
+			return reply
+		}
+		if c.Received < r.newestRollback.Load() {
+			r.debug("a rollback request that waited behind a later one is not made", "checkpoint", c.ID, "attempt", c.Attempt)
+			reply.Text = "a later rollback request came meanwhile"
 			return reply
 		}
 		if c.ID == 0 { // no checkpoint to return to: go on as is
@@ -1586,6 +1597,9 @@ func (r *resilience) run(ctx context.Context) {
 			delete(reading, q.who)
 			noteReading()
 		}
+		if len(reading) == 0 && deferred != "" {
+			return true // (the rollback that waited for the readers)
+		}
 		if !rolling && !lastRollback.IsZero() {
 			since := r.member.LinkedSince(q.who)
 			if q.who == cluster.InitializerName {
@@ -1611,19 +1625,38 @@ func (r *resilience) run(ctx context.Context) {
 		}
 		return true
 	}
+	// startRollback starts the rollback asked for by w (or the one that
+	// waited for the readers).
+	startRollback := func(w string) {
+		who, deferred = w, ""
+		setRolling(true)
+		rollback()
+	}
 	// Every request queued before run started (a restart: back to one
-	// checkpoint everywhere first; also the restarted workers').
+	// checkpoint everywhere first; also the restarted workers'), those
+	// of workers reading their files first: a rollback waits for them.
+	var first []recoverRequest
 queued:
 	for {
 		select {
 		case q := <-r.recover:
-			if request(q) {
-				who = q.who
-				setRolling(true)
-				rollback()
-			}
+			first = append(first, q)
 		default:
 			break queued
+		}
+	}
+	slices.SortStableFunc(first, func(a, b recoverRequest) int {
+		switch {
+		case a.reading && !b.reading:
+			return -1
+		case b.reading && !a.reading:
+			return 1
+		}
+		return 0
+	})
+	for _, q := range first {
+		if request(q) {
+			startRollback(q.who)
 		}
 	}
 	t := time.NewTimer(0) // the first at once: the sources wait for it
@@ -1638,8 +1671,9 @@ queued:
 		case <-t.C:
 			if rolling || len(reading) > 0 {
 				// (Not while a restarted worker reads its files: it
-				// would fail each one.)
-				t.Reset(r.nextCheckpointIn())
+				// would fail each one. Soon after: one may be due, as
+				// after a rescale.)
+				t.Reset(min(r.nextCheckpointIn(), time.Second))
 				continue
 			}
 			t0 := time.Now()
@@ -1676,9 +1710,7 @@ queued:
 			}
 			noteReading()
 			if len(reading) == 0 && deferred != "" {
-				who, deferred = deferred, ""
-				setRolling(true)
-				rollback()
+				startRollback(deferred)
 				continue
 			}
 			mayGo()
@@ -1686,9 +1718,11 @@ queued:
 			if !request(q) {
 				continue
 			}
-			who = q.who
-			setRolling(true)
-			rollback()
+			if deferred != "" && len(reading) == 0 {
+				startRollback(deferred)
+			} else {
+				startRollback(q.who)
+			}
 			if r.gate.hold() != nil {
 				// (Nothing committed yet: the sources wait for a first
 				// checkpoint; take it soon.)

@@ -555,3 +555,35 @@ func TestResilience_RestartedWorkerHoldsWhatPeersSendUntilTheRecoveryEnds(t *tes
 		assert.Len(t, warned, want)
 	}
 }
+
+// A rollback request that waited for the worker's start behind a later
+// one (its attempt timed out at the initializer, which went on to the
+// later one) is not made: only the newest is, whatever their attempt
+// numbers (a restarted initializer's start lower).
+func TestResilience_ARollbackThatWaitedBehindALaterOneIsNotMade(t *testing.T) {
+	ctx := context.Background()
+	nop := func(string, ...any) {}
+	dir := t.TempDir()
+	q := work.NewQueue(64, 1<<20)
+	r := newResilience(Resilience{Dir: dir}, &genProc{}, checkpoint.Open(dir, "app", "worker1"), q, &gate{}, nop, nop, nop, func(string) {})
+	r.discarding.Store(true)
+	replies := make(chan cluster.Checkpoint, 2)
+	for _, c := range []cluster.Checkpoint{
+		{Op: cluster.OpRollback, ID: 0, Attempt: 900, Received: 1},
+		{Op: cluster.OpRollback, ID: 0, Attempt: 5, Received: 2}, // (an initializer restarted, its clock behind)
+	} {
+		go func() { replies <- r.handle(ctx, c) }()
+	}
+	// Both wait for the start (files read), then one is made.
+	require.Eventually(t, func() bool { return r.newestRollback.Load() == 2 }, time.Minute, time.Millisecond)
+	_, err := r.start()
+	require.NoError(t, err)
+	got := map[uint64]string{}
+	for range 2 {
+		c := <-replies
+		got[c.Attempt] = c.Text
+	}
+	assert.Equal(t, "a later rollback request came meanwhile", got[900])
+	assert.Equal(t, "", got[5], "the newest request is made")
+	assert.False(t, r.discarding.Load(), "the newest request (go on as is) ended the recovery")
+}
