@@ -837,8 +837,21 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 		fresh = m.cfg.FreshRejoin(j.Worker, !j.Afresh)
 		m.mu.Lock()
 	}
+	stale := ""
+	if !known && !m.restarted && m.cfg.FreshRejoin != nil && peer.Restart && !j.NoCheckpoints {
+		// (With resilience: the initializer starts afresh, this worker
+		// from files that hold checkpoints. Its state would be of
+		// another run than everyone else's, which restart empty.)
+		stale = fmt.Sprintf("worker %q comes back from recovery files that hold checkpoints, but this cluster was started afresh: its initializer had no recovery files "+
+			"(a clean stop removed them while %s was down, or they were moved away). Move %s's files out of its --resilience-dir and start it again "+
+			"(its state starts empty, as every other worker's did), or stop the cluster and put the initializer's files back", j.Worker, j.Worker, j.Worker)
+	}
 	if j.Joining > 0 && !(peer.Restart && known) {
-		if reason := m.sinkMismatch(j); reason != "" {
+		reason := stale
+		if reason == "" {
+			reason = m.sinkMismatch(j)
+		}
+		if reason != "" {
 			m.mu.Unlock()
 			conn.Write(AppendFrame(nil, KindRefuse, Text(reason)))
 			m.log.Error("refused a worker", "worker", j.Worker, "reason", reason)
@@ -856,13 +869,8 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 		reason = fmt.Sprintf("a worker named %q has already joined", j.Worker)
 	case m.workers != nil && !known:
 		reason = fmt.Sprintf("the cluster is formed with %d workers; %q %s", len(m.workers), j.Worker, notAMember)
-	case m.workers == nil && !m.restarted && m.cfg.FreshRejoin != nil && peer.Restart && !j.NoCheckpoints:
-		// (With resilience: the initializer starts afresh, this worker
-		// from files that hold checkpoints. Its state would be of
-		// another run than everyone else's, which restart empty.)
-		reason = fmt.Sprintf("worker %q comes back from recovery files that hold checkpoints, but this cluster starts afresh: its initializer has no recovery files "+
-			"(a clean stop removed them while %s was down, or they were moved away). Move %s's files out of its --resilience-dir and start it again "+
-			"(its state starts empty, as every other worker's), or stop the initializer and put its files back", j.Worker, j.Worker, j.Worker)
+	case stale != "":
+		reason = stale
 	case fresh != "":
 		reason = fresh
 	default:

@@ -1436,7 +1436,7 @@ func TestResilience_StaleFilesOfAWorkerDownAtACleanStopAreRefused(t *testing.T) 
 	if code, exited := rsWaitExit(again[1].proc, rsJoinTimeout); !exited || code != 1 {
 		t.Fatalf("worker1 with the earlier run's files: exited %v, code %d, want 1; output:\n%s", exited, code, rsTail(again[1].proc, 30))
 	}
-	again[1].waitOutput("this cluster starts afresh", reRecoverWait)
+	again[1].waitOutput("this cluster was started afresh", reRecoverWait)
 	for _, name := range stale {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Errorf("the refused worker's file %s: %v", name, err)
@@ -1456,6 +1456,45 @@ func TestResilience_StaleFilesOfAWorkerDownAtACleanStopAreRefused(t *testing.T) 
 	}
 	if strings.Contains(again[1].stdout.String(), "Recovering from recovery files") {
 		t.Errorf("worker1 recovered from files it should not have:\n%s", rsTail(again[1].proc, 30))
+	}
+	stopCluster(t, again, 0, false)
+}
+
+// The same for a worker that came in by a grow, started again with its
+// --join command line: refused, its files kept.
+func TestResilience_StaleFilesOfAJoinerDownAtACleanStopAreRefused(t *testing.T) {
+	tool(t, "external_sender")
+	recv := rsStartReceiver(t)
+	c := reGenCluster(t, recv, 6000)
+	recv.waitRecords(t, 1000, reRecoverWait, "at the start")
+	j := c.grow(1, c.members[0])[0]
+	reWaitCheckpoints(t, c.resilience, "Multi Partition Detector", j.name, 1)
+	j.cmd.Process.Signal(syscall.SIGKILL)
+	j.wait(30 * time.Second)
+	first := c.members[:len(c.members)-1]
+	stopCluster(t, first, 0, false)
+
+	var again []*clusterWorker
+	for _, w := range first {
+		again = append(again, &clusterWorker{proc: start(t, w.dir, "machida3", w.args...), name: w.name, external: w.external, dir: w.dir, args: w.args})
+		time.Sleep(50 * time.Millisecond) // as the harness staggers its workers
+	}
+	for _, w := range again {
+		waitStatus(t, w, len(again))
+	}
+	back := start(t, j.dir, "machida3", j.args...)
+	if code, exited := rsWaitExit(back, rsJoinTimeout); !exited || code != 1 {
+		t.Fatalf("the joiner with the earlier run's files: exited %v, code %d, want 1; output:\n%s", exited, code, rsTail(back, 30))
+	}
+	back.waitOutput("this cluster was started afresh", reRecoverWait)
+	kept := 0
+	for _, name := range reFiles(t, c.resilience) {
+		if strings.HasPrefix(name, "Multi Partition Detector-"+j.name+".") {
+			kept++
+		}
+	}
+	if kept == 0 {
+		t.Errorf("the refused joiner's files are gone: %v", reFiles(t, c.resilience))
 	}
 	stopCluster(t, again, 0, false)
 }
