@@ -219,9 +219,8 @@ type resilience struct {
 	overflow    int
 	stopped     chan struct{}
 	// startDone closes when start has returned: a rollback waits for it
-	// (a restarted worker asks for the recovery before it reads its
-	// files, and one asked for by another worker's restart may come
-	// while this worker, restarted too, has not read them yet).
+	// (one asked for by another worker's restart may come while this
+	// worker, restarted too, has not read its files yet).
 	startDone     chan struct{}
 	startDoneOnce sync.Once
 
@@ -1579,11 +1578,12 @@ func (r *resilience) run(ctx context.Context) {
 			r.gate.resume()
 		}
 	}
-	// request reports whether q calls for a rollback now.
-	request := func(q recoverRequest) bool {
+	// request reports whether q calls for a rollback now, and who asked
+	// for it (q's worker, or the one whose request waited for readers).
+	request := func(q recoverRequest) (string, bool) {
 		if q.reading {
 			if r.member == nil || r.member.LinkedSince(q.who).IsZero() {
-				return false // gone again already
+				return "", false // gone again already
 			}
 			if _, known := reading[q.who]; !known {
 				r.log("a restarted worker reads its checkpoint files; the sources wait for its request for the recovery", "worker", q.who)
@@ -1591,14 +1591,14 @@ func (r *resilience) run(ctx context.Context) {
 			reading[q.who] = time.Now().Add(readingLimit)
 			noteReading()
 			r.gate.pause()
-			return false
+			return "", false
 		}
 		if _, ok := reading[q.who]; ok {
 			delete(reading, q.who)
 			noteReading()
 		}
 		if len(reading) == 0 && deferred != "" {
-			return true // (the rollback that waited for the readers)
+			return deferred, true // (the rollback that waited for the readers)
 		}
 		if !rolling && !lastRollback.IsZero() {
 			since := r.member.LinkedSince(q.who)
@@ -1610,7 +1610,7 @@ func (r *resilience) run(ctx context.Context) {
 				// it back with the others: nothing more to do.
 				r.debug("a rollback asked for was already done", "worker", q.who)
 				mayGo()
-				return false
+				return "", false
 			}
 		}
 		if len(reading) > 0 {
@@ -1621,12 +1621,11 @@ func (r *resilience) run(ctx context.Context) {
 				r.log("a rollback waits until the restarted workers have read their files", "asked_by", q.who, "reading", len(reading))
 			}
 			deferred = q.who
-			return false
+			return "", false
 		}
-		return true
+		return q.who, true
 	}
-	// startRollback starts the rollback asked for by w (or the one that
-	// waited for the readers).
+	// startRollback starts the rollback asked for by w.
 	startRollback := func(w string) {
 		who, deferred = w, ""
 		setRolling(true)
@@ -1655,8 +1654,8 @@ queued:
 		return 0
 	})
 	for _, q := range first {
-		if request(q) {
-			startRollback(q.who)
+		if w, now := request(q); now {
+			startRollback(w)
 		}
 	}
 	t := time.NewTimer(0) // the first at once: the sources wait for it
@@ -1715,14 +1714,11 @@ queued:
 			}
 			mayGo()
 		case q := <-r.recover:
-			if !request(q) {
+			w, now := request(q)
+			if !now {
 				continue
 			}
-			if deferred != "" && len(reading) == 0 {
-				startRollback(deferred)
-			} else {
-				startRollback(q.who)
-			}
+			startRollback(w)
 			if r.gate.hold() != nil {
 				// (Nothing committed yet: the sources wait for a first
 				// checkpoint; take it soon.)
@@ -1806,19 +1802,6 @@ func (r *resilience) final() (uint64, error) {
 		return id, err
 	}
 	return id, r.commit(id, rollback)
-}
-
-// newestCommitted is the newest checkpoint this worker's files commit
-// (0: none, or the list unreadable: start says why), before start has
-// read them.
-func (r *resilience) newestCommitted() uint64 {
-	r.mu.Lock()
-	recs, err := r.store.Committed()
-	r.mu.Unlock()
-	if err != nil || len(recs) == 0 {
-		return 0
-	}
-	return recs[len(recs)-1].ID
 }
 
 // wasRestored reports whether start recovered state from the files.

@@ -646,34 +646,6 @@ func Run(ctx context.Context, cfg Config) error {
 			member.RemoveFilesWritten()
 		}
 	}
-	// askRecovery (a restarted worker other than the initializer) asks
-	// the initializer for the cluster's recovery, again until it has
-	// come: a request lost (the control link being made anew, the
-	// initializer busy) would leave this worker holding its input for
-	// ever. id, its newest checkpoint, is for the initializer's log.
-	askRecovery := func(id uint64) {
-		go func() {
-			wait := time.Duration(0)
-			for asked := false; ; {
-				select {
-				case <-ctx.Done():
-					return
-				case <-memberCtx.Done(): // (the worker did not start)
-					return
-				case <-time.After(wait):
-				}
-				if asked && !res.discarding.Load() {
-					return
-				}
-				if err := member.SendCheckpoint(cluster.Checkpoint{Op: cluster.OpRecover, ID: id}); err != nil {
-					cfg.Log.Warn("could not ask the initializer for the cluster's recovery; asking again", "err", err)
-					wait = 500 * time.Millisecond
-				} else {
-					asked, wait = true, 10*time.Second
-				}
-			}
-		}()
-	}
 	// told closes once the goroutine below has done what a stop asks of
 	// this worker (on the initializer: the workers were told to stop).
 	told = make(chan struct{})
@@ -766,10 +738,10 @@ func Run(ctx context.Context, cfg Config) error {
 		if res != nil && cfg.Name != cluster.InitializerName && member.Restarted() {
 			// At once, before the sinks, the links and the files: the
 			// initializer pauses its sources until this worker asks for
-			// the recovery (askRecovery, once its files are read), so
+			// the recovery (OpRecover, once its files are read), so
 			// what peers send it meanwhile (held, see resilience) stays
 			// what was in flight, however long the files take to read.
-			if err := member.SendCheckpoint(cluster.Checkpoint{Op: cluster.OpRecovering, ID: res.newestCommitted()}); err != nil {
+			if err := member.SendCheckpoint(cluster.Checkpoint{Op: cluster.OpRecovering}); err != nil {
 				cfg.Log.Warn("could not tell the initializer that this worker reads its files (the initializer's sources go on meanwhile)", "err", err)
 			}
 		}
@@ -995,7 +967,30 @@ func Run(ctx context.Context, cfg Config) error {
 		go res.run(ctx)
 	} else if res != nil {
 		if restored, id := res.wasRestored(); restored || member.Restarted() {
-			askRecovery(id)
+			// Asked until the recovery has come: a request lost (the
+			// control link being made anew, the initializer busy) would
+			// leave this worker holding its input for ever.
+			go func() {
+				wait := time.Duration(0)
+				for asked := false; ; {
+					select {
+					case <-ctx.Done():
+						return
+					case <-memberCtx.Done():
+						return
+					case <-time.After(wait):
+					}
+					if asked && !res.discarding.Load() {
+						return
+					}
+					if err := member.SendCheckpoint(cluster.Checkpoint{Op: cluster.OpRecover, ID: id}); err != nil {
+						cfg.Log.Warn("could not ask the initializer for the cluster's recovery; asking again", "err", err)
+						wait = 500 * time.Millisecond
+					} else {
+						asked, wait = true, 10*time.Second
+					}
+				}
+			}()
 		}
 	}
 	err := work.Loop(srcCtx, drainCtx, lc)
