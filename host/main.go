@@ -86,9 +86,10 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 	// starts (a few hundred milliseconds): a tool that asks as soon as
 	// the process runs (a harness waiting for a joiner) waits in the
 	// backlog rather than finding the port closed.
+	logger := newLogger(opts, stderr)
 	var extLn net.Listener
 	if opts.External != "" {
-		if extLn, err = external.Bind(opts.External); err != nil {
+		if extLn, err = external.Bind(opts.External, func(line string) { logger.Warn(line) }); err != nil {
 			fmt.Fprintf(stderr, "Error: %v\n", fmt.Errorf("%w: %w", worker.ErrListen, err))
 			return 1
 		}
@@ -104,7 +105,6 @@ func run(argv []string, prog string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: start Python: %v\n", err)
 		return 1
 	}
-	logger := newLogger(opts, stderr)
 	if opts.ForeignLogLevel != "" {
 		logger.Warn("--log-level is not one of the engine's levels (debug, info, warn, error): the engine logs at info and leaves the option to the application",
 			"value", opts.ForeignLogLevel)

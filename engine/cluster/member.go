@@ -26,6 +26,7 @@ import (
 	"github.com/wallaroo-go/machida/engine/spread"
 	"github.com/wallaroo-go/machida/engine/work"
 	"github.com/wallaroo-go/machida/internal/linkauth"
+	"github.com/wallaroo-go/machida/internal/portwait"
 )
 
 // InitializerName is the initializer's name, whatever --name says (0.6
@@ -34,6 +35,10 @@ const InitializerName = "initializer"
 
 // ErrRefused is wrapped when the initializer refuses this worker.
 var ErrRefused = errors.New("refused by the cluster")
+
+// ErrLoopEnded is wrapped by Install when the processor loop has
+// returned (a stop) before it applied the table.
+var ErrLoopEnded = errors.New("the processor loop has ended")
 
 // Config describes this worker's place in the cluster.
 type Config struct {
@@ -144,9 +149,12 @@ type Config struct {
 	// right after, and the items it returns run before anything else.
 	// DeliverCall queues f to run on the loop's goroutine in order with
 	// the peers' envelopes. OnLeave is called when this worker has left
-	// the cluster (a shrink): it stops alone, cleanly.
+	// the cluster (a shrink): it stops alone, cleanly. LoopEnded, if
+	// set, closes once the loop has returned: Install then fails with
+	// ErrLoopEnded, and a wait for a call that will never run gives up.
 	Install     func(ctx context.Context, o work.Ownership, then func() []work.Item) error
 	DeliverCall func(ctx context.Context, f func() []work.Item) error
+	LoopEnded   <-chan struct{}
 	OnLeave     func()
 	// OnRescale, if set, is told of every grow or shrink this worker
 	// coordinated ("grow" or "shrink"), whether it completed, and how long
@@ -280,6 +288,7 @@ type Member struct {
 	beforePrepareAck func()
 	beforePhase      func(phase uint8)
 	joinerWait       time.Duration
+	freezeLimit      time.Duration // replaces phaseTimeout in installWithin
 	comeBack         time.Duration
 	joinLogEvery     time.Duration
 	onAwaitBack      func(workers []string)
@@ -423,10 +432,15 @@ func (m *Member) Listen() error {
 		}
 	}
 	var err error
-	if m.ctlL, err = net.Listen("tcp", ctlAddr); err != nil {
+	// (portwait: a worker killed and started again at once may find its
+	// ports still held by its previous run for a few milliseconds.)
+	busy := func(what string) func(error) {
+		return func(err error) { m.log.Warn(portwait.Busy(what, err)) }
+	}
+	if m.ctlL, err = portwait.Bind(func() (net.Listener, error) { return net.Listen("tcp", ctlAddr) }, busy("control channel on "+ctlAddr)); err != nil {
 		return fmt.Errorf("control channel: unable to listen on %s: %w", ctlAddr, err)
 	}
-	if m.datL, err = net.Listen("tcp", dataAddr); err != nil {
+	if m.datL, err = portwait.Bind(func() (net.Listener, error) { return net.Listen("tcp", dataAddr) }, busy("data channel on "+dataAddr)); err != nil {
 		m.ctlL.Close()
 		return fmt.Errorf("data channel: unable to listen on %s: %w", dataAddr, err)
 	}
@@ -915,6 +929,9 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 		}
 		if len(m.pending) == m.cfg.WorkerCount-1 {
 			t := Topology{Workers: []string{m.cfg.Name}, Data: []string{m.datL.Addr().String()}, Sinks: slices.Clone(m.sinks)}
+			// The others in the order of their names, not in the
+			// order they registered (routing.CompareNames).
+			slices.SortStableFunc(m.pending, func(a, b Join) int { return routing.CompareNames(a.Worker, b.Worker) })
 			for _, p := range m.pending {
 				t.Workers = append(t.Workers, p.Worker)
 				t.Data = append(t.Data, p.Data)

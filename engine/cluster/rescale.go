@@ -1434,7 +1434,7 @@ func (m *Member) freezeHere(ctx, fenceCtx context.Context, id uint64, plan resca
 		return nil // a joiner: no loop has run, nothing to park or send
 	}
 	own := m.freezeOwnership(plan, true)
-	if err := m.cfg.Install(ctx, own, func() []work.Item {
+	if err := m.installWithin(ctx, own, func() []work.Item {
 		m.sendFences(id)
 		return nil
 	}); err != nil {
@@ -1454,11 +1454,32 @@ func (m *Member) freezeHere(ctx, fenceCtx context.Context, id uint64, plan resca
 		// Everything routed here by the old table has run: from the
 		// next message on, the partitions this worker loses park too,
 		// and their states stay as they are exported.
-		if err := m.cfg.Install(ctx, m.freezeOwnership(plan, false), nil); err != nil {
+		if err := m.installWithin(ctx, m.freezeOwnership(plan, false), nil); err != nil {
 			return fmt.Errorf("freeze: park the partitions that leave: %w", err)
 		}
 	}
 	return m.migrateHere(ctx, id, plan)
+}
+
+// installWithin installs a table of the freeze, waiting for this
+// worker's loop at most phaseTimeout (freezeLimit in tests): a loop held
+// up for longer (behind a sink that takes its output slowly, or user
+// code that takes long) fails the freeze, which is undone, rather than
+// holding the cluster frozen. The table stays queued and is applied when
+// the loop gets to it, before the undo's own (the fences it sends then
+// name a rescale that has ended, and are ignored).
+func (m *Member) installWithin(ctx context.Context, own work.Ownership, then func() []work.Item) error {
+	limit := phaseTimeout
+	if m.freezeLimit > 0 {
+		limit = m.freezeLimit
+	}
+	ictx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	err := m.cfg.Install(ictx, own, then)
+	if err != nil && ictx.Err() != nil && ctx.Err() == nil {
+		return fmt.Errorf("this worker's processor loop did not take the table within %v (its sinks may take its output too slowly, or a call into the application takes that long): %w", limit, err)
+	}
+	return err
 }
 
 // freezeOwnership is this worker's table during the freeze: partitions
@@ -1649,6 +1670,15 @@ func (m *Member) releaseHere(ctx context.Context, r Rescale) error {
 				}
 			case <-ctx.Done():
 				return ctx.Err()
+			case <-m.cfg.LoopEnded:
+				select {
+				case err := <-done:
+					if err != nil {
+						return fmt.Errorf("release: %w", err)
+					}
+				default:
+					return fmt.Errorf("release: what was parked here was not run: %w", ErrLoopEnded)
+				}
 			}
 		}
 	}

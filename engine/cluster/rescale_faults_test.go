@@ -1318,3 +1318,76 @@ func listenAgain(t *testing.T, cfg Config) *Member {
 	})
 	return m
 }
+
+// The initializer's processor loop does not take the freeze's table in
+// time (held up behind a slow sink): the freeze fails within its bound
+// and the grow is undone once the loop takes the tables (the freeze's
+// first, then the old one again); a later rescale goes ahead.
+func TestRescale_AFreezeTheLoopDoesNotTakeInTimeIsUndone(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The initializer's loop, held up until stuck closes: the tables
+	// wait in its queue and are applied in order once it is free.
+	stuck := make(chan struct{})
+	var qmu sync.Mutex
+	var queued []func()
+	ms, _, results := rsCluster(t, ctx, 2, func(i int, c *Config) {
+		if i != 0 {
+			return
+		}
+		apply := c.Install
+		c.Install = func(ictx context.Context, o work.Ownership, then func() []work.Item) error {
+			done := make(chan error, 1)
+			qmu.Lock()
+			queued = append(queued, func() { done <- apply(ctx, o, then) })
+			qmu.Unlock()
+			go func() {
+				<-stuck
+				qmu.Lock()
+				defer qmu.Unlock()
+				for len(queued) > 0 {
+					f := queued[0]
+					queued = queued[1:]
+					f()
+				}
+			}()
+			select {
+			case err := <-done:
+				return err
+			case <-ictx.Done():
+				return ictx.Err()
+			}
+		}
+	})
+	ms[0].freezeLimit = 200 * time.Millisecond
+	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
+	defer j.Close()
+	runJoiner(ctx, j, nil)
+	// Without a bound the grow would wait here for ever; with it, the
+	// freeze fails and the undo queues the old table behind the
+	// freeze's, well within the phase limit.
+	deadline := time.Now().Add(phaseTimeout / 2)
+	for {
+		qmu.Lock()
+		n := len(queued)
+		qmu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no undo within %v: %d tables wait for the loop", phaseTimeout/2, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stuck)
+	if r := waitResult(t, results, 3*phaseTimeout); r.ok {
+		t.Fatal("the grow succeeded")
+	}
+	if ms[0].Rescaling() || ms[1].Rescaling() {
+		t.Error("still rescaling after the undo")
+	}
+	if got := ms[0].Workers(); !slices.Equal(got, []string{"initializer", "worker1"}) {
+		t.Errorf("workers after the undo: %v", got)
+	}
+	shrinkGoesAhead(t, ctx, ms[0], results, "after the undone grow")
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/wallaroo-go/machida/engine/connset"
 	"github.com/wallaroo-go/machida/internal/extframe"
 	"github.com/wallaroo-go/machida/internal/linkauth"
+	"github.com/wallaroo-go/machida/internal/portwait"
 )
 
 // Config configures the external channel server.
@@ -49,9 +50,15 @@ func NewServer(cfg Config, status Status, logger *log.Logger) *Server {
 }
 
 // Bind binds the external channel's socket on addr (for Config.Listener,
-// or Listen), with an error that names the channel and the address.
-func Bind(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+// or Listen), with an error that names the channel and the address. A
+// port in use is tried again for a while (portwait); busy, if not nil,
+// is given the line to log when it is first found in use.
+func Bind(addr string, busy func(line string)) (net.Listener, error) {
+	var note func(error)
+	if busy != nil {
+		note = func(err error) { busy(portwait.Busy("external channel on "+addr, err)) }
+	}
+	ln, err := portwait.Bind(func() (net.Listener, error) { return net.Listen("tcp", addr) }, note)
 	if err != nil {
 		return nil, fmt.Errorf("external channel: unable to listen on %s: %w", addr, err)
 	}
@@ -68,7 +75,7 @@ func (s *Server) Listen() error {
 	ln := s.cfg.Listener
 	if ln == nil {
 		var err error
-		if ln, err = Bind(s.cfg.Addr); err != nil {
+		if ln, err = Bind(s.cfg.Addr, func(line string) { s.log.Print(line) }); err != nil {
 			return err
 		}
 	}

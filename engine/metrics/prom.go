@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wallaroo-go/machida/internal/portwait"
 )
 
 // Counter and gauge families the engine reports (the names components
@@ -135,7 +137,9 @@ func constHistogram(d *prometheus.Desc, h *Histogram, labels ...string) promethe
 // before Serve returns, so a taken address is an error at start-up; the
 // registry counts as consumed while serving.
 func Serve(ctx context.Context, addr string, r *Registry, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := portwait.Bind(func() (net.Listener, error) { return net.Listen("tcp", addr) }, func(err error) {
+		log.Warn(portwait.Busy("prometheus endpoint on "+addr, err))
+	})
 	if err != nil {
 		return fmt.Errorf("prometheus endpoint: listen on %s: %w", addr, err)
 	}

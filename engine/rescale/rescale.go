@@ -126,6 +126,10 @@ type Plan struct {
 // listeners data) partitioned by old.
 func Grow(old routing.Table, workers, data []string, joiners []Joiner) (Plan, error) {
 	p := Plan{Old: old, Workers: slices.Clone(workers), Data: slices.Clone(data)}
+	// Joiners are appended in the order of their names, not in the
+	// order they asked (routing.CompareNames).
+	joiners = slices.Clone(joiners)
+	slices.SortStableFunc(joiners, func(a, b Joiner) int { return routing.CompareNames(a.Name, b.Name) })
 	for _, j := range joiners {
 		if slices.Contains(p.Workers, j.Name) {
 			return Plan{}, fmt.Errorf("rescale: %q is already a worker", j.Name)

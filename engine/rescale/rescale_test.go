@@ -92,3 +92,28 @@ func TestPlans(t *testing.T) {
 	_, err = Shrink(g.New, g.Workers, g.Data, []string{"nosuch"})
 	assert.Error(t, err)
 }
+
+// Workers that join together get the same partitions whichever of them
+// asked first: they are listed in the order of their names.
+func TestGrow_JoinersListedInTheOrderOfTheirNames(t *testing.T) {
+	old, err := routing.NewTable(256, []routing.WorkerName{"initializer"})
+	require.NoError(t, err)
+	names := []string{"worker3", "worker10", "worker1", "worker2"}
+	var first Plan
+	for i, perm := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 3, 0, 2}} {
+		var js []Joiner
+		for _, k := range perm {
+			js = append(js, Joiner{Name: names[k], Data: "d-" + names[k]})
+		}
+		g, err := Grow(old, []string{"initializer"}, []string{"d0"}, js)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"initializer", "worker1", "worker2", "worker3", "worker10"}, g.Workers)
+		assert.Equal(t, []string{"d0", "d-worker1", "d-worker2", "d-worker3", "d-worker10"}, g.Data)
+		if i == 0 {
+			first = g
+			continue
+		}
+		assert.Equal(t, first.New.Owners(), g.New.Owners(), "order %v", perm)
+	}
+	assert.Equal(t, routing.WorkerName("worker10"), first.New.Owner(255), "the last named joiner takes the last range")
+}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/wallaroo-go/machida/engine/connset"
+	"github.com/wallaroo-go/machida/internal/portwait"
 )
 
 // Defaults applied by NewTCP to zero TCPConfig fields.
@@ -116,7 +117,9 @@ func (t *TCP) Bind() error {
 	if t.bound != nil {
 		return fmt.Errorf("%s source is already bound to %s", t.cfg.Name, t.bound.Addr())
 	}
-	b, err := bindPort(t.cfg.Addr)
+	b, err := portwait.Bind(func() (*boundPort, error) { return bindPort(t.cfg.Addr) }, func(err error) {
+		t.log.Print(portwait.Busy(fmt.Sprintf("%s source on %s", t.cfg.Name, t.cfg.Addr), err))
+	})
 	if err != nil {
 		return fmt.Errorf("%s source is unable to listen on %s: %w", t.cfg.Name, t.cfg.Addr, err)
 	}

@@ -297,6 +297,13 @@ func Run(ctx context.Context, cfg Config) error {
 	// error in user code too): nothing more will be processed here, so a
 	// drain must not wait for this worker's queue.
 	var loopOver atomic.Bool
+	// loopEnded closes with it (or when Run returns without a loop):
+	// what waits for the loop to apply a table or run a call gives up
+	// then instead of waiting for ever (a stop during a grow).
+	loopEnded := make(chan struct{})
+	var endLoopOnce sync.Once
+	endLoop := func() { endLoopOnce.Do(func() { close(loopEnded) }) }
+	defer endLoop()
 	// busy counts the loop's time in user code: the member reports the
 	// utilisation it gives to peers, and deals spread segments by theirs.
 	var busy atomic.Int64
@@ -402,27 +409,9 @@ func Run(ctx context.Context, cfg Config) error {
 				// (the image still holds those that left).
 				res.forceFull.Store(true)
 			}
-			applied := make(chan error, 1)
-			it := work.OwnershipItem(own)
-			it.Input = work.ControlInput // the peers' lane: taken even while the sources' is held
-			it.Applied = func(err error) []work.Item {
-				var first []work.Item
-				if err == nil && then != nil {
-					first = then()
-				}
-				applied <- err
-				return first
-			}
-			if err := q.Put(ctx, it); err != nil {
-				return fmt.Errorf("install the table of epoch %d: %w", own.Epoch, err)
-			}
-			select {
-			case err := <-applied:
-				return err
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			return install(ctx, q, loopEnded, own, then)
 		}
+		cc.LoopEnded = loopEnded
 		cc.OnLeave = func() {
 			cfg.Log.Info("this worker left the cluster; stopping")
 			finalStop()
@@ -995,6 +984,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	err := work.Loop(srcCtx, drainCtx, lc)
 	loopOver.Store(true)
+	endLoop()
 	if err != nil && member != nil {
 		// (Before the shutdown: the stop it starts tells the others.)
 		why := fmt.Sprintf("worker %s %s: %v", cfg.Name, stoppedOnError, err)
@@ -1107,4 +1097,39 @@ func initializerSinks(cfg *Config, sinks []string, log *slog.Logger) error {
 		}
 	}
 	return nil
+}
+
+// install queues own for the processor loop (in the peers' lane, so it
+// is taken even while the sources' lane is held) and waits until the
+// loop has applied it and run then (cluster.Config.Install); it gives
+// up when ctx ends or the loop has ended (loopEnded closed: the table
+// will never be applied, cluster.ErrLoopEnded).
+func install(ctx context.Context, q *work.Queue, loopEnded <-chan struct{}, own work.Ownership, then func() []work.Item) error {
+	applied := make(chan error, 1)
+	it := work.OwnershipItem(own)
+	it.Input = work.ControlInput
+	it.Applied = func(err error) []work.Item {
+		var first []work.Item
+		if err == nil && then != nil {
+			first = then()
+		}
+		applied <- err
+		return first
+	}
+	if err := q.Put(ctx, it); err != nil {
+		return fmt.Errorf("install the table of epoch %d: %w", own.Epoch, err)
+	}
+	select {
+	case err := <-applied:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-loopEnded:
+		select {
+		case err := <-applied: // (applied as the loop ended)
+			return err
+		default:
+		}
+		return fmt.Errorf("install the table of epoch %d: %w", own.Epoch, cluster.ErrLoopEnded)
+	}
 }
