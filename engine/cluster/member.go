@@ -149,7 +149,9 @@ type Config struct {
 	// right after, and the items it returns run before anything else.
 	// DeliverCall queues f to run on the loop's goroutine in order with
 	// the peers' envelopes. OnLeave is called when this worker has left
-	// the cluster (a shrink): it stops alone, cleanly. LoopEnded, if
+	// the cluster (a shrink): it stops alone, cleanly. An Install that
+	// returns ctx's error may leave its table queued: the loop applies it
+	// later, in order, and runs then. LoopEnded, if
 	// set, closes once the loop has returned: Install then fails with
 	// ErrLoopEnded, and a wait for a call that will never run gives up.
 	Install     func(ctx context.Context, o work.Ownership, then func() []work.Item) error
@@ -919,8 +921,8 @@ func (m *Member) serveControl(ctx context.Context, conn net.Conn) {
 	var topo *Topology
 	if m.workers == nil {
 		// A worker that comes again before the cluster has formed (it
-		// crashed and was started again) takes its old place: one
-		// entry per name.
+		// crashed and was started again) replaces its entry: one per
+		// name.
 		entry := Join{Worker: j.Worker, Control: j.Control, Data: data}
 		if i := slices.IndexFunc(m.pending, func(p Join) bool { return p.Worker == j.Worker }); i >= 0 {
 			m.pending[i] = entry

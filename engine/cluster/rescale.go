@@ -675,7 +675,11 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 			}
 			err = fmt.Errorf("%w; and undoing it failed: %v", err, uerr)
 		}
-		if err != nil && frozen {
+		if err != nil && frozen && m.stopping() {
+			// (Nothing to refuse later: the stop ends this run; with
+			// resilience, the files hold the last checkpoint.)
+			m.log.Warn("rescale cut short by the stop", "id", id, "err", err)
+		} else if err != nil && frozen {
 			why := fmt.Sprintf("grow or shrink %d failed after its state began to move (%v); the messages of its moving partitions wait parked and no grow or shrink can start: stop the cluster (cluster_shutdown) and start it again", id, err)
 			m.log.Error("rescale failed after the freeze", "id", id, "err", err)
 			m.rs.mu.Lock()
@@ -1465,9 +1469,11 @@ func (m *Member) freezeHere(ctx, fenceCtx context.Context, id uint64, plan resca
 // worker's loop at most phaseTimeout (freezeLimit in tests): a loop held
 // up for longer (behind a sink that takes its output slowly, or user
 // code that takes long) fails the freeze, which is undone, rather than
-// holding the cluster frozen. The table stays queued and is applied when
-// the loop gets to it, before the undo's own (the fences it sends then
-// name a rescale that has ended, and are ignored).
+// holding the cluster frozen. A table already queued is applied when the
+// loop gets to it, before the undo's own, which routes again what it
+// parked; the fences it sends then are ignored by workers whose undo has
+// begun, and counted by one still in the freeze, which then sends its
+// states, taken back by the undo like any others.
 func (m *Member) installWithin(ctx context.Context, own work.Ownership, then func() []work.Item) error {
 	limit := phaseTimeout
 	if m.freezeLimit > 0 {
@@ -1477,7 +1483,7 @@ func (m *Member) installWithin(ctx context.Context, own work.Ownership, then fun
 	defer cancel()
 	err := m.cfg.Install(ictx, own, then)
 	if err != nil && ictx.Err() != nil && ctx.Err() == nil {
-		return fmt.Errorf("this worker's processor loop did not take the table within %v (its sinks may take its output too slowly, or a call into the application takes that long): %w", limit, err)
+		return fmt.Errorf("this worker's processor loop did not take the table within %v (its sinks may take its output too slowly, or a call into the application takes that long; ask again once the receivers keep up): %w", limit, err)
 	}
 	return err
 }
@@ -1875,6 +1881,9 @@ func (m *Member) awaitBack(ctx context.Context, id uint64, names []string) error
 		m.onAwaitBack(gone)
 	}
 	if still := m.waitLinked(ctx, gone, limit); len(still) > 0 {
+		if m.stopping() {
+			return fmt.Errorf("no control link to %s, and the cluster is stopping", strings.Join(still, ","))
+		}
 		return fmt.Errorf("no control link to %s (not back within %v): what it sent or was sent cannot be put back", strings.Join(still, ","), limit)
 	}
 	return nil
@@ -1931,14 +1940,15 @@ func (m *Member) unlinked(names []string) []string {
 }
 
 // waitLinked waits up to limit until each of names has a control link
-// and returns those that still have none.
+// and returns those that still have none; it gives up at once when the
+// cluster is stopping (they will not come).
 func (m *Member) waitLinked(ctx context.Context, names []string, limit time.Duration) []string {
 	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(linkCheckEvery)
 	defer tick.Stop()
 	for {
 		still := m.unlinked(names)
-		if len(still) == 0 || time.Now().After(deadline) {
+		if len(still) == 0 || time.Now().After(deadline) || m.stopping() {
 			return still
 		}
 		select {

@@ -1391,3 +1391,30 @@ func TestRescale_AFreezeTheLoopDoesNotTakeInTimeIsUndone(t *testing.T) {
 	}
 	shrinkGoesAhead(t, ctx, ms[0], results, "after the undone grow")
 }
+
+// A stop that comes while the undo of a failed grow waits for a lost
+// worker to come back ends that wait at once (the worker will not come:
+// the cluster stops), instead of holding the stop for the minute the
+// undo would wait; the rescale is not left wedged.
+func TestRescale_AStopEndsTheUndosWaitForALostWorker(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ms, _, results := rsClusterLosingWorker2(t, ctx, true)
+	ms[0].onAwaitBack = func(names []string) {
+		ms[0].stopHere("test: the cluster is told to stop")
+	}
+	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
+	defer j.Close()
+	runJoiner(ctx, j, nil)
+	select {
+	case r := <-results:
+		if r.ok {
+			t.Fatal("the grow succeeded without worker2")
+		}
+	case <-time.After(comeBackWait / 2):
+		t.Fatalf("the undo still waits for worker2 %v after the stop", comeBackWait/2)
+	}
+	if w := wedgedOf(ms[0]); w != "" {
+		t.Errorf("wedged by a stop: %q", w)
+	}
+}

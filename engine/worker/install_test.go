@@ -36,3 +36,27 @@ func TestInstall_GivesUpWhenTheLoopHasEnded(t *testing.T) {
 		t.Fatal("install still waits for a loop that has ended")
 	}
 }
+
+// The same when the loop's lane is full: the wait for room gives up too
+// (the queue is emptied only later in a stop).
+func TestInstall_GivesUpWaitingForRoomWhenTheLoopHasEnded(t *testing.T) {
+	q := work.NewQueue(1, 1<<20)
+	if err := q.Put(context.Background(), work.CallItem(work.ControlInput, nil)); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() { errc <- install(context.Background(), q, ended, work.Ownership{Epoch: 7}, nil) }()
+	close(ended)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, cluster.ErrLoopEnded) {
+			t.Fatalf("install returned %v, want ErrLoopEnded", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("install still waits for room in the queue of a loop that has ended")
+	}
+	if _, peer := q.Depth(); peer != 1 {
+		t.Errorf("%d items queued, want the first only", peer)
+	}
+}

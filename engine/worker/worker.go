@@ -401,7 +401,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 		cc.DeliverCall = func(ctx context.Context, f func() []work.Item) error {
-			return q.Put(ctx, work.CallItem(work.ControlInput, f))
+			return putForLoop(ctx, q, loopEnded, work.CallItem(work.ControlInput, f))
 		}
 		cc.Install = func(ctx context.Context, own work.Ownership, then func() []work.Item) error {
 			if res != nil {
@@ -1116,7 +1116,7 @@ func install(ctx context.Context, q *work.Queue, loopEnded <-chan struct{}, own 
 		applied <- err
 		return first
 	}
-	if err := q.Put(ctx, it); err != nil {
+	if err := putForLoop(ctx, q, loopEnded, it); err != nil {
 		return fmt.Errorf("install the table of epoch %d: %w", own.Epoch, err)
 	}
 	select {
@@ -1132,4 +1132,28 @@ func install(ctx context.Context, q *work.Queue, loopEnded <-chan struct{}, own 
 		}
 		return fmt.Errorf("install the table of epoch %d: %w", own.Epoch, cluster.ErrLoopEnded)
 	}
+}
+
+// putForLoop puts it in q for the processor loop, waiting for room until
+// ctx ends or the loop has ended (loopEnded closed: nobody would take
+// it, cluster.ErrLoopEnded; the queue is emptied only later in a stop).
+func putForLoop(ctx context.Context, q *work.Queue, loopEnded <-chan struct{}, it work.Item) error {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-loopEnded:
+			cancel()
+		case <-pctx.Done():
+		}
+	}()
+	err := q.Put(pctx, it)
+	if err != nil && ctx.Err() == nil {
+		select {
+		case <-loopEnded:
+			return cluster.ErrLoopEnded
+		default:
+		}
+	}
+	return err
 }

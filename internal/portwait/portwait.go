@@ -45,7 +45,7 @@ func bindFor[T any](window, every time.Duration, bind func() (T, error), busy fu
 			return v, err
 		}
 		if time.Now().After(deadline) {
-			return v, fmt.Errorf("%w (still in use after %v)", err, window)
+			return v, fmt.Errorf("%w (still in use after %v: another program listens there; stop it or choose another port)", err, window)
 		}
 		if first && busy != nil {
 			busy(err)

@@ -1159,9 +1159,11 @@ func rsInitialSize(ops ...rsOp) int {
 
 // rsRunOps runs ops from the smallest cluster that never drops below
 // one worker through them, with the keys of 0.6's autoscale suite
-// (5 x initial workers - 1: 4 keys from one worker, so after a grow by
-// 4 the last joiner owns one of them only if the joiners are listed in
-// the order of their names, and the shrink that follows moves it).
+// (5 x initial workers - 1: 4 keys from one worker; after a grow by 4
+// the last joiner owns some of them in the order of the names, while in
+// a quarter of the orders the joiners may ask in it owns none, and the
+// shrink of it that follows, which the harness requires to move keys,
+// would move nothing).
 func rsRunOps(t *testing.T, ops ...rsOp) {
 	n := rsInitialSize(ops...)
 	rsRunModuleOpsFrom(t, "multi_partition_detector", n, 5*n-1, ops...)
