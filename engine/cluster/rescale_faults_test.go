@@ -1206,17 +1206,7 @@ func TestRescale_AWorkerLostBeforeItsFencesFailsTheFreezeAtOnce(t *testing.T) {
 		}
 	})
 	ms[0].comeBack = 200 * time.Millisecond // it never comes back
-	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
-	defer j.Close()
-	runJoiner(ctx, j, nil)
-	select {
-	case r := <-results:
-		if r.ok {
-			t.Fatal("the grow succeeded without worker2")
-		}
-	case <-time.After(phaseTimeout / 2):
-		t.Fatalf("the grow has not failed within %v", phaseTimeout/2)
-	}
+	growFailsWithin(t, ctx, ms[0], results, phaseTimeout/2, "the grow has not failed")
 	if wedged := wedgedOf(ms[0]); !strings.Contains(wedged, "lost the control link to worker2") {
 		t.Errorf("wedged: %q, want the lost link named", wedged)
 	}
@@ -1403,18 +1393,26 @@ func TestRescale_AStopEndsTheUndosWaitForALostWorker(t *testing.T) {
 	ms[0].onAwaitBack = func(names []string) {
 		ms[0].stopHere("test: the cluster is told to stop")
 	}
-	j := joiner(t, ms[0], "j1", 1, &fakeProc{}, nil)
-	defer j.Close()
+	growFailsWithin(t, ctx, ms[0], results, comeBackWait/2, "the undo still waits for worker2 after the stop")
+	if w := wedgedOf(ms[0]); w != "" {
+		t.Errorf("wedged by a stop: %q", w)
+	}
+}
+
+// growFailsWithin starts a joiner j1 into init's cluster (worker2 lost)
+// and waits up to d for the grow to fail (fatal with what, if it has not
+// ended by then, or succeeded).
+func growFailsWithin(t *testing.T, ctx context.Context, init *Member, results chan rescaleResult, d time.Duration, what string) {
+	t.Helper()
+	j := joiner(t, init, "j1", 1, &fakeProc{}, nil)
+	t.Cleanup(func() { j.Close() })
 	runJoiner(ctx, j, nil)
 	select {
 	case r := <-results:
 		if r.ok {
 			t.Fatal("the grow succeeded without worker2")
 		}
-	case <-time.After(comeBackWait / 2):
-		t.Fatalf("the undo still waits for worker2 %v after the stop", comeBackWait/2)
-	}
-	if w := wedgedOf(ms[0]); w != "" {
-		t.Errorf("wedged by a stop: %q", w)
+	case <-time.After(d):
+		t.Fatalf("%s within %v", what, d)
 	}
 }

@@ -27,13 +27,19 @@ func TestInstall_GivesUpWhenTheLoopHasEnded(t *testing.T) {
 		}
 	}
 	close(ended)
+	wantLoopEnded(t, errc, "install still waits for a loop that has ended")
+}
+
+// wantLoopEnded waits for install's result on errc: ErrLoopEnded.
+func wantLoopEnded(t *testing.T, errc chan error, stuck string) {
+	t.Helper()
 	select {
 	case err := <-errc:
 		if !errors.Is(err, cluster.ErrLoopEnded) {
 			t.Fatalf("install returned %v, want ErrLoopEnded", err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("install still waits for a loop that has ended")
+		t.Fatal(stuck)
 	}
 }
 
@@ -48,14 +54,7 @@ func TestInstall_GivesUpWaitingForRoomWhenTheLoopHasEnded(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- install(context.Background(), q, ended, work.Ownership{Epoch: 7}, nil) }()
 	close(ended)
-	select {
-	case err := <-errc:
-		if !errors.Is(err, cluster.ErrLoopEnded) {
-			t.Fatalf("install returned %v, want ErrLoopEnded", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("install still waits for room in the queue of a loop that has ended")
-	}
+	wantLoopEnded(t, errc, "install still waits for room in the queue of a loop that has ended")
 	if _, peer := q.Depth(); peer != 1 {
 		t.Errorf("%d items queued, want the first only", peer)
 	}
