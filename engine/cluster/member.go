@@ -152,8 +152,9 @@ type Config struct {
 	// the cluster (a shrink): it stops alone, cleanly. An Install that
 	// returns ctx's error may leave its table queued: the loop applies it
 	// later, in order, and runs then. LoopEnded, if
-	// set, closes once the loop has returned: Install then fails with
-	// ErrLoopEnded, and a wait for a call that will never run gives up.
+	// set, closes once the loop has returned: Install and DeliverCall
+	// then fail with ErrLoopEnded, and a wait for a call that will never
+	// run gives up.
 	Install     func(ctx context.Context, o work.Ownership, then func() []work.Item) error
 	DeliverCall func(ctx context.Context, f func() []work.Item) error
 	LoopEnded   <-chan struct{}
@@ -296,6 +297,7 @@ type Member struct {
 	onAwaitBack      func(workers []string)
 	beforeRejoin     func()
 	keepState        atomic.Bool            // this stop keeps the checkpoint files
+	stopAsked        atomic.Bool            // initializer: a stop has begun (StopAsked)
 	health           map[string]*peerHealth // by worker, from its heartbeats
 	refused          linkauth.RefusalLog    // connections that did not authenticate, for the log
 	loads            map[string]loadReport  // by worker, from its load frames
@@ -2141,6 +2143,17 @@ func (m *Member) AwaitWorkersGone(ctx context.Context, limit time.Duration) []st
 		}
 	}
 }
+
+// StopAsked (initializer) notes that a stop of the cluster has begun,
+// before its drain and its last checkpoint: a grow or shrink that fails
+// meanwhile does not wait for lost workers to come back to its undo
+// (they will not), so the drain and the checkpoint, which wait for it,
+// are not held for a minute.
+func (m *Member) StopAsked() { m.stopAsked.Store(true) }
+
+// stopComing reports whether a stop of the cluster has begun here
+// (StopAsked) or been decided (stopping).
+func (m *Member) stopComing() bool { return m.stopAsked.Load() || m.stopping() }
 
 // stopHere marks this member as stopping and runs OnStop once.
 func (m *Member) stopHere(reason string) {

@@ -470,6 +470,10 @@ func (m *Member) endRescale() {
 	m.rs.startAfter = nil
 	wedged := m.rs.wedged != ""
 	m.rs.mu.Unlock()
+	if m.stopComing() && len(later) > 0 {
+		m.log.Info("workers back from a restart during the grow or shrink are not started: the cluster is stopping", "workers", strings.Join(later, ","))
+		return
+	}
 	if wedged && len(later) > 0 {
 		// The moving partitions stay held: started, they would
 		// route by the old table.
@@ -675,9 +679,10 @@ func (m *Member) runRescale(ctx context.Context, plan rescale.Plan) (err error) 
 			}
 			err = fmt.Errorf("%w; and undoing it failed: %v", err, uerr)
 		}
-		if err != nil && frozen && m.stopping() {
+		if err != nil && frozen && m.stopComing() {
 			// (Nothing to refuse later: the stop ends this run; with
-			// resilience, the files hold the last checkpoint.)
+			// resilience, the files hold the last checkpoint taken
+			// before it.)
 			m.log.Warn("rescale cut short by the stop", "id", id, "err", err)
 		} else if err != nil && frozen {
 			why := fmt.Sprintf("grow or shrink %d failed after its state began to move (%v); the messages of its moving partitions wait parked and no grow or shrink can start: stop the cluster (cluster_shutdown) and start it again", id, err)
@@ -875,6 +880,10 @@ func (m *Member) undoOrphans(ctx context.Context, orphans map[string]uint64) {
 		names := slices.Sorted(slices.Values(byID[id]))
 		via := map[string]*ctlConn{}
 		err := m.undoRescale(ctx, id, rescale.Plan{}, names, m.teller(via), via)
+		if err != nil && m.stopComing() {
+			m.log.Warn("rescale undo after the initializer's restart cut short by the stop", "id", id, "workers", strings.Join(names, ","), "err", err)
+			continue
+		}
 		if err != nil {
 			why := fmt.Sprintf("grow or shrink %d, frozen when the initializer stopped, could not be undone (%v); the messages of its moving partitions wait parked and no grow or shrink can start: stop the cluster (cluster_shutdown) and start it again", id, err)
 			m.log.Error("rescale undo after the initializer's restart failed", "id", id, "workers", strings.Join(names, ","), "err", err)
@@ -1881,7 +1890,7 @@ func (m *Member) awaitBack(ctx context.Context, id uint64, names []string) error
 		m.onAwaitBack(gone)
 	}
 	if still := m.waitLinked(ctx, gone, limit); len(still) > 0 {
-		if m.stopping() {
+		if m.stopComing() {
 			return fmt.Errorf("no control link to %s, and the cluster is stopping", strings.Join(still, ","))
 		}
 		return fmt.Errorf("no control link to %s (not back within %v): what it sent or was sent cannot be put back", strings.Join(still, ","), limit)
@@ -1940,15 +1949,15 @@ func (m *Member) unlinked(names []string) []string {
 }
 
 // waitLinked waits up to limit until each of names has a control link
-// and returns those that still have none; it gives up at once when the
-// cluster is stopping (they will not come).
+// and returns those that still have none; it gives up at once when a
+// stop of the cluster has begun (they will not come).
 func (m *Member) waitLinked(ctx context.Context, names []string, limit time.Duration) []string {
 	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(linkCheckEvery)
 	defer tick.Stop()
 	for {
 		still := m.unlinked(names)
-		if len(still) == 0 || time.Now().After(deadline) || m.stopping() {
+		if len(still) == 0 || time.Now().After(deadline) || m.stopComing() {
 			return still
 		}
 		select {

@@ -1382,18 +1382,34 @@ func TestRescale_AFreezeTheLoopDoesNotTakeInTimeIsUndone(t *testing.T) {
 	shrinkGoesAhead(t, ctx, ms[0], results, "after the undone grow")
 }
 
-// A stop that comes while the undo of a failed grow waits for a lost
-// worker to come back ends that wait at once (the worker will not come:
-// the cluster stops), instead of holding the stop for the minute the
-// undo would wait; the rescale is not left wedged.
+// A stop that begins while the undo of a failed grow waits for a lost
+// worker to come back ends that wait (the worker will not come: the
+// cluster stops) as soon as the stop has begun, before its drain and its
+// last checkpoint, which waits for the rescale's lock: the stop is not
+// held for the minute the undo would wait, and the rescale is not left
+// wedged.
 func TestRescale_AStopEndsTheUndosWaitForALostWorker(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ms, _, results := rsClusterLosingWorker2(t, ctx, true)
+	locked := make(chan struct{})
 	ms[0].onAwaitBack = func(names []string) {
-		ms[0].stopHere("test: the cluster is told to stop")
+		// What the initializer's stop does first: it notes the stop,
+		// then (drained) takes a last checkpoint under the lock the
+		// rescale holds.
+		ms[0].StopAsked()
+		go func() {
+			unlock := ms[0].Exclusive()
+			unlock()
+			close(locked)
+		}()
 	}
-	growFailsWithin(t, ctx, ms[0], results, comeBackWait/2, "the undo still waits for worker2 after the stop")
+	growFailsWithin(t, ctx, ms[0], results, comeBackWait/2, "the undo still waits for worker2 after the stop began")
+	select {
+	case <-locked:
+	case <-time.After(comeBackWait / 2):
+		t.Fatalf("the stop's checkpoint still waits for the rescale's lock %v after the stop began", comeBackWait/2)
+	}
 	if w := wedgedOf(ms[0]); w != "" {
 		t.Errorf("wedged by a stop: %q", w)
 	}

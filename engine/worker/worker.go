@@ -652,6 +652,7 @@ func Run(ctx context.Context, cfg Config) error {
 				stopUnformed()
 				finalStop()
 			case cfg.Name == cluster.InitializerName:
+				member.StopAsked()
 				<-sourcesDone
 				if err := member.Drain(drainCtx); err != nil {
 					cfg.Log.Warn("stopping with messages still between workers", "err", err)
@@ -1148,7 +1149,10 @@ func putForLoop(ctx context.Context, q *work.Queue, loopEnded <-chan struct{}, i
 		}
 	}()
 	err := q.Put(pctx, it)
-	if err != nil && ctx.Err() == nil {
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
 		select {
 		case <-loopEnded:
 			return cluster.ErrLoopEnded
