@@ -438,13 +438,11 @@ func (m *Member) Listen() error {
 	var err error
 	// (portwait: a worker killed and started again at once may find its
 	// ports still held by its previous run for a few milliseconds.)
-	busy := func(what string) func(error) {
-		return func(err error) { m.log.Warn(portwait.Busy(what, err)) }
-	}
-	if m.ctlL, err = portwait.Bind(func() (net.Listener, error) { return net.Listen("tcp", ctlAddr) }, busy("control channel on "+ctlAddr)); err != nil {
+	busy := func(line string) { m.log.Warn(line) }
+	if m.ctlL, err = portwait.Listen(ctlAddr, "control channel", busy); err != nil {
 		return fmt.Errorf("control channel: unable to listen on %s: %w", ctlAddr, err)
 	}
-	if m.datL, err = portwait.Bind(func() (net.Listener, error) { return net.Listen("tcp", dataAddr) }, busy("data channel on "+dataAddr)); err != nil {
+	if m.datL, err = portwait.Listen(dataAddr, "data channel", busy); err != nil {
 		m.ctlL.Close()
 		return fmt.Errorf("data channel: unable to listen on %s: %w", dataAddr, err)
 	}

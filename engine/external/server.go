@@ -54,11 +54,7 @@ func NewServer(cfg Config, status Status, logger *log.Logger) *Server {
 // port in use is tried again for a while (portwait); busy, if not nil,
 // is given the line to log when it is first found in use.
 func Bind(addr string, busy func(line string)) (net.Listener, error) {
-	var note func(error)
-	if busy != nil {
-		note = func(err error) { busy(portwait.Busy("external channel on "+addr, err)) }
-	}
-	ln, err := portwait.Bind(func() (net.Listener, error) { return net.Listen("tcp", addr) }, note)
+	ln, err := portwait.Listen(addr, "external channel", busy)
 	if err != nil {
 		return nil, fmt.Errorf("external channel: unable to listen on %s: %w", addr, err)
 	}

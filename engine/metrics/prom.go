@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"time"
 
@@ -137,9 +136,7 @@ func constHistogram(d *prometheus.Desc, h *Histogram, labels ...string) promethe
 // before Serve returns, so a taken address is an error at start-up; the
 // registry counts as consumed while serving.
 func Serve(ctx context.Context, addr string, r *Registry, log *slog.Logger) error {
-	ln, err := portwait.Bind(func() (net.Listener, error) { return net.Listen("tcp", addr) }, func(err error) {
-		log.Warn(portwait.Busy("prometheus endpoint on "+addr, err))
-	})
+	ln, err := portwait.Listen(addr, "prometheus endpoint", func(line string) { log.Warn(line) })
 	if err != nil {
 		return fmt.Errorf("prometheus endpoint: listen on %s: %w", addr, err)
 	}

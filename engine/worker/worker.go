@@ -293,16 +293,14 @@ func Run(ctx context.Context, cfg Config) error {
 	finalStop := func() { stopOnce.Do(func() { close(stopNow) }) }
 	sourcesDone := make(chan struct{})
 	var idle atomic.Bool
-	// loopOver is set once the processor loop has returned (after an
-	// error in user code too): nothing more will be processed here, so a
-	// drain must not wait for this worker's queue.
-	var loopOver atomic.Bool
-	// loopEnded closes with it (or when Run returns without a loop):
-	// what waits for the loop to apply a table or run a call gives up
-	// then instead of waiting for ever (a stop during a grow).
+	// loopEnded closes once the processor loop has returned (after an
+	// error in user code too), or when Run returns without a loop:
+	// nothing more will be processed here, so a drain must not wait for
+	// this worker's queue, and what waits for the loop to apply a table
+	// or run a call gives up instead of waiting for ever (a stop during
+	// a grow).
 	loopEnded := make(chan struct{})
-	var endLoopOnce sync.Once
-	endLoop := func() { endLoopOnce.Do(func() { close(loopEnded) }) }
+	endLoop := sync.OnceFunc(func() { close(loopEnded) })
 	defer endLoop()
 	// busy counts the loop's time in user code: the member reports the
 	// utilisation it gives to peers, and deals spread segments by theirs.
@@ -339,7 +337,7 @@ func Run(ctx context.Context, cfg Config) error {
 			shutdownMember(reason)
 		}
 		cc.Idle = func() bool {
-			if !member.Started() || loopOver.Load() {
+			if !member.Started() || isClosed(loopEnded) {
 				// A joiner before its start (its loop has not run), or a
 				// loop that has ended: nothing here will move any more.
 				return true
@@ -984,7 +982,6 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	err := work.Loop(srcCtx, drainCtx, lc)
-	loopOver.Store(true)
 	endLoop()
 	if err != nil && member != nil {
 		// (Before the shutdown: the stop it starts tells the others.)
@@ -1160,4 +1157,14 @@ func putForLoop(ctx context.Context, q *work.Queue, loopEnded <-chan struct{}, i
 		}
 	}
 	return err
+}
+
+// isClosed reports whether c is closed (c is only ever closed, never sent on).
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

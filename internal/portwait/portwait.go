@@ -12,6 +12,7 @@ package portwait
 import (
 	"errors"
 	"fmt"
+	"net"
 	"syscall"
 	"time"
 )
@@ -29,6 +30,17 @@ const (
 // is found in use (for a log line: the wait is not silent).
 func Bind[T any](bind func() (T, error), busy func(err error)) (T, error) {
 	return bindFor(Window, Every, bind, busy)
+}
+
+// Listen is Bind for a TCP listener on addr; busy, if not nil, is
+// given the line to log (Busy) the first time the port is found in use,
+// what naming the listener.
+func Listen(addr, what string, busy func(line string)) (net.Listener, error) {
+	var note func(error)
+	if busy != nil {
+		note = func(err error) { busy(Busy(what+" on "+addr, err)) }
+	}
+	return Bind(func() (net.Listener, error) { return net.Listen("tcp", addr) }, note)
 }
 
 // Busy is the line a caller logs for busy: what is in use, and what
